@@ -1,0 +1,21 @@
+//! The contract between the device and the server.
+//!
+//! Everything both sides must agree on lives here and nowhere else: the domain types
+//! (work orders, inventory), their validation and status machine, the mutation format
+//! (field operations) and how operations apply to an order. This crate does no I/O and
+//! reads no clock: callers pass times in, so every rule is a pure, testable function.
+
+pub mod apply;
+pub mod domain;
+pub mod mutation;
+pub mod status;
+pub mod validate;
+
+pub use apply::{apply_mutation, apply_ops, ApplyError};
+pub use domain::*;
+pub use mutation::{ListName, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
+pub use status::Status;
+pub use validate::{FieldError, ValidationErrors};
+
+/// The sync protocol version a client and server must share.
+pub const PROTOCOL_VERSION: u32 = 1;

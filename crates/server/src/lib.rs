@@ -1,0 +1,1 @@
+//! The reference sync server. Depends on `protocol` only, never on the client crates.

@@ -1,0 +1,43 @@
+//! The encrypted local store: the technician's source of truth.
+//!
+//! One SQLCipher database (AES-256, WAL, `synchronous=FULL`) holds the work orders, the
+//! outbox, the inventory cache and small secrets; attachment files sit beside it, each
+//! encrypted with AES-256-GCM under a data key kept inside the database. Every user
+//! action is one transaction that changes the rows and appends its mutation to the
+//! outbox.
+//!
+//! This crate never chooses or stores the database key: it is handed a [`DbKey`] by
+//! `core`, which owns key management (credential store, passphrase, environment).
+//! It is the only crate that runs SQL on the device.
+
+mod attachments;
+mod db;
+mod error;
+mod key;
+mod orders;
+mod outbox;
+
+pub use attachments::{AttachmentMeta, ATTACHMENT_MAX_BYTES};
+pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
+pub use error::{OpenError, StoreError};
+pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
+pub use orders::{OrderRow, SyncState};
+pub use outbox::{OutboxRow, OutboxState};
+
+/// The client schema: one entry per file in `migrations/client/`, in order. Released
+/// files are never edited; a change is a new file appended here.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../../migrations/client/0001_init.sql"),
+    ),
+    (
+        "0002_inventory_attachments.sql",
+        include_str!("../../../migrations/client/0002_inventory_attachments.sql"),
+    ),
+];
+
+/// The schema version this program writes (the number of migrations).
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,277 @@
+//! Work orders and inventory on the device, and the one way a user action is saved:
+//! [`Store::record`], which validates, updates the row and appends the mutation to the
+//! outbox in a single transaction.
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::{apply_mutation, InventoryItem, Mutation, WorkOrder};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::outbox;
+
+/// Where an order stands between this device and the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Changed on this device, not sent yet.
+    Saved,
+    /// Sent, waiting for the server's answer.
+    Syncing,
+    /// The server has everything this device did.
+    Synced,
+    /// The server refused a change; a person must retry, edit or discard it.
+    Failed,
+    /// The server kept a change for a person to decide.
+    Conflict,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Saved => "saved",
+            SyncState::Syncing => "syncing",
+            SyncState::Synced => "synced",
+            SyncState::Failed => "failed",
+            SyncState::Conflict => "conflict",
+        }
+    }
+
+    /// From the outbox states of the order's rows (a comma-separated list or NULL).
+    fn from_outbox_states(states: Option<&str>) -> SyncState {
+        let states = states.unwrap_or("");
+        if states.contains("failed") {
+            SyncState::Failed
+        } else if states.contains("pending") {
+            SyncState::Saved
+        } else if states.contains("sent") {
+            SyncState::Syncing
+        } else {
+            SyncState::Synced
+        }
+    }
+}
+
+/// A work order with its sync state, as lists and detail views show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderRow {
+    #[serde(flatten)]
+    pub order: WorkOrder,
+    pub sync_state: SyncState,
+}
+
+const ORDER_SELECT: &str = "SELECT o.body,
+        (SELECT group_concat(state) FROM outbox b WHERE b.entity_id = o.id)
+     FROM work_orders o";
+
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<String>)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+fn decode_row((body, states): (String, Option<String>)) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        order: serde_json::from_str(&body)?,
+        sync_state: SyncState::from_outbox_states(states.as_deref()),
+    })
+}
+
+pub(crate) fn get_order(
+    tx: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<WorkOrder>, StoreError> {
+    let body: Option<String> = tx
+        .query_row("SELECT body FROM work_orders WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
+        .transpose()
+}
+
+/// Write the local view of an order (the server base, if any, is left as it is).
+pub(crate) fn put_local_order(
+    tx: &Transaction<'_>,
+    order: &WorkOrder,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(order)?;
+    tx.execute(
+        "INSERT INTO work_orders
+            (id, number, title, status, priority, assignee, scheduled_start, body, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET
+            number = excluded.number, title = excluded.title, status = excluded.status,
+            priority = excluded.priority, assignee = excluded.assignee,
+            scheduled_start = excluded.scheduled_start, body = excluded.body,
+            updated_at = excluded.updated_at",
+        params![
+            order.id.to_string(),
+            order.number.map(|n| n as i64),
+            order.title,
+            order.status.as_str(),
+            order.priority.as_str(),
+            order.assignee,
+            order.scheduled.as_ref().map(|w| w.start.to_rfc3339()),
+            body,
+            now.to_rfc3339(),
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Save one user action: check it against the current order (the same rules the
+    /// server runs), write the new local row and append the mutation to the outbox, all
+    /// in one transaction. Invalid input returns field errors and writes nothing.
+    pub fn record(&mut self, m: Mutation, now: DateTime<Utc>) -> Result<WorkOrder, StoreError> {
+        self.write(|tx, _| {
+            let before = get_order(tx, &m.entity_id.to_string())?;
+            let after = apply_mutation(before.as_ref(), &m)?;
+            put_local_order(tx, &after, now)?;
+            outbox::enqueue(tx, m, now)?;
+            Ok(after)
+        })
+    }
+
+    /// Store orders as the server has them (demo data, and later the pull): the row and
+    /// its server base together. Orders with pending local work are not overwritten.
+    pub fn put_server_orders(
+        &mut self,
+        orders: &[WorkOrder],
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.write(|tx, _| {
+            let mut written = 0;
+            for order in orders {
+                let pending: i64 = tx.query_row(
+                    "SELECT count(*) FROM outbox WHERE entity_id = ?1",
+                    [order.id.to_string()],
+                    |r| r.get(0),
+                )?;
+                if pending > 0 {
+                    continue;
+                }
+                put_local_order(tx, order, now)?;
+                tx.execute(
+                    "UPDATE work_orders SET server_body = body, server_version = ?2 WHERE id = ?1",
+                    params![order.id.to_string(), order.version as i64],
+                )?;
+                written += 1;
+            }
+            Ok::<_, StoreError>(written)
+        })
+    }
+
+    pub fn order(&self, id: &str) -> Result<OrderRow, StoreError> {
+        let row = self
+            .conn
+            .query_row(&format!("{ORDER_SELECT} WHERE o.id = ?1"), [id], order_row)
+            .optional()?
+            .ok_or_else(|| StoreError::OrderNotFound(id.to_owned()))?;
+        decode_row(row)
+    }
+
+    /// Find an order by its full id, a unique id prefix, or its number.
+    pub fn resolve_order_id(&self, reference: &str) -> Result<String, StoreError> {
+        let reference = reference.trim();
+        if let Ok(number) = reference.trim_start_matches('#').parse::<i64>() {
+            if let Some(id) = self
+                .conn
+                .query_row(
+                    "SELECT id FROM work_orders WHERE number = ?1",
+                    [number],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+            {
+                return Ok(id);
+            }
+        }
+        if reference.len() < 4 || !reference.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(StoreError::OrderNotFound(reference.to_owned()));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM work_orders WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2")?;
+        let ids = stmt
+            .query_map([reference.to_ascii_lowercase()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(StoreError::OrderNotFound(reference.to_owned())),
+        }
+    }
+
+    /// All orders, soonest first (unscheduled last), then by number.
+    pub fn orders(&self) -> Result<Vec<OrderRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ORDER_SELECT} ORDER BY o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
+        ))?;
+        let rows = stmt
+            .query_map([], order_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(decode_row).collect()
+    }
+
+    /// Replace or add inventory items (from the pull, or demo data).
+    pub fn put_inventory(&mut self, items: &[InventoryItem]) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let mut stmt = tx.prepare(
+                "INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit = excluded.unit,
+                    price_cents = excluded.price_cents,
+                    total_stock_milli = excluded.total_stock_milli, body = excluded.body",
+            )?;
+            for item in items {
+                stmt.execute(params![
+                    item.sku,
+                    item.name,
+                    item.unit,
+                    item.price_cents,
+                    item.total_stock().milli(),
+                    serde_json::to_string(item)?,
+                ])?;
+            }
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Inventory items whose SKU or name contains `query` (case-insensitive), by name.
+    pub fn search_inventory(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<InventoryItem>, StoreError> {
+        let escaped = query
+            .trim()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let mut stmt = self.conn.prepare(
+            "SELECT body FROM inventory
+             WHERE sku LIKE ?1 ESCAPE '\\' OR name LIKE ?1 ESCAPE '\\'
+             ORDER BY name COLLATE NOCASE, sku LIMIT ?2",
+        )?;
+        let bodies = stmt
+            .query_map(params![pattern, limit as i64], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
+            .collect()
+    }
+
+    pub fn inventory_item(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
+        let body: Option<String> = self
+            .conn
+            .query_row("SELECT body FROM inventory WHERE sku = ?1", [sku], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
+            .transpose()
+    }
+}

@@ -1,0 +1,1 @@
+//! Cross-part end-to-end tests live in tests/tests/.
