@@ -1,1 +1,464 @@
+//! The use-case API of the Outpost client: what the desktop shell and the `outpost` CLI
+//! call. Each method is one user action or one view, and holds the logic the shell
+//! must not: building mutations, validating before anything is written, importing
+//! evidence, key management.
+//!
+//! No Tauri, no terminal, no HTTP here: embedders own their I/O, and tests drive this
+//! API directly. Time comes from a [`Clock`] so that tests control it.
 
+pub mod clock;
+pub mod credentials;
+pub mod demo;
+mod error;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::mutation::{EntityKind, ListItem};
+use outpost_protocol::{
+    apply_mutation, Customer, InventoryItem, Mutation, MutationKind, NoteEntry, Op, PartUsed,
+    PhotoRef, Priority, Quantity, SetOp, Signature, Site, Status, ValidationErrors,
+    FORMAT_VERSION,
+};
+use outpost_store::{CheckReport, Store};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use credentials::{CredentialStore, MemoryCredentialStore, OsCredentialStore};
+pub use error::CoreError;
+pub use keys::{KeyEnv, KeyInfo, KeySource, RekeyStep};
+pub use outpost_store::{OrderRow, OutboxRow, OutboxState, SyncState};
+
+/// Settings key for the name shown as the author of notes.
+const SETTING_USERNAME: &str = "username";
+
+/// How a data directory is opened: where, with which credential store and key
+/// material, and which clock.
+pub struct OpenOptions {
+    pub data_dir: PathBuf,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub env: KeyEnv,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl OpenOptions {
+    /// The production set-up: the OS credential store, the process environment and
+    /// the system clock.
+    pub fn new(data_dir: impl Into<PathBuf>) -> OpenOptions {
+        OpenOptions {
+            data_dir: data_dir.into(),
+            credentials: Arc::new(OsCredentialStore),
+            env: KeyEnv::from_process_env(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A new order made on the device (a technician's follow-up found in the field).
+#[derive(Debug, Clone, Default)]
+pub struct NewOrder {
+    pub title: String,
+    pub description: String,
+    pub customer: String,
+    pub address: String,
+    pub priority: Option<Priority>,
+}
+
+/// One edit of an order; every part set is saved together, as one action.
+#[derive(Debug, Clone, Default)]
+pub struct OrderEdit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub notes: Vec<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub check: Vec<String>,
+    pub uncheck: Vec<String>,
+    /// (SKU, quantity) lines of parts used.
+    pub parts: Vec<(String, Quantity)>,
+}
+
+impl OrderEdit {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.notes.is_empty()
+            && self.status.is_none()
+            && self.priority.is_none()
+            && self.check.is_empty()
+            && self.uncheck.is_empty()
+            && self.parts.is_empty()
+    }
+}
+
+/// A file given as evidence.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub bytes: Vec<u8>,
+    pub name: String,
+}
+
+/// What a completion carries.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub signature_png: Evidence,
+    pub signer: String,
+    pub photos: Vec<Evidence>,
+}
+
+/// `outpost db check`'s report: the store's checks and where the key comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbCheck {
+    #[serde(flatten)]
+    pub store: CheckReport,
+    pub key: KeyInfo,
+    pub data_dir: String,
+}
+
+/// An open data directory: the store, this device's identity and the clock.
+pub struct Outpost {
+    store: Store,
+    data_dir: PathBuf,
+    device_id: Uuid,
+    credentials: Arc<dyn CredentialStore>,
+    env: KeyEnv,
+    clock: Arc<dyn Clock>,
+    key_info: KeyInfo,
+}
+
+impl std::fmt::Debug for Outpost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outpost")
+            .field("data_dir", &self.data_dir)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn media_type_of(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    outpost_store::attachment_hash(bytes)
+}
+
+impl Outpost {
+    /// Initialise a new data directory: make its key (as `opts` and `passphrase`
+    /// choose) and its encrypted database. Refuses if one is already there.
+    pub fn init(opts: OpenOptions, passphrase: Option<&str>) -> Result<Outpost, CoreError> {
+        let dir = &opts.data_dir;
+        if outpost_store::StorePaths::in_dir(dir).db.exists() {
+            return Err(CoreError::AlreadyInitialized(dir.display().to_string()));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let (store, key_info) = keys::KeyManager {
+            dir,
+            creds: opts.credentials.as_ref(),
+            env: &opts.env,
+        }
+        .create(passphrase)?;
+        Self::finish(store, key_info, opts)
+    }
+
+    /// Open an existing data directory.
+    pub fn open(opts: OpenOptions) -> Result<Outpost, CoreError> {
+        let (store, key_info) = keys::KeyManager {
+            dir: &opts.data_dir,
+            creds: opts.credentials.as_ref(),
+            env: &opts.env,
+        }
+        .open()?;
+        Self::finish(store, key_info, opts)
+    }
+
+    /// Whether `dir` already holds a database.
+    pub fn is_initialized(dir: &Path) -> bool {
+        outpost_store::StorePaths::in_dir(dir).db.exists()
+    }
+
+    fn finish(mut store: Store, key_info: KeyInfo, opts: OpenOptions) -> Result<Outpost, CoreError> {
+        let device_id = store.device_id(opts.clock.now())?;
+        Ok(Outpost {
+            store,
+            data_dir: opts.data_dir,
+            device_id,
+            credentials: opts.credentials,
+            env: opts.env,
+            clock: opts.clock,
+            key_info,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn device_id(&self) -> Uuid {
+        self.device_id
+    }
+
+    pub fn key_info(&self) -> &KeyInfo {
+        &self.key_info
+    }
+
+    /// The store, for the sync engine and tests.
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The name written as the author of notes: the signed-in user, or the name set
+    /// with [`Outpost::set_username`].
+    pub fn username(&self) -> Result<String, CoreError> {
+        Ok(self
+            .store
+            .get_setting(SETTING_USERNAME)?
+            .unwrap_or_else(|| "technician".to_owned()))
+    }
+
+    pub fn set_username(&mut self, name: &str) -> Result<(), CoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(CoreError::BadInput("the user name must not be empty".into()));
+        }
+        Ok(self.store.set_setting(SETTING_USERNAME, name)?)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn mutation(&self, entity_id: Uuid, kind: MutationKind, base_version: u64, ops: Vec<Op>) -> Mutation {
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: self.device_id,
+            entity: EntityKind::WorkOrder,
+            entity_id,
+            kind,
+            base_version,
+            format: FORMAT_VERSION,
+            device_time: self.now(),
+            ops,
+        }
+    }
+
+    // ----- views -----
+
+    pub fn orders(&self) -> Result<Vec<OrderRow>, CoreError> {
+        Ok(self.store.orders()?)
+    }
+
+    /// An order by full id, unique id prefix (at least 4 characters) or number.
+    pub fn order(&self, reference: &str) -> Result<OrderRow, CoreError> {
+        let id = self.store.resolve_order_id(reference)?;
+        Ok(self.store.order(&id)?)
+    }
+
+    pub fn search_inventory(&self, query: &str, limit: usize) -> Result<Vec<InventoryItem>, CoreError> {
+        Ok(self.store.search_inventory(query, limit.clamp(1, 1000))?)
+    }
+
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, CoreError> {
+        Ok(self.store.outbox()?)
+    }
+
+    pub fn check(&self) -> Result<DbCheck, CoreError> {
+        Ok(DbCheck {
+            store: self.store.check()?,
+            key: self.key_info.clone(),
+            data_dir: self.data_dir.display().to_string(),
+        })
+    }
+
+    /// Read an attachment back (decrypted and verified against its hash).
+    pub fn attachment(&self, hash: &str) -> Result<Vec<u8>, CoreError> {
+        Ok(self.store.attachment(hash)?)
+    }
+
+    // ----- actions -----
+
+    /// Create an order on this device; it is assigned to the user who made it.
+    pub fn create_order(&mut self, new: NewOrder) -> Result<OrderRow, CoreError> {
+        let id = Uuid::now_v7();
+        let mut ops = vec![Op::Set(SetOp::Title(new.title.trim().to_owned()))];
+        if !new.description.is_empty() {
+            ops.push(Op::Set(SetOp::Description(new.description)));
+        }
+        if !new.customer.is_empty() {
+            ops.push(Op::Set(SetOp::Customer(Customer {
+                name: new.customer,
+                ..Customer::default()
+            })));
+        }
+        if !new.address.is_empty() {
+            ops.push(Op::Set(SetOp::Site(Site {
+                address: new.address,
+                ..Site::default()
+            })));
+        }
+        if let Some(p) = new.priority {
+            ops.push(Op::Set(SetOp::Priority(p)));
+        }
+        ops.push(Op::Set(SetOp::Assignee(Some(self.username()?))));
+        let m = self.mutation(id, MutationKind::Create, 0, ops);
+        let now = self.now();
+        self.store.record(m, now)?;
+        Ok(self.store.order(&id.to_string())?)
+    }
+
+    /// Save an edit as one action (one transaction, one outbox entry or a fold into the
+    /// order's unsent one).
+    pub fn edit_order(&mut self, reference: &str, edit: OrderEdit) -> Result<OrderRow, CoreError> {
+        if edit.is_empty() {
+            return Err(CoreError::BadInput(
+                "nothing to change: give at least one of --note, --status, --priority, --check, --part".into(),
+            ));
+        }
+        let current = self.order(reference)?.order;
+        let author = self.username()?;
+        let now = self.now();
+        let mut ops = Vec::new();
+        if let Some(t) = edit.title {
+            ops.push(Op::Set(SetOp::Title(t)));
+        }
+        if let Some(d) = edit.description {
+            ops.push(Op::Set(SetOp::Description(d)));
+        }
+        if let Some(s) = edit.status {
+            ops.push(Op::Set(SetOp::Status(s)));
+        }
+        if let Some(p) = edit.priority {
+            ops.push(Op::Set(SetOp::Priority(p)));
+        }
+        for (item_id, done) in edit
+            .check
+            .into_iter()
+            .map(|i| (i, true))
+            .chain(edit.uncheck.into_iter().map(|i| (i, false)))
+        {
+            ops.push(Op::Set(SetOp::ChecklistDone { item_id, done }));
+        }
+        let mut unknown = ValidationErrors::default();
+        let inventory_known = !self.store.search_inventory("", 1)?.is_empty();
+        for (sku, quantity) in edit.parts {
+            if inventory_known && self.store.inventory_item(&sku)?.is_none() {
+                unknown.push(
+                    format!("parts_used.{sku}"),
+                    "unknown_item",
+                    format!("no inventory item has SKU {sku}: find it with `outpost inventory search`"),
+                );
+                continue;
+            }
+            ops.push(Op::Add(ListItem::PartsUsed(PartUsed {
+                id: Uuid::now_v7(),
+                sku,
+                quantity,
+            })));
+        }
+        unknown.into_result()?;
+        for text in edit.notes {
+            ops.push(Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: author.clone(),
+                    text,
+                    at: now,
+                },
+            });
+        }
+        let m = self.mutation(current.id, MutationKind::Update, current.version, ops);
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Complete an order with the customer's signature and photos. Everything is
+    /// checked before anything is written; then the evidence is encrypted to disk and
+    /// the completion recorded.
+    pub fn complete_order(&mut self, reference: &str, c: Completion) -> Result<OrderRow, CoreError> {
+        let current = self.order(reference)?.order;
+        let mut errs = ValidationErrors::default();
+        if media_type_of(&c.signature_png.bytes) != Some("image/png") {
+            errs.push(
+                "signature",
+                "invalid",
+                format!("{} is not a PNG image", c.signature_png.name),
+            );
+        }
+        let mut photo_types = Vec::new();
+        for p in &c.photos {
+            match media_type_of(&p.bytes) {
+                Some(t) => photo_types.push(t),
+                None => errs.push("photos", "invalid", format!("{} is not a JPEG or PNG image", p.name)),
+            }
+        }
+        for e in c
+            .photos
+            .iter()
+            .chain(std::iter::once(&c.signature_png))
+            .filter(|e| e.bytes.len() as u64 > outpost_store::ATTACHMENT_MAX_BYTES)
+        {
+            errs.push(
+                "photos",
+                "too_large",
+                format!("{} is larger than {} MiB", e.name, outpost_store::ATTACHMENT_MAX_BYTES >> 20),
+            );
+        }
+        errs.into_result()?;
+        let now = self.now();
+        let mut ops = vec![Op::Set(SetOp::Signature(Some(Signature {
+            hash: sha256_hex(&c.signature_png.bytes),
+            signer: c.signer.trim().to_owned(),
+        })))];
+        for p in &c.photos {
+            ops.push(Op::Add(ListItem::Photos(PhotoRef {
+                hash: sha256_hex(&p.bytes),
+                caption: p.name.clone(),
+                media_type: media_type_of(&p.bytes).unwrap_or_default().to_owned(),
+            })));
+        }
+        ops.push(Op::Set(SetOp::CompletedAt(Some(now))));
+        let m = self.mutation(current.id, MutationKind::Complete, current.version, ops);
+        // Dry run first, so refused input leaves no attachment files behind.
+        apply_mutation(Some(&current), &m)?;
+        self.store
+            .put_attachment(&c.signature_png.bytes, "image/png", now)?;
+        for (p, t) in c.photos.iter().zip(photo_types) {
+            self.store.put_attachment(&p.bytes, t, now)?;
+        }
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Re-encrypt the database under a new random key kept in the credential store.
+    pub fn rekey(&mut self) -> Result<(), CoreError> {
+        self.rekey_stopping_after(None)
+    }
+
+    /// [`Outpost::rekey`], ending after `step` as a crash there would: for tests.
+    #[doc(hidden)]
+    pub fn rekey_stopping_after(&mut self, step: Option<RekeyStep>) -> Result<(), CoreError> {
+        keys::KeyManager {
+            dir: &self.data_dir,
+            creds: self.credentials.as_ref(),
+            env: &self.env,
+        }
+        .rekey(&mut self.store, step)
+    }
+}
+
+#[cfg(test)]
+mod tests;

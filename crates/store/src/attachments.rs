@@ -28,7 +28,8 @@ pub struct AttachmentMeta {
     pub media_type: String,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The name an attachment gets: the SHA-256 of its bytes, as lowercase hex.
+pub fn attachment_hash(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
@@ -58,7 +59,7 @@ impl Store {
                 limit: ATTACHMENT_MAX_BYTES,
             });
         }
-        let hash = sha256_hex(bytes);
+        let hash = attachment_hash(bytes);
         let path = file_path(&self.paths.attachments, &hash);
         if !path.exists() {
             let nonce_bytes = random_bytes::<NONCE_LEN>()?;
@@ -131,7 +132,7 @@ impl Store {
             .map_err(|_| StoreError::AttachmentDamaged {
                 hash: hash.to_owned(),
             })?;
-        if sha256_hex(plain) != hash {
+        if attachment_hash(plain) != hash {
             return Err(StoreError::AttachmentDamaged {
                 hash: hash.to_owned(),
             });

@@ -17,7 +17,7 @@ mod key;
 mod orders;
 mod outbox;
 
-pub use attachments::{AttachmentMeta, ATTACHMENT_MAX_BYTES};
+pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};

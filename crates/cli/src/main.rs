@@ -1,0 +1,571 @@
+//! `outpost`: the headless Outpost client.
+//!
+//! A thin layer over `outpost-core`: parse arguments, call one use case, print the
+//! result for a person (tables) or for a program (`--json` on stdout). Errors go to
+//! stderr in plain words, with an exit code per kind of problem (see `EXIT CODES`).
+//! This interface is public: keep it stable.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use outpost_core::{
+    Completion, CoreError, Evidence, NewOrder, OpenOptions, OrderEdit, OrderRow, Outpost,
+};
+use outpost_protocol::{Priority, Quantity, Status, WorkOrder};
+use zeroize::Zeroizing;
+
+/// `println!` that stops quietly when stdout is closed (`outpost orders list | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+const EXIT_CODES: &str = "EXIT CODES:
+  0  success
+  1  unexpected error (file system, database)
+  2  bad command line
+  3  invalid input (field errors are listed)
+  4  key problem (wrong, missing, or no credential store)
+  5  database damaged, not encrypted, or from a newer Outpost
+  6  not found (no data directory, no such order)
+
+ENVIRONMENT:
+  OUTPOST_DATA_DIR       data directory (default: the platform's data directory)
+  OUTPOST_DB_KEY         64 hex digits; when set, the only key tried (automation)
+  OUTPOST_DB_PASSPHRASE  opens a passphrase-protected database";
+
+#[derive(Parser, Debug)]
+#[command(name = "outpost", version, about = "Outpost headless client: work orders on an encrypted local store", after_help = EXIT_CODES)]
+struct Cli {
+    /// Data directory [default: the platform data directory]
+    #[arg(long, global = true, env = "OUTPOST_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the encrypted database and its key in the data directory
+    Init {
+        /// Protect the database with a passphrase read from stdin instead of a random key in the OS credential store
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// The name written as the author of notes
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// Work orders
+    #[command(subcommand)]
+    Orders(OrdersCmd),
+    /// The inventory cache
+    #[command(subcommand)]
+    Inventory(InventoryCmd),
+    /// Changes waiting for the server
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+    /// The local database
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Demo data for trying Outpost without a server
+    #[command(subcommand)]
+    Demo(DemoCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum OrdersCmd {
+    /// List the work orders on this device
+    List,
+    /// Show one order (by id, id prefix or number)
+    Show { id: String },
+    /// Create an order (a follow-up found in the field)
+    Create {
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        customer: String,
+        #[arg(long, default_value = "")]
+        address: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, value_parser = parse_priority)]
+        priority: Option<Priority>,
+    },
+    /// Edit an order: every option given is saved together, as one action
+    Edit(EditArgs),
+    /// Complete an order with the customer's signature
+    Complete {
+        id: String,
+        /// The customer's signature as a PNG file
+        #[arg(long, value_name = "PNG")]
+        signature: PathBuf,
+        /// Who signed
+        #[arg(long, value_name = "NAME")]
+        signer: String,
+        /// A photo (JPEG or PNG); repeat for more
+        #[arg(long, value_name = "FILE")]
+        photo: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct EditArgs {
+    id: String,
+    /// Append a note entry; repeat for more
+    #[arg(long)]
+    note: Vec<String>,
+    #[arg(long, value_parser = parse_status)]
+    status: Option<Status>,
+    #[arg(long, value_parser = parse_priority)]
+    priority: Option<Priority>,
+    /// Mark a checklist item done; repeat for more
+    #[arg(long, value_name = "ITEM_ID")]
+    check: Vec<String>,
+    /// Mark a checklist item not done
+    #[arg(long, value_name = "ITEM_ID")]
+    uncheck: Vec<String>,
+    /// A part used, as SKU=QUANTITY; repeat for more
+    #[arg(long, value_name = "SKU=QTY", value_parser = parse_part)]
+    part: Vec<(String, Quantity)>,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum InventoryCmd {
+    /// Find items by SKU or name
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OutboxCmd {
+    /// Mutations not yet acknowledged by the server, oldest first
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCmd {
+    /// Check integrity and encryption (exit 0 when sound)
+    Check,
+    /// Re-encrypt under a new random key kept in the OS credential store
+    Rekey,
+}
+
+#[derive(Subcommand, Debug)]
+enum DemoCmd {
+    /// Load demo orders and inventory, as if pulled from a server
+    Load,
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+}
+
+fn parse_part(s: &str) -> Result<(String, Quantity), String> {
+    let (sku, qty) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not SKU=QUANTITY (for example FLT-100=2)"))?;
+    let sku = sku.trim();
+    if sku.is_empty() {
+        return Err("the SKU is empty".into());
+    }
+    Ok((sku.to_owned(), qty.parse()?))
+}
+
+fn default_data_dir() -> Result<PathBuf, CoreError> {
+    directories::ProjectDirs::from("", "", "Outpost")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            CoreError::BadInput(
+                "no home directory to put the data in: give --data-dir or set OUTPOST_DATA_DIR".into(),
+            )
+        })
+}
+
+fn read_file(path: &PathBuf) -> Result<Evidence, CoreError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CoreError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Evidence {
+        bytes,
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CoreError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CoreError::Io(format!("cannot encode output: {e}")))?;
+    outln!("{text}");
+    Ok(())
+}
+
+fn number(o: &WorkOrder) -> String {
+    o.number
+        .map(|n| format!("#{n}"))
+        .unwrap_or_else(|| "pending".into())
+}
+
+fn print_order(row: &OrderRow) {
+    let o = &row.order;
+    outln!("{} {}  ({})", number(o), o.title, o.id);
+    outln!("  status:    {}", o.status);
+    outln!("  priority:  {}", o.priority.as_str());
+    outln!("  sync:      {}", row.sync_state.as_str());
+    if let Some(a) = &o.assignee {
+        outln!("  assignee:  {a}");
+    }
+    if !o.customer.name.is_empty() {
+        outln!("  customer:  {} {}", o.customer.name, o.customer.phone);
+    }
+    if !o.site.address.is_empty() {
+        outln!("  site:      {}", o.site.address);
+    }
+    if !o.equipment.asset_tag.is_empty() {
+        outln!(
+            "  equipment: {} {} {}",
+            o.equipment.asset_tag, o.equipment.model, o.equipment.serial
+        );
+    }
+    if let Some(w) = &o.scheduled {
+        outln!(
+            "  scheduled: {} – {} UTC ({})",
+            w.start.format("%Y-%m-%d %H:%M"),
+            w.end.format("%H:%M"),
+            w.time_zone
+        );
+    }
+    if !o.description.is_empty() {
+        outln!("  {}", o.description);
+    }
+    if !o.checklist.is_empty() {
+        outln!("  checklist:");
+        for c in &o.checklist {
+            let mark = if c.done { "x" } else { " " };
+            let req = if c.required { " (required)" } else { "" };
+            outln!("    [{mark}] {}: {}{req}", c.id, c.label);
+        }
+    }
+    if !o.parts_used.is_empty() {
+        outln!("  parts used:");
+        for p in &o.parts_used {
+            outln!("    {} × {}", p.sku, p.quantity);
+        }
+    }
+    if !o.notes.is_empty() {
+        outln!("  notes:");
+        for n in &o.notes {
+            outln!("    {} {}: {}", n.at.format("%Y-%m-%d %H:%M"), n.author, n.text);
+        }
+    }
+    if let Some(s) = &o.signature {
+        outln!("  signed by: {}", s.signer);
+    }
+    if !o.photos.is_empty() {
+        outln!("  photos:    {}", o.photos.len());
+    }
+    if let Some(t) = o.completed_at {
+        outln!("  completed: {}", t.format("%Y-%m-%d %H:%M UTC"));
+    }
+}
+
+fn open(dir: &PathBuf) -> Result<Outpost, CoreError> {
+    Outpost::open(OpenOptions::new(dir))
+}
+
+fn run(cli: Cli) -> Result<(), CoreError> {
+    let dir = match cli.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let json = cli.json;
+    match cli.command {
+        Command::Init {
+            passphrase_stdin,
+            user,
+        } => {
+            let pass = if passphrase_stdin {
+                let mut s = Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| CoreError::BadInput(format!("cannot read the passphrase: {e}")))?;
+                let trimmed = Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_owned());
+                Some(trimmed)
+            } else {
+                None
+            };
+            let mut app = Outpost::init(OpenOptions::new(&dir), pass.as_ref().map(|p| p.as_str()))?;
+            if let Some(u) = user {
+                app.set_username(&u)?;
+            }
+            if json {
+                print_json(&serde_json::json!({
+                    "data_dir": dir.display().to_string(),
+                    "device_id": app.device_id(),
+                    "key": app.key_info(),
+                }))?;
+            } else {
+                outln!(
+                    "Initialised {} (encrypted; key: {}).",
+                    dir.display(),
+                    app.key_info().key_source.describe()
+                );
+            }
+        }
+        Command::Orders(cmd) => {
+            let mut app = open(&dir)?;
+            match cmd {
+                OrdersCmd::List => {
+                    let rows = app.orders()?;
+                    if json {
+                        print_json(&rows)?;
+                    } else if rows.is_empty() {
+                        outln!("No work orders on this device.");
+                    } else {
+                        outln!(
+                            "{:<8} {:<11} {:<8} {:<8} {:<16} TITLE",
+                            "NUMBER", "STATUS", "PRIORITY", "SYNC", "SCHEDULED"
+                        );
+                        for r in rows {
+                            let o = &r.order;
+                            let when = o
+                                .scheduled
+                                .as_ref()
+                                .map(|w| w.start.format("%Y-%m-%d %H:%M").to_string())
+                                .unwrap_or_else(|| "-".into());
+                            outln!(
+                                "{:<8} {:<11} {:<8} {:<8} {:<16} {}  [{}]",
+                                number(o),
+                                o.status.as_str(),
+                                o.priority.as_str(),
+                                r.sync_state.as_str(),
+                                when,
+                                o.title,
+                                &o.id.to_string()[..8]
+                            );
+                        }
+                    }
+                }
+                OrdersCmd::Show { id } => {
+                    let row = app.order(&id)?;
+                    if json {
+                        print_json(&row)?;
+                    } else {
+                        print_order(&row);
+                    }
+                }
+                OrdersCmd::Create {
+                    title,
+                    customer,
+                    address,
+                    description,
+                    priority,
+                } => {
+                    let row = app.create_order(NewOrder {
+                        title,
+                        description,
+                        customer,
+                        address,
+                        priority,
+                    })?;
+                    if json {
+                        print_json(&row)?;
+                    } else {
+                        outln!("Created (saved on this device):");
+                        print_order(&row);
+                    }
+                }
+                OrdersCmd::Edit(a) => {
+                    let row = app.edit_order(
+                        &a.id,
+                        OrderEdit {
+                            title: a.title,
+                            description: a.description,
+                            notes: a.note,
+                            status: a.status,
+                            priority: a.priority,
+                            check: a.check,
+                            uncheck: a.uncheck,
+                            parts: a.part,
+                        },
+                    )?;
+                    if json {
+                        print_json(&row)?;
+                    } else {
+                        outln!("Saved on this device:");
+                        print_order(&row);
+                    }
+                }
+                OrdersCmd::Complete {
+                    id,
+                    signature,
+                    signer,
+                    photo,
+                } => {
+                    let signature_png = read_file(&signature)?;
+                    let photos = photo.iter().map(read_file).collect::<Result<Vec<_>, _>>()?;
+                    let row = app.complete_order(
+                        &id,
+                        Completion {
+                            signature_png,
+                            signer,
+                            photos,
+                        },
+                    )?;
+                    if json {
+                        print_json(&row)?;
+                    } else {
+                        outln!("Completed (saved on this device):");
+                        print_order(&row);
+                    }
+                }
+            }
+        }
+        Command::Inventory(InventoryCmd::Search { query, limit }) => {
+            let app = open(&dir)?;
+            let items = app.search_inventory(&query, limit)?;
+            if json {
+                print_json(&items)?;
+            } else if items.is_empty() {
+                outln!("No inventory items match {query:?}.");
+            } else {
+                outln!("{:<12} {:>10} {:<6} NAME", "SKU", "STOCK", "UNIT");
+                for i in items {
+                    outln!(
+                        "{:<12} {:>10} {:<6} {}",
+                        i.sku,
+                        i.total_stock().to_string(),
+                        i.unit,
+                        i.name
+                    );
+                }
+            }
+        }
+        Command::Outbox(OutboxCmd::List) => {
+            let app = open(&dir)?;
+            let rows = app.outbox()?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                outln!("The outbox is empty: the server has everything.");
+            } else {
+                outln!(
+                    "{:<5} {:<9} {:<8} {:<8} {:>4} {:>3}  ORDER",
+                    "SEQ", "KIND", "STATE", "BASE", "OPS", "TRY"
+                );
+                for r in rows {
+                    outln!(
+                        "{:<5} {:<9} {:<8} {:<8} {:>4} {:>3}  {}",
+                        r.seq,
+                        r.kind,
+                        format!("{:?}", r.state).to_lowercase(),
+                        r.base_version,
+                        r.mutation.ops.len(),
+                        r.attempts,
+                        r.entity_id
+                    );
+                }
+            }
+        }
+        Command::Db(DbCmd::Check) => {
+            let app = open(&dir)?;
+            let report = app.check()?;
+            if json {
+                print_json(&report)?;
+            } else {
+                outln!("data directory: {}", report.data_dir);
+                outln!(
+                    "encrypted:      {} (SQLCipher {})",
+                    if report.store.encrypted { "yes" } else { "NO" },
+                    report.store.cipher_version
+                );
+                outln!("key:            {}", report.key.key_source.describe());
+                outln!("schema:         {}", report.store.schema_version);
+                outln!(
+                    "journal:        {}, synchronous={}",
+                    report.store.journal_mode, report.store.synchronous
+                );
+                outln!(
+                    "integrity:      {}",
+                    if report.store.sound { "ok" } else { "PROBLEMS FOUND" }
+                );
+                for line in report
+                    .store
+                    .cipher_integrity
+                    .iter()
+                    .chain(report.store.integrity.iter().filter(|l| *l != "ok"))
+                {
+                    outln!("  {line}");
+                }
+            }
+            if !report.store.sound {
+                return Err(CoreError::Corrupt(
+                    "the database check found problems (listed above)".into(),
+                ));
+            }
+        }
+        Command::Db(DbCmd::Rekey) => {
+            let mut app = open(&dir)?;
+            app.rekey()?;
+            if json {
+                print_json(&serde_json::json!({"rekeyed": true}))?;
+            } else {
+                outln!("Re-encrypted under a new key, kept in the OS credential store.");
+            }
+        }
+        Command::Demo(DemoCmd::Load) => {
+            let mut app = open(&dir)?;
+            let n = app.load_demo_data()?;
+            if json {
+                print_json(&serde_json::json!({"orders": n}))?;
+            } else {
+                outln!("Loaded {n} demo orders and a demo inventory.");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                let body = serde_json::json!({"error": {
+                    "code": e.code(),
+                    "message": e.to_string(),
+                    "field_errors": e.field_errors().map(|v| &v.errors),
+                }});
+                eprintln!("{body}");
+            } else {
+                eprintln!("error: {e}");
+                if let Some(v) = e.field_errors() {
+                    for fe in &v.errors {
+                        eprintln!("  {}: {}", fe.field, fe.message);
+                    }
+                }
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Key management for a data directory: where the database key comes from, how a new
+//! one is made, and the crash-safe re-key.
+//!
+//! The key file beside the database (`outpost-key.json`) holds no secret: the
+//! database's random id (which names its credential-store entries), where the key
+//! comes from, a key check value (so a wrong key and a damaged file give different
+//! errors), and for passphrases the KDF salt. Sources, always an explicit choice:
+//! - the OS credential store (the default): a random key made by the CSPRNG;
+//! - a passphrase through PBKDF2 with a stored random salt (machines without one);
+//! - `OUTPOST_DB_KEY` (automation): when set it is the only key tried and is never
+//!   written to the credential store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use outpost_store::{key_check_value, random_bytes, DbKey, OpenError, Store, PASSPHRASE_ITERATIONS};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::credentials::{current_key_entry, staged_key_entry, CredentialStore};
+use crate::error::CoreError;
+
+pub const KEY_FILE_NAME: &str = "outpost-key.json";
+
+/// Where a database's key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    CredentialStore,
+    Passphrase,
+    Environment,
+}
+
+impl KeySource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeySource::CredentialStore => "a random key in the OS credential store",
+            KeySource::Passphrase => "a passphrase",
+            KeySource::Environment => "OUTPOST_DB_KEY",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kdf {
+    pub algorithm: String,
+    pub salt: String,
+    pub iterations: u32,
+}
+
+/// The non-secret key file kept beside the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub format: u32,
+    pub db_id: String,
+    pub key_source: KeySource,
+    pub key_check: String,
+    #[serde(default)]
+    pub staged_key_check: Option<String>,
+    #[serde(default)]
+    pub kdf: Option<Kdf>,
+}
+
+impl KeyFile {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(KEY_FILE_NAME)
+    }
+
+    pub fn read(dir: &Path) -> Result<Option<KeyFile>, CoreError> {
+        let path = Self::path(dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                CoreError::Corrupt(format!(
+                    "{} is damaged ({e}); restore it from a backup",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CoreError::Io(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Write atomically: a temporary file, synced, renamed over the old one.
+    pub fn write(&self, dir: &Path) -> Result<(), CoreError> {
+        let path = Self::path(dir);
+        let tmp = dir.join(format!(".{KEY_FILE_NAME}.tmp"));
+        let body = serde_json::to_vec_pretty(self)
+            .map_err(|e| CoreError::Io(format!("cannot encode the key file: {e}")))?;
+        let result = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        result.map_err(|e| {
+            if e.raw_os_error() == Some(28) {
+                CoreError::DiskFull
+            } else {
+                CoreError::Io(format!("{}: {e}", path.display()))
+            }
+        })
+    }
+}
+
+/// Key material from the process environment (read once by the embedder).
+#[derive(Default)]
+pub struct KeyEnv {
+    /// `OUTPOST_DB_KEY`: 64 hex digits.
+    pub db_key: Option<Zeroizing<String>>,
+    /// `OUTPOST_DB_PASSPHRASE`: opens a passphrase-protected database without a prompt.
+    pub passphrase: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for KeyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEnv")
+            .field("db_key", &self.db_key.as_ref().map(|_| "<set>"))
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl KeyEnv {
+    pub fn from_process_env() -> KeyEnv {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Zeroizing::new)
+        };
+        KeyEnv {
+            db_key: var("OUTPOST_DB_KEY"),
+            passphrase: var("OUTPOST_DB_PASSPHRASE"),
+        }
+    }
+
+    fn env_key(&self) -> Result<Option<DbKey>, CoreError> {
+        match &self.db_key {
+            None => Ok(None),
+            Some(hex) => DbKey::from_hex(hex).map(Some).map_err(|_| {
+                CoreError::BadInput("OUTPOST_DB_KEY must be exactly 64 hex digits".into())
+            }),
+        }
+    }
+}
+
+/// Steps of a re-key, named so that tests can stop after each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyStep {
+    /// The new key is in the credential store as "staged" and in the key file.
+    Staged,
+    /// The database is encrypted under the new key.
+    Rekeyed,
+    /// The credential store's current entry holds the new key.
+    Promoted,
+    /// The key file names the new key; only the staged entry's removal is left.
+    KeyFileUpdated,
+}
+
+impl RekeyStep {
+    fn failpoint_name(self) -> &'static str {
+        match self {
+            RekeyStep::Staged => "rekey:staged",
+            RekeyStep::Rekeyed => "rekey:rekeyed",
+            RekeyStep::Promoted => "rekey:promoted",
+            RekeyStep::KeyFileUpdated => "rekey:key-file-updated",
+        }
+    }
+}
+
+/// What opening found, for `outpost db check` and messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub db_id: String,
+    pub key_source: KeySource,
+    pub key_from_environment: bool,
+}
+
+pub(crate) struct KeyManager<'a> {
+    pub dir: &'a Path,
+    pub creds: &'a dyn CredentialStore,
+    pub env: &'a KeyEnv,
+}
+
+fn no_store_message(creds: &dyn CredentialStore, why: &str) -> String {
+    format!(
+        "{} is not available ({why}). Choose how to protect the database: \
+         `outpost init --passphrase-stdin` (you type a passphrase; losing it loses the local data), \
+         or set OUTPOST_DB_KEY to 64 hex digits (automation only).",
+        creds.describe()
+    )
+}
+
+impl KeyManager<'_> {
+    /// Make a new key according to the choice and create the database with it.
+    pub fn create(&self, passphrase: Option<&str>) -> Result<(Store, KeyInfo), CoreError> {
+        let db_id = uuid::Uuid::new_v4().to_string();
+        let (key, source, kdf) = if let Some(key) = self.env.env_key()? {
+            (key, KeySource::Environment, None)
+        } else if let Some(pass) = passphrase {
+            if pass.chars().count() < 8 {
+                return Err(CoreError::BadInput(
+                    "the passphrase must be at least 8 characters".into(),
+                ));
+            }
+            let salt = random_bytes::<16>()?;
+            let key = DbKey::from_passphrase(pass, &salt, PASSPHRASE_ITERATIONS);
+            let kdf = Kdf {
+                algorithm: "pbkdf2-hmac-sha256".into(),
+                salt: hex::encode(salt),
+                iterations: PASSPHRASE_ITERATIONS,
+            };
+            (key, KeySource::Passphrase, Some(kdf))
+        } else {
+            let key = DbKey::generate()?;
+            let name = current_key_entry(&db_id);
+            self.creds
+                .set(&name, &key.to_hex())
+                .map_err(|e| CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string())))?;
+            // Read it back: some stores accept a write they cannot keep.
+            let back = self
+                .creds
+                .get(&name)
+                .map_err(|e| CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string())))?;
+            if back.as_deref().map(|s| s.as_str()) != Some(key.to_hex().as_str()) {
+                return Err(CoreError::NoCredentialStore(no_store_message(
+                    self.creds,
+                    "it did not keep the key it was given",
+                )));
+            }
+            (key, KeySource::CredentialStore, None)
+        };
+        let key_file = KeyFile {
+            format: 1,
+            db_id: db_id.clone(),
+            key_source: source,
+            key_check: key_check_value(&key),
+            staged_key_check: None,
+            kdf,
+        };
+        key_file.write(self.dir)?;
+        let store = Store::create(self.dir, &key)?;
+        Ok((
+            store,
+            KeyInfo {
+                db_id,
+                key_source: source,
+                key_from_environment: source == KeySource::Environment,
+            },
+        ))
+    }
+
+    /// The keys to try, in order, each with whether it is the staged one.
+    fn candidates(&self, kf: &KeyFile) -> Result<Vec<(DbKey, bool)>, CoreError> {
+        if let Some(key) = self.env.env_key()? {
+            return Ok(vec![(key, false)]);
+        }
+        match kf.key_source {
+            KeySource::Environment => Err(CoreError::KeyMissing(
+                "this database was created with OUTPOST_DB_KEY and that variable is not set: set it to the same 64 hex digits".into(),
+            )),
+            KeySource::Passphrase => {
+                let kdf = kf.kdf.as_ref().ok_or_else(|| {
+                    CoreError::Corrupt("the key file names a passphrase but has no salt".into())
+                })?;
+                let salt = hex::decode(&kdf.salt)
+                    .map_err(|_| CoreError::Corrupt("the key file's salt is damaged".into()))?;
+                let pass = self.env.passphrase.as_ref().ok_or_else(|| {
+                    CoreError::KeyMissing(
+                        "this database is protected by a passphrase: set OUTPOST_DB_PASSPHRASE (or enter it in the app)".into(),
+                    )
+                })?;
+                Ok(vec![(
+                    DbKey::from_passphrase(pass, &salt, kdf.iterations),
+                    false,
+                )])
+            }
+            KeySource::CredentialStore => {
+                let unavailable = |e: crate::credentials::CredentialError| {
+                    CoreError::KeyMissing(format!(
+                        "the key of this database is kept in {}, which cannot be reached ({e}). \
+                         Unlock it, or set OUTPOST_DB_KEY if you hold a copy of the key.",
+                        self.creds.describe()
+                    ))
+                };
+                let mut out = Vec::new();
+                for (name, staged) in [
+                    (current_key_entry(&kf.db_id), false),
+                    (staged_key_entry(&kf.db_id), true),
+                ] {
+                    if let Some(hex) = self.creds.get(&name).map_err(unavailable)? {
+                        match DbKey::from_hex(&hex) {
+                            Ok(k) => out.push((k, staged)),
+                            Err(_) => continue,
+                        }
+                    }
+                }
+                if out.is_empty() {
+                    return Err(CoreError::KeyMissing(format!(
+                        "the key of this database (id {}) is not in {}. Outpost will not make a new \
+                         one over existing data: restore the key, or set OUTPOST_DB_KEY if you hold a copy.",
+                        kf.db_id,
+                        self.creds.describe()
+                    )));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Open the existing database, trying the current key then a staged one, and finish
+    /// any re-key a crash interrupted.
+    pub fn open(&self) -> Result<(Store, KeyInfo), CoreError> {
+        let db_path = outpost_store::StorePaths::in_dir(self.dir).db;
+        let kf = match KeyFile::read(self.dir)? {
+            Some(kf) => kf,
+            None if db_path.exists() => {
+                if let Some(key) = self.env.env_key()? {
+                    let store = Store::open(self.dir, &key).map_err(|e| self.open_error(e, None))?;
+                    return Ok((
+                        store,
+                        KeyInfo {
+                            db_id: String::new(),
+                            key_source: KeySource::Environment,
+                            key_from_environment: true,
+                        },
+                    ));
+                }
+                return Err(CoreError::KeyMissing(format!(
+                    "{} is missing, so Outpost cannot find this database's key: restore it, or set OUTPOST_DB_KEY",
+                    KeyFile::path(self.dir).display()
+                )));
+            }
+            None => return Err(CoreError::NotInitialized(self.dir.display().to_string())),
+        };
+        let candidates = self.candidates(&kf)?;
+        let mut right_key_failed = false;
+        for (key, staged) in &candidates {
+            match Store::open(self.dir, key) {
+                Ok(store) => {
+                    self.settle(&kf, key, *staged)?;
+                    return Ok((
+                        store,
+                        KeyInfo {
+                            db_id: kf.db_id.clone(),
+                            key_source: kf.key_source,
+                            key_from_environment: self.env.db_key.is_some(),
+                        },
+                    ));
+                }
+                Err(OpenError::CannotDecrypt) => {
+                    let kcv = key_check_value(key);
+                    if kcv == kf.key_check || kf.staged_key_check.as_deref() == Some(kcv.as_str()) {
+                        right_key_failed = true;
+                    }
+                }
+                Err(other) => return Err(self.open_error(other, Some(&kf))),
+            }
+        }
+        if right_key_failed {
+            return Err(CoreError::Corrupt(
+                "the key is right but the database cannot be decrypted: the file is damaged. Restore it from a backup, or sign in on a new data directory".into(),
+            ));
+        }
+        Err(self.wrong_key(&kf))
+    }
+
+    fn wrong_key(&self, kf: &KeyFile) -> CoreError {
+        if self.env.db_key.is_some() {
+            CoreError::WrongKey(
+                "the key is wrong: OUTPOST_DB_KEY does not open this database. Set it to the key the database was made with (or unset it to use the stored key); nothing was changed".into(),
+            )
+        } else if kf.key_source == KeySource::Passphrase {
+            CoreError::WrongKey(
+                "the passphrase is wrong: it does not open this database; nothing was changed".into(),
+            )
+        } else {
+            CoreError::WrongKey(format!(
+                "the key is wrong: the key in {} does not open this database; nothing was changed",
+                self.creds.describe()
+            ))
+        }
+    }
+
+    fn open_error(&self, e: OpenError, kf: Option<&KeyFile>) -> CoreError {
+        match (e, kf) {
+            (OpenError::CannotDecrypt, Some(kf)) => self.wrong_key(kf),
+            (e, _) => e.into(),
+        }
+    }
+
+    /// After a successful open: make the key that worked the current one everywhere.
+    fn settle(&self, kf: &KeyFile, key: &DbKey, was_staged: bool) -> Result<(), CoreError> {
+        let kcv = key_check_value(key);
+        if self.env.db_key.is_some() {
+            // The environment key is never written to the credential store.
+            if kf.key_check != kcv {
+                let mut updated = kf.clone();
+                updated.key_check = kcv;
+                updated.staged_key_check = None;
+                updated.write(self.dir)?;
+            }
+            return Ok(());
+        }
+        if kf.key_source != KeySource::CredentialStore {
+            return Ok(());
+        }
+        if was_staged {
+            self.creds
+                .set(&current_key_entry(&kf.db_id), &key.to_hex())
+                .map_err(|e| CoreError::KeyMissing(e.to_string()))?;
+        }
+        if kf.key_check != kcv || kf.staged_key_check.is_some() {
+            let mut updated = kf.clone();
+            updated.key_check = kcv;
+            updated.staged_key_check = None;
+            updated.write(self.dir)?;
+        }
+        if was_staged || kf.staged_key_check.is_some() {
+            self.creds
+                .delete(&staged_key_entry(&kf.db_id))
+                .map_err(|e| CoreError::KeyMissing(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Re-encrypt under a new random key, crash-safe at every step. `stop_after` lets a
+    /// test end the procedure after a step as a crash would (the `OUTPOST_FAILPOINT`
+    /// variable does the same for a whole process, by aborting it).
+    pub fn rekey(&self, store: &mut Store, stop_after: Option<RekeyStep>) -> Result<(), CoreError> {
+        if self.env.db_key.is_some() {
+            return Err(CoreError::BadInput(
+                "OUTPOST_DB_KEY is set: a re-key makes a new key for the credential store, so unset OUTPOST_DB_KEY first".into(),
+            ));
+        }
+        let mut kf = KeyFile::read(self.dir)?
+            .ok_or_else(|| CoreError::NotInitialized(self.dir.display().to_string()))?;
+        if kf.key_source != KeySource::CredentialStore {
+            return Err(CoreError::BadInput(format!(
+                "this database is protected by {}; only a database whose key is in the OS credential store can be re-keyed",
+                kf.key_source.describe()
+            )));
+        }
+        let reached = |step: RekeyStep| -> bool {
+            if std::env::var("OUTPOST_FAILPOINT").ok().as_deref() == Some(step.failpoint_name()) {
+                // A crash, as a power cut or a kill would cause it.
+                std::process::abort();
+            }
+            stop_after == Some(step)
+        };
+        let new_key = DbKey::generate()?;
+        let new_kcv = key_check_value(&new_key);
+        let no_store = |e: crate::credentials::CredentialError| {
+            CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
+        };
+        self.creds
+            .set(&staged_key_entry(&kf.db_id), &new_key.to_hex())
+            .map_err(no_store)?;
+        kf.staged_key_check = Some(new_kcv.clone());
+        kf.write(self.dir)?;
+        if reached(RekeyStep::Staged) {
+            return Ok(());
+        }
+        store.rekey(&new_key)?;
+        if reached(RekeyStep::Rekeyed) {
+            return Ok(());
+        }
+        self.creds
+            .set(&current_key_entry(&kf.db_id), &new_key.to_hex())
+            .map_err(no_store)?;
+        if reached(RekeyStep::Promoted) {
+            return Ok(());
+        }
+        kf.key_check = new_kcv;
+        kf.staged_key_check = None;
+        kf.write(self.dir)?;
+        if reached(RekeyStep::KeyFileUpdated) {
+            return Ok(());
+        }
+        self.creds
+            .delete(&staged_key_entry(&kf.db_id))
+            .map_err(no_store)?;
+        Ok(())
+    }
+}
