@@ -194,7 +194,8 @@ fn default_data_dir() -> Result<PathBuf, CoreError> {
         .map(|d| d.data_dir().to_path_buf())
         .ok_or_else(|| {
             CoreError::BadInput(
-                "no home directory to put the data in: give --data-dir or set OUTPOST_DATA_DIR".into(),
+                "no home directory to put the data in: give --data-dir or set OUTPOST_DATA_DIR"
+                    .into(),
             )
         })
 }
@@ -242,7 +243,9 @@ fn print_order(row: &OrderRow) {
     if !o.equipment.asset_tag.is_empty() {
         outln!(
             "  equipment: {} {} {}",
-            o.equipment.asset_tag, o.equipment.model, o.equipment.serial
+            o.equipment.asset_tag,
+            o.equipment.model,
+            o.equipment.serial
         );
     }
     if let Some(w) = &o.scheduled {
@@ -273,7 +276,12 @@ fn print_order(row: &OrderRow) {
     if !o.notes.is_empty() {
         outln!("  notes:");
         for n in &o.notes {
-            outln!("    {} {}: {}", n.at.format("%Y-%m-%d %H:%M"), n.author, n.text);
+            outln!(
+                "    {} {}: {}",
+                n.at.format("%Y-%m-%d %H:%M"),
+                n.author,
+                n.text
+            );
         }
     }
     if let Some(s) = &o.signature {
@@ -342,7 +350,11 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                     } else {
                         outln!(
                             "{:<8} {:<11} {:<8} {:<8} {:<16} TITLE",
-                            "NUMBER", "STATUS", "PRIORITY", "SYNC", "SCHEDULED"
+                            "NUMBER",
+                            "STATUS",
+                            "PRIORITY",
+                            "SYNC",
+                            "SCHEDULED"
                         );
                         for r in rows {
                             let o = &r.order;
@@ -469,7 +481,12 @@ fn run(cli: Cli) -> Result<(), CoreError> {
             } else {
                 outln!(
                     "{:<5} {:<9} {:<8} {:<8} {:>4} {:>3}  ORDER",
-                    "SEQ", "KIND", "STATE", "BASE", "OPS", "TRY"
+                    "SEQ",
+                    "KIND",
+                    "STATE",
+                    "BASE",
+                    "OPS",
+                    "TRY"
                 );
                 for r in rows {
                     outln!(
@@ -501,11 +518,16 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                 outln!("schema:         {}", report.store.schema_version);
                 outln!(
                     "journal:        {}, synchronous={}",
-                    report.store.journal_mode, report.store.synchronous
+                    report.store.journal_mode,
+                    report.store.synchronous
                 );
                 outln!(
                     "integrity:      {}",
-                    if report.store.sound { "ok" } else { "PROBLEMS FOUND" }
+                    if report.store.sound {
+                        "ok"
+                    } else {
+                        "PROBLEMS FOUND"
+                    }
                 );
                 for line in report
                     .store

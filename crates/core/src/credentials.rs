@@ -106,7 +106,9 @@ impl MemoryCredentialStore {
 
     fn check(&self) -> Result<(), CredentialError> {
         if self.unavailable {
-            Err(CredentialError::Unavailable("no credential store on this machine".into()))
+            Err(CredentialError::Unavailable(
+                "no credential store on this machine".into(),
+            ))
         } else {
             Ok(())
         }

@@ -12,11 +12,36 @@ use uuid::Uuid;
 use crate::{CoreError, Outpost};
 
 const JOBS: &[(&str, &str, &str, &str)] = &[
-    ("Boiler annual service", "Nordvik Bakery", "Storgata 12, Tromsø", "BLR-2200"),
-    ("Replace HVAC filter", "Harbour Clinic", "Kaigata 3, Bodø", "HVAC-14"),
-    ("Pump seal leaking", "Fjord Fish AS", "Industriveien 8, Alta", "PMP-77"),
-    ("Install backflow valve", "Polar Hotel", "Sjøgata 1, Hammerfest", "VLV-9"),
-    ("Inspect fire dampers", "Arctic School", "Skoleveien 5, Narvik", "FD-301"),
+    (
+        "Boiler annual service",
+        "Nordvik Bakery",
+        "Storgata 12, Tromsø",
+        "BLR-2200",
+    ),
+    (
+        "Replace HVAC filter",
+        "Harbour Clinic",
+        "Kaigata 3, Bodø",
+        "HVAC-14",
+    ),
+    (
+        "Pump seal leaking",
+        "Fjord Fish AS",
+        "Industriveien 8, Alta",
+        "PMP-77",
+    ),
+    (
+        "Install backflow valve",
+        "Polar Hotel",
+        "Sjøgata 1, Hammerfest",
+        "VLV-9",
+    ),
+    (
+        "Inspect fire dampers",
+        "Arctic School",
+        "Skoleveien 5, Narvik",
+        "FD-301",
+    ),
 ];
 
 /// Demo orders assigned to `assignee`, scheduled from `now` on.

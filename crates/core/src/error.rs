@@ -61,7 +61,9 @@ impl CoreError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CoreError::Invalid(_) | CoreError::BadInput(_) => 3,
-            CoreError::WrongKey(_) | CoreError::KeyMissing(_) | CoreError::NoCredentialStore(_) => 4,
+            CoreError::WrongKey(_) | CoreError::KeyMissing(_) | CoreError::NoCredentialStore(_) => {
+                4
+            }
             CoreError::Corrupt(_) | CoreError::NewerSchema(_) | CoreError::NotEncrypted(_) => 5,
             CoreError::NotFound(_) | CoreError::NotInitialized(_) => 6,
             _ => 1,

@@ -13,7 +13,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use outpost_store::{key_check_value, random_bytes, DbKey, OpenError, Store, PASSPHRASE_ITERATIONS};
+use outpost_store::{
+    key_check_value, random_bytes, DbKey, OpenError, Store, PASSPHRASE_ITERATIONS,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -215,14 +217,13 @@ impl KeyManager<'_> {
         } else {
             let key = DbKey::generate()?;
             let name = current_key_entry(&db_id);
-            self.creds
-                .set(&name, &key.to_hex())
-                .map_err(|e| CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string())))?;
+            self.creds.set(&name, &key.to_hex()).map_err(|e| {
+                CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
+            })?;
             // Read it back: some stores accept a write they cannot keep.
-            let back = self
-                .creds
-                .get(&name)
-                .map_err(|e| CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string())))?;
+            let back = self.creds.get(&name).map_err(|e| {
+                CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
+            })?;
             if back.as_deref().map(|s| s.as_str()) != Some(key.to_hex().as_str()) {
                 return Err(CoreError::NoCredentialStore(no_store_message(
                     self.creds,
@@ -317,7 +318,8 @@ impl KeyManager<'_> {
             Some(kf) => kf,
             None if db_path.exists() => {
                 if let Some(key) = self.env.env_key()? {
-                    let store = Store::open(self.dir, &key).map_err(|e| self.open_error(e, None))?;
+                    let store =
+                        Store::open(self.dir, &key).map_err(|e| self.open_error(e, None))?;
                     return Ok((
                         store,
                         KeyInfo {
@@ -336,10 +338,11 @@ impl KeyManager<'_> {
         };
         let candidates = self.candidates(&kf)?;
         let mut right_key_failed = false;
+        let staged_entry_exists = candidates.iter().any(|(_, staged)| *staged);
         for (key, staged) in &candidates {
             match Store::open(self.dir, key) {
                 Ok(store) => {
-                    self.settle(&kf, key, *staged)?;
+                    self.settle(&kf, key, *staged, staged_entry_exists)?;
                     return Ok((
                         store,
                         KeyInfo {
@@ -373,7 +376,8 @@ impl KeyManager<'_> {
             )
         } else if kf.key_source == KeySource::Passphrase {
             CoreError::WrongKey(
-                "the passphrase is wrong: it does not open this database; nothing was changed".into(),
+                "the passphrase is wrong: it does not open this database; nothing was changed"
+                    .into(),
             )
         } else {
             CoreError::WrongKey(format!(
@@ -391,7 +395,13 @@ impl KeyManager<'_> {
     }
 
     /// After a successful open: make the key that worked the current one everywhere.
-    fn settle(&self, kf: &KeyFile, key: &DbKey, was_staged: bool) -> Result<(), CoreError> {
+    fn settle(
+        &self,
+        kf: &KeyFile,
+        key: &DbKey,
+        was_staged: bool,
+        staged_entry_exists: bool,
+    ) -> Result<(), CoreError> {
         let kcv = key_check_value(key);
         if self.env.db_key.is_some() {
             // The environment key is never written to the credential store.
@@ -417,7 +427,7 @@ impl KeyManager<'_> {
             updated.staged_key_check = None;
             updated.write(self.dir)?;
         }
-        if was_staged || kf.staged_key_check.is_some() {
+        if staged_entry_exists {
             self.creds
                 .delete(&staged_key_entry(&kf.db_id))
                 .map_err(|e| CoreError::KeyMissing(e.to_string()))?;

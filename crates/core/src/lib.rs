@@ -19,8 +19,7 @@ use chrono::{DateTime, Utc};
 use outpost_protocol::mutation::{EntityKind, ListItem};
 use outpost_protocol::{
     apply_mutation, Customer, InventoryItem, Mutation, MutationKind, NoteEntry, Op, PartUsed,
-    PhotoRef, Priority, Quantity, SetOp, Signature, Site, Status, ValidationErrors,
-    FORMAT_VERSION,
+    PhotoRef, Priority, Quantity, SetOp, Signature, Site, Status, ValidationErrors, FORMAT_VERSION,
 };
 use outpost_store::{CheckReport, Store};
 use serde::Serialize;
@@ -187,7 +186,11 @@ impl Outpost {
         outpost_store::StorePaths::in_dir(dir).db.exists()
     }
 
-    fn finish(mut store: Store, key_info: KeyInfo, opts: OpenOptions) -> Result<Outpost, CoreError> {
+    fn finish(
+        mut store: Store,
+        key_info: KeyInfo,
+        opts: OpenOptions,
+    ) -> Result<Outpost, CoreError> {
         let device_id = store.device_id(opts.clock.now())?;
         Ok(Outpost {
             store,
@@ -229,7 +232,9 @@ impl Outpost {
     pub fn set_username(&mut self, name: &str) -> Result<(), CoreError> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(CoreError::BadInput("the user name must not be empty".into()));
+            return Err(CoreError::BadInput(
+                "the user name must not be empty".into(),
+            ));
         }
         Ok(self.store.set_setting(SETTING_USERNAME, name)?)
     }
@@ -242,7 +247,13 @@ impl Outpost {
         self.clock.now()
     }
 
-    fn mutation(&self, entity_id: Uuid, kind: MutationKind, base_version: u64, ops: Vec<Op>) -> Mutation {
+    fn mutation(
+        &self,
+        entity_id: Uuid,
+        kind: MutationKind,
+        base_version: u64,
+        ops: Vec<Op>,
+    ) -> Mutation {
         Mutation {
             mutation_id: Uuid::now_v7(),
             device_id: self.device_id,
@@ -268,7 +279,11 @@ impl Outpost {
         Ok(self.store.order(&id)?)
     }
 
-    pub fn search_inventory(&self, query: &str, limit: usize) -> Result<Vec<InventoryItem>, CoreError> {
+    pub fn search_inventory(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<InventoryItem>, CoreError> {
         Ok(self.store.search_inventory(query, limit.clamp(1, 1000))?)
     }
 
@@ -359,7 +374,9 @@ impl Outpost {
                 unknown.push(
                     format!("parts_used.{sku}"),
                     "unknown_item",
-                    format!("no inventory item has SKU {sku}: find it with `outpost inventory search`"),
+                    format!(
+                        "no inventory item has SKU {sku}: find it with `outpost inventory search`"
+                    ),
                 );
                 continue;
             }
@@ -388,7 +405,11 @@ impl Outpost {
     /// Complete an order with the customer's signature and photos. Everything is
     /// checked before anything is written; then the evidence is encrypted to disk and
     /// the completion recorded.
-    pub fn complete_order(&mut self, reference: &str, c: Completion) -> Result<OrderRow, CoreError> {
+    pub fn complete_order(
+        &mut self,
+        reference: &str,
+        c: Completion,
+    ) -> Result<OrderRow, CoreError> {
         let current = self.order(reference)?.order;
         let mut errs = ValidationErrors::default();
         if media_type_of(&c.signature_png.bytes) != Some("image/png") {
@@ -402,7 +423,11 @@ impl Outpost {
         for p in &c.photos {
             match media_type_of(&p.bytes) {
                 Some(t) => photo_types.push(t),
-                None => errs.push("photos", "invalid", format!("{} is not a JPEG or PNG image", p.name)),
+                None => errs.push(
+                    "photos",
+                    "invalid",
+                    format!("{} is not a JPEG or PNG image", p.name),
+                ),
             }
         }
         for e in c
@@ -414,7 +439,11 @@ impl Outpost {
             errs.push(
                 "photos",
                 "too_large",
-                format!("{} is larger than {} MiB", e.name, outpost_store::ATTACHMENT_MAX_BYTES >> 20),
+                format!(
+                    "{} is larger than {} MiB",
+                    e.name,
+                    outpost_store::ATTACHMENT_MAX_BYTES >> 20
+                ),
             );
         }
         errs.into_result()?;

@@ -1,0 +1,119 @@
+//! Golden schema tests: the schema reached by migrating from empty, and from every
+//! earlier version with data in it, is the committed snapshot
+//! (`migrations/client/schema.snapshot.sql`). Regenerate the snapshot after adding a
+//! migration with `UPDATE_SNAPSHOTS=1 cargo test -p outpost-store --test schema`.
+
+use std::path::PathBuf;
+
+use outpost_store::{DbKey, OpenError, Store, MIGRATIONS};
+
+fn snapshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/client/schema.snapshot.sql")
+}
+
+fn key() -> DbKey {
+    DbKey::from_bytes([7; 32])
+}
+
+fn check_against_snapshot(schema: &str) {
+    let path = snapshot_path();
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, schema).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).expect(
+        "the schema snapshot exists (make it with UPDATE_SNAPSHOTS=1 cargo test -p outpost-store --test schema)",
+    );
+    assert_eq!(
+        schema, expected,
+        "the migrated schema differs from the committed snapshot; if the change is intended, \
+         add a migration and regenerate the snapshot"
+    );
+}
+
+#[test]
+fn migrating_from_empty_gives_the_snapshot_schema() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let store = Store::create(tmp.path(), &key()).expect("create");
+    assert_eq!(
+        store.schema_version().expect("version"),
+        MIGRATIONS.len() as i64
+    );
+    check_against_snapshot(&store.schema_sql().expect("schema"));
+}
+
+#[test]
+fn migrating_from_every_earlier_version_keeps_data_and_gives_the_snapshot_schema() {
+    for version in 1..MIGRATIONS.len() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        {
+            let conn = Store::create_at_version_for_tests(tmp.path(), &key(), version)
+                .expect("older schema");
+            // A fixture row in every table that version 1 already had.
+            conn.execute_batch(
+                "INSERT INTO device VALUES (1, '8c1f2b8e-4a57-4a2a-9d43-5b1c5e2f7a10', '2026-01-01T00:00:00Z');
+                 INSERT INTO kv VALUES ('username', 'tech1');
+                 INSERT INTO work_orders (id, title, status, priority, body, updated_at)
+                 VALUES ('018f0000-0000-7000-8000-000000000001', 'Old order', 'scheduled', 'normal',
+                         '{\"id\":\"018f0000-0000-7000-8000-000000000001\",\"title\":\"Old order\",\"priority\":\"normal\",\"status\":\"scheduled\"}',
+                         '2026-01-01T00:00:00Z');",
+            )
+            .expect("fixture");
+        }
+        let mut store = Store::open(tmp.path(), &key()).expect("open migrates");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            MIGRATIONS.len() as i64
+        );
+        check_against_snapshot(&store.schema_sql().expect("schema"));
+        let orders = store.orders().expect("orders");
+        assert_eq!(orders.len(), 1, "data from schema {version} survives");
+        assert_eq!(orders[0].order.title, "Old order");
+        assert_eq!(
+            store.get_setting("username").expect("kv").as_deref(),
+            Some("tech1")
+        );
+        let device = store.device_id(chrono::Utc::now()).expect("device");
+        assert_eq!(device.to_string(), "8c1f2b8e-4a57-4a2a-9d43-5b1c5e2f7a10");
+    }
+}
+
+#[test]
+fn a_database_newer_than_the_program_is_refused() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::create(tmp.path(), &key()).expect("create");
+        drop(store);
+        let conn =
+            Store::create_at_version_for_tests(tmp.path(), &key(), MIGRATIONS.len()).expect("open");
+        conn.execute_batch("PRAGMA user_version = 1000")
+            .expect("bump");
+    }
+    match Store::open(tmp.path(), &key()) {
+        Err(OpenError::NewerSchema { found, supported }) => {
+            assert_eq!(found, 1000);
+            assert_eq!(supported, MIGRATIONS.len());
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_store_runs_with_wal_and_synchronous_full() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let store = Store::create(tmp.path(), &key()).expect("create");
+    let report = store.check().expect("check");
+    assert_eq!(report.journal_mode, "wal");
+    assert_eq!(report.synchronous, "FULL");
+    assert!(report.encrypted && report.sound, "{report:?}");
+    assert_eq!(store.pragma_text("foreign_keys").expect("pragma"), "1");
+    assert_eq!(
+        store.pragma_text("temp_store").expect("pragma"),
+        "2",
+        "temp data stays in memory"
+    );
+    assert_eq!(
+        store.pragma_text("cache_size").expect("pragma"),
+        format!("-{}", outpost_store::PAGE_CACHE_KIB)
+    );
+}

@@ -1,0 +1,88 @@
+-- index inventory_by_name
+CREATE INDEX inventory_by_name ON inventory (name COLLATE NOCASE);
+
+-- index outbox_by_entity
+CREATE INDEX outbox_by_entity ON outbox (entity_id, seq);
+
+-- index work_orders_by_schedule
+CREATE INDEX work_orders_by_schedule ON work_orders (status, scheduled_start);
+
+-- table attachments
+CREATE TABLE attachments (
+    hash        TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    media_type  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    uploaded    INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- table device
+CREATE TABLE device (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    device_id   TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+) STRICT;
+
+-- table inventory
+CREATE TABLE inventory (
+    sku                TEXT PRIMARY KEY,
+    name               TEXT NOT NULL,
+    unit               TEXT NOT NULL,
+    price_cents        INTEGER NOT NULL,
+    total_stock_milli  INTEGER NOT NULL,
+    -- The full item as JSON (protocol::InventoryItem).
+    body               TEXT NOT NULL
+) STRICT;
+
+-- table kv
+CREATE TABLE kv (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;
+
+-- table outbox
+CREATE TABLE outbox (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    mutation_id      TEXT NOT NULL UNIQUE,
+    device_id        TEXT NOT NULL,
+    entity           TEXT NOT NULL,
+    entity_id        TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    base_version     INTEGER NOT NULL,
+    -- The mutation as JSON (protocol::Mutation). Frozen once the row is sealed.
+    body             TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    -- pending: never sent, may coalesce; sent: sealed, waiting for an answer;
+    -- failed: rejected by the server, kept for a person.
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sent', 'failed')),
+    last_error       TEXT
+) STRICT;
+
+-- table work_orders
+CREATE TABLE work_orders (
+    id               TEXT PRIMARY KEY,
+    number           INTEGER,
+    title            TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    priority         TEXT NOT NULL,
+    assignee         TEXT,
+    scheduled_start  TEXT,
+    -- The full local order as JSON (protocol::WorkOrder).
+    body             TEXT NOT NULL,
+    -- The last row the server sent (JSON), the base that pending work is rebased on;
+    -- NULL for an order the server has not acknowledged yet.
+    server_body      TEXT,
+    server_version   INTEGER NOT NULL DEFAULT 0,
+    updated_at       TEXT NOT NULL
+) STRICT;
+
+-- trigger outbox_sealed_body_is_frozen
+CREATE TRIGGER outbox_sealed_body_is_frozen
+BEFORE UPDATE OF body ON outbox
+WHEN OLD.state <> 'pending'
+BEGIN
+    SELECT RAISE(ABORT, 'outbox row is sealed: its body cannot change');
+END;
