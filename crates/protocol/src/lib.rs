@@ -7,9 +7,11 @@
 
 pub mod apply;
 pub mod domain;
+pub mod merge;
 pub mod mutation;
 pub mod status;
 pub mod validate;
+pub mod wire;
 
 pub use apply::{apply_mutation, apply_ops, ApplyError};
 pub use domain::*;

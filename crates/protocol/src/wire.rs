@@ -1,0 +1,860 @@
+//! Wire types of the sync API (protocol v1): what travels between a device and
+//! `outpost-server` over HTTP, and the stable error codes both sides branch on.
+//!
+//! Every request body refuses unknown fields, so a client of another shape gets a clear
+//! `invalid_body` instead of a silent partial read. Responses are plain data; the server
+//! adds fields only with a protocol version bump. The cursor is opaque on purpose: the
+//! client stores it and sends it back, never parses it.
+//!
+//! Left out on purpose: transport details (compression, TLS) and the server's own
+//! storage shapes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{InventoryItem, Role, WorkOrder};
+use crate::mutation::{EntityKind, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
+use crate::validate::FieldError;
+
+/// Request header carrying the client's [`crate::PROTOCOL_VERSION`]. When present it
+/// must match the server's, or the request is refused with `unsupported_protocol`.
+pub const PROTOCOL_HEADER: &str = "x-outpost-protocol";
+
+/// Bearer token header (standard `Authorization: Bearer <access_token>`).
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
+/// The endpoints of the API, relative to the server's base URL.
+pub mod paths {
+    pub const HEALTH: &str = "/health";
+    pub const METRICS: &str = "/metrics";
+    pub const OPENAPI: &str = "/openapi.json";
+    pub const LOGIN: &str = "/v1/auth/login";
+    pub const REFRESH: &str = "/v1/auth/refresh";
+    pub const LOGOUT: &str = "/v1/auth/logout";
+    pub const PUSH: &str = "/v1/push";
+    pub const PULL: &str = "/v1/pull";
+    /// `GET` one order the caller may see: `/v1/orders/{id}`.
+    pub const ORDERS: &str = "/v1/orders";
+    /// `GET /v1/conflicts?status=open|resolved|all`.
+    pub const CONFLICTS: &str = "/v1/conflicts";
+    /// `GET /v1/failed-syncs?status=open|resolved|all`.
+    pub const FAILED_SYNCS: &str = "/v1/failed-syncs";
+    /// `GET /v1/inventory/alerts`: items whose stock went below zero.
+    pub const STOCK_ALERTS: &str = "/v1/inventory/alerts";
+    /// `PUT /v1/attachments/{hash}?offset=N&total=T` (a chunk), `GET /v1/attachments/{hash}`
+    /// (the bytes), `GET /v1/attachments/{hash}/status`.
+    pub const ATTACHMENTS: &str = "/v1/attachments";
+    /// `POST`: several small files in one request.
+    pub const ATTACHMENTS_BATCH: &str = "/v1/attachments-batch";
+}
+
+/// Limits both sides know, so a client never builds a request the server refuses.
+pub mod limits {
+    /// Mutations in one push.
+    pub const PUSH_MUTATIONS_MAX: usize = 500;
+    /// Bytes of one JSON request body (push, login, pull, batch upload).
+    pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+    /// Rows in one pull page, and the default.
+    pub const PULL_LIMIT_MAX: u32 = 5_000;
+    pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
+    /// Bytes of rows in one pull page (a single larger row still travels alone).
+    pub const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
+    pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
+    /// Size of one attachment, of one uploaded chunk, and of a file in a batch upload.
+    pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+    pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
+    pub const BATCH_FILE_BYTES_MAX: u64 = 256 * 1024;
+}
+
+/// Stable error codes. A client branches on these, never on messages or HTTP reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Request shape (400, 413, 415).
+    MalformedJson,
+    InvalidUtf8,
+    InvalidBody,
+    PayloadTooLarge,
+    UnsupportedProtocol,
+    UnsupportedFormat,
+    OutOfRange,
+    // Auth (401, 403, 429).
+    Unauthorized,
+    InvalidCredentials,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    RefreshReused,
+    UserDisabled,
+    DeviceRevoked,
+    DeviceMismatch,
+    RateLimited,
+    Forbidden,
+    // Resources (404, 409, 410, 422).
+    NotFound,
+    ResyncRequired,
+    OffsetMismatch,
+    HashMismatch,
+    // Per-mutation outcomes inside a push answer.
+    MutationIdReused,
+    ValidationFailed,
+    UnknownEntity,
+    AlreadyExists,
+    AlreadyResolved,
+    VersionMismatch,
+    UnknownSku,
+    // Server side (5xx).
+    Internal,
+    Unavailable,
+    /// A code this client does not know yet (a newer server); treat as permanent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MalformedJson => "malformed_json",
+            InvalidUtf8 => "invalid_utf8",
+            InvalidBody => "invalid_body",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedProtocol => "unsupported_protocol",
+            UnsupportedFormat => "unsupported_format",
+            OutOfRange => "out_of_range",
+            Unauthorized => "unauthorized",
+            InvalidCredentials => "invalid_credentials",
+            TokenExpired => "token_expired",
+            TokenInvalid => "token_invalid",
+            TokenRevoked => "token_revoked",
+            RefreshReused => "refresh_reused",
+            UserDisabled => "user_disabled",
+            DeviceRevoked => "device_revoked",
+            DeviceMismatch => "device_mismatch",
+            RateLimited => "rate_limited",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            ResyncRequired => "resync_required",
+            OffsetMismatch => "offset_mismatch",
+            HashMismatch => "hash_mismatch",
+            MutationIdReused => "mutation_id_reused",
+            ValidationFailed => "validation_failed",
+            UnknownEntity => "unknown_entity",
+            AlreadyExists => "already_exists",
+            AlreadyResolved => "already_resolved",
+            VersionMismatch => "version_mismatch",
+            UnknownSku => "unknown_sku",
+            Internal => "internal",
+            Unavailable => "unavailable",
+            Unknown => "unknown",
+        }
+    }
+
+    /// Whether a request that got this code may succeed if sent again unchanged (after a
+    /// refresh of the access token for `token_expired`).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited
+                | ErrorCode::Internal
+                | ErrorCode::Unavailable
+                | ErrorCode::TokenExpired
+        )
+    }
+
+    /// Whether the device must sign in again (its tokens will never work again).
+    pub fn needs_sign_in(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::TokenRevoked
+                | ErrorCode::RefreshReused
+                | ErrorCode::UserDisabled
+                | ErrorCode::DeviceRevoked
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every error response (4xx and 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// What went wrong, in words a person understands; never contains secrets.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    /// For `rate_limited`: seconds to wait (also in the `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+            field_errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Auth
+// ---------------------------------------------------------------------------------
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// The device's id (a UUID made once per data directory).
+    pub device_id: Uuid,
+}
+
+/// `POST /v1/auth/refresh`: trade a refresh token for a new pair. The old refresh token
+/// stops working (after a short grace period for a lost reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+    pub device_id: Uuid,
+}
+
+/// `POST /v1/auth/logout`: the refresh token (and its device's session) stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}
+
+/// The answer to login and refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    /// Keep secret (inside the encrypted store); send only to `/v1/auth/refresh`.
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub username: String,
+    pub role: Role,
+    pub device_id: Uuid,
+    /// The server's clock, so the device can flag a large skew.
+    pub server_time: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------
+// Push
+// ---------------------------------------------------------------------------------
+
+/// `POST /v1/push`: a batch of mutations, applied in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub mutations: Vec<Mutation>,
+}
+
+/// One result per mutation, in the order sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub results: Vec<MutationResult>,
+    pub server_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MutationResult {
+    pub mutation_id: Uuid,
+    pub outcome: PushOutcome,
+}
+
+/// What became of one mutation.
+///
+/// `applied`, `applied_with_conflicts`, `duplicate` and `rejected` acknowledge the
+/// mutation (the device removes it from its queue; a rejection becomes a failed sync on
+/// the device). `missing_attachments` is retryable: upload the named files, then resend
+/// the same body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PushOutcome {
+    Applied(Applied),
+    AppliedWithConflicts(AppliedWithConflicts),
+    /// The same mutation (same id, same body) was applied before; this is its first
+    /// recorded outcome.
+    Duplicate {
+        first: Box<PushOutcome>,
+    },
+    Rejected(Rejection),
+    MissingAttachments {
+        hashes: Vec<String>,
+    },
+}
+
+impl PushOutcome {
+    /// Whether the device may drop the mutation from its outbox.
+    pub fn is_acknowledged(&self) -> bool {
+        !matches!(self, PushOutcome::MissingAttachments { .. })
+    }
+
+    /// The outcome itself, looking through `duplicate`.
+    pub fn first(&self) -> &PushOutcome {
+        match self {
+            PushOutcome::Duplicate { first } => first.first(),
+            other => other,
+        }
+    }
+}
+
+/// The mutation took effect (or changed nothing because every value was already so).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub entity: EntityKind,
+    pub entity_id: Uuid,
+    /// The entity's version after the mutation.
+    pub version: u64,
+    /// The order's human number (server-assigned), for work orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// False when every operation was already in effect (no version bump).
+    pub changed: bool,
+    /// The order as the server now holds it (for work orders), so the device can take
+    /// the server's truth at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<WorkOrder>,
+}
+
+/// Some operations took effect; the `set`s of `fields` wait in an open conflict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedWithConflicts {
+    pub entity_id: Uuid,
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    pub conflict_id: Uuid,
+    /// Field keys ([`SetOp::field_key`]) that wait for a person. Empty when the whole
+    /// mutation is held (see [`ConflictKind`]).
+    pub fields: Vec<String>,
+    pub conflict_kind: ConflictKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<WorkOrder>,
+}
+
+/// A permanent refusal, recorded as a failed sync for dispatchers (`failed_sync_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_sync_id: Option<Uuid>,
+    /// For `already_resolved`: how the conflict or failed sync was settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+// ---------------------------------------------------------------------------------
+// Conflicts, failed syncs, resolutions
+// ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Open,
+    Resolved,
+}
+
+/// Why a conflict was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Some `set`s met a newer change of the same field by another device; the rest of
+    /// the mutation applied.
+    Fields,
+    /// A completion arrived for an order another device cancelled after the base; the
+    /// whole completion (with its evidence) is held.
+    CompletionAfterCancel,
+    /// A completion arrived for an order reassigned after the base.
+    CompletionAfterReassign,
+    /// A technician who was the assignee at the base pushed after a reassignment; the
+    /// whole mutation is held.
+    Reassigned,
+}
+
+impl ConflictKind {
+    /// Whether the whole mutation waits (nothing of it applied).
+    pub fn holds_whole_mutation(self) -> bool {
+        !matches!(self, ConflictKind::Fields)
+    }
+}
+
+/// One field that waits for a person: the device's `set`, the server's current value
+/// and the value at the device's base (when the server still knows it), each as the
+/// same `set` operation so a resolution can send back whichever is chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictField {
+    pub field: String,
+    pub device: SetOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<SetOp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<SetOp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionOutcome {
+    AcceptedDevice,
+    KeptServer,
+    Merged,
+    /// A failed sync dismissed without change.
+    Dismissed,
+    /// A failed sync settled by applying the given operations.
+    Applied,
+}
+
+/// How a conflict or failed sync was settled, by whom and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub outcome: ResolutionOutcome,
+    pub decided_by: String,
+    pub decided_at: DateTime<Utc>,
+    /// The resolving mutation.
+    pub mutation_id: Uuid,
+    /// The operations applied to the order (empty when the server's state was kept).
+    pub ops: Vec<Op>,
+    /// The order's version after the resolution, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_version: Option<u64>,
+}
+
+/// An open or settled conflict, with the full payload of the mutation that caused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    pub id: Uuid,
+    /// 1 while open; 2 once resolved. A resolution names the version it expects.
+    pub version: u64,
+    pub status: RecordStatus,
+    pub kind: ConflictKind,
+    pub order_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_number: Option<u64>,
+    /// The order's assignee when the conflict was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub username: String,
+    pub device_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub fields: Vec<ConflictField>,
+    pub mutation: Mutation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// What a person chose for a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolutionChoice {
+    /// Take the device's version (for a held completion: complete the order with it).
+    AcceptDevice,
+    /// Keep the server's state; nothing changes.
+    KeepServer,
+    /// Take the device's value for these field keys and keep the server's for the rest.
+    PerField(Vec<String>),
+}
+
+impl ConflictRecord {
+    /// The operations that carry out `choice`.
+    pub fn resolution_ops(&self, choice: &ResolutionChoice) -> Vec<Op> {
+        match choice {
+            ResolutionChoice::KeepServer => Vec::new(),
+            ResolutionChoice::AcceptDevice if self.kind.holds_whole_mutation() => {
+                let mut ops = self.mutation.ops.clone();
+                if self.mutation.kind == MutationKind::Complete {
+                    ops.push(Op::Set(SetOp::Status(crate::status::Status::Completed)));
+                    let has_time = ops
+                        .iter()
+                        .any(|op| matches!(op, Op::Set(SetOp::CompletedAt(Some(_)))));
+                    if !has_time {
+                        ops.push(Op::Set(SetOp::CompletedAt(Some(self.mutation.device_time))));
+                    }
+                }
+                ops
+            }
+            ResolutionChoice::AcceptDevice => self
+                .fields
+                .iter()
+                .map(|f| Op::Set(f.device.clone()))
+                .collect(),
+            ResolutionChoice::PerField(keys) => self
+                .fields
+                .iter()
+                .filter(|f| keys.contains(&f.field))
+                .map(|f| Op::Set(f.device.clone()))
+                .collect(),
+        }
+    }
+
+    /// The `resolve` mutation a device sends for `choice` (through push, like any
+    /// other change, so a dispatcher's decision is offline-first too).
+    pub fn resolve_mutation(
+        &self,
+        choice: &ResolutionChoice,
+        mutation_id: Uuid,
+        device_id: Uuid,
+        device_time: DateTime<Utc>,
+    ) -> Mutation {
+        Mutation {
+            mutation_id,
+            device_id,
+            entity: EntityKind::Conflict,
+            entity_id: self.id,
+            kind: MutationKind::Resolve,
+            base_version: self.version,
+            format: FORMAT_VERSION,
+            device_time,
+            ops: self.resolution_ops(choice),
+        }
+    }
+}
+
+/// A mutation the server refused, with everything a dispatcher needs to decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedSyncRecord {
+    pub id: Uuid,
+    /// 1 while open; 2 once resolved.
+    pub version: u64,
+    pub status: RecordStatus,
+    pub order_id: Uuid,
+    /// The order's assignee when the mutation was refused, if the order exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub username: String,
+    pub device_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_errors: Vec<FieldError>,
+    pub mutation: Mutation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+impl FailedSyncRecord {
+    /// The `resolve` mutation for a failed sync: no ops dismisses it; ops are applied to
+    /// the order as the dispatcher's decision.
+    pub fn resolve_mutation(
+        &self,
+        ops: Vec<Op>,
+        mutation_id: Uuid,
+        device_id: Uuid,
+        device_time: DateTime<Utc>,
+    ) -> Mutation {
+        Mutation {
+            mutation_id,
+            device_id,
+            entity: EntityKind::FailedSync,
+            entity_id: self.id,
+            kind: MutationKind::Resolve,
+            base_version: self.version,
+            format: FORMAT_VERSION,
+            device_time,
+            ops,
+        }
+    }
+}
+
+/// `GET /v1/conflicts` and `GET /v1/failed-syncs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictList {
+    pub items: Vec<ConflictRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedSyncList {
+    pub items: Vec<FailedSyncRecord>,
+}
+
+/// An inventory item whose stock went below zero (parts used beyond what was booked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockAlert {
+    pub sku: String,
+    pub name: String,
+    pub location: String,
+    pub quantity: crate::domain::Quantity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockAlertList {
+    pub items: Vec<StockAlert>,
+}
+
+// ---------------------------------------------------------------------------------
+// Pull
+// ---------------------------------------------------------------------------------
+
+/// `POST /v1/pull`. No cursor means "prime me": a snapshot first, then the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Rows per page (at most [`limits::PULL_LIMIT_MAX`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Bytes of rows per page (at most [`limits::PULL_BYTES_MAX`]).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+}
+
+/// One page. Apply `changes` and store `cursor` in one local transaction; ask again
+/// while `has_more`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullResponse {
+    pub changes: Vec<Change>,
+    pub cursor: String,
+    pub has_more: bool,
+    /// Present while a snapshot is being sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priming: Option<PrimingProgress>,
+    pub server_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimingPhase {
+    Orders,
+    Conflicts,
+    FailedSyncs,
+    Inventory,
+}
+
+/// Progress of a snapshot: `done` of `total` rows sent (total counted when it began).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimingProgress {
+    pub phase: PrimingPhase,
+    pub done: u64,
+    pub total: u64,
+    /// The log sequence the snapshot stands for; the log is followed from here.
+    pub snapshot_seq: u64,
+}
+
+/// The kind of entity a change row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeEntity {
+    WorkOrder,
+    InventoryItem,
+    Conflict,
+    FailedSync,
+}
+
+impl ChangeEntity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeEntity::WorkOrder => "work_order",
+            ChangeEntity::InventoryItem => "inventory_item",
+            ChangeEntity::Conflict => "conflict",
+            ChangeEntity::FailedSync => "failed_sync",
+        }
+    }
+}
+
+impl std::str::FromStr for ChangeEntity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "work_order" => Ok(ChangeEntity::WorkOrder),
+            "inventory_item" => Ok(ChangeEntity::InventoryItem),
+            "conflict" => Ok(ChangeEntity::Conflict),
+            "failed_sync" => Ok(ChangeEntity::FailedSync),
+            _ => Err(format!("unknown entity {s:?}")),
+        }
+    }
+}
+
+/// One row of a pull page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The change-log sequence; 0 for snapshot rows.
+    pub seq: u64,
+    pub entity: ChangeEntity,
+    /// The entity's id (a UUID, or the SKU for inventory items).
+    pub id: String,
+    pub version: u64,
+    /// The mutations that produced this row (a pulled row naming one of the device's
+    /// pending mutations acknowledges it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mutation_ids: Vec<Uuid>,
+    pub change: ChangeBody,
+}
+
+/// The row itself, or what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "row", rename_all = "snake_case")]
+pub enum ChangeBody {
+    WorkOrder(WorkOrder),
+    InventoryItem(InventoryItem),
+    Conflict(ConflictRecord),
+    FailedSync(FailedSyncRecord),
+    /// The entity left the caller's scope (reassigned away); remove it locally unless it
+    /// carries unsynced work.
+    LeftScope(LeftScope),
+    /// The entity was deleted.
+    Tombstone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftScope {
+    /// Who holds the order now (to show "reassigned to …").
+    #[serde(default)]
+    pub now_assigned_to: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------
+// Attachments
+// ---------------------------------------------------------------------------------
+
+/// The state of an upload: `received` bytes are stored; resume from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentStatus {
+    pub hash: String,
+    pub received: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Stored and its SHA-256 verified.
+    pub complete: bool,
+}
+
+/// `POST /v1/attachments-batch`: small files in one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchUploadRequest {
+    pub files: Vec<BatchFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFile {
+    pub hash: String,
+    /// The bytes, standard base64 with padding.
+    pub data_base64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchUploadResponse {
+    pub results: Vec<BatchFileResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchFileResult {
+    pub hash: String,
+    pub complete: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+// ---------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub protocol_version: u32,
+    pub server_time: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_error_codes_from_a_newer_server_still_parse() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"code":"brand_new","message":"x"}"#).expect("parse");
+        assert_eq!(body.code, ErrorCode::Unknown);
+        let known: ErrorBody =
+            serde_json::from_str(r#"{"code":"resync_required","message":"x"}"#).expect("parse");
+        assert_eq!(known.code, ErrorCode::ResyncRequired);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_their_names() {
+        for code in [
+            ErrorCode::MalformedJson,
+            ErrorCode::MutationIdReused,
+            ErrorCode::AlreadyResolved,
+            ErrorCode::ResyncRequired,
+        ] {
+            let json = serde_json::to_value(code).expect("serialize");
+            assert_eq!(json, serde_json::json!(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn push_outcomes_have_a_readable_tag() {
+        let o = PushOutcome::MissingAttachments {
+            hashes: vec!["a".repeat(64)],
+        };
+        let json = serde_json::to_value(&o).expect("serialize");
+        assert_eq!(json["result"], "missing_attachments");
+        assert!(!o.is_acknowledged());
+        let dup = PushOutcome::Duplicate {
+            first: Box::new(PushOutcome::Rejected(Rejection {
+                code: ErrorCode::ValidationFailed,
+                message: "x".into(),
+                field_errors: vec![],
+                failed_sync_id: None,
+                resolution: None,
+            })),
+        };
+        let back: PushOutcome =
+            serde_json::from_value(serde_json::to_value(&dup).expect("serialize")).expect("parse");
+        assert_eq!(back, dup);
+        assert!(matches!(back.first(), PushOutcome::Rejected(_)));
+    }
+
+    #[test]
+    fn change_rows_round_trip() {
+        let c = Change {
+            seq: 7,
+            entity: ChangeEntity::WorkOrder,
+            id: Uuid::nil().to_string(),
+            version: 3,
+            mutation_ids: vec![],
+            change: ChangeBody::LeftScope(LeftScope {
+                now_assigned_to: Some("tech2".into()),
+            }),
+        };
+        let json = serde_json::to_value(&c).expect("serialize");
+        assert_eq!(json["change"]["kind"], "left_scope");
+        assert_eq!(json["change"]["row"]["now_assigned_to"], "tech2");
+        let back: Change = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, c);
+        let t = Change {
+            change: ChangeBody::Tombstone,
+            ..c
+        };
+        let json = serde_json::to_value(&t).expect("serialize");
+        assert_eq!(json["change"], serde_json::json!({"kind": "tombstone"}));
+        assert_eq!(serde_json::from_value::<Change>(json).expect("parse"), t);
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        assert!(serde_json::from_str::<LoginRequest>(
+            r#"{"username":"a","password":"b","device_id":"00000000-0000-0000-0000-000000000000","x":1}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<PullRequest>(r#"{"cursor":null,"page":3}"#).is_err());
+    }
+}
