@@ -36,7 +36,7 @@ CREATE INDEX work_orders_by_schedule ON work_orders (status, scheduled_start);
 
 -- The outbox: one row per recorded user action, in order.
 CREATE TABLE outbox (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              INTEGER PRIMARY KEY,
     mutation_id      TEXT NOT NULL UNIQUE,
     device_id        TEXT NOT NULL,
     entity           TEXT NOT NULL,

@@ -42,7 +42,7 @@ CREATE TABLE kv (
 
 -- table outbox
 CREATE TABLE outbox (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              INTEGER PRIMARY KEY,
     mutation_id      TEXT NOT NULL UNIQUE,
     device_id        TEXT NOT NULL,
     entity           TEXT NOT NULL,

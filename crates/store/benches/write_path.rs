@@ -1,1 +1,201 @@
-fn main() {}
+//! The local write path: one user action = validate, update the order row and append
+//! its mutation to the outbox, in one transaction (`Store::record`), with
+//! `synchronous=FULL` on disk. Measured on SQLCipher and, in the same run with the
+//! same code, on plain SQLite; plus the time to open the encrypted store with a raw key.
+//!
+//! Run: `cargo bench -p outpost-store --bench write_path` (or `make bench`).
+//! Optional: `OUTPOST_BENCH_EDITS=5000` (edits per store, default 3000).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::{Mutation, MutationKind, NoteEntry, Op, SetOp, WorkOrder, FORMAT_VERSION};
+use outpost_store::{DbKey, Store};
+use uuid::Uuid;
+
+const ORDERS: usize = 1000;
+const BLOCK: usize = 250;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn seed(store: &mut Store) -> Vec<WorkOrder> {
+    let orders: Vec<WorkOrder> = (0..ORDERS)
+        .map(|i| {
+            let mut o = WorkOrder::blank(Uuid::now_v7());
+            o.title = format!("Order {i}");
+            o.number = Some(i as u64 + 1);
+            o.version = 1;
+            o
+        })
+        .collect();
+    store
+        .put_server_orders(&orders, Utc::now())
+        .expect("seed orders");
+    orders
+}
+
+fn edit(order: &WorkOrder, device: Uuid, i: usize) -> Mutation {
+    Mutation {
+        mutation_id: Uuid::now_v7(),
+        device_id: device,
+        entity: EntityKind::WorkOrder,
+        entity_id: order.id,
+        kind: MutationKind::Update,
+        base_version: order.version,
+        format: FORMAT_VERSION,
+        device_time: Utc::now(),
+        ops: vec![
+            Op::Set(SetOp::Description(format!("edit {i}"))),
+            Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: "bench".into(),
+                    text: format!("Measured pressure {i} kPa"),
+                    at: Utc::now(),
+                },
+            },
+        ],
+    }
+}
+
+struct Run {
+    store: Store,
+    orders: Vec<WorkOrder>,
+    device: Uuid,
+    samples: Vec<Duration>,
+    next: usize,
+}
+
+impl Run {
+    fn step(&mut self, n: usize, keep: bool) {
+        for _ in 0..n {
+            let order = &self.orders[self.next % ORDERS];
+            // Seal what is there now and then, as the sync engine does, so rows stay small.
+            if self.next % ORDERS == 0 && self.next > 0 {
+                let ids: Vec<String> = self
+                    .store
+                    .outbox()
+                    .expect("outbox")
+                    .into_iter()
+                    .map(|r| r.mutation_id)
+                    .collect();
+                self.store.mark_sent(&ids).expect("mark sent");
+            }
+            let m = edit(order, self.device, self.next);
+            let start = Instant::now();
+            self.store.record(m, Utc::now()).expect("record");
+            let took = start.elapsed();
+            if keep {
+                self.samples.push(took);
+            }
+            self.next += 1;
+        }
+    }
+}
+
+fn report(name: &str, samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let (p50, p99) = (ms(percentile(samples, 0.50)), ms(percentile(samples, 0.99)));
+    println!(
+        "{name:<10} n={:<6} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   max {:>7.3} ms",
+        samples.len(),
+        ms(*samples.last().expect("samples"))
+    );
+    (p50, p99)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this once, quickly.
+    let quick =
+        std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
+    let edits: usize = std::env::var("OUTPOST_BENCH_EDITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 100 } else { 3000 });
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("write-path-bench");
+    let _ = std::fs::remove_dir_all(&base);
+    let key = DbKey::generate().expect("key");
+
+    let mut enc_store = Store::create(&base.join("encrypted"), &key).expect("create encrypted");
+    let mut plain_store =
+        Store::create_plaintext_for_benchmark(&base.join("plain")).expect("create plain");
+    let sync_enc = enc_store.check().expect("check").synchronous;
+    let sync_plain = plain_store.check().expect("check").synchronous;
+    let cipher = enc_store.pragma_text("cipher_version").expect("cipher");
+    let memsec = enc_store
+        .pragma_text("cipher_memory_security")
+        .unwrap_or_default();
+    println!("cipher_memory_security={memsec}");
+    let enc_orders = seed(&mut enc_store);
+    let plain_orders = seed(&mut plain_store);
+    let device = Uuid::new_v4();
+    let mut enc = Run {
+        store: enc_store,
+        orders: enc_orders,
+        device,
+        samples: Vec::new(),
+        next: 0,
+    };
+    let mut plain = Run {
+        store: plain_store,
+        orders: plain_orders,
+        device,
+        samples: Vec::new(),
+        next: 0,
+    };
+    enc.step(50, false);
+    plain.step(50, false);
+    // Alternate blocks so that disk and CPU noise fall on both alike.
+    let mut done = 0;
+    while done < edits {
+        let n = BLOCK.min(edits - done);
+        enc.step(n, true);
+        plain.step(n, true);
+        done += n;
+    }
+
+    println!(
+        "Local write path: Store::record = validate + order row + outbox row, one transaction"
+    );
+    println!(
+        "on disk at {} ({} orders, {edits} edits each)",
+        base.display(),
+        ORDERS
+    );
+    println!("synchronous: encrypted={sync_enc} plain={sync_plain}; SQLCipher {cipher}");
+    let (e50, e99) = report("sqlcipher", &mut enc.samples);
+    let (p50, p99) = report("plain", &mut plain.samples);
+    println!(
+        "ratio      p50 {:.2}x   p99 {:.2}x  (encrypted / plain)",
+        e50 / p50,
+        e99 / p99
+    );
+    drop(enc);
+    drop(plain);
+
+    let mut opens = Vec::new();
+    for _ in 0..if quick { 3 } else { 30 } {
+        let start = Instant::now();
+        let store = Store::open(&base.join("encrypted"), &key).expect("open");
+        opens.push(start.elapsed());
+        drop(store);
+    }
+    report("open(raw key)", &mut opens);
+    println!(
+        "targets: p50 < 1 ms, p99 < 5 ms, encrypted/plain <= 1.5, open < 20 ms; synchronous must be FULL"
+    );
+    assert_eq!(sync_enc, "FULL", "the benchmark measures synchronous=FULL");
+    assert_eq!(
+        sync_plain, "FULL",
+        "the benchmark measures synchronous=FULL"
+    );
+}
