@@ -371,7 +371,7 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                                 r.sync_state.as_str(),
                                 when,
                                 o.title,
-                                &o.id.to_string()[..8]
+                                o.id
                             );
                         }
                     }

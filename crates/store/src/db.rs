@@ -280,28 +280,13 @@ impl Store {
 
     /// Full integrity check: SQLCipher's per-page HMAC check and SQLite's own.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
-        let collect = |sql: &str| -> Result<Vec<String>, StoreError> {
-            let mut stmt = self.conn.prepare(sql)?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        };
+        // Settings first: a damaged page can leave the connection unusable after the
+        // integrity checks.
         let cipher_version = if self.encrypted {
             self.pragma_text("cipher_version")?
         } else {
             String::new()
         };
-        let cipher_integrity = if self.encrypted {
-            collect("PRAGMA cipher_integrity_check")?
-        } else {
-            Vec::new()
-        };
-        let integrity = collect("PRAGMA integrity_check")?;
-        let sound = cipher_integrity.is_empty()
-            && integrity.len() == 1
-            && integrity[0] == "ok"
-            && self.encrypted;
         let synchronous = match self.pragma_text("synchronous")?.as_str() {
             "0" => "OFF",
             "1" => "NORMAL",
@@ -310,13 +295,37 @@ impl Store {
             _ => "unknown",
         }
         .to_string();
+        let journal_mode = self.pragma_text("journal_mode")?;
+        let schema_version = self.schema_version()?;
+        // A damaged page can make the check statements fail rather than report: that
+        // failure is itself a finding, not an error of the check.
+        let collect = |sql: &str| -> Vec<String> {
+            let run = || -> Result<Vec<String>, rusqlite::Error> {
+                let mut stmt = self.conn.prepare(sql)?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            };
+            run().unwrap_or_else(|e| vec![format!("{sql} failed: {e}")])
+        };
+        let cipher_integrity = if self.encrypted {
+            collect("PRAGMA cipher_integrity_check")
+        } else {
+            Vec::new()
+        };
+        let integrity = collect("PRAGMA integrity_check");
+        let sound = cipher_integrity.is_empty()
+            && integrity.len() == 1
+            && integrity[0] == "ok"
+            && self.encrypted;
         Ok(CheckReport {
             encrypted: self.encrypted,
             cipher_version,
             cipher_integrity,
             integrity,
-            schema_version: self.schema_version()?,
-            journal_mode: self.pragma_text("journal_mode")?,
+            schema_version,
+            journal_mode,
             synchronous,
             sound,
         })
