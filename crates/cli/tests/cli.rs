@@ -180,11 +180,8 @@ fn a_technician_session_from_init_to_completion_through_the_cli() {
     assert_eq!(edited["status"], "in_progress");
     assert_eq!(edited["sync_state"], "saved");
 
-    let sig = png_file(
-        &d.path.parent().expect("parent").to_path_buf(),
-        "signature.png",
-    );
-    let photo = png_file(&d.path.parent().expect("parent").to_path_buf(), "after.png");
+    let sig = png_file(d.path.parent().expect("parent"), "signature.png");
+    let photo = png_file(d.path.parent().expect("parent"), "after.png");
     let done = d.json(&[
         "orders",
         "complete",
@@ -266,7 +263,7 @@ fn invalid_input_exits_3_with_field_errors_and_changes_nothing() {
         "a malformed argument is a usage error"
     );
 
-    let sig = png_file(&d.path.parent().expect("parent").to_path_buf(), "sig.png");
+    let sig = png_file(d.path.parent().expect("parent"), "sig.png");
     let out = d.run(&[
         "orders",
         "complete",

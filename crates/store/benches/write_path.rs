@@ -80,7 +80,7 @@ impl Run {
         for _ in 0..n {
             let order = &self.orders[self.next % ORDERS];
             // Seal what is there now and then, as the sync engine does, so rows stay small.
-            if self.next % ORDERS == 0 && self.next > 0 {
+            if self.next.is_multiple_of(ORDERS) && self.next > 0 {
                 let ids: Vec<String> = self
                     .store
                     .outbox()

@@ -1,0 +1,32 @@
+# Outpost: one entry point for people and CI.
+#   make run    build what is needed and start the demo
+#   make test   the whole suite (installs missing system packages first)
+#   make bench  the benchmarks, figures printed to the terminal
+#   make lint   rustfmt and clippy, as CI runs them
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: deps build run test bench lint fmt
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release -p outpost-cli
+
+run: build
+	@scripts/demo.sh
+
+test: deps
+	@scripts/test.sh
+
+bench: deps
+	$(CARGO) bench -p outpost-store --bench write_path
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite. Runs inside a private D-Bus session with a fresh, unlocked
+# GNOME keyring so that the credential-store tests use the real Secret Service; the
+# keyring's files live in a temporary directory, never in the user's own keyring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${OUTPOST_TEST_IN_DBUS:-}" ]; then
+  exec dbus-run-session -- env OUTPOST_TEST_IN_DBUS=1 "$0" "$@"
+fi
+
+keyring_home=$(mktemp -d)
+trap 'rm -rf "$keyring_home"' EXIT
+# shellcheck disable=SC2046
+export $(printf 'outpost-test\n' | XDG_DATA_HOME="$keyring_home" gnome-keyring-daemon --components=secrets --daemonize --unlock)
+export OUTPOST_TEST_REQUIRE_KEYRING=1
+
+cargo test --workspace --all-targets "$@"
