@@ -91,8 +91,9 @@ pub enum ErrorCode {
     DeviceMismatch,
     RateLimited,
     Forbidden,
-    // Resources (404, 409, 410, 422).
+    // Resources (404, 405, 409, 422).
     NotFound,
+    MethodNotAllowed,
     ResyncRequired,
     OffsetMismatch,
     HashMismatch,
@@ -135,6 +136,7 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             Forbidden => "forbidden",
             NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             ResyncRequired => "resync_required",
             OffsetMismatch => "offset_mismatch",
             HashMismatch => "hash_mismatch",

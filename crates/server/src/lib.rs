@@ -1,1 +1,90 @@
-//! The reference sync server. Depends on `protocol` only, never on the client crates.
+//! `outpost-server`, the reference sync server: the fleet's source of truth and the
+//! sync point. Depends on `protocol` only, never on the client crates.
+//!
+//! Codemap: [`http`] (routes and error answers) calls [`push`], [`pull`], [`auth`] and
+//! [`attachments`], which run inside one store transaction each, through [`repo`]
+//! (typed SQL) over a [`db::Backend`] (SQLite or PostgreSQL). The merge rules and wire
+//! types live in `outpost_protocol::{merge, wire}` so that the device runs the same.
+//! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
+//! (plain or TLS) with graceful shutdown.
+
+pub mod attachments;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod pull;
+pub mod push;
+pub mod repo;
+pub mod seed;
+pub mod serve;
+
+use std::sync::Arc;
+
+pub use config::{Clock, PasswordCost, ServerConfig, SystemClock};
+pub use db::Db;
+pub use error::{ApiError, Error};
+pub use http::AppState;
+pub use serve::{spawn, Running, TlsFiles};
+
+/// Build the shared state: load (or create) the token signing keys.
+pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
+    let now_us = cfg.now_us();
+    let keys = db.write(move |sql| auth::Keys::load(sql, now_us)).await?;
+    Ok(Arc::new(AppState {
+        db,
+        cfg,
+        keys,
+        limiter: auth::LoginLimiter::default(),
+        metrics: metrics::Metrics::default(),
+    }))
+}
+
+/// Add a user (the `user add` command and tests).
+pub async fn add_user(
+    db: &Db,
+    cfg: &ServerConfig,
+    username: &str,
+    role: outpost_protocol::Role,
+    password: &str,
+) -> Result<bool, Error> {
+    check_username(username)?;
+    if password.chars().count() < 8 {
+        return Err(ApiError::bad_request(
+            outpost_protocol::wire::ErrorCode::InvalidBody,
+            "a password needs at least 8 characters",
+        )
+        .into());
+    }
+    let hash = {
+        let password = password.to_owned();
+        let cost = cfg.password_cost;
+        tokio::task::spawn_blocking(move || auth::hash_password(&password, cost))
+            .await
+            .map_err(|e| Error::store(format!("hash task: {e}")))??
+    };
+    let (username, now_us) = (username.to_owned(), cfg.now_us());
+    db.write(move |sql| repo::insert_user(sql, &username, &hash, role, now_us))
+        .await
+}
+
+/// Usernames: 1 to 64 of `[a-z0-9._-]`, so they are safe in logs, paths and locations.
+pub fn check_username(username: &str) -> Result<(), Error> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            outpost_protocol::wire::ErrorCode::InvalidBody,
+            "a username is 1 to 64 of a-z, 0-9, '.', '_' and '-'",
+        )
+        .into())
+    }
+}

@@ -1,0 +1,109 @@
+//! Server settings and the injected clock.
+//!
+//! Every limit and lifetime the tests need to shorten is here (token lifetimes, the
+//! refresh grace period, login rate limits, Argon2 cost), so no test waits for a
+//! production-length timer and no rule reads the system clock directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// The source of "now" for every rule. Tests may supply their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Argon2id cost. The default follows OWASP's recommendation (19 MiB, 2 passes);
+/// tests lower it so a debug build does not spend seconds per login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        PasswordCost {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordCost {
+    /// The cheapest cost Argon2 accepts: for tests only.
+    pub fn for_tests() -> Self {
+        PasswordCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// How long a rotated refresh token is still accepted (a lost reply).
+    pub refresh_grace: Duration,
+    /// Failed logins allowed per user and per address within `login_window`.
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    pub password_cost: PasswordCost,
+    /// How long change-log rows and idempotency records are kept (the longest a device
+    /// may stay offline without a resync). Pruned by `outpost-server prune`.
+    pub retention: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_grace", &self.refresh_grace)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_window", &self.login_window)
+            .field("password_cost", &self.password_cost)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(60 * 24 * 3600),
+            refresh_grace: Duration::from_secs(30),
+            login_max_failures: 10,
+            login_window: Duration::from_secs(15 * 60),
+            password_cost: PasswordCost::default(),
+            retention: Duration::from_secs(90 * 24 * 3600),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn now_us(&self) -> i64 {
+        self.clock.now().timestamp_micros()
+    }
+}

@@ -1,0 +1,277 @@
+//! The PostgreSQL backend (tokio-postgres), for fleets that outgrow one machine. The
+//! server keeps no state of its own beside it, so several instances can share one
+//! database behind a load balancer.
+//!
+//! Every write transaction first takes one transaction-level advisory lock
+//! (`pg_advisory_xact_lock`), so writes are serialized across all instances: change-log
+//! sequences are handed out and committed in order (a pull never skips a row) and the
+//! idempotency check-then-insert cannot race. Reads run in REPEATABLE READ, READ ONLY
+//! transactions for a consistent snapshot. Queries run on the blocking pool and drive
+//! tokio-postgres futures with `Handle::block_on`; each pooled connection caches its
+//! prepared statements. Migrations from `migrations/server/postgres/` are applied at
+//! connect under the same lock, so two instances starting together do not collide.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+
+use bytes::BytesMut;
+use tokio::runtime::Handle;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Client, IsolationLevel, NoTls, Statement};
+
+use super::{Backend, Row, Sql, TxFn, V};
+use crate::error::Error;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../../../../migrations/server/postgres/0001_init.sql"),
+)];
+
+/// The advisory lock key that serializes writers ("OUTPOST" in spirit).
+const WRITE_LOCK_KEY: i64 = 0x4f55_5450_4f53;
+/// Connections kept per server instance.
+const CONNECTIONS_MAX: usize = 16;
+
+impl ToSql for V {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            V::I(v) => match *ty {
+                Type::INT4 => v
+                    .map(i32::try_from)
+                    .transpose()
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Sync + Send>)?
+                    .to_sql(ty, out),
+                Type::BOOL => v.map(|x| x != 0).to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
+            V::T(v) => v.to_sql(ty, out),
+            V::B(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+pub struct PgBackend {
+    url: String,
+    handle: Handle,
+    idle: Mutex<(Vec<Conn>, usize)>,
+    freed: Condvar,
+}
+
+fn pg_sql(sql: &str) -> String {
+    sql.replace('?', "$")
+}
+
+impl PgBackend {
+    pub fn connect(url: &str, handle: Handle) -> Result<Self, Error> {
+        let backend = PgBackend {
+            url: url.to_owned(),
+            handle,
+            idle: Mutex::new((Vec::new(), 0)),
+            freed: Condvar::new(),
+        };
+        backend.migrate()?;
+        backend.write(&mut |sql| crate::repo::bootstrap(sql))?;
+        Ok(backend)
+    }
+
+    fn new_conn(&self) -> Result<Conn, Error> {
+        let (client, connection) = self
+            .handle
+            .block_on(tokio_postgres::connect(&self.url, NoTls))?;
+        self.handle.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(Conn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn checkout(&self) -> Result<Conn, Error> {
+        let mut guard = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Some(c) = guard.0.pop() {
+                if !c.client.is_closed() {
+                    return Ok(c);
+                }
+                guard.1 -= 1;
+            }
+            if guard.1 < CONNECTIONS_MAX {
+                guard.1 += 1;
+                drop(guard);
+                return self.new_conn().inspect_err(|_| {
+                    let mut g = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    g.1 -= 1;
+                });
+            }
+            guard = self.freed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn checkin(&self, conn: Conn, healthy: bool) {
+        let mut guard = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if healthy && !conn.client.is_closed() {
+            guard.0.push(conn);
+        } else {
+            guard.1 -= 1;
+        }
+        self.freed.notify_one();
+    }
+
+    fn migrate(&self) -> Result<(), Error> {
+        let mut conn = self.checkout()?;
+        let h = &self.handle;
+        let result = (|| -> Result<(), Error> {
+            let tx = h.block_on(conn.client.transaction())?;
+            h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY]))?;
+            h.block_on(tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS outpost_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)",
+            ))?;
+            let rows = h.block_on(tx.query(
+                "SELECT COALESCE(MAX(version), 0) FROM outpost_migrations",
+                &[],
+            ))?;
+            let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+            let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+            if current > latest {
+                return Err(Error::store(format!(
+                    "the database schema is version {current}, newer than this server ({latest}); upgrade the server"
+                )));
+            }
+            for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+                h.block_on(tx.batch_execute(sql))?;
+                let now = chrono::Utc::now().timestamp_micros();
+                h.block_on(tx.execute(
+                    "INSERT INTO outpost_migrations (version, applied_us) VALUES ($1, $2)",
+                    &[version, &now],
+                ))?;
+            }
+            h.block_on(tx.commit())?;
+            Ok(())
+        })();
+        self.checkin(conn, result.is_ok());
+        result
+    }
+
+    fn run(&self, f: &mut TxFn<'_>, write: bool) -> Result<(), Error> {
+        let mut conn = self.checkout()?;
+        let h = &self.handle;
+        let result = (|| -> Result<(), Error> {
+            let Conn { client, statements } = &mut conn;
+            let tx = if write {
+                h.block_on(client.transaction())?
+            } else {
+                h.block_on(
+                    client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start(),
+                )?
+            };
+            if write {
+                h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY]))?;
+            }
+            let mut pg = PgTx {
+                tx: &tx,
+                handle: h,
+                statements,
+            };
+            f(&mut pg)?;
+            h.block_on(tx.commit())?;
+            Ok(())
+        })();
+        let healthy = !matches!(result, Err(Error::Unavailable(_)));
+        self.checkin(conn, healthy);
+        result
+    }
+}
+
+struct PgTx<'t, 'c> {
+    tx: &'t tokio_postgres::Transaction<'c>,
+    handle: &'t Handle,
+    statements: &'t mut HashMap<String, Statement>,
+}
+
+impl PgTx<'_, '_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.handle.block_on(self.tx.prepare(&pg_sql(sql)))?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+fn params(p: &[V]) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+impl Sql for PgTx<'_, '_> {
+    fn exec(&mut self, sql: &str, p: &[V]) -> Result<u64, Error> {
+        let stmt = self.statement(sql)?;
+        Ok(self.handle.block_on(self.tx.execute(&stmt, &params(p)))?)
+    }
+
+    fn query(&mut self, sql: &str, p: &[V]) -> Result<Vec<Row>, Error> {
+        let stmt = self.statement(sql)?;
+        let rows = self.handle.block_on(self.tx.query(&stmt, &params(p)))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut vals = Vec::with_capacity(r.len());
+            for (i, col) in r.columns().iter().enumerate() {
+                let v = match *col.type_() {
+                    Type::INT8 => V::I(r.try_get::<_, Option<i64>>(i)?),
+                    Type::INT4 => V::I(r.try_get::<_, Option<i32>>(i)?.map(i64::from)),
+                    Type::INT2 => V::I(r.try_get::<_, Option<i16>>(i)?.map(i64::from)),
+                    Type::BOOL => V::I(r.try_get::<_, Option<bool>>(i)?.map(i64::from)),
+                    Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
+                        V::T(r.try_get::<_, Option<String>>(i)?)
+                    }
+                    Type::BYTEA => V::B(r.try_get::<_, Option<Vec<u8>>>(i)?),
+                    ref other => {
+                        return Err(Error::store(format!(
+                            "column {} has unsupported type {other}",
+                            col.name()
+                        )))
+                    }
+                };
+                vals.push(v);
+            }
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+}
+
+impl Backend for PgBackend {
+    fn write(&self, f: &mut TxFn<'_>) -> Result<(), Error> {
+        self.run(f, true)
+    }
+
+    fn read(&self, f: &mut TxFn<'_>) -> Result<(), Error> {
+        self.run(f, false)
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}

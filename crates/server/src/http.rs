@@ -1,0 +1,681 @@
+//! The HTTP surface (axum): routes, the JSON and auth extractors, error answers.
+//!
+//! Handlers are thin: parse, call a function of `push`, `pull`, `auth` or
+//! `attachments` inside one store transaction, answer. Every failure is an
+//! [`ErrorBody`] with a stable code; bad input is refused before any write. Everything
+//! under `/v1/` except the auth endpoints needs a valid access token, checked in a
+//! middleware before routing (so an unknown `/v1/` path without a token is a 401, not a
+//! 404). Request bodies are never logged.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Router};
+use outpost_protocol::wire::{
+    limits, paths, BatchUploadRequest, BatchUploadResponse, ConflictList, ErrorCode,
+    FailedSyncList, Health, LoginRequest, LogoutRequest, PullRequest, PushRequest, PushResponse,
+    RecordStatus, RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
+};
+use outpost_protocol::{Quantity, PROTOCOL_VERSION};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tower_http::compression::CompressionLayer;
+use uuid::Uuid;
+
+use crate::auth::{self, Keys, LoginLimiter, Principal};
+use crate::config::ServerConfig;
+use crate::db::Db;
+use crate::error::{ApiError, Error};
+use crate::metrics::Metrics;
+use crate::{attachments, pull, push, repo};
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub db: Db,
+    pub cfg: ServerConfig,
+    pub keys: Keys,
+    pub limiter: LoginLimiter,
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("db", &self.db).finish()
+    }
+}
+
+type St = State<Arc<AppState>>;
+
+fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => Error::store(format!("encoding a response: {e}")).into_response(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = json_response(status, &self.body);
+        if let Some(secs) = self.body.retry_after_secs {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::Api(e) => e.into_response(),
+            Error::Store(detail) => {
+                tracing::error!(%detail, "storage error");
+                ApiError::new(
+                    500,
+                    ErrorCode::Internal,
+                    "the server failed; try again later",
+                )
+                .into_response()
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(%detail, "storage unavailable");
+                let mut e = ApiError::new(
+                    503,
+                    ErrorCode::Unavailable,
+                    "the server's store is busy or unreachable; try again",
+                );
+                e.body.retry_after_secs = Some(1);
+                e.into_response()
+            }
+        }
+    }
+}
+
+/// Parse a JSON body: invalid UTF-8, malformed JSON and a wrong shape each get their
+/// own code.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidUtf8,
+            "the body is not valid UTF-8",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let msg = e.to_string();
+        let code = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedJson,
+            Category::Data
+                if msg.contains("invalid value: integer") || msg.contains("out of range") =>
+            {
+                ErrorCode::OutOfRange
+            }
+            Category::Data => ErrorCode::InvalidBody,
+        };
+        let what = match code {
+            ErrorCode::MalformedJson => "the body is not well-formed JSON",
+            ErrorCode::OutOfRange => "a value in the body is out of range",
+            _ => "the body does not have the expected fields",
+        };
+        ApiError::bad_request(code, format!("{what}: {msg}"))
+    })
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                413,
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request(
+                ErrorCode::MalformedJson,
+                "the body could not be read completely",
+            )
+        }
+    })
+}
+
+/// A JSON body with this server's limits and error codes.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req.into_body(), limits::JSON_BODY_BYTES_MAX).await?;
+        Ok(JsonBody(parse_json(&bytes)?))
+    }
+}
+
+fn query_error<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::bad_request(ErrorCode::InvalidBody, format!("bad query: {e}"))
+}
+
+// ---- middleware ----------------------------------------------------------------------
+
+async fn observe(State(app): St, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    let micros = start.elapsed().as_micros() as u64;
+    let status = resp.status().as_u16();
+    app.metrics.request(method.as_str(), &route, status, micros);
+    tracing::info!(method = %method, route = %route, status, micros, "request");
+    resp
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// For `/v1/…`: the protocol version header (when sent) must match, and every route but
+/// the auth endpoints needs a valid access token.
+async fn guard(State(app): St, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if !path.starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
+        let ok =
+            v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) == Some(PROTOCOL_VERSION);
+        if !ok {
+            return ApiError::bad_request(
+                ErrorCode::UnsupportedProtocol,
+                format!("this server speaks sync protocol {PROTOCOL_VERSION}; update the app"),
+            )
+            .into_response();
+        }
+    }
+    if path.starts_with("/v1/auth/") {
+        return next.run(req).await;
+    }
+    let Some(token) = bearer(req.headers()).map(str::to_owned) else {
+        return ApiError::unauthorized(ErrorCode::Unauthorized, "sign in first (no access token)")
+            .into_response();
+    };
+    let state = app.clone();
+    let principal = app
+        .db
+        .read(move |sql| auth::authenticate(sql, &state.keys, &state.cfg, &token))
+        .await;
+    match principal {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---- handlers --------------------------------------------------------------------------
+
+async fn health(State(app): St) -> Response {
+    match app
+        .db
+        .read(|sql| sql.query("SELECT 1", &[]).map(|_| ()))
+        .await
+    {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &Health {
+                status: "ok".into(),
+                protocol_version: PROTOCOL_VERSION,
+                server_time: app.cfg.now(),
+            },
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            ApiError::new(503, ErrorCode::Unavailable, "the store does not answer").into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): St) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(app.db.kind()),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, &crate::openapi::document())
+}
+
+fn client_addr(req_ext: Option<&ConnectInfo<SocketAddr>>) -> String {
+    req_ext.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+async fn login(State(app): St, req: Request) -> Result<Response, Error> {
+    let ip = client_addr(req.extensions().get::<ConnectInfo<SocketAddr>>());
+    let JsonBody(body) = JsonBody::<LoginRequest>::from_request(req, &()).await?;
+    let keys = vec![format!("u:{}", body.username), format!("ip:{ip}")];
+    if let Some(wait) = app
+        .limiter
+        .blocked(&keys, app.cfg.login_max_failures, app.cfg.login_window)
+    {
+        let mut e = ApiError::new(
+            429,
+            ErrorCode::RateLimited,
+            format!("too many failed sign-ins; try again in {wait} s"),
+        );
+        e.body.retry_after_secs = Some(wait);
+        return Err(e.into());
+    }
+    let username = body.username.clone();
+    let user = {
+        let u = username.clone();
+        app.db.read(move |sql| repo::get_user(sql, &u)).await?
+    };
+    // Verify on the blocking pool: Argon2 is deliberately slow. An unknown user still
+    // costs one verification, so timing does not tell which usernames exist.
+    let password = body.password;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let cost = app.cfg.password_cost;
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => auth::verify_password(&password, &h),
+        None => {
+            let _ = auth::hash_password(&password, cost);
+            false
+        }
+    })
+    .await
+    .map_err(|e| Error::store(format!("password check task: {e}")))?;
+    let Some(user) = user.filter(|_| ok) else {
+        app.limiter.record_failure(&keys);
+        app.metrics.login_failure();
+        tracing::info!(username = %username, "sign-in refused");
+        return Err(ApiError::unauthorized(
+            ErrorCode::InvalidCredentials,
+            "wrong username or password",
+        )
+        .into());
+    };
+    if user.disabled {
+        return Err(ApiError::new(
+            403,
+            ErrorCode::UserDisabled,
+            "this account is disabled; ask an administrator",
+        )
+        .into());
+    }
+    app.limiter.clear(&keys[0]);
+    let device = body.device_id;
+    let state = app.clone();
+    let resp = app
+        .db
+        .write(move |sql| {
+            auth::issue(
+                sql,
+                &state.keys,
+                &state.cfg,
+                &user.username,
+                user.role,
+                device,
+            )
+            .map(|r| r.0)
+        })
+        .await?;
+    tracing::info!(username = %username, device = %device, "signed in");
+    Ok(json_response(StatusCode::OK, &resp))
+}
+
+async fn refresh(
+    State(app): St,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<Response, Error> {
+    let state = app.clone();
+    let resp = app
+        .db
+        .write(move |sql| {
+            auth::refresh(
+                sql,
+                &state.keys,
+                &state.cfg,
+                &body.refresh_token,
+                body.device_id,
+            )
+        })
+        .await?;
+    Ok(json_response(StatusCode::OK, &resp))
+}
+
+async fn logout(
+    State(app): St,
+    JsonBody(body): JsonBody<LogoutRequest>,
+) -> Result<Response, Error> {
+    app.db
+        .write(move |sql| auth::logout(sql, &body.refresh_token))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn push_handler(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody<PushRequest>,
+) -> Result<Response, Error> {
+    if body.mutations.len() > limits::PUSH_MUTATIONS_MAX {
+        return Err(ApiError::new(
+            413,
+            ErrorCode::PayloadTooLarge,
+            format!("at most {} mutations per push", limits::PUSH_MUTATIONS_MAX),
+        )
+        .into());
+    }
+    let now = app.cfg.now();
+    let (results, stats) = app
+        .db
+        .write(move |sql| push::push_batch(sql, &who, &body.mutations, now))
+        .await?;
+    app.metrics.push(stats);
+    Ok(json_response(
+        StatusCode::OK,
+        &PushResponse {
+            results,
+            server_time: now,
+        },
+    ))
+}
+
+async fn pull_handler(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody<PullRequest>,
+) -> Result<Response, Error> {
+    let now = app.cfg.now();
+    let page = app
+        .db
+        .read(move |sql| {
+            pull::pull_page(
+                sql,
+                &who,
+                body.cursor.as_deref(),
+                body.limit,
+                body.max_bytes,
+                now,
+            )
+        })
+        .await?;
+    let bytes = serde_json::to_vec(&page)?;
+    app.metrics
+        .pull(page.changes.len() as u64, bytes.len() as u64);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s)
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidBody, "the id is not a UUID"))
+}
+
+async fn get_order(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let id = parse_uuid(&id)?;
+    let order = app.db.read(move |sql| repo::get_order(sql, id)).await?;
+    match order {
+        // Not assigned to a technician: the same answer as a missing order, so nothing
+        // leaks about other technicians' orders.
+        Some((o, _)) if who.is_staff() || o.assignee.as_deref() == Some(who.username.as_str()) => {
+            Ok(json_response(StatusCode::OK, &o))
+        }
+        _ => Err(ApiError::not_found("no such work order").into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+fn list_filter(q: &ListQuery) -> Result<(Option<RecordStatus>, u32), ApiError> {
+    let status = match q.status.as_deref() {
+        None | Some("open") => Some(RecordStatus::Open),
+        Some("resolved") => Some(RecordStatus::Resolved),
+        Some("all") => None,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidBody,
+                "status must be open, resolved or all",
+            ))
+        }
+    };
+    let limit = q.limit.unwrap_or(500);
+    if limit == 0 || limit > 5000 {
+        return Err(ApiError::bad_request(
+            ErrorCode::OutOfRange,
+            "limit must be between 1 and 5000",
+        ));
+    }
+    Ok((status, limit))
+}
+
+async fn list_conflicts(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(q) = q.map_err(query_error)?;
+    let (status, limit) = list_filter(&q)?;
+    let me = (!who.is_staff()).then(|| who.username.clone());
+    let rows = app
+        .db
+        .read(move |sql| repo::list_records(sql, "conflicts", status, me.as_deref(), limit))
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| serde_json::from_str(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json_response(StatusCode::OK, &ConflictList { items }))
+}
+
+async fn list_failed(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(q) = q.map_err(query_error)?;
+    let (status, limit) = list_filter(&q)?;
+    let me = (!who.is_staff()).then(|| who.username.clone());
+    let rows = app
+        .db
+        .read(move |sql| repo::list_records(sql, "failed_syncs", status, me.as_deref(), limit))
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| serde_json::from_str(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json_response(StatusCode::OK, &FailedSyncList { items }))
+}
+
+async fn stock_alerts(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, Error> {
+    if !who.is_staff() {
+        return Err(ApiError::forbidden("stock alerts are for dispatchers").into());
+    }
+    let rows = app.db.read(repo::stock_alerts).await?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            Ok(StockAlert {
+                sku: r.text(0)?,
+                location: r.text(1)?,
+                name: r.text(2)?,
+                quantity: Quantity(r.i64(3)?),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(json_response(StatusCode::OK, &StockAlertList { items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChunkQuery {
+    offset: u64,
+    total: u64,
+}
+
+async fn put_attachment(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(hash): Path<String>,
+    q: Result<Query<ChunkQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, Error> {
+    let Query(q) = q.map_err(query_error)?;
+    attachments::check_hash(&hash)?;
+    let data = read_body(body, limits::CHUNK_BYTES_MAX).await?.to_vec();
+    let now_us = app.cfg.now_us();
+    let status = app
+        .db
+        .write(move |sql| attachments::put_chunk(sql, &who, &hash, q.offset, q.total, data, now_us))
+        .await?;
+    Ok(json_response(StatusCode::OK, &status))
+}
+
+async fn get_attachment(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(hash): Path<String>,
+) -> Result<Response, Error> {
+    let bytes = app
+        .db
+        .read(move |sql| attachments::read(sql, &who, &hash))
+        .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn attachment_status(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(hash): Path<String>,
+) -> Result<Response, Error> {
+    let s = app
+        .db
+        .read(move |sql| attachments::status(sql, &who, &hash))
+        .await?;
+    Ok(json_response(StatusCode::OK, &s))
+}
+
+async fn batch_upload(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    JsonBody(body): JsonBody<BatchUploadRequest>,
+) -> Result<Response, Error> {
+    if body.files.len() > 100 {
+        return Err(ApiError::new(
+            413,
+            ErrorCode::PayloadTooLarge,
+            "at most 100 files per batch",
+        )
+        .into());
+    }
+    let now_us = app.cfg.now_us();
+    let results = app
+        .db
+        .write(move |sql| attachments::put_batch(sql, &who, &body.files, now_us))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &BatchUploadResponse { results },
+    ))
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("no such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        405,
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take that method",
+    )
+    .into_response()
+}
+
+/// The application's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(paths::HEALTH, get(health))
+        .route(paths::METRICS, get(metrics))
+        .route(paths::OPENAPI, get(openapi))
+        .route(paths::LOGIN, post(login))
+        .route(paths::REFRESH, post(refresh))
+        .route(paths::LOGOUT, post(logout))
+        .route(paths::PUSH, post(push_handler))
+        .route(paths::PULL, post(pull_handler))
+        .route("/v1/orders/{id}", get(get_order))
+        .route(paths::CONFLICTS, get(list_conflicts))
+        .route(paths::FAILED_SYNCS, get(list_failed))
+        .route(paths::STOCK_ALERTS, get(stock_alerts))
+        .route(
+            "/v1/attachments/{hash}",
+            put(put_attachment).get(get_attachment),
+        )
+        .route("/v1/attachments/{hash}/status", get(attachment_status))
+        .route(paths::ATTACHMENTS_BATCH, post(batch_upload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(CompressionLayer::new())
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}

@@ -1,0 +1,343 @@
+//! `outpost-server`: the command line. `serve` runs the sync server; `seed`, `user`,
+//! `device`, `epoch` and `prune` administer its store. Passwords are read from stdin,
+//! never from arguments (which other users of the machine can see).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use outpost_protocol::Role;
+use outpost_server::{repo, seed, Db, ServerConfig, TlsFiles};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(name = "outpost-server", version, about = "Outpost's sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct DbArg {
+    /// `sqlite:PATH` or `postgres://user@host:port/db`. Default: a SQLite file in the
+    /// platform data directory.
+    #[arg(long, env = "OUTPOST_SERVER_DB")]
+    db: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long, env = "OUTPOST_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// PEM certificate chain (with --tls-key: serve HTTPS).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Access token lifetime in seconds.
+        #[arg(long, default_value_t = 900)]
+        access_ttl_secs: u64,
+        /// Grace period for a rotated refresh token, in seconds.
+        #[arg(long, default_value_t = 30)]
+        refresh_grace_secs: u64,
+        /// Failed sign-ins allowed per user and per address within the window.
+        #[arg(long, default_value_t = 10)]
+        login_max_failures: u32,
+        #[arg(long, default_value_t = 900)]
+        login_window_secs: u64,
+    },
+    /// Seed the demo fleet (idempotent).
+    Seed {
+        #[arg(long, required = true)]
+        demo: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage devices.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
+    /// Give the database a new epoch: every device re-primes. Run after a restore.
+    Epoch {
+        #[command(subcommand)]
+        action: EpochAction,
+    },
+    /// Drop change-log rows and idempotency records older than the retention.
+    Prune {
+        #[arg(long, default_value_t = 90)]
+        keep_days: u64,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Print the OpenAPI description.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from stdin.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Disable a user: their tokens stop working at once.
+    Disable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceAction {
+    /// Revoke a device (a lost laptop): its tokens stop working at once.
+    Revoke {
+        #[arg(long)]
+        device_id: Uuid,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EpochAction {
+    Reset {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+fn default_db() -> anyhow::Result<String> {
+    let dirs = directories::ProjectDirs::from("", "", "outpost-server")
+        .context("no data directory for this user; pass --db")?;
+    Ok(format!(
+        "sqlite:{}",
+        dirs.data_dir().join("outpost-server.db").display()
+    ))
+}
+
+async fn open(db: &DbArg) -> anyhow::Result<Db> {
+    let url = match &db.db {
+        Some(u) => u.clone(),
+        None => default_db()?,
+    };
+    Db::open(&url)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            db,
+            tls_cert,
+            tls_key,
+            access_ttl_secs,
+            refresh_grace_secs,
+            login_max_failures,
+            login_window_secs,
+        } => {
+            let db = open(&db).await?;
+            let cfg = ServerConfig {
+                access_ttl: Duration::from_secs(access_ttl_secs.max(1)),
+                refresh_grace: Duration::from_secs(refresh_grace_secs),
+                login_max_failures: login_max_failures.max(1),
+                login_window: Duration::from_secs(login_window_secs.max(1)),
+                ..ServerConfig::default()
+            };
+            let state = outpost_server::state(db, cfg).await?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut running = outpost_server::spawn(listener, state, tls)?;
+            tracing::info!(addr = %running.addr, "outpost-server listening on {scheme}://{}", running.addr);
+            let stop = running.shutdown_sender();
+            tokio::select! {
+                _ = shutdown_signal() => {
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    if let Some(tx) = stop {
+                        let _ = tx.send(());
+                    }
+                    running.wait().await?;
+                }
+            }
+        }
+        Command::Seed { demo, db } => {
+            if !demo {
+                bail!("only --demo seeding exists");
+            }
+            let db = open(&db).await?;
+            let report = seed::seed_demo(&db, &ServerConfig::default()).await?;
+            println!(
+                "seeded: {} users, {} work orders, {} inventory items added (password for demo users: {})",
+                report.users_added,
+                report.orders_added,
+                report.items_added,
+                seed::DEMO_PASSWORD
+            );
+        }
+        Command::User { action } => match action {
+            UserAction::Add {
+                username,
+                role,
+                password_stdin,
+                db,
+            } => {
+                let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+                if !password_stdin {
+                    bail!("give the password on stdin with --password-stdin");
+                }
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .context("reading the password from stdin")?;
+                let password = password.trim_end_matches(['\n', '\r']);
+                let db = open(&db).await?;
+                if outpost_server::add_user(
+                    &db,
+                    &ServerConfig::default(),
+                    &username,
+                    role,
+                    password,
+                )
+                .await?
+                {
+                    println!("added {username} ({})", role.as_str());
+                } else {
+                    bail!("a user named {username} already exists");
+                }
+            }
+            UserAction::Disable { username, db } => {
+                let db = open(&db).await?;
+                let u = username.clone();
+                if !db
+                    .write(move |sql| repo::set_user_disabled(sql, &u, true))
+                    .await?
+                {
+                    bail!("no user named {username}");
+                }
+                println!("disabled {username}: their tokens no longer work");
+            }
+            UserAction::Enable { username, db } => {
+                let db = open(&db).await?;
+                let u = username.clone();
+                if !db
+                    .write(move |sql| repo::set_user_disabled(sql, &u, false))
+                    .await?
+                {
+                    bail!("no user named {username}");
+                }
+                println!("enabled {username}");
+            }
+        },
+        Command::Device {
+            action: DeviceAction::Revoke { device_id, db },
+        } => {
+            let db = open(&db).await?;
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let n = db
+                .write(move |sql| repo::revoke_device(sql, device_id, None, now_us))
+                .await?;
+            println!("revoked device {device_id} ({n} sign-ins); it must sign in again");
+        }
+        Command::Epoch {
+            action: EpochAction::Reset { db },
+        } => {
+            let db = open(&db).await?;
+            let epoch = db.write(repo::reset_epoch).await?;
+            println!("new epoch {epoch}: every device will re-prime on its next pull");
+        }
+        Command::Prune { keep_days, db } => {
+            let db = open(&db).await?;
+            let before = chrono::Utc::now() - chrono::Duration::days(keep_days as i64);
+            let (changes, idem) = db
+                .write(move |sql| repo::prune(sql, before.timestamp_micros()))
+                .await?;
+            println!("pruned {changes} change-log rows and {idem} idempotency records older than {keep_days} days");
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outpost_server::openapi::document())?
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,625 @@
+//! Push: apply a batch of mutations, one result each, in one write transaction.
+//!
+//! Per mutation: the idempotency record is looked up first (same body → the recorded
+//! first result as `duplicate`; another body → `mutation_id_reused`); then the merge
+//! rules in `outpost_protocol::merge` decide; then the effect (order row, history,
+//! change-log rows, stock deltas, conflict or failed-sync record) and the idempotency
+//! record are written in the same transaction. `missing_attachments` writes nothing,
+//! so the retry after the upload is a first attempt. Stock moves by deltas added to the
+//! current quantity under the write lock: commutative, never last-write-wins.
+
+use outpost_protocol::merge::{self, Actor, Current, Decision, Resolvable, ResolveDecision};
+use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::wire::{
+    Applied, AppliedWithConflicts, ConflictField, ConflictKind, ConflictRecord, ErrorCode,
+    FailedSyncRecord, MutationResult, PushOutcome, RecordStatus, Rejection,
+};
+use outpost_protocol::{Mutation, MutationKind, Quantity, StockLevel, WorkOrder};
+use uuid::Uuid;
+
+use crate::auth::{sha256_hex, Principal};
+use crate::db::Sql;
+use crate::error::Error;
+use crate::repo::{self, Audience, NewChange};
+
+/// Counts for metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PushStats {
+    pub applied: u64,
+    pub conflicts: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub missing: u64,
+}
+
+struct Ctx<'a> {
+    who: &'a Principal,
+    now: chrono::DateTime<chrono::Utc>,
+    now_us: i64,
+}
+
+/// Apply `mutations` in order. Runs inside the caller's write transaction.
+pub fn push_batch(
+    sql: &mut dyn Sql,
+    who: &Principal,
+    mutations: &[Mutation],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<MutationResult>, PushStats), Error> {
+    let ctx = Ctx {
+        who,
+        now,
+        now_us: now.timestamp_micros(),
+    };
+    let mut stats = PushStats::default();
+    let mut results = Vec::with_capacity(mutations.len());
+    for m in mutations {
+        let outcome = push_one(sql, &ctx, m)?;
+        match &outcome {
+            PushOutcome::Applied(_) => stats.applied += 1,
+            PushOutcome::AppliedWithConflicts(_) => stats.conflicts += 1,
+            PushOutcome::Duplicate { .. } => stats.duplicates += 1,
+            PushOutcome::Rejected(_) => stats.rejected += 1,
+            PushOutcome::MissingAttachments { .. } => stats.missing += 1,
+        }
+        results.push(MutationResult {
+            mutation_id: m.mutation_id,
+            outcome,
+        });
+    }
+    Ok((results, stats))
+}
+
+fn push_one(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
+    let body = m.to_body()?;
+    let hash = sha256_hex(&body);
+    let who = ctx.who;
+    if let Some((stored_hash, result)) =
+        repo::get_idempotency(sql, &who.username, who.device_id, m.mutation_id)?
+    {
+        if stored_hash == hash {
+            let first: PushOutcome = serde_json::from_str(&result)?;
+            return Ok(PushOutcome::Duplicate {
+                first: Box::new(first),
+            });
+        }
+        return Ok(PushOutcome::Rejected(Rejection {
+            code: ErrorCode::MutationIdReused,
+            message: "this mutation id was already used for a different change; the app must make a new id"
+                .into(),
+            field_errors: Vec::new(),
+            failed_sync_id: None,
+            resolution: None,
+        }));
+    }
+    let outcome = match m.entity {
+        EntityKind::WorkOrder => push_order(sql, ctx, m)?,
+        EntityKind::Conflict | EntityKind::FailedSync => push_resolve(sql, ctx, m)?,
+    };
+    let outcome = match outcome {
+        PushOutcome::MissingAttachments { .. } => return Ok(outcome),
+        PushOutcome::Rejected(mut r) if r.code != ErrorCode::AlreadyResolved => {
+            r.failed_sync_id = Some(record_failed_sync(sql, ctx, m, &r)?);
+            PushOutcome::Rejected(r)
+        }
+        other => other,
+    };
+    let result = serde_json::to_string(&outcome)?;
+    repo::put_idempotency(
+        sql,
+        &who.username,
+        who.device_id,
+        m.mutation_id,
+        &hash,
+        &result,
+        ctx.now_us,
+    )?;
+    Ok(outcome)
+}
+
+fn actor(who: &Principal) -> Actor {
+    Actor {
+        username: who.username.clone(),
+        role: who.role,
+        device_id: who.device_id,
+    }
+}
+
+fn rejected(r: merge::MergeRejected) -> PushOutcome {
+    PushOutcome::Rejected(Rejection {
+        code: r.code,
+        message: r.message,
+        field_errors: r.field_errors,
+        failed_sync_id: None,
+        resolution: None,
+    })
+}
+
+/// The attachments a completion names (ops and the resulting row).
+fn completion_hashes(m: &Mutation, order: Option<&WorkOrder>) -> Vec<String> {
+    let mut probe = WorkOrder::blank(m.entity_id);
+    let _ = outpost_protocol::apply_ops(&mut probe, &m.ops);
+    let mut hashes = probe.attachment_hashes();
+    if let Some(o) = order {
+        hashes.extend(o.attachment_hashes());
+    }
+    hashes.sort();
+    hashes.dedup();
+    hashes
+}
+
+fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
+    let current = repo::get_order(sql, m.entity_id)?;
+    let at_base = match (&current, m.base_version) {
+        (Some(_), b) if b > 0 => repo::order_at(sql, m.entity_id, b)?,
+        _ => None,
+    };
+    let decision = merge::merge(
+        current.as_ref().map(|(order, stamps)| Current {
+            order,
+            stamps,
+            at_base: at_base.as_ref(),
+        }),
+        m,
+        &actor(ctx.who),
+    );
+    match decision {
+        Decision::Reject(r) => Ok(rejected(r)),
+        Decision::HoldWhole { kind, fields } => {
+            let Some((order, _)) = &current else {
+                return Err(Error::store("a held mutation without an order"));
+            };
+            if m.kind == MutationKind::Complete {
+                let missing = repo::missing_attachments(sql, &completion_hashes(m, None))?;
+                if !missing.is_empty() {
+                    return Ok(PushOutcome::MissingAttachments { hashes: missing });
+                }
+            }
+            let conflict_id = open_conflict(sql, ctx, m, order, kind, fields.clone())?;
+            Ok(PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                entity_id: m.entity_id,
+                version: order.version,
+                number: order.number,
+                conflict_id,
+                fields: fields.into_iter().map(|f| f.field).collect(),
+                conflict_kind: kind,
+                order: Some(order.clone()),
+            }))
+        }
+        Decision::Apply(a) => {
+            let mut a = *a;
+            if m.kind == MutationKind::Complete {
+                let missing =
+                    repo::missing_attachments(sql, &completion_hashes(m, Some(&a.order)))?;
+                if !missing.is_empty() {
+                    return Ok(PushOutcome::MissingAttachments { hashes: missing });
+                }
+            }
+            for d in &a.stock {
+                if !repo::item_exists(sql, &d.sku)? {
+                    let line = a
+                        .order
+                        .parts_used
+                        .iter()
+                        .find(|p| p.sku == d.sku)
+                        .map(|p| p.id.to_string())
+                        .unwrap_or_default();
+                    return Ok(rejected(merge::MergeRejected {
+                        code: ErrorCode::UnknownSku,
+                        message: format!("no inventory item has the SKU {:?}", d.sku),
+                        field_errors: vec![outpost_protocol::FieldError {
+                            field: format!("parts_used.{line}.sku"),
+                            code: "unknown_sku".into(),
+                            message: format!("no inventory item has the SKU {:?}", d.sku),
+                        }],
+                    }));
+                }
+            }
+            if a.changed {
+                if a.created {
+                    a.order.number = Some(repo::next_number(sql)?);
+                }
+                let old_assignee = current.as_ref().and_then(|(o, _)| o.assignee.clone());
+                write_order(
+                    sql,
+                    ctx.now_us,
+                    &a.order,
+                    &a.stamps,
+                    old_assignee.as_deref(),
+                    &[m.mutation_id],
+                )?;
+                let location_hint = a.order.assignee.clone();
+                for d in &a.stock {
+                    adjust_stock(
+                        sql,
+                        ctx.now_us,
+                        &d.sku,
+                        d.delta_milli,
+                        location_hint.as_deref(),
+                        m.mutation_id,
+                    )?;
+                }
+            }
+            if a.conflicts.is_empty() {
+                Ok(PushOutcome::Applied(Applied {
+                    entity: EntityKind::WorkOrder,
+                    entity_id: m.entity_id,
+                    version: a.order.version,
+                    number: a.order.number,
+                    changed: a.changed,
+                    order: Some(a.order),
+                }))
+            } else {
+                let conflict_id = open_conflict(
+                    sql,
+                    ctx,
+                    m,
+                    &a.order,
+                    ConflictKind::Fields,
+                    a.conflicts.clone(),
+                )?;
+                Ok(PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                    entity_id: m.entity_id,
+                    version: a.order.version,
+                    number: a.order.number,
+                    conflict_id,
+                    fields: a.conflicts.into_iter().map(|f| f.field).collect(),
+                    conflict_kind: ConflictKind::Fields,
+                    order: Some(a.order),
+                }))
+            }
+        }
+    }
+}
+
+/// Write an order's new row with its change-log rows (and a `left_scope` row for a
+/// technician it was taken from).
+pub fn write_order(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    order: &WorkOrder,
+    stamps: &merge::FieldStamps,
+    old_assignee: Option<&str>,
+    mutation_ids: &[Uuid],
+) -> Result<(), Error> {
+    let body = repo::put_order(sql, order, stamps, now_us)?;
+    let id = order.id.to_string();
+    if let Some(old) = old_assignee {
+        if Some(old) != order.assignee.as_deref() {
+            let left = serde_json::to_string(&outpost_protocol::wire::LeftScope {
+                now_assigned_to: order.assignee.clone(),
+            })?;
+            repo::append_change(
+                sql,
+                NewChange {
+                    entity: "work_order",
+                    entity_id: &id,
+                    version: order.version,
+                    body: repo::change_body("left_scope", &left),
+                    mutation_ids,
+                    audience: Audience::User,
+                    scope_user: Some(old),
+                    scope_user2: None,
+                },
+                now_us,
+            )?;
+        }
+    }
+    repo::append_change(
+        sql,
+        NewChange {
+            entity: "work_order",
+            entity_id: &id,
+            version: order.version,
+            body: repo::change_body("work_order", &body),
+            mutation_ids,
+            audience: Audience::Scoped,
+            scope_user: order.assignee.as_deref(),
+            scope_user2: None,
+        },
+        now_us,
+    )?;
+    Ok(())
+}
+
+/// Add `delta_milli` to an item's stock at the technician's van (`van-<user>`) if the
+/// item is stocked there, else at its first location. Below zero is allowed and
+/// flagged for dispatchers.
+fn adjust_stock(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    sku: &str,
+    delta_milli: i64,
+    assignee: Option<&str>,
+    mutation_id: Uuid,
+) -> Result<(), Error> {
+    let Some((mut item, version)) = repo::get_item(sql, sku)? else {
+        return Ok(());
+    };
+    let van = assignee.map(|a| format!("van-{a}"));
+    let idx = van
+        .as_ref()
+        .and_then(|v| item.stock.iter().position(|s| &s.location == v))
+        .or(if item.stock.is_empty() { None } else { Some(0) });
+    let idx = match idx {
+        Some(i) => i,
+        None => {
+            item.stock.push(StockLevel {
+                location: "main".into(),
+                quantity: Quantity(0),
+            });
+            item.stock.len() - 1
+        }
+    };
+    let level = &mut item.stock[idx];
+    level.quantity = Quantity(level.quantity.0.saturating_add(delta_milli));
+    let (location, quantity) = (level.location.clone(), level.quantity.0);
+    if quantity < 0 {
+        tracing::warn!(sku, location = %location, quantity_milli = quantity, "stock below zero");
+    }
+    repo::set_stock_alert(sql, sku, &location, &item.name, quantity)?;
+    let body = repo::put_item(sql, &item, version + 1)?;
+    repo::append_change(
+        sql,
+        NewChange {
+            entity: "inventory_item",
+            entity_id: sku,
+            version: version + 1,
+            body: repo::change_body("inventory_item", &body),
+            mutation_ids: &[mutation_id],
+            audience: Audience::All,
+            scope_user: None,
+            scope_user2: None,
+        },
+        now_us,
+    )?;
+    Ok(())
+}
+
+fn open_conflict(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    m: &Mutation,
+    order: &WorkOrder,
+    kind: ConflictKind,
+    fields: Vec<ConflictField>,
+) -> Result<Uuid, Error> {
+    let record = ConflictRecord {
+        id: Uuid::now_v7(),
+        version: 1,
+        status: RecordStatus::Open,
+        kind,
+        order_id: order.id,
+        order_number: order.number,
+        assignee: order.assignee.clone(),
+        username: ctx.who.username.clone(),
+        device_id: ctx.who.device_id,
+        created_at: ctx.now,
+        fields,
+        mutation: m.clone(),
+        resolution: None,
+    };
+    write_conflict(sql, ctx.now_us, &record, &[m.mutation_id])?;
+    Ok(record.id)
+}
+
+fn write_conflict(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    c: &ConflictRecord,
+    ids: &[Uuid],
+) -> Result<(), Error> {
+    let body = repo::put_conflict(sql, c, now_us)?;
+    repo::append_change(
+        sql,
+        NewChange {
+            entity: "conflict",
+            entity_id: &c.id.to_string(),
+            version: c.version,
+            body: repo::change_body("conflict", &body),
+            mutation_ids: ids,
+            audience: Audience::Scoped,
+            scope_user: c.assignee.as_deref(),
+            scope_user2: Some(&c.username),
+        },
+        now_us,
+    )?;
+    Ok(())
+}
+
+fn write_failed(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    f: &FailedSyncRecord,
+    ids: &[Uuid],
+) -> Result<(), Error> {
+    let body = repo::put_failed_sync(sql, f, now_us)?;
+    repo::append_change(
+        sql,
+        NewChange {
+            entity: "failed_sync",
+            entity_id: &f.id.to_string(),
+            version: f.version,
+            body: repo::change_body("failed_sync", &body),
+            mutation_ids: ids,
+            audience: Audience::Scoped,
+            scope_user: f.assignee.as_deref(),
+            scope_user2: Some(&f.username),
+        },
+        now_us,
+    )?;
+    Ok(())
+}
+
+fn record_failed_sync(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    m: &Mutation,
+    r: &Rejection,
+) -> Result<Uuid, Error> {
+    // The order it was about, when there is one: for a resolution, the record's order.
+    let order_id = match m.entity {
+        EntityKind::WorkOrder => m.entity_id,
+        EntityKind::Conflict => {
+            repo::get_conflict(sql, m.entity_id)?.map_or(m.entity_id, |c| c.order_id)
+        }
+        EntityKind::FailedSync => {
+            repo::get_failed_sync(sql, m.entity_id)?.map_or(m.entity_id, |f| f.order_id)
+        }
+    };
+    let assignee = repo::get_order(sql, order_id)?.and_then(|(o, _)| o.assignee);
+    let record = FailedSyncRecord {
+        id: Uuid::now_v7(),
+        version: 1,
+        status: RecordStatus::Open,
+        order_id,
+        // A technician must not learn about an order that is not theirs through a
+        // failed sync: the assignee is kept only for staff or the assignee themself.
+        assignee: if ctx.who.is_staff() || assignee.as_deref() == Some(ctx.who.username.as_str()) {
+            assignee
+        } else {
+            None
+        },
+        username: ctx.who.username.clone(),
+        device_id: ctx.who.device_id,
+        received_at: ctx.now,
+        code: r.code,
+        message: r.message.clone(),
+        field_errors: r.field_errors.clone(),
+        mutation: m.clone(),
+        resolution: None,
+    };
+    write_failed(sql, ctx.now_us, &record, &[m.mutation_id])?;
+    Ok(record.id)
+}
+
+fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
+    let unknown = || {
+        rejected(merge::MergeRejected {
+            code: ErrorCode::UnknownEntity,
+            message: format!("no such {}", m.entity.as_str().replace('_', " ")),
+            field_errors: Vec::new(),
+        })
+    };
+    let (conflict, failed) = match m.entity {
+        EntityKind::Conflict => match repo::get_conflict(sql, m.entity_id)? {
+            Some(c) => (Some(c), None),
+            None => return Ok(unknown()),
+        },
+        _ => match repo::get_failed_sync(sql, m.entity_id)? {
+            Some(f) => (None, Some(f)),
+            None => return Ok(unknown()),
+        },
+    };
+    // Technicians see only their own records; anything else is "no such".
+    if !ctx.who.is_staff() {
+        let visible = conflict.as_ref().is_some_and(|c| {
+            c.assignee.as_deref() == Some(ctx.who.username.as_str())
+                || c.username == ctx.who.username
+        }) || failed
+            .as_ref()
+            .is_some_and(|f| f.username == ctx.who.username);
+        if !visible {
+            return Ok(unknown());
+        }
+    }
+    let order_id = conflict
+        .as_ref()
+        .map(|c| c.order_id)
+        .or(failed.as_ref().map(|f| f.order_id));
+    let current = match order_id {
+        Some(id) => repo::get_order(sql, id)?,
+        None => None,
+    };
+    let target = match (&conflict, &failed) {
+        (Some(c), _) => Resolvable::Conflict(c),
+        (_, Some(f)) => Resolvable::FailedSync(f),
+        _ => return Ok(unknown()),
+    };
+    let decision = merge::resolve(
+        target,
+        current.as_ref().map(|(order, stamps)| Current {
+            order,
+            stamps,
+            at_base: None,
+        }),
+        m,
+        &actor(ctx.who),
+        ctx.now,
+    );
+    match decision {
+        ResolveDecision::Reject(r) => Ok(rejected(r)),
+        ResolveDecision::AlreadyResolved(resolution) => Ok(PushOutcome::Rejected(Rejection {
+            code: ErrorCode::AlreadyResolved,
+            message: format!(
+                "already settled by {} ({:?})",
+                resolution.decided_by, resolution.outcome
+            ),
+            field_errors: Vec::new(),
+            failed_sync_id: None,
+            resolution: Some(resolution),
+        })),
+        ResolveDecision::Resolved(done) => {
+            let done = *done;
+            let mut order_out = None;
+            if done.changed {
+                if let Some((before, _)) = &current {
+                    for d in &done.stock {
+                        if !repo::item_exists(sql, &d.sku)? {
+                            return Ok(rejected(merge::MergeRejected {
+                                code: ErrorCode::UnknownSku,
+                                message: format!("no inventory item has the SKU {:?}", d.sku),
+                                field_errors: Vec::new(),
+                            }));
+                        }
+                    }
+                    write_order(
+                        sql,
+                        ctx.now_us,
+                        &done.order,
+                        &done.stamps,
+                        before.assignee.as_deref(),
+                        &[m.mutation_id],
+                    )?;
+                    for d in &done.stock {
+                        adjust_stock(
+                            sql,
+                            ctx.now_us,
+                            &d.sku,
+                            d.delta_milli,
+                            done.order.assignee.as_deref(),
+                            m.mutation_id,
+                        )?;
+                    }
+                }
+            }
+            if current.is_some() {
+                order_out = Some(done.order.clone());
+            }
+            let (entity, id) = match (conflict, failed) {
+                (Some(mut c), _) => {
+                    c.status = RecordStatus::Resolved;
+                    c.version += 1;
+                    c.resolution = Some(done.resolution.clone());
+                    write_conflict(sql, ctx.now_us, &c, &[m.mutation_id])?;
+                    (EntityKind::Conflict, c.id)
+                }
+                (_, Some(mut f)) => {
+                    f.status = RecordStatus::Resolved;
+                    f.version += 1;
+                    f.resolution = Some(done.resolution.clone());
+                    write_failed(sql, ctx.now_us, &f, &[m.mutation_id])?;
+                    (EntityKind::FailedSync, f.id)
+                }
+                _ => return Ok(unknown()),
+            };
+            Ok(PushOutcome::Applied(Applied {
+                entity,
+                entity_id: id,
+                version: m.base_version + 1,
+                number: order_out.as_ref().and_then(|o| o.number),
+                changed: true,
+                order: order_out,
+            }))
+        }
+    }
+}

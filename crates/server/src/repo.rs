@@ -1,0 +1,734 @@
+//! Typed reads and writes over [`Sql`], shared by both backends.
+//!
+//! Rows that clients see (orders, inventory items, conflicts, failed syncs) are stored
+//! as their wire JSON, so a pull can send them without re-encoding; the columns beside
+//! them exist only to find and scope rows. Every function here runs inside the caller's
+//! transaction and never commits on its own.
+
+use outpost_protocol::merge::FieldStamps;
+use outpost_protocol::wire::{ConflictRecord, FailedSyncRecord, RecordStatus};
+use outpost_protocol::{InventoryItem, Role, WorkOrder};
+use uuid::Uuid;
+
+use crate::db::{Row, Sql, V};
+use crate::error::Error;
+
+pub const META_EPOCH: &str = "epoch";
+pub const META_LAST_SEQ: &str = "last_seq";
+pub const META_LOG_FLOOR: &str = "log_floor";
+pub const META_NEXT_NUMBER: &str = "next_number";
+
+/// Create the singleton rows a new database needs (idempotent).
+pub fn bootstrap(sql: &mut dyn Sql) -> Result<(), Error> {
+    let epoch = Uuid::new_v4().simple().to_string();
+    for (k, v) in [
+        (META_EPOCH, epoch.as_str()),
+        (META_LAST_SEQ, "0"),
+        (META_LOG_FLOOR, "0"),
+        (META_NEXT_NUMBER, "1"),
+    ] {
+        sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            &[k.into(), v.into()],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn meta_get(sql: &mut dyn Sql, key: &str) -> Result<Option<String>, Error> {
+    let rows = sql.query("SELECT value FROM meta WHERE key = ?1", &[key.into()])?;
+    rows.first().map(|r| r.text(0)).transpose()
+}
+
+pub fn meta_set(sql: &mut dyn Sql, key: &str, value: &str) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[key.into(), value.into()],
+    )?;
+    Ok(())
+}
+
+fn meta_u64(sql: &mut dyn Sql, key: &str) -> Result<u64, Error> {
+    meta_get(sql, key)?
+        .ok_or_else(|| Error::store(format!("meta {key} missing")))?
+        .parse()
+        .map_err(|e| Error::store(format!("meta {key}: {e}")))
+}
+
+pub fn epoch(sql: &mut dyn Sql) -> Result<String, Error> {
+    meta_get(sql, META_EPOCH)?.ok_or_else(|| Error::store("meta epoch missing"))
+}
+
+pub fn last_seq(sql: &mut dyn Sql) -> Result<u64, Error> {
+    meta_u64(sql, META_LAST_SEQ)
+}
+
+pub fn log_floor(sql: &mut dyn Sql) -> Result<u64, Error> {
+    meta_u64(sql, META_LOG_FLOOR)
+}
+
+/// The next human order number (only inside a write transaction).
+pub fn next_number(sql: &mut dyn Sql) -> Result<u64, Error> {
+    let n = meta_u64(sql, META_NEXT_NUMBER)?;
+    meta_set(sql, META_NEXT_NUMBER, &(n + 1).to_string())?;
+    Ok(n)
+}
+
+/// Who may see a change-log row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Everyone (inventory).
+    All,
+    /// Dispatchers, admins, `scope_user` and `scope_user2`.
+    Scoped,
+    /// Only `scope_user` (a `left_scope` notice).
+    User,
+}
+
+impl Audience {
+    fn as_str(self) -> &'static str {
+        match self {
+            Audience::All => "all",
+            Audience::Scoped => "scoped",
+            Audience::User => "user",
+        }
+    }
+}
+
+/// A change-log row to append. `body` is the JSON of a `ChangeBody`.
+#[derive(Debug)]
+pub struct NewChange<'a> {
+    pub entity: &'a str,
+    pub entity_id: &'a str,
+    pub version: u64,
+    pub body: String,
+    pub mutation_ids: &'a [Uuid],
+    pub audience: Audience,
+    pub scope_user: Option<&'a str>,
+    pub scope_user2: Option<&'a str>,
+}
+
+/// Append a change-log row with the next sequence. Only inside a write transaction,
+/// which the backends serialize, so sequences commit in order.
+pub fn append_change(sql: &mut dyn Sql, c: NewChange<'_>, now_us: i64) -> Result<u64, Error> {
+    let seq = last_seq(sql)? + 1;
+    meta_set(sql, META_LAST_SEQ, &seq.to_string())?;
+    let ids = serde_json::to_string(c.mutation_ids)?;
+    sql.exec(
+        "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        &[
+            seq.into(),
+            c.entity.into(),
+            c.entity_id.into(),
+            c.version.into(),
+            c.body.into(),
+            ids.into(),
+            c.audience.as_str().into(),
+            c.scope_user.into(),
+            c.scope_user2.into(),
+            now_us.into(),
+        ],
+    )?;
+    Ok(seq)
+}
+
+pub fn change_body(kind: &str, row_json: &str) -> String {
+    format!("{{\"kind\":\"{kind}\",\"row\":{row_json}}}")
+}
+
+// ---- users and devices -------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+fn parse_role(s: &str) -> Result<Role, Error> {
+    s.parse().map_err(Error::store)
+}
+
+pub fn get_user(sql: &mut dyn Sql, username: &str) -> Result<Option<UserRow>, Error> {
+    let rows = sql.query(
+        "SELECT username, password_hash, role, disabled FROM users WHERE username = ?1",
+        &[username.into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok(UserRow {
+                username: r.text(0)?,
+                password_hash: r.text(1)?,
+                role: parse_role(&r.text(2)?)?,
+                disabled: r.i64(3)? != 0,
+            })
+        })
+        .transpose()
+}
+
+pub fn insert_user(
+    sql: &mut dyn Sql,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+    now_us: i64,
+) -> Result<bool, Error> {
+    let n = sql.exec(
+        "INSERT INTO users (username, password_hash, role, disabled, created_us) VALUES (?1, ?2, ?3, 0, ?4) \
+         ON CONFLICT (username) DO NOTHING",
+        &[username.into(), password_hash.into(), role.as_str().into(), now_us.into()],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn set_user_disabled(sql: &mut dyn Sql, username: &str, disabled: bool) -> Result<bool, Error> {
+    let n = sql.exec(
+        "UPDATE users SET disabled = ?2 WHERE username = ?1",
+        &[username.into(), disabled.into()],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn touch_device(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: &str,
+    now_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO devices (device_id, username, revoked_before_us, first_seen_us, last_seen_us) VALUES (?1, ?2, 0, ?3, ?3) \
+         ON CONFLICT (device_id, username) DO UPDATE SET last_seen_us = excluded.last_seen_us",
+        &[device.into(), username.into(), now_us.into()],
+    )?;
+    Ok(())
+}
+
+/// Tokens of this device issued at or before this time no longer work.
+pub fn device_revoked_before(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: &str,
+) -> Result<i64, Error> {
+    let rows = sql.query(
+        "SELECT revoked_before_us FROM devices WHERE device_id = ?1 AND username = ?2",
+        &[device.into(), username.into()],
+    )?;
+    Ok(rows.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0))
+}
+
+/// Revoke a device (for every user on it, or one user). Returns the rows touched.
+pub fn revoke_device(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: Option<&str>,
+    now_us: i64,
+) -> Result<u64, Error> {
+    let n = match username {
+        Some(u) => {
+            sql.exec(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE device_id = ?1 AND username = ?2",
+                &[device.into(), u.into()],
+            )?;
+            sql.exec(
+                "UPDATE devices SET revoked_before_us = ?3 WHERE device_id = ?1 AND username = ?2",
+                &[device.into(), u.into(), now_us.into()],
+            )?
+        }
+        None => {
+            sql.exec(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE device_id = ?1",
+                &[device.into()],
+            )?;
+            sql.exec(
+                "UPDATE devices SET revoked_before_us = ?2 WHERE device_id = ?1",
+                &[device.into(), now_us.into()],
+            )?
+        }
+    };
+    Ok(n)
+}
+
+// ---- signing keys and refresh tokens -----------------------------------------------
+
+pub fn signing_keys(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, Error> {
+    sql.query(
+        "SELECT kid, secret_hex FROM signing_keys ORDER BY created_us DESC, kid",
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.text(1)?)))
+    .collect()
+}
+
+pub fn insert_signing_key(
+    sql: &mut dyn Sql,
+    kid: &str,
+    secret_hex: &str,
+    now_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO signing_keys (kid, secret_hex, created_us) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING",
+        &[kid.into(), secret_hex.into(), now_us.into()],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub username: String,
+    pub device_id: String,
+    pub issued_us: i64,
+    pub expires_us: i64,
+    pub replaced_by: Option<String>,
+    pub replaced_us: Option<i64>,
+    pub revoked: bool,
+}
+
+pub fn get_refresh(sql: &mut dyn Sql, token_hash: &str) -> Result<Option<RefreshRow>, Error> {
+    let rows = sql.query(
+        "SELECT username, device_id, issued_us, expires_us, replaced_by, replaced_us, revoked FROM refresh_tokens WHERE token_hash = ?1",
+        &[token_hash.into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok(RefreshRow {
+                username: r.text(0)?,
+                device_id: r.text(1)?,
+                issued_us: r.i64(2)?,
+                expires_us: r.i64(3)?,
+                replaced_by: r.opt_text(4)?,
+                replaced_us: r.opt_i64(5)?,
+                revoked: r.i64(6)? != 0,
+            })
+        })
+        .transpose()
+}
+
+pub fn insert_refresh(
+    sql: &mut dyn Sql,
+    token_hash: &str,
+    username: &str,
+    device: Uuid,
+    issued_us: i64,
+    expires_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO refresh_tokens (token_hash, username, device_id, issued_us, expires_us, revoked) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+        &[token_hash.into(), username.into(), device.into(), issued_us.into(), expires_us.into()],
+    )?;
+    Ok(())
+}
+
+pub fn mark_refresh_replaced(
+    sql: &mut dyn Sql,
+    token_hash: &str,
+    by: &str,
+    now_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "UPDATE refresh_tokens SET replaced_by = ?2, replaced_us = COALESCE(replaced_us, ?3) WHERE token_hash = ?1",
+        &[token_hash.into(), by.into(), now_us.into()],
+    )?;
+    Ok(())
+}
+
+pub fn revoke_refresh(sql: &mut dyn Sql, token_hash: &str) -> Result<(), Error> {
+    sql.exec(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1",
+        &[token_hash.into()],
+    )?;
+    Ok(())
+}
+
+// ---- orders -------------------------------------------------------------------------
+
+pub fn get_order(sql: &mut dyn Sql, id: Uuid) -> Result<Option<(WorkOrder, FieldStamps)>, Error> {
+    let rows = sql.query(
+        "SELECT body, stamps FROM orders WHERE id = ?1",
+        &[id.into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok((
+                serde_json::from_str(&r.text(0)?)?,
+                serde_json::from_str(&r.text(1)?)?,
+            ))
+        })
+        .transpose()
+}
+
+pub fn order_at(sql: &mut dyn Sql, id: Uuid, version: u64) -> Result<Option<WorkOrder>, Error> {
+    let rows = sql.query(
+        "SELECT body FROM order_history WHERE order_id = ?1 AND version = ?2",
+        &[id.into(), version.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok(serde_json::from_str(&r.text(0)?)?))
+        .transpose()
+}
+
+/// Write the order's current row and its history entry; returns the row's JSON.
+pub fn put_order(
+    sql: &mut dyn Sql,
+    order: &WorkOrder,
+    stamps: &FieldStamps,
+    now_us: i64,
+) -> Result<String, Error> {
+    let body = serde_json::to_string(order)?;
+    let stamps = serde_json::to_string(stamps)?;
+    sql.exec(
+        "INSERT INTO orders (id, number, version, assignee, body, stamps, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET number = excluded.number, version = excluded.version, assignee = excluded.assignee, \
+         body = excluded.body, stamps = excluded.stamps, updated_us = excluded.updated_us",
+        &[
+            order.id.into(),
+            order.number.map(|n| n as i64).into(),
+            order.version.into(),
+            order.assignee.clone().into(),
+            body.clone().into(),
+            stamps.into(),
+            now_us.into(),
+        ],
+    )?;
+    sql.exec(
+        "INSERT INTO order_history (order_id, version, body) VALUES (?1, ?2, ?3) ON CONFLICT (order_id, version) DO NOTHING",
+        &[order.id.into(), order.version.into(), body.clone().into()],
+    )?;
+    sql.exec(
+        "DELETE FROM order_attachments WHERE order_id = ?1",
+        &[order.id.into()],
+    )?;
+    for hash in order.attachment_hashes() {
+        sql.exec(
+            "INSERT INTO order_attachments (hash, order_id) VALUES (?1, ?2) ON CONFLICT (hash, order_id) DO NOTHING",
+            &[hash.into(), order.id.into()],
+        )?;
+    }
+    Ok(body)
+}
+
+pub fn order_exists(sql: &mut dyn Sql, id: Uuid) -> Result<bool, Error> {
+    Ok(!sql
+        .query("SELECT 1 FROM orders WHERE id = ?1", &[id.into()])?
+        .is_empty())
+}
+
+// ---- inventory ----------------------------------------------------------------------
+
+pub fn get_item(sql: &mut dyn Sql, sku: &str) -> Result<Option<(InventoryItem, u64)>, Error> {
+    let rows = sql.query(
+        "SELECT body, version FROM inventory WHERE sku = ?1",
+        &[sku.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok((serde_json::from_str(&r.text(0)?)?, r.u64(1)?)))
+        .transpose()
+}
+
+/// Insert or replace an item; returns its JSON.
+pub fn put_item(sql: &mut dyn Sql, item: &InventoryItem, version: u64) -> Result<String, Error> {
+    let body = serde_json::to_string(item)?;
+    sql.exec(
+        "INSERT INTO inventory (sku, version, body) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (sku) DO UPDATE SET version = excluded.version, body = excluded.body",
+        &[item.sku.clone().into(), version.into(), body.clone().into()],
+    )?;
+    Ok(body)
+}
+
+pub fn item_exists(sql: &mut dyn Sql, sku: &str) -> Result<bool, Error> {
+    Ok(!sql
+        .query("SELECT 1 FROM inventory WHERE sku = ?1", &[sku.into()])?
+        .is_empty())
+}
+
+pub fn set_stock_alert(
+    sql: &mut dyn Sql,
+    sku: &str,
+    location: &str,
+    name: &str,
+    quantity_milli: i64,
+) -> Result<(), Error> {
+    if quantity_milli < 0 {
+        sql.exec(
+            "INSERT INTO stock_alerts (sku, location, name, quantity_milli) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (sku, location) DO UPDATE SET quantity_milli = excluded.quantity_milli, name = excluded.name",
+            &[sku.into(), location.into(), name.into(), quantity_milli.into()],
+        )?;
+    } else {
+        sql.exec(
+            "DELETE FROM stock_alerts WHERE sku = ?1 AND location = ?2",
+            &[sku.into(), location.into()],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn stock_alerts(sql: &mut dyn Sql) -> Result<Vec<Row>, Error> {
+    sql.query(
+        "SELECT sku, location, name, quantity_milli FROM stock_alerts ORDER BY sku, location LIMIT 10000",
+        &[],
+    )
+}
+
+// ---- idempotency --------------------------------------------------------------------
+
+pub fn get_idempotency(
+    sql: &mut dyn Sql,
+    username: &str,
+    device: Uuid,
+    mutation_id: Uuid,
+) -> Result<Option<(String, String)>, Error> {
+    let rows = sql.query(
+        "SELECT body_hash, result FROM idempotency WHERE username = ?1 AND device_id = ?2 AND mutation_id = ?3",
+        &[username.into(), device.into(), mutation_id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .transpose()
+}
+
+pub fn put_idempotency(
+    sql: &mut dyn Sql,
+    username: &str,
+    device: Uuid,
+    mutation_id: Uuid,
+    body_hash: &str,
+    result: &str,
+    now_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO idempotency (username, device_id, mutation_id, body_hash, result, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &[
+            username.into(),
+            device.into(),
+            mutation_id.into(),
+            body_hash.into(),
+            result.into(),
+            now_us.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+// ---- conflicts and failed syncs ------------------------------------------------------
+
+fn status_str(s: RecordStatus) -> &'static str {
+    match s {
+        RecordStatus::Open => "open",
+        RecordStatus::Resolved => "resolved",
+    }
+}
+
+pub fn put_conflict(sql: &mut dyn Sql, c: &ConflictRecord, now_us: i64) -> Result<String, Error> {
+    let body = serde_json::to_string(c)?;
+    sql.exec(
+        "INSERT INTO conflicts (id, order_id, status, assignee, username, body, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body",
+        &[
+            c.id.into(),
+            c.order_id.into(),
+            status_str(c.status).into(),
+            c.assignee.clone().into(),
+            c.username.clone().into(),
+            body.clone().into(),
+            now_us.into(),
+        ],
+    )?;
+    Ok(body)
+}
+
+pub fn get_conflict(sql: &mut dyn Sql, id: Uuid) -> Result<Option<ConflictRecord>, Error> {
+    let rows = sql.query("SELECT body FROM conflicts WHERE id = ?1", &[id.into()])?;
+    rows.first()
+        .map(|r| Ok(serde_json::from_str(&r.text(0)?)?))
+        .transpose()
+}
+
+pub fn put_failed_sync(
+    sql: &mut dyn Sql,
+    f: &FailedSyncRecord,
+    now_us: i64,
+) -> Result<String, Error> {
+    let body = serde_json::to_string(f)?;
+    sql.exec(
+        "INSERT INTO failed_syncs (id, order_id, status, assignee, username, body, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body",
+        &[
+            f.id.into(),
+            f.order_id.into(),
+            status_str(f.status).into(),
+            f.assignee.clone().into(),
+            f.username.clone().into(),
+            body.clone().into(),
+            now_us.into(),
+        ],
+    )?;
+    Ok(body)
+}
+
+pub fn get_failed_sync(sql: &mut dyn Sql, id: Uuid) -> Result<Option<FailedSyncRecord>, Error> {
+    let rows = sql.query("SELECT body FROM failed_syncs WHERE id = ?1", &[id.into()])?;
+    rows.first()
+        .map(|r| Ok(serde_json::from_str(&r.text(0)?)?))
+        .transpose()
+}
+
+/// List conflicts or failed syncs (`table` is one of the two), newest first, filtered
+/// by status (`None`: all) and, for technicians, by who may see them.
+pub fn list_records(
+    sql: &mut dyn Sql,
+    table: &str,
+    status: Option<RecordStatus>,
+    visible_to: Option<&str>,
+    limit: u32,
+) -> Result<Vec<String>, Error> {
+    let table = match table {
+        "conflicts" => "conflicts",
+        _ => "failed_syncs",
+    };
+    let q = format!(
+        "SELECT body FROM {table} WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR assignee = ?2 OR username = ?2) \
+         ORDER BY created_us DESC, id LIMIT ?3"
+    );
+    let rows = sql.query(
+        &q,
+        &[
+            status.map(status_str).unwrap_or("").into(),
+            visible_to.unwrap_or("").into(),
+            i64::from(limit).into(),
+        ],
+    )?;
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
+// ---- attachments --------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct AttachmentRow {
+    pub total: Option<u64>,
+    pub received: u64,
+    pub complete: bool,
+    pub uploaded_by: String,
+}
+
+pub fn get_attachment(sql: &mut dyn Sql, hash: &str) -> Result<Option<AttachmentRow>, Error> {
+    let rows = sql.query(
+        "SELECT total, received, complete, uploaded_by FROM attachments WHERE hash = ?1",
+        &[hash.into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok(AttachmentRow {
+                total: r.opt_i64(0)?.map(|t| t as u64),
+                received: r.u64(1)?,
+                complete: r.i64(2)? != 0,
+                uploaded_by: r.text(3)?,
+            })
+        })
+        .transpose()
+}
+
+pub fn put_attachment(
+    sql: &mut dyn Sql,
+    hash: &str,
+    a: &AttachmentRow,
+    now_us: i64,
+) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachments (hash, total, received, complete, uploaded_by, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (hash) DO UPDATE SET total = excluded.total, received = excluded.received, complete = excluded.complete",
+        &[
+            hash.into(),
+            a.total.map(|t| t as i64).into(),
+            a.received.into(),
+            a.complete.into(),
+            a.uploaded_by.clone().into(),
+            now_us.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn put_chunk(sql: &mut dyn Sql, hash: &str, offset: u64, data: Vec<u8>) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachment_chunks (hash, offset_bytes, data) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (hash, offset_bytes) DO UPDATE SET data = excluded.data",
+        &[hash.into(), offset.into(), V::B(Some(data))],
+    )?;
+    Ok(())
+}
+
+pub fn chunks(sql: &mut dyn Sql, hash: &str) -> Result<Vec<Vec<u8>>, Error> {
+    sql.query(
+        "SELECT data FROM attachment_chunks WHERE hash = ?1 ORDER BY offset_bytes",
+        &[hash.into()],
+    )?
+    .iter()
+    .map(|r| r.blob(0))
+    .collect()
+}
+
+pub fn delete_attachment(sql: &mut dyn Sql, hash: &str) -> Result<(), Error> {
+    sql.exec(
+        "DELETE FROM attachment_chunks WHERE hash = ?1",
+        &[hash.into()],
+    )?;
+    sql.exec("DELETE FROM attachments WHERE hash = ?1", &[hash.into()])?;
+    Ok(())
+}
+
+/// Whether a technician may see an attachment: an order assigned to them refers to it.
+pub fn attachment_visible_to(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, Error> {
+    Ok(!sql
+        .query(
+            "SELECT 1 FROM order_attachments oa JOIN orders o ON o.id = oa.order_id WHERE oa.hash = ?1 AND o.assignee = ?2 LIMIT 1",
+            &[hash.into(), username.into()],
+        )?
+        .is_empty())
+}
+
+/// Of `hashes`, those not stored and verified.
+pub fn missing_attachments(sql: &mut dyn Sql, hashes: &[String]) -> Result<Vec<String>, Error> {
+    let mut missing = Vec::new();
+    for h in hashes {
+        let ok = get_attachment(sql, h)?.is_some_and(|a| a.complete);
+        if !ok && !missing.contains(h) {
+            missing.push(h.clone());
+        }
+    }
+    Ok(missing)
+}
+
+// ---- maintenance ---------------------------------------------------------------------
+
+/// Drop change-log rows and idempotency records older than `before_us`. Devices whose
+/// cursor is older than what was dropped get `resync_required`.
+pub fn prune(sql: &mut dyn Sql, before_us: i64) -> Result<(u64, u64), Error> {
+    let rows = sql.query(
+        "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE created_us < ?1",
+        &[before_us.into()],
+    )?;
+    let floor = rows.first().map(|r| r.u64(0)).transpose()?.unwrap_or(0);
+    let mut dropped = 0;
+    if floor > 0 {
+        dropped = sql.exec("DELETE FROM changes WHERE seq <= ?1", &[floor.into()])?;
+        if floor > log_floor(sql)? {
+            meta_set(sql, META_LOG_FLOOR, &floor.to_string())?;
+        }
+    }
+    let idem = sql.exec(
+        "DELETE FROM idempotency WHERE created_us < ?1",
+        &[before_us.into()],
+    )?;
+    Ok((dropped, idem))
+}
+
+/// A new epoch: every device's cursor becomes foreign and re-primes (after a restore).
+pub fn reset_epoch(sql: &mut dyn Sql) -> Result<String, Error> {
+    let epoch = Uuid::new_v4().simple().to_string();
+    meta_set(sql, META_EPOCH, &epoch)?;
+    Ok(epoch)
+}
