@@ -112,9 +112,8 @@ impl Cursor {
             "p" => {
                 let epoch = parts.next()?.to_owned();
                 let snapshot = parts.next()?.parse().ok()?;
-                let phase = PHASES
-                    .into_iter()
-                    .find(|p| phase_str(*p) == parts.next().unwrap_or(""))?;
+                let name = parts.next()?;
+                let phase = PHASES.into_iter().find(|p| phase_str(*p) == name)?;
                 let done = parts.next()?.parse().ok()?;
                 let total = parts.next()?.parse().ok()?;
                 let after = parts.next()?.to_owned();
@@ -252,7 +251,7 @@ pub fn pull_page(
             let c = Cursor::decode(s).ok_or_else(|| {
                 Error::from(ApiError::bad_request(
                     ErrorCode::InvalidBody,
-                    "the cursor is not one this server made",
+                    format!("the cursor is not one this server made: {s}"),
                 ))
             })?;
             let (c_epoch, seq) = match &c {

@@ -1,0 +1,863 @@
+//! Push and pull over real HTTP: idempotency, conflicts, completions with evidence,
+//! reassignment, scope, stock, priming, deltas and resync — on both backends.
+
+mod common;
+
+use common::*;
+use outpost_protocol::mutation::{EntityKind, ListItem};
+use outpost_protocol::wire::*;
+use outpost_protocol::*;
+use uuid::Uuid;
+
+fn title(t: &str) -> Vec<Op> {
+    vec![Op::Set(SetOp::Title(t.into()))]
+}
+
+fn note(text: &str) -> Op {
+    Op::AppendNote {
+        note: NoteEntry {
+            id: Uuid::now_v7(),
+            author: "tech1".into(),
+            text: text.into(),
+            at: chrono::Utc::now(),
+        },
+    }
+}
+
+both!(
+    a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused,
+    a_conflicting_set_waits_for_a_person_and_is_resolved_once,
+    a_completion_waits_for_its_attachments_then_applies,
+    a_completion_after_a_cancellation_is_kept_as_a_conflict,
+    a_reassignment_reaches_both_technicians_and_a_late_push_is_a_conflict,
+    a_technician_never_sees_or_changes_another_technicians_order,
+    a_rejection_is_recorded_as_a_failed_sync_and_can_be_dismissed,
+    parts_used_decrement_stock_exactly_once,
+    priming_pages_are_bounded_ordered_and_followed_by_deltas,
+    a_foreign_or_pruned_cursor_needs_a_resync,
+    a_technicians_new_order_is_assigned_to_them,
+);
+
+async fn a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let order = d.create_order(Some("tech1")).await;
+    assert_eq!(order.number, Some(1), "the server numbers orders");
+    let m = d.mutation(
+        order.id,
+        MutationKind::Update,
+        order.version,
+        title("New title"),
+    );
+    let first = d.push1(m.clone()).await;
+    let PushOutcome::Applied(a) = &first else {
+        panic!("applies: {first:?}")
+    };
+    assert_eq!(a.version, 2);
+    let seq = s.last_seq().await;
+    let again = d.push1(m.clone()).await;
+    assert_eq!(
+        again,
+        PushOutcome::Duplicate {
+            first: Box::new(first)
+        },
+        "the recorded first result comes back"
+    );
+    assert_eq!(s.last_seq().await, seq, "a duplicate writes nothing");
+    let mut other = m.clone();
+    other.ops = title("Another body");
+    let PushOutcome::Rejected(r) = d.push1(other).await else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::MutationIdReused);
+    // A set to the value already there changes nothing and bumps no version.
+    let same = d
+        .push1(d.mutation(order.id, MutationKind::Update, 2, title("New title")))
+        .await;
+    let PushOutcome::Applied(a) = same else {
+        panic!("applies")
+    };
+    assert!(!a.changed);
+    assert_eq!(a.version, 2);
+}
+
+async fn a_conflicting_set_waits_for_a_person_and_is_resolved_once(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    // The dispatcher retitles; the technician, offline at v1, also retitles and notes.
+    d.push1(d.mutation(
+        order.id,
+        MutationKind::Update,
+        1,
+        title("Dispatcher's title"),
+    ))
+    .await;
+    let mut ops = title("Technician's title");
+    ops.push(note("Found a leak"));
+    let PushOutcome::AppliedWithConflicts(c) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, ops))
+        .await
+    else {
+        panic!("applies with conflicts")
+    };
+    assert_eq!(c.fields, vec!["title".to_string()]);
+    assert_eq!(c.conflict_kind, ConflictKind::Fields);
+    let after = c.order.expect("order");
+    assert_eq!(
+        after.title, "Dispatcher's title",
+        "the held field keeps the server's value"
+    );
+    assert_eq!(after.notes.len(), 1, "the note applied");
+    // The technician's own follow-up edit never conflicts with their earlier one.
+    let PushOutcome::Applied(_) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, vec![note("second")]))
+        .await
+    else {
+        panic!("own edits never conflict")
+    };
+    // Dispatchers list it, with both values.
+    let list: ConflictList = d
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let record = list
+        .items
+        .iter()
+        .find(|r| r.id == c.conflict_id)
+        .expect("listed")
+        .clone();
+    assert_eq!(
+        record.fields[0].server,
+        Some(SetOp::Title("Dispatcher's title".into()))
+    );
+    assert_eq!(
+        record.fields[0].base,
+        Some(SetOp::Title("Replace pump seal".into()))
+    );
+    // It travels through pull to the technician.
+    let (changes, _, _) = t1.pull_all(None, 100).await;
+    assert!(changes
+        .iter()
+        .any(|ch| matches!(&ch.change, ChangeBody::Conflict(r) if r.id == c.conflict_id)));
+    // The dispatcher accepts the technician's version.
+    let r = record.resolve_mutation(
+        &ResolutionChoice::AcceptDevice,
+        Uuid::now_v7(),
+        d.device,
+        chrono::Utc::now(),
+    );
+    let PushOutcome::Applied(done) = d.push1(r).await else {
+        panic!("resolves")
+    };
+    assert_eq!(done.order.expect("order").title, "Technician's title");
+    // A second resolution gets already_resolved with the outcome.
+    let r2 = record.resolve_mutation(
+        &ResolutionChoice::KeepServer,
+        Uuid::now_v7(),
+        d.device,
+        chrono::Utc::now(),
+    );
+    let PushOutcome::Rejected(rej) = d.push1(r2).await else {
+        panic!("already resolved")
+    };
+    assert_eq!(rej.code, ErrorCode::AlreadyResolved);
+    let res = rej.resolution.expect("outcome");
+    assert_eq!(res.outcome, ResolutionOutcome::AcceptedDevice);
+    assert_eq!(res.decided_by, "dispatcher");
+    let open: ConflictList = d
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        open.items.iter().all(|r| r.id != c.conflict_id),
+        "no longer open"
+    );
+}
+
+async fn upload_chunked(sess: &Session, data: &[u8], chunk: usize) -> AttachmentStatus {
+    let hash = sha256_hex(data);
+    let mut offset = 0;
+    let mut last = None;
+    while offset < data.len() {
+        let end = (offset + chunk).min(data.len());
+        let resp = sess
+            .http
+            .put(sess.url(&format!(
+                "/v1/attachments/{hash}?offset={offset}&total={}",
+                data.len()
+            )))
+            .bearer_auth(&sess.tokens.access_token)
+            .body(data[offset..end].to_vec())
+            .send()
+            .await
+            .expect("chunk");
+        assert_eq!(resp.status(), 200);
+        let st: AttachmentStatus = resp.json().await.expect("status");
+        offset = st.received as usize;
+        last = Some(st);
+    }
+    last.expect("uploaded")
+}
+
+fn completion_ops(sig: &str, photo: &str) -> Vec<Op> {
+    vec![
+        Op::Set(SetOp::ChecklistDone {
+            item_id: "c1".into(),
+            done: true,
+        }),
+        Op::Add(ListItem::Photos(PhotoRef {
+            hash: photo.into(),
+            caption: "after".into(),
+            media_type: "image/jpeg".into(),
+        })),
+        Op::Set(SetOp::Signature(Some(Signature {
+            hash: sig.into(),
+            signer: "Grace Hopper".into(),
+        }))),
+    ]
+}
+
+async fn a_completion_waits_for_its_attachments_then_applies(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let order = d.create_order(Some("tech1")).await;
+    let photo: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let sig = b"signature-image-bytes".to_vec();
+    let (ph, sh) = (sha256_hex(&photo), sha256_hex(&sig));
+    let complete = t1.mutation(
+        order.id,
+        MutationKind::Complete,
+        1,
+        completion_ops(&sh, &ph),
+    );
+    let seq = s.last_seq().await;
+    let PushOutcome::MissingAttachments { mut hashes } = t1.push1(complete.clone()).await else {
+        panic!("missing")
+    };
+    hashes.sort();
+    let mut want = vec![ph.clone(), sh.clone()];
+    want.sort();
+    assert_eq!(hashes, want);
+    assert_eq!(s.last_seq().await, seq, "nothing written");
+    // Upload the photo in chunks; a dropped connection resumes from the stored byte.
+    let first = t1
+        .http
+        .put(t1.url(&format!(
+            "/v1/attachments/{ph}?offset=0&total={}",
+            photo.len()
+        )))
+        .bearer_auth(&t1.tokens.access_token)
+        .body(photo[..100_000].to_vec())
+        .send()
+        .await
+        .expect("chunk");
+    assert_eq!(first.status(), 200);
+    let wrong = t1
+        .http
+        .put(t1.url(&format!(
+            "/v1/attachments/{ph}?offset=0&total={}",
+            photo.len()
+        )))
+        .bearer_auth(&t1.tokens.access_token)
+        .body(photo[..10].to_vec())
+        .send()
+        .await
+        .expect("chunk");
+    let (status, body) = error_of(wrong).await;
+    assert_eq!((status, body.code), (409, ErrorCode::OffsetMismatch));
+    let st: AttachmentStatus = t1
+        .get(&format!("/v1/attachments/{ph}/status"))
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(st.received, 100_000);
+    let mut offset = st.received as usize;
+    while offset < photo.len() {
+        let end = (offset + 64 * 1024).min(photo.len());
+        let st: AttachmentStatus = t1
+            .http
+            .put(t1.url(&format!(
+                "/v1/attachments/{ph}?offset={offset}&total={}",
+                photo.len()
+            )))
+            .bearer_auth(&t1.tokens.access_token)
+            .body(photo[offset..end].to_vec())
+            .send()
+            .await
+            .expect("chunk")
+            .json()
+            .await
+            .expect("status");
+        offset = st.received as usize;
+        if offset == photo.len() {
+            assert!(st.complete, "verified on the last byte");
+        }
+    }
+    // The signature travels in a batch of small files; a wrong hash is refused.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let batch = BatchUploadRequest {
+        files: vec![
+            BatchFile {
+                hash: sh.clone(),
+                data_base64: b64.encode(&sig),
+            },
+            BatchFile {
+                hash: "0".repeat(64),
+                data_base64: b64.encode(b"x"),
+            },
+        ],
+    };
+    let r: BatchUploadResponse = t1
+        .post(paths::ATTACHMENTS_BATCH)
+        .json(&batch)
+        .send()
+        .await
+        .expect("b")
+        .json()
+        .await
+        .expect("j");
+    assert!(r.results[0].complete);
+    assert_eq!(
+        r.results[1].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::HashMismatch)
+    );
+    // Now the same body applies.
+    let PushOutcome::Applied(a) = t1.push1(complete).await else {
+        panic!("completes")
+    };
+    let done = a.order.expect("order");
+    assert_eq!(done.status, Status::Completed);
+    assert_eq!(
+        done.signature.as_ref().map(|s| s.hash.clone()),
+        Some(sh.clone())
+    );
+    // The assignee and dispatchers may download; another technician may not.
+    let got = t1
+        .get(&format!("/v1/attachments/{ph}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), photo);
+    assert_eq!(
+        d.get(&format!("/v1/attachments/{sh}"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    assert_eq!(
+        t2.get(&format!("/v1/attachments/{ph}"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    let _ = upload_chunked;
+}
+
+async fn a_completion_after_a_cancellation_is_kept_as_a_conflict(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let sig = b"sig".to_vec();
+    let photo = b"photo".to_vec();
+    upload_chunked(&t1, &sig, 1024).await;
+    upload_chunked(&t1, &photo, 1024).await;
+    d.push1(d.mutation(
+        order.id,
+        MutationKind::Cancel,
+        1,
+        vec![note("customer cancelled")],
+    ))
+    .await;
+    let complete = t1.mutation(
+        order.id,
+        MutationKind::Complete,
+        1,
+        completion_ops(&sha256_hex(&sig), &sha256_hex(&photo)),
+    );
+    let PushOutcome::AppliedWithConflicts(c) = t1.push1(complete).await else {
+        panic!("held")
+    };
+    assert_eq!(c.conflict_kind, ConflictKind::CompletionAfterCancel);
+    assert_eq!(
+        c.order.as_ref().map(|o| o.status),
+        Some(Status::Cancelled),
+        "nothing applied"
+    );
+    // The dispatcher accepts the completion: the evidence was kept.
+    let list: ConflictList = d
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("l")
+        .json()
+        .await
+        .expect("j");
+    let record = list
+        .items
+        .into_iter()
+        .find(|r| r.id == c.conflict_id)
+        .expect("listed");
+    assert_eq!(
+        record.mutation.kind,
+        MutationKind::Complete,
+        "the full payload is kept"
+    );
+    let r = record.resolve_mutation(
+        &ResolutionChoice::AcceptDevice,
+        Uuid::now_v7(),
+        d.device,
+        chrono::Utc::now(),
+    );
+    let PushOutcome::Applied(a) = d.push1(r).await else {
+        panic!("resolved")
+    };
+    let o = a.order.expect("order");
+    assert_eq!(o.status, Status::Completed);
+    assert!(o.signature.is_some());
+}
+
+async fn a_reassignment_reaches_both_technicians_and_a_late_push_is_a_conflict(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let order = d.create_order(Some("tech1")).await;
+    let (_, c1, _) = t1.pull_all(None, 100).await;
+    let (_, c2, _) = t2.pull_all(None, 100).await;
+    d.push1(d.mutation(
+        order.id,
+        MutationKind::Assign,
+        1,
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+    ))
+    .await;
+    let (ch1, _, _) = t1.pull_all(Some(c1), 100).await;
+    let left = ch1
+        .iter()
+        .find(|c| c.id == order.id.to_string())
+        .expect("tech1 hears of it");
+    assert_eq!(
+        left.change,
+        ChangeBody::LeftScope(LeftScope {
+            now_assigned_to: Some("tech2".into())
+        }),
+        "the old assignee gets left_scope with who has it now"
+    );
+    let (ch2, _, _) = t2.pull_all(Some(c2), 100).await;
+    assert!(ch2.iter().any(|c| matches!(&c.change, ChangeBody::WorkOrder(o) if o.id == order.id && o.assignee.as_deref() == Some("tech2"))));
+    // tech1, still at v1, pushes an edit: a conflict, not a rejection.
+    let PushOutcome::AppliedWithConflicts(c) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, title("mine")))
+        .await
+    else {
+        panic!("a conflict")
+    };
+    assert_eq!(c.conflict_kind, ConflictKind::Reassigned);
+    let o: WorkOrder = d
+        .get(&format!("/v1/orders/{}", order.id))
+        .send()
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(o.title, "Replace pump seal", "nothing applied");
+}
+
+async fn a_technician_never_sees_or_changes_another_technicians_order(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let order = d.create_order(Some("tech1")).await;
+    let secret_title = "Replace pump seal";
+    assert_eq!(
+        t2.get(&format!("/v1/orders/{}", order.id))
+            .send()
+            .await
+            .expect("g")
+            .status(),
+        404
+    );
+    assert_eq!(
+        t1.get(&format!("/v1/orders/{}", order.id))
+            .send()
+            .await
+            .expect("g")
+            .status(),
+        200
+    );
+    let (changes, _, _) = t2.pull_all(None, 100).await;
+    assert!(
+        changes.iter().all(|c| c.id != order.id.to_string()),
+        "not in tech2's pull"
+    );
+    let PushOutcome::Rejected(r) = t2
+        .push1(t2.mutation(order.id, MutationKind::Update, 1, title("hijack")))
+        .await
+    else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::Forbidden);
+    let body = t2
+        .get(paths::FAILED_SYNCS)
+        .send()
+        .await
+        .expect("l")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        !body.contains(secret_title),
+        "the failed sync leaks nothing of the order"
+    );
+    let failed: FailedSyncList = serde_json::from_str(&body).expect("json");
+    assert_eq!(failed.items.len(), 1);
+    assert_eq!(failed.items[0].assignee, None);
+    let (changes, _, _) = t2.pull_all(None, 100).await;
+    assert!(changes.iter().all(|c| !serde_json::to_string(&c.change)
+        .expect("j")
+        .contains(secret_title)));
+    let o: WorkOrder = d
+        .get(&format!("/v1/orders/{}", order.id))
+        .send()
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(o.title, secret_title);
+}
+
+async fn a_rejection_is_recorded_as_a_failed_sync_and_can_be_dismissed(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let bad = t1.mutation(order.id, MutationKind::Update, 1, title(&"x".repeat(500)));
+    let PushOutcome::Rejected(r) = t1.push1(bad.clone()).await else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::ValidationFailed);
+    assert_eq!(r.field_errors[0].field, "title");
+    let id = r.failed_sync_id.expect("recorded");
+    let list: FailedSyncList = d
+        .get(paths::FAILED_SYNCS)
+        .send()
+        .await
+        .expect("l")
+        .json()
+        .await
+        .expect("j");
+    let rec = list
+        .items
+        .iter()
+        .find(|f| f.id == id)
+        .expect("dispatchers see it")
+        .clone();
+    assert_eq!(rec.mutation, bad, "with the full payload");
+    assert_eq!(rec.username, "tech1");
+    assert_eq!(rec.device_id, t1.device);
+    // Unknown entities are refused the same way.
+    let PushOutcome::Rejected(r) = t1
+        .push1(t1.mutation(Uuid::now_v7(), MutationKind::Update, 1, title("x")))
+        .await
+    else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::UnknownEntity);
+    // The dispatcher dismisses the first one; it reaches the technician through pull.
+    let m = rec.resolve_mutation(vec![], Uuid::now_v7(), d.device, chrono::Utc::now());
+    let PushOutcome::Applied(_) = d.push1(m).await else {
+        panic!("dismissed")
+    };
+    let (changes, _, _) = t1.pull_all(None, 100).await;
+    let _ = changes;
+    let list: FailedSyncList = d
+        .get(&format!("{}?status=resolved", paths::FAILED_SYNCS))
+        .send()
+        .await
+        .expect("l")
+        .json()
+        .await
+        .expect("j");
+    let done = list.items.iter().find(|f| f.id == id).expect("resolved");
+    assert_eq!(
+        done.resolution.as_ref().map(|r| r.outcome),
+        Some(ResolutionOutcome::Dismissed)
+    );
+    assert_eq!(
+        done.resolution.as_ref().map(|r| r.decided_by.as_str()),
+        Some("dispatcher")
+    );
+}
+
+async fn stock_of(d: &Session, sku: &str) -> i64 {
+    let (changes, _, _) = d.pull_all(None, 1000).await;
+    changes
+        .iter()
+        .rev()
+        .find_map(|c| match &c.change {
+            ChangeBody::InventoryItem(i) if i.sku == sku => Some(i.total_stock().milli()),
+            _ => None,
+        })
+        .expect("item pulled")
+}
+
+async fn parts_used_decrement_stock_exactly_once(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let sku = outpost_server::seed::demo_sku(3);
+    let before = stock_of(&d, &sku).await;
+    let line = PartUsed {
+        id: Uuid::now_v7(),
+        sku: sku.clone(),
+        quantity: Quantity(2500),
+    };
+    let m = t1.mutation(
+        order.id,
+        MutationKind::Update,
+        1,
+        vec![Op::Add(ListItem::PartsUsed(line.clone()))],
+    );
+    t1.push1(m.clone()).await;
+    t1.push1(m).await; // a retry after a lost reply
+    assert_eq!(stock_of(&d, &sku).await, before - 2500, "decremented once");
+    // Another technician's usage of the same item commutes with it.
+    let other = d.create_order(Some("tech2")).await;
+    let t2 = s.login("tech2").await;
+    let big = PartUsed {
+        id: Uuid::now_v7(),
+        sku: sku.clone(),
+        quantity: Quantity(1_000_000),
+    };
+    t2.push1(t2.mutation(
+        other.id,
+        MutationKind::Update,
+        1,
+        vec![Op::Add(ListItem::PartsUsed(big))],
+    ))
+    .await;
+    assert_eq!(stock_of(&d, &sku).await, before - 2500 - 1_000_000);
+    let alerts: StockAlertList = d
+        .get(paths::STOCK_ALERTS)
+        .send()
+        .await
+        .expect("a")
+        .json()
+        .await
+        .expect("j");
+    assert!(
+        alerts
+            .items
+            .iter()
+            .any(|a| a.sku == sku && a.quantity.milli() < 0),
+        "below zero is flagged"
+    );
+    assert_eq!(
+        t1.get(paths::STOCK_ALERTS)
+            .send()
+            .await
+            .expect("a")
+            .status(),
+        403
+    );
+    // An unknown SKU is refused.
+    let bad = PartUsed {
+        id: Uuid::now_v7(),
+        sku: "NOPE".into(),
+        quantity: Quantity(1000),
+    };
+    let PushOutcome::Rejected(r) = t1
+        .push1(t1.mutation(
+            order.id,
+            MutationKind::Update,
+            2,
+            vec![Op::Add(ListItem::PartsUsed(bad))],
+        ))
+        .await
+    else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::UnknownSku);
+}
+
+async fn priming_pages_are_bounded_ordered_and_followed_by_deltas(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    for _ in 0..3 {
+        d.create_order(Some("tech1")).await;
+    }
+    d.create_order(Some("tech2")).await;
+    // Count bound.
+    let first = t1.pull(None, Some(2)).await;
+    assert_eq!(first.changes.len(), 2);
+    assert!(first.has_more);
+    let p = first.priming.expect("progress");
+    assert_eq!(p.total, 3 + 20, "three orders and twenty items in scope");
+    assert_eq!(p.done, 2);
+    let (rest, cursor, _) = t1.pull_all(Some(first.cursor), 7).await;
+    let all: Vec<&Change> = first.changes.iter().chain(rest.iter()).collect();
+    let kinds: Vec<ChangeEntity> = all.iter().map(|c| c.entity).collect();
+    let last_order = kinds
+        .iter()
+        .rposition(|k| *k == ChangeEntity::WorkOrder)
+        .expect("orders");
+    let first_item = kinds
+        .iter()
+        .position(|k| *k == ChangeEntity::InventoryItem)
+        .expect("items");
+    assert!(
+        last_order < first_item,
+        "assigned orders come before inventory"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == ChangeEntity::WorkOrder)
+            .count(),
+        3
+    );
+    // Byte bound: a tiny budget still moves one row at a time.
+    let resp = t1
+        .pull_raw(&PullRequest {
+            cursor: None,
+            limit: Some(100),
+            max_bytes: Some(10),
+        })
+        .await;
+    let page: PullResponse = resp.json().await.expect("page");
+    assert_eq!(page.changes.len(), 1);
+    // Deltas: a change after priming arrives with its mutation id and sequence.
+    let order = d.create_order(Some("tech1")).await;
+    let m = t1.mutation(order.id, MutationKind::Update, 1, vec![note("on site")]);
+    let mid = m.mutation_id;
+    t1.push1(m).await;
+    let (delta, cursor2, _) = t1.pull_all(Some(cursor.clone()), 100).await;
+    assert!(delta.iter().all(|c| c.seq > 0));
+    assert!(
+        delta.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in sequence order"
+    );
+    assert!(
+        delta.iter().any(|c| c.mutation_ids.contains(&mid)),
+        "the row names its mutation"
+    );
+    let (none, _, _) = t1.pull_all(Some(cursor2), 100).await;
+    assert!(none.is_empty());
+    // Compressed when accepted.
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let resp = raw
+        .post(t1.url(paths::PULL))
+        .bearer_auth(&t1.tokens.access_token)
+        .header("accept-encoding", "gzip")
+        .json(&PullRequest::default())
+        .send()
+        .await
+        .expect("p");
+    assert_eq!(
+        resp.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("gzip")
+    );
+}
+
+async fn a_foreign_or_pruned_cursor_needs_a_resync(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    d.create_order(Some("tech1")).await;
+    let (_, cursor, _) = d.pull_all(None, 1000).await;
+    let resp = d
+        .pull_raw(&PullRequest {
+            cursor: Some("garbage".into()),
+            ..Default::default()
+        })
+        .await;
+    let (status, body) = error_of(resp).await;
+    assert_eq!((status, body.code), (400, ErrorCode::InvalidBody));
+    // Pruning the log past the cursor.
+    d.create_order(Some("tech1")).await;
+    let far_future = chrono::Utc::now().timestamp_micros() + 1_000_000_000;
+    s.db.write(move |sql| outpost_server::repo::prune(sql, far_future))
+        .await
+        .expect("prune");
+    let (status, body) = error_of(
+        d.pull_raw(&PullRequest {
+            cursor: Some(cursor.clone()),
+            ..Default::default()
+        })
+        .await,
+    )
+    .await;
+    assert_eq!((status, body.code), (409, ErrorCode::ResyncRequired));
+    // A new device primes fine after a prune: never "resync required".
+    let (rows, fresh, _) = d.pull_all(None, 1000).await;
+    assert!(
+        rows.iter()
+            .filter(|c| c.entity == ChangeEntity::WorkOrder)
+            .count()
+            == 2
+    );
+    // A restore (new epoch) makes every cursor foreign.
+    s.db.write(outpost_server::repo::reset_epoch)
+        .await
+        .expect("epoch");
+    let (status, body) = error_of(
+        d.pull_raw(&PullRequest {
+            cursor: Some(fresh),
+            ..Default::default()
+        })
+        .await,
+    )
+    .await;
+    assert_eq!((status, body.code), (409, ErrorCode::ResyncRequired));
+}
+
+async fn a_technicians_new_order_is_assigned_to_them(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let t1 = s.login("tech1").await;
+    let o = t1.create_order(Some("tech2")).await;
+    assert_eq!(o.assignee.as_deref(), Some("tech1"));
+    let again = t1.mutation(o.id, MutationKind::Create, 0, title("dup"));
+    let PushOutcome::Rejected(r) = t1.push1(again).await else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::AlreadyExists);
+    let PushOutcome::Rejected(r) = t1
+        .push1(t1.mutation(o.id, MutationKind::Cancel, 1, vec![note("x")]))
+        .await
+    else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::Forbidden, "technicians do not cancel");
+    let _ = EntityKind::WorkOrder;
+}
