@@ -4,6 +4,9 @@ CREATE INDEX inventory_by_name ON inventory (name COLLATE NOCASE);
 -- index outbox_by_entity
 CREATE INDEX outbox_by_entity ON outbox (entity_id, seq);
 
+-- index sync_records_by_order
+CREATE INDEX sync_records_by_order ON sync_records (order_id);
+
 -- index work_orders_by_schedule
 CREATE INDEX work_orders_by_schedule ON work_orders (status, scheduled_start);
 
@@ -32,7 +35,7 @@ CREATE TABLE inventory (
     total_stock_milli  INTEGER NOT NULL,
     -- The full item as JSON (protocol::InventoryItem).
     body               TEXT NOT NULL
-) STRICT;
+, seen_gen INTEGER NOT NULL DEFAULT 0) STRICT;
 
 -- table kv
 CREATE TABLE kv (
@@ -61,6 +64,17 @@ CREATE TABLE outbox (
     last_error       TEXT
 ) STRICT;
 
+-- table sync_records
+CREATE TABLE sync_records (
+    entity      TEXT NOT NULL CHECK (entity IN ('conflict', 'failed_sync')),
+    id          TEXT NOT NULL,
+    order_id    TEXT,
+    status      TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+) STRICT;
+
 -- table work_orders
 CREATE TABLE work_orders (
     id               TEXT PRIMARY KEY,
@@ -77,7 +91,7 @@ CREATE TABLE work_orders (
     server_body      TEXT,
     server_version   INTEGER NOT NULL DEFAULT 0,
     updated_at       TEXT NOT NULL
-) STRICT;
+, left_scope_to TEXT, seen_gen INTEGER NOT NULL DEFAULT 0) STRICT;
 
 -- trigger outbox_sealed_body_is_frozen
 CREATE TRIGGER outbox_sealed_body_is_frozen

@@ -16,6 +16,7 @@ mod error;
 mod key;
 mod orders;
 mod outbox;
+mod sync;
 
 pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
@@ -23,6 +24,7 @@ pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
 pub use orders::{OrderRow, SyncState};
 pub use outbox::{OutboxRow, OutboxState};
+pub use sync::{PageSummary, PushSummary, Session, SyncCounts};
 
 /// The client schema: one entry per file in `migrations/client/`, in order. Released
 /// files are never edited; a change is a new file appended here.
@@ -34,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_inventory_attachments.sql",
         include_str!("../../../migrations/client/0002_inventory_attachments.sql"),
+    ),
+    (
+        "0003_sync.sql",
+        include_str!("../../../migrations/client/0003_sync.sql"),
     ),
 ];
 

@@ -59,20 +59,33 @@ pub struct OrderRow {
     #[serde(flatten)]
     pub order: WorkOrder,
     pub sync_state: SyncState,
+    /// Set when the order left this device's scope (reassigned) while it had unsynced
+    /// work: who holds it now. The order stays until a person decides.
+    pub reassigned_to: Option<String>,
 }
 
 const ORDER_SELECT: &str = "SELECT o.body,
-        (SELECT group_concat(state) FROM outbox b WHERE b.entity_id = o.id)
+        (SELECT group_concat(state) FROM outbox b WHERE b.entity_id = o.id),
+        (SELECT count(*) FROM sync_records r
+          WHERE r.order_id = o.id AND r.entity = 'conflict' AND r.status = 'open'),
+        o.left_scope_to
      FROM work_orders o";
 
-fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<String>)> {
-    Ok((r.get(0)?, r.get(1)?))
+type RawRow = (String, Option<String>, i64, Option<String>);
+
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn decode_row((body, states): (String, Option<String>)) -> Result<OrderRow, StoreError> {
+fn decode_row((body, states, conflicts, left): RawRow) -> Result<OrderRow, StoreError> {
+    let mut sync_state = SyncState::from_outbox_states(states.as_deref());
+    if conflicts > 0 && sync_state != SyncState::Failed {
+        sync_state = SyncState::Conflict;
+    }
     Ok(OrderRow {
         order: serde_json::from_str(&body)?,
-        sync_state: SyncState::from_outbox_states(states.as_deref()),
+        sync_state,
+        reassigned_to: left,
     })
 }
 

@@ -1,5 +1,22 @@
-//! The sync engine: a state machine with no I/O (events in, instructions out) and a thin
-//! tokio driver that runs its instructions with reqwest and the store.
+//! The sync engine: pushes the outbox and pulls deltas whenever the server can be
+//! reached, without anyone pressing a button, and never loses work.
 //!
-//! Not built yet: this crate marks the engine's place in the architecture. Until it
-//! exists, mutations stay in the outbox (`outpost outbox list`) and nothing is uploaded.
+//! - [`machine`]: the decisions, with no I/O (events in, instructions out), tested
+//!   race by race.
+//! - [`client`]: the HTTP calls of protocol v1 (reqwest, rustls).
+//! - [`engine`]: one sync pass ([`run_pass`]) and the background task ([`spawn`]).
+//!
+//! The protocol is described in `docs/sync.md`.
+
+pub mod client;
+pub mod engine;
+mod error;
+pub mod machine;
+
+pub use client::{check_server_url, ClientOptions, SyncClient};
+pub use engine::{
+    run_pass, spawn, EngineConfig, EngineHandle, EngineStatus, PassOptions, PassReport, Progress,
+    SyncLock,
+};
+pub use error::SyncError;
+pub use machine::{Connectivity, Timing};
