@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use outpost_core::{
-    Completion, CoreError, Evidence, NewOrder, OpenOptions, OrderEdit, OrderRow, Outpost,
+    connectivity_name, ClientOptions, Completion, CoreError, EngineConfig, Evidence, NewOrder,
+    OpenOptions, OrderEdit, OrderRow, Outpost, PassOptions, Progress,
 };
 use outpost_protocol::{Priority, Quantity, Status, WorkOrder};
 use zeroize::Zeroizing;
@@ -32,11 +33,15 @@ const EXIT_CODES: &str = "EXIT CODES:
   4  key problem (wrong, missing, or no credential store)
   5  database damaged, not encrypted, or from a newer Outpost
   6  not found (no data directory, no such order)
+  7  the sync server cannot be reached, or the sync failed (the reason is printed)
+  8  sign-in needed (not signed in, wrong password, device revoked, user disabled)
+  9  another Outpost process is syncing this data directory
 
 ENVIRONMENT:
   OUTPOST_DATA_DIR       data directory (default: the platform's data directory)
   OUTPOST_DB_KEY         64 hex digits; when set, the only key tried (automation)
-  OUTPOST_DB_PASSPHRASE  opens a passphrase-protected database";
+  OUTPOST_DB_PASSPHRASE  opens a passphrase-protected database
+  OUTPOST_SERVER_URL     default server for `outpost login` (--server wins)";
 
 #[derive(Parser, Debug)]
 #[command(name = "outpost", version, about = "Outpost headless client: work orders on an encrypted local store", after_help = EXIT_CODES)]
@@ -77,6 +82,25 @@ enum Command {
     /// Demo data for trying Outpost without a server
     #[command(subcommand)]
     Demo(DemoCmd),
+    /// Sign in to a sync server (initialises the data directory if needed)
+    Login {
+        /// The sync server, e.g. https://sync.example.com
+        #[arg(long, env = "OUTPOST_SERVER_URL", value_name = "URL")]
+        server: String,
+        #[arg(long, value_name = "U")]
+        username: String,
+        /// Read the password from stdin
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Push the outbox and pull changes now (one full pass, ignoring any backoff)
+    Sync {
+        /// Keep syncing in the background until stopped, printing status changes
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Connectivity, pending changes, failures, conflicts and the last sync
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -553,6 +577,14 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                 outln!("Re-encrypted under a new key, kept in the OS credential store.");
             }
         }
+        Command::Login {
+            server,
+            username,
+            password_stdin: _,
+        } => login(&dir, &server, &username, json)?,
+        Command::Sync { watch: true } => watch(&dir, json)?,
+        Command::Sync { watch: false } => sync(&dir, json)?,
+        Command::Status => status(&dir, json)?,
         Command::Demo(DemoCmd::Load) => {
             let mut app = open(&dir)?;
             let n = app.load_demo_data()?;
@@ -561,6 +593,197 @@ fn run(cli: Cli) -> Result<(), CoreError> {
             } else {
                 outln!("Loaded {n} demo orders and a demo inventory.");
             }
+        }
+    }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CoreError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CoreError::Io(format!("cannot start the async runtime: {e}")))
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg:<24} [{bar:30}] {pos}/{len}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+fn login(dir: &PathBuf, server: &str, username: &str, json: bool) -> Result<(), CoreError> {
+    let mut password = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| CoreError::BadInput(format!("cannot read the password: {e}")))?;
+    let password = Zeroizing::new(password.trim_end_matches(['\n', '\r']).to_owned());
+    let mut app = if Outpost::is_initialized(dir) {
+        open(dir)?
+    } else {
+        Outpost::init(OpenOptions::new(dir), None)?
+    };
+    let info = runtime()?.block_on(app.login(server, username, &password, &ClientOptions::default()))?;
+    if json {
+        print_json(&info)?;
+    } else {
+        outln!(
+            "Signed in to {} as {} ({}).",
+            info.server_url,
+            info.username,
+            info.role.as_str()
+        );
+        if info.clock_skew_secs.abs() > 300 {
+            outln!(
+                "Warning: this computer's clock is {} minutes {} the server's; times on your records may look wrong.",
+                info.clock_skew_secs.abs() / 60,
+                if info.clock_skew_secs > 0 { "ahead of" } else { "behind" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sync(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
+    let mut app = open(dir)?;
+    let bar = if json { None } else { progress_bar() };
+    let bar2 = bar.clone();
+    let mut on_progress = move |p: Progress| {
+        if let Some(b) = &bar2 {
+            match p {
+                Progress::Pushing { done, total } => {
+                    b.set_message("pushing changes");
+                    b.set_length(total as u64);
+                    b.set_position(done as u64);
+                }
+                Progress::Uploading { done, total } => {
+                    b.set_message("uploading photos");
+                    b.set_length(total as u64);
+                    b.set_position(done as u64);
+                }
+                Progress::Priming { phase, done, total } => {
+                    b.set_message(format!("downloading {phase:?}").to_lowercase());
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+                Progress::Pulling { rows } => {
+                    b.set_message("pulling changes");
+                    b.set_length(rows);
+                    b.set_position(rows);
+                }
+            }
+        }
+    };
+    let pass = PassOptions {
+        ignore_backoff: true,
+        ..PassOptions::default()
+    };
+    let result = runtime()?.block_on(app.sync_once(&ClientOptions::default(), pass, &mut on_progress));
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = result?;
+    if json {
+        print_json(&report)?;
+    } else {
+        outln!(
+            "Synced: {} change(s) sent, {} acknowledged, {} row(s) received.",
+            report.pushed,
+            report.acknowledged,
+            report.pulled_rows
+        );
+        if report.remaining.failed > 0 || report.remaining.conflicts > 0 {
+            outln!(
+                "Needs a person: {} failed sync(s), {} conflict(s).",
+                report.remaining.failed,
+                report.remaining.conflicts
+            );
+        }
+        if report.remaining.pending > 0 {
+            outln!("Still waiting: {} change(s).", report.remaining.pending);
+        }
+    }
+    // Reached the server; the outbox is drained except what waits for a person.
+    if report.remaining.pending > 0 {
+        return Err(CoreError::Sync(outpost_core::SyncError::BadAnswer(format!(
+            "{} change(s) could not be sent yet; they stay queued",
+            report.remaining.pending
+        ))));
+    }
+    Ok(())
+}
+
+fn watch(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
+    let app = open(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CoreError::Io(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let engine = app.start_engine(EngineConfig::default())?;
+        let mut rx = engine.subscribe();
+        let mut last = String::new();
+        loop {
+            let line = {
+                let s = rx.borrow_and_update().clone();
+                if json {
+                    serde_json::to_string(&s).unwrap_or_default()
+                } else {
+                    format!(
+                        "{}: {} pending, {} failed, {} conflicts{}",
+                        connectivity_name(&s.connectivity),
+                        s.pending,
+                        s.failed,
+                        s.conflicts,
+                        s.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    )
+                }
+            };
+            if line != last {
+                outln!("{line}");
+                last = line;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { break; },
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        engine.stop(std::time::Duration::from_secs(10)).await;
+        Ok::<(), CoreError>(())
+    })
+}
+
+fn status(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
+    let app = open(dir)?;
+    let mut opts = ClientOptions::default();
+    opts.connect_timeout = std::time::Duration::from_secs(3);
+    let s = runtime()?.block_on(app.status(&opts))?;
+    if json {
+        print_json(&s)?;
+    } else {
+        outln!("connectivity: {}", s.connectivity);
+        if let (Some(u), Some(server)) = (&s.signed_in_as, &s.server) {
+            outln!("signed in:    {u} at {server}");
+        }
+        outln!("pending:      {}", s.pending);
+        outln!("failed:       {}", s.failed);
+        outln!("conflicts:    {}", s.conflicts);
+        outln!(
+            "last sync:    {}",
+            s.last_sync
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "never".into())
+        );
+        if let Some(r) = &s.reason {
+            outln!("reason:       {r}");
         }
     }
     Ok(())

@@ -34,6 +34,8 @@ pub enum CoreError {
     Store(StoreError),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    Sync(outpost_sync::SyncError),
 }
 
 impl CoreError {
@@ -54,6 +56,16 @@ impl CoreError {
             CoreError::DiskFull => "disk_full",
             CoreError::Store(_) => "store",
             CoreError::Io(_) => "io",
+            CoreError::Sync(e) => match e {
+                outpost_sync::SyncError::Offline(_) => "offline",
+                outpost_sync::SyncError::SignInRequired(_) => "sign_in_required",
+                outpost_sync::SyncError::InvalidCredentials(_) => "invalid_credentials",
+                outpost_sync::SyncError::NotSignedIn => "not_signed_in",
+                outpost_sync::SyncError::Locked(_) => "locked",
+                outpost_sync::SyncError::BadServerUrl(_) => "bad_server_url",
+                outpost_sync::SyncError::Certificate { .. } => "certificate",
+                _ => "sync_failed",
+            },
         }
     }
 
@@ -66,6 +78,14 @@ impl CoreError {
             }
             CoreError::Corrupt(_) | CoreError::NewerSchema(_) | CoreError::NotEncrypted(_) => 5,
             CoreError::NotFound(_) | CoreError::NotInitialized(_) => 6,
+            CoreError::Sync(outpost_sync::SyncError::BadServerUrl(_)) => 3,
+            CoreError::Sync(
+                outpost_sync::SyncError::SignInRequired(_)
+                | outpost_sync::SyncError::InvalidCredentials(_)
+                | outpost_sync::SyncError::NotSignedIn,
+            ) => 8,
+            CoreError::Sync(outpost_sync::SyncError::Locked(_)) => 9,
+            CoreError::Sync(_) => 7,
             _ => 1,
         }
     }

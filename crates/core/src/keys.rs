@@ -196,7 +196,7 @@ fn no_store_message(creds: &dyn CredentialStore, why: &str) -> String {
 
 impl KeyManager<'_> {
     /// Make a new key according to the choice and create the database with it.
-    pub fn create(&self, passphrase: Option<&str>) -> Result<(Store, KeyInfo), CoreError> {
+    pub fn create(&self, passphrase: Option<&str>) -> Result<(Store, KeyInfo, DbKey), CoreError> {
         let db_id = uuid::Uuid::new_v4().to_string();
         let (key, source, kdf) = if let Some(key) = self.env.env_key()? {
             (key, KeySource::Environment, None)
@@ -249,6 +249,7 @@ impl KeyManager<'_> {
                 key_source: source,
                 key_from_environment: source == KeySource::Environment,
             },
+            key,
         ))
     }
 
@@ -312,7 +313,7 @@ impl KeyManager<'_> {
 
     /// Open the existing database, trying the current key then a staged one, and finish
     /// any re-key a crash interrupted.
-    pub fn open(&self) -> Result<(Store, KeyInfo), CoreError> {
+    pub fn open(&self) -> Result<(Store, KeyInfo, DbKey), CoreError> {
         let db_path = outpost_store::StorePaths::in_dir(self.dir).db;
         let kf = match KeyFile::read(self.dir)? {
             Some(kf) => kf,
@@ -327,6 +328,7 @@ impl KeyManager<'_> {
                             key_source: KeySource::Environment,
                             key_from_environment: true,
                         },
+                        key,
                     ));
                 }
                 return Err(CoreError::KeyMissing(format!(
@@ -350,6 +352,7 @@ impl KeyManager<'_> {
                             key_source: kf.key_source,
                             key_from_environment: self.env.db_key.is_some(),
                         },
+                        key.clone(),
                     ));
                 }
                 Err(OpenError::CannotDecrypt) => {
@@ -438,7 +441,11 @@ impl KeyManager<'_> {
     /// Re-encrypt under a new random key, crash-safe at every step. `stop_after` lets a
     /// test end the procedure after a step as a crash would (the `OUTPOST_FAILPOINT`
     /// variable does the same for a whole process, by aborting it).
-    pub fn rekey(&self, store: &mut Store, stop_after: Option<RekeyStep>) -> Result<(), CoreError> {
+    pub fn rekey(
+        &self,
+        store: &mut Store,
+        stop_after: Option<RekeyStep>,
+    ) -> Result<Option<DbKey>, CoreError> {
         if self.env.db_key.is_some() {
             return Err(CoreError::BadInput(
                 "OUTPOST_DB_KEY is set: a re-key makes a new key for the credential store, so unset OUTPOST_DB_KEY first".into(),
@@ -470,27 +477,27 @@ impl KeyManager<'_> {
         kf.staged_key_check = Some(new_kcv.clone());
         kf.write(self.dir)?;
         if reached(RekeyStep::Staged) {
-            return Ok(());
+            return Ok(None);
         }
         store.rekey(&new_key)?;
         if reached(RekeyStep::Rekeyed) {
-            return Ok(());
+            return Ok(Some(new_key));
         }
         self.creds
             .set(&current_key_entry(&kf.db_id), &new_key.to_hex())
             .map_err(no_store)?;
         if reached(RekeyStep::Promoted) {
-            return Ok(());
+            return Ok(Some(new_key));
         }
         kf.key_check = new_kcv;
         kf.staged_key_check = None;
         kf.write(self.dir)?;
         if reached(RekeyStep::KeyFileUpdated) {
-            return Ok(());
+            return Ok(Some(new_key));
         }
         self.creds
             .delete(&staged_key_entry(&kf.db_id))
             .map_err(no_store)?;
-        Ok(())
+        Ok(Some(new_key))
     }
 }

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod demo;
 mod error;
 pub mod keys;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +30,9 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use credentials::{CredentialStore, MemoryCredentialStore, OsCredentialStore};
 pub use error::CoreError;
 pub use keys::{KeyEnv, KeyInfo, KeySource, RekeyStep};
-pub use outpost_store::{OrderRow, OutboxRow, OutboxState, SyncState};
+pub use outpost_store::{OrderRow, OutboxRow, OutboxState, SyncCounts, SyncState};
+pub use sync::{connectivity_name, LoginInfo, StatusView};
+pub use outpost_sync::{ClientOptions, EngineConfig, SyncError, EngineHandle, EngineStatus, PassOptions, PassReport, Progress};
 
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";
@@ -126,6 +129,8 @@ pub struct Outpost {
     env: KeyEnv,
     clock: Arc<dyn Clock>,
     key_info: KeyInfo,
+    /// Kept to open further connections (the sync engine's); wiped on drop.
+    key: outpost_store::DbKey,
 }
 
 impl std::fmt::Debug for Outpost {
@@ -161,24 +166,24 @@ impl Outpost {
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| CoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let (store, key_info) = keys::KeyManager {
+        let (store, key_info, key) = keys::KeyManager {
             dir,
             creds: opts.credentials.as_ref(),
             env: &opts.env,
         }
         .create(passphrase)?;
-        Self::finish(store, key_info, opts)
+        Self::finish(store, key_info, key, opts)
     }
 
     /// Open an existing data directory.
     pub fn open(opts: OpenOptions) -> Result<Outpost, CoreError> {
-        let (store, key_info) = keys::KeyManager {
+        let (store, key_info, key) = keys::KeyManager {
             dir: &opts.data_dir,
             creds: opts.credentials.as_ref(),
             env: &opts.env,
         }
         .open()?;
-        Self::finish(store, key_info, opts)
+        Self::finish(store, key_info, key, opts)
     }
 
     /// Whether `dir` already holds a database.
@@ -189,6 +194,7 @@ impl Outpost {
     fn finish(
         mut store: Store,
         key_info: KeyInfo,
+        key: outpost_store::DbKey,
         opts: OpenOptions,
     ) -> Result<Outpost, CoreError> {
         let device_id = store.device_id(opts.clock.now())?;
@@ -200,6 +206,7 @@ impl Outpost {
             env: opts.env,
             clock: opts.clock,
             key_info,
+            key,
         })
     }
 
@@ -480,12 +487,21 @@ impl Outpost {
     /// [`Outpost::rekey`], ending after `step` as a crash there would: for tests.
     #[doc(hidden)]
     pub fn rekey_stopping_after(&mut self, step: Option<RekeyStep>) -> Result<(), CoreError> {
-        keys::KeyManager {
+        let new_key = keys::KeyManager {
             dir: &self.data_dir,
             creds: self.credentials.as_ref(),
             env: &self.env,
         }
-        .rekey(&mut self.store, step)
+        .rekey(&mut self.store, step)?;
+        if let Some(k) = new_key {
+            self.key = k;
+        }
+        Ok(())
+    }
+
+    /// Another connection to this data directory's database (for the sync engine).
+    pub fn connect(&self) -> Result<Store, CoreError> {
+        Ok(Store::open(&self.data_dir, &self.key)?)
     }
 }
 
