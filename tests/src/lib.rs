@@ -1,1 +1,317 @@
-//! Cross-part end-to-end tests live in tests/tests/.
+//! Harness for cross-part end-to-end tests: a real `outpost-server` process on a
+//! loopback port, a TCP proxy the test controls (cut, black-hole, delay, throttle,
+//! reset mid-request, drop the reply after the server committed), and devices that
+//! are real `outpost-core` clients on their own encrypted data directories.
+//!
+//! The binaries come from the same target directory as the test (`cargo test
+//! --workspace` builds them); a clear message says so when they are missing.
+
+#![allow(clippy::unwrap_used)]
+
+pub mod proxy;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use outpost_core::{
+    ClientOptions, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions, PassReport,
+    SystemClock,
+};
+use zeroize::Zeroizing;
+
+pub use proxy::{Fault, Proxy};
+
+/// The demo password of the seeded users.
+pub const DEMO_PASSWORD: &str = "outpost-demo";
+
+/// `target/tmp` (beside the profile directories), for files tests leave for a person.
+pub fn target_tmp() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("tmp"))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// A binary built beside this test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile> directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `make test`)",
+        path.display()
+    );
+    path
+}
+
+fn run_server_cmd(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(bin("outpost-server"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run outpost-server");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "outpost-server {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A server database seeded with the demo fleet (dispatcher, tech1…tech5, 500 orders,
+/// 50,000 inventory items), copied from a template made once per test run.
+pub fn seeded_db(dir: &Path) -> PathBuf {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let base = target_tmp().join(format!("seeded-template-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).expect("template dir");
+        let db = base.join("server.db");
+        run_server_cmd(
+            &[
+                "seed",
+                "--demo",
+                "--db",
+                &format!("sqlite:{}", db.display()),
+            ],
+            None,
+        );
+        db
+    });
+    let db = dir.join("server.db");
+    std::fs::copy(template, &db).expect("copy template");
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", template.display()));
+        if side.exists() {
+            std::fs::copy(&side, format!("{}{suffix}", db.display())).expect("copy side file");
+        }
+    }
+    db
+}
+
+/// A running `outpost-server serve` on a loopback port it chose.
+pub struct Server {
+    child: Child,
+    pub db: PathBuf,
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    extra: Vec<String>,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn start(db: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin("outpost-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(format!("sqlite:{}", db.display()))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start outpost-server");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<std::net::SocketAddr>();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let log = log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let addr = rest
+                            .split("://")
+                            .nth(1)
+                            .unwrap_or(rest)
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("");
+                        if let Ok(a) = addr.trim_end_matches(['"', ',']).parse() {
+                            let _ = tx.send(a);
+                        }
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "outpost-server did not say where it listens: {}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                )
+            });
+        Server {
+            child,
+            db: db.to_path_buf(),
+            url: format!("http://{addr}"),
+            addr,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log,
+        }
+    }
+
+    /// Kill the process (no graceful shutdown: as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start again on the same database (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let next = Server::start(&self.db, &extra);
+        let old = std::mem::replace(self, next);
+        drop(old);
+    }
+
+    pub fn db_arg(&self) -> String {
+        format!("sqlite:{}", self.db.display())
+    }
+
+    /// Run an `outpost-server` admin command on this server's database.
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut all: Vec<&str> = args.to_vec();
+        let db = self.db_arg();
+        all.extend(["--db", &db]);
+        run_server_cmd(&all, stdin)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A device: a real client on its own encrypted data directory.
+pub struct Device {
+    pub app: Outpost,
+    pub dir: tempfile::TempDir,
+    pub key: String,
+}
+
+pub fn random_key() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+pub fn fast_client() -> ClientOptions {
+    ClientOptions {
+        ca_cert_pem: None,
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(20),
+    }
+}
+
+impl Device {
+    pub fn options(dir: &Path, key: &str) -> OpenOptions {
+        OpenOptions {
+            data_dir: dir.to_path_buf(),
+            credentials: Arc::new(MemoryCredentialStore::default()),
+            env: KeyEnv {
+                db_key: Some(Zeroizing::new(key.to_owned())),
+                passphrase: None,
+            },
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn new() -> Device {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = random_key();
+        let app = Outpost::init(Self::options(dir.path(), &key), None).expect("init device");
+        Device { app, dir, key }
+    }
+
+    /// Close and open again (as after a restart of the app).
+    pub fn reopen(&mut self) {
+        let app = Outpost::open(Self::options(self.dir.path(), &self.key)).expect("reopen");
+        self.app = app;
+    }
+
+    pub async fn login(&mut self, url: &str, user: &str) {
+        self.app
+            .login(url, user, DEMO_PASSWORD, &fast_client())
+            .await
+            .expect("login");
+    }
+
+    /// One pass, as `outpost sync` or the app's "Sync now" runs it (ignoring backoff).
+    pub async fn sync(&mut self) -> Result<PassReport, outpost_core::CoreError> {
+        let mut ignore = |_| {};
+        let pass = PassOptions {
+            ignore_backoff: true,
+            ..PassOptions::default()
+        };
+        self.app.sync_once(&fast_client(), pass, &mut ignore).await
+    }
+
+    pub fn order_id(&self, pick: impl Fn(&outpost_protocol::WorkOrder) -> bool) -> String {
+        self.app
+            .orders()
+            .expect("orders")
+            .into_iter()
+            .find(|r| pick(&r.order))
+            .expect("an order that fits")
+            .order
+            .id
+            .to_string()
+    }
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device::new()
+    }
+}
+
+/// Poll `check` until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A tiny valid PNG (the signature pad's output).
+pub fn png(marker: &str) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(marker.as_bytes());
+    bytes
+}

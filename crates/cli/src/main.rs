@@ -611,9 +611,9 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {msg:<24} [{bar:30}] {pos}/{len}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)
@@ -630,7 +630,8 @@ fn login(dir: &PathBuf, server: &str, username: &str, json: bool) -> Result<(), 
     } else {
         Outpost::init(OpenOptions::new(dir), None)?
     };
-    let info = runtime()?.block_on(app.login(server, username, &password, &ClientOptions::default()))?;
+    let info =
+        runtime()?.block_on(app.login(server, username, &password, &ClientOptions::default()))?;
     if json {
         print_json(&info)?;
     } else {
@@ -685,7 +686,8 @@ fn sync(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
         ignore_backoff: true,
         ..PassOptions::default()
     };
-    let result = runtime()?.block_on(app.sync_once(&ClientOptions::default(), pass, &mut on_progress));
+    let result =
+        runtime()?.block_on(app.sync_once(&ClientOptions::default(), pass, &mut on_progress));
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -712,10 +714,12 @@ fn sync(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
     }
     // Reached the server; the outbox is drained except what waits for a person.
     if report.remaining.pending > 0 {
-        return Err(CoreError::Sync(outpost_core::SyncError::BadAnswer(format!(
-            "{} change(s) could not be sent yet; they stay queued",
-            report.remaining.pending
-        ))));
+        return Err(CoreError::Sync(outpost_core::SyncError::BadAnswer(
+            format!(
+                "{} change(s) could not be sent yet; they stay queued",
+                report.remaining.pending
+            ),
+        )));
     }
     Ok(())
 }
@@ -743,7 +747,10 @@ fn watch(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
                         s.pending,
                         s.failed,
                         s.conflicts,
-                        s.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                        s.last_error
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
                     )
                 }
             };

@@ -31,8 +31,11 @@ pub use credentials::{CredentialStore, MemoryCredentialStore, OsCredentialStore}
 pub use error::CoreError;
 pub use keys::{KeyEnv, KeyInfo, KeySource, RekeyStep};
 pub use outpost_store::{OrderRow, OutboxRow, OutboxState, SyncCounts, SyncState};
+pub use outpost_sync::{
+    ClientOptions, EngineConfig, EngineHandle, EngineStatus, PassOptions, PassReport, Progress,
+    SyncError,
+};
 pub use sync::{connectivity_name, LoginInfo, StatusView};
-pub use outpost_sync::{ClientOptions, EngineConfig, SyncError, EngineHandle, EngineStatus, PassOptions, PassReport, Progress};
 
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";
@@ -294,6 +297,14 @@ impl Outpost {
         Ok(self.store.search_inventory(query, limit.clamp(1, 1000))?)
     }
 
+    pub fn inventory_count(&self) -> Result<usize, CoreError> {
+        Ok(self.store.inventory_count()?)
+    }
+
+    pub fn inventory_item(&self, sku: &str) -> Result<Option<InventoryItem>, CoreError> {
+        Ok(self.store.inventory_item(sku)?)
+    }
+
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, CoreError> {
         Ok(self.store.outbox()?)
     }
@@ -475,6 +486,41 @@ impl Outpost {
         for (p, t) in c.photos.iter().zip(photo_types) {
             self.store.put_attachment(&p.bytes, t, now)?;
         }
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Assign an order to a technician (a dispatcher's action; offline-first like any
+    /// other: it goes through the outbox).
+    pub fn assign_order(&mut self, reference: &str, assignee: &str) -> Result<OrderRow, CoreError> {
+        let current = self.order(reference)?.order;
+        let assignee = assignee.trim();
+        if assignee.is_empty() {
+            return Err(CoreError::BadInput("name the technician to assign".into()));
+        }
+        let ops = vec![Op::Set(SetOp::Assignee(Some(assignee.to_owned())))];
+        let m = self.mutation(current.id, MutationKind::Assign, current.version, ops);
+        let now = self.now();
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Cancel an order (a dispatcher's action).
+    pub fn cancel_order(&mut self, reference: &str, reason: &str) -> Result<OrderRow, CoreError> {
+        let current = self.order(reference)?.order;
+        let now = self.now();
+        let mut ops = vec![Op::Set(SetOp::Status(Status::Cancelled))];
+        if !reason.trim().is_empty() {
+            ops.push(Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: self.username()?,
+                    text: format!("Cancelled: {}", reason.trim()),
+                    at: now,
+                },
+            });
+        }
+        let m = self.mutation(current.id, MutationKind::Cancel, current.version, ops);
         self.store.record(m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
     }

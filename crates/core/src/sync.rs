@@ -59,7 +59,9 @@ impl Outpost {
     ) -> Result<LoginInfo, CoreError> {
         let username = username.trim();
         if username.is_empty() {
-            return Err(CoreError::BadInput("the user name must not be empty".into()));
+            return Err(CoreError::BadInput(
+                "the user name must not be empty".into(),
+            ));
         }
         if let Some(existing) = self.store.session()? {
             let unsynced = self.store.outbox_len()?;
@@ -145,10 +147,9 @@ impl Outpost {
         let session = self.store.session()?;
         let (connectivity, reason) = match &session {
             None => ("not_signed_in".to_owned(), None),
-            Some(s) if s.needs_sign_in.is_some() => (
-                "sign_in_required".to_owned(),
-                s.needs_sign_in.clone(),
-            ),
+            Some(s) if s.needs_sign_in.is_some() => {
+                ("sign_in_required".to_owned(), s.needs_sign_in.clone())
+            }
             Some(s) => match SyncClient::new(&s.server_url, client) {
                 Ok(c) => match c.health().await {
                     Ok(_) => ("online".to_owned(), None),

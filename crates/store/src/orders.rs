@@ -277,6 +277,13 @@ impl Store {
             .collect()
     }
 
+    pub fn inventory_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM inventory", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
     pub fn inventory_item(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
         let body: Option<String> = self
             .conn

@@ -258,8 +258,29 @@ async fn upload(
 }
 
 /// One full sync: push every eligible mutation (uploading the evidence it names
-/// first), then pull to the end of the log, re-priming when the server asks.
+/// first), then pull to the end of the log, re-priming when the server asks. When the
+/// server says the tokens will never work again, the session is marked so that every
+/// view shows "sign in again"; unsynced work stays.
 pub async fn run_pass(
+    store: &mut Store,
+    client: &SyncClient,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    opts: &PassOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<PassReport, SyncError> {
+    let result = pass(store, client, clock, opts, progress).await;
+    if let Err(SyncError::SignInRequired(reason)) = &result {
+        if let Some(mut s) = store.session()? {
+            if s.needs_sign_in.is_none() {
+                s.needs_sign_in = Some(reason.clone());
+                store.set_session(&s)?;
+            }
+        }
+    }
+    result
+}
+
+async fn pass(
     store: &mut Store,
     client: &SyncClient,
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),

@@ -1,0 +1,672 @@
+//! The sync engine end to end: real `outpost-server` (SQLite) on loopback, real client
+//! engines on encrypted data directories, and a proxy that cuts, delays, throttles and
+//! breaks the connection. Exactly-once is checked on what a double apply would change:
+//! stock decremented by parts used, and note entries counted.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use outpost_core::{
+    Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
+};
+use outpost_protocol::{Quantity, Status};
+use outpost_sync_timing::fast_engine;
+use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server};
+
+mod outpost_sync_timing {
+    use outpost_core::EngineConfig;
+    use outpost_sync::{PassOptions, Timing};
+
+    /// Timers shortened so that a test sees retries within seconds.
+    pub fn fast_engine() -> EngineConfig {
+        EngineConfig {
+            client: outpost_tests::fast_client(),
+            timing: Timing {
+                probe_backoff_min_ms: 100,
+                probe_backoff_max_ms: 1_000,
+                periodic_ms: 1_000,
+                debounce_ms: 50,
+            },
+            pass: PassOptions {
+                retry_delay_ms_min: 100,
+                retry_delay_ms_max: 1_000,
+                ..PassOptions::default()
+            },
+            watch_network: false,
+        }
+    }
+}
+
+fn stock(dev: &Device, sku: &str) -> i64 {
+    dev.app
+        .inventory_item(sku)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{sku} is in the local inventory"))
+        .total_stock()
+        .milli()
+}
+
+fn notes_with(dev: &Device, id: &str, text: &str) -> usize {
+    dev.app
+        .order(id)
+        .unwrap()
+        .order
+        .notes
+        .iter()
+        .filter(|n| n.text == text)
+        .count()
+}
+
+fn open_order(dev: &Device) -> String {
+    dev.order_id(|o| {
+        matches!(
+            o.status,
+            Status::Scheduled | Status::InProgress | Status::EnRoute
+        )
+    })
+}
+
+async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = seeded_db(tmp.path());
+    let server = Server::start(&db, extra);
+    let proxy = Proxy::start(server.addr).await;
+    (tmp, server, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_and_completions_reach_the_server_once_the_connection_returns() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.expect("first sync");
+    let sku = "SKU-00007";
+    let stock_before = stock(&tech, sku);
+
+    proxy.set(Fault::Refuse);
+    let a = open_order(&tech);
+    let marker = format!("offline note {}", uuid::Uuid::new_v4());
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec![marker.clone()],
+                parts: vec![(sku.into(), Quantity::from_units(3))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    let b = tech.order_id(|o| {
+        o.status != Status::Completed && o.id.to_string() != a && !o.checklist.is_empty()
+    });
+    let required: Vec<String> = tech
+        .app
+        .order(&b)
+        .unwrap()
+        .order
+        .checklist
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    tech.app
+        .edit_order(
+            &b,
+            OrderEdit {
+                check: required,
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    tech.app
+        .complete_order(
+            &b,
+            Completion {
+                signature_png: Evidence {
+                    bytes: png("signed offline"),
+                    name: "sig.png".into(),
+                },
+                signer: "Customer".into(),
+                photos: vec![Evidence {
+                    bytes: png("photo offline"),
+                    name: "after.png".into(),
+                }],
+            },
+        )
+        .unwrap();
+    assert_eq!(tech.app.order(&a).unwrap().sync_state, SyncState::Saved);
+
+    let engine = tech.app.start_engine(fast_engine()).unwrap();
+    let mut status = engine.subscribe();
+    eventually(
+        Duration::from_secs(10),
+        "the engine notices it is offline",
+        || {
+            matches!(
+                status.borrow_and_update().connectivity,
+                outpost_sync::Connectivity::Offline
+            )
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        engine.status().pending > 0,
+        "nothing was sent while offline"
+    );
+
+    proxy.set(Fault::None);
+    eventually(
+        Duration::from_secs(30),
+        "the outbox drains with no button pressed",
+        || {
+            let s = status.borrow_and_update().clone();
+            s.pending == 0 && s.last_error.is_none()
+        },
+    )
+    .await;
+    engine.stop(Duration::from_secs(5)).await;
+
+    // Another device sees exactly one of each effect on the server.
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    assert_eq!(
+        notes_with(&dispatcher, &a, &marker),
+        1,
+        "the note arrived once"
+    );
+    assert_eq!(
+        stock(&dispatcher, sku),
+        stock_before - 3000,
+        "stock decremented once"
+    );
+    let done = dispatcher.app.order(&b).unwrap().order;
+    assert_eq!(done.status, Status::Completed);
+    assert_eq!(done.photos.len(), 1);
+    assert!(done.signature.is_some());
+    tech.sync().await.unwrap();
+    assert_eq!(tech.app.order(&a).unwrap().sync_state, SyncState::Synced);
+    assert_eq!(tech.app.order(&b).unwrap().sync_state, SyncState::Synced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_after_the_server_committed_is_applied_exactly_once() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let sku = "SKU-00011";
+    let before = stock(&tech, sku);
+    let a = open_order(&tech);
+    let marker = format!("lost reply {}", uuid::Uuid::new_v4());
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec![marker.clone()],
+                parts: vec![(sku.into(), Quantity::from_units(1))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    let sent_body = tech.app.outbox().unwrap()[0].body.clone();
+
+    proxy.set(Fault::DropReplies);
+    assert!(tech.sync().await.is_err(), "the reply never arrives");
+    let rows = tech.app.outbox().unwrap();
+    assert_eq!(rows.len(), 1, "the mutation is still unacknowledged");
+    assert_eq!(rows[0].state, outpost_core::OutboxState::Sent, "and sealed");
+    assert_eq!(rows[0].body, sent_body, "byte for byte");
+
+    // An edit made while the first is in flight becomes its own mutation.
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec!["second".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(tech.app.outbox().unwrap().len(), 2);
+
+    proxy.set(Fault::None);
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0);
+    assert_eq!(notes_with(&tech, &a, &marker), 1);
+    assert_eq!(notes_with(&tech, &a, "second"), 1);
+    assert_eq!(stock(&tech, sku), before - 1000, "applied once, not twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priming_fifty_thousand_items_reports_progress_and_deltas_follow() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech2").await;
+    let mut seen: Vec<Progress> = Vec::new();
+    let mut on_progress = |p: Progress| seen.push(p);
+    let report = tech
+        .app
+        .sync_once(
+            &outpost_tests::fast_client(),
+            PassOptions::default(),
+            &mut on_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tech.app.inventory_count().unwrap(), 50_000);
+    let orders = tech.app.orders().unwrap();
+    assert_eq!(orders.len(), 100, "tech2's orders");
+    assert!(orders
+        .iter()
+        .all(|o| o.order.assignee.as_deref() == Some("tech2")));
+    let priming: Vec<_> = seen
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Priming { phase, done, total } => Some((*phase, *done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert!(priming.len() > 10, "progress is reported page by page");
+    use outpost_protocol::wire::PrimingPhase;
+    let first_inventory = priming.iter().position(|p| p.0 == PrimingPhase::Inventory);
+    let last_orders = priming.iter().rposition(|p| p.0 == PrimingPhase::Orders);
+    if let (Some(i), Some(o)) = (first_inventory, last_orders) {
+        assert!(o < i, "assigned orders come before inventory");
+    }
+    let last = priming.last().unwrap();
+    assert!(
+        last.2 >= 50_100,
+        "the total counts orders and items: {last:?}"
+    );
+    assert_eq!(last.1, last.2, "priming ends at done == total");
+    assert!(report.pages >= 50, "pages are bounded");
+
+    // A delta is small.
+    let before = proxy.bytes_down();
+    let report = tech.sync().await.unwrap();
+    assert!(report.pulled_rows < 10, "nothing changed: {report:?}");
+    assert!(proxy.bytes_down() - before < 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_changes_and_reassignments_arrive_as_deltas() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    assert_eq!(
+        dispatcher.app.orders().unwrap().len(),
+        500,
+        "a dispatcher sees every order"
+    );
+    let mut tech1 = Device::new();
+    tech1.login(&proxy.url(), "tech1").await;
+    tech1.sync().await.unwrap();
+    let mut tech2 = Device::new();
+    tech2.login(&proxy.url(), "tech2").await;
+    tech2.sync().await.unwrap();
+
+    let x = open_order(&tech1);
+    dispatcher
+        .app
+        .edit_order(
+            &x,
+            OrderEdit {
+                title: Some("Changed at the office".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    dispatcher.sync().await.unwrap();
+    tech1.sync().await.unwrap();
+    assert_eq!(
+        tech1.app.order(&x).unwrap().order.title,
+        "Changed at the office"
+    );
+
+    // Reassigned away from tech1 (no unsynced work there): it leaves tech1, reaches tech2.
+    dispatcher.app.assign_order(&x, "tech2").unwrap();
+    dispatcher.sync().await.unwrap();
+    tech1.sync().await.unwrap();
+    assert!(tech1.app.order(&x).is_err(), "gone from tech1");
+    assert!(tech2.app.order(&x).is_err(), "not yet on tech2");
+    tech2.sync().await.unwrap();
+    assert_eq!(
+        tech2.app.order(&x).unwrap().order.assignee.as_deref(),
+        Some("tech2")
+    );
+
+    // Reassigned while tech2 has an unsynced edit: the edit is not lost.
+    tech2
+        .app
+        .edit_order(
+            &x,
+            OrderEdit {
+                notes: vec!["tech2 was here".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    dispatcher.sync().await.unwrap();
+    dispatcher.app.assign_order(&x, "tech3").unwrap();
+    dispatcher.sync().await.unwrap();
+    tech2.sync().await.unwrap();
+    dispatcher.sync().await.unwrap();
+    let on_server = dispatcher.app.order(&x).unwrap().order;
+    let kept_on_server = on_server.notes.iter().any(|n| n.text == "tech2 was here");
+    let counts = tech2.app.sync_counts().unwrap();
+    assert!(
+        kept_on_server || counts.conflicts > 0 || counts.failed > 0,
+        "the edit reached the server, or waits in a conflict or failed sync"
+    );
+    assert_eq!(on_server.assignee.as_deref(), Some("tech3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
+    let (_tmp, mut server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let before = tech.app.orders().unwrap().len();
+
+    server.kill();
+    server.admin(&["epoch", "reset"], None);
+    proxy.set_upstream({
+        server.restart();
+        server.addr
+    });
+    let made = tech
+        .app
+        .create_order(NewOrder {
+            title: "Made during the restore".into(),
+            ..NewOrder::default()
+        })
+        .unwrap();
+    let report = tech.sync().await.unwrap();
+    assert!(report.resynced, "the server asked for a resync: {report:?}");
+    let after = tech.app.orders().unwrap();
+    assert_eq!(after.len(), before + 1);
+    let kept = tech.app.order(&made.order.id.to_string()).unwrap();
+    assert!(
+        kept.order.number.is_some(),
+        "the new order reached the server"
+    );
+    assert_eq!(tech.app.inventory_count().unwrap(), 50_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_mid_sync() {
+    let (_tmp, _server, proxy) = setup(&["--access-ttl-secs", "1"]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let a = open_order(&tech);
+        tech.app
+            .edit_order(
+                &a,
+                OrderEdit {
+                    notes: vec![format!("after expiry {i}")],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+        let report = tech
+            .sync()
+            .await
+            .expect("the token is refreshed, the sync goes on");
+        assert_eq!(report.remaining.pending, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_push_loses_nothing_and_doubles_nothing() {
+    let (_tmp, mut server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let ids: Vec<String> = tech
+        .app
+        .orders()
+        .unwrap()
+        .iter()
+        .filter(|r| r.order.status != Status::Completed && r.order.status != Status::Cancelled)
+        .take(40)
+        .map(|r| r.order.id.to_string())
+        .collect();
+    for id in &ids {
+        tech.app
+            .edit_order(
+                id,
+                OrderEdit {
+                    notes: vec!["restart test".into()],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+    }
+    proxy.set(Fault::Throttle {
+        bytes_per_sec: 4_000,
+    });
+    let pass = PassOptions {
+        batch_count: 5,
+        ..PassOptions::default()
+    };
+    let mut ignore = |_| {};
+    let client = outpost_tests::fast_client();
+    let sync = tech.app.sync_once(&client, pass, &mut ignore);
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        server.kill();
+    };
+    let (result, ()) = tokio::join!(sync, restart);
+    assert!(result.is_err(), "the pass broke off");
+    server.restart();
+    proxy.set_upstream(server.addr);
+    proxy.set(Fault::None);
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0);
+    for id in &ids {
+        assert_eq!(notes_with(&tech, id, "restart test"), 1, "order {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_killed_mid_push_resumes_and_applies_each_change_once() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = outpost_tests::random_key();
+    let outpost = |args: &[&str]| {
+        let mut c = std::process::Command::new(bin("outpost"));
+        c.arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("OUTPOST_DB_KEY", &key);
+        c
+    };
+    let mut login = outpost(&[
+        "login",
+        "--server",
+        &proxy.url(),
+        "--username",
+        "tech1",
+        "--password-stdin",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write;
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"outpost-demo\n")
+            .unwrap();
+    }
+    assert!(login.wait().unwrap().success());
+    assert!(outpost(&["sync"]).status().unwrap().success());
+    let list = outpost(&["--json", "orders", "list"]).output().unwrap();
+    let orders: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let ids: Vec<String> = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["status"] != "completed" && o["status"] != "cancelled")
+        .take(30)
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &ids {
+        assert!(outpost(&["orders", "edit", id, "--note", "killed test"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    proxy.set(Fault::Throttle {
+        bytes_per_sec: 3_000,
+    });
+    let mut child = outpost(&["sync"]).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    proxy.set(Fault::None);
+    let out = outpost(&["sync"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = outpost(&["--json", "status"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["pending"], 0);
+    assert_eq!(status["connectivity"], "online");
+    for id in &ids {
+        let shown = outpost(&["--json", "orders", "show", id]).output().unwrap();
+        let o: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let n = o["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["text"] == "killed test")
+            .count();
+        assert_eq!(n, 1, "order {id}");
+        assert_eq!(o["sync_state"], "synced");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_must_sign_in_again_and_keeps_its_work() {
+    let (_tmp, server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let a = open_order(&tech);
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec!["before revocation".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    server.admin(
+        &[
+            "device",
+            "revoke",
+            "--device-id",
+            &tech.app.device_id().to_string(),
+        ],
+        None,
+    );
+    let err = tech.sync().await.expect_err("revoked");
+    assert_eq!(err.code(), "sign_in_required", "{err}");
+    assert_eq!(err.exit_code(), 8);
+    assert_eq!(tech.app.outbox().unwrap().len(), 1, "the work is kept");
+    let status = tech
+        .app
+        .status(&outpost_tests::fast_client())
+        .await
+        .unwrap();
+    assert_eq!(status.connectivity, "sign_in_required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_process_syncs_a_data_directory() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    let engine = tech.app.start_engine(EngineConfig::default()).unwrap();
+    let out = std::process::Command::new(bin("outpost"))
+        .arg("--data-dir")
+        .arg(tech.dir.path())
+        .arg("sync")
+        .env("OUTPOST_DB_KEY", &tech.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already syncing"));
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_signed_in_through_the_cli_sees_every_order_after_sync() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = outpost_tests::random_key();
+    let outpost = |args: &[&str]| {
+        let mut c = std::process::Command::new(bin("outpost"));
+        c.arg("--data-dir")
+            .arg(dir.path().join("fresh"))
+            .args(args)
+            .env("OUTPOST_DB_KEY", &key);
+        c
+    };
+    let mut login = outpost(&[
+        "login",
+        "--server",
+        &proxy.url(),
+        "--username",
+        "dispatcher",
+        "--password-stdin",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write;
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"outpost-demo\n")
+            .unwrap();
+    }
+    let out = login.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "login initialises the missing data directory"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as dispatcher (dispatcher)"));
+    assert!(outpost(&["sync"]).status().unwrap().success());
+    let list = outpost(&["--json", "orders", "list"]).output().unwrap();
+    let orders: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(orders.as_array().unwrap().len(), 500);
+
+    // Unreachable server: a non-zero exit with the reason.
+    proxy.set(Fault::Refuse);
+    let out = outpost(&["sync"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be reached"));
+    let status = outpost(&["--json", "status"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["connectivity"], "offline");
+    for key in ["pending", "failed", "conflicts", "last_sync"] {
+        assert!(status.get(key).is_some(), "status has {key}");
+    }
+}
