@@ -317,14 +317,16 @@ pub fn authenticate(
     })
 }
 
-/// Trade a refresh token for a new pair (see the module notes for the grace rule).
+/// Trade a refresh token for a new pair (see the module notes for the grace rule). The
+/// outer error rolls the transaction back; the inner one is a refusal whose writes (a
+/// revocation) must commit.
 pub fn refresh(
     sql: &mut dyn Sql,
     keys: &Keys,
     cfg: &ServerConfig,
     token: &str,
     device: Uuid,
-) -> Result<TokenResponse, Error> {
+) -> Result<Result<TokenResponse, ApiError>, Error> {
     let invalid = || {
         ApiError::unauthorized(
             ErrorCode::TokenInvalid,
@@ -366,11 +368,11 @@ pub fn refresh(
             // Reuse after rotation: the token was copied. Revoke the device.
             repo::revoke_device(sql, device, Some(&row.username), now_us)?;
             tracing::warn!(username = %row.username, device = %device, "refresh token reused after rotation; device revoked");
-            return Err(ApiError::unauthorized(
+            // The revocation must commit: the refusal is the inner result.
+            return Ok(Err(ApiError::unauthorized(
                 ErrorCode::RefreshReused,
                 "this sign-in was used twice and has been revoked; sign in again",
-            )
-            .into());
+            )));
         }
         // Within the grace period (a lost reply): the successor issued before is
         // superseded by the one issued now.
@@ -380,7 +382,7 @@ pub fn refresh(
     }
     let (resp, new_hash) = issue(sql, keys, cfg, &user.username, user.role, device)?;
     repo::mark_refresh_replaced(sql, &hash, &new_hash, now_us)?;
-    Ok(resp)
+    Ok(Ok(resp))
 }
 
 /// Revoke one refresh token (sign out on this device).

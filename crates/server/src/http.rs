@@ -371,7 +371,7 @@ async fn refresh(
                 body.device_id,
             )
         })
-        .await?;
+        .await??;
     Ok(json_response(StatusCode::OK, &resp))
 }
 

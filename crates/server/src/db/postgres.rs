@@ -194,9 +194,17 @@ impl PgBackend {
                 handle: h,
                 statements,
             };
-            f(&mut pg)?;
-            h.block_on(tx.commit())?;
-            Ok(())
+            match f(&mut pg) {
+                Ok(()) => {
+                    h.block_on(tx.commit())?;
+                    Ok(())
+                }
+                Err(e) => {
+                    // Roll back now, on this connection, before it returns to the pool.
+                    h.block_on(tx.rollback())?;
+                    Err(e)
+                }
+            }
         })();
         let healthy = !matches!(result, Err(Error::Unavailable(_)));
         self.checkin(conn, healthy);
