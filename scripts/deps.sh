@@ -6,8 +6,9 @@ set -euo pipefail
 # Build: a C compiler for SQLCipher, OpenSSL for its crypto, D-Bus for the keyring.
 build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Tests: a private D-Bus session with an unlocked GNOME keyring (the real Secret
-# Service), and secret-tool to look inside it.
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools)
+# Service), secret-tool to look inside it, and PostgreSQL for the server's second
+# backend.
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

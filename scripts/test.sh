@@ -15,4 +15,6 @@ trap 'rm -rf "$keyring_home"' EXIT
 export $(printf 'outpost-test\n' | XDG_DATA_HOME="$keyring_home" gnome-keyring-daemon --components=secrets --daemonize --unlock)
 export OUTPOST_TEST_REQUIRE_KEYRING=1
 
-cargo test --workspace --all-targets "$@"
+# The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
+# installed if needed, started, and removed afterwards (scripts/with-postgres.sh).
+scripts/with-postgres.sh cargo test --workspace --all-targets "$@"
