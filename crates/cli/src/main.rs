@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use outpost_core::{
-    connectivity_name, ClientOptions, Completion, CoreError, EngineConfig, Evidence, NewOrder,
-    OpenOptions, OrderEdit, OrderRow, Outpost, PassOptions, Progress,
+    connectivity_name, ClientOptions, Completion, CoreError, EngineConfig, Evidence, FieldChoice,
+    NewOrder, OpenOptions, OrderEdit, OrderRow, Outpost, PassOptions, Progress,
 };
 use outpost_protocol::{Priority, Quantity, Status, WorkOrder};
 use zeroize::Zeroizing;
@@ -101,6 +101,53 @@ enum Command {
     },
     /// Connectivity, pending changes, failures, conflicts and the last sync
     Status,
+    /// Changes the server refused: review, retry or discard them
+    #[command(subcommand)]
+    Failed(FailedCmd),
+    /// Changes the server kept for a person to decide
+    #[command(subcommand)]
+    Conflicts(ConflictsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum FailedCmd {
+    /// Failed syncs on this device, oldest first
+    List,
+    /// One failed sync with the server's reason and the full payload
+    Show { id: String },
+    /// Send the change again (fix the order first, e.g. with `orders edit`)
+    Retry { id: String },
+    /// Drop the change; the order goes back to the server's state
+    Discard {
+        id: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConflictsCmd {
+    /// Conflicts on this device, open first
+    List,
+    /// Both versions, field by field
+    Show { id: String },
+    /// Decide: each --field NAME=mine|theirs|VALUE; fields not named keep the server's value
+    Resolve {
+        id: String,
+        #[arg(long = "field", value_name = "NAME=CHOICE", value_parser = parse_choice)]
+        fields: Vec<(String, FieldChoice)>,
+        /// For a held completion or a push after a reassignment: apply the device's whole change
+        #[arg(long, conflicts_with = "fields")]
+        accept_mine: bool,
+    },
+}
+
+fn parse_choice(s: &str) -> Result<(String, FieldChoice), String> {
+    let (field, choice) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=mine|theirs|VALUE"))?;
+    Ok((field.trim().to_owned(), choice.parse()?))
 }
 
 #[derive(Subcommand, Debug)]
@@ -441,6 +488,7 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                             check: a.check,
                             uncheck: a.uncheck,
                             parts: a.part,
+                            add_checklist: Vec::new(),
                         },
                     )?;
                     if json {
@@ -585,6 +633,8 @@ fn run(cli: Cli) -> Result<(), CoreError> {
         Command::Sync { watch: true } => watch(&dir, json)?,
         Command::Sync { watch: false } => sync(&dir, json)?,
         Command::Status => status(&dir, json)?,
+        Command::Failed(cmd) => failed(&dir, cmd, json)?,
+        Command::Conflicts(cmd) => conflicts(&dir, cmd, json)?,
         Command::Demo(DemoCmd::Load) => {
             let mut app = open(&dir)?;
             let n = app.load_demo_data()?;
@@ -791,6 +841,206 @@ fn status(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
         );
         if let Some(r) = &s.reason {
             outln!("reason:       {r}");
+        }
+    }
+    Ok(())
+}
+
+fn failed(dir: &PathBuf, cmd: FailedCmd, json: bool) -> Result<(), CoreError> {
+    let mut app = open(dir)?;
+    match cmd {
+        FailedCmd::List => {
+            let items = app.failed_syncs()?;
+            if json {
+                print_json(&items)?;
+            } else if items.is_empty() {
+                outln!("No failed syncs.");
+            } else {
+                for f in items {
+                    outln!(
+                        "{}  {} of {}: {}",
+                        f.id,
+                        f.kind,
+                        f.order_title.as_deref().unwrap_or(&f.order_id),
+                        f.message
+                    );
+                }
+            }
+        }
+        FailedCmd::Show { id } => {
+            let f = app.failed_sync(&id)?;
+            if json {
+                print_json(&f)?;
+            } else {
+                outln!("failed sync {}", f.id);
+                outln!(
+                    "  order:   {} {}",
+                    f.order_id,
+                    f.order_title.unwrap_or_default()
+                );
+                outln!("  change:  {}", f.kind);
+                outln!("  reason:  {} ({})", f.message, f.code);
+                for e in &f.field_errors {
+                    outln!("    {}: {}", e.field, e.message);
+                }
+                outln!("  payload:");
+                let text = serde_json::to_string_pretty(&f.mutation).unwrap_or_default();
+                for line in text.lines() {
+                    outln!("    {line}");
+                }
+            }
+        }
+        FailedCmd::Retry { id } => {
+            let row = app.retry_failed(&id, Vec::new())?;
+            if json {
+                print_json(&row)?;
+            } else {
+                outln!("Queued again; it travels with the next sync.");
+            }
+        }
+        FailedCmd::Discard { id, yes } => {
+            let f = app.failed_sync(&id)?;
+            if !yes {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    return Err(CoreError::BadInput(
+                        "discarding drops the change for good: confirm with --yes".into(),
+                    ));
+                }
+                eprint!(
+                    "Discard the {} of {}? It is dropped for good. [y/N] ",
+                    f.kind,
+                    f.order_title.as_deref().unwrap_or(&f.order_id)
+                );
+                let mut answer = String::new();
+                let _ = std::io::stdin().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Err(CoreError::BadInput("not discarded".into()));
+                }
+            }
+            app.discard_failed(&f.id)?;
+            if json {
+                print_json(&serde_json::json!({"discarded": f.id}))?;
+            } else {
+                outln!("Discarded; the order shows the server's state again.");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn conflicts(dir: &PathBuf, cmd: ConflictsCmd, json: bool) -> Result<(), CoreError> {
+    let mut app = open(dir)?;
+    match cmd {
+        ConflictsCmd::List => {
+            let items = app.conflicts()?;
+            if json {
+                print_json(&items)?;
+            } else if items.is_empty() {
+                outln!("No conflicts.");
+            } else {
+                for c in items {
+                    let what = c
+                        .record
+                        .as_ref()
+                        .map(|r| {
+                            format!(
+                                "{:?} on order {} ({})",
+                                r.kind,
+                                r.order_number
+                                    .map(|n| format!("#{n}"))
+                                    .unwrap_or_else(|| r.order_id.to_string()),
+                                r.fields
+                                    .iter()
+                                    .map(|f| f.field.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                        .unwrap_or_else(|| "details arrive with the next sync".into());
+                    let state = if c.resolving {
+                        "resolving"
+                    } else {
+                        c.status.as_str()
+                    };
+                    outln!("{}  {:<9} {}", c.id, state, what);
+                }
+            }
+        }
+        ConflictsCmd::Show { id } => {
+            let c = app.conflict(&id)?;
+            if json {
+                print_json(&c)?;
+            } else {
+                outln!(
+                    "conflict {} ({})",
+                    c.id,
+                    if c.resolving {
+                        "resolving"
+                    } else {
+                        c.status.as_str()
+                    }
+                );
+                if let Some(r) = &c.record {
+                    outln!(
+                        "  order:  {} by {} on {}",
+                        r.order_id,
+                        r.username,
+                        r.created_at.format("%Y-%m-%d %H:%M")
+                    );
+                    outln!("  kind:   {:?}", r.kind);
+                    outln!(
+                        "  {:<24} {:<28} {:<28} {}",
+                        "FIELD",
+                        "BASE",
+                        "SERVER (theirs)",
+                        "DEVICE (mine)"
+                    );
+                    let show = |s: &Option<outpost_protocol::SetOp>| {
+                        s.as_ref()
+                            .and_then(|s| serde_json::to_value(s).ok())
+                            .map(|v| v["value"].to_string())
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    for f in &r.fields {
+                        outln!(
+                            "  {:<24} {:<28} {:<28} {}",
+                            f.field,
+                            show(&f.base),
+                            show(&f.server),
+                            show(&Some(f.device.clone()))
+                        );
+                    }
+                    if let Some(res) = &r.resolution {
+                        outln!(
+                            "  resolved: {:?} by {} at {}",
+                            res.outcome,
+                            res.decided_by,
+                            res.decided_at
+                        );
+                    }
+                } else {
+                    outln!("  details arrive with the next sync");
+                }
+            }
+        }
+        ConflictsCmd::Resolve {
+            id,
+            fields,
+            accept_mine,
+        } => {
+            if fields.is_empty() && !accept_mine {
+                return Err(CoreError::BadInput(
+                    "say what stands: --field NAME=mine|theirs|VALUE (repeat), or --accept-mine"
+                        .into(),
+                ));
+            }
+            let c = app.resolve_conflict(&id, &fields, accept_mine)?;
+            if json {
+                print_json(&c)?;
+            } else {
+                outln!("Resolution saved; it travels with the next sync.");
+            }
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod demo;
 mod error;
 pub mod keys;
+mod records;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -30,11 +31,13 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use credentials::{CredentialStore, MemoryCredentialStore, OsCredentialStore};
 pub use error::CoreError;
 pub use keys::{KeyEnv, KeyInfo, KeySource, RekeyStep};
+pub use outpost_store::{FailedSync, LocalRecord};
 pub use outpost_store::{OrderRow, OutboxRow, OutboxState, SyncCounts, SyncState};
 pub use outpost_sync::{
     ClientOptions, EngineConfig, EngineHandle, EngineStatus, PassOptions, PassReport, Progress,
     SyncError,
 };
+pub use records::{set_from_text, ConflictView, FieldChoice};
 pub use sync::{connectivity_name, LoginInfo, StatusView};
 
 /// Settings key for the name shown as the author of notes.
@@ -84,6 +87,8 @@ pub struct OrderEdit {
     pub uncheck: Vec<String>,
     /// (SKU, quantity) lines of parts used.
     pub parts: Vec<(String, Quantity)>,
+    /// New checklist items (a dispatcher's edit).
+    pub add_checklist: Vec<outpost_protocol::ChecklistItem>,
 }
 
 impl OrderEdit {
@@ -96,6 +101,7 @@ impl OrderEdit {
             && self.check.is_empty()
             && self.uncheck.is_empty()
             && self.parts.is_empty()
+            && self.add_checklist.is_empty()
     }
 }
 
@@ -376,6 +382,9 @@ impl Outpost {
         }
         if let Some(p) = edit.priority {
             ops.push(Op::Set(SetOp::Priority(p)));
+        }
+        for item in edit.add_checklist {
+            ops.push(Op::Add(ListItem::Checklist(item)));
         }
         for (item_id, done) in edit
             .check

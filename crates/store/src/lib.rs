@@ -16,6 +16,7 @@ mod error;
 mod key;
 mod orders;
 mod outbox;
+mod records;
 mod sync;
 
 pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
@@ -24,6 +25,7 @@ pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
 pub use orders::{OrderRow, SyncState};
 pub use outbox::{OutboxRow, OutboxState};
+pub use records::{FailedSync, LocalRecord};
 pub use sync::{PageSummary, PushSummary, Session, SyncCounts};
 
 /// The client schema: one entry per file in `migrations/client/`, in order. Released

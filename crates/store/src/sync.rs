@@ -66,6 +66,8 @@ pub struct PushSummary {
     pub acknowledged: usize,
     pub rejected: usize,
     pub conflicts: usize,
+    /// Resolutions that found the conflict already decided elsewhere.
+    pub already_resolved: usize,
     /// Mutations waiting for these attachment uploads before they are resent.
     pub missing_attachments: Vec<(String, Vec<String>)>,
 }
@@ -379,6 +381,32 @@ impl Store {
                         summary.acknowledged += 1;
                         summary.conflicts += 1;
                     }
+                    PushOutcome::Rejected(r)
+                        if r.code == outpost_protocol::wire::ErrorCode::AlreadyResolved =>
+                    {
+                        // Someone decided first: show their decision, drop ours.
+                        tx.execute("DELETE FROM outbox WHERE mutation_id = ?1", [&id])?;
+                        let existing: Option<(String, String)> = tx
+                            .query_row(
+                                "SELECT entity, body FROM sync_records WHERE id = ?1",
+                                [&entity_id],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()?;
+                        if let Some((entity, body)) = existing {
+                            let mut v: serde_json::Value = serde_json::from_str(&body)?;
+                            if let Some(obj) = v.as_object_mut() {
+                                obj.insert("status".into(), "resolved".into());
+                                obj.insert("resolution".into(), serde_json::to_value(&r.resolution)?);
+                            }
+                            tx.execute(
+                                "UPDATE sync_records SET status = 'resolved', body = ?3, updated_at = ?4
+                                 WHERE entity = ?1 AND id = ?2",
+                                params![entity, entity_id, v.to_string(), now.to_rfc3339()],
+                            )?;
+                        }
+                        summary.already_resolved += 1;
+                    }
                     PushOutcome::Rejected(r) => {
                         tx.execute(
                             "UPDATE outbox SET state = 'failed', last_error = ?2,
@@ -395,7 +423,6 @@ impl Store {
                         // `first()` looks through duplicates; unreachable by construction.
                     }
                 }
-                let _ = entity_id;
             }
             Ok::<_, StoreError>(summary)
         })
@@ -471,6 +498,17 @@ impl Store {
                         s.records += 1;
                     }
                     ChangeBody::FailedSync(f) => {
+                        if f.status == RecordStatus::Resolved {
+                            // A dispatcher decided: the device's copy of the refused
+                            // change is settled, and the order shows the outcome.
+                            let cleared = tx.execute(
+                                "DELETE FROM outbox WHERE mutation_id = ?1 AND state = 'failed'",
+                                [f.mutation.mutation_id.to_string()],
+                            )?;
+                            if cleared > 0 {
+                                crate::records::refresh_local(tx, &f.order_id.to_string(), now)?;
+                            }
+                        }
                         put_record(
                             tx,
                             "failed_sync",
