@@ -132,6 +132,18 @@ impl Outpost {
         Ok(run_pass(&mut self.store, &c, &now, &pass, progress).await?)
     }
 
+    /// Fetch an attachment from the server (verified against its hash).
+    pub async fn download_attachment(
+        &mut self,
+        hash: &str,
+        client: &ClientOptions,
+    ) -> Result<Vec<u8>, CoreError> {
+        let session = self.store.session()?.ok_or(SyncError::NotSignedIn)?;
+        let c = SyncClient::new(&session.server_url, client)?;
+        let now = self.clock.now();
+        Ok(outpost_sync::fetch_attachment(&mut self.store, &c, now, hash).await?)
+    }
+
     /// Start the background engine on its own connection. Must be called inside a
     /// tokio runtime; fails with a clear message if another process syncs this data
     /// directory.

@@ -266,6 +266,40 @@ impl SyncClient {
         self.send(rb).await
     }
 
+    /// Download an attachment the caller may see.
+    pub async fn download(&self, token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
+        let path = format!("{}/{hash}", paths::ATTACHMENTS);
+        let resp = self
+            .request(reqwest::Method::GET, &path, Some(token))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if resp.status().is_success() {
+            return Ok(resp.bytes().await.map_err(transport_error)?.to_vec());
+        }
+        // Reuse the JSON error mapping.
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        Err(match body {
+            Some(b) if matches!(b.code, ErrorCode::TokenExpired | ErrorCode::Unauthorized) => {
+                SyncError::Unauthorized(b.message)
+            }
+            Some(b) => SyncError::Server {
+                status: status.as_u16(),
+                code: b.code,
+                message: b.message,
+                retry_after: None,
+            },
+            None => SyncError::Server {
+                status: status.as_u16(),
+                code: ErrorCode::Unknown,
+                message: format!("the server answered {status}"),
+                retry_after: None,
+            },
+        })
+    }
+
     /// Upload small files in one request.
     pub async fn upload_batch(
         &self,

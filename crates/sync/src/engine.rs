@@ -421,6 +421,25 @@ async fn pass(
     Ok(report)
 }
 
+/// Download an attachment from the server (a dispatcher viewing evidence), checking
+/// that its bytes match its name.
+pub async fn fetch_attachment(
+    store: &mut Store,
+    client: &SyncClient,
+    now: DateTime<Utc>,
+    hash: &str,
+) -> Result<Vec<u8>, SyncError> {
+    let mut report = PassReport::default();
+    let bytes = authed!(store, client, now, report, |t| client.download(&t, hash))?;
+    tracing::debug!(requests = report.requests, "downloaded attachment {hash}");
+    if outpost_store::attachment_hash(&bytes) != hash {
+        return Err(SyncError::BadAnswer(format!(
+            "attachment {hash} arrived damaged (its content does not match its name)"
+        )));
+    }
+    Ok(bytes)
+}
+
 // ---------------------------------------------------------------------------------
 // The background task
 // ---------------------------------------------------------------------------------

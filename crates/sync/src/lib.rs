@@ -15,8 +15,8 @@ pub mod machine;
 
 pub use client::{check_server_url, ClientOptions, SyncClient};
 pub use engine::{
-    run_pass, spawn, EngineConfig, EngineHandle, EngineStatus, PassOptions, PassReport, Progress,
-    SyncLock,
+    fetch_attachment, run_pass, spawn, EngineConfig, EngineHandle, EngineStatus, PassOptions,
+    PassReport, Progress, SyncLock,
 };
 pub use error::SyncError;
 pub use machine::{Connectivity, Timing};

@@ -1,0 +1,487 @@
+//! Failed syncs, conflicts and evidence end to end: two technicians and a dispatcher
+//! edit the same orders offline against a real server; every merge rule is exercised;
+//! decisions travel both ways; and at the end nothing a person did is missing — every
+//! note entry, part line and field value is on the server, in an open conflict, or in
+//! a failed sync.
+
+#![allow(clippy::unwrap_used)]
+
+use outpost_core::{Completion, Evidence, FieldChoice, OrderEdit, SyncState};
+use outpost_protocol::wire::ConflictKind;
+use outpost_protocol::{ChecklistItem, Priority, Quantity, Status};
+use outpost_tests::{png, seeded_db, Device, Fault, Proxy, Server};
+
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    _server: Server,
+    proxy: Proxy,
+    tech1: Device,
+    tech2: Device,
+    dispatcher: Device,
+}
+
+async fn fleet() -> Fleet {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = seeded_db(tmp.path());
+    let server = Server::start(&db, &[]);
+    let proxy = Proxy::start(server.addr).await;
+    let mut tech1 = Device::new();
+    tech1.login(&proxy.url(), "tech1").await;
+    tech1.sync().await.unwrap();
+    let mut tech2 = Device::new();
+    tech2.login(&proxy.url(), "tech2").await;
+    tech2.sync().await.unwrap();
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    Fleet {
+        _tmp: tmp,
+        _server: server,
+        proxy,
+        tech1,
+        tech2,
+        dispatcher,
+    }
+}
+
+fn open_orders(dev: &Device, n: usize) -> Vec<String> {
+    dev.app
+        .orders()
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.order.status,
+                Status::Scheduled | Status::EnRoute | Status::InProgress
+            )
+        })
+        .take(n)
+        .map(|r| r.order.id.to_string())
+        .collect()
+}
+
+fn note(text: &str) -> OrderEdit {
+    OrderEdit {
+        notes: vec![text.into()],
+        ..OrderEdit::default()
+    }
+}
+
+fn tick_all(dev: &mut Device, id: &str) {
+    let required: Vec<String> = dev
+        .app
+        .order(id)
+        .unwrap()
+        .order
+        .checklist
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    dev.app
+        .edit_order(
+            id,
+            OrderEdit {
+                check: required,
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+}
+
+fn complete_only(dev: &mut Device, id: &str, photo: Vec<u8>) -> outpost_core::OrderRow {
+    dev.app
+        .complete_order(
+            id,
+            Completion {
+                signature_png: Evidence {
+                    bytes: png(&format!("signature {id}")),
+                    name: "sig.png".into(),
+                },
+                signer: "Site manager".into(),
+                photos: vec![Evidence {
+                    bytes: photo,
+                    name: "after.jpg".into(),
+                }],
+            },
+        )
+        .unwrap()
+}
+
+fn complete_with_evidence(dev: &mut Device, id: &str, photo: Vec<u8>) -> outpost_core::OrderRow {
+    tick_all(dev, id);
+    complete_only(dev, id, photo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_merge_rule_with_two_technicians_and_a_dispatcher_offline() {
+    let mut f = fleet().await;
+    let ids = open_orders(&f.tech1, 4);
+    let (disjoint, same_field, to_cancel, notes_and_parts) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    // The checklist of the order to be cancelled was ticked and synced earlier.
+    tick_all(&mut f.tech1, to_cancel);
+    f.tech1.sync().await.unwrap();
+    f.dispatcher.sync().await.unwrap();
+
+    // All offline at once.
+    f.proxy.set(Fault::Refuse);
+    // Disjoint fields: both stand.
+    f.tech1
+        .app
+        .edit_order(
+            disjoint,
+            OrderEdit {
+                priority: Some(Priority::Urgent),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.dispatcher
+        .app
+        .edit_order(
+            disjoint,
+            OrderEdit {
+                title: Some("Retitled by the office".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    // The same scalar field: a conflict for a person.
+    f.dispatcher
+        .app
+        .edit_order(
+            same_field,
+            OrderEdit {
+                description: Some("office version".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.tech1
+        .app
+        .edit_order(
+            same_field,
+            OrderEdit {
+                description: Some("field version".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    // List ops and notes: never conflict.
+    f.tech1
+        .app
+        .edit_order(
+            notes_and_parts,
+            OrderEdit {
+                notes: vec!["tech1's note".into()],
+                parts: vec![("SKU-00001".into(), Quantity::from_units(1))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.dispatcher
+        .app
+        .edit_order(
+            notes_and_parts,
+            OrderEdit {
+                notes: vec!["dispatcher's note".into()],
+                parts: vec![("SKU-00002".into(), Quantity::from_units(2))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    // Completion against a cancellation: the completion and its evidence are held.
+    f.dispatcher
+        .app
+        .cancel_order(to_cancel, "customer called off")
+        .unwrap();
+    let held = complete_only(&mut f.tech1, to_cancel, png("held photo"));
+    assert_eq!(
+        held.order.status,
+        Status::Completed,
+        "optimistic on the device"
+    );
+
+    // Back online: the dispatcher syncs first.
+    f.proxy.set(Fault::None);
+    f.dispatcher.sync().await.unwrap();
+    let report = f.tech1.sync().await.unwrap();
+    let failed = f.tech1.app.failed_syncs().unwrap();
+    let reasons: Vec<String> = failed
+        .iter()
+        .map(|x| format!("{} {}: {}", x.kind, x.code, x.message))
+        .collect();
+    assert!(
+        report.conflicts >= 2,
+        "same field and completion-after-cancel: {report:?} {reasons:?}"
+    );
+    f.dispatcher.sync().await.unwrap();
+
+    let d = f.dispatcher.app.order(disjoint).unwrap().order;
+    assert_eq!(d.title, "Retitled by the office");
+    assert_eq!(d.priority, Priority::Urgent);
+
+    let lists = f.dispatcher.app.order(notes_and_parts).unwrap().order;
+    let texts: Vec<&str> = lists.notes.iter().map(|n| n.text.as_str()).collect();
+    assert!(
+        texts.contains(&"tech1's note") && texts.contains(&"dispatcher's note"),
+        "{texts:?}"
+    );
+    let skus: Vec<&str> = lists.parts_used.iter().map(|p| p.sku.as_str()).collect();
+    assert!(
+        skus.contains(&"SKU-00001") && skus.contains(&"SKU-00002"),
+        "{skus:?}"
+    );
+
+    let conflicts = f.tech1.app.conflicts().unwrap();
+    let field = conflicts
+        .iter()
+        .find(|c| c.order_id.as_deref() == Some(same_field.as_str()))
+        .expect("the same-field conflict is on the technician's device");
+    let record = field.record.as_ref().expect("the record was pulled");
+    assert_eq!(record.kind, ConflictKind::Fields);
+    assert_eq!(record.fields[0].field, "description");
+    assert_eq!(
+        f.tech1.app.order(same_field).unwrap().sync_state,
+        SyncState::Conflict
+    );
+    let cancel = conflicts
+        .iter()
+        .find(|c| c.order_id.as_deref() == Some(to_cancel.as_str()))
+        .expect("the held completion is a conflict");
+    assert_eq!(
+        cancel.record.as_ref().unwrap().kind,
+        ConflictKind::CompletionAfterCancel
+    );
+    assert!(
+        !cancel.record.as_ref().unwrap().mutation.ops.is_empty(),
+        "the evidence is kept"
+    );
+    assert_eq!(
+        f.dispatcher.app.order(to_cancel).unwrap().order.status,
+        Status::Cancelled
+    );
+
+    // The dispatcher decides the field conflict for the technician's value …
+    let on_dispatcher = f.dispatcher.app.conflicts().unwrap();
+    assert!(
+        on_dispatcher.iter().any(|c| c.id == field.id),
+        "dispatchers see the fleet's conflicts"
+    );
+    f.dispatcher
+        .app
+        .resolve_conflict(
+            &field.id,
+            &[("description".into(), FieldChoice::Mine)],
+            false,
+        )
+        .unwrap();
+    f.dispatcher.sync().await.unwrap();
+    // … and the technician's window shows the outcome.
+    f.tech1.sync().await.unwrap();
+    assert_eq!(
+        f.tech1.app.order(same_field).unwrap().order.description,
+        "field version"
+    );
+    let after = f.tech1.app.conflict(&field.id).unwrap();
+    assert_eq!(after.status, "resolved");
+    assert_eq!(
+        after.record.unwrap().resolution.unwrap().decided_by,
+        "dispatcher"
+    );
+
+    // The same conflict resolved on both sides: the second learns the first's decision.
+    f.dispatcher
+        .app
+        .resolve_conflict(&cancel.id, &[], true)
+        .unwrap();
+    f.tech1.app.resolve_conflict(&cancel.id, &[], true).unwrap();
+    f.dispatcher.sync().await.unwrap();
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0);
+    let settled = f.tech1.app.conflict(&cancel.id).unwrap();
+    assert_eq!(
+        settled.status, "resolved",
+        "already_resolved shows the decision"
+    );
+    assert!(settled.record.unwrap().resolution.is_some());
+    f.dispatcher.sync().await.unwrap();
+    assert_eq!(
+        f.dispatcher.app.order(to_cancel).unwrap().order.status,
+        Status::Completed
+    );
+
+    // tech2 was not involved and never saw tech1's orders.
+    assert!(f.tech2.app.order(same_field).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_completion_is_a_failed_sync_on_both_sides_then_fixed_and_resubmitted() {
+    let mut f = fleet().await;
+    let id = open_orders(&f.tech1, 1).remove(0);
+    // While the technician is offline, the office adds a required step.
+    f.proxy.set(Fault::Refuse);
+    complete_with_evidence(&mut f.tech1, &id, png("photo before the new step"));
+    f.proxy.set(Fault::None);
+    f.dispatcher
+        .app
+        .edit_order(
+            &id,
+            OrderEdit {
+                add_checklist: vec![ChecklistItem {
+                    id: "meter".into(),
+                    label: "Photograph the meter".into(),
+                    required: true,
+                    done: false,
+                }],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.dispatcher.sync().await.unwrap();
+
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(report.rejected, 1, "{report:?}");
+    let failed = f.tech1.app.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].order_id, id);
+    assert!(
+        failed[0]
+            .field_errors
+            .iter()
+            .any(|e| e.field == "checklist.meter"),
+        "{:?}",
+        failed[0]
+    );
+    assert_eq!(
+        f.tech1.app.order(&id).unwrap().sync_state,
+        SyncState::Failed
+    );
+    // Later changes of that order wait behind it; other orders go on.
+    f.tech1
+        .app
+        .edit_order(&id, note("meter photographed"))
+        .unwrap();
+    let other = open_orders(&f.tech1, 2)
+        .into_iter()
+        .find(|o| o != &id)
+        .unwrap();
+    f.tech1.app.edit_order(&other, note("unrelated")).unwrap();
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(
+        report.pushed, 1,
+        "only the other order's change went: {report:?}"
+    );
+
+    // The dispatcher sees it on the server's side, with the payload.
+    f.dispatcher.sync().await.unwrap();
+    let fleet_failed = f.dispatcher.app.server_failed_syncs().unwrap();
+    let record = fleet_failed
+        .iter()
+        .find(|r| r.order_id.to_string() == id)
+        .expect("on the server");
+    assert_eq!(record.username, "tech1");
+    assert!(!record.mutation.ops.is_empty());
+
+    // Edited (the new step ticked) and resubmitted: one new mutation supersedes it.
+    let fix = vec![outpost_protocol::Op::Set(
+        outpost_protocol::SetOp::ChecklistDone {
+            item_id: "meter".into(),
+            done: true,
+        },
+    )];
+    f.tech1.app.retry_failed(&failed[0].id, fix).unwrap();
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(
+        report.remaining.pending + report.remaining.failed,
+        0,
+        "{report:?}"
+    );
+    f.dispatcher.sync().await.unwrap();
+    assert_eq!(
+        f.dispatcher.app.order(&id).unwrap().order.status,
+        Status::Completed
+    );
+    assert_eq!(
+        f.tech1.app.order(&id).unwrap().sync_state,
+        SyncState::Synced
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_failed_change_rolls_back_visibly() {
+    let mut f = fleet().await;
+    let id = open_orders(&f.tech1, 1).remove(0);
+    f.proxy.set(Fault::Refuse);
+    complete_with_evidence(&mut f.tech1, &id, png("p"));
+    f.proxy.set(Fault::None);
+    f.dispatcher
+        .app
+        .edit_order(
+            &id,
+            OrderEdit {
+                add_checklist: vec![ChecklistItem {
+                    id: "extra".into(),
+                    label: "Extra step".into(),
+                    required: true,
+                    done: false,
+                }],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.dispatcher.sync().await.unwrap();
+    f.tech1.sync().await.unwrap();
+    let failed = f.tech1.app.failed_syncs().unwrap();
+    assert_eq!(
+        f.tech1.app.order(&id).unwrap().order.status,
+        Status::Completed,
+        "optimistic until decided"
+    );
+    f.tech1.app.discard_failed(&failed[0].id).unwrap();
+    let row = f.tech1.app.order(&id).unwrap();
+    assert_ne!(
+        row.order.status,
+        Status::Completed,
+        "the completion is rolled back"
+    );
+    assert!(f.tech1.app.failed_syncs().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_photo_upload_is_cut_mid_file_completes_with_the_exact_bytes() {
+    let mut f = fleet().await;
+    let id = open_orders(&f.tech1, 1).remove(0);
+    // A photo too large for a batched upload: it goes resumably in chunks.
+    let mut photo = vec![0xff, 0xd8, 0xff, 0xe0];
+    let mut x: u32 = 12345;
+    photo.extend((0..1_500_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
+    let row = complete_with_evidence(&mut f.tech1, &id, photo.clone());
+    let hash = row.order.photos[0].hash.clone();
+
+    f.proxy.set(Fault::ResetAfterRequestBytes(400_000));
+    assert!(f.tech1.sync().await.is_err(), "the upload is cut mid-file");
+    f.proxy.set(Fault::None);
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0, "{report:?}");
+    assert!(
+        report.bytes_sent < photo.len() + 200_000,
+        "the upload resumed rather than starting over: {report:?}"
+    );
+
+    f.dispatcher.sync().await.unwrap();
+    let done = f.dispatcher.app.order(&id).unwrap().order;
+    assert_eq!(done.status, Status::Completed);
+    assert_eq!(done.photos[0].hash, hash);
+    let bytes = f
+        .dispatcher
+        .app
+        .download_attachment(&hash, &outpost_tests::fast_client())
+        .await
+        .unwrap();
+    assert_eq!(bytes, photo, "the server holds the exact bytes");
+}
