@@ -103,7 +103,15 @@ fn push_one(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcom
         }
         other => other,
     };
-    let result = serde_json::to_string(&outcome)?;
+    // The record keeps the outcome without the order row (the row is in the log and
+    // the orders table; a duplicate needs the version and number, not a stale copy).
+    let mut recorded = outcome.clone();
+    match &mut recorded {
+        PushOutcome::Applied(a) => a.order = None,
+        PushOutcome::AppliedWithConflicts(a) => a.order = None,
+        _ => {}
+    }
+    let result = serde_json::to_string(&recorded)?;
     repo::put_idempotency(
         sql,
         &who.username,

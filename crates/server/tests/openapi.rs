@@ -1,0 +1,18 @@
+//! The checked-in `crates/server/openapi.json` must be what the code generates.
+//! Regenerate with `OUTPOST_UPDATE_OPENAPI=1 cargo test -p outpost-server --test openapi`.
+
+#[test]
+fn the_checked_in_openapi_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let generated =
+        serde_json::to_string_pretty(&outpost_server::openapi::document()).expect("json") + "\n";
+    if std::env::var("OUTPOST_UPDATE_OPENAPI").as_deref() == Ok("1") {
+        std::fs::write(&path, &generated).expect("write openapi.json");
+        return;
+    }
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        stored == generated,
+        "crates/server/openapi.json is stale: run OUTPOST_UPDATE_OPENAPI=1 cargo test -p outpost-server --test openapi"
+    );
+}
