@@ -820,8 +820,10 @@ fn watch(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
 
 fn status(dir: &PathBuf, json: bool) -> Result<(), CoreError> {
     let app = open(dir)?;
-    let mut opts = ClientOptions::default();
-    opts.connect_timeout = std::time::Duration::from_secs(3);
+    let opts = ClientOptions {
+        connect_timeout: std::time::Duration::from_secs(3),
+        ..ClientOptions::default()
+    };
     let s = runtime()?.block_on(app.status(&opts))?;
     if json {
         print_json(&s)?;
