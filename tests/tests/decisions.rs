@@ -194,7 +194,11 @@ async fn every_merge_rule_with_two_technicians_and_a_dispatcher_offline() {
         .app
         .cancel_order(to_cancel, "customer called off")
         .unwrap();
-    let held = complete_only(&mut f.tech1, to_cancel, png("held photo"));
+    let held = complete_only(
+        &mut f.tech1,
+        to_cancel,
+        outpost_core::photos::synthetic_photo(320, 240, 2),
+    );
     assert_eq!(
         held.order.status,
         Status::Completed,
@@ -320,7 +324,11 @@ async fn a_rejected_completion_is_a_failed_sync_on_both_sides_then_fixed_and_res
     let id = open_orders(&f.tech1, 1).remove(0);
     // While the technician is offline, the office adds a required step.
     f.proxy.set(Fault::Refuse);
-    complete_with_evidence(&mut f.tech1, &id, png("photo before the new step"));
+    complete_with_evidence(
+        &mut f.tech1,
+        &id,
+        outpost_core::photos::synthetic_photo(320, 240, 3),
+    );
     f.proxy.set(Fault::None);
     f.dispatcher
         .app
@@ -412,7 +420,11 @@ async fn a_discarded_failed_change_rolls_back_visibly() {
     let mut f = fleet().await;
     let id = open_orders(&f.tech1, 1).remove(0);
     f.proxy.set(Fault::Refuse);
-    complete_with_evidence(&mut f.tech1, &id, png("p"));
+    complete_with_evidence(
+        &mut f.tech1,
+        &id,
+        outpost_core::photos::synthetic_photo(320, 240, 4),
+    );
     f.proxy.set(Fault::None);
     f.dispatcher
         .app
@@ -451,19 +463,20 @@ async fn a_discarded_failed_change_rolls_back_visibly() {
 async fn a_completion_whose_photo_upload_is_cut_mid_file_completes_with_the_exact_bytes() {
     let mut f = fleet().await;
     let id = open_orders(&f.tech1, 1).remove(0);
-    // A photo too large for a batched upload: it goes resumably in chunks.
-    let mut photo = vec![0xff, 0xd8, 0xff, 0xe0];
-    let mut x: u32 = 12345;
-    photo.extend((0..1_500_000).map(|_| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x as u8
-    }));
-    let row = complete_with_evidence(&mut f.tech1, &id, photo.clone());
+    // A camera photo: downscaled on import, and still too large for a batched upload,
+    // so it goes resumably in chunks.
+    let taken = outpost_core::photos::synthetic_photo(3000, 2250, 9);
+    let row = complete_with_evidence(&mut f.tech1, &id, taken.clone());
     let hash = row.order.photos[0].hash.clone();
+    let photo = f.tech1.app.attachment(&hash).unwrap();
+    assert!(photo.len() < taken.len(), "downscaled on import");
+    assert!(
+        photo.len() > 300_000,
+        "large enough to go in chunks: {}",
+        photo.len()
+    );
 
-    f.proxy.set(Fault::ResetAfterRequestBytes(400_000));
+    f.proxy.set(Fault::ResetAfterRequestBytes(150_000));
     assert!(f.tech1.sync().await.is_err(), "the upload is cut mid-file");
     f.proxy.set(Fault::None);
     let report = f.tech1.sync().await.unwrap();

@@ -128,8 +128,8 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
                 },
                 signer: "Customer".into(),
                 photos: vec![Evidence {
-                    bytes: png("photo offline"),
-                    name: "after.png".into(),
+                    bytes: outpost_core::photos::synthetic_photo(640, 480, 1),
+                    name: "after.jpg".into(),
                 }],
             },
         )

@@ -100,9 +100,12 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// A valid 1×1 PNG, with the file name appended after its end (ignored by decoders,
+/// but it makes each file's hash different).
 fn png_file(dir: &Path, name: &str) -> PathBuf {
+    const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82";
     let path = dir.join(name);
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut bytes = PNG_1X1.to_vec();
     bytes.extend_from_slice(name.as_bytes());
     std::fs::write(&path, bytes).expect("write png");
     path

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod demo;
 mod error;
 pub mod keys;
+pub mod photos;
 mod records;
 mod sync;
 
@@ -42,6 +43,8 @@ pub use sync::{connectivity_name, LoginInfo, StatusView};
 
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";
+/// Settings key for the longest side of imported photos.
+const SETTING_PHOTO_MAX_PX: &str = "photo_max_px";
 
 /// How a data directory is opened: where, with which credential store and key
 /// material, and which clock.
@@ -446,17 +449,6 @@ impl Outpost {
                 format!("{} is not a PNG image", c.signature_png.name),
             );
         }
-        let mut photo_types = Vec::new();
-        for p in &c.photos {
-            match media_type_of(&p.bytes) {
-                Some(t) => photo_types.push(t),
-                None => errs.push(
-                    "photos",
-                    "invalid",
-                    format!("{} is not a JPEG or PNG image", p.name),
-                ),
-            }
-        }
         for e in c
             .photos
             .iter()
@@ -474,16 +466,24 @@ impl Outpost {
             );
         }
         errs.into_result()?;
+        let max_px = self.photo_max_px()?;
+        let photos = c
+            .photos
+            .iter()
+            .map(|p| {
+                photos::prepare_photo(&p.bytes, &p.name, max_px).map(|prep| (p.name.clone(), prep))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let now = self.now();
         let mut ops = vec![Op::Set(SetOp::Signature(Some(Signature {
             hash: sha256_hex(&c.signature_png.bytes),
             signer: c.signer.trim().to_owned(),
         })))];
-        for p in &c.photos {
+        for (name, p) in &photos {
             ops.push(Op::Add(ListItem::Photos(PhotoRef {
                 hash: sha256_hex(&p.bytes),
-                caption: p.name.clone(),
-                media_type: media_type_of(&p.bytes).unwrap_or_default().to_owned(),
+                caption: name.clone(),
+                media_type: p.media_type.to_owned(),
             })));
         }
         ops.push(Op::Set(SetOp::CompletedAt(Some(now))));
@@ -492,11 +492,70 @@ impl Outpost {
         apply_mutation(Some(&current), &m)?;
         self.store
             .put_attachment(&c.signature_png.bytes, "image/png", now)?;
-        for (p, t) in c.photos.iter().zip(photo_types) {
-            self.store.put_attachment(&p.bytes, t, now)?;
+        for (_, p) in &photos {
+            self.store.put_attachment(&p.bytes, p.media_type, now)?;
         }
         self.store.record(m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Attach photos to an order outside a completion (downscaled on import). They
+    /// travel after completions and edits, and wait on a metered connection when the
+    /// bandwidth setting says so.
+    pub fn add_photos(
+        &mut self,
+        reference: &str,
+        photos: Vec<Evidence>,
+    ) -> Result<OrderRow, CoreError> {
+        let current = self.order(reference)?.order;
+        if photos.is_empty() {
+            return Err(CoreError::BadInput("choose at least one photo".into()));
+        }
+        let max_px = self.photo_max_px()?;
+        let prepared = photos
+            .iter()
+            .map(|p| {
+                photos::prepare_photo(&p.bytes, &p.name, max_px).map(|prep| (p.name.clone(), prep))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = self.now();
+        let ops = prepared
+            .iter()
+            .map(|(name, p)| {
+                Op::Add(ListItem::Photos(PhotoRef {
+                    hash: sha256_hex(&p.bytes),
+                    caption: name.clone(),
+                    media_type: p.media_type.to_owned(),
+                }))
+            })
+            .collect();
+        let m = self.mutation(current.id, MutationKind::Update, current.version, ops);
+        apply_mutation(Some(&current), &m)?;
+        for (_, p) in &prepared {
+            self.store.put_attachment(&p.bytes, p.media_type, now)?;
+        }
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// The longest side of imported photos, in pixels.
+    pub fn photo_max_px(&self) -> Result<u32, CoreError> {
+        Ok(self
+            .store
+            .get_setting(SETTING_PHOTO_MAX_PX)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(photos::PHOTO_MAX_PX_DEFAULT))
+    }
+
+    pub fn set_photo_max_px(&mut self, px: u32) -> Result<(), CoreError> {
+        if !(320..=8000).contains(&px) {
+            return Err(CoreError::BadInput(
+                "the photo size must be between 320 and 8000 pixels".into(),
+            ));
+        }
+        Ok(self
+            .store
+            .set_setting(SETTING_PHOTO_MAX_PX, &px.to_string())?)
     }
 
     /// Assign an order to a technician (a dispatcher's action; offline-first like any

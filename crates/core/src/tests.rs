@@ -87,6 +87,8 @@ fn a_marker_written_in_an_order_and_an_attachment_is_nowhere_in_the_files_but_re
     )
     .expect("edit");
     let signature = png(&format!("signature {marker}"));
+    let photo = crate::photos::synthetic_photo(320, 240, 7);
+    let photo_window = photo[photo.len() / 2..photo.len() / 2 + 32].to_vec();
     app.complete_order(
         &id,
         Completion {
@@ -96,8 +98,8 @@ fn a_marker_written_in_an_order_and_an_attachment_is_nowhere_in_the_files_but_re
             },
             signer: format!("Signer {marker}"),
             photos: vec![Evidence {
-                bytes: png(&format!("photo {marker}")),
-                name: "photo.png".into(),
+                bytes: photo.clone(),
+                name: "photo.jpg".into(),
             }],
         },
     )
@@ -122,12 +124,18 @@ fn a_marker_written_in_an_order_and_an_attachment_is_nowhere_in_the_files_but_re
                 !contains(bytes, marker.as_bytes()),
                 "the marker is readable in {name} ({stage})"
             );
+            assert!(
+                !contains(bytes, &photo_window),
+                "the photo's bytes are readable in {name} ({stage})"
+            );
         }
         if stage == "open" {
             let row = app.order(&id).expect("order");
             assert!(row.order.notes.iter().any(|n| n.text.contains(&marker)));
             let sig = row.order.signature.as_ref().expect("signature");
             assert_eq!(app.attachment(&sig.hash).expect("attachment"), signature);
+            let stored = app.attachment(&row.order.photos[0].hash).expect("photo");
+            assert_eq!(stored, photo, "a small JPEG is stored as taken");
             drop(app);
             app = Outpost::open(options(tmp.path(), &creds, None)).expect("reopen");
         }

@@ -46,7 +46,7 @@ impl Default for PassOptions {
             batch_bytes: 1024 * 1024,
             pull_limit: Some(1000),
             pull_max_bytes: None,
-            small_file_bytes: 256 * 1024,
+            small_file_bytes: 32 * 1024,
             chunk_bytes: 1024 * 1024,
             retry_delay_ms_min: 1_000,
             retry_delay_ms_max: 300_000,

@@ -1,0 +1,368 @@
+//! Sync benchmarks on loopback: a real `outpost-server` (SQLite, release build), real
+//! clients, and the test proxy counting bytes. Each figure stands beside a baseline
+//! measured in the same run that differs only in what it names.
+//!
+//! Run: `make bench` (or `cargo build --release --bins && cargo bench -p outpost-tests
+//! --bench sync`). Under `cargo test --benches` it runs once on small sizes, as a test.
+//!
+//! - reconnect: time from connectivity returning to 1,000 offline-edited orders
+//!   acknowledged (batches of 100), beside one request per order;
+//! - priming: a new device pulls the fleet's inventory (the `outpost` CLI as a child
+//!   process: wall time and peak RSS);
+//! - delta: a 1% change of the inventory after priming, beside a full re-download;
+//! - requests per sync against ceil(rows / page size) + 2;
+//! - evidence: bytes on the wire per completed order with a signature and two photos,
+//!   before and after downscaling, and the time to push 100 such completions on
+//!   loopback and through a proxy throttled to 1 Mbit/s.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outpost_core::{Completion, Evidence, NewOrder, OrderEdit, PassOptions};
+use outpost_protocol::Status;
+use outpost_tests::{bin, fast_client, Device, Fault, Proxy, Server, DEMO_PASSWORD};
+
+struct Sizes {
+    items: usize,
+    edits: usize,
+    completions: usize,
+    throttled_completions: usize,
+}
+
+fn seed(dir: &std::path::Path, items: usize) -> std::path::PathBuf {
+    let db = dir.join("server.db");
+    let arg = format!("sqlite:{}", db.display());
+    let with_items = Command::new(bin("outpost-server"))
+        .args([
+            "seed",
+            "--demo",
+            "--items",
+            &items.to_string(),
+            "--db",
+            &arg,
+        ])
+        .output()
+        .unwrap();
+    if !with_items.status.success() {
+        // An older server without --items seeds its default 50,000.
+        let out = Command::new(bin("outpost-server"))
+            .args(["seed", "--demo", "--db", &arg])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("note: this server has no `seed --items`; seeded its default inventory");
+    }
+    db
+}
+
+/// Run `outpost` with the data directory and key; wall time and peak RSS (KiB).
+fn outpost_measured(
+    dir: &std::path::Path,
+    key: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (Duration, u64, String) {
+    let start = Instant::now();
+    let mut child = Command::new(bin("outpost"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("OUTPOST_DB_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = start.elapsed();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "outpost {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        took,
+        peak_kib,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn reconnect(
+    server_url: &str,
+    proxy: &Proxy,
+    edits: usize,
+    batch: usize,
+) -> (Duration, usize) {
+    let mut dev = Device::new();
+    dev.login(&proxy.url(), "dispatcher").await;
+    dev.sync().await.unwrap();
+    let mut ids: Vec<String> = dev
+        .app
+        .orders()
+        .unwrap()
+        .into_iter()
+        .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
+        .map(|r| r.order.id.to_string())
+        .collect();
+    while ids.len() < edits {
+        let row = dev
+            .app
+            .create_order(NewOrder {
+                title: format!("Bench order {}", ids.len()),
+                ..NewOrder::default()
+            })
+            .unwrap();
+        ids.push(row.order.id.to_string());
+    }
+    dev.sync().await.unwrap();
+    let _ = server_url;
+    proxy.set(Fault::Refuse);
+    for id in ids.iter().take(edits) {
+        dev.app
+            .edit_order(
+                id,
+                OrderEdit {
+                    notes: vec!["offline edit".into()],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+    }
+    proxy.set(Fault::None);
+    let start = Instant::now();
+    let mut ignore = |_| {};
+    let pass = PassOptions {
+        ignore_backoff: true,
+        batch_count: batch,
+        ..PassOptions::default()
+    };
+    let report = dev
+        .app
+        .sync_once(&fast_client(), pass, &mut ignore)
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(report.remaining.pending, 0);
+    assert!(report.acknowledged >= edits);
+    (took, report.requests)
+}
+
+async fn completions(
+    proxy: &Proxy,
+    n: usize,
+    throttle: Option<u64>,
+) -> (Duration, u64, usize, usize) {
+    let mut dev = Device::new();
+    dev.login(&proxy.url(), "tech3").await;
+    dev.sync().await.unwrap();
+    let ids: Vec<String> = dev
+        .app
+        .orders()
+        .unwrap()
+        .into_iter()
+        .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
+        .take(n)
+        .map(|r| r.order.id.to_string())
+        .collect();
+    assert!(ids.len() >= n, "tech3 has {} open orders", ids.len());
+    proxy.set(Fault::Refuse);
+    let mut raw = 0usize;
+    let mut stored = 0usize;
+    for (i, id) in ids.iter().enumerate() {
+        let checklist: Vec<String> = dev
+            .app
+            .order(id)
+            .unwrap()
+            .order
+            .checklist
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        dev.app
+            .edit_order(
+                id,
+                OrderEdit {
+                    check: checklist,
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+        let photos: Vec<Evidence> = (0..2)
+            .map(|k| Evidence {
+                bytes: outpost_core::photos::synthetic_photo(4000, 3000, (i * 2 + k) as u32 + 1),
+                name: format!("photo-{k}.jpg"),
+            })
+            .collect();
+        raw += photos.iter().map(|p| p.bytes.len()).sum::<usize>();
+        let sig = outpost_tests::png(&format!("signature {i}"));
+        raw += sig.len();
+        let row = dev
+            .app
+            .complete_order(
+                id,
+                Completion {
+                    signature_png: Evidence {
+                        bytes: sig,
+                        name: "sig.png".into(),
+                    },
+                    signer: "Customer".into(),
+                    photos,
+                },
+            )
+            .unwrap();
+        stored += row
+            .order
+            .attachment_hashes()
+            .iter()
+            .map(|h| dev.app.attachment(h).unwrap().len())
+            .sum::<usize>();
+    }
+    let up_before = proxy.stats.lock().map(|s| s.bytes_up).unwrap_or(0);
+    proxy.set(
+        throttle
+            .map(|b| Fault::Throttle { bytes_per_sec: b })
+            .unwrap_or(Fault::None),
+    );
+    let start = Instant::now();
+    let report = dev.sync().await.unwrap();
+    let took = start.elapsed();
+    proxy.set(Fault::None);
+    assert_eq!(report.remaining.pending, 0);
+    let up = proxy.stats.lock().map(|s| s.bytes_up).unwrap_or(0) - up_before;
+    (took, up, raw, stored)
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let sizes = if quick {
+        Sizes {
+            items: 2_000,
+            edits: 50,
+            completions: 3,
+            throttled_completions: 1,
+        }
+    } else {
+        Sizes {
+            items: 100_000,
+            edits: 1_000,
+            completions: 100,
+            throttled_completions: 100,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let db = seed(tmp.path(), sizes.items);
+        println!("seeded the server in {:.1} s", t.elapsed().as_secs_f64());
+        let server = Server::start(&db, &[]);
+        let proxy = Proxy::start(server.addr).await;
+
+        // Priming, as a new device does it (the CLI as its own process).
+        let key = outpost_tests::random_key();
+        let dev_dir = tmp.path().join("device");
+        let login = ["login", "--server", &proxy.url(), "--username", "tech1", "--password-stdin"];
+        outpost_measured(&dev_dir, &key, &login, Some(DEMO_PASSWORD));
+        let down0 = proxy.bytes_down();
+        let (prime_time, prime_rss, out) = outpost_measured(&dev_dir, &key, &["--json", "sync"], None);
+        let full_bytes = proxy.bytes_down() - down0;
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let rows = report["pulled_rows"].as_u64().unwrap();
+        let requests = report["requests"].as_u64().unwrap();
+        let page = PassOptions::default().pull_limit.unwrap_or(1000) as u64;
+        let allowed = rows.div_ceil(page) + 2;
+
+        // A 1% change of the inventory: parts used on 1% of the SKUs, by another device.
+        let changed = (sizes.items / 100).max(1);
+        let mut other = Device::new();
+        other.login(&proxy.url(), "tech2").await;
+        other.sync().await.unwrap();
+        let open: Vec<String> = other.app.orders().unwrap().into_iter()
+            .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
+            .map(|r| r.order.id.to_string()).collect();
+        for (chunk_no, chunk) in (0..changed).collect::<Vec<_>>().chunks(400).enumerate() {
+            let parts = chunk.iter().map(|i| (format!("SKU-{i:05}"), outpost_protocol::Quantity::from_units(1))).collect();
+            other.app.edit_order(&open[chunk_no], OrderEdit { parts, ..OrderEdit::default() }).unwrap();
+        }
+        other.sync().await.unwrap();
+        let down1 = proxy.bytes_down();
+        let (delta_time, _, out) = outpost_measured(&dev_dir, &key, &["--json", "sync"], None);
+        let delta_bytes = proxy.bytes_down() - down1;
+        let delta: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let delta_rows = delta["pulled_rows"].as_u64().unwrap();
+        let delta_requests = delta["requests"].as_u64().unwrap();
+        // Baseline: a full re-download (a new data directory primes again).
+        let base_dir = tmp.path().join("baseline");
+        let base_key = outpost_tests::random_key();
+        outpost_measured(&base_dir, &base_key, &login, Some(DEMO_PASSWORD));
+        let down2 = proxy.bytes_down();
+        let (full_time, _, _) = outpost_measured(&base_dir, &base_key, &["--json", "sync"], None);
+        let full_again = proxy.bytes_down() - down2;
+
+        // Reconnect with 1,000 offline edits, beside one request per order.
+        let (batched, batched_requests) = reconnect(&server.url, &proxy, sizes.edits, 100).await;
+        let (single, single_requests) = reconnect(&server.url, &proxy, sizes.edits, 1).await;
+
+        // Evidence.
+        let (loop_time, loop_up, raw, stored) = completions(&proxy, sizes.completions, None).await;
+        let (thr_time, thr_up, _, _) = completions(&proxy, sizes.throttled_completions, Some(125_000)).await;
+
+        println!("\nOutpost sync benchmarks (loopback, release build, SQLite server)");
+        println!("inventory items: {}; page size {page}", sizes.items);
+        println!("priming: {rows} rows in {:.0} ms, {requests} requests (allowed {allowed}), client peak RSS {:.0} MB, {:.1} MB on the wire",
+            ms(prime_time), prime_rss as f64 / 1024.0, full_bytes as f64 / 1e6);
+        println!("1% delta: {delta_rows} rows in {:.0} ms, {delta_requests} requests, {} bytes = {:.2}% of a full pull ({} bytes, {:.0} ms)",
+            ms(delta_time), delta_bytes, 100.0 * delta_bytes as f64 / full_again.max(1) as f64, full_again, ms(full_time));
+        println!("reconnect, {} offline-edited orders: {:.0} ms batched ({batched_requests} requests) vs {:.0} ms one request per order ({single_requests} requests): {:.1}x",
+            sizes.edits, ms(batched), ms(single), ms(single) / ms(batched).max(0.001));
+        println!("evidence per completed order (signature + 2 photos): {:.0} KB as taken, {:.0} KB after downscaling, {:.0} KB on the wire",
+            raw as f64 / sizes.completions as f64 / 1024.0, stored as f64 / sizes.completions as f64 / 1024.0, loop_up as f64 / sizes.completions as f64 / 1024.0);
+        println!("push {} completions after reconnect: {:.0} ms on loopback", sizes.completions, ms(loop_time));
+        println!("push {} completions through 1 Mbit/s: {:.1} s ({:.0} KB sent)", sizes.throttled_completions, thr_time.as_secs_f64(), thr_up as f64 / 1024.0);
+        println!("targets: reconnect < 1 s; priming 100,000 < 4 s with RSS < 250 MB; delta < 0.3 s and <= 2% of full; requests <= ceil(rows/page)+2");
+        assert!(requests <= allowed, "requests per sync {requests} > {allowed}");
+    });
+}
