@@ -281,6 +281,19 @@ impl Device {
         self.app.sync_once(&fast_client(), pass, &mut ignore).await
     }
 
+    /// One manual pass with custom sizes.
+    pub async fn sync_with(
+        &mut self,
+        pass: PassOptions,
+    ) -> Result<PassReport, outpost_core::CoreError> {
+        let mut ignore = |_| {};
+        let pass = PassOptions {
+            ignore_backoff: true,
+            ..pass
+        };
+        self.app.sync_once(&fast_client(), pass, &mut ignore).await
+    }
+
     pub fn order_id(&self, pick: impl Fn(&outpost_protocol::WorkOrder) -> bool) -> String {
         self.app
             .orders()

@@ -470,20 +470,24 @@ async fn a_completion_whose_photo_upload_is_cut_mid_file_completes_with_the_exac
     let hash = row.order.photos[0].hash.clone();
     let photo = f.tech1.app.attachment(&hash).unwrap();
     assert!(photo.len() < taken.len(), "downscaled on import");
-    assert!(
-        photo.len() > 300_000,
-        "large enough to go in chunks: {}",
-        photo.len()
-    );
+    assert!(photo.len() > 48_000, "several chunks: {}", photo.len());
+    let chunks = outpost_core::PassOptions {
+        small_file_bytes: 8 * 1024,
+        chunk_bytes: 16 * 1024,
+        ..outpost_core::PassOptions::default()
+    };
 
-    f.proxy.set(Fault::ResetAfterRequestBytes(150_000));
-    assert!(f.tech1.sync().await.is_err(), "the upload is cut mid-file");
+    f.proxy.set(Fault::ResetAfterRequestBytes(40_000));
+    assert!(
+        f.tech1.sync_with(chunks.clone()).await.is_err(),
+        "the upload is cut mid-file"
+    );
     f.proxy.set(Fault::None);
-    let report = f.tech1.sync().await.unwrap();
+    let report = f.tech1.sync_with(chunks).await.unwrap();
     assert_eq!(report.remaining.pending, 0, "{report:?}");
     assert!(
-        report.bytes_sent < photo.len() + 200_000,
-        "the upload resumed rather than starting over: {report:?}"
+        report.bytes_sent < photo.len(),
+        "the upload resumed from the last stored byte rather than starting over: {report:?}"
     );
 
     f.dispatcher.sync().await.unwrap();

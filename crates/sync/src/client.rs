@@ -321,14 +321,15 @@ impl SyncClient {
         Ok(self.send(rb).await?.0)
     }
 
-    /// Upload one file in chunks, resuming from what the server already has.
+    /// Upload one file in chunks, resuming from what the server already has; returns
+    /// the bytes sent.
     pub async fn upload_resumable(
         &self,
         token: &str,
         hash: &str,
         data: &[u8],
         chunk: usize,
-    ) -> Result<(), SyncError> {
+    ) -> Result<usize, SyncError> {
         let status_path = format!("{}/{hash}/status", paths::ATTACHMENTS);
         let status: outpost_protocol::wire::AttachmentStatus = match self
             .send(self.request(reqwest::Method::GET, &status_path, Some(token)))
@@ -346,9 +347,10 @@ impl SyncClient {
             Err(e) => return Err(e),
         };
         if status.complete {
-            return Ok(());
+            return Ok(0);
         }
         let total = data.len() as u64;
+        let mut sent = 0usize;
         let mut offset = status.received.min(total);
         let chunk = chunk.clamp(1, outpost_protocol::wire::limits::CHUNK_BYTES_MAX);
         loop {
@@ -361,9 +363,10 @@ impl SyncClient {
                 .request(reqwest::Method::PUT, &path, Some(token))
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .body(data[offset as usize..end].to_vec());
+            sent += end - offset as usize;
             let (st, _): (outpost_protocol::wire::AttachmentStatus, usize) = self.send(rb).await?;
             if st.complete {
-                return Ok(());
+                return Ok(sent);
             }
             if st.received <= offset && end < data.len() {
                 return Err(SyncError::BadAnswer(format!(
@@ -372,7 +375,7 @@ impl SyncClient {
             }
             offset = st.received;
             if offset >= total {
-                return Ok(());
+                return Ok(sent);
             }
         }
     }

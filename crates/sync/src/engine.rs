@@ -224,8 +224,7 @@ async fn upload(
         if data.len() <= opts.small_file_bytes {
             small.push((hash.clone(), data));
         } else {
-            report.bytes_sent += data.len();
-            authed!(store, client, now, report, |t| client.upload_resumable(
+            report.bytes_sent += authed!(store, client, now, report, |t| client.upload_resumable(
                 &t,
                 hash,
                 &data,
