@@ -502,3 +502,65 @@ async fn a_completion_whose_photo_upload_is_cut_mid_file_completes_with_the_exac
         .unwrap();
     assert_eq!(bytes, photo, "the server holds the exact bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_metered_link_only_completion_evidence_travels_and_other_photos_wait() {
+    let mut f = fleet().await;
+    let ids = open_orders(&f.tech1, 2);
+    f.tech1.app.set_defer_photos(true).unwrap();
+    let extra = outpost_core::photos::synthetic_photo(800, 600, 21);
+    let row = f
+        .tech1
+        .app
+        .add_photos(
+            &ids[0],
+            vec![Evidence {
+                bytes: extra,
+                name: "meter.jpg".into(),
+            }],
+        )
+        .unwrap();
+    let extra_hash = row.order.photos.last().unwrap().hash.clone();
+    let done = complete_with_evidence(
+        &mut f.tech1,
+        &ids[1],
+        outpost_core::photos::synthetic_photo(800, 600, 22),
+    );
+    let evidence_hash = done.order.photos[0].hash.clone();
+    let report = f.tech1.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0);
+
+    f.dispatcher.sync().await.unwrap();
+    assert_eq!(
+        f.dispatcher.app.order(&ids[1]).unwrap().order.status,
+        Status::Completed
+    );
+    let client = outpost_tests::fast_client();
+    assert!(f
+        .dispatcher
+        .app
+        .download_attachment(&evidence_hash, &client)
+        .await
+        .is_ok());
+    assert!(
+        f.dispatcher
+            .app
+            .download_attachment(&extra_hash, &client)
+            .await
+            .is_err(),
+        "the other photo waits on the device"
+    );
+    assert!(
+        f.tech1.app.attachment(&extra_hash).is_ok(),
+        "and is kept there"
+    );
+
+    f.tech1.app.set_defer_photos(false).unwrap();
+    f.tech1.sync().await.unwrap();
+    assert!(f
+        .dispatcher
+        .app
+        .download_attachment(&extra_hash, &client)
+        .await
+        .is_ok());
+}

@@ -538,6 +538,27 @@ impl Outpost {
         Ok(self.store.order(&current.id.to_string())?)
     }
 
+    /// The bandwidth budget: `true` keeps photos that are not part of a completion on
+    /// the device until it is switched off (slow or metered connections).
+    pub fn set_defer_photos(&mut self, defer: bool) -> Result<(), CoreError> {
+        let value = if defer {
+            outpost_sync::PHOTO_UPLOADS_WITH_COMPLETIONS
+        } else {
+            "always"
+        };
+        Ok(self
+            .store
+            .set_setting(outpost_sync::SETTING_PHOTO_UPLOADS, value)?)
+    }
+
+    pub fn defer_photos(&self) -> Result<bool, CoreError> {
+        Ok(self
+            .store
+            .get_setting(outpost_sync::SETTING_PHOTO_UPLOADS)?
+            .as_deref()
+            == Some(outpost_sync::PHOTO_UPLOADS_WITH_COMPLETIONS))
+    }
+
     /// The longest side of imported photos, in pixels.
     pub fn photo_max_px(&self) -> Result<u32, CoreError> {
         Ok(self

@@ -140,6 +140,48 @@ impl Store {
         Ok(plain.to_vec())
     }
 
+    /// Hashes of attachments not yet uploaded, oldest first.
+    pub fn attachments_pending_upload(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM attachments WHERE uploaded = 0 ORDER BY created_at")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Delete attachment files that nothing needs any more: uploaded, and named by no
+    /// local order, no unacknowledged (pending, sent or failed) mutation and no open
+    /// conflict. Returns how many were removed.
+    pub fn prune_attachments(&mut self) -> Result<usize, StoreError> {
+        let doomed: Vec<String> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT a.hash FROM attachments a
+                 WHERE a.uploaded = 1
+                   AND NOT EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, a.hash) > 0)
+                   AND NOT EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, a.hash) > 0)
+                   AND NOT EXISTS (SELECT 1 FROM sync_records r
+                                   WHERE r.status = 'open' AND instr(r.body, a.hash) > 0)",
+            )?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        for hash in &doomed {
+            let path = file_path(&self.paths.attachments, hash);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.conn
+                .execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;
+        }
+        Ok(doomed.len())
+    }
+
     pub fn attachment_meta(&self, hash: &str) -> Result<Option<AttachmentMeta>, StoreError> {
         Ok(self
             .conn

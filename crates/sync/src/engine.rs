@@ -54,6 +54,51 @@ impl Default for PassOptions {
     }
 }
 
+/// Setting that defers photos not part of a completion (a metered or slow link).
+pub const SETTING_PHOTO_UPLOADS: &str = "photo_uploads";
+/// Upload only the evidence of completions; other photos wait.
+pub const PHOTO_UPLOADS_WITH_COMPLETIONS: &str = "with_completions";
+
+/// Order the eligible rows by lane, keeping each order's own mutations in sequence:
+/// orders with a completion first (the completion travels with everything before it
+/// on that order), then other edits, then orders whose changes only add photos.
+pub fn in_lanes(rows: Vec<outpost_store::OutboxRow>) -> Vec<outpost_store::OutboxRow> {
+    use outpost_protocol::mutation::ListItem;
+    use outpost_protocol::{MutationKind, Op};
+    let mut groups: Vec<(u8, i64, Vec<outpost_store::OutboxRow>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for row in rows {
+        match index.get(&row.entity_id) {
+            Some(&i) => groups[i].2.push(row),
+            None => {
+                index.insert(row.entity_id.clone(), groups.len());
+                groups.push((1, row.seq, vec![row]));
+            }
+        }
+    }
+    for g in &mut groups {
+        let completes =
+            g.2.iter()
+                .any(|r| r.mutation.kind == MutationKind::Complete);
+        let only_photos = g.2.iter().all(|r| {
+            r.mutation.kind == MutationKind::Update
+                && r.mutation
+                    .ops
+                    .iter()
+                    .all(|op| matches!(op, Op::Add(ListItem::Photos(_))))
+        });
+        g.0 = if completes {
+            0
+        } else if only_photos {
+            2
+        } else {
+            1
+        };
+    }
+    groups.sort_by_key(|g| (g.0, g.1));
+    groups.into_iter().flat_map(|g| g.2).collect()
+}
+
 /// Progress of long work, for a progress bar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
@@ -295,10 +340,13 @@ async fn pass(
     // pass (or one resent once after its missing attachments were uploaded).
     for _round in 0..=total_pending.saturating_add(1) {
         let now = clock();
-        let batch: Vec<_> = store
+        let eligible: Vec<_> = store
             .next_push_batch(usize::MAX, usize::MAX, now, opts.ignore_backoff)?
             .into_iter()
             .filter(|r| !tried.contains(&r.mutation_id))
+            .collect();
+        let batch: Vec<_> = in_lanes(eligible)
+            .into_iter()
             .scan(0usize, |bytes, r| {
                 *bytes += r.body.len();
                 Some((*bytes, r))
@@ -313,7 +361,13 @@ async fn pass(
             break;
         }
         let ids: Vec<String> = batch.iter().map(|r| r.mutation_id.clone()).collect();
-        let needed = store.attachments_to_upload(&batch)?;
+        // Completions travel with their own evidence; other photos go last.
+        let completions: Vec<_> = batch
+            .iter()
+            .filter(|r| r.mutation.kind == outpost_protocol::MutationKind::Complete)
+            .cloned()
+            .collect();
+        let needed = store.attachments_to_upload(&completions)?;
         if !needed.is_empty() {
             upload(store, client, now, &needed, opts, &mut report, progress).await?;
         }
@@ -374,6 +428,15 @@ async fn pass(
         });
     }
 
+    // Other photos, last, unless the bandwidth setting keeps them for a better link.
+    if store.get_setting(SETTING_PHOTO_UPLOADS)?.as_deref() != Some(PHOTO_UPLOADS_WITH_COMPLETIONS)
+    {
+        let rest = store.attachments_pending_upload()?;
+        if !rest.is_empty() {
+            upload(store, client, clock(), &rest, opts, &mut report, progress).await?;
+        }
+    }
+
     // Pull.
     let mut rows: u64 = 0;
     for _page in 0..1_000_000u32 {
@@ -416,6 +479,7 @@ async fn pass(
         }
     }
     store.set_last_sync_at(clock())?;
+    store.prune_attachments()?;
     report.remaining = store.sync_counts()?;
     Ok(report)
 }
@@ -743,4 +807,61 @@ pub fn spawn(
         join: Some(join),
         _lock: lock,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_protocol::mutation::{EntityKind, ListItem};
+    use outpost_protocol::{Mutation, MutationKind, Op, PhotoRef, SetOp, FORMAT_VERSION};
+
+    fn row(seq: i64, entity: u128, kind: MutationKind, ops: Vec<Op>) -> outpost_store::OutboxRow {
+        let m = Mutation {
+            mutation_id: uuid::Uuid::from_u128(seq as u128),
+            device_id: uuid::Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: uuid::Uuid::from_u128(entity),
+            kind,
+            base_version: 1,
+            format: FORMAT_VERSION,
+            device_time: Utc::now(),
+            ops,
+        };
+        outpost_store::OutboxRow {
+            seq,
+            mutation_id: m.mutation_id.to_string(),
+            entity: "work_order".into(),
+            entity_id: m.entity_id.to_string(),
+            kind: kind.as_str().into(),
+            base_version: 1,
+            state: outpost_store::OutboxState::Pending,
+            attempts: 0,
+            created_at: String::new(),
+            next_attempt_at: None,
+            last_error: None,
+            body: serde_json::to_string(&m).unwrap_or_default(),
+            mutation: m,
+        }
+    }
+
+    #[test]
+    fn completions_go_first_other_photos_last_and_each_order_keeps_its_sequence() {
+        let photo = || {
+            vec![Op::Add(ListItem::Photos(PhotoRef {
+                hash: "a".repeat(64),
+                caption: String::new(),
+                media_type: "image/jpeg".into(),
+            }))]
+        };
+        let title = || vec![Op::Set(SetOp::Title("t".into()))];
+        let rows = vec![
+            row(1, 10, MutationKind::Update, photo()),
+            row(2, 20, MutationKind::Update, title()),
+            row(3, 30, MutationKind::Update, title()),
+            row(4, 30, MutationKind::Complete, title()),
+            row(5, 40, MutationKind::Update, title()),
+        ];
+        let order: Vec<i64> = in_lanes(rows).iter().map(|r| r.seq).collect();
+        assert_eq!(order, [3, 4, 2, 5, 1]);
+    }
 }

@@ -15,8 +15,9 @@ pub mod machine;
 
 pub use client::{check_server_url, ClientOptions, SyncClient};
 pub use engine::{
-    fetch_attachment, run_pass, spawn, EngineConfig, EngineHandle, EngineStatus, PassOptions,
-    PassReport, Progress, SyncLock,
+    fetch_attachment, in_lanes, run_pass, spawn, EngineConfig, EngineHandle, EngineStatus,
+    PassOptions, PassReport, Progress, SyncLock, PHOTO_UPLOADS_WITH_COMPLETIONS,
+    SETTING_PHOTO_UPLOADS,
 };
 pub use error::SyncError;
 pub use machine::{Connectivity, Timing};
