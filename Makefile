@@ -13,7 +13,7 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	$(CARGO) build --release -p outpost-cli
+	$(CARGO) build --release -p outpost-cli -p outpost-server
 
 run: build
 	@scripts/demo.sh
@@ -23,6 +23,9 @@ test: deps
 
 bench: deps
 	$(CARGO) bench -p outpost-store --bench write_path
+	$(CARGO) build --release --bins
+	$(CARGO) bench -p outpost-tests --bench sync
+	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
 
 lint: deps
 	$(CARGO) fmt --all -- --check
