@@ -8,7 +8,7 @@ build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Tests: a private D-Bus session with an unlocked GNOME keyring (the real Secret
 # Service), secret-tool to look inside it, and PostgreSQL for the server's second
 # backend.
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql)
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql openssl)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
