@@ -11,6 +11,8 @@ pub mod credentials;
 pub mod demo;
 mod error;
 pub mod keys;
+pub mod time_entries;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
