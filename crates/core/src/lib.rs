@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod credentials;
 pub mod demo;
+pub mod first_run;
 mod error;
 pub mod keys;
 pub mod time_entries;

@@ -408,6 +408,7 @@ pub struct InventoryView {
     pub name: String,
     pub description: String,
     pub unit: String,
+    #[ts(type = "number")]
     pub price_cents: i64,
     pub stock: Vec<StockView>,
     /// Stock summed over all locations.

@@ -4,7 +4,7 @@ import type { StockView } from "./StockView";
 /**
  * An inventory item with its stock.
  */
-export type InventoryView = { sku: string, name: string, description: string, unit: string, price_cents: bigint, stock: Array<StockView>, 
+export type InventoryView = { sku: string, name: string, description: string, unit: string, price_cents: number, stock: Array<StockView>, 
 /**
  * Stock summed over all locations.
  */
