@@ -5,6 +5,7 @@
 //! file is appended to and never rotated yet (a follow-up: size-capped rotation).
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -29,7 +30,10 @@ pub fn log_dir() -> Option<PathBuf> {
 /// opened (without one, logging goes to stderr only, and says so).
 pub fn init() -> Option<PathBuf> {
     let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
     let file = log_dir().and_then(|dir| {
         std::fs::create_dir_all(&dir).ok()?;
         let path = dir.join("outpost-desktop.log");
