@@ -72,7 +72,8 @@ async fn unlock(shell: State<'_, Shell>, passphrase: String) -> Res<SessionInfo>
 
 #[tauri::command]
 async fn ui_ready(shell: State<'_, Shell>, screen: String) -> Res<()> {
-    Ok(shell.ui_ready(&screen))
+    shell.ui_ready(&screen);
+    Ok(())
 }
 
 #[tauri::command]

@@ -103,7 +103,12 @@ impl Shell {
         &self,
         open: impl FnOnce(OpenOptions) -> Result<Outpost, CoreError>,
     ) -> Result<SessionInfo, AppError> {
-        let o = open(OpenOptions::new(&self.data_dir)).map_err(AppError::from)?;
+        let o = open(OpenOptions::new(&self.data_dir)).map_err(|e| {
+            // E.g. no credential store without a session bus: the UI then asks for a
+            // passphrase. The message never holds a secret.
+            tracing::warn!(code = e.code(), "cannot open the data directory: {e}");
+            AppError::from(e)
+        })?;
         tracing::info!(
             key_source = o.key_info().key_source.describe(),
             "database opened"
@@ -145,9 +150,10 @@ impl Shell {
 
     /// Log `ui-ready` once, when the UI says its first screen has rendered.
     pub fn ui_ready(&self, screen: &str) {
+        let screen: String = screen.chars().take(32).collect();
         if !self.ui_ready.swap(true, Ordering::SeqCst) {
             let ms = self.started.elapsed().as_millis();
-            tracing::info!(screen, elapsed_ms = ms as u64, "ui-ready");
+            tracing::info!(screen = %screen, elapsed_ms = ms as u64, "ui-ready");
         }
     }
 }

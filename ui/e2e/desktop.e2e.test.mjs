@@ -71,7 +71,12 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
     await sleep(300);
     if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
   });
-  const shot = async (name) => writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
+  // A screenshot can show an older frame: let two frames pass after the DOM is ready.
+  const shot = async (name) => {
+    await wd.exec('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))');
+    await sleep(250);
+    writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
+  };
 
   const t0 = Date.now();
   await wd.start(bin);
@@ -136,6 +141,7 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
   await shot('05-complete-errors');
 
   // Back in the list: the row says it, and the indicator counts the waiting change.
+  await wd.exec('window.scrollTo(0, 0)');
   await wd.click(await wd.find('button.back'));
   await wd.waitUntil(
     `return [...document.querySelectorAll('[data-testid="order-row"] [data-sync-state="saved"]')].length === 1`,

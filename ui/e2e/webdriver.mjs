@@ -94,7 +94,9 @@ export class WebDriver {
     return this.cmd('POST', this.s('/execute/sync'), { script, args });
   }
 
-  click(el) {
+  /** Scroll the element to the middle of the view (clear of sticky bars), then click. */
+  async click(el) {
+    await this.exec("arguments[0].scrollIntoView({ block: 'center' })", [{ [ELEMENT]: el }]);
     return this.cmd('POST', this.s(`/element/${el}/click`), {});
   }
 

@@ -114,14 +114,23 @@ export const PRIORITY_LABELS: Record<OrderPriority, string> = {
 /** Statuses a technician may set by editing (completed and cancelled have their own actions). */
 export const EDITABLE_STATUSES: OrderStatus[] = ['scheduled', 'en_route', 'in_progress', 'on_hold'];
 
-export function formatWhen(iso: string | null): string {
+/** A time for people; in `timeZone` (the site's IANA zone) when given and known. */
+export function formatWhen(iso: string | null, timeZone?: string | null): string {
   if (!iso) return 'Not scheduled';
   const d = new Date(iso);
-  return d.toLocaleString(undefined, {
+  const opts: Intl.DateTimeFormatOptions = {
     weekday: 'short',
     day: 'numeric',
     month: 'short',
     hour: '2-digit',
     minute: '2-digit',
-  });
+  };
+  if (timeZone) {
+    try {
+      return d.toLocaleString(undefined, { ...opts, timeZone, timeZoneName: 'short' });
+    } catch {
+      /* unknown zone: fall back to the viewer's */
+    }
+  }
+  return d.toLocaleString(undefined, opts);
 }
