@@ -150,8 +150,6 @@ mod tests {
         let o = Outpost::start_local_demo(opts(dir.path()), None, "Kari", 1200).expect("fleet");
         let orders = o.orders().expect("orders");
         assert_eq!(orders.len(), 1200);
-        assert!(orders
-            .iter()
-            .any(|r| r.order.status == Status::Completed));
+        assert!(orders.iter().any(|r| r.order.status == Status::Completed));
     }
 }

@@ -9,8 +9,8 @@
 pub mod clock;
 pub mod credentials;
 pub mod demo;
-pub mod first_run;
 mod error;
+pub mod first_run;
 pub mod keys;
 pub mod time_entries;
 pub mod views;

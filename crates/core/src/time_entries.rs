@@ -101,9 +101,15 @@ mod tests {
         let id = o.orders().expect("orders")[0].order.id.to_string();
 
         let row = o.start_time_entry(&id).expect("start");
-        assert_eq!(row.sync_state, SyncState::Saved, "a local action waits for sync");
+        assert_eq!(
+            row.sync_state,
+            SyncState::Saved,
+            "a local action waits for sync"
+        );
         let entry = row.order.time_entries[0].id.to_string();
-        let again = o.start_time_entry(&id).expect_err("one running timer per order");
+        let again = o
+            .start_time_entry(&id)
+            .expect_err("one running timer per order");
         assert_eq!(again.code(), "invalid");
 
         clock.advance(Duration::minutes(42));

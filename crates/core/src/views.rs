@@ -338,12 +338,19 @@ impl From<&OrderRow> for OrderDetail {
                 .collect(),
             notes: notes
                 .iter()
-                .map(|NoteEntry { id, author, text, at }| NoteView {
-                    id: id.to_string(),
-                    author: author.clone(),
-                    text: text.clone(),
-                    at: *at,
-                })
+                .map(
+                    |NoteEntry {
+                         id,
+                         author,
+                         text,
+                         at,
+                     }| NoteView {
+                        id: id.to_string(),
+                        author: author.clone(),
+                        text: text.clone(),
+                        at: *at,
+                    },
+                )
                 .collect(),
             time_entries: time_entries
                 .iter()
@@ -666,11 +673,7 @@ impl TryFrom<CompletionInput> for Completion {
         let signature = match i.signature {
             Some(f) => decode("signature", f, &mut errs),
             None => {
-                errs.push(
-                    "signature",
-                    "required",
-                    "the customer must sign on the pad",
-                );
+                errs.push("signature", "required", "the customer must sign on the pad");
                 None
             }
         };
