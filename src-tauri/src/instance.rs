@@ -50,13 +50,16 @@ mod tests {
 
     #[test]
     fn a_second_instance_on_the_same_data_directory_is_refused_until_the_first_ends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let first = InstanceLock::acquire(dir.path()).expect("first instance");
-        let second = InstanceLock::acquire(dir.path()).expect_err("second is refused");
+        // No tempfile crate here: a dev-dependency would change feature unification
+        // and make `cargo test --release` rebuild the Tauri stack a second time.
+        let base = std::env::temp_dir().join(format!("outpost-lock-test-{}", std::process::id()));
+        let (dir, other) = (base.join("a"), base.join("b"));
+        let first = InstanceLock::acquire(&dir).expect("first instance");
+        let second = InstanceLock::acquire(&dir).expect_err("second is refused");
         assert!(second.contains("already open"), "{second}");
-        let other = tempfile::tempdir().expect("tempdir");
-        InstanceLock::acquire(other.path()).expect("another data directory is fine");
+        InstanceLock::acquire(&other).expect("another data directory is fine");
         drop(first);
-        InstanceLock::acquire(dir.path()).expect("free again once the first ends");
+        InstanceLock::acquire(&dir).expect("free again once the first ends");
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

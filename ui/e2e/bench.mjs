@@ -48,18 +48,21 @@ function memory(pid) {
   let pss = 0;
   let rss = 0;
   const procs = [];
+  const per = {};
   for (const p of descendants(pid)) {
     try {
       const s = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
       const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
       pss += kb('Pss');
       rss += kb('Rss');
-      procs.push(readFileSync(`/proc/${p}/comm`, 'utf8').trim());
+      const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+      procs.push(comm);
+      per[comm] = +((per[comm] ?? 0) + kb('Pss') / 1024).toFixed(1);
     } catch {
       /* gone or kernel thread */
     }
   }
-  return { pss_mib: +(pss / 1024).toFixed(1), rss_mib: +(rss / 1024).toFixed(1), procs };
+  return { pss_mib: +(pss / 1024).toFixed(1), rss_mib: +(rss / 1024).toFixed(1), procs, pss_mib_per_process: per };
 }
 
 function dropCaches() {
@@ -198,8 +201,8 @@ writeFileSync(join(root, 'target/bench-desktop.json'), JSON.stringify(result, nu
 console.log(`orders on the device:            ${ORDERS}`);
 console.log(`start to first rendered list:    median ${result.start_to_list.median_wall_ms} ms wall (app-reported ${result.start_to_list.median_app_ms} ms; target < 1500)`);
 console.log(`search keystroke to render:      median ${result.search_ms.median} ms, max ${result.search_ms.max} ms (target < 50)`);
-console.log(`idle PSS, app + WebKit:          ${result.app_idle.median_pss_mib} MiB (RSS ${result.app_idle.runs[0].rss_mib} MiB, ${result.app_idle.runs[0].procs.join(', ')})`);
+console.log(`idle PSS, app + WebKit:          ${result.app_idle.median_pss_mib} MiB (RSS ${result.app_idle.runs[0].rss_mib} MiB; ${JSON.stringify(result.app_idle.runs[0].pss_mib_per_process)})`);
 if (typeof result.empty_idle === 'object') {
-  console.log(`idle PSS, empty Tauri window:    ${result.empty_idle.median_pss_mib} MiB`);
+  console.log(`idle PSS, empty Tauri window:    ${result.empty_idle.median_pss_mib} MiB (${JSON.stringify(result.empty_idle.runs[0].pss_mib_per_process)})`);
   console.log(`ratio:                           ${result.pss_ratio}x (target <= 1.3)`);
 }
