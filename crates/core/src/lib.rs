@@ -10,10 +10,13 @@ pub mod clock;
 pub mod credentials;
 pub mod demo;
 mod error;
+pub mod first_run;
 pub mod keys;
 pub mod photos;
 mod records;
 mod sync;
+pub mod time_entries;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

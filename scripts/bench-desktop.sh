@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Desktop benchmark (see ui/e2e/bench.mjs): start to first rendered list with 10,000
+# orders, search latency, idle PSS of the app beside an empty Tauri window built from
+# the same dependencies. Expects what scripts/test-desktop.sh installs.
+#   BENCH_ORDERS=10000 BENCH_RUNS=3 BENCH_IDLE_MS=8000 scripts/bench-desktop.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+(cd ui && npm run --silent build)
+cargo build --release -p outpost-desktop --bin outpost-desktop --example empty_window
+XVFB_PID=
+if [ -z "${DISPLAY:-}" ]; then
+  for n in $(seq 99 120); do [ -e "/tmp/.X11-unix/X$n" ] || { DISPLAY_NUM=$n; break; }; done
+  Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+  XVFB_PID=$!
+  export DISPLAY=":$DISPLAY_NUM"
+  for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
+fi
+trap '[ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
+OUTPOST_DESKTOP_BIN=$TARGET_DIR/release/outpost-desktop \
+EMPTY_WINDOW_BIN=$TARGET_DIR/release/examples/empty_window \
+  node ui/e2e/bench.mjs

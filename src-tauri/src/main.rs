@@ -1,0 +1,85 @@
+//! `outpost-desktop`: the Tauri 2 shell of Outpost.
+//!
+//! What lives here is only what needs a window: start-up (data directory, one instance
+//! per data directory, logging), the window's life cycle (tray or ask-to-quit), and one
+//! line per command over `outpost-core` (`commands.rs`). Everything a test of
+//! `outpost-core` can reach stays there. Left out for now: the sync engine task and OS
+//! notifications (they arrive with the sync engine), sign-in (with core's `login`).
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod instance;
+mod logging;
+mod shell;
+mod tray;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use tauri::{Emitter, Manager, WindowEvent};
+
+use crate::shell::Shell;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let log_file = logging::init();
+    let data_dir = match shell::data_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let lock = match instance::InstanceLock::acquire(&data_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(3);
+        }
+    };
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        log_file = %log_file.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+        "outpost-desktop starting"
+    );
+    let shell = Shell::start(data_dir, lock, started);
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .manage(shell)
+        .invoke_handler(commands::handler())
+        .setup(|app| {
+            let has_tray = tray::install(app.handle());
+            app.state::<Shell>().set_tray(has_tray);
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                let has_tray = window.state::<Shell>().has_tray();
+                api.prevent_close();
+                if has_tray {
+                    // Keep running (and, once the engine exists, syncing) in the tray.
+                    if let Err(e) = window.hide() {
+                        tracing::warn!("cannot hide the window: {e}");
+                    }
+                } else if let Err(e) = window.emit("close-requested", ()) {
+                    // The UI asks whether to quit; if it cannot be asked, quit.
+                    tracing::warn!("cannot ask the UI whether to quit ({e}); quitting");
+                    window.app_handle().exit(0);
+                }
+            }
+        })
+        .build(tauri::generate_context!());
+    match app {
+        Ok(app) => {
+            app.run(|_, _| {});
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("the window could not be started: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+// Real-window end-to-end test of outpost-desktop: the release binary under Xvfb,
+// driven through tauri-driver + WebKitWebDriver with plain W3C WebDriver calls.
+//
+// Scenario (no server exists yet): first run → work offline with a local demo → open
+// an order → add a note and tick a checklist item → see "Saved on this device" on the
+// order and in the list → a completion without signature shows errors beside the
+// fields → the inventory. Screenshots of each screen go to target/e2e-screenshots/.
+//
+// Needs: DISPLAY (scripts/test-desktop.sh starts Xvfb), tauri-driver on PATH (or
+// TAURI_DRIVER), the built binary (OUTPOST_DESKTOP_BIN, default
+// target/release/outpost-desktop). Run: node --test ui/e2e/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { WebDriver, sleep } from './webdriver.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
+const shots = join(root, 'target/e2e-screenshots');
+const driverBin = process.env.TAURI_DRIVER ?? 'tauri-driver';
+const port = Number(process.env.E2E_DRIVER_PORT ?? 4444);
+
+function startDriver(env) {
+  // Its own process group, so that ending it also ends WebKitWebDriver and the app.
+  const p = spawn(driverBin, ['--port', String(port)], {
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  p.stdout.on('data', (d) => (log += d));
+  p.stderr.on('data', (d) => (log += d));
+  return { p, log: () => log };
+}
+
+function stopGroup(p) {
+  try {
+    process.kill(-p.pid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
+}
+
+test('first run, local demo, an edit is saved on this device (real window)', { timeout: 240_000 }, async (t) => {
+  assert.ok(existsSync(bin), `build the app first: ${bin} is missing`);
+  assert.ok(process.env.DISPLAY, 'DISPLAY is not set: run under Xvfb (scripts/test-desktop.sh)');
+  mkdirSync(shots, { recursive: true });
+  const home = mkdtempSync(join(tmpdir(), 'outpost-e2e-'));
+  const dataDir = join(home, 'data');
+  const env = {
+    ...process.env,
+    HOME: home,
+    XDG_DATA_HOME: join(home, 'xdg-data'),
+    XDG_CONFIG_HOME: join(home, 'xdg-config'),
+    XDG_CACHE_HOME: join(home, 'xdg-cache'),
+    OUTPOST_DATA_DIR: dataDir,
+    OUTPOST_DB_KEY: randomBytes(32).toString('hex'),
+    // No session bus: tray and credential store must degrade, not crash.
+    DBUS_SESSION_BUS_ADDRESS: '',
+  };
+  const driver = startDriver(env);
+  const wd = new WebDriver(`http://127.0.0.1:${port}`);
+  t.after(async () => {
+    await wd.quit().catch(() => {});
+    stopGroup(driver.p);
+    await sleep(300);
+    if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
+  });
+  // A screenshot can show an older frame: let two frames pass after the DOM is ready.
+  const shot = async (name) => {
+    await wd.exec('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))');
+    await sleep(250);
+    writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
+  };
+
+  const t0 = Date.now();
+  await wd.start(bin);
+
+  // First run.
+  const name = await wd.waitFor('[data-testid="demo-name"]', 30_000);
+  const firstRunMs = Date.now() - t0;
+  await shot('01-first-run');
+  await wd.type(name, 'Kari Nordmann');
+  await wd.click(await wd.find('[data-testid="start-demo"]'));
+
+  // My orders.
+  await wd.waitFor('[data-testid="order-row"]', 30_000);
+  const rows = await wd.findAll('[data-testid="order-row"]');
+  assert.ok(rows.length >= 1, 'the demo has orders for today');
+  const pending0 = await wd.text(await wd.find('[data-testid="sync-pending"]'));
+  assert.match(pending0, /Nothing waiting/, 'a fresh demo has nothing to sync');
+  await shot('02-orders');
+
+  // Instant search narrows the list.
+  const search = await wd.find('[data-testid="order-search"]');
+  await wd.type(search, 'boiler');
+  await wd.waitUntil(
+    `return document.querySelectorAll('[data-testid="order-row"]').length === 1`,
+    [],
+    10_000,
+    'search narrows to one order',
+  );
+  const firstRow = await wd.find('[data-testid="order-row"]');
+  assert.match(await wd.text(firstRow), /Boiler annual service/);
+  assert.match(await wd.text(firstRow), /Synced/, 'a pulled order starts synced');
+
+  // Order detail: add a note and tick a checklist item.
+  await wd.click(firstRow);
+  const note = await wd.waitFor('[data-testid="note-input"]');
+  await shot('03-order-detail');
+  await wd.type(note, 'Replaced the burner gasket; pressure normal.');
+  await wd.click(await wd.find('[data-testid="add-note"]'));
+  await wd.waitUntil(
+    `return document.querySelector('.order-head [data-sync-state="saved"]') !== null`,
+    [],
+    10_000,
+    'the order shows "Saved on this device"',
+  );
+  const badge = await wd.text(await wd.find('.order-head [data-sync-state]'));
+  assert.equal(badge, 'Saved on this device');
+  await wd.click(await wd.find('[data-testid="check-safety"]'));
+  await wd.waitUntil(
+    `return document.querySelector('[data-testid="check-safety"]').checked && !document.querySelector('[data-testid="check-safety"]').disabled`,
+    [],
+    10_000,
+    'the checklist item is ticked and saved',
+  );
+  assert.match(await wd.text(await wd.find('[data-testid="saved-note"]')), /saved on this device/);
+  await shot('04-order-saved');
+
+  // Completing without a signature shows the errors beside the fields.
+  await wd.click(await wd.find('[data-testid="complete"]'));
+  await wd.waitFor('#signature-error', 10_000);
+  assert.match(await wd.text(await wd.find('#signature-error')), /sign/);
+  assert.match(await wd.text(await wd.find('#signer-error')), /name/);
+  await shot('05-complete-errors');
+
+  // Back in the list: the row says it, and the indicator counts the waiting change.
+  await wd.exec('window.scrollTo(0, 0)');
+  await wd.click(await wd.find('button.back'));
+  await wd.waitUntil(
+    `return [...document.querySelectorAll('[data-testid="order-row"] [data-sync-state="saved"]')].length === 1`,
+    [],
+    10_000,
+    'the list row shows "Saved on this device"',
+  );
+  const pending = await wd.text(await wd.find('[data-testid="sync-pending"]'));
+  assert.match(pending, /1 change saved on this device/);
+  await shot('06-orders-after-edit');
+
+  // Inventory.
+  await wd.click(await wd.find('nav button:nth-child(2)'));
+  await wd.waitUntil(`return document.querySelectorAll('.inventory tbody tr').length >= 5`, [], 10_000, 'inventory rows');
+  await shot('07-inventory');
+
+  // The shell logged ui-ready (stderr goes to the driver; the log file has it too).
+  const logFile = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs/outpost-desktop.log');
+  const log = readFileSync(logFile, 'utf8');
+  assert.match(log, /ui-ready/, 'ui-ready is logged once the first screen rendered');
+  assert.match(log, /no D-Bus session bus: no tray icon/, 'without a session bus the tray degrades with a log line');
+  assert.ok(!log.includes(env.OUTPOST_DB_KEY), 'the key is never logged');
+  const readyMs = /ui-ready.*elapsed_ms=(\d+)/.exec(log)?.[1];
+  console.log(`e2e: first screen after ${firstRunMs} ms (driver+app start); app-reported ui-ready ${readyMs} ms`);
+
+  // Cross-check with the CLI when it is built: the edit is one outbox entry.
+  const cli = join(dirname(bin), 'outpost');
+  if (existsSync(cli)) {
+    const r = spawnSync(cli, ['--data-dir', dataDir, '--json', 'outbox', 'list'], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const outbox = JSON.parse(r.stdout);
+    assert.equal(outbox.length, 1, 'note and tick coalesce into one unsent outbox entry');
+    assert.equal(outbox[0].state, 'pending');
+  }
+});

@@ -1,0 +1,118 @@
+// A minimal W3C WebDriver client over fetch (Node 20), enough for tauri-driver:
+// sessions, finding elements by CSS, clicking, typing, running scripts, screenshots.
+// Kept tiny on purpose: no webdriverio, no browser download.
+
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+
+export class WebDriver {
+  constructor(base) {
+    this.base = base;
+    this.session = null;
+  }
+
+  async cmd(method, path, body) {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const json = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const v = json.value ?? {};
+      throw new Error(`${method} ${path}: ${res.status} ${v.error ?? ''} ${v.message ?? ''}`);
+    }
+    return json.value;
+  }
+
+  s(path) {
+    return `/session/${this.session}${path}`;
+  }
+
+  async start(application, timeoutMs = 60_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await fetch(`${this.base}/status`, { signal: AbortSignal.timeout(2_000) });
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`tauri-driver did not answer: ${e}`);
+        await sleep(200);
+      }
+    }
+    const v = await this.cmd('POST', '/session', {
+      capabilities: {
+        alwaysMatch: { browserName: 'wry', 'tauri:options': { application } },
+      },
+    });
+    this.session = v.sessionId;
+    return v;
+  }
+
+  async quit() {
+    if (!this.session) return;
+    try {
+      await this.cmd('DELETE', this.s(''));
+    } finally {
+      this.session = null;
+    }
+  }
+
+  async find(css) {
+    const v = await this.cmd('POST', this.s('/element'), { using: 'css selector', value: css });
+    return v[ELEMENT];
+  }
+
+  async findAll(css) {
+    const v = await this.cmd('POST', this.s('/elements'), { using: 'css selector', value: css });
+    return v.map((e) => e[ELEMENT]);
+  }
+
+  /** Wait until `css` matches an element; returns it. */
+  async waitFor(css, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = await this.findAll(css);
+      if (found.length > 0) return found[0];
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${css}`);
+      await sleep(100);
+    }
+  }
+
+  /** Wait until the script returns a truthy value; returns it. */
+  async waitUntil(script, args = [], timeoutMs = 20_000, what = script) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.exec(script, args);
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+      await sleep(100);
+    }
+  }
+
+  exec(script, args = []) {
+    return this.cmd('POST', this.s('/execute/sync'), { script, args });
+  }
+
+  /** Scroll the element to the middle of the view (clear of sticky bars), then click. */
+  async click(el) {
+    await this.exec("arguments[0].scrollIntoView({ block: 'center' })", [{ [ELEMENT]: el }]);
+    return this.cmd('POST', this.s(`/element/${el}/click`), {});
+  }
+
+  type(el, text) {
+    return this.cmd('POST', this.s(`/element/${el}/value`), { text });
+  }
+
+  text(el) {
+    return this.cmd('GET', this.s(`/element/${el}/text`));
+  }
+
+  async screenshot() {
+    return Buffer.from(await this.cmd('GET', this.s('/screenshot')), 'base64');
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}

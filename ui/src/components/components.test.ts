@@ -1,0 +1,121 @@
+import { describe, expect, it, vi, beforeEach } from 'vitest';
+import { render, screen, fireEvent } from '@testing-library/svelte';
+import { tick } from 'svelte';
+
+const invoke = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({ invoke: (...a: unknown[]) => invoke(...a) }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) }));
+
+import SyncBadge from './SyncBadge.svelte';
+import SyncIndicator from './SyncIndicator.svelte';
+import OrderList from '../screens/OrderList.svelte';
+import FirstRun from '../screens/FirstRun.svelte';
+import OrderDetail from '../screens/OrderDetail.svelte';
+import { detail, summary } from '../lib/fixtures';
+
+beforeEach(() => {
+  invoke.mockReset();
+});
+
+describe('SyncBadge', () => {
+  it('says "Saved on this device" in words for a local change', () => {
+    render(SyncBadge, { state: 'saved' });
+    expect(screen.getByText('Saved on this device')).toBeTruthy();
+  });
+});
+
+describe('SyncIndicator', () => {
+  it('counts the changes waiting on this device', () => {
+    render(SyncIndicator, { summary: { pending: 2, failed: 0, oldest_pending_at: null }, onSyncNow: () => {} });
+    expect(screen.getByTestId('sync-pending').textContent).toContain('2 changes saved on this device');
+    expect(screen.getByRole('button', { name: 'Sync now' })).toBeTruthy();
+  });
+});
+
+describe('OrderList', () => {
+  it('shows each row with its sync state and narrows as one types', async () => {
+    const orders = [
+      summary(1, { title: 'Pump seal leaking', sync_state: 'saved' }),
+      summary(2, { title: 'Replace HVAC filter' }),
+    ];
+    render(OrderList, { orders, onOpen: () => {} });
+    const rows = screen.getAllByTestId('order-row');
+    expect(rows).toHaveLength(2);
+    expect(rows[0].querySelector('[data-sync-state]')?.textContent).toBe('Saved on this device');
+    const search = screen.getByLabelText('Search orders');
+    await fireEvent.input(search, { target: { value: 'hvac' } });
+    expect(screen.getAllByTestId('order-row')).toHaveLength(1);
+    expect(screen.getByTestId('result-count').textContent).toContain('1 order');
+  });
+  it('moves between tabs with the arrow keys', async () => {
+    render(OrderList, { orders: [summary(1, { status: 'completed' })], onOpen: () => {} });
+    const today = screen.getByRole('tab', { name: /Today/ });
+    await fireEvent.keyDown(today, { key: 'ArrowLeft' });
+    expect(screen.getByRole('tab', { name: /Completed/ }).getAttribute('aria-selected')).toBe('true');
+    expect(screen.getAllByTestId('order-row')).toHaveLength(1);
+  });
+});
+
+describe('FirstRun', () => {
+  const session = {
+    data_dir: '/tmp/x', initialized: false, open: false, username: null, key_source: null,
+    open_error: null, tray: false, default_server_url: null,
+  };
+  it('asks for a passphrase, with a warning, when there is no credential store', async () => {
+    invoke.mockRejectedValueOnce({ code: 'no_credential_store', message: 'no store', field_errors: [] });
+    render(FirstRun, { session, onOpened: () => {} });
+    await fireEvent.input(screen.getByLabelText(/Your name/), { target: { value: 'Kari' } });
+    await fireEvent.click(screen.getByTestId('start-demo'));
+    await vi.waitFor(() => expect(screen.getByLabelText(/Passphrase \(at least/)).toBeTruthy());
+    expect(screen.getByText(/Nobody can recover it/)).toBeTruthy();
+    expect(invoke).toHaveBeenCalledWith('start_local_demo', { username: 'Kari', passphrase: null });
+  });
+});
+
+describe('OrderDetail', () => {
+  it('shows completion errors beside their fields', async () => {
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd === 'get_order') return detail();
+      if (cmd === 'search_inventory') return [];
+      if (cmd === 'complete_order')
+        throw {
+          code: 'invalid',
+          message: 'the input is not valid, so nothing was saved',
+          field_errors: [
+            { field: 'signature', code: 'required', message: 'the customer must sign on the pad' },
+            { field: 'signature.signer', code: 'required', message: 'type the name of who signs' },
+          ],
+        };
+      throw new Error(`unexpected ${JSON.stringify(cmd)}`);
+    });
+    render(OrderDetail, { id: 'x', onBack: () => {} });
+    await vi.waitFor(() => expect(screen.getByTestId('complete')).toBeTruthy());
+    await fireEvent.click(screen.getByTestId('complete'));
+    await vi.waitFor(() => expect(document.getElementById('signer-error')).toBeTruthy());
+    await tick();
+    expect(document.getElementById('signer-error')!.textContent).toContain('type the name of who signs');
+    expect(document.getElementById('signature-error')!.textContent).toContain('must sign on the pad');
+    expect(screen.getByLabelText('Signed by').getAttribute('aria-invalid')).toBe('true');
+  });
+  it('saves a note and says it is saved on this device', async () => {
+    invoke.mockImplementation(async (cmd: string, args: Record<string, unknown>) => {
+      if (cmd === 'get_order') return detail();
+      if (cmd === 'search_inventory') return [];
+      if (cmd === 'edit_order') {
+        const d = detail();
+        d.summary.sync_state = 'saved';
+        d.notes = [{ id: 'n1', author: 'Kari', text: (args.edit as { notes: string[] }).notes[0], at: new Date().toISOString() }];
+        return d;
+      }
+      throw new Error(`unexpected ${JSON.stringify(cmd)}`);
+    });
+    render(OrderDetail, { id: 'x', onBack: () => {} });
+    await vi.waitFor(() => expect(screen.getByTestId('note-input')).toBeTruthy());
+    await fireEvent.input(screen.getByTestId('note-input'), { target: { value: 'Replaced the gasket' } });
+    await fireEvent.click(screen.getByTestId('add-note'));
+    await vi.waitFor(() => expect(screen.getByText('Replaced the gasket')).toBeTruthy());
+    expect(screen.getByText('Saved on this device')).toBeTruthy();
+    const call = invoke.mock.calls.find((c) => c[0] === 'edit_order')!;
+    expect(call[1]).toMatchObject({ id: 'x', edit: { notes: ['Replaced the gasket'], status: null, parts: [] } });
+  });
+});

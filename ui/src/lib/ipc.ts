@@ -1,0 +1,77 @@
+// The one wrapper over Tauri's `invoke`: every command the UI calls, with the argument
+// and result types generated from Rust (src/generated, see crates/core/src/views.rs).
+// A failed command rejects with an AppError ({code, message, field_errors}).
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AppError } from '../generated/AppError';
+import type { CompletionInput } from '../generated/CompletionInput';
+import type { InventoryView } from '../generated/InventoryView';
+import type { NewOrderInput } from '../generated/NewOrderInput';
+import type { OrderDetail } from '../generated/OrderDetail';
+import type { OrderEditInput } from '../generated/OrderEditInput';
+import type { OrderSummary } from '../generated/OrderSummary';
+import type { SessionInfo } from '../generated/SessionInfo';
+import type { SyncSummary } from '../generated/SyncSummary';
+
+export function isAppError(e: unknown): e is AppError {
+  return typeof e === 'object' && e !== null && 'code' in e && 'message' in e;
+}
+
+/** Any rejection as an AppError (a string from Tauri itself becomes code "ipc"). */
+export function toAppError(e: unknown): AppError {
+  if (isAppError(e)) return { ...e, field_errors: e.field_errors ?? [] };
+  return { code: 'ipc', message: String(e), field_errors: [] };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+/** An edit with nothing set; spread it and set what changes. */
+export const emptyEdit: OrderEditInput = {
+  title: null,
+  description: null,
+  notes: [],
+  status: null,
+  priority: null,
+  check: [],
+  uncheck: [],
+  parts: [],
+};
+
+export const ipc = {
+  sessionInfo: () => call<SessionInfo>('session_info'),
+  startLocalDemo: (username: string, passphrase: string | null) =>
+    call<SessionInfo>('start_local_demo', { username, passphrase }),
+  unlock: (passphrase: string) => call<SessionInfo>('unlock', { passphrase }),
+  uiReady: (screen: string) => call<void>('ui_ready', { screen }),
+  listOrders: () => call<OrderSummary[]>('list_orders'),
+  getOrder: (id: string) => call<OrderDetail>('get_order', { id }),
+  createOrder: (order: NewOrderInput) => call<OrderDetail>('create_order', { order }),
+  editOrder: (id: string, edit: Partial<OrderEditInput>) =>
+    call<OrderDetail>('edit_order', { id, edit: { ...emptyEdit, ...edit } }),
+  completeOrder: (id: string, completion: CompletionInput) =>
+    call<OrderDetail>('complete_order', { id, completion }),
+  startTimeEntry: (id: string) => call<OrderDetail>('start_time_entry', { id }),
+  stopTimeEntry: (id: string, entryId: string) =>
+    call<OrderDetail>('stop_time_entry', { id, entryId }),
+  searchInventory: (query: string, limit = 50) =>
+    call<InventoryView[]>('search_inventory', { query, limit }),
+  syncSummary: () => call<SyncSummary>('sync_summary'),
+  quitApp: () => call<void>('quit_app'),
+};
+
+export type Ipc = typeof ipc;
+
+/** Events the shell sends. */
+export const events = {
+  ordersChanged: (f: (id: string) => void): Promise<UnlistenFn> =>
+    listen<string>('orders-changed', (e) => f(e.payload)),
+  closeRequested: (f: () => void): Promise<UnlistenFn> => listen('close-requested', () => f()),
+  syncNowRequested: (f: () => void): Promise<UnlistenFn> =>
+    listen('sync-now-requested', () => f()),
+};
