@@ -17,4 +17,4 @@ export OUTPOST_TEST_REQUIRE_KEYRING=1
 
 # The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
 # installed if needed, started, and removed afterwards (scripts/with-postgres.sh).
-scripts/with-postgres.sh cargo test --workspace --all-targets "$@"
+scripts/with-postgres.sh cargo test --workspace --exclude outpost-desktop --all-targets "$@"
