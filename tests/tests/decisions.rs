@@ -564,3 +564,81 @@ async fn on_a_metered_link_only_completion_evidence_travels_and_other_photos_wai
         .await
         .is_ok());
 }
+
+/// A completion refused by the server (the office added a required step meanwhile).
+async fn refused_completion(f: &mut Fleet) -> (String, String) {
+    let id = open_orders(&f.tech1, 1).remove(0);
+    f.proxy.set(Fault::Refuse);
+    complete_with_evidence(
+        &mut f.tech1,
+        &id,
+        outpost_core::photos::synthetic_photo(320, 240, 31),
+    );
+    f.proxy.set(Fault::None);
+    f.dispatcher
+        .app
+        .edit_order(
+            &id,
+            OrderEdit {
+                add_checklist: vec![ChecklistItem {
+                    id: "sign-off".into(),
+                    label: "Office sign-off".into(),
+                    required: true,
+                    done: false,
+                }],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    f.dispatcher.sync().await.unwrap();
+    f.tech1.sync().await.unwrap();
+    let failed = f.tech1.app.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1);
+    (id, failed[0].id.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatchers_decision_on_a_failed_sync_reaches_the_technician_and_clears_it() {
+    let mut f = fleet().await;
+    let (id, _) = refused_completion(&mut f).await;
+    f.dispatcher.sync().await.unwrap();
+    let record = f
+        .dispatcher
+        .app
+        .server_failed_syncs()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.order_id.to_string() == id)
+        .expect("the fleet's failed sync");
+    // The office dismisses it (the refused change is not applied).
+    f.dispatcher
+        .app
+        .resolve_failed_sync(&record, Vec::new())
+        .unwrap();
+    f.dispatcher.sync().await.unwrap();
+    f.tech1.sync().await.unwrap();
+    assert!(
+        f.tech1.app.failed_syncs().unwrap().is_empty(),
+        "cleared by the dispatcher's decision"
+    );
+    assert_ne!(
+        f.tech1.app.order(&id).unwrap().sync_state,
+        SyncState::Failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_reassigned_away_while_it_holds_unsynced_work_stays_marked() {
+    let mut f = fleet().await;
+    let (id, _) = refused_completion(&mut f).await;
+    f.dispatcher.app.assign_order(&id, "tech2").unwrap();
+    f.dispatcher.sync().await.unwrap();
+    f.tech1.sync().await.unwrap();
+    let row = f
+        .tech1
+        .app
+        .order(&id)
+        .expect("kept: it carries a failed change");
+    assert_eq!(row.reassigned_to.as_deref(), Some("tech2"));
+    assert_eq!(row.sync_state, SyncState::Failed);
+}
