@@ -18,39 +18,6 @@ use outpost_protocol::wire::*;
 use outpost_protocol::*;
 use uuid::Uuid;
 
-async fn login_at(http: &reqwest::Client, base: &str, username: &str, device: Uuid) -> Session {
-    let resp = http
-        .post(format!("{base}{}", paths::LOGIN))
-        .json(&LoginRequest {
-            username: username.into(),
-            password: PASSWORD.into(),
-            device_id: device,
-        })
-        .send()
-        .await
-        .expect("login request");
-    assert_eq!(resp.status(), 200, "{username} signs in at {base}");
-    Session {
-        base: base.to_owned(),
-        http: http.clone(),
-        username: username.into(),
-        device,
-        tokens: resp.json().await.expect("tokens"),
-    }
-}
-
-/// The same session, talking to another instance (tokens work on every instance: the
-/// signing keys live in the database).
-fn via(s: &Session, base: &str) -> Session {
-    Session {
-        base: base.to_owned(),
-        http: s.http.clone(),
-        username: s.username.clone(),
-        device: s.device,
-        tokens: s.tokens.clone(),
-    }
-}
-
 struct Fixture {
     a: ServerProcess,
     b: ServerProcess,
