@@ -14,8 +14,11 @@
 //! - list ops and notes never conflict (add is an upsert; removing a gone item does
 //!   nothing; a note id is kept once);
 //! - a completion against an order cancelled or reassigned after the base by another
-//!   device holds the whole completion in a conflict; so does any push by a technician
-//!   who was the assignee at the base but is not now;
+//!   device holds the whole completion in a conflict, and so does an edit (anything but
+//!   notes alone) against such a cancellation; so does any push by a technician who was
+//!   the assignee at the base but is not now. These holds are decided before any
+//!   validation against the changed row (a completion is never refused for a checklist
+//!   or status its maker could not see): the completion and its evidence are kept;
 //! - technicians push only on orders assigned to them (now or at the base), never
 //!   reassign or cancel; their new orders are assigned to them; dispatchers and
 //!   administrators may push on any order;
@@ -208,11 +211,15 @@ pub fn current_as_set(order: &WorkOrder, set: &SetOp) -> Option<SetOp> {
     })
 }
 
-fn same_ignoring_version(a: &WorkOrder, b: &WorkOrder) -> bool {
-    let mut b2 = b.clone();
-    b2.version = a.version;
-    b2.number = a.number;
-    *a == b2
+/// Whether `after` equals `before` but for its version and number (compared in place,
+/// without a copy of the row).
+fn same_ignoring_version(before: &WorkOrder, after: &mut WorkOrder) -> bool {
+    let kept = (after.version, after.number);
+    after.version = before.version;
+    after.number = before.number;
+    let same = *before == *after;
+    (after.version, after.number) = kept;
+    same
 }
 
 /// Stamp every scalar field whose value differs between `before` and `after`.
@@ -275,6 +282,22 @@ fn whole_fields(
         .collect()
 }
 
+/// Whether [`merge`] may look at the order as it was at `m.base_version`: only when a
+/// field was changed after the base by another device, or when a technician pushes on
+/// an order that is no longer theirs. Otherwise `at_base: None` gives the same decision,
+/// and the server need not load the old row.
+pub fn needs_base(order: &WorkOrder, stamps: &FieldStamps, m: &Mutation, actor: &Actor) -> bool {
+    if m.base_version == 0 || m.base_version >= order.version {
+        return false;
+    }
+    let not_mine =
+        !actor.role.sees_all_orders() && order.assignee.as_deref() != Some(actor.username.as_str());
+    not_mine
+        || stamps
+            .values()
+            .any(|s| s.version > m.base_version && s.device_id != m.device_id)
+}
+
 /// Decide how `m` applies to the server's `current` state (`None`: no such order).
 pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decision {
     if let Err(r) = check_envelope(m, actor) {
@@ -313,23 +336,28 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
     let me = Some(actor.username.as_str());
     let base_ok = m.base_version < order.version;
     let assignee_at_base = cur.at_base.and_then(|b| b.assignee.as_deref());
+    let changed_by_other = |key: &str| {
+        cur.stamps
+            .get(key)
+            .is_some_and(|s| s.version > m.base_version && s.device_id != m.device_id)
+    };
+    // Cancelled by another device after the base: the pusher did not know. Decided
+    // before any validation against the cancelled row, so nothing is refused for a state
+    // its maker never saw.
+    let cancelled_since_base = order.status == Status::Cancelled && changed_by_other("status");
     if technician {
         if order.assignee.as_deref() != me {
             if base_ok && assignee_at_base == me && !sets_assignee {
                 // The push rule: it was theirs at the base, so the work is kept for a
                 // person, not refused.
-                let kind = if m.kind == MutationKind::Complete {
-                    ConflictKind::CompletionAfterReassign
-                } else {
-                    ConflictKind::Reassigned
+                let kind = match m.kind {
+                    MutationKind::Complete if cancelled_since_base => {
+                        ConflictKind::CompletionAfterCancel
+                    }
+                    MutationKind::Complete => ConflictKind::CompletionAfterReassign,
+                    _ => ConflictKind::Reassigned,
                 };
-                if let Some(r) = completion_evidence_problem(m, order, cur.at_base) {
-                    return Decision::Reject(r);
-                }
-                return Decision::HoldWhole {
-                    kind,
-                    fields: whole_fields(m, order, cur.at_base),
-                };
+                return hold_whole(m, order, cur.at_base, kind);
             }
             return Decision::Reject(MergeRejected::new(
                 ErrorCode::Forbidden,
@@ -344,39 +372,34 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         }
     }
 
-    // Completion against a cancellation or reassignment made after the base by another
-    // device: keep the completion and its evidence for a person.
-    if m.kind == MutationKind::Complete {
-        let changed_by_other = |key: &str| {
-            cur.stamps
-                .get(key)
-                .is_some_and(|s| s.version > m.base_version && s.device_id != m.device_id)
-        };
-        let kind = if order.status == Status::Cancelled && changed_by_other("status") {
-            Some(ConflictKind::CompletionAfterCancel)
-        } else if changed_by_other("assignee")
-            && cur.at_base.is_some_and(|b| b.assignee != order.assignee)
+    // A completion or an edit against a cancellation made after the base by another
+    // device, and a completion against a reassignment made after the base: the whole
+    // mutation (with a completion's evidence) is kept for a person. Notes alone still
+    // apply to a cancelled order.
+    let only_notes = m.ops.iter().all(|op| matches!(op, Op::AppendNote { .. }));
+    let held = match m.kind {
+        MutationKind::Complete if cancelled_since_base => Some(ConflictKind::CompletionAfterCancel),
+        MutationKind::Complete
+            if changed_by_other("assignee")
+                && cur.at_base.is_some_and(|b| b.assignee != order.assignee) =>
         {
             Some(ConflictKind::CompletionAfterReassign)
-        } else {
-            None
-        };
-        if let Some(kind) = kind {
-            if let Some(r) = completion_evidence_problem(m, order, cur.at_base) {
-                return Decision::Reject(r);
-            }
-            return Decision::HoldWhole {
-                kind,
-                fields: whole_fields(m, order, cur.at_base),
-            };
         }
+        MutationKind::Update if cancelled_since_base && !only_notes => {
+            Some(ConflictKind::UpdateAfterCancel)
+        }
+        _ => None,
+    };
+    if let Some(kind) = held {
+        return hold_whole(m, order, cur.at_base, kind);
     }
 
     // The whole mutation must be valid on the current row (field rules, status machine,
     // completion evidence); otherwise it is refused as a whole.
-    if let Err(e) = apply_mutation(Some(order), m) {
-        return Decision::Reject(MergeRejected::validation(e));
-    }
+    let whole = match apply_mutation(Some(order), m) {
+        Ok(a) => a,
+        Err(e) => return Decision::Reject(MergeRejected::validation(e)),
+    };
 
     // Decide each op in order against the row as the earlier ops of this mutation left
     // it. Only the last `set` of a field in a mutation counts (coalescing makes that the
@@ -433,7 +456,10 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         fates.push(fate);
     }
 
-    let mut after = if kept_ops.is_empty()
+    let mut after = if kept_ops.len() == m.ops.len() {
+        // Every op applies: the result is the whole mutation's, already computed.
+        whole
+    } else if kept_ops.is_empty()
         && !matches!(m.kind, MutationKind::Complete | MutationKind::Cancel)
     {
         order.clone()
@@ -453,7 +479,7 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         }
     };
     after.number = order.number;
-    let changed = !same_ignoring_version(order, &after);
+    let changed = !same_ignoring_version(order, &mut after);
     let mut stamps = cur.stamps.clone();
     after.version = if changed {
         order.version + 1
@@ -541,27 +567,49 @@ fn merge_create(m: &Mutation, actor: &Actor, technician: bool) -> Decision {
     }))
 }
 
-/// For a held completion: refuse it now if its evidence is missing, judged on the
-/// order as it stood at the base (or now, if the base is gone) with the ops applied.
-fn completion_evidence_problem(
+/// Hold the whole mutation in a conflict of `kind`, unless its own values break a field
+/// rule (an empty title, a bad e-mail address): that is refused whatever the order's
+/// state, and kept as a failed sync with its full payload.
+fn hold_whole(
+    m: &Mutation,
+    current: &WorkOrder,
+    at_base: Option<&WorkOrder>,
+    kind: ConflictKind,
+) -> Decision {
+    if let Some(r) = held_ops_problem(m, current, at_base) {
+        return Decision::Reject(r);
+    }
+    Decision::HoldWhole {
+        kind,
+        fields: whole_fields(m, current, at_base),
+    }
+}
+
+/// For a held mutation: the field-rule errors of its own values, judged on the order as
+/// it stood at the base (or now, if the base is gone) with the ops applied. Deliberately
+/// not judged: the status machine and what a completion needs (checklist, signature),
+/// since the order moved on without the device knowing (an earlier edit of the same
+/// device may itself be held), and ops naming items the server does not have (they may
+/// come from such a held edit). A person sees all of it when deciding; the resolution
+/// is validated in full.
+fn held_ops_problem(
     m: &Mutation,
     current: &WorkOrder,
     at_base: Option<&WorkOrder>,
 ) -> Option<MergeRejected> {
+    if m.ops.is_empty() {
+        return Some(MergeRejected::validation(ValidationErrors::single(
+            "ops",
+            "required",
+            "the change contains no operations",
+        )));
+    }
     let mut probe = at_base.unwrap_or(current).clone();
-    if probe.status.is_terminal() {
-        probe.status = Status::InProgress;
+    for op in &m.ops {
+        // An op on an item the server does not have is left to the person deciding.
+        let _ = crate::apply::apply_op(&mut probe, op);
     }
-    if m.kind != MutationKind::Complete {
-        return apply_ops(&mut probe, &m.ops)
-            .err()
-            .map(|e| MergeRejected::validation(e.into_validation()))
-            .or_else(|| validate_order(&probe).err().map(MergeRejected::validation));
-    }
-    match apply_mutation(Some(&probe), m) {
-        Ok(_) => None,
-        Err(e) => Some(MergeRejected::validation(e)),
-    }
+    validate_order(&probe).err().map(MergeRejected::validation)
 }
 
 /// The result of a resolution.
@@ -700,7 +748,7 @@ pub fn resolve(
             return ResolveDecision::Reject(MergeRejected::validation(e));
         }
     }
-    let changed = !same_ignoring_version(order, &after);
+    let changed = !same_ignoring_version(order, &mut after);
     after.version = if changed {
         order.version + 1
     } else {
@@ -813,7 +861,24 @@ mod tests {
                     stamps: &self.stamps,
                     at_base: self.history.get(&m.base_version),
                 });
-                merge(cur, m, actor)
+                let d = merge(cur, m, actor);
+                // The server skips loading the base row when `needs_base` says so: the
+                // decision must be the same without it.
+                if let Some(o) = self.order.as_ref() {
+                    if !needs_base(o, &self.stamps, m, actor) {
+                        let without = merge(
+                            Some(Current {
+                                order: o,
+                                stamps: &self.stamps,
+                                at_base: None,
+                            }),
+                            m,
+                            actor,
+                        );
+                        assert_eq!(without, d, "needs_base said the base row was not needed");
+                    }
+                }
+                d
             };
             match &d {
                 Decision::Apply(a) => {
@@ -983,6 +1048,209 @@ mod tests {
             other => panic!("expected a held completion, got {other:?}"),
         }
         assert_eq!(s.order().status, Status::Cancelled, "nothing applied yet");
+    }
+
+    fn tick(actor: &Actor, id: Uuid, base: u64) -> Mutation {
+        mutation(
+            actor,
+            id,
+            MutationKind::Update,
+            base,
+            vec![Op::Set(SetOp::ChecklistDone {
+                item_id: "c1".into(),
+                done: true,
+            })],
+        )
+    }
+
+    fn signature_only() -> Vec<Op> {
+        vec![Op::Set(SetOp::Signature(Some(Signature {
+            hash: "a".repeat(64),
+            signer: "Grace".into(),
+        })))]
+    }
+
+    fn a_note(n: u128) -> Op {
+        Op::AppendNote {
+            note: NoteEntry {
+                id: Uuid::from_u128(n),
+                author: "tech1".into(),
+                text: "on site".into(),
+                at: t0(),
+            },
+        }
+    }
+
+    /// The order found by the end-to-end tests: the technician ticks the checklist and
+    /// completes, both offline on base 1, while the dispatcher cancels. The tick and the
+    /// completion are each held for a person (never refused for the cancelled state or
+    /// for the checklist the held tick did not tick), notes still apply, and accepting
+    /// both in order completes the order with its evidence.
+    #[test]
+    fn edits_and_a_completion_behind_a_cancellation_are_held_not_refused() {
+        let mut s = Server::default();
+        let d = dispatcher();
+        let t1 = tech(1, "tech1");
+        let id = created(&mut s, &d, "tech1");
+        let cancel = mutation(&d, id, MutationKind::Cancel, 1, vec![a_note(1)]);
+        assert!(matches!(s.push(&cancel, &d), Decision::Apply(_)));
+
+        let tick = tick(&t1, id, 1);
+        let Decision::HoldWhole { kind, fields } = s.push(&tick, &t1) else {
+            panic!("the tick is held")
+        };
+        assert_eq!(kind, ConflictKind::UpdateAfterCancel);
+        assert_eq!(fields[0].field, "checklist.c1.done");
+
+        let complete = mutation(&t1, id, MutationKind::Complete, 1, signature_only());
+        let Decision::HoldWhole { kind, fields } = s.push(&complete, &t1) else {
+            panic!("the completion is held, not refused for checklist.c1")
+        };
+        assert_eq!(kind, ConflictKind::CompletionAfterCancel);
+        assert_eq!(fields.len(), 1, "the signature is kept");
+        assert_eq!(fields[0].field, "signature");
+
+        let note = mutation(&t1, id, MutationKind::Update, 1, vec![a_note(2)]);
+        let Decision::Apply(a) = s.push(&note, &t1) else {
+            panic!("notes alone still apply")
+        };
+        assert!(a.changed);
+        assert_eq!(s.order().status, Status::Cancelled);
+        assert_eq!(s.order().notes.len(), 2);
+        assert!(
+            !s.order().checklist[0].done,
+            "nothing of the held edits applied"
+        );
+
+        // A person accepts the tick, then the completion.
+        let record = |kind, m: &Mutation, fields| ConflictRecord {
+            id: Uuid::now_v7(),
+            version: 1,
+            status: RecordStatus::Open,
+            kind,
+            order_id: id,
+            order_number: None,
+            assignee: Some("tech1".into()),
+            username: "tech1".into(),
+            device_id: t1.device_id,
+            created_at: t0(),
+            fields,
+            mutation: m.clone(),
+            resolution: None,
+        };
+        let tick_fields = whole_fields(&tick, s.order(), s.history.get(&1));
+        let done_fields = whole_fields(&complete, s.order(), s.history.get(&1));
+        for c in [
+            record(ConflictKind::UpdateAfterCancel, &tick, tick_fields),
+            record(ConflictKind::CompletionAfterCancel, &complete, done_fields),
+        ] {
+            let r = c.resolve_mutation(
+                &crate::wire::ResolutionChoice::AcceptDevice,
+                Uuid::now_v7(),
+                d.device_id,
+                t0(),
+            );
+            let cur = Current {
+                order: s.order(),
+                stamps: &s.stamps,
+                at_base: None,
+            };
+            let ResolveDecision::Resolved(done) =
+                resolve(Resolvable::Conflict(&c), Some(cur), &r, &d, t0())
+            else {
+                panic!("resolves")
+            };
+            s.order = Some(done.order.clone());
+            s.stamps = done.stamps.clone();
+        }
+        assert_eq!(s.order().status, Status::Completed);
+        assert!(s.order().checklist[0].done && s.order().signature.is_some());
+    }
+
+    #[test]
+    fn a_completion_behind_a_held_edit_after_reassignment_is_held_too() {
+        let mut s = Server::default();
+        let d = dispatcher();
+        let t1 = tech(1, "tech1");
+        let id = created(&mut s, &d, "tech1");
+        let reassign = mutation(
+            &d,
+            id,
+            MutationKind::Assign,
+            1,
+            vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+        );
+        assert!(matches!(s.push(&reassign, &d), Decision::Apply(_)));
+        assert!(matches!(
+            s.push(&tick(&t1, id, 1), &t1),
+            Decision::HoldWhole {
+                kind: ConflictKind::Reassigned,
+                ..
+            }
+        ));
+        let complete = mutation(&t1, id, MutationKind::Complete, 1, signature_only());
+        assert!(matches!(
+            s.push(&complete, &t1),
+            Decision::HoldWhole {
+                kind: ConflictKind::CompletionAfterReassign,
+                ..
+            }
+        ));
+        // A dispatcher completing on the old base after the reassignment is held too.
+        let d2 = Actor {
+            device_id: dev(98),
+            ..dispatcher()
+        };
+        let mut ops = completion_ops();
+        ops.push(a_note(3));
+        let m = mutation(&d2, id, MutationKind::Complete, 1, ops);
+        assert!(matches!(
+            s.push(&m, &d2),
+            Decision::HoldWhole {
+                kind: ConflictKind::CompletionAfterReassign,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_held_mutation_with_a_broken_field_rule_is_refused_and_own_cancel_is_not_held() {
+        let mut s = Server::default();
+        let d = dispatcher();
+        let t1 = tech(1, "tech1");
+        let id = created(&mut s, &d, "tech1");
+        let cancel = mutation(&d, id, MutationKind::Cancel, 1, vec![a_note(1)]);
+        assert!(matches!(s.push(&cancel, &d), Decision::Apply(_)));
+        // An empty title is wrong whatever the order's state.
+        let bad = mutation(
+            &t1,
+            id,
+            MutationKind::Update,
+            1,
+            vec![Op::Set(SetOp::Title(String::new()))],
+        );
+        let Decision::Reject(r) = s.push(&bad, &t1) else {
+            panic!("refused")
+        };
+        assert_eq!(r.code, ErrorCode::ValidationFailed);
+        assert_eq!(r.field_errors[0].field, "title");
+        // The device that cancelled knew: its own later edit follows the usual rules.
+        let own = mutation(
+            &d,
+            id,
+            MutationKind::Update,
+            1,
+            vec![Op::Set(SetOp::Title("x".into()))],
+        );
+        let Decision::Reject(r) = s.push(&own, &d) else {
+            panic!("refused")
+        };
+        assert_eq!(r.field_errors[0].code, "order_closed");
+        // A technician who saw the cancellation (base 2) is refused too.
+        let Decision::Reject(r) = s.push(&tick(&t1, id, 2), &t1) else {
+            panic!("refused")
+        };
+        assert_eq!(r.field_errors[0].code, "order_closed");
     }
 
     #[test]
@@ -1335,6 +1603,55 @@ mod tests {
                 let actual: BTreeMap<String, i64> = s.stock.iter().filter(|(_, v)| **v != 0).map(|(k, v)| (k.clone(), *v)).collect();
                 expected.retain(|_, v| *v != 0);
                 prop_assert_eq!(actual, expected, "stock equals minus the parts used");
+            }
+        }
+
+        /// Whatever a technician made offline on a base before another device's
+        /// cancellation (edits, completions with or without their evidence, in any order,
+        /// each possibly relying on an earlier one that was itself held) is never
+        /// refused: notes alone apply, everything else is held whole with every `set`
+        /// listed, and the cancelled order changes by nothing but notes.
+        #[test]
+        fn nothing_made_before_a_cancellation_is_refused(
+            before in prop::collection::vec(arb_op(), 0..3),
+            steps in prop::collection::vec((any::<bool>(), prop::collection::vec(arb_op(), 1..4)), 1..6),
+        ) {
+            let mut s = Server::default();
+            let d = dispatcher();
+            let t1 = tech(1, "tech1");
+            let id = created(&mut s, &d, "tech1");
+            if !before.is_empty() {
+                s.push(&mutation(&t1, id, MutationKind::Update, 1, before), &t1);
+            }
+            let base = s.order().version;
+            let cancel = mutation(&d, id, MutationKind::Cancel, base, vec![a_note(9_999)]);
+            prop_assert!(matches!(s.push(&cancel, &d), Decision::Apply(_)));
+            let cancelled = s.order().clone();
+            for (complete, ops) in &steps {
+                let mut ops = ops.clone();
+                // Status edits by a technician are part of the edit being held.
+                let kind = if *complete { MutationKind::Complete } else { MutationKind::Update };
+                if *complete {
+                    ops.retain(|o| !matches!(o, Op::Set(SetOp::Status(_))));
+                    ops.extend(signature_only());
+                }
+                let m = mutation(&t1, id, kind, base, ops);
+                let only_notes = m.ops.iter().all(|o| matches!(o, Op::AppendNote { .. }));
+                match s.push(&m, &t1) {
+                    Decision::Reject(r) => prop_assert!(false, "refused: {r:?}"),
+                    Decision::Apply(_) => prop_assert!(only_notes, "only notes apply"),
+                    Decision::HoldWhole { kind: held, fields } => {
+                        prop_assert!(!only_notes);
+                        prop_assert_eq!(held, if *complete { ConflictKind::CompletionAfterCancel } else { ConflictKind::UpdateAfterCancel });
+                        let sets: Vec<&SetOp> = m.ops.iter().filter_map(|o| match o { Op::Set(x) => Some(x), _ => None }).collect();
+                        prop_assert_eq!(fields.iter().map(|f| &f.device).collect::<Vec<_>>(), sets, "every set is kept");
+                    }
+                }
+                let mut now = s.order().clone();
+                prop_assert_eq!(now.status, Status::Cancelled);
+                now.notes.retain(|n| cancelled.notes.contains(n));
+                now.version = cancelled.version;
+                prop_assert_eq!(&now, &cancelled, "only notes were added");
             }
         }
 

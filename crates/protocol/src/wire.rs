@@ -385,6 +385,9 @@ pub enum ConflictKind {
     CompletionAfterCancel,
     /// A completion arrived for an order reassigned after the base.
     CompletionAfterReassign,
+    /// An edit (checklist, fields, parts; not notes alone) arrived for an order another
+    /// device cancelled after the base; the whole edit is held.
+    UpdateAfterCancel,
     /// A technician who was the assignee at the base pushed after a reassignment; the
     /// whole mutation is held.
     Reassigned,

@@ -19,6 +19,20 @@ use uuid::Uuid;
 
 const PASSWORD: &str = "bench-password";
 
+/// This process's CPU time (user + system) in seconds, from `/proc/self/stat` (Linux;
+/// `None` elsewhere). On a machine shared with other work the wall-clock rate depends
+/// on what else runs; CPU time per mutation does not.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux configuration Rust supports.
+    Some((utime + stime) / 100.0)
+}
+
 async fn db_url(kind: &str, dir: &std::path::Path) -> Option<String> {
     if kind == "sqlite" {
         return Some(format!("sqlite:{}", dir.join("bench.db").display()));
@@ -126,6 +140,7 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
     let batches = 50;
     let mut pushed = 0;
     let t = Instant::now();
+    let cpu0 = cpu_secs();
     for b in 0..batches {
         let muts: Vec<Mutation> = orders
             .iter()
@@ -162,6 +177,10 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
             .all(|r| matches!(r.outcome, PushOutcome::Applied(_))));
     }
     let push_rate = pushed as f64 / t.elapsed().as_secs_f64();
+    let push_cpu_us = match (cpu0, cpu_secs()) {
+        (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / pushed as f64),
+        _ => "?".into(),
+    };
 
     // Pull: prime everything at page size 1000.
     let pull_all = |cursor: Option<String>| {
@@ -242,7 +261,10 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
         "{kind}: seeded {items} items in {:.1} s",
         seed_time.as_secs_f64()
     );
-    println!("{kind}: push  {pushed} mutations in batches of 100: {push_rate:.0} mutations/s");
+    println!(
+        "{kind}: push  {pushed} mutations in batches of 100: {push_rate:.0} mutations/s \
+         ({push_cpu_us} µs CPU per mutation, server and bench client together)"
+    );
     println!("{kind}: pull  {rows} rows in {pages} pages of 1000: {pull_secs:.2} s = {pull_rate:.0} rows/s");
     println!(
         "{kind}: bytes full pull {full_bytes} B; 1% delta ({changed} items changed): {delta_rows} rows, {delta_pages} pages, {delta_bytes} B in {delta_secs:.3} s = {:.2}% of full",

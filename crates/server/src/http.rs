@@ -20,8 +20,8 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use outpost_protocol::wire::{
     limits, paths, BatchUploadRequest, BatchUploadResponse, ConflictList, ErrorCode,
-    FailedSyncList, Health, LoginRequest, LogoutRequest, PullRequest, PushRequest, PushResponse,
-    RecordStatus, RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
+    FailedSyncList, Health, LoginRequest, LogoutRequest, PullRequest, PushRequest, RecordStatus,
+    RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
 };
 use outpost_protocol::{Quantity, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
@@ -404,13 +404,16 @@ async fn push_handler(
         .write(move |sql| push::push_batch(sql, &who, &body.mutations, now))
         .await?;
     app.metrics.push(stats);
-    Ok(json_response(
+    let bytes = push::encode_response(&results, now)?;
+    Ok((
         StatusCode::OK,
-        &PushResponse {
-            results,
-            server_time: now,
-        },
-    ))
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn pull_handler(

@@ -57,6 +57,10 @@ enum Command {
     Seed {
         #[arg(long, required = true)]
         demo: bool,
+        /// How many inventory items the demo fleet has (items already there are kept).
+        #[arg(long, default_value_t = seed::DEMO_ITEMS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=seed::DEMO_ITEMS_MAX as u64))]
+        items: usize,
         #[command(flatten)]
         db: DbArg,
     },
@@ -239,12 +243,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Seed { demo, db } => {
+        Command::Seed { demo, items, db } => {
             if !demo {
                 bail!("only --demo seeding exists");
             }
             let db = open(&db).await?;
-            let report = seed::seed_demo(&db, &ServerConfig::default()).await?;
+            let report = seed::seed_demo_with(&db, &ServerConfig::default(), items).await?;
             println!(
                 "seeded: {} users, {} work orders, {} inventory items added (password for demo users: {})",
                 report.users_added,

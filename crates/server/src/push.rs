@@ -12,7 +12,7 @@ use outpost_protocol::merge::{self, Actor, Current, Decision, Resolvable, Resolv
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, ConflictField, ConflictKind, ConflictRecord, ErrorCode,
-    FailedSyncRecord, MutationResult, PushOutcome, RecordStatus, Rejection,
+    FailedSyncRecord, PushOutcome, RecordStatus, Rejection,
 };
 use outpost_protocol::{Mutation, MutationKind, Quantity, StockLevel, WorkOrder};
 use uuid::Uuid;
@@ -38,13 +38,24 @@ struct Ctx<'a> {
     now_us: i64,
 }
 
+/// One mutation's result, encoded once: the outcome's JSON without the order row (which
+/// is also what the idempotency record keeps) and, apart, the row's JSON as stored.
+/// [`encode_response`] splices them into the wire `MutationResult`, so a row is encoded
+/// once per push (for the store, the log and the reply alike).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub mutation_id: Uuid,
+    pub outcome_json: String,
+    pub row_json: Option<String>,
+}
+
 /// Apply `mutations` in order. Runs inside the caller's write transaction.
 pub fn push_batch(
     sql: &mut dyn Sql,
     who: &Principal,
     mutations: &[Mutation],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Vec<MutationResult>, PushStats), Error> {
+) -> Result<(Vec<Encoded>, PushStats), Error> {
     let ctx = Ctx {
         who,
         now,
@@ -53,7 +64,7 @@ pub fn push_batch(
     let mut stats = PushStats::default();
     let mut results = Vec::with_capacity(mutations.len());
     for m in mutations {
-        let outcome = push_one(sql, &ctx, m)?;
+        let (outcome, outcome_json, row_json) = push_one(sql, &ctx, m)?;
         match &outcome {
             PushOutcome::Applied(_) => stats.applied += 1,
             PushOutcome::AppliedWithConflicts(_) => stats.conflicts += 1,
@@ -61,42 +72,97 @@ pub fn push_batch(
             PushOutcome::Rejected(_) => stats.rejected += 1,
             PushOutcome::MissingAttachments { .. } => stats.missing += 1,
         }
-        results.push(MutationResult {
+        results.push(Encoded {
             mutation_id: m.mutation_id,
-            outcome,
+            outcome_json,
+            row_json,
         });
     }
     Ok((results, stats))
 }
 
-fn push_one(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
+/// The JSON of a `PushResponse` built from encoded results: each outcome object gets
+/// its `order` member from the stored row's JSON, unchanged.
+pub fn encode_response(
+    results: &[Encoded],
+    server_time: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<u8>, Error> {
+    let size: usize = results
+        .iter()
+        .map(|r| r.outcome_json.len() + r.row_json.as_ref().map_or(0, String::len) + 80)
+        .sum();
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(b"{\"results\":[");
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"mutation_id\":");
+        serde_json::to_writer(&mut out, &r.mutation_id)?;
+        out.extend_from_slice(b",\"outcome\":");
+        match &r.row_json {
+            Some(row) => {
+                // An outcome is a JSON object with at least its `result` tag, so the
+                // row goes in as one more member before its closing brace.
+                let body = r
+                    .outcome_json
+                    .strip_suffix('}')
+                    .ok_or_else(|| Error::store("an encoded outcome is not an object"))?;
+                out.extend_from_slice(body.as_bytes());
+                out.extend_from_slice(b",\"order\":");
+                out.extend_from_slice(row.as_bytes());
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(r.outcome_json.as_bytes()),
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"server_time\":");
+    serde_json::to_writer(&mut out, &server_time)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+/// One mutation: its outcome (with the order row taken out when its stored JSON is in
+/// the third member), the outcome's JSON, and the row's JSON.
+fn push_one(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    m: &Mutation,
+) -> Result<(PushOutcome, String, Option<String>), Error> {
     let body = m.to_body()?;
     let hash = sha256_hex(&body);
     let who = ctx.who;
     if let Some((stored_hash, result)) =
         repo::get_idempotency(sql, &who.username, who.device_id, m.mutation_id)?
     {
-        if stored_hash == hash {
+        let outcome = if stored_hash == hash {
             let first: PushOutcome = serde_json::from_str(&result)?;
-            return Ok(PushOutcome::Duplicate {
+            PushOutcome::Duplicate {
                 first: Box::new(first),
-            });
-        }
-        return Ok(PushOutcome::Rejected(Rejection {
-            code: ErrorCode::MutationIdReused,
-            message: "this mutation id was already used for a different change; the app must make a new id"
-                .into(),
-            field_errors: Vec::new(),
-            failed_sync_id: None,
-            resolution: None,
-        }));
+            }
+        } else {
+            PushOutcome::Rejected(Rejection {
+                code: ErrorCode::MutationIdReused,
+                message: "this mutation id was already used for a different change; the app must make a new id"
+                    .into(),
+                field_errors: Vec::new(),
+                failed_sync_id: None,
+                resolution: None,
+            })
+        };
+        let json = serde_json::to_string(&outcome)?;
+        return Ok((outcome, json, None));
     }
-    let outcome = match m.entity {
+    let (outcome, row_json) = match m.entity {
         EntityKind::WorkOrder => push_order(sql, ctx, m)?,
-        EntityKind::Conflict | EntityKind::FailedSync => push_resolve(sql, ctx, m)?,
+        EntityKind::Conflict | EntityKind::FailedSync => (push_resolve(sql, ctx, m)?, None),
     };
-    let outcome = match outcome {
-        PushOutcome::MissingAttachments { .. } => return Ok(outcome),
+    let mut outcome = match outcome {
+        PushOutcome::MissingAttachments { .. } => {
+            let json = serde_json::to_string(&outcome)?;
+            return Ok((outcome, json, None));
+        }
         PushOutcome::Rejected(mut r) if r.code != ErrorCode::AlreadyResolved => {
             r.failed_sync_id = Some(record_failed_sync(sql, ctx, m, &r)?);
             PushOutcome::Rejected(r)
@@ -105,13 +171,12 @@ fn push_one(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcom
     };
     // The record keeps the outcome without the order row (the row is in the log and
     // the orders table; a duplicate needs the version and number, not a stale copy).
-    let mut recorded = outcome.clone();
-    match &mut recorded {
-        PushOutcome::Applied(a) => a.order = None,
-        PushOutcome::AppliedWithConflicts(a) => a.order = None,
-        _ => {}
-    }
-    let result = serde_json::to_string(&recorded)?;
+    let row = match &mut outcome {
+        PushOutcome::Applied(a) => a.order.take(),
+        PushOutcome::AppliedWithConflicts(a) => a.order.take(),
+        _ => None,
+    };
+    let result = serde_json::to_string(&outcome)?;
     repo::put_idempotency(
         sql,
         &who.username,
@@ -121,7 +186,13 @@ fn push_one(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcom
         &result,
         ctx.now_us,
     )?;
-    Ok(outcome)
+    // The row's JSON: as stored when the push wrote or read it, else encoded now.
+    let row_json = match (row_json, row) {
+        (Some(json), _) => Some(json),
+        (None, Some(order)) => Some(serde_json::to_string(&order)?),
+        (None, None) => None,
+    };
+    Ok((outcome, result, row_json))
 }
 
 fn actor(who: &Principal) -> Actor {
@@ -155,10 +226,23 @@ fn completion_hashes(m: &Mutation, order: Option<&WorkOrder>) -> Vec<String> {
     hashes
 }
 
-fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
-    let current = repo::get_order(sql, m.entity_id)?;
-    let at_base = match (&current, m.base_version) {
-        (Some(_), b) if b > 0 => repo::order_at(sql, m.entity_id, b)?,
+/// A work-order mutation: its outcome and, when the outcome carries the order, the
+/// row's stored JSON (the order member of the outcome is then redundant).
+fn push_order(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    m: &Mutation,
+) -> Result<(PushOutcome, Option<String>), Error> {
+    let (current, current_json) = match repo::get_order_json(sql, m.entity_id)? {
+        Some((order, stamps, json)) => (Some((order, stamps)), Some(json)),
+        None => (None, None),
+    };
+    let actor = actor(ctx.who);
+    // The row at the base is read only when the merge rules may need it.
+    let at_base = match &current {
+        Some((order, stamps)) if merge::needs_base(order, stamps, m, &actor) => {
+            repo::order_at(sql, m.entity_id, m.base_version)?
+        }
         _ => None,
     };
     let decision = merge::merge(
@@ -168,10 +252,10 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
             at_base: at_base.as_ref(),
         }),
         m,
-        &actor(ctx.who),
+        &actor,
     );
     match decision {
-        Decision::Reject(r) => Ok(rejected(r)),
+        Decision::Reject(r) => Ok((rejected(r), None)),
         Decision::HoldWhole { kind, fields } => {
             let Some((order, _)) = &current else {
                 return Err(Error::store("a held mutation without an order"));
@@ -179,19 +263,20 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
             if m.kind == MutationKind::Complete {
                 let missing = repo::missing_attachments(sql, &completion_hashes(m, None))?;
                 if !missing.is_empty() {
-                    return Ok(PushOutcome::MissingAttachments { hashes: missing });
+                    return Ok((PushOutcome::MissingAttachments { hashes: missing }, None));
                 }
             }
             let conflict_id = open_conflict(sql, ctx, m, order, kind, fields.clone())?;
-            Ok(PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+            let outcome = PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
                 entity_id: m.entity_id,
                 version: order.version,
                 number: order.number,
                 conflict_id,
                 fields: fields.into_iter().map(|f| f.field).collect(),
                 conflict_kind: kind,
-                order: Some(order.clone()),
-            }))
+                order: None,
+            });
+            Ok((outcome, current_json))
         }
         Decision::Apply(a) => {
             let mut a = *a;
@@ -199,7 +284,7 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
                 let missing =
                     repo::missing_attachments(sql, &completion_hashes(m, Some(&a.order)))?;
                 if !missing.is_empty() {
-                    return Ok(PushOutcome::MissingAttachments { hashes: missing });
+                    return Ok((PushOutcome::MissingAttachments { hashes: missing }, None));
                 }
             }
             for d in &a.stock {
@@ -211,30 +296,34 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
                         .find(|p| p.sku == d.sku)
                         .map(|p| p.id.to_string())
                         .unwrap_or_default();
-                    return Ok(rejected(merge::MergeRejected {
-                        code: ErrorCode::UnknownSku,
-                        message: format!("no inventory item has the SKU {:?}", d.sku),
-                        field_errors: vec![outpost_protocol::FieldError {
-                            field: format!("parts_used.{line}.sku"),
-                            code: "unknown_sku".into(),
+                    return Ok((
+                        rejected(merge::MergeRejected {
+                            code: ErrorCode::UnknownSku,
                             message: format!("no inventory item has the SKU {:?}", d.sku),
-                        }],
-                    }));
+                            field_errors: vec![outpost_protocol::FieldError {
+                                field: format!("parts_used.{line}.sku"),
+                                code: "unknown_sku".into(),
+                                message: format!("no inventory item has the SKU {:?}", d.sku),
+                            }],
+                        }),
+                        None,
+                    ));
                 }
             }
+            let mut row_json = current_json;
             if a.changed {
                 if a.created {
                     a.order.number = Some(repo::next_number(sql)?);
                 }
                 let old_assignee = current.as_ref().and_then(|(o, _)| o.assignee.clone());
-                write_order(
+                row_json = Some(write_order(
                     sql,
                     ctx.now_us,
                     &a.order,
                     &a.stamps,
                     old_assignee.as_deref(),
                     &[m.mutation_id],
-                )?;
+                )?);
                 let location_hint = a.order.assignee.clone();
                 for d in &a.stock {
                     adjust_stock(
@@ -247,15 +336,15 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
                     )?;
                 }
             }
-            if a.conflicts.is_empty() {
-                Ok(PushOutcome::Applied(Applied {
+            let outcome = if a.conflicts.is_empty() {
+                PushOutcome::Applied(Applied {
                     entity: EntityKind::WorkOrder,
                     entity_id: m.entity_id,
                     version: a.order.version,
                     number: a.order.number,
                     changed: a.changed,
-                    order: Some(a.order),
-                }))
+                    order: None,
+                })
             } else {
                 let conflict_id = open_conflict(
                     sql,
@@ -265,22 +354,28 @@ fn push_order(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutc
                     ConflictKind::Fields,
                     a.conflicts.clone(),
                 )?;
-                Ok(PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
                     entity_id: m.entity_id,
                     version: a.order.version,
                     number: a.order.number,
                     conflict_id,
                     fields: a.conflicts.into_iter().map(|f| f.field).collect(),
                     conflict_kind: ConflictKind::Fields,
-                    order: Some(a.order),
-                }))
+                    order: None,
+                })
+            };
+            match row_json {
+                Some(json) => Ok((outcome, Some(json))),
+                // Not reachable (an applied mutation has a row), but never a reply
+                // without the order.
+                None => Ok((outcome, Some(serde_json::to_string(&a.order)?))),
             }
         }
     }
 }
 
 /// Write an order's new row with its change-log rows (and a `left_scope` row for a
-/// technician it was taken from).
+/// technician it was taken from); returns the row's JSON.
 pub fn write_order(
     sql: &mut dyn Sql,
     now_us: i64,
@@ -288,7 +383,7 @@ pub fn write_order(
     stamps: &merge::FieldStamps,
     old_assignee: Option<&str>,
     mutation_ids: &[Uuid],
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let body = repo::put_order(sql, order, stamps, now_us)?;
     let id = order.id.to_string();
     if let Some(old) = old_assignee {
@@ -326,7 +421,7 @@ pub fn write_order(
         },
         now_us,
     )?;
-    Ok(())
+    Ok(body)
 }
 
 /// Add `delta_milli` to an item's stock at the technician's van (`van-<user>`) if the
@@ -629,5 +724,69 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                 order: order_out,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_protocol::wire::{MutationResult, PushResponse};
+
+    /// The spliced reply is the same document serde would write for the same results.
+    #[test]
+    fn an_encoded_response_reads_back_as_the_push_response() {
+        let mut order = WorkOrder::blank(Uuid::from_u128(7));
+        order.title = "Pump \"seal\" }".into();
+        order.version = 3;
+        let applied = PushOutcome::Applied(Applied {
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            version: 3,
+            number: Some(12),
+            changed: true,
+            order: Some(order.clone()),
+        });
+        let missing = PushOutcome::MissingAttachments {
+            hashes: vec!["ab".repeat(32)],
+        };
+        let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 5_000)
+            .expect("valid time");
+        let expected = PushResponse {
+            results: vec![
+                MutationResult {
+                    mutation_id: Uuid::from_u128(1),
+                    outcome: applied.clone(),
+                },
+                MutationResult {
+                    mutation_id: Uuid::from_u128(2),
+                    outcome: missing.clone(),
+                },
+            ],
+            server_time: now,
+        };
+        let mut bare = applied;
+        if let PushOutcome::Applied(a) = &mut bare {
+            a.order = None;
+        }
+        let encoded = vec![
+            Encoded {
+                mutation_id: Uuid::from_u128(1),
+                outcome_json: serde_json::to_string(&bare).expect("json"),
+                row_json: Some(serde_json::to_string(&order).expect("json")),
+            },
+            Encoded {
+                mutation_id: Uuid::from_u128(2),
+                outcome_json: serde_json::to_string(&missing).expect("json"),
+                row_json: None,
+            },
+        ];
+        let bytes = encode_response(&encoded, now).expect("encode");
+        let back: PushResponse = serde_json::from_slice(&bytes).expect("valid JSON");
+        assert_eq!(back, expected);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).expect("json"),
+            serde_json::to_value(&expected).expect("json"),
+            "the same document, member for member"
+        );
     }
 }

@@ -345,18 +345,26 @@ pub fn revoke_refresh(sql: &mut dyn Sql, token_hash: &str) -> Result<(), Error> 
 // ---- orders -------------------------------------------------------------------------
 
 pub fn get_order(sql: &mut dyn Sql, id: Uuid) -> Result<Option<(WorkOrder, FieldStamps)>, Error> {
-    let rows = sql.query(
+    Ok(get_order_json(sql, id)?.map(|(order, stamps, _)| (order, stamps)))
+}
+
+/// The order, its field stamps and the row's stored JSON (which is exactly the order's
+/// serialization, so it can be sent on without encoding it again).
+pub fn get_order_json(
+    sql: &mut dyn Sql,
+    id: Uuid,
+) -> Result<Option<(WorkOrder, FieldStamps, String)>, Error> {
+    let mut rows = sql.query(
         "SELECT body, stamps FROM orders WHERE id = ?1",
         &[id.into()],
     )?;
-    rows.first()
-        .map(|r| {
-            Ok((
-                serde_json::from_str(&r.text(0)?)?,
-                serde_json::from_str(&r.text(1)?)?,
-            ))
-        })
-        .transpose()
+    let Some(r) = rows.first_mut() else {
+        return Ok(None);
+    };
+    let body = r.take_text(0)?;
+    let order = serde_json::from_str(&body)?;
+    let stamps = serde_json::from_str(&r.text(1)?)?;
+    Ok(Some((order, stamps, body)))
 }
 
 pub fn order_at(sql: &mut dyn Sql, id: Uuid, version: u64) -> Result<Option<WorkOrder>, Error> {

@@ -1,7 +1,10 @@
 //! The demo fleet: user `dispatcher` and `tech1`…`tech5` (password `outpost-demo`),
 //! 500 work orders spread over the technicians (some due today), 50,000 inventory
-//! items. Idempotent: users that exist are left alone, and each part is written once
-//! (marked in `meta`), so running it twice changes nothing.
+//! items (`--items N` for another count, e.g. 100,000 for a client benchmark).
+//! Idempotent: users that exist are left alone, orders and items that exist are not
+//! written again, and `meta` remembers how many items were seeded, so running it twice
+//! changes nothing; a larger `--items` later adds only the missing items, a smaller one
+//! removes nothing.
 
 use chrono::{Duration, TimeZone, Utc};
 use outpost_protocol::merge::{scalar_fields, FieldStamp, FieldStamps};
@@ -143,8 +146,30 @@ fn demo_order(i: usize, today: chrono::DateTime<Utc>) -> WorkOrder {
     o
 }
 
-/// Seed the demo fleet.
+/// The most items `seed --demo --items` makes.
+pub const DEMO_ITEMS_MAX: usize = 1_000_000;
+
+/// The `meta` key holding how many demo items were seeded ("1" from older servers,
+/// which always seeded [`DEMO_ITEMS`]).
+const META_SEEDED_ITEMS: &str = "seed_demo_items";
+
+/// Seed the demo fleet with the default number of items.
 pub async fn seed_demo(db: &Db, cfg: &ServerConfig) -> Result<SeedReport, Error> {
+    seed_demo_with(db, cfg, DEMO_ITEMS).await
+}
+
+/// Seed the demo fleet with `items` inventory items (at most [`DEMO_ITEMS_MAX`]).
+pub async fn seed_demo_with(
+    db: &Db,
+    cfg: &ServerConfig,
+    items: usize,
+) -> Result<SeedReport, Error> {
+    if items > DEMO_ITEMS_MAX {
+        return Err(Error::store(format!(
+            "at most {DEMO_ITEMS_MAX} demo items can be seeded"
+        )));
+    }
+    let wanted = items;
     let mut report = SeedReport::default();
     for (name, role) in [
         ("dispatcher", Role::Dispatcher),
@@ -190,14 +215,20 @@ pub async fn seed_demo(db: &Db, cfg: &ServerConfig) -> Result<SeedReport, Error>
                 orders += 1;
             }
             let mut items = 0;
-            if repo::meta_get(sql, "seed_demo_items")?.is_none() {
-                for start in (0..DEMO_ITEMS).step_by(1000) {
-                    let batch: Vec<InventoryItem> = (start..(start + 1000).min(DEMO_ITEMS))
-                        .map(demo_item)
-                        .collect();
+            let seeded = match repo::meta_get(sql, META_SEEDED_ITEMS)?.as_deref() {
+                None => 0,
+                Some("1") => DEMO_ITEMS,
+                Some(n) => n
+                    .parse()
+                    .map_err(|e| Error::store(format!("meta {META_SEEDED_ITEMS}: {e}")))?,
+            };
+            if wanted > seeded {
+                for start in (seeded..wanted).step_by(1000) {
+                    let batch: Vec<InventoryItem> =
+                        (start..(start + 1000).min(wanted)).map(demo_item).collect();
                     items += insert_items(sql, &batch, now_us)?;
                 }
-                repo::meta_set(sql, "seed_demo_items", "1")?;
+                repo::meta_set(sql, META_SEEDED_ITEMS, &wanted.to_string())?;
             }
             Ok((orders, items))
         })

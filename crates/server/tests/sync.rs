@@ -29,6 +29,7 @@ both!(
     a_conflicting_set_waits_for_a_person_and_is_resolved_once,
     a_completion_waits_for_its_attachments_then_applies,
     a_completion_after_a_cancellation_is_kept_as_a_conflict,
+    a_tick_and_a_completion_behind_a_cancellation_are_both_held,
     a_reassignment_reaches_both_technicians_and_a_late_push_is_a_conflict,
     a_technician_never_sees_or_changes_another_technicians_order,
     a_rejection_is_recorded_as_a_failed_sync_and_can_be_dismissed,
@@ -440,6 +441,87 @@ async fn a_completion_after_a_cancellation_is_kept_as_a_conflict(kind: Kind) {
     let o = a.order.expect("order");
     assert_eq!(o.status, Status::Completed);
     assert!(o.signature.is_some());
+}
+
+/// The order the end-to-end tests found: the technician ticks the checklist and then
+/// completes (signature and photo only), both offline on v1, while the dispatcher
+/// cancels. Neither is refused; both wait for a person, with the evidence; a note still
+/// applies; accepting the tick and then the completion completes the order.
+async fn a_tick_and_a_completion_behind_a_cancellation_are_both_held(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let sig = b"sig-2".to_vec();
+    let photo = b"photo-2".to_vec();
+    upload_chunked(&t1, &sig, 1024).await;
+    upload_chunked(&t1, &photo, 1024).await;
+    d.push1(d.mutation(order.id, MutationKind::Cancel, 1, vec![note("called off")]))
+        .await;
+    let mut evidence = completion_ops(&sha256_hex(&sig), &sha256_hex(&photo));
+    let tick = evidence.remove(0);
+    let out = t1
+        .push(vec![
+            t1.mutation(order.id, MutationKind::Update, 1, vec![tick]),
+            t1.mutation(order.id, MutationKind::Complete, 1, evidence),
+            t1.mutation(order.id, MutationKind::Update, 1, vec![note("left site")]),
+        ])
+        .await;
+    let held: Vec<(ConflictKind, Uuid)> = out
+        .iter()
+        .take(2)
+        .map(|o| match o {
+            PushOutcome::AppliedWithConflicts(c) => (c.conflict_kind, c.conflict_id),
+            other => panic!("held, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(held[0].0, ConflictKind::UpdateAfterCancel);
+    assert_eq!(held[1].0, ConflictKind::CompletionAfterCancel);
+    let PushOutcome::Applied(a) = &out[2] else {
+        panic!("a note applies: {:?}", out[2])
+    };
+    let o = a.order.as_ref().expect("order");
+    assert_eq!(o.status, Status::Cancelled);
+    assert_eq!(o.notes.len(), 2);
+    let failed: FailedSyncList = d
+        .get(paths::FAILED_SYNCS)
+        .send()
+        .await
+        .expect("l")
+        .json()
+        .await
+        .expect("j");
+    assert!(failed.items.is_empty(), "nothing was refused");
+
+    let list: ConflictList = d
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("l")
+        .json()
+        .await
+        .expect("j");
+    for (_, id) in &held {
+        let record = list.items.iter().find(|r| r.id == *id).expect("listed");
+        let r = record.resolve_mutation(
+            &ResolutionChoice::AcceptDevice,
+            Uuid::now_v7(),
+            d.device,
+            chrono::Utc::now(),
+        );
+        let out = d.push1(r).await;
+        assert!(matches!(out, PushOutcome::Applied(_)), "{out:?}");
+    }
+    let o: WorkOrder = d
+        .get(&format!("/v1/orders/{}", order.id))
+        .send()
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(o.status, Status::Completed);
+    assert!(o.checklist[0].done && o.signature.is_some() && o.photos.len() == 1);
 }
 
 async fn a_reassignment_reaches_both_technicians_and_a_late_push_is_a_conflict(kind: Kind) {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -321,6 +323,40 @@ impl Session {
             PushOutcome::Applied(a) => a.order.expect("order in the result"),
             other => panic!("create applies, got {other:?}"),
         }
+    }
+}
+
+/// Sign in at any server base URL (a process started by the test).
+pub async fn login_at(http: &reqwest::Client, base: &str, username: &str, device: Uuid) -> Session {
+    let resp = http
+        .post(format!("{base}{}", paths::LOGIN))
+        .json(&LoginRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+            device_id: device,
+        })
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(resp.status(), 200, "{username} signs in at {base}");
+    Session {
+        base: base.to_owned(),
+        http: http.clone(),
+        username: username.into(),
+        device,
+        tokens: resp.json().await.expect("tokens"),
+    }
+}
+
+/// The same session, talking to another instance (tokens work on every instance: the
+/// signing keys live in the database).
+pub fn via(s: &Session, base: &str) -> Session {
+    Session {
+        base: base.to_owned(),
+        http: s.http.clone(),
+        username: s.username.clone(),
+        device: s.device,
+        tokens: s.tokens.clone(),
     }
 }
 

@@ -1,0 +1,289 @@
+//! Two `outpost-server` processes over ONE PostgreSQL database, over real HTTP on
+//! loopback: concurrent pushes to both while a dispatcher follows the change log
+//! through both (no pull ever skips a row: the sequences arrive gap-free and in
+//! order), and the same mutation id pushed to both at once has exactly one effect.
+//!
+//! PostgreSQL only (SQLite is one process by design). Skips without
+//! `OUTPOST_TEST_PG_URL`; fails instead with `OUTPOST_TEST_REQUIRE_PG=1`
+//! (`scripts/with-postgres.sh cargo test -p outpost-server`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::process::ServerProcess;
+use common::*;
+use outpost_protocol::wire::*;
+use outpost_protocol::*;
+use uuid::Uuid;
+
+struct Fixture {
+    a: ServerProcess,
+    b: ServerProcess,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Option<Fixture> {
+    pg_url()?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = fresh_db_url(Kind::Postgres, dir.path()).await;
+    {
+        let db = outpost_server::Db::open(&url).await.expect("open");
+        let cfg = test_config();
+        for (name, role) in [
+            ("dispatcher", Role::Dispatcher),
+            ("tech1", Role::Technician),
+            ("tech2", Role::Technician),
+        ] {
+            outpost_server::add_user(&db, &cfg, name, role, PASSWORD)
+                .await
+                .expect("add user");
+        }
+        let items: Vec<InventoryItem> = (0..20).map(outpost_server::seed::demo_item).collect();
+        let now_us = cfg.now_us();
+        db.write(move |sql| outpost_server::seed::insert_items(sql, &items, now_us))
+            .await
+            .expect("items");
+    }
+    // Started together: both run the migrations check under the write lock.
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let u2 = url.clone();
+        let tb = std::thread::spawn(move || ServerProcess::start(&u2, &[]));
+        let a = ServerProcess::start(&url, &[]);
+        (a, tb.join().expect("second instance"))
+    })
+    .await
+    .expect("start both");
+    assert_ne!(a.addr, b.addr);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    Some(Fixture {
+        a,
+        b,
+        http,
+        _dir: dir,
+    })
+}
+
+fn seqs(changes: &[Change]) -> Vec<u64> {
+    changes.iter().map(|c| c.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_to_two_instances_never_make_a_pull_skip_a_row() {
+    let Some(f) = fixture().await else { return };
+    let (a, b) = (f.a.base.clone(), f.b.base.clone());
+    let d = login_at(&f.http, &a, "dispatcher", Uuid::new_v4()).await;
+    let t1 = login_at(&f.http, &b, "tech1", Uuid::new_v4()).await;
+    let t2 = login_at(&f.http, &a, "tech2", Uuid::new_v4()).await;
+    let mut orders1 = Vec::new();
+    let mut orders2 = Vec::new();
+    for i in 0..4 {
+        orders1.push(
+            via(&d, if i % 2 == 0 { &a } else { &b })
+                .create_order(Some("tech1"))
+                .await,
+        );
+        orders2.push(
+            via(&d, if i % 2 == 0 { &b } else { &a })
+                .create_order(Some("tech2"))
+                .await,
+        );
+    }
+    // The follower primes first (through A), then follows the log.
+    let (_, start_cursor, _) = d.pull_all(None, 500).await;
+    let start_seq = {
+        let page = d.pull(Some(start_cursor.clone()), Some(1)).await;
+        assert!(page.changes.is_empty(), "nothing new yet");
+        page.cursor
+    };
+
+    // Writers: each technician pushes batches alternately to A and B; the dispatcher
+    // edits too (titles), so three devices write through two instances at once.
+    let writer = |s: Session, orders: Vec<WorkOrder>, other: String, rounds: usize| {
+        tokio::spawn(async move {
+            for r in 0..rounds {
+                let target = if r % 2 == 0 {
+                    via(&s, &other)
+                } else {
+                    via(&s, &s.base)
+                };
+                let batch: Vec<Mutation> = orders
+                    .iter()
+                    .map(|o| {
+                        s.mutation(
+                            o.id,
+                            MutationKind::Update,
+                            o.version,
+                            vec![Op::AppendNote {
+                                note: NoteEntry {
+                                    id: Uuid::now_v7(),
+                                    author: s.username.clone(),
+                                    text: format!("round {r}"),
+                                    at: chrono::Utc::now(),
+                                },
+                            }],
+                        )
+                    })
+                    .collect();
+                for out in target.push(batch).await {
+                    assert!(matches!(out, PushOutcome::Applied(_)), "{out:?}");
+                }
+            }
+        })
+    };
+    let rounds = 15;
+    let w1 = writer(t1, orders1.clone(), a.clone(), rounds);
+    let w2 = writer(t2, orders2.clone(), b.clone(), rounds);
+    let dispatcher_edits = {
+        let d = via(&d, &b);
+        let a = a.clone();
+        let all: Vec<WorkOrder> = orders1.iter().chain(&orders2).cloned().collect();
+        tokio::spawn(async move {
+            for r in 0..rounds {
+                let s = if r % 2 == 0 {
+                    via(&d, &a)
+                } else {
+                    via(&d, &d.base)
+                };
+                let batch = all
+                    .iter()
+                    .map(|o| {
+                        s.mutation(
+                            o.id,
+                            MutationKind::Update,
+                            o.version,
+                            vec![Op::Set(SetOp::Description(format!("office round {r}")))],
+                        )
+                    })
+                    .collect();
+                for out in s.push(batch).await {
+                    assert!(
+                        matches!(
+                            out,
+                            PushOutcome::Applied(_) | PushOutcome::AppliedWithConflicts(_)
+                        ),
+                        "{out:?}"
+                    );
+                }
+            }
+        })
+    };
+
+    // The follower pulls through both instances, alternately, small pages, while the
+    // writers run: every page must continue exactly where the last one ended.
+    let mut cursor = start_seq;
+    let mut seen: Vec<u64> = Vec::new();
+    let mut turn = 0usize;
+    let mut writers_done = false;
+    loop {
+        let s = via(&d, if turn % 2 == 0 { &a } else { &b });
+        turn += 1;
+        let page = s.pull(Some(cursor.clone()), Some(7)).await;
+        assert!(page.priming.is_none(), "following the log, not priming");
+        let got = seqs(&page.changes);
+        for w in got.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "a gap inside one page: {got:?}");
+        }
+        if let (Some(last), Some(first)) = (seen.last(), got.first()) {
+            assert_eq!(
+                *first,
+                last + 1,
+                "a page skipped rows after {last}: {got:?}"
+            );
+        }
+        seen.extend(got);
+        cursor = page.cursor;
+        if !page.has_more {
+            if writers_done {
+                break;
+            }
+            writers_done = w1.is_finished() && w2.is_finished() && dispatcher_edits.is_finished();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    w1.await.expect("tech1 writer");
+    w2.await.expect("tech2 writer");
+    dispatcher_edits.await.expect("dispatcher writer");
+    // One last look after every writer is done: nothing further.
+    let tail = via(&d, &b).pull(Some(cursor), Some(1000)).await;
+    assert!(tail.changes.is_empty(), "{:?}", seqs(&tail.changes));
+
+    let expected_rows = 2 * rounds * 4 + rounds * 8;
+    assert!(
+        seen.len() >= expected_rows,
+        "every write is a row: {} < {expected_rows}",
+        seen.len()
+    );
+    let distinct: BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "no row twice");
+    let first = seen[0];
+    assert_eq!(
+        seen,
+        (first..first + seen.len() as u64).collect::<Vec<_>>(),
+        "the dispatcher saw every sequence, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_mutation_pushed_to_both_instances_at_once_has_one_effect() {
+    let Some(f) = fixture().await else { return };
+    let (a, b) = (f.a.base.clone(), f.b.base.clone());
+    let d = login_at(&f.http, &a, "dispatcher", Uuid::new_v4()).await;
+    let device = Uuid::new_v4();
+    let on_a = login_at(&f.http, &a, "tech1", device).await;
+    let on_b = login_at(&f.http, &b, "tech1", device).await;
+    let order = d.create_order(Some("tech1")).await;
+    let (_, cursor, _) = d.pull_all(None, 500).await;
+
+    let mut ids = Vec::new();
+    for round in 0..20 {
+        let m = on_a.mutation(
+            order.id,
+            MutationKind::Update,
+            order.version,
+            vec![
+                Op::Set(SetOp::Description(format!("round {round}"))),
+                Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(PartUsed {
+                    id: Uuid::now_v7(),
+                    sku: outpost_server::seed::demo_sku(round % 5),
+                    quantity: Quantity::from_units(1),
+                })),
+            ],
+        );
+        ids.push(m.mutation_id);
+        let (x, y) = tokio::join!(on_a.push1(m.clone()), on_b.push1(m.clone()));
+        let (applied, dup) = match (&x, &y) {
+            (PushOutcome::Applied(ap), PushOutcome::Duplicate { first })
+            | (PushOutcome::Duplicate { first }, PushOutcome::Applied(ap)) => (ap, first),
+            other => panic!("one applies, the other is its duplicate: {other:?}"),
+        };
+        let PushOutcome::Applied(first) = dup.as_ref() else {
+            panic!("the duplicate carries the first outcome: {dup:?}")
+        };
+        assert_eq!(first.version, applied.version, "the same effect, once");
+    }
+    // Exactly one order row per mutation in the log, and each part line once.
+    let (changes, _, _) = d.pull_all(Some(cursor), 1000).await;
+    for id in &ids {
+        let rows = changes
+            .iter()
+            .filter(|c| c.entity == ChangeEntity::WorkOrder && c.mutation_ids.contains(id))
+            .count();
+        assert_eq!(rows, 1, "one order row for mutation {id}");
+    }
+    let now: WorkOrder = via(&d, &b)
+        .get(&format!("/v1/orders/{}", order.id))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(now.version, order.version + 20, "one version per mutation");
+    assert_eq!(now.parts_used.len(), 20, "one part line per mutation");
+}
