@@ -275,10 +275,13 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; `cargo test --benches` (part of `make test`) runs
+    // this once on small sizes, as a smoke test.
+    let quick = !std::env::args().any(|a| a == "--bench");
     let items: usize = std::env::var("OUTPOST_BENCH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(if quick { 2_000 } else { 100_000 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
