@@ -228,7 +228,7 @@ async fn completions(
             .unwrap();
         let photos: Vec<Evidence> = (0..2)
             .map(|k| Evidence {
-                bytes: outpost_core::photos::synthetic_photo(4000, 3000, (i * 2 + k) as u32 + 1),
+                bytes: outpost_core::photos::synthetic_photo(4000, 3000, seed + (i * 2 + k) as u32),
                 name: format!("photo-{k}.jpg"),
             })
             .collect();
@@ -347,8 +347,9 @@ fn main() {
         let (single, single_requests) = reconnect(&server.url, &proxy, sizes.edits, 1).await;
 
         // Evidence.
-        let (loop_time, loop_up, raw, stored) = completions(&proxy, sizes.completions, None).await;
-        let (thr_time, thr_up, _, _) = completions(&proxy, sizes.throttled_completions, Some(125_000)).await;
+        let (loop_time, loop_up, raw, stored) = completions(&proxy, sizes.completions, None, 1).await;
+        // Other photos than the loopback run's, so that nothing is already on the server.
+        let (thr_time, thr_up, _, _) = completions(&proxy, sizes.throttled_completions, Some(125_000), 100_000).await;
 
         println!("\nOutpost sync benchmarks (loopback, release build, SQLite server)");
         println!("inventory items: {}; page size {page}", sizes.items);
