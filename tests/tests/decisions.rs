@@ -314,6 +314,38 @@ async fn every_merge_rule_with_two_technicians_and_a_dispatcher_offline() {
         Status::Completed
     );
 
+    // Nothing anyone did is missing: every value is on the server or in a conflict.
+    let server = f.dispatcher.app.order(notes_and_parts).unwrap().order;
+    for text in ["tech1's note", "dispatcher's note", "customer called off"] {
+        let on_server = server.notes.iter().any(|n| n.text.contains(text))
+            || f.dispatcher
+                .app
+                .order(to_cancel)
+                .unwrap()
+                .order
+                .notes
+                .iter()
+                .any(|n| n.text.contains(text));
+        assert!(on_server, "{text} is on the server");
+    }
+    let decided = f
+        .dispatcher
+        .app
+        .conflict(&field.id)
+        .unwrap()
+        .record
+        .unwrap();
+    let kept = serde_json::to_string(&decided.fields[0]).unwrap();
+    assert!(
+        kept.contains("office version") && kept.contains("field version"),
+        "both sides kept: {kept}"
+    );
+    let evidence = f.dispatcher.app.order(to_cancel).unwrap().order;
+    assert!(
+        evidence.signature.is_some() && !evidence.photos.is_empty(),
+        "the held evidence arrived"
+    );
+
     // tech2 was not involved and never saw tech1's orders.
     assert!(f.tech2.app.order(same_field).is_err());
 }
