@@ -674,3 +674,46 @@ async fn an_order_reassigned_away_while_it_holds_unsynced_work_stays_marked() {
     assert_eq!(row.reassigned_to.as_deref(), Some("tech2"));
     assert_eq!(row.sync_state, SyncState::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_shows_and_discards_failed_syncs() {
+    let mut f = fleet().await;
+    let (id, failed_id) = refused_completion(&mut f).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(outpost_tests::bin("outpost"))
+            .arg("--data-dir")
+            .arg(f.tech1.dir.path())
+            .args(args)
+            .env("OUTPOST_DB_KEY", &f.tech1.key)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--json", "failed", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["order_id"], id.as_str());
+    let out = cli(&["failed", "show", &failed_id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reason:") && text.contains("payload:"),
+        "{text}"
+    );
+    let out = cli(&["failed", "discard", &failed_id]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no confirmation from a script: refused"
+    );
+    let out = cli(&["--json", "orders", "show", &id]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["sync_state"], "failed");
+    let out = cli(&["failed", "discard", &failed_id, "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(f.tech1.app.failed_syncs().unwrap().is_empty());
+    let out = cli(&["--json", "conflicts", "list"]);
+    assert!(out.status.success());
+}
