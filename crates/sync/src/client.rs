@@ -152,10 +152,9 @@ impl SyncClient {
         rb
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        rb: reqwest::RequestBuilder,
-    ) -> Result<(T, usize), SyncError> {
+    /// Send a request; a success gives the body's bytes, anything else the
+    /// [`SyncError`] its status and error body mean. The one place answers are mapped.
+    async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, SyncError> {
         let resp = rb.send().await.map_err(transport_error)?;
         let status = resp.status();
         let retry_after = resp
@@ -166,12 +165,7 @@ impl SyncClient {
             .map(Duration::from_secs);
         let bytes = resp.bytes().await.map_err(transport_error)?;
         if status.is_success() {
-            let value = serde_json::from_slice(&bytes).map_err(|e| {
-                SyncError::BadAnswer(format!(
-                    "the server's answer could not be read ({e}); nothing was changed"
-                ))
-            })?;
-            return Ok((value, bytes.len()));
+            return Ok(bytes.to_vec());
         }
         let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
         Err(match body {
@@ -205,6 +199,20 @@ impl SyncClient {
                 retry_after,
             },
         })
+    }
+
+    /// [`SyncClient::send_raw`] and decode the JSON answer; also returns its size.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<(T, usize), SyncError> {
+        let bytes = self.send_raw(rb).await?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            SyncError::BadAnswer(format!(
+                "the server's answer could not be read ({e}); nothing was changed"
+            ))
+        })?;
+        Ok((value, bytes.len()))
     }
 
     /// Online means this answers.
@@ -269,35 +277,8 @@ impl SyncClient {
     /// Download an attachment the caller may see.
     pub async fn download(&self, token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
         let path = format!("{}/{hash}", paths::ATTACHMENTS);
-        let resp = self
-            .request(reqwest::Method::GET, &path, Some(token))
-            .send()
+        self.send_raw(self.request(reqwest::Method::GET, &path, Some(token)))
             .await
-            .map_err(transport_error)?;
-        if resp.status().is_success() {
-            return Ok(resp.bytes().await.map_err(transport_error)?.to_vec());
-        }
-        // Reuse the JSON error mapping.
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(transport_error)?;
-        let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-        Err(match body {
-            Some(b) if matches!(b.code, ErrorCode::TokenExpired | ErrorCode::Unauthorized) => {
-                SyncError::Unauthorized(b.message)
-            }
-            Some(b) => SyncError::Server {
-                status: status.as_u16(),
-                code: b.code,
-                message: b.message,
-                retry_after: None,
-            },
-            None => SyncError::Server {
-                status: status.as_u16(),
-                code: ErrorCode::Unknown,
-                message: format!("the server answered {status}"),
-                retry_after: None,
-            },
-        })
     }
 
     /// Upload small files in one request.
