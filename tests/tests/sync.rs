@@ -365,6 +365,66 @@ async fn server_side_changes_and_reassignments_arrive_as_deltas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discontinued_item_is_deleted_on_devices_and_a_late_use_of_it_is_shown_as_failed() {
+    let (_tmp, server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let (gone, kept) = ("SKU-00007", "SKU-00008");
+    assert!(tech.app.inventory_item(gone).unwrap().is_some());
+
+    // Offline, the technician books the item that the office is about to discontinue.
+    let order = open_order(&tech);
+    proxy.set(Fault::Refuse);
+    tech.app
+        .edit_order(
+            &order,
+            OrderEdit {
+                parts: vec![(gone.into(), Quantity::from_units(2))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    let out = server.admin(&["inventory", "discontinue", "--sku", gone], None);
+    assert!(out.contains("discontinued"), "{out}");
+    proxy.set(Fault::None);
+
+    let report = tech.sync().await.unwrap();
+    assert!(
+        report.removed >= 1,
+        "the tombstone removed a row: {report:?}"
+    );
+    assert!(
+        tech.app.inventory_item(gone).unwrap().is_none(),
+        "the delta deleted the discontinued item"
+    );
+    assert!(tech.app.inventory_item(kept).unwrap().is_some());
+    assert_eq!(tech.app.inventory_count().unwrap(), 49_999);
+    // The booking of the discontinued item was refused and waits for a person.
+    let failed = tech.app.failed_syncs().unwrap();
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.order_id == order && f.code == "unknown_sku"),
+        "{failed:?}"
+    );
+
+    // A device primed afterwards never sees the item; discontinuing twice says so.
+    let mut fresh = Device::new();
+    fresh.login(&proxy.url(), "tech2").await;
+    fresh.sync().await.unwrap();
+    assert!(fresh.app.inventory_item(gone).unwrap().is_none());
+    assert_eq!(fresh.app.inventory_count().unwrap(), 49_999);
+    let again = std::process::Command::new(bin("outpost-server"))
+        .args(["inventory", "discontinue", "--sku", gone, "--db"])
+        .arg(server.db_arg())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no inventory item"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
     let (_tmp, mut server, proxy) = setup(&[]).await;
     let mut tech = Device::new();

@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         action: EpochAction,
     },
+    /// Manage the inventory catalogue.
+    Inventory {
+        #[command(subcommand)]
+        action: InventoryAction,
+    },
     /// Drop change-log rows and idempotency records older than the retention.
     Prune {
         #[arg(long, default_value_t = 90)]
@@ -125,6 +130,17 @@ enum DeviceAction {
     Revoke {
         #[arg(long)]
         device_id: Uuid,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryAction {
+    /// Remove an item from the catalogue: every device drops it on its next pull.
+    Discontinue {
+        #[arg(long)]
+        sku: String,
         #[command(flatten)]
         db: DbArg,
     },
@@ -320,6 +336,20 @@ async fn main() -> anyhow::Result<()> {
                 .write(move |sql| repo::revoke_device(sql, device_id, None, now_us))
                 .await?;
             println!("revoked device {device_id} ({n} sign-ins); it must sign in again");
+        }
+        Command::Inventory {
+            action: InventoryAction::Discontinue { sku, db },
+        } => {
+            let db = open(&db).await?;
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let s = sku.clone();
+            if !db
+                .write(move |sql| repo::discontinue_item(sql, &s, now_us))
+                .await?
+            {
+                bail!("no inventory item with SKU {sku}");
+            }
+            println!("discontinued {sku}: devices drop it on their next sync");
         }
         Command::Epoch {
             action: EpochAction::Reset { db },

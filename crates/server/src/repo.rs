@@ -446,6 +446,32 @@ pub fn put_item(sql: &mut dyn Sql, item: &InventoryItem, version: u64) -> Result
     Ok(body)
 }
 
+/// Discontinue an item: its row goes, and a tombstone in the change log tells every
+/// device to drop it. Orders that used it keep their parts lines; a later push that
+/// uses it is rejected as `unknown_sku` and shown as a failed sync. Returns false when
+/// no such item exists.
+pub fn discontinue_item(sql: &mut dyn Sql, sku: &str, now_us: i64) -> Result<bool, Error> {
+    let Some((_, version)) = get_item(sql, sku)? else {
+        return Ok(false);
+    };
+    sql.exec("DELETE FROM inventory WHERE sku = ?1", &[sku.into()])?;
+    append_change(
+        sql,
+        NewChange {
+            entity: "inventory_item",
+            entity_id: sku,
+            version: version + 1,
+            body: r#"{"kind":"tombstone"}"#.to_owned(),
+            mutation_ids: &[],
+            audience: Audience::All,
+            scope_user: None,
+            scope_user2: None,
+        },
+        now_us,
+    )?;
+    Ok(true)
+}
+
 pub fn item_exists(sql: &mut dyn Sql, sku: &str) -> Result<bool, Error> {
     Ok(!sql
         .query("SELECT 1 FROM inventory WHERE sku = ?1", &[sku.into()])?
