@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::{apply_mutation, InventoryItem, Mutation, WorkOrder};
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -102,6 +103,65 @@ pub(crate) fn get_order(
         .transpose()
 }
 
+/// The columns of `work_orders` that mirror fields of the body (for lists, lookups and
+/// the schedule index), in the order of [`MIRRORED_COLUMNS`].
+const MIRRORED_COLUMNS: [&str; 6] = [
+    "number",
+    "title",
+    "status",
+    "priority",
+    "assignee",
+    "scheduled_start",
+];
+
+fn mirrored_values(order: &WorkOrder) -> [Value; 6] {
+    [
+        order
+            .number
+            .map_or(Value::Null, |n| Value::Integer(n as i64)),
+        Value::Text(order.title.clone()),
+        Value::Text(order.status.as_str().to_owned()),
+        Value::Text(order.priority.as_str().to_owned()),
+        order.assignee.clone().map_or(Value::Null, Value::Text),
+        order
+            .scheduled
+            .as_ref()
+            .map_or(Value::Null, |w| Value::Text(w.start.to_rfc3339())),
+    ]
+}
+
+/// An order's row as stored: the body as text and the mirrored columns.
+struct StoredOrder {
+    body: String,
+    columns: [Value; 6],
+}
+
+fn get_stored_order(
+    tx: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<StoredOrder>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT body, number, title, status, priority, assignee, scheduled_start
+             FROM work_orders WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(StoredOrder {
+                    body: r.get(0)?,
+                    columns: [
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ],
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// Write the local view of an order (the server base, if any, is left as it is).
 pub(crate) fn put_local_order(
     tx: &Transaction<'_>,
@@ -109,6 +169,7 @@ pub(crate) fn put_local_order(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(order)?;
+    let [number, title, status, priority, assignee, scheduled_start] = mirrored_values(order);
     tx.execute(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, body, updated_at)
@@ -120,16 +181,53 @@ pub(crate) fn put_local_order(
             updated_at = excluded.updated_at",
         params![
             order.id.to_string(),
-            order.number.map(|n| n as i64),
-            order.title,
-            order.status.as_str(),
-            order.priority.as_str(),
-            order.assignee,
-            order.scheduled.as_ref().map(|w| w.start.to_rfc3339()),
+            number,
+            title,
+            status,
+            priority,
+            assignee,
+            scheduled_start,
             body,
             now.to_rfc3339(),
         ],
     )?;
+    Ok(())
+}
+
+/// Write an edited order over its stored row, setting only what changed. SQLite
+/// rewrites an index entry whenever its column is assigned, even to the same value, so
+/// assigning `status` and `scheduled_start` on every edit dirtied a page of the
+/// schedule index each time; on SQLCipher every dirty page is encrypted and
+/// authenticated again at commit. A row whose body and columns are unchanged is not
+/// written at all.
+fn update_local_order(
+    tx: &Transaction<'_>,
+    stored: &StoredOrder,
+    order: &WorkOrder,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(order)?;
+    let mut sql = String::from("UPDATE work_orders SET body = ?2, updated_at = ?3");
+    let mut values = vec![
+        Value::Text(order.id.to_string()),
+        Value::Text(body),
+        Value::Text(now.to_rfc3339()),
+    ];
+    for ((name, old), new) in MIRRORED_COLUMNS
+        .iter()
+        .zip(&stored.columns)
+        .zip(mirrored_values(order))
+    {
+        if *old != new {
+            values.push(new);
+            sql.push_str(&format!(", {name} = ?{}", values.len()));
+        }
+    }
+    if values.len() == 3 && matches!(&values[1], Value::Text(b) if *b == stored.body) {
+        return Ok(());
+    }
+    sql.push_str(" WHERE id = ?1");
+    tx.execute(&sql, rusqlite::params_from_iter(values))?;
     Ok(())
 }
 
@@ -139,9 +237,16 @@ impl Store {
     /// in one transaction. Invalid input returns field errors and writes nothing.
     pub fn record(&mut self, m: Mutation, now: DateTime<Utc>) -> Result<WorkOrder, StoreError> {
         self.write(|tx, _| {
-            let before = get_order(tx, &m.entity_id.to_string())?;
+            let stored = get_stored_order(tx, &m.entity_id.to_string())?;
+            let before = stored
+                .as_ref()
+                .map(|s| serde_json::from_str::<WorkOrder>(&s.body))
+                .transpose()?;
             let after = apply_mutation(before.as_ref(), &m)?;
-            put_local_order(tx, &after, now)?;
+            match &stored {
+                Some(stored) => update_local_order(tx, stored, &after, now)?,
+                None => put_local_order(tx, &after, now)?,
+            }
             outbox::enqueue(tx, m, now)?;
             Ok(after)
         })
