@@ -400,3 +400,110 @@ impl Store {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DbKey;
+    use chrono::TimeZone;
+    use outpost_protocol::mutation::EntityKind;
+    use outpost_protocol::{
+        MutationKind, Op, Priority, ScheduledWindow, SetOp, Status, FORMAT_VERSION,
+    };
+    use uuid::Uuid;
+
+    fn edit(order: &WorkOrder, ops: Vec<Op>) -> Mutation {
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Update,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: Utc::now(),
+            ops,
+        }
+    }
+
+    fn stored(store: &Store, id: Uuid) -> (StoredOrder, String) {
+        let row = get_stored_order(&store.conn, &id.to_string())
+            .expect("read")
+            .expect("row");
+        let updated_at = store
+            .conn
+            .query_row(
+                "SELECT updated_at FROM work_orders WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .expect("updated_at");
+        (row, updated_at)
+    }
+
+    #[test]
+    fn an_edit_keeps_the_mirrored_columns_and_indexes_in_step_with_the_body() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut store =
+            Store::create(tmp.path(), &DbKey::generate().expect("key")).expect("create");
+        let mut order = WorkOrder::blank(Uuid::now_v7());
+        order.title = "Pump".into();
+        order.version = 1;
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
+            .single()
+            .expect("time");
+        store.put_server_orders(&[order.clone()], t0).expect("seed");
+
+        let window = ScheduledWindow {
+            start: Utc
+                .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+                .single()
+                .expect("time"),
+            end: Utc
+                .with_ymd_and_hms(2026, 3, 2, 11, 0, 0)
+                .single()
+                .expect("time"),
+            time_zone: "Europe/Oslo".into(),
+        };
+        let edits = [
+            vec![Op::Set(SetOp::Description("only the body".into()))],
+            vec![
+                Op::Set(SetOp::Status(Status::EnRoute)),
+                Op::Set(SetOp::Scheduled(Some(window))),
+            ],
+            vec![
+                Op::Set(SetOp::Title("Pump, north side".into())),
+                Op::Set(SetOp::Priority(Priority::Urgent)),
+                Op::Set(SetOp::Assignee(Some("tech2".into()))),
+            ],
+            vec![Op::Set(SetOp::Scheduled(None))],
+        ];
+        for (i, ops) in edits.into_iter().enumerate() {
+            let now = t0 + chrono::Duration::minutes(i as i64 + 1);
+            let after = store.record(edit(&order, ops), now).expect("record");
+            let (row, updated_at) = stored(&store, order.id);
+            assert_eq!(row.body, serde_json::to_string(&after).expect("json"));
+            assert_eq!(row.columns, mirrored_values(&after), "edit {i}");
+            assert_eq!(updated_at, now.to_rfc3339());
+        }
+        let report = store.check().expect("check");
+        assert!(report.sound, "indexes agree with their rows: {report:?}");
+        let listed = store.orders().expect("list");
+        assert_eq!(listed[0].order.status, Status::EnRoute);
+        assert_eq!(listed[0].order.title, "Pump, north side");
+
+        // An edit that changes nothing leaves the row as it was (the mutation is still
+        // recorded: the person did it).
+        let (before, updated_before) = stored(&store, order.id);
+        let late = t0 + chrono::Duration::hours(1);
+        let title = Op::Set(SetOp::Title("Pump, north side".into()));
+        store
+            .record(edit(&order, vec![title]), late)
+            .expect("record");
+        let (after, updated_after) = stored(&store, order.id);
+        assert_eq!(after.body, before.body);
+        assert_eq!(updated_after, updated_before);
+        assert_eq!(store.outbox_len().expect("outbox"), 1);
+    }
+}
