@@ -582,11 +582,17 @@ mod tests {
             assert_eq!(report.cipher_hmac, "HMAC_SHA512");
             assert!(report.sound, "{report:?}");
         }
-        let store = Store::open(tmp.path(), &key).expect("reopen");
+        let mut store = Store::open(tmp.path(), &key).expect("reopen");
         assert_eq!(
             store.get_setting("written").expect("read").as_deref(),
             Some("now")
         );
+        // Re-keying keeps the layout; the database opens with the new key afterwards.
+        let new_key = DbKey::generate().expect("key");
+        store.rekey(&new_key).expect("rekey");
+        drop(store);
+        let store = Store::open(tmp.path(), &new_key).expect("open with the new key");
+        assert_eq!(store.check().expect("check").cipher_hmac, "HMAC_SHA512");
     }
 
     #[test]
