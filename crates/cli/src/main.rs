@@ -582,9 +582,10 @@ fn run(cli: Cli) -> Result<(), CoreError> {
             } else {
                 outln!("data directory: {}", report.data_dir);
                 outln!(
-                    "encrypted:      {} (SQLCipher {})",
+                    "encrypted:      {} (SQLCipher {}, page HMAC {})",
                     if report.store.encrypted { "yes" } else { "NO" },
-                    report.store.cipher_version
+                    report.store.cipher_version,
+                    report.store.cipher_hmac
                 );
                 outln!("key:            {}", report.key.key_source.describe());
                 outln!("schema:         {}", report.store.schema_version);

@@ -131,6 +131,9 @@ fn main() {
     let sync_enc = enc_store.check().expect("check").synchronous;
     let sync_plain = plain_store.check().expect("check").synchronous;
     let cipher = enc_store.pragma_text("cipher_version").expect("cipher");
+    let hmac = enc_store
+        .pragma_text("cipher_hmac_algorithm")
+        .expect("hmac");
     let memsec = enc_store
         .pragma_text("cipher_memory_security")
         .unwrap_or_default();
@@ -171,7 +174,9 @@ fn main() {
         base.display(),
         ORDERS
     );
-    println!("synchronous: encrypted={sync_enc} plain={sync_plain}; SQLCipher {cipher}");
+    println!(
+        "synchronous: encrypted={sync_enc} plain={sync_plain}; SQLCipher {cipher}, page HMAC {hmac}"
+    );
     let (e50, e99) = report("sqlcipher", &mut enc.samples);
     let (p50, p99) = report("plain", &mut plain.samples);
     println!(

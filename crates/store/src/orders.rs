@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::{apply_mutation, InventoryItem, Mutation, WorkOrder};
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -102,6 +103,65 @@ pub(crate) fn get_order(
         .transpose()
 }
 
+/// The columns of `work_orders` that mirror fields of the body (for lists, lookups and
+/// the schedule index), in the order of [`MIRRORED_COLUMNS`].
+const MIRRORED_COLUMNS: [&str; 6] = [
+    "number",
+    "title",
+    "status",
+    "priority",
+    "assignee",
+    "scheduled_start",
+];
+
+fn mirrored_values(order: &WorkOrder) -> [Value; 6] {
+    [
+        order
+            .number
+            .map_or(Value::Null, |n| Value::Integer(n as i64)),
+        Value::Text(order.title.clone()),
+        Value::Text(order.status.as_str().to_owned()),
+        Value::Text(order.priority.as_str().to_owned()),
+        order.assignee.clone().map_or(Value::Null, Value::Text),
+        order
+            .scheduled
+            .as_ref()
+            .map_or(Value::Null, |w| Value::Text(w.start.to_rfc3339())),
+    ]
+}
+
+/// An order's row as stored: the body as text and the mirrored columns.
+struct StoredOrder {
+    body: String,
+    columns: [Value; 6],
+}
+
+fn get_stored_order(
+    tx: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<StoredOrder>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT body, number, title, status, priority, assignee, scheduled_start
+             FROM work_orders WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(StoredOrder {
+                    body: r.get(0)?,
+                    columns: [
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ],
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// Write the local view of an order (the server base, if any, is left as it is).
 pub(crate) fn put_local_order(
     tx: &Transaction<'_>,
@@ -109,6 +169,7 @@ pub(crate) fn put_local_order(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(order)?;
+    let [number, title, status, priority, assignee, scheduled_start] = mirrored_values(order);
     tx.execute(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, body, updated_at)
@@ -120,16 +181,53 @@ pub(crate) fn put_local_order(
             updated_at = excluded.updated_at",
         params![
             order.id.to_string(),
-            order.number.map(|n| n as i64),
-            order.title,
-            order.status.as_str(),
-            order.priority.as_str(),
-            order.assignee,
-            order.scheduled.as_ref().map(|w| w.start.to_rfc3339()),
+            number,
+            title,
+            status,
+            priority,
+            assignee,
+            scheduled_start,
             body,
             now.to_rfc3339(),
         ],
     )?;
+    Ok(())
+}
+
+/// Write an edited order over its stored row, setting only what changed. SQLite
+/// rewrites an index entry whenever its column is assigned, even to the same value, so
+/// assigning `status` and `scheduled_start` on every edit dirtied a page of the
+/// schedule index each time; on SQLCipher every dirty page is encrypted and
+/// authenticated again at commit. A row whose body and columns are unchanged is not
+/// written at all.
+fn update_local_order(
+    tx: &Transaction<'_>,
+    stored: &StoredOrder,
+    order: &WorkOrder,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(order)?;
+    let mut sql = String::from("UPDATE work_orders SET body = ?2, updated_at = ?3");
+    let mut values = vec![
+        Value::Text(order.id.to_string()),
+        Value::Text(body),
+        Value::Text(now.to_rfc3339()),
+    ];
+    for ((name, old), new) in MIRRORED_COLUMNS
+        .iter()
+        .zip(&stored.columns)
+        .zip(mirrored_values(order))
+    {
+        if *old != new {
+            values.push(new);
+            sql.push_str(&format!(", {name} = ?{}", values.len()));
+        }
+    }
+    if values.len() == 3 && matches!(&values[1], Value::Text(b) if *b == stored.body) {
+        return Ok(());
+    }
+    sql.push_str(" WHERE id = ?1");
+    tx.execute(&sql, rusqlite::params_from_iter(values))?;
     Ok(())
 }
 
@@ -139,9 +237,16 @@ impl Store {
     /// in one transaction. Invalid input returns field errors and writes nothing.
     pub fn record(&mut self, m: Mutation, now: DateTime<Utc>) -> Result<WorkOrder, StoreError> {
         self.write(|tx, _| {
-            let before = get_order(tx, &m.entity_id.to_string())?;
+            let stored = get_stored_order(tx, &m.entity_id.to_string())?;
+            let before = stored
+                .as_ref()
+                .map(|s| serde_json::from_str::<WorkOrder>(&s.body))
+                .transpose()?;
             let after = apply_mutation(before.as_ref(), &m)?;
-            put_local_order(tx, &after, now)?;
+            match &stored {
+                Some(stored) => update_local_order(tx, stored, &after, now)?,
+                None => put_local_order(tx, &after, now)?,
+            }
             outbox::enqueue(tx, m, now)?;
             Ok(after)
         })
@@ -293,5 +398,112 @@ impl Store {
             .optional()?;
         body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DbKey;
+    use chrono::TimeZone;
+    use outpost_protocol::mutation::EntityKind;
+    use outpost_protocol::{
+        MutationKind, Op, Priority, ScheduledWindow, SetOp, Status, FORMAT_VERSION,
+    };
+    use uuid::Uuid;
+
+    fn edit(order: &WorkOrder, ops: Vec<Op>) -> Mutation {
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Update,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: Utc::now(),
+            ops,
+        }
+    }
+
+    fn stored(store: &Store, id: Uuid) -> (StoredOrder, String) {
+        let row = get_stored_order(&store.conn, &id.to_string())
+            .expect("read")
+            .expect("row");
+        let updated_at = store
+            .conn
+            .query_row(
+                "SELECT updated_at FROM work_orders WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .expect("updated_at");
+        (row, updated_at)
+    }
+
+    #[test]
+    fn an_edit_keeps_the_mirrored_columns_and_indexes_in_step_with_the_body() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut store =
+            Store::create(tmp.path(), &DbKey::generate().expect("key")).expect("create");
+        let mut order = WorkOrder::blank(Uuid::now_v7());
+        order.title = "Pump".into();
+        order.version = 1;
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
+            .single()
+            .expect("time");
+        store.put_server_orders(&[order.clone()], t0).expect("seed");
+
+        let window = ScheduledWindow {
+            start: Utc
+                .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+                .single()
+                .expect("time"),
+            end: Utc
+                .with_ymd_and_hms(2026, 3, 2, 11, 0, 0)
+                .single()
+                .expect("time"),
+            time_zone: "Europe/Oslo".into(),
+        };
+        let edits = [
+            vec![Op::Set(SetOp::Description("only the body".into()))],
+            vec![
+                Op::Set(SetOp::Status(Status::EnRoute)),
+                Op::Set(SetOp::Scheduled(Some(window))),
+            ],
+            vec![
+                Op::Set(SetOp::Title("Pump, north side".into())),
+                Op::Set(SetOp::Priority(Priority::Urgent)),
+                Op::Set(SetOp::Assignee(Some("tech2".into()))),
+            ],
+            vec![Op::Set(SetOp::Scheduled(None))],
+        ];
+        for (i, ops) in edits.into_iter().enumerate() {
+            let now = t0 + chrono::Duration::minutes(i as i64 + 1);
+            let after = store.record(edit(&order, ops), now).expect("record");
+            let (row, updated_at) = stored(&store, order.id);
+            assert_eq!(row.body, serde_json::to_string(&after).expect("json"));
+            assert_eq!(row.columns, mirrored_values(&after), "edit {i}");
+            assert_eq!(updated_at, now.to_rfc3339());
+        }
+        let report = store.check().expect("check");
+        assert!(report.sound, "indexes agree with their rows: {report:?}");
+        let listed = store.orders().expect("list");
+        assert_eq!(listed[0].order.status, Status::EnRoute);
+        assert_eq!(listed[0].order.title, "Pump, north side");
+
+        // An edit that changes nothing leaves the row as it was (the mutation is still
+        // recorded: the person did it).
+        let (before, updated_before) = stored(&store, order.id);
+        let late = t0 + chrono::Duration::hours(1);
+        let title = Op::Set(SetOp::Title("Pump, north side".into()));
+        store
+            .record(edit(&order, vec![title]), late)
+            .expect("record");
+        let (after, updated_after) = stored(&store, order.id);
+        assert_eq!(after.body, before.body);
+        assert_eq!(updated_after, updated_before);
+        assert_eq!(store.outbox_len().expect("outbox"), 1);
     }
 }
