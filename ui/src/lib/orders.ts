@@ -134,3 +134,11 @@ export function formatWhen(iso: string | null, timeZone?: string | null): string
   }
   return d.toLocaleString(undefined, opts);
 }
+
+/**
+ * Who holds an order now when it was reassigned away from this device while it had
+ * local work (`reassigned_to`): it stays visible, marked, until a person decides.
+ */
+export function reassignedTo(o: OrderSummary): string | null {
+  return (o as OrderSummary & { reassigned_to?: string | null }).reassigned_to ?? null;
+}
