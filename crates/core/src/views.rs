@@ -143,6 +143,9 @@ pub struct OrderSummary {
     pub assignee: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub sync_state: OrderSyncState,
+    /// Reassigned away while it held this device's unsynced work: who has it now. The
+    /// order stays, marked, until its work is settled.
+    pub reassigned_to: Option<String>,
 }
 
 /// A checklist step.
@@ -241,6 +244,7 @@ impl From<&OrderRow> for OrderSummary {
             assignee: o.assignee.clone(),
             completed_at: o.completed_at,
             sync_state: row.sync_state.into(),
+            reassigned_to: row.reassigned_to.clone(),
         }
     }
 }

@@ -22,6 +22,7 @@ export function summary(i: number, over: Partial<OrderSummary> = {}): OrderSumma
     assignee: 'tech1',
     completed_at: null,
     sync_state: 'synced',
+    reassigned_to: null,
     ...over,
   };
 }
