@@ -175,29 +175,64 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
     await sleep(250);
     writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
   };
-  const rowState = (id) =>
-    wd.exec(
+  // The row of order `id`, whichever tab (today, upcoming, completed) holds it.
+  const showRow = async (id) => {
+    for (let i = 0; i < 40; i++) {
+      for (const tab of ['today', 'upcoming', 'completed']) {
+        const found = await wd.exec(
+          `document.getElementById('tab-' + arguments[1])?.click();
+           return new Promise((r) => requestAnimationFrame(() => r(document.querySelector('[data-testid="order-row"][data-order-id="' + arguments[0] + '"]') !== null)));`,
+          [id, tab],
+        );
+        if (found) return;
+      }
+      await sleep(500);
+    }
+    throw new Error(`order ${id} is in no tab of the list`);
+  };
+  const rowState = async (id) => {
+    await showRow(id);
+    return wd.exec(
       `const r = document.querySelector('[data-testid="order-row"][data-order-id="' + arguments[0] + '"] [data-sync-state]');
        return r ? r.getAttribute('data-sync-state') : null;`,
       [id],
     );
+  };
+  const waitRowState = async (id, want, what) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const got = await rowState(id);
+      if (got === want) return;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what} (state ${got})`);
+      await sleep(500);
+    }
+  };
   const goOrders = async () => {
     await wd.click(await wd.find('nav button:nth-child(1)'));
-    await wd.waitFor('[data-testid="order-row"]', 20_000);
+    await wd.waitFor('[data-testid="order-list"]', 20_000);
   };
   const openOrder = async (id) => {
     await goOrders();
+    await showRow(id);
     await wd.click(await wd.find(`[data-testid="order-row"][data-order-id="${id}"]`));
     await wd.waitFor('[data-testid="note-input"]', 20_000);
   };
   const tickAll = async () => {
-    await wd.exec(`for (const c of document.querySelectorAll('[data-testid^="check-"]')) if (!c.checked) c.click();`);
-    await wd.waitUntil(
-      `return [...document.querySelectorAll('[data-testid^="check-"]')].every((c) => c.checked && !c.disabled)`,
-      [],
-      15_000,
-      'every checklist step ticked and saved',
-    );
+    // One at a time: each tick is saved before the boxes are enabled again.
+    for (let i = 0; i < 20; i++) {
+      const left = await wd.exec(
+        `const c = [...document.querySelectorAll('[data-testid^="check-"]')].find((c) => !c.checked);
+         if (!c) return false; if (c.disabled) return true; c.scrollIntoView({ block: 'center' }); c.click(); return true;`,
+      );
+      if (!left) return;
+      await wd.waitUntil(
+        `return [...document.querySelectorAll('[data-testid^="check-"]')].every((c) => !c.disabled)`,
+        [],
+        15_000,
+        'the tick is saved',
+      );
+    }
+    throw new Error('checklist steps could not all be ticked');
   };
   const signAndComplete = async () => {
     // Draw on the pad with pointer events, as a finger would.
@@ -269,13 +304,7 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
 
   // 3. The server is back: synced with no click; the server has it.
   await startServer();
-  await wd.waitUntil(
-    `const r = document.querySelector('[data-testid="order-row"][data-order-id="' + arguments[0] + '"] [data-sync-state]');
-     return r && r.getAttribute('data-sync-state') === 'synced'`,
-    [a],
-    60_000,
-    'the order becomes synced without any click',
-  );
+  await waitRowState(a, 'synced', 'the order becomes synced without any click');
   await shot('14-back-online-synced');
   cli(['sync']);
   const onServer = cliJson(['orders', 'show', a]);
@@ -314,13 +343,7 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
     'the failed sync is gone after the resubmission',
   );
   await goOrders();
-  await wd.waitUntil(
-    `const r = document.querySelector('[data-testid="order-row"][data-order-id="' + arguments[0] + '"] [data-sync-state]');
-     return r && r.getAttribute('data-sync-state') === 'synced'`,
-    [b],
-    60_000,
-    'the resubmitted order is synced',
-  );
+  await waitRowState(b, 'synced', 'the resubmitted order is synced');
   cli(['sync']);
   assert.equal((cliJson(['orders', 'show', b]).order ?? {}).status ?? cliJson(['orders', 'show', b]).status, 'completed');
 
