@@ -1,5 +1,6 @@
 # Outpost: one entry point for people and CI.
-#   make run    build what is needed and start the demo
+#   make run    build the app and a local server with the demo fleet, and start both
+#   make demo   walk through the command-line client on a demo data directory
 #   make test   the whole suite (installs missing system packages first)
 #   make bench  the benchmarks, figures printed to the terminal
 #   make lint   rustfmt and clippy, as CI runs them
@@ -7,7 +8,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run test test-desktop bench lint fmt
+.PHONY: deps build run demo test test-rust test-desktop bench lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -15,10 +16,18 @@ deps:
 build: deps
 	$(CARGO) build --release -p outpost-cli -p outpost-server
 
-run: build
+run: deps
+	@scripts/run-desktop.sh
+
+demo: build
 	@scripts/demo.sh
 
-test: deps
+# Everything: the Rust workspace (both server backends, the real Secret Service), then
+# the desktop app (one release build; Vitest; the real window under Xvfb against a real
+# server).
+test: test-rust test-desktop
+
+test-rust: deps
 	@scripts/test.sh
 
 bench: deps
@@ -31,9 +40,8 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --exclude outpost-desktop --all-targets -- -D warnings
 
-# The desktop app: WebKit build, Vitest and the real-window test under Xvfb. Not yet
-# part of `make test` (see src-tauri/README.md for why and what it needs).
-test-desktop:
+# The desktop app: WebKit build, Vitest and the real-window tests under Xvfb.
+test-desktop: deps
 	@scripts/test-desktop.sh
 
 fmt:

@@ -18,28 +18,8 @@ CARGO=${CARGO:-cargo}
 
 step() { printf '\n== %s\n' "$*"; }
 
-# --- system packages ---------------------------------------------------------------
-pkgs=(build-essential pkg-config file libssl-dev libdbus-1-dev
-      libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-      xvfb xauth webkit2gtk-driver imagemagick xdotool)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing ${missing[*]}"
-  SUDO=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null; then SUDO=(sudo); else
-      echo "error: missing packages need root: apt-get install -y --no-install-recommends ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-command -v node >/dev/null || { echo "error: Node.js (20.19 or later) is needed for the UI" >&2; exit 1; }
+# --- system packages (WebKit build, Xvfb, WebKitWebDriver, …), Node ------------------
+scripts/desktop-deps.sh
 
 # --- UI packages, tauri-driver -----------------------------------------------------
 step "npm ci (ui)"
@@ -57,8 +37,9 @@ start=$(date +%s)
 "$CARGO" build --release -p outpost-desktop
 echo "built in $(( $(date +%s) - start )) s"
 BIN=$TARGET_DIR/release/outpost-desktop
-# The CLI, for the e2e test's cross-check of the outbox (cheap: shares the build).
-"$CARGO" build --release -p outpost-cli
+# The CLI and the server, for the e2e tests' server and dispatcher (cheap: they share
+# the build).
+"$CARGO" build --release -p outpost-cli -p outpost-server
 
 # --- tests -------------------------------------------------------------------------
 step "generated TypeScript is up to date; core view tests"
@@ -83,5 +64,5 @@ if [ -z "${DISPLAY:-}" ]; then
 fi
 trap '[ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
 start=$(date +%s)
-OUTPOST_DESKTOP_BIN=$BIN node --test ui/e2e/
+OUTPOST_DESKTOP_BIN=$BIN node --test --test-concurrency=1 ui/e2e/
 echo "e2e in $(( $(date +%s) - start )) s; screenshots in $ROOT/target/e2e-screenshots/"

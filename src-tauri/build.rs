@@ -19,6 +19,20 @@ const COMMANDS: &[&str] = &[
     "search_inventory",
     "sync_summary",
     "quit_app",
+    "sign_in",
+    "sign_out",
+    "pending_changes",
+    "sync_status",
+    "sync_now",
+    "failed_syncs",
+    "resubmit_failed",
+    "discard_failed",
+    "conflicts",
+    "resolve_conflict",
+    "fleet_failed_syncs",
+    "dismiss_fleet_failed",
+    "assign_order",
+    "cancel_order",
 ];
 
 fn main() {

@@ -6,19 +6,22 @@
 //! 10,000 orders must not freeze the window while it is read. The list in
 //! `build.rs` (`COMMANDS`) generates their permissions; keep the two in step.
 
+use outpost_core::app::{
+    ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
+    PendingChangeView, ResolveInput, SignInInput,
+};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
     OrderSummary, SessionInfo, SyncSummary,
 };
 use outpost_core::{Completion, OrderEdit, Outpost};
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, Emitter, Manager, State};
 
 use crate::shell::Shell;
 
 type Res<T> = Result<T, AppError>;
 
-/// The event the UI reloads its lists on; the payload is the changed order's id.
-const ORDERS_CHANGED: &str = "orders-changed";
+use crate::events::ORDERS_CHANGED;
 
 pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Sync + 'static {
     tauri::generate_handler![
@@ -36,13 +39,28 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         search_inventory,
         sync_summary,
         quit_app,
+        sign_in,
+        sign_out,
+        pending_changes,
+        sync_status,
+        sync_now,
+        failed_syncs,
+        resubmit_failed,
+        discard_failed,
+        conflicts,
+        resolve_conflict,
+        fleet_failed_syncs,
+        dismiss_fleet_failed,
+        assign_order,
+        cancel_order,
     ]
 }
 
-/// Tell the UI (every window) that an order changed; a missed event only delays a
-/// refresh, so failure is logged, not returned.
+/// Tell the UI (every window) that an order changed and the engine that there is
+/// something to send; a missed event only delays a refresh, so failure is logged.
 fn changed(app: &AppHandle, d: Res<OrderDetail>) -> Res<OrderDetail> {
     if let Ok(detail) = &d {
+        app.state::<Shell>().local_write(app);
         if let Err(e) = app.emit(ORDERS_CHANGED, &detail.summary.id) {
             tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
         }
@@ -177,4 +195,117 @@ async fn quit_app(app: AppHandle) -> Res<()> {
     tracing::info!("quit asked from the window");
     app.exit(0);
     Ok(())
+}
+
+#[tauri::command]
+async fn sign_in(app: AppHandle, shell: State<'_, Shell>, input: SignInInput) -> Res<SessionInfo> {
+    shell.sign_in(&app, input).await
+}
+
+#[tauri::command]
+async fn sign_out(app: AppHandle, shell: State<'_, Shell>) -> Res<SessionInfo> {
+    shell.sign_out(&app).await
+}
+
+#[tauri::command]
+async fn pending_changes(shell: State<'_, Shell>) -> Res<Vec<PendingChangeView>> {
+    shell.with(|o| o.pending_changes())
+}
+
+#[tauri::command]
+async fn sync_status(shell: State<'_, Shell>) -> Res<EngineStatusView> {
+    shell.sync_status()
+}
+
+#[tauri::command]
+async fn sync_now(shell: State<'_, Shell>) -> Res<()> {
+    shell.sync_now()
+}
+
+#[tauri::command]
+async fn failed_syncs(shell: State<'_, Shell>) -> Res<Vec<FailedSyncView>> {
+    shell.with(|o| o.failed_sync_views())
+}
+
+#[tauri::command]
+async fn resubmit_failed(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    id: String,
+    fixes: Vec<FixInput>,
+) -> Res<OrderDetail> {
+    changed(
+        &app,
+        shell.with(|o| Ok(OrderDetail::from(&o.resubmit_failed(&id, &fixes)?))),
+    )
+}
+
+#[tauri::command]
+async fn discard_failed(app: AppHandle, shell: State<'_, Shell>, id: String) -> Res<()> {
+    shell.with(|o| o.discard_failed(&id))?;
+    notify_changed(&app, &id);
+    Ok(())
+}
+
+#[tauri::command]
+async fn conflicts(shell: State<'_, Shell>) -> Res<Vec<ConflictDetailView>> {
+    shell.with(|o| o.conflict_views())
+}
+
+#[tauri::command]
+async fn resolve_conflict(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    id: String,
+    input: ResolveInput,
+) -> Res<ConflictDetailView> {
+    let v = shell.with(|o| o.resolve_conflict_with(&id, input))?;
+    notify_changed(&app, &id);
+    Ok(v)
+}
+
+#[tauri::command]
+async fn fleet_failed_syncs(shell: State<'_, Shell>) -> Res<Vec<FleetFailedSyncView>> {
+    shell.with(|o| o.fleet_failed_views())
+}
+
+#[tauri::command]
+async fn dismiss_fleet_failed(app: AppHandle, shell: State<'_, Shell>, id: String) -> Res<()> {
+    shell.with(|o| o.dismiss_fleet_failed(&id))?;
+    notify_changed(&app, &id);
+    Ok(())
+}
+
+#[tauri::command]
+async fn assign_order(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    id: String,
+    assignee: String,
+) -> Res<OrderDetail> {
+    changed(
+        &app,
+        shell.with(|o| Ok(OrderDetail::from(&o.assign_order(&id, &assignee)?))),
+    )
+}
+
+#[tauri::command]
+async fn cancel_order(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    id: String,
+    reason: String,
+) -> Res<OrderDetail> {
+    changed(
+        &app,
+        shell.with(|o| Ok(OrderDetail::from(&o.cancel_order(&id, &reason)?))),
+    )
+}
+
+/// A change that is not an order edit (a discard, a resolution): refresh and push.
+fn notify_changed(app: &AppHandle, id: &str) {
+    app.state::<Shell>().local_write(app);
+    if let Err(e) = app.emit(ORDERS_CHANGED, id) {
+        tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
+    }
 }

@@ -3,13 +3,14 @@
 //! What lives here is only what needs a window: start-up (data directory, one instance
 //! per data directory, logging), the window's life cycle (tray or ask-to-quit), and one
 //! line per command over `outpost-core` (`commands.rs`). Everything a test of
-//! `outpost-core` can reach stays there. Left out for now: the sync engine task and OS
-//! notifications (they arrive with the sync engine), sign-in (with core's `login`).
+//! `outpost-core` can reach stays there. The sync engine runs for as long as the
+//! process does (the window may be hidden in the tray); see `shell.rs` and `events.rs`.
 
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod events;
 mod instance;
 mod logging;
 mod shell;
@@ -48,11 +49,14 @@ fn main() -> ExitCode {
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_notification::init())
         .manage(shell)
         .invoke_handler(commands::handler())
         .setup(|app| {
             let has_tray = tray::install(app.handle());
             app.state::<Shell>().set_tray(has_tray);
+            // Signed in before: sync from the first second, whatever the window does.
+            app.state::<Shell>().start_engine(app.handle());
             Ok(())
         })
         .on_window_event(|window, event| {

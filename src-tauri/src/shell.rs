@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use outpost_core::app::{EngineStatusView, SignInInput};
 use outpost_core::first_run::DEMO_ORDERS;
 use outpost_core::views::{AppError, SessionInfo};
-use outpost_core::{CoreError, OpenOptions, Outpost};
+use outpost_core::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
+use tauri::{AppHandle, Emitter};
 
 use crate::instance::InstanceLock;
 
@@ -30,6 +32,8 @@ pub fn data_dir() -> Result<PathBuf, String> {
 pub struct Shell {
     data_dir: PathBuf,
     outpost: Mutex<Option<Outpost>>,
+    /// The background sync task, while signed in.
+    engine: Mutex<Option<EngineHandle>>,
     open_error: Mutex<Option<AppError>>,
     tray: AtomicBool,
     started: Instant,
@@ -62,6 +66,7 @@ impl Shell {
         Shell {
             data_dir,
             outpost: Mutex::new(outpost),
+            engine: Mutex::new(None),
             open_error: Mutex::new(open_error),
             tray: AtomicBool::new(false),
             started,
@@ -125,11 +130,15 @@ impl Shell {
     pub fn session_info(&self) -> SessionInfo {
         let guard = self.outpost.lock().ok();
         let open = guard.as_ref().and_then(|g| g.as_ref());
+        let session = open.and_then(|o| o.session().ok().flatten());
         SessionInfo {
             data_dir: self.data_dir.display().to_string(),
             initialized: Outpost::is_initialized(&self.data_dir),
             open: open.is_some(),
             username: open.and_then(|o| o.username().ok()),
+            signed_in: session.is_some(),
+            role: session.as_ref().map(|s| s.role.as_str().to_owned()),
+            server_url: session.map(|s| s.server_url),
             key_source: open.map(|o| o.key_info().key_source.describe().to_owned()),
             open_error: self.open_error.lock().ok().and_then(|e| e.clone()),
             tray: self.has_tray(),
@@ -156,4 +165,166 @@ impl Shell {
             tracing::info!(screen = %screen, elapsed_ms = ms as u64, "ui-ready");
         }
     }
+
+    /// Sign in: on first run the form's fields are checked and the data directory is
+    /// made first; then the server is asked. The `Outpost` is taken out of the lock
+    /// while the request runs (other commands answer "not open" meanwhile) and always
+    /// put back, signed in or not.
+    pub async fn sign_in(
+        &self,
+        app: &AppHandle,
+        input: SignInInput,
+    ) -> Result<SessionInfo, AppError> {
+        let taken = self.outpost.lock().ok().and_then(|mut g| g.take());
+        let mut o = match taken {
+            Some(o) => o,
+            None if Outpost::is_initialized(&self.data_dir) => {
+                return Err(AppError::new("not_open", "unlock this device's data first"))
+            }
+            None => Outpost::init_for_sign_in(OpenOptions::new(&self.data_dir), &input).map_err(
+                |e| {
+                    tracing::warn!(
+                        code = e.code(),
+                        "first run: cannot make the data directory: {e}"
+                    );
+                    AppError::from(e)
+                },
+            )?,
+        };
+        let result = o.sign_in(&input, &ClientOptions::default()).await;
+        if let Ok(mut g) = self.outpost.lock() {
+            *g = Some(o);
+        }
+        if let Ok(mut e) = self.open_error.lock() {
+            *e = None;
+        }
+        match result {
+            Ok(info) => {
+                tracing::info!(user = %info.username, server = %info.server_url, "signed in");
+                self.start_engine(app);
+                Ok(self.session_info())
+            }
+            Err(e) => {
+                tracing::warn!(code = e.code(), "sign-in failed: {e}");
+                Err(AppError::from(e))
+            }
+        }
+    }
+
+    /// Sign out, refused while work is unsynced (the UI then lists it). The engine
+    /// stops first so that no pass runs on a session being removed; it starts again if
+    /// sign-out is refused.
+    pub async fn sign_out(&self, app: &AppHandle) -> Result<SessionInfo, AppError> {
+        self.with(|o| {
+            let n = o.pending_changes()?.len();
+            if n > 0 {
+                return Err(CoreError::UnsyncedWork(n));
+            }
+            Ok(())
+        })?;
+        let engine = self.engine.lock().ok().and_then(|mut g| g.take());
+        if let Some(e) = engine {
+            e.stop(std::time::Duration::from_secs(5)).await;
+        }
+        match self.with(|o| o.sign_out()) {
+            Ok(()) => {
+                tracing::info!("signed out");
+                Ok(self.session_info())
+            }
+            Err(e) => {
+                self.start_engine(app);
+                Err(e)
+            }
+        }
+    }
+
+    /// Start the background sync task if signed in and not running; its status
+    /// reaches the UI as `sync-status` events (and `orders-changed` after each pass
+    /// that may have changed orders, and a notification for new failures).
+    pub fn start_engine(&self, app: &AppHandle) {
+        let Ok(mut slot) = self.engine.lock() else {
+            return;
+        };
+        if slot.is_some() {
+            return;
+        }
+        let started = self.with(|o| {
+            if o.session()?.is_none() {
+                return Ok(None);
+            }
+            // The engine spawns onto Tauri's tokio runtime.
+            let rt = tauri::async_runtime::handle();
+            let _enter = rt.inner().enter();
+            o.start_engine(engine_config()).map(Some)
+        });
+        match started {
+            Ok(Some(handle)) => {
+                let rx = handle.subscribe();
+                *slot = Some(handle);
+                tauri::async_runtime::spawn(crate::events::forward_status(app.clone(), rx));
+                tracing::info!("sync engine started");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(code = %e.code, "sync engine not started: {}", e.message),
+        }
+    }
+
+    /// The sync indicator's state: the engine's, or the local counts without one.
+    pub fn sync_status(&self) -> Result<EngineStatusView, AppError> {
+        if let Some(e) = self.engine.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+            let mut view = EngineStatusView::from(&e.status());
+            // The engine counts at the end of a pass; a local write since shows at once.
+            if let Ok(local) = self.with(|o| o.local_status()) {
+                view.pending = local.pending;
+            }
+            return Ok(view);
+        }
+        self.with(|o| o.local_status())
+    }
+
+    /// "Sync now" (the button, the tray).
+    pub fn sync_now(&self) -> Result<(), AppError> {
+        match self.engine.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+            Some(e) => {
+                e.sync_now();
+                Ok(())
+            }
+            None => Err(AppError::new(
+                "not_signed_in",
+                "sign in to a server to sync: your changes stay saved on this device",
+            )),
+        }
+    }
+
+    /// A local write happened: the engine pushes it after its debounce.
+    pub fn local_write(&self, app: &AppHandle) {
+        if let Some(e) = self.engine.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+            e.local_write();
+        }
+        if let Ok(v) = self.sync_status() {
+            if let Err(e) = app.emit(crate::events::SYNC_STATUS, &v) {
+                tracing::warn!("cannot emit sync status: {e}");
+            }
+        }
+    }
+}
+
+/// The engine's timers: the defaults, unless `OUTPOST_SYNC_PERIOD_MS` or
+/// `OUTPOST_PROBE_MAX_MS` say otherwise (tests and administrators on slow links).
+fn engine_config() -> EngineConfig {
+    let mut c = EngineConfig::default();
+    let ms = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|v| *v >= 100)
+    };
+    if let Some(v) = ms("OUTPOST_SYNC_PERIOD_MS") {
+        c.timing.periodic_ms = v;
+    }
+    if let Some(v) = ms("OUTPOST_PROBE_MAX_MS") {
+        c.timing.probe_backoff_max_ms = v;
+        c.timing.probe_backoff_min_ms = c.timing.probe_backoff_min_ms.min(v);
+    }
+    c
 }

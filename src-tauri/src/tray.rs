@@ -4,7 +4,7 @@
 //! On Linux the tray (AppIndicator) needs a D-Bus session bus. Without one (CI, a
 //! kiosk, a bare X server) there is no tray: this logs a line and returns false, and the
 //! window then asks whether to quit when it is closed, rather than hiding into nothing.
-//! "Sync now" has no engine to wake yet: it logs and tells the UI (`sync-now-requested`).
+//! "Sync now" wakes the engine (when signed in) and tells the UI (`sync-now-requested`).
 
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -53,6 +53,9 @@ fn build(app: &AppHandle) -> tauri::Result<()> {
         .on_menu_event(|app, event| match event.id().as_ref() {
             "sync" => {
                 tracing::info!("sync now asked from the tray");
+                if let Err(e) = app.state::<crate::shell::Shell>().sync_now() {
+                    tracing::info!("{}", e.message);
+                }
                 let _ = app.emit("sync-now-requested", ());
             }
             "open" => show_main(app),

@@ -209,6 +209,20 @@ struct EditArgs {
     title: Option<String>,
     #[arg(long)]
     description: Option<String>,
+    /// Add a required checklist step, as ITEM_ID=LABEL (a dispatcher's edit)
+    #[arg(long, value_name = "ITEM_ID=LABEL", value_parser = parse_step)]
+    add_step: Vec<(String, String)>,
+}
+
+fn parse_step(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, label)) if !id.trim().is_empty() && !label.trim().is_empty() => {
+            Ok((id.trim().to_owned(), label.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "{s:?} is not ITEM_ID=LABEL (e.g. meter=\"Photograph the meter\")"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -488,7 +502,16 @@ fn run(cli: Cli) -> Result<(), CoreError> {
                             check: a.check,
                             uncheck: a.uncheck,
                             parts: a.part,
-                            add_checklist: Vec::new(),
+                            add_checklist: a
+                                .add_step
+                                .into_iter()
+                                .map(|(id, label)| outpost_protocol::ChecklistItem {
+                                    id,
+                                    label,
+                                    required: true,
+                                    done: false,
+                                })
+                                .collect(),
                         },
                     )?;
                     if json {

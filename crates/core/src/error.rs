@@ -36,6 +36,8 @@ pub enum CoreError {
     Io(String),
     #[error("{0}")]
     Sync(outpost_sync::SyncError),
+    #[error("{0} change(s) have not reached the server yet: connect and let them sync (or have a dispatcher resolve them) before signing out")]
+    UnsyncedWork(usize),
 }
 
 impl CoreError {
@@ -56,6 +58,7 @@ impl CoreError {
             CoreError::DiskFull => "disk_full",
             CoreError::Store(_) => "store",
             CoreError::Io(_) => "io",
+            CoreError::UnsyncedWork(_) => "unsynced_work",
             CoreError::Sync(e) => match e {
                 outpost_sync::SyncError::Offline(_) => "offline",
                 outpost_sync::SyncError::SignInRequired(_) => "sign_in_required",

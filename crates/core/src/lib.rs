@@ -6,6 +6,7 @@
 //! No Tauri, no terminal, no HTTP here: embedders own their I/O, and tests drive this
 //! API directly. Time comes from a [`Clock`] so that tests control it.
 
+pub mod app;
 pub mod clock;
 pub mod credentials;
 pub mod demo;

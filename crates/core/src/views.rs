@@ -143,6 +143,9 @@ pub struct OrderSummary {
     pub assignee: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub sync_state: OrderSyncState,
+    /// Reassigned away while it held this device's unsynced work: who has it now. The
+    /// order stays, marked, until its work is settled.
+    pub reassigned_to: Option<String>,
 }
 
 /// A checklist step.
@@ -241,6 +244,7 @@ impl From<&OrderRow> for OrderSummary {
             assignee: o.assignee.clone(),
             completed_at: o.completed_at,
             sync_state: row.sync_state.into(),
+            reassigned_to: row.reassigned_to.clone(),
         }
     }
 }
@@ -543,6 +547,11 @@ pub struct SessionInfo {
     /// It is open and ready (false: first run, or it needs a passphrase).
     pub open: bool,
     pub username: Option<String>,
+    /// Signed in to a server (false: first run, the local demo, or after sign-out).
+    pub signed_in: bool,
+    /// `technician`, `dispatcher` or `admin` once signed in.
+    pub role: Option<String>,
+    pub server_url: Option<String>,
     /// Where the database key comes from, in words (never the key).
     pub key_source: Option<String>,
     /// Why it could not be opened, when it could not.
@@ -715,6 +724,14 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     NewOrderInput::export_all(&cfg)?;
     OrderEditInput::export_all(&cfg)?;
     CompletionInput::export_all(&cfg)?;
+    crate::app::SignInInput::export_all(&cfg)?;
+    crate::app::PendingChangeView::export_all(&cfg)?;
+    crate::app::EngineStatusView::export_all(&cfg)?;
+    crate::app::FailedSyncView::export_all(&cfg)?;
+    crate::app::FleetFailedSyncView::export_all(&cfg)?;
+    crate::app::FixInput::export_all(&cfg)?;
+    crate::app::ConflictDetailView::export_all(&cfg)?;
+    crate::app::ResolveInput::export_all(&cfg)?;
     Ok(())
 }
 

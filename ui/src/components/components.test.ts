@@ -11,7 +11,7 @@ import SyncIndicator from './SyncIndicator.svelte';
 import OrderList from '../screens/OrderList.svelte';
 import FirstRun from '../screens/FirstRun.svelte';
 import OrderDetail from '../screens/OrderDetail.svelte';
-import { detail, summary } from '../lib/fixtures';
+import { detail, engineStatus, summary } from '../lib/fixtures';
 
 beforeEach(() => {
   invoke.mockReset();
@@ -26,7 +26,7 @@ describe('SyncBadge', () => {
 
 describe('SyncIndicator', () => {
   it('counts the changes waiting on this device', () => {
-    render(SyncIndicator, { summary: { pending: 2, failed: 0, oldest_pending_at: null }, onSyncNow: () => {} });
+    render(SyncIndicator, { status: engineStatus({ pending: 2 }), onSyncNow: () => {} });
     expect(screen.getByTestId('sync-pending').textContent).toContain('2 changes saved on this device');
     expect(screen.getByRole('button', { name: 'Sync now' })).toBeTruthy();
   });
@@ -59,7 +59,7 @@ describe('OrderList', () => {
 describe('FirstRun', () => {
   const session = {
     data_dir: '/tmp/x', initialized: false, open: false, username: null, key_source: null,
-    open_error: null, tray: false, default_server_url: null,
+    open_error: null, tray: false, default_server_url: null, signed_in: false, role: null, server_url: null,
   };
   it('asks for a passphrase, with a warning, when there is no credential store', async () => {
     invoke.mockRejectedValueOnce({ code: 'no_credential_store', message: 'no store', field_errors: [] });

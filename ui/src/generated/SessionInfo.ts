@@ -14,6 +14,14 @@ initialized: boolean,
  */
 open: boolean, username: string | null, 
 /**
+ * Signed in to a server (false: first run, the local demo, or after sign-out).
+ */
+signed_in: boolean, 
+/**
+ * `technician`, `dispatcher` or `admin` once signed in.
+ */
+role: string | null, server_url: string | null, 
+/**
  * Where the database key comes from, in words (never the key).
  */
 key_source: string | null, 

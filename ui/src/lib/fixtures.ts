@@ -1,6 +1,11 @@
-// Test data: order summaries and details shaped like the shell's answers.
+// Test data: orders, sessions, sync status, failed syncs and conflicts shaped like the
+// shell's answers.
 import type { OrderSummary } from '../generated/OrderSummary';
 import type { OrderDetail } from '../generated/OrderDetail';
+import type { EngineStatusView } from '../generated/EngineStatusView';
+import type { FailedSyncView } from '../generated/FailedSyncView';
+import type { ConflictDetailView } from '../generated/ConflictDetailView';
+import type { SessionInfo } from '../generated/SessionInfo';
 
 export function summary(i: number, over: Partial<OrderSummary> = {}): OrderSummary {
   return {
@@ -17,6 +22,7 @@ export function summary(i: number, over: Partial<OrderSummary> = {}): OrderSumma
     assignee: 'tech1',
     completed_at: null,
     sync_state: 'synced',
+    reassigned_to: null,
     ...over,
   };
 }
@@ -40,6 +46,77 @@ export function detail(over: Partial<OrderDetail> = {}): OrderDetail {
     photos: [],
     signature: null,
     version: 1,
+    ...over,
+  };
+}
+
+export function engineStatus(over: Partial<EngineStatusView> = {}): EngineStatusView {
+  return {
+    connectivity: 'online',
+    reason: null,
+    pending: 0,
+    failed: 0,
+    conflicts: 0,
+    last_sync: null,
+    progress: null,
+    notices: 0,
+    ...over,
+  };
+}
+
+export function session(over: Partial<SessionInfo> = {}): SessionInfo {
+  return {
+    data_dir: '/tmp/x',
+    initialized: true,
+    open: true,
+    username: 'tech1',
+    signed_in: true,
+    role: 'technician',
+    server_url: 'https://outpost.example.com',
+    key_source: 'the OS credential store',
+    open_error: null,
+    tray: false,
+    default_server_url: null,
+    ...over,
+  };
+}
+
+export function failedSync(over: Partial<FailedSyncView> = {}): FailedSyncView {
+  return {
+    id: 'f1',
+    order_id: summary(1).id,
+    order_title: 'Boiler service 1',
+    kind: 'complete',
+    code: 'validation',
+    message: 'The order cannot be completed: a required step is not done and the title is empty.',
+    field_errors: [
+      { field: 'checklist.meter', code: 'required', message: 'read the meter before completing' },
+      { field: 'title', code: 'required', message: 'the title cannot be empty' },
+    ],
+    created_at: new Date().toISOString(),
+    payload: '{\n  "kind": "complete"\n}',
+    ...over,
+  };
+}
+
+export function conflict(over: Partial<ConflictDetailView> = {}): ConflictDetailView {
+  return {
+    id: 'c1',
+    order_id: summary(1).id,
+    order_number: 1001,
+    status: 'open',
+    summary: 'tech1 and someone else changed the same fields from the same version: choose what stands.',
+    username: 'tech1',
+    created_at: new Date().toISOString(),
+    fields: [
+      { field: 'title', base: 'Boiler', theirs: 'Boiler (urgent)', mine: 'Boiler service', text: true },
+      { field: 'priority', base: 'normal', theirs: 'high', mine: 'low', text: false },
+    ],
+    whole_change: false,
+    resolving: false,
+    resolution: null,
+    details_pending: false,
+    payload: '{}',
     ...over,
   };
 }

@@ -12,6 +12,14 @@ import type { OrderEditInput } from '../generated/OrderEditInput';
 import type { OrderSummary } from '../generated/OrderSummary';
 import type { SessionInfo } from '../generated/SessionInfo';
 import type { SyncSummary } from '../generated/SyncSummary';
+import type { SignInInput } from '../generated/SignInInput';
+import type { PendingChangeView } from '../generated/PendingChangeView';
+import type { EngineStatusView } from '../generated/EngineStatusView';
+import type { FailedSyncView } from '../generated/FailedSyncView';
+import type { FleetFailedSyncView } from '../generated/FleetFailedSyncView';
+import type { FixInput } from '../generated/FixInput';
+import type { ConflictDetailView } from '../generated/ConflictDetailView';
+import type { ResolveInput } from '../generated/ResolveInput';
 
 export function isAppError(e: unknown): e is AppError {
   return typeof e === 'object' && e !== null && 'code' in e && 'message' in e;
@@ -63,6 +71,32 @@ export const ipc = {
     call<InventoryView[]>('search_inventory', { query, limit }),
   syncSummary: () => call<SyncSummary>('sync_summary'),
   quitApp: () => call<void>('quit_app'),
+
+  // Sign-in and the sync engine.
+  signIn: (input: SignInInput) => call<SessionInfo>('sign_in', { input }),
+  /** Refused with code `unsynced_work` while changes wait: then list `pendingChanges`. */
+  signOut: () => call<SessionInfo>('sign_out'),
+  pendingChanges: () => call<PendingChangeView[]>('pending_changes'),
+  syncStatus: () => call<EngineStatusView>('sync_status'),
+  /** Rejects with `not_signed_in` in the local demo. */
+  syncNow: () => call<void>('sync_now'),
+
+  // Failed syncs and conflicts.
+  failedSyncs: () => call<FailedSyncView[]>('failed_syncs'),
+  /** `fixes: []` retries the change as it is. */
+  resubmitFailed: (id: string, fixes: FixInput[]) =>
+    call<OrderDetail>('resubmit_failed', { id, fixes }),
+  discardFailed: (id: string) => call<void>('discard_failed', { id }),
+  conflicts: () => call<ConflictDetailView[]>('conflicts'),
+  resolveConflict: (id: string, input: ResolveInput) =>
+    call<ConflictDetailView>('resolve_conflict', { id, input }),
+
+  // Dispatchers.
+  fleetFailedSyncs: () => call<FleetFailedSyncView[]>('fleet_failed_syncs'),
+  dismissFleetFailed: (id: string) => call<void>('dismiss_fleet_failed', { id }),
+  assignOrder: (id: string, assignee: string) =>
+    call<OrderDetail>('assign_order', { id, assignee }),
+  cancelOrder: (id: string, reason: string) => call<OrderDetail>('cancel_order', { id, reason }),
 };
 
 export type Ipc = typeof ipc;
@@ -74,4 +108,7 @@ export const events = {
   closeRequested: (f: () => void): Promise<UnlistenFn> => listen('close-requested', () => f()),
   syncNowRequested: (f: () => void): Promise<UnlistenFn> =>
     listen('sync-now-requested', () => f()),
+  /** The engine's status, on every change. */
+  syncStatus: (f: (s: EngineStatusView) => void): Promise<UnlistenFn> =>
+    listen<EngineStatusView>('sync-status', (e) => f(e.payload)),
 };

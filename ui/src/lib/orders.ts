@@ -2,6 +2,7 @@
 // filters over thousands of orders (a prepared lower-case haystack per order, so a
 // keystroke is one substring scan per order: ~10,000 in a few milliseconds).
 import type { OrderSummary } from '../generated/OrderSummary';
+import type { OrderDetail } from '../generated/OrderDetail';
 import type { OrderSyncState } from '../generated/OrderSyncState';
 import type { OrderPriority } from '../generated/OrderPriority';
 import type { OrderStatus } from '../generated/OrderStatus';
@@ -133,4 +134,14 @@ export function formatWhen(iso: string | null, timeZone?: string | null): string
     }
   }
   return d.toLocaleString(undefined, opts);
+}
+
+/**
+ * Who holds an order now when it was reassigned away from this device while it had
+ * local work (`reassigned_to`): it stays visible, marked, until a person decides.
+ */
+export function reassignedTo(o: OrderSummary | OrderDetail): string | null {
+  type Marked = { reassigned_to?: string | null };
+  const summary = 'summary' in o ? o.summary : o;
+  return (o as Marked).reassigned_to ?? (summary as Marked).reassigned_to ?? null;
 }

@@ -1,0 +1,122 @@
+// The frame's screen choice and role-dependent navigation, and the dispatcher's actions,
+// over a mocked `invoke`.
+import { describe, expect, it, vi, beforeEach } from 'vitest';
+import { render, screen, fireEvent } from '@testing-library/svelte';
+
+const invoke = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({ invoke: (...a: unknown[]) => invoke(...a) }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) }));
+
+import App from './App.svelte';
+import Dispatch from './screens/Dispatch.svelte';
+import { detail, engineStatus, session, summary } from './lib/fixtures';
+import type { SessionInfo } from './generated/SessionInfo';
+
+beforeEach(() => {
+  invoke.mockReset();
+});
+
+const calls = (cmd: string) => invoke.mock.calls.filter((c) => c[0] === cmd);
+
+function shell(s: SessionInfo, over: Record<string, (args: Record<string, unknown>) => unknown> = {}) {
+  invoke.mockImplementation(async (cmd: string, args: Record<string, unknown>) => {
+    if (over[cmd]) return over[cmd](args);
+    switch (cmd) {
+      case 'session_info':
+        return s;
+      case 'list_orders':
+        return [summary(1, { reassigned_to: 'tech4', sync_state: 'saved' } as never)];
+      case 'sync_status':
+        return engineStatus({ connectivity: s.signed_in ? 'online' : 'local' });
+      case 'ui_ready':
+        return null;
+      default:
+        throw new Error(`unexpected ${cmd}`);
+    }
+  });
+}
+
+describe('App', () => {
+  it('shows the sign-in form when the data is open but nobody ever signed in', async () => {
+    shell(session({ signed_in: false, username: null, role: null }));
+    render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('signin-submit')).toBeTruthy());
+    expect(screen.queryByRole('navigation')).toBeNull();
+  });
+
+  it('hides Dispatch from a technician', async () => {
+    shell(session({ role: 'technician' }));
+    render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('order-row')).toBeTruthy());
+    expect(screen.queryByTestId('nav-dispatch')).toBeNull();
+    expect(screen.getByTestId('sign-out')).toBeTruthy();
+    expect(screen.getByTestId('sync-connection').textContent).toBe('Online');
+  });
+
+  it('shows Dispatch to a dispatcher', async () => {
+    shell(session({ role: 'dispatcher', username: 'disp1' }));
+    render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('nav-dispatch')).toBeTruthy());
+  });
+
+  it('keeps an order reassigned away visible, saying to whom', async () => {
+    shell(session());
+    render(App);
+    const row = await vi.waitFor(() => screen.getByTestId('order-row'));
+    expect(row.textContent).toContain('Reassigned to tech4');
+    expect(row.querySelector('[data-sync-state="saved"]')).toBeTruthy();
+  });
+
+  it('says there is no server when Sync now is pressed in the local demo', async () => {
+    shell(session({ signed_in: false, role: null, server_url: null, username: 'Kari' }), {
+      sync_now: () => {
+        throw { code: 'not_signed_in', message: 'sign in to a server to sync', field_errors: [] };
+      },
+    });
+    render(App);
+    await fireEvent.click(await vi.waitFor(() => screen.getByTestId('sync-now')));
+    await vi.waitFor(() => expect(screen.getByText(/no server to sync with/)).toBeTruthy());
+    expect(screen.getByTestId('sync-connection').textContent).toBe('Local demo, no server');
+    expect(screen.getByTestId('open-sign-in')).toBeTruthy();
+  });
+});
+
+describe('Dispatch', () => {
+  const orders = [summary(1, { assignee: 'tech1' }), summary(2, { assignee: 'tech2', status: 'completed' })];
+
+  it('filters by technician and status', async () => {
+    render(Dispatch, { orders, onOpen: () => {} });
+    expect(screen.getAllByTestId('dispatch-row')).toHaveLength(2);
+    await fireEvent.change(screen.getByTestId('dispatch-assignee'), { target: { value: 'tech2' } });
+    expect(screen.getAllByTestId('dispatch-row')).toHaveLength(1);
+    await fireEvent.change(screen.getByTestId('dispatch-status'), { target: { value: 'scheduled' } });
+    expect(screen.queryAllByTestId('dispatch-row')).toHaveLength(0);
+  });
+
+  it('assigns an order to a typed user name', async () => {
+    invoke.mockResolvedValueOnce(detail({ summary: summary(1, { assignee: 'tech9' }) }));
+    const onChanged = vi.fn();
+    render(Dispatch, { orders, onOpen: () => {}, onChanged });
+    await fireEvent.click(screen.getAllByTestId('dispatch-manage')[0]);
+    await fireEvent.input(screen.getByTestId('assign-input'), { target: { value: 'tech9' } });
+    await fireEvent.click(screen.getByTestId('assign-submit'));
+    await vi.waitFor(() => expect(onChanged).toHaveBeenCalled());
+    expect(invoke).toHaveBeenCalledWith('assign_order', { id: orders[0].id, assignee: 'tech9' });
+    expect(screen.getByTestId('dispatch-done').textContent).toContain('assigned to tech9');
+  });
+
+  it('cancels only with a reason and after confirming', async () => {
+    invoke.mockResolvedValueOnce(detail({ summary: summary(1, { status: 'cancelled' }) }));
+    render(Dispatch, { orders, onOpen: () => {} });
+    await fireEvent.click(screen.getAllByTestId('dispatch-manage')[0]);
+    await fireEvent.click(screen.getByTestId('cancel-submit'));
+    expect(screen.getByText(/say why the order is cancelled/)).toBeTruthy();
+    expect(screen.queryByRole('alertdialog')).toBeNull();
+    await fireEvent.input(screen.getByTestId('cancel-reason'), { target: { value: 'Customer moved' } });
+    await fireEvent.click(screen.getByTestId('cancel-submit'));
+    expect(calls('cancel_order')).toHaveLength(0);
+    await fireEvent.click(screen.getByTestId('confirm-cancel'));
+    await vi.waitFor(() => expect(calls('cancel_order')).toHaveLength(1));
+    expect(calls('cancel_order')[0][1]).toEqual({ id: orders[0].id, reason: 'Customer moved' });
+  });
+});
