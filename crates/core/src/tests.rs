@@ -596,3 +596,38 @@ fn a_new_order_is_pending_a_number_and_assigned_to_its_maker() {
         assert!(json.get(key).is_some(), "--json output has {key}");
     }
 }
+
+#[test]
+fn sign_out_is_refused_while_work_is_unsynced_and_lists_it() {
+    let (_tmp, _creds, mut app) = fresh();
+    let id = first_order(&app);
+    app.store()
+        .set_session(&outpost_store::Session {
+            server_url: "http://127.0.0.1:9".into(),
+            username: "tech1".into(),
+            role: outpost_protocol::Role::Technician,
+            device_id: app.device_id(),
+            access_token: "a".into(),
+            access_expires_at: t0(),
+            refresh_token: "r".into(),
+            refresh_expires_at: t0(),
+            needs_sign_in: None,
+        })
+        .expect("session");
+    app.edit_order(
+        &id,
+        OrderEdit {
+            notes: vec!["not yet sent".into()],
+            ..OrderEdit::default()
+        },
+    )
+    .expect("edit");
+    let e = app.sign_out().expect_err("refused");
+    assert_eq!(e.code(), "unsynced_work");
+    assert!(e.to_string().contains("1 change"), "{e}");
+    let pending = app.pending_changes().expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].order_id, id);
+    assert_eq!(pending[0].state, "pending");
+    assert!(app.session().expect("session").is_some(), "still signed in");
+}
