@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

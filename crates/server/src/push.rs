@@ -241,7 +241,7 @@ fn push_order(
     // The row at the base is read only when the merge rules may need it.
     let at_base = match &current {
         Some((order, stamps)) if merge::needs_base(order, stamps, m, &actor) => {
-            repo::order_at(sql, m.entity_id, m.base_version)?
+            repo::order_at(sql, order, m.base_version)?
         }
         _ => None,
     };
@@ -315,13 +315,12 @@ fn push_order(
                 if a.created {
                     a.order.number = Some(repo::next_number(sql)?);
                 }
-                let old_assignee = current.as_ref().and_then(|(o, _)| o.assignee.clone());
                 row_json = Some(write_order(
                     sql,
                     ctx.now_us,
                     &a.order,
                     &a.stamps,
-                    old_assignee.as_deref(),
+                    current.as_ref().map(|(o, _)| o),
                     &[m.mutation_id],
                 )?);
                 let location_hint = a.order.assignee.clone();
@@ -374,19 +373,20 @@ fn push_order(
     }
 }
 
-/// Write an order's new row with its change-log rows (and a `left_scope` row for a
-/// technician it was taken from); returns the row's JSON.
+/// Write an order's new row (replacing `previous`, the row as it was) with its history
+/// and change-log rows (and a `left_scope` row for a technician it was taken from);
+/// returns the row's JSON.
 pub fn write_order(
     sql: &mut dyn Sql,
     now_us: i64,
     order: &WorkOrder,
     stamps: &merge::FieldStamps,
-    old_assignee: Option<&str>,
+    previous: Option<&WorkOrder>,
     mutation_ids: &[Uuid],
 ) -> Result<String, Error> {
-    let body = repo::put_order(sql, order, stamps, now_us)?;
+    let body = repo::put_order(sql, order, stamps, previous, now_us)?;
     let id = order.id.to_string();
-    if let Some(old) = old_assignee {
+    if let Some(old) = previous.and_then(|p| p.assignee.as_deref()) {
         if Some(old) != order.assignee.as_deref() {
             let left = serde_json::to_string(&outpost_protocol::wire::LeftScope {
                 now_assigned_to: order.assignee.clone(),
@@ -680,7 +680,7 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                         ctx.now_us,
                         &done.order,
                         &done.stamps,
-                        before.assignee.as_deref(),
+                        Some(before),
                         &[m.mutation_id],
                     )?;
                     for d in &done.stock {

@@ -37,6 +37,7 @@ both!(
     priming_pages_are_bounded_ordered_and_followed_by_deltas,
     a_foreign_or_pruned_cursor_needs_a_resync,
     a_technicians_new_order_is_assigned_to_them,
+    every_earlier_version_of_an_order_is_rebuilt_from_its_history,
 );
 
 async fn a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused(kind: Kind) {
@@ -946,4 +947,61 @@ async fn a_technicians_new_order_is_assigned_to_them(kind: Kind) {
     };
     assert_eq!(r.code, ErrorCode::Forbidden, "technicians do not cancel");
     let _ = EntityKind::WorkOrder;
+}
+
+/// History keeps diffs, not copies: each earlier version comes back exactly, also
+/// across a row written whole (as servers before the diffs did).
+async fn every_earlier_version_of_an_order_is_rebuilt_from_its_history(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let created = d.create_order(Some("tech1")).await;
+    let id = created.id;
+    let mut versions = vec![created];
+    let edits: Vec<Vec<Op>> = vec![
+        vec![note("one"), Op::Set(SetOp::Description("first".into()))],
+        vec![note("two")],
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+        vec![Op::Remove {
+            list: ListName::Checklist,
+            item_id: "c1".into(),
+        }],
+        title("Renamed"),
+        vec![note("three"), note("four")],
+    ];
+    for ops in edits {
+        let base = versions.last().map_or(0, |o| o.version);
+        let PushOutcome::Applied(a) = d
+            .push1(d.mutation(id, MutationKind::Update, base, ops))
+            .await
+        else {
+            panic!("applies")
+        };
+        versions.push(a.order.expect("order"));
+    }
+    let current = versions.last().cloned().expect("current");
+    assert_eq!(current.version, 7);
+    let check = |versions: Vec<WorkOrder>, current: WorkOrder| {
+        s.db.read(move |sql| {
+            for want in &versions {
+                let got = outpost_server::repo::order_at(sql, &current, want.version)?;
+                assert_eq!(got.as_ref(), Some(want), "version {}", want.version);
+            }
+            assert_eq!(outpost_server::repo::order_at(sql, &current, 8)?, None);
+            Ok(())
+        })
+    };
+    check(versions.clone(), current.clone())
+        .await
+        .expect("read");
+    // A whole row in the middle (an older server's) is used as it is.
+    let whole = serde_json::to_string(&versions[2]).expect("json");
+    s.db.write(move |sql| {
+        sql.exec(
+            "UPDATE order_history SET body = ?1 WHERE order_id = ?2 AND version = 3",
+            &[whole.into(), id.into()],
+        )
+    })
+    .await
+    .expect("write");
+    check(versions, current).await.expect("read");
 }
