@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod pull;
 pub mod push;
 pub mod repo;
+pub mod row_cache;
 pub mod seed;
 pub mod serve;
 
@@ -41,6 +42,7 @@ pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
         keys,
         limiter: auth::LoginLimiter::default(),
         metrics: metrics::Metrics::default(),
+        rows: row_cache::RowCache::default(),
     }))
 }
 

@@ -368,6 +368,47 @@ pub fn get_order_json(
     Ok(Some((order, stamps, body)))
 }
 
+/// An order row read unless it is the one the caller holds.
+#[derive(Debug)]
+pub enum OrderRow {
+    /// The row is still at the version and write time the caller gave.
+    Unchanged,
+    Read {
+        order: WorkOrder,
+        stamps: FieldStamps,
+        json: String,
+        updated_us: i64,
+    },
+}
+
+/// The order's row, or [`OrderRow::Unchanged`] when it is still at `version` written
+/// at `updated_us` (then its JSON is neither read nor parsed); `None`: no such order.
+pub fn get_order_unless(
+    sql: &mut dyn Sql,
+    id: Uuid,
+    version: i64,
+    updated_us: i64,
+) -> Result<Option<OrderRow>, Error> {
+    let mut rows = sql.query(
+        "SELECT updated_us, CASE WHEN version = ?2 AND updated_us = ?3 THEN NULL ELSE body END, \
+         CASE WHEN version = ?2 AND updated_us = ?3 THEN NULL ELSE stamps END FROM orders WHERE id = ?1",
+        &[id.into(), version.into(), updated_us.into()],
+    )?;
+    let Some(r) = rows.first_mut() else {
+        return Ok(None);
+    };
+    let updated_us = r.i64(0)?;
+    let Some(body) = r.opt_text(1)? else {
+        return Ok(Some(OrderRow::Unchanged));
+    };
+    Ok(Some(OrderRow::Read {
+        order: serde_json::from_str(&body)?,
+        stamps: serde_json::from_str(&r.text(2)?)?,
+        json: body,
+        updated_us,
+    }))
+}
+
 /// The order as it was at `version`, rebuilt from `current` (the row now) and the
 /// history diffs between (see [`crate::history`]); `None` when the server never had
 /// that version or no longer has its history.
