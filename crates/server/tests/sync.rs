@@ -38,6 +38,7 @@ both!(
     a_foreign_or_pruned_cursor_needs_a_resync,
     a_technicians_new_order_is_assigned_to_them,
     every_earlier_version_of_an_order_is_rebuilt_from_its_history,
+    a_write_through_another_instance_is_never_missed,
 );
 
 async fn a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused(kind: Kind) {
@@ -1004,4 +1005,52 @@ async fn every_earlier_version_of_an_order_is_rebuilt_from_its_history(kind: Kin
     .await
     .expect("write");
     check(versions, current).await.expect("read");
+}
+
+/// Each instance keeps the parsed rows its pushes wrote; a write through another
+/// instance over the same database must still be the base of the next push.
+async fn a_write_through_another_instance_is_never_missed(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let a = s.login("dispatcher").await;
+    let order = a.create_order(Some("tech1")).await;
+    let db = outpost_server::Db::open(&s.url).await.expect("open");
+    let state = outpost_server::state(db, s.cfg.clone())
+        .await
+        .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = outpost_server::spawn(listener, state, None).expect("second instance");
+    let b = via(&a, &format!("http://{}", other.addr));
+    let push = |who, base, ops| update(who, order.id, base, ops);
+    let v2 = push(&a, 1, title("From A")).await;
+    assert_eq!(v2.version, 2);
+    let v3 = push(
+        &b,
+        2,
+        vec![Op::Set(SetOp::Description("From B".into())), note("b")],
+    )
+    .await;
+    assert_eq!(v3.version, 3);
+    let v4 = push(&a, 3, vec![note("a")]).await;
+    assert_eq!(v4.version, 4, "built on the other instance's version");
+    assert_eq!(v4.title, "From A");
+    assert_eq!(v4.description, "From B");
+    assert_eq!(v4.notes.len(), 2);
+    // And the other way round, once more.
+    let v5 = push(&b, 4, title("From B")).await;
+    assert_eq!((v5.version, v5.notes.len()), (5, 2));
+    let v6 = push(&a, 5, vec![note("a2")]).await;
+    assert_eq!((v6.version, v6.title.as_str()), (6, "From B"));
+    other.stop().await.expect("stop");
+}
+
+async fn update(who: &Session, id: Uuid, base: u64, ops: Vec<Op>) -> WorkOrder {
+    match who
+        .push1(who.mutation(id, MutationKind::Update, base, ops))
+        .await
+    {
+        PushOutcome::Applied(a) => a.order.expect("order"),
+        other => panic!("applies: {other:?}"),
+    }
 }
