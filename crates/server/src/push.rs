@@ -438,7 +438,7 @@ fn current_row(
         } => Ok(Some(Arc::new(CachedRow {
             version: order.version,
             updated_us,
-            order,
+            order: *order,
             stamps,
             json,
         }))),

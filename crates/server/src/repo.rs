@@ -374,7 +374,7 @@ pub enum OrderRow {
     /// The row is still at the version and write time the caller gave.
     Unchanged,
     Read {
-        order: WorkOrder,
+        order: Box<WorkOrder>,
         stamps: FieldStamps,
         json: String,
         updated_us: i64,
@@ -402,7 +402,7 @@ pub fn get_order_unless(
         return Ok(Some(OrderRow::Unchanged));
     };
     Ok(Some(OrderRow::Read {
-        order: serde_json::from_str(&body)?,
+        order: Box::new(serde_json::from_str(&body)?),
         stamps: serde_json::from_str(&r.text(2)?)?,
         json: body,
         updated_us,
