@@ -4,8 +4,9 @@
 //! Codemap: [`http`] (routes and error answers) calls [`push`], [`pull`], [`auth`] and
 //! [`attachments`], which run inside one store transaction each, through [`repo`]
 //! (typed SQL) over a [`db::Backend`] (SQLite or PostgreSQL); order history is kept as
-//! diffs ([`history`]) and a push reuses committed parsed rows ([`row_cache`]). The merge rules and wire
-//! types live in `outpost_protocol::{merge, wire}` so that the device runs the same.
+//! diffs ([`history`]) and a push reuses committed parsed rows ([`row_cache`]). The
+//! merge rules and wire types live in `outpost_protocol::{merge, wire}` so that the
+//! device runs the same.
 //! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown.
 
