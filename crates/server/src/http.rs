@@ -43,6 +43,8 @@ pub struct AppState {
     pub keys: Keys,
     pub limiter: LoginLimiter,
     pub metrics: Metrics,
+    /// Parsed order rows of committed pushes (see [`crate::row_cache`]).
+    pub rows: crate::row_cache::RowCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -399,12 +401,15 @@ async fn push_handler(
         .into());
     }
     let now = app.cfg.now();
-    let (results, stats) = app
+    let state = app.clone();
+    let batch = app
         .db
-        .write(move |sql| push::push_batch(sql, &who, &body.mutations, now))
+        .write(move |sql| push::push_batch(sql, &who, &body.mutations, now, &state.rows))
         .await?;
-    app.metrics.push(stats);
-    let bytes = push::encode_response(&results, now)?;
+    // Committed: the rows it wrote may now serve the next push.
+    app.rows.insert_committed(batch.written);
+    app.metrics.push(batch.stats);
+    let bytes = push::encode_response(&batch.results, now)?;
     Ok((
         StatusCode::OK,
         [(

@@ -3,8 +3,10 @@
 //!
 //! Codemap: [`http`] (routes and error answers) calls [`push`], [`pull`], [`auth`] and
 //! [`attachments`], which run inside one store transaction each, through [`repo`]
-//! (typed SQL) over a [`db::Backend`] (SQLite or PostgreSQL). The merge rules and wire
-//! types live in `outpost_protocol::{merge, wire}` so that the device runs the same.
+//! (typed SQL) over a [`db::Backend`] (SQLite or PostgreSQL); order history is kept as
+//! diffs ([`history`]) and a push reuses committed parsed rows ([`row_cache`]). The
+//! merge rules and wire types live in `outpost_protocol::{merge, wire}` so that the
+//! device runs the same.
 //! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown.
 
@@ -13,12 +15,14 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pull;
 pub mod push;
 pub mod repo;
+pub mod row_cache;
 pub mod seed;
 pub mod serve;
 
@@ -40,6 +44,7 @@ pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
         keys,
         limiter: auth::LoginLimiter::default(),
         metrics: metrics::Metrics::default(),
+        rows: row_cache::RowCache::default(),
     }))
 }
 

@@ -15,12 +15,16 @@ use outpost_protocol::wire::{
     FailedSyncRecord, PushOutcome, RecordStatus, Rejection,
 };
 use outpost_protocol::{Mutation, MutationKind, Quantity, StockLevel, WorkOrder};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::auth::{sha256_hex, Principal};
 use crate::db::Sql;
 use crate::error::Error;
 use crate::repo::{self, Audience, NewChange};
+use crate::row_cache::{CachedRow, RowCache};
 
 /// Counts for metrics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +40,9 @@ struct Ctx<'a> {
     who: &'a Principal,
     now: chrono::DateTime<chrono::Utc>,
     now_us: i64,
+    cache: &'a RowCache,
+    /// Order rows this batch wrote (for the cache once the batch has committed).
+    written: RefCell<HashMap<Uuid, Arc<CachedRow>>>,
 }
 
 /// One mutation's result, encoded once: the outcome's JSON without the order row (which
@@ -49,17 +56,31 @@ pub struct Encoded {
     pub row_json: Option<String>,
 }
 
-/// Apply `mutations` in order. Runs inside the caller's write transaction.
+/// What a batch did: one encoded result per mutation, counts, and the order rows it
+/// wrote, for [`RowCache::insert_committed`] once the transaction has committed.
+#[derive(Debug)]
+pub struct BatchResult {
+    pub results: Vec<Encoded>,
+    pub stats: PushStats,
+    pub written: Vec<Arc<CachedRow>>,
+}
+
+/// Apply `mutations` in order. Runs inside the caller's write transaction; `cache`
+/// holds parsed rows of earlier, committed pushes (each checked against the store
+/// before use).
 pub fn push_batch(
     sql: &mut dyn Sql,
     who: &Principal,
     mutations: &[Mutation],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Vec<Encoded>, PushStats), Error> {
+    cache: &RowCache,
+) -> Result<BatchResult, Error> {
     let ctx = Ctx {
         who,
         now,
         now_us: now.timestamp_micros(),
+        cache,
+        written: RefCell::new(HashMap::new()),
     };
     let mut stats = PushStats::default();
     let mut results = Vec::with_capacity(mutations.len());
@@ -78,7 +99,11 @@ pub fn push_batch(
             row_json,
         });
     }
-    Ok((results, stats))
+    Ok(BatchResult {
+        results,
+        stats,
+        written: ctx.written.into_inner().into_values().collect(),
+    })
 }
 
 /// The JSON of a `PushResponse` built from encoded results: each outcome object gets
@@ -233,22 +258,20 @@ fn push_order(
     ctx: &Ctx<'_>,
     m: &Mutation,
 ) -> Result<(PushOutcome, Option<String>), Error> {
-    let (current, current_json) = match repo::get_order_json(sql, m.entity_id)? {
-        Some((order, stamps, json)) => (Some((order, stamps)), Some(json)),
-        None => (None, None),
-    };
+    let current = current_row(sql, ctx, m.entity_id)?;
+    let current_json = current.as_ref().map(|r| r.json.clone());
     let actor = actor(ctx.who);
     // The row at the base is read only when the merge rules may need it.
     let at_base = match &current {
-        Some((order, stamps)) if merge::needs_base(order, stamps, m, &actor) => {
-            repo::order_at(sql, m.entity_id, m.base_version)?
+        Some(r) if merge::needs_base(&r.order, &r.stamps, m, &actor) => {
+            repo::order_at(sql, &r.order, m.base_version)?
         }
         _ => None,
     };
     let decision = merge::merge(
-        current.as_ref().map(|(order, stamps)| Current {
-            order,
-            stamps,
+        current.as_ref().map(|r| Current {
+            order: &r.order,
+            stamps: &r.stamps,
             at_base: at_base.as_ref(),
         }),
         m,
@@ -257,7 +280,7 @@ fn push_order(
     match decision {
         Decision::Reject(r) => Ok((rejected(r), None)),
         Decision::HoldWhole { kind, fields } => {
-            let Some((order, _)) = &current else {
+            let Some(CachedRow { order, .. }) = current.as_deref() else {
                 return Err(Error::store("a held mutation without an order"));
             };
             if m.kind == MutationKind::Complete {
@@ -315,13 +338,12 @@ fn push_order(
                 if a.created {
                     a.order.number = Some(repo::next_number(sql)?);
                 }
-                let old_assignee = current.as_ref().and_then(|(o, _)| o.assignee.clone());
                 row_json = Some(write_order(
                     sql,
                     ctx.now_us,
                     &a.order,
                     &a.stamps,
-                    old_assignee.as_deref(),
+                    current.as_ref().map(|r| &r.order),
                     &[m.mutation_id],
                 )?);
                 let location_hint = a.order.assignee.clone();
@@ -364,29 +386,79 @@ fn push_order(
                     order: None,
                 })
             };
-            match row_json {
-                Some(json) => Ok((outcome, Some(json))),
-                // Not reachable (an applied mutation has a row), but never a reply
-                // without the order.
-                None => Ok((outcome, Some(serde_json::to_string(&a.order)?))),
+            // Not reachable without a row (an applied mutation has one), but never a
+            // reply without the order.
+            let json = match row_json {
+                Some(json) => json,
+                None => serde_json::to_string(&a.order)?,
+            };
+            if a.changed {
+                ctx.written.borrow_mut().insert(
+                    m.entity_id,
+                    Arc::new(CachedRow {
+                        version: a.order.version,
+                        updated_us: ctx.now_us,
+                        order: a.order,
+                        stamps: a.stamps,
+                        json: json.clone(),
+                    }),
+                );
             }
+            Ok((outcome, Some(json)))
         }
     }
 }
 
-/// Write an order's new row with its change-log rows (and a `left_scope` row for a
-/// technician it was taken from); returns the row's JSON.
+/// The order's current row: a parsed row from this batch or from the cache when the
+/// store's `version` and `updated_us` say it is still the row, else read and parsed.
+fn current_row(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    id: Uuid,
+) -> Result<Option<Arc<CachedRow>>, Error> {
+    let known = ctx
+        .written
+        .borrow()
+        .get(&id)
+        .cloned()
+        .or_else(|| ctx.cache.get(id));
+    let (version, updated_us) = known
+        .as_ref()
+        .map_or((-1, -1), |r| (r.version as i64, r.updated_us));
+    let Some(row) = repo::get_order_unless(sql, id, version, updated_us)? else {
+        return Ok(None);
+    };
+    match row {
+        repo::OrderRow::Unchanged => Ok(known),
+        repo::OrderRow::Read {
+            order,
+            stamps,
+            json,
+            updated_us,
+        } => Ok(Some(Arc::new(CachedRow {
+            version: order.version,
+            updated_us,
+            order: *order,
+            stamps,
+            json,
+        }))),
+    }
+}
+
+/// Write an order's new row (replacing `previous`, the row as it was) with its history
+/// and change-log rows (and a `left_scope` row for a technician it was taken from);
+/// returns the row's JSON.
 pub fn write_order(
     sql: &mut dyn Sql,
     now_us: i64,
     order: &WorkOrder,
     stamps: &merge::FieldStamps,
-    old_assignee: Option<&str>,
+    previous: Option<&WorkOrder>,
     mutation_ids: &[Uuid],
 ) -> Result<String, Error> {
-    let body = repo::put_order(sql, order, stamps, now_us)?;
+    let body = repo::put_order(sql, order, stamps, previous, now_us)?;
     let id = order.id.to_string();
-    if let Some(old) = old_assignee {
+    if let Some(old) = previous.and_then(|p| p.assignee.as_deref()) {
         if Some(old) != order.assignee.as_deref() {
             let left = serde_json::to_string(&outpost_protocol::wire::LeftScope {
                 now_assigned_to: order.assignee.clone(),
@@ -680,7 +752,7 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                         ctx.now_us,
                         &done.order,
                         &done.stamps,
-                        before.assignee.as_deref(),
+                        Some(before),
                         &[m.mutation_id],
                     )?;
                     for d in &done.stock {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::{Row, Sql, V};
 use crate::error::Error;
+use crate::history;
 
 pub const META_EPOCH: &str = "epoch";
 pub const META_LAST_SEQ: &str = "last_seq";
@@ -367,21 +368,90 @@ pub fn get_order_json(
     Ok(Some((order, stamps, body)))
 }
 
-pub fn order_at(sql: &mut dyn Sql, id: Uuid, version: u64) -> Result<Option<WorkOrder>, Error> {
-    let rows = sql.query(
-        "SELECT body FROM order_history WHERE order_id = ?1 AND version = ?2",
-        &[id.into(), version.into()],
-    )?;
-    rows.first()
-        .map(|r| Ok(serde_json::from_str(&r.text(0)?)?))
-        .transpose()
+/// An order row read unless it is the one the caller holds.
+#[derive(Debug)]
+pub enum OrderRow {
+    /// The row is still at the version and write time the caller gave.
+    Unchanged,
+    Read {
+        order: Box<WorkOrder>,
+        stamps: FieldStamps,
+        json: String,
+        updated_us: i64,
+    },
 }
 
-/// Write the order's current row and its history entry; returns the row's JSON.
+/// The order's row, or [`OrderRow::Unchanged`] when it is still at `version` written
+/// at `updated_us` (then its JSON is neither read nor parsed); `None`: no such order.
+pub fn get_order_unless(
+    sql: &mut dyn Sql,
+    id: Uuid,
+    version: i64,
+    updated_us: i64,
+) -> Result<Option<OrderRow>, Error> {
+    let mut rows = sql.query(
+        "SELECT updated_us, CASE WHEN version = ?2 AND updated_us = ?3 THEN NULL ELSE body END, \
+         CASE WHEN version = ?2 AND updated_us = ?3 THEN NULL ELSE stamps END FROM orders WHERE id = ?1",
+        &[id.into(), version.into(), updated_us.into()],
+    )?;
+    let Some(r) = rows.first_mut() else {
+        return Ok(None);
+    };
+    let updated_us = r.i64(0)?;
+    let Some(body) = r.opt_text(1)? else {
+        return Ok(Some(OrderRow::Unchanged));
+    };
+    Ok(Some(OrderRow::Read {
+        order: Box::new(serde_json::from_str(&body)?),
+        stamps: serde_json::from_str(&r.text(2)?)?,
+        json: body,
+        updated_us,
+    }))
+}
+
+/// The order as it was at `version`, rebuilt from `current` (the row now) and the
+/// history diffs between (see [`crate::history`]); `None` when the server never had
+/// that version or no longer has its history.
+pub fn order_at(
+    sql: &mut dyn Sql,
+    current: &WorkOrder,
+    version: u64,
+) -> Result<Option<WorkOrder>, Error> {
+    if version == current.version {
+        return Ok(Some(current.clone()));
+    }
+    if version == 0 || version > current.version {
+        return Ok(None);
+    }
+    let rows = sql.query(
+        "SELECT version, body FROM order_history WHERE order_id = ?1 AND version >= ?2 AND version < ?3 \
+         ORDER BY version DESC",
+        &[current.id.into(), version.into(), current.version.into()],
+    )?;
+    if rows.last().map(|r| r.u64(0)).transpose()? != Some(version) {
+        return Ok(None);
+    }
+    let serde_json::Value::Object(mut order) = serde_json::to_value(current)? else {
+        return Err(Error::store("an order is not a JSON object"));
+    };
+    for r in &rows {
+        match history::parse_entry(&r.text(1)?)? {
+            history::Entry::Diff(d) => history::apply_back(&mut order, d)?,
+            history::Entry::Full(full) => order = full,
+        }
+    }
+    Ok(Some(serde_json::from_value(serde_json::Value::Object(
+        order,
+    ))?))
+}
+
+/// Write the order's current row and, when it replaces `previous`, the history diff
+/// that gets `previous` back (see [`crate::history`]); returns the row's JSON.
 pub fn put_order(
     sql: &mut dyn Sql,
     order: &WorkOrder,
     stamps: &FieldStamps,
+    previous: Option<&WorkOrder>,
     now_us: i64,
 ) -> Result<String, Error> {
     let body = serde_json::to_string(order)?;
@@ -400,19 +470,25 @@ pub fn put_order(
             now_us.into(),
         ],
     )?;
-    sql.exec(
-        "INSERT INTO order_history (order_id, version, body) VALUES (?1, ?2, ?3) ON CONFLICT (order_id, version) DO NOTHING",
-        &[order.id.into(), order.version.into(), body.clone().into()],
-    )?;
-    sql.exec(
-        "DELETE FROM order_attachments WHERE order_id = ?1",
-        &[order.id.into()],
-    )?;
-    for hash in order.attachment_hashes() {
+    if let Some(prev) = previous.filter(|p| p.version < order.version) {
+        let diff = serde_json::to_string(&history::back_diff(prev, order)?)?;
         sql.exec(
-            "INSERT INTO order_attachments (hash, order_id) VALUES (?1, ?2) ON CONFLICT (hash, order_id) DO NOTHING",
-            &[hash.into(), order.id.into()],
+            "INSERT INTO order_history (order_id, version, body) VALUES (?1, ?2, ?3) ON CONFLICT (order_id, version) DO NOTHING",
+            &[order.id.into(), prev.version.into(), diff.into()],
         )?;
+    }
+    let hashes = order.attachment_hashes();
+    if previous.is_none_or(|p| p.attachment_hashes() != hashes) {
+        sql.exec(
+            "DELETE FROM order_attachments WHERE order_id = ?1",
+            &[order.id.into()],
+        )?;
+        for hash in hashes {
+            sql.exec(
+                "INSERT INTO order_attachments (hash, order_id) VALUES (?1, ?2) ON CONFLICT (hash, order_id) DO NOTHING",
+                &[hash.into(), order.id.into()],
+            )?;
+        }
     }
     Ok(body)
 }

@@ -37,6 +37,8 @@ both!(
     priming_pages_are_bounded_ordered_and_followed_by_deltas,
     a_foreign_or_pruned_cursor_needs_a_resync,
     a_technicians_new_order_is_assigned_to_them,
+    every_earlier_version_of_an_order_is_rebuilt_from_its_history,
+    a_write_through_another_instance_is_never_missed,
 );
 
 async fn a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused(kind: Kind) {
@@ -946,4 +948,109 @@ async fn a_technicians_new_order_is_assigned_to_them(kind: Kind) {
     };
     assert_eq!(r.code, ErrorCode::Forbidden, "technicians do not cancel");
     let _ = EntityKind::WorkOrder;
+}
+
+/// History keeps diffs, not copies: each earlier version comes back exactly, also
+/// across a row written whole (as servers before the diffs did).
+async fn every_earlier_version_of_an_order_is_rebuilt_from_its_history(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let created = d.create_order(Some("tech1")).await;
+    let id = created.id;
+    let mut versions = vec![created];
+    let edits: Vec<Vec<Op>> = vec![
+        vec![note("one"), Op::Set(SetOp::Description("first".into()))],
+        vec![note("two")],
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+        vec![Op::Remove {
+            list: ListName::Checklist,
+            item_id: "c1".into(),
+        }],
+        title("Renamed"),
+        vec![note("three"), note("four")],
+    ];
+    for ops in edits {
+        let base = versions.last().map_or(0, |o| o.version);
+        let PushOutcome::Applied(a) = d
+            .push1(d.mutation(id, MutationKind::Update, base, ops))
+            .await
+        else {
+            panic!("applies")
+        };
+        versions.push(a.order.expect("order"));
+    }
+    let current = versions.last().cloned().expect("current");
+    assert_eq!(current.version, 7);
+    let check = |versions: Vec<WorkOrder>, current: WorkOrder| {
+        s.db.read(move |sql| {
+            for want in &versions {
+                let got = outpost_server::repo::order_at(sql, &current, want.version)?;
+                assert_eq!(got.as_ref(), Some(want), "version {}", want.version);
+            }
+            assert_eq!(outpost_server::repo::order_at(sql, &current, 8)?, None);
+            Ok(())
+        })
+    };
+    check(versions.clone(), current.clone())
+        .await
+        .expect("read");
+    // A whole row in the middle (an older server's) is used as it is.
+    let whole = serde_json::to_string(&versions[2]).expect("json");
+    s.db.write(move |sql| {
+        sql.exec(
+            "UPDATE order_history SET body = ?1 WHERE order_id = ?2 AND version = 3",
+            &[whole.into(), id.into()],
+        )
+    })
+    .await
+    .expect("write");
+    check(versions, current).await.expect("read");
+}
+
+/// Each instance keeps the parsed rows its pushes wrote; a write through another
+/// instance over the same database must still be the base of the next push.
+async fn a_write_through_another_instance_is_never_missed(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let a = s.login("dispatcher").await;
+    let order = a.create_order(Some("tech1")).await;
+    let db = outpost_server::Db::open(&s.url).await.expect("open");
+    let state = outpost_server::state(db, s.cfg.clone())
+        .await
+        .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = outpost_server::spawn(listener, state, None).expect("second instance");
+    let b = via(&a, &format!("http://{}", other.addr));
+    let push = |who, base, ops| update(who, order.id, base, ops);
+    let v2 = push(&a, 1, title("From A")).await;
+    assert_eq!(v2.version, 2);
+    let v3 = push(
+        &b,
+        2,
+        vec![Op::Set(SetOp::Description("From B".into())), note("b")],
+    )
+    .await;
+    assert_eq!(v3.version, 3);
+    let v4 = push(&a, 3, vec![note("a")]).await;
+    assert_eq!(v4.version, 4, "built on the other instance's version");
+    assert_eq!(v4.title, "From A");
+    assert_eq!(v4.description, "From B");
+    assert_eq!(v4.notes.len(), 2);
+    // And the other way round, once more.
+    let v5 = push(&b, 4, title("From B")).await;
+    assert_eq!((v5.version, v5.notes.len()), (5, 2));
+    let v6 = push(&a, 5, vec![note("a2")]).await;
+    assert_eq!((v6.version, v6.title.as_str()), (6, "From B"));
+    other.stop().await.expect("stop");
+}
+
+async fn update(who: &Session, id: Uuid, base: u64, ops: Vec<Op>) -> WorkOrder {
+    match who
+        .push1(who.mutation(id, MutationKind::Update, base, ops))
+        .await
+    {
+        PushOutcome::Applied(a) => a.order.expect("order"),
+        other => panic!("applies: {other:?}"),
+    }
 }
