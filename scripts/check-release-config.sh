@@ -9,7 +9,7 @@
 #   - updater artifacts requested in the committed tauri.conf.json (only the release
 #     workflow makes them, where the signing key is a secret);
 #   - an updater that is configured or whose artifacts are made without a minisign
-#     public key and HTTPS endpoints.
+#     public key, HTTPS endpoints with a channel, and requireSignedVersion.
 #
 #   scripts/check-release-config.sh          the checks above
 #   scripts/check-release-config.sh --lint   also lint the workflows with actionlint
@@ -81,6 +81,8 @@ if updater:
         base64.b64decode(decoded.splitlines()[1], validate=True)
     except Exception as e:
         errors.append(f"plugins.updater.pubkey is not a Tauri (minisign) public key: {e}")
+    if updater.get("requireSignedVersion") is not True:
+        errors.append("plugins.updater.requireSignedVersion is not true: a crafted manifest could announce an old signed release as new")
     endpoints = updater.get("endpoints") or []
     if not endpoints:
         errors.append("plugins.updater.endpoints is empty")
