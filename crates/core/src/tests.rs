@@ -601,12 +601,13 @@ fn a_new_order_is_pending_a_number_and_assigned_to_its_maker() {
 fn sign_out_is_refused_while_work_is_unsynced_and_lists_it() {
     let (_tmp, _creds, mut app) = fresh();
     let id = first_order(&app);
+    let device_id = app.device_id();
     app.store()
         .set_session(&outpost_store::Session {
             server_url: "http://127.0.0.1:9".into(),
             username: "tech1".into(),
             role: outpost_protocol::Role::Technician,
-            device_id: app.device_id(),
+            device_id,
             access_token: "a".into(),
             access_expires_at: t0(),
             refresh_token: "r".into(),
