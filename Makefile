@@ -38,7 +38,8 @@ bench: deps
 
 lint: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --exclude outpost-desktop --all-targets -- -D warnings
+	@scripts/desktop-deps.sh
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The desktop app: WebKit build, Vitest and the real-window tests under Xvfb.
 test-desktop: deps

@@ -264,7 +264,9 @@ impl Shell {
                 tauri::async_runtime::spawn(crate::events::forward_status(app.clone(), rx));
                 tracing::info!("sync engine started");
             }
+            // Not signed in, or nothing open yet (first run): sign-in starts it.
             Ok(None) => {}
+            Err(e) if e.code == "not_open" => {}
             Err(e) => tracing::warn!(code = %e.code, "sync engine not started: {}", e.message),
         }
     }
