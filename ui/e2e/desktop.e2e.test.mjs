@@ -11,40 +11,19 @@
 // target/release/outpost-desktop). Run: node --test ui/e2e/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { WebDriver, sleep } from './webdriver.mjs';
+import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
 const shots = join(root, 'target/e2e-screenshots');
 const driverBin = process.env.TAURI_DRIVER ?? 'tauri-driver';
 const port = Number(process.env.E2E_DRIVER_PORT ?? 4444);
-
-function startDriver(env) {
-  // Its own process group, so that ending it also ends WebKitWebDriver and the app.
-  const p = spawn(driverBin, ['--port', String(port)], {
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  p.stdout.on('data', (d) => (log += d));
-  p.stderr.on('data', (d) => (log += d));
-  return { p, log: () => log };
-}
-
-function stopGroup(p) {
-  try {
-    process.kill(-p.pid, 'SIGTERM');
-  } catch {
-    /* already gone */
-  }
-}
 
 test('first run, local demo, an edit is saved on this device (real window)', { timeout: 240_000 }, async (t) => {
   assert.ok(existsSync(bin), `build the app first: ${bin} is missing`);
@@ -63,7 +42,7 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
     // No session bus: tray and credential store must degrade, not crash.
     DBUS_SESSION_BUS_ADDRESS: '',
   };
-  const driver = startDriver(env);
+  const driver = startDriver(driverBin, port, env);
   const wd = new WebDriver(`http://127.0.0.1:${port}`);
   t.after(async () => {
     await wd.quit().catch(() => {});
@@ -71,12 +50,7 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
     await sleep(300);
     if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
   });
-  // A screenshot can show an older frame: let two frames pass after the DOM is ready.
-  const shot = async (name) => {
-    await wd.exec('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))');
-    await sleep(250);
-    writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
-  };
+  const shot = async (name) => writeFileSync(join(shots, `${name}.png`), await wd.settledScreenshot());
 
   const t0 = Date.now();
   await wd.start(bin);

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { WebDriver, sleep } from './webdriver.mjs';
+import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
@@ -76,22 +76,6 @@ async function relay(upstreamPort) {
     },
     close: () => new Promise((r) => server.close(r)),
   };
-}
-
-function startDriver(env) {
-  const p = spawn(driverBin, ['--port', String(port)], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  p.stdout.on('data', (d) => (log += d));
-  p.stderr.on('data', (d) => (log += d));
-  return { p, log: () => log };
-}
-
-function stopGroup(p) {
-  try {
-    process.kill(-p.pid, 'SIGTERM');
-  } catch {
-    /* already gone */
-  }
 }
 
 test('sign in, work offline, sync without a click, failed sync fixed, conflict decided (real window, real server)', { timeout: 420_000 }, async (t) => {
@@ -160,7 +144,7 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
     OUTPOST_SYNC_PERIOD_MS: '2000',
     DBUS_SESSION_BUS_ADDRESS: '',
   };
-  const driver = startDriver(env);
+  const driver = startDriver(driverBin, port, env);
   const wd = new WebDriver(`http://127.0.0.1:${port}`);
   t.after(async () => {
     await wd.quit().catch(() => {});
@@ -170,11 +154,7 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
     await sleep(300);
     if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
   });
-  const shot = async (name) => {
-    await wd.exec('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))');
-    await sleep(250);
-    writeFileSync(join(shots, `${name}.png`), await wd.screenshot());
-  };
+  const shot = async (name) => writeFileSync(join(shots, `${name}.png`), await wd.settledScreenshot());
   // The row of order `id`, whichever tab (today, upcoming, completed) holds it.
   const showRow = async (id) => {
     for (let i = 0; i < 40; i++) {

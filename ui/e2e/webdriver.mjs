@@ -2,7 +2,30 @@
 // sessions, finding elements by CSS, clicking, typing, running scripts, screenshots.
 // Kept tiny on purpose: no webdriverio, no browser download.
 
+import { spawn } from 'node:child_process';
+
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+
+/**
+ * Start tauri-driver on `port` in its own process group, so that ending the group also
+ * ends WebKitWebDriver and the app. Its output is kept for failure messages.
+ */
+export function startDriver(driverBin, port, env) {
+  const p = spawn(driverBin, ['--port', String(port)], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  p.stdout.on('data', (d) => (log += d));
+  p.stderr.on('data', (d) => (log += d));
+  return { p, log: () => log };
+}
+
+/** End a process group started by `startDriver`. */
+export function stopGroup(p) {
+  try {
+    process.kill(-p.pid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
+}
 
 export class WebDriver {
   constructor(base) {
@@ -110,6 +133,13 @@ export class WebDriver {
 
   async screenshot() {
     return Buffer.from(await this.cmd('GET', this.s('/screenshot')), 'base64');
+  }
+
+  /** A screenshot once the DOM's latest state is painted (a capture can show an older frame). */
+  async settledScreenshot() {
+    await this.exec('return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))');
+    await sleep(250);
+    return this.screenshot();
   }
 }
 
