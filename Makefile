@@ -39,6 +39,7 @@ bench: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	@scripts/desktop-deps.sh
+	@scripts/build-ui.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The desktop app: WebKit build, Vitest and the real-window tests under Xvfb.

@@ -25,7 +25,7 @@ MSG
 fi
 
 scripts/desktop-deps.sh
-(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+scripts/build-ui.sh
 "$CARGO" build --release -p outpost-desktop -p outpost-server -p outpost-cli
 
 mkdir -p "$RUN"

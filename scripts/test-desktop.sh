@@ -22,16 +22,14 @@ step() { printf '\n== %s\n' "$*"; }
 scripts/desktop-deps.sh
 
 # --- UI packages, tauri-driver -----------------------------------------------------
-step "npm ci (ui)"
-(cd ui && npm ci --no-audit --no-fund --loglevel=error)
 if ! command -v tauri-driver >/dev/null; then
   step "cargo install tauri-driver"
   "$CARGO" install tauri-driver --locked --version '^2'
 fi
 
 # --- build once --------------------------------------------------------------------
-step "UI type check and build"
-(cd ui && npm run --silent check && npm run --silent build)
+step "UI packages, type check and build"
+scripts/build-ui.sh --check
 step "release build of outpost-desktop"
 start=$(date +%s)
 "$CARGO" build --release -p outpost-desktop

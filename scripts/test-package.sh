@@ -54,8 +54,7 @@ fi
 # --- the package ---------------------------------------------------------------------
 if [ -z "${DEB:-}" ]; then
   step "release binaries and the .deb (Tauri bundler, no recompilation when up to date)"
-  [ -f ui/dist/index.html ] || (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
-  [ -d ui/node_modules/@tauri-apps/cli ] || (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  if [ ! -f ui/dist/index.html ] || [ ! -d ui/node_modules/@tauri-apps/cli ]; then scripts/build-ui.sh; fi
   "$CARGO" build --release -p outpost-desktop -p outpost-cli -p outpost-server
   ui/node_modules/.bin/tauri bundle --bundles deb
   DEB=$(ls -t "$TARGET_DIR"/release/bundle/deb/*.deb | head -1)
