@@ -33,6 +33,10 @@ const COMMANDS: &[&str] = &[
     "dismiss_fleet_failed",
     "assign_order",
     "cancel_order",
+    "app_info",
+    "set_update_channel",
+    "check_for_update",
+    "install_update",
 ];
 
 fn main() {

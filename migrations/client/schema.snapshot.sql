@@ -7,8 +7,9 @@ CREATE INDEX outbox_by_entity ON outbox (entity_id, seq);
 -- index sync_records_by_order
 CREATE INDEX sync_records_by_order ON sync_records (order_id);
 
--- index work_orders_by_schedule
-CREATE INDEX work_orders_by_schedule ON work_orders (status, scheduled_start);
+-- index work_orders_list
+CREATE INDEX work_orders_list
+    ON work_orders (status, scheduled_start, priority, assignee, number, search_text, id);
 
 -- table attachments
 CREATE TABLE attachments (
@@ -91,7 +92,7 @@ CREATE TABLE work_orders (
     server_body      TEXT,
     server_version   INTEGER NOT NULL DEFAULT 0,
     updated_at       TEXT NOT NULL
-, left_scope_to TEXT, seen_gen INTEGER NOT NULL DEFAULT 0) STRICT;
+, left_scope_to TEXT, seen_gen INTEGER NOT NULL DEFAULT 0, search_text TEXT NOT NULL DEFAULT '') STRICT;
 
 -- trigger outbox_sealed_body_is_frozen
 CREATE TRIGGER outbox_sealed_body_is_frozen

@@ -10,9 +10,10 @@ use outpost_core::app::{
     ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
     PendingChangeView, ResolveInput, SignInInput,
 };
+use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
-    OrderSummary, SessionInfo, SyncSummary,
+    OrderPageView, OrderQueryInput, SessionInfo, SyncSummary,
 };
 use outpost_core::{Completion, OrderEdit, Outpost};
 use tauri::{AppHandle, Emitter, Manager, State};
@@ -53,6 +54,10 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         dismiss_fleet_failed,
         assign_order,
         cancel_order,
+        app_info,
+        set_update_channel,
+        check_for_update,
+        install_update,
     ]
 }
 
@@ -95,8 +100,8 @@ async fn ui_ready(shell: State<'_, Shell>, screen: String) -> Res<()> {
 }
 
 #[tauri::command]
-async fn list_orders(shell: State<'_, Shell>) -> Res<Vec<OrderSummary>> {
-    shell.with(|o| Ok(o.orders()?.iter().map(OrderSummary::from).collect()))
+async fn list_orders(shell: State<'_, Shell>, query: OrderQueryInput) -> Res<OrderPageView> {
+    shell.with(|o| o.order_page(&query))
 }
 
 #[tauri::command]
@@ -308,4 +313,26 @@ fn notify_changed(app: &AppHandle, id: &str) {
     if let Err(e) = app.emit(ORDERS_CHANGED, id) {
         tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
     }
+}
+
+#[tauri::command]
+async fn app_info(shell: State<'_, Shell>) -> Res<AppInfoView> {
+    Ok(shell.app_info())
+}
+
+#[tauri::command]
+async fn set_update_channel(shell: State<'_, Shell>, channel: String) -> Res<AppInfoView> {
+    let channel = UpdateChannel::parse(&channel)?;
+    shell.with(|o| o.set_update_channel(channel))?;
+    Ok(shell.app_info())
+}
+
+#[tauri::command]
+async fn check_for_update(app: AppHandle) -> Res<Option<UpdateView>> {
+    crate::updates::check(&app).await
+}
+
+#[tauri::command]
+async fn install_update(app: AppHandle) -> Res<()> {
+    crate::updates::install(&app).await
 }

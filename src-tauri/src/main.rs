@@ -15,6 +15,7 @@ mod instance;
 mod logging;
 mod shell;
 mod tray;
+mod updates;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -45,18 +46,21 @@ fn main() -> ExitCode {
         log_file = %log_file.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         "outpost-desktop starting"
     );
-    let shell = Shell::start(data_dir, lock, started);
+    let shell = Shell::start(data_dir, log_file, lock, started);
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .manage(shell)
+        .manage(updates::Updates::default())
         .invoke_handler(commands::handler())
         .setup(|app| {
             let has_tray = tray::install(app.handle());
             app.state::<Shell>().set_tray(has_tray);
             // Signed in before: sync from the first second, whatever the window does.
             app.state::<Shell>().start_engine(app.handle());
+            updates::check_after_start(app.handle());
             Ok(())
         })
         .on_window_event(|window, event| {

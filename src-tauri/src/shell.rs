@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use outpost_core::app::{EngineStatusView, SignInInput};
 use outpost_core::first_run::DEMO_ORDERS;
+use outpost_core::updates::{AppInfoView, UpdateChannel};
 use outpost_core::views::{AppError, SessionInfo};
 use outpost_core::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
 use tauri::{AppHandle, Emitter};
@@ -38,13 +39,19 @@ pub struct Shell {
     tray: AtomicBool,
     started: Instant,
     ui_ready: AtomicBool,
+    log_file: Option<PathBuf>,
     _lock: InstanceLock,
 }
 
 impl Shell {
     /// Open the data directory if it holds a database; remember why not if it fails
     /// (a passphrase to ask for, a wrong key), so the first screen can say so.
-    pub fn start(data_dir: PathBuf, lock: InstanceLock, started: Instant) -> Shell {
+    pub fn start(
+        data_dir: PathBuf,
+        log_file: Option<PathBuf>,
+        lock: InstanceLock,
+        started: Instant,
+    ) -> Shell {
         let (outpost, open_error) = if Outpost::is_initialized(&data_dir) {
             match Outpost::open(OpenOptions::new(&data_dir)) {
                 Ok(o) => {
@@ -71,6 +78,7 @@ impl Shell {
             tray: AtomicBool::new(false),
             started,
             ui_ready: AtomicBool::new(false),
+            log_file,
             _lock: lock,
         }
     }
@@ -145,6 +153,17 @@ impl Shell {
             default_server_url: std::env::var("OUTPOST_SERVER_URL")
                 .ok()
                 .filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// The About box: the version, where the data and the log are, the update channel.
+    pub fn app_info(&self) -> AppInfoView {
+        AppInfoView {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: self.data_dir.display().to_string(),
+            log_file: self.log_file.as_ref().map(|p| p.display().to_string()),
+            update_channel: self.with(|o| o.update_channel()).ok(),
+            channels: UpdateChannel::ALL.to_vec(),
         }
     }
 

@@ -132,14 +132,25 @@ try {
     await wd.waitFor('[data-testid="order-row"]', 120_000);
     const searches = [];
     for (const q of ['boiler', 'nordvik 12', 'pump seal #9', 'hvac', 'zzz-no-match']) {
+      // From the keystroke until the list shows the answer to it (the page comes from
+      // the device's database through IPC), then painted: the result-count paragraph
+      // carries the search text its rows answer.
       const ms = await wd.exec(
         `const input = document.querySelector('[data-testid="order-search"]');
+         const count = document.querySelector('[data-testid="result-count"]');
          input.value = ''; input.dispatchEvent(new Event('input', { bubbles: true }));
-         return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => {
+         const shown = (q) => new Promise((resolve) => {
+           if (count.dataset.query === q) return resolve();
+           const seen = new MutationObserver(() => {
+             if (count.dataset.query === q) { seen.disconnect(); resolve(); }
+           });
+           seen.observe(count, { attributes: true, attributeFilter: ['data-query'] });
+         });
+         return shown('').then(() => new Promise((resolve) => requestAnimationFrame(() => {
            const t0 = performance.now();
            input.value = arguments[0];
            input.dispatchEvent(new Event('input', { bubbles: true }));
-           requestAnimationFrame(() => resolve(performance.now() - t0));
+           shown(arguments[0]).then(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
          })));`,
         [q],
       );

@@ -9,7 +9,8 @@ vi.mock('@tauri-apps/api/event', () => ({ listen: vi.fn(async () => () => {}) })
 
 import App from './App.svelte';
 import Dispatch from './screens/Dispatch.svelte';
-import { detail, engineStatus, session, summary } from './lib/fixtures';
+import { detail, engineStatus, fakePage, session, summary } from './lib/fixtures';
+import type { OrderQueryInput } from './generated/OrderQueryInput';
 import type { SessionInfo } from './generated/SessionInfo';
 
 beforeEach(() => {
@@ -25,7 +26,7 @@ function shell(s: SessionInfo, over: Record<string, (args: Record<string, unknow
       case 'session_info':
         return s;
       case 'list_orders':
-        return [summary(1, { reassigned_to: 'tech4', sync_state: 'saved' } as never)];
+        return fakePage([summary(1, { reassigned_to: 'tech4', sync_state: 'saved' } as never)], args.query as OrderQueryInput);
       case 'sync_status':
         return engineStatus({ connectivity: s.signed_in ? 'online' : 'local' });
       case 'ui_ready':
@@ -83,21 +84,32 @@ describe('App', () => {
 
 describe('Dispatch', () => {
   const orders = [summary(1, { assignee: 'tech1' }), summary(2, { assignee: 'tech2', status: 'completed' })];
+  /** The shell: list_orders over `orders`, other commands answered by `over`. */
+  const dispatchShell = (over: Record<string, (args: Record<string, unknown>) => unknown> = {}) =>
+    invoke.mockImplementation(async (cmd: string, args: Record<string, unknown>) => {
+      if (over[cmd]) return over[cmd](args);
+      if (cmd === 'list_orders') return fakePage(orders, args.query as OrderQueryInput);
+      throw new Error(`unexpected ${cmd}`);
+    });
+  const rows = () => screen.queryAllByTestId('dispatch-row');
 
-  it('filters by technician and status', async () => {
-    render(Dispatch, { orders, onOpen: () => {} });
-    expect(screen.getAllByTestId('dispatch-row')).toHaveLength(2);
+  it('filters by technician and status on the device', async () => {
+    dispatchShell();
+    render(Dispatch, { onOpen: () => {} });
+    await vi.waitFor(() => expect(rows()).toHaveLength(2));
     await fireEvent.change(screen.getByTestId('dispatch-assignee'), { target: { value: 'tech2' } });
-    expect(screen.getAllByTestId('dispatch-row')).toHaveLength(1);
+    await vi.waitFor(() => expect(rows()).toHaveLength(1));
     await fireEvent.change(screen.getByTestId('dispatch-status'), { target: { value: 'scheduled' } });
-    expect(screen.queryAllByTestId('dispatch-row')).toHaveLength(0);
+    await vi.waitFor(() => expect(rows()).toHaveLength(0));
+    const last = calls('list_orders').at(-1)?.[1] as { query: OrderQueryInput };
+    expect(last.query).toMatchObject({ bucket: null, assignee: 'tech2', status: 'scheduled' });
   });
 
   it('assigns an order to a typed user name', async () => {
-    invoke.mockResolvedValueOnce(detail({ summary: summary(1, { assignee: 'tech9' }) }));
+    dispatchShell({ assign_order: () => detail({ summary: summary(1, { assignee: 'tech9' }) }) });
     const onChanged = vi.fn();
-    render(Dispatch, { orders, onOpen: () => {}, onChanged });
-    await fireEvent.click(screen.getAllByTestId('dispatch-manage')[0]);
+    render(Dispatch, { onOpen: () => {}, onChanged });
+    await fireEvent.click(await vi.waitFor(() => screen.getAllByTestId('dispatch-manage')[0]));
     await fireEvent.input(screen.getByTestId('assign-input'), { target: { value: 'tech9' } });
     await fireEvent.click(screen.getByTestId('assign-submit'));
     await vi.waitFor(() => expect(onChanged).toHaveBeenCalled());
@@ -106,9 +118,9 @@ describe('Dispatch', () => {
   });
 
   it('cancels only with a reason and after confirming', async () => {
-    invoke.mockResolvedValueOnce(detail({ summary: summary(1, { status: 'cancelled' }) }));
-    render(Dispatch, { orders, onOpen: () => {} });
-    await fireEvent.click(screen.getAllByTestId('dispatch-manage')[0]);
+    dispatchShell({ cancel_order: () => detail({ summary: summary(1, { status: 'cancelled' }) }) });
+    render(Dispatch, { onOpen: () => {} });
+    await fireEvent.click(await vi.waitFor(() => screen.getAllByTestId('dispatch-manage')[0]));
     await fireEvent.click(screen.getByTestId('cancel-submit'));
     expect(screen.getByText(/say why the order is cancelled/)).toBeTruthy();
     expect(screen.queryByRole('alertdialog')).toBeNull();

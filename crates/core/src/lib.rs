@@ -17,6 +17,7 @@ pub mod photos;
 mod records;
 mod sync;
 pub mod time_entries;
+pub mod updates;
 pub mod views;
 
 use std::path::{Path, PathBuf};
@@ -294,6 +295,15 @@ impl Outpost {
 
     pub fn orders(&self) -> Result<Vec<OrderRow>, CoreError> {
         Ok(self.store.orders()?)
+    }
+
+    /// One page of the order list, searched and filtered on the device's database.
+    pub fn order_page(
+        &self,
+        query: &views::OrderQueryInput,
+    ) -> Result<views::OrderPageView, CoreError> {
+        let q = query.to_query(self.clock.now())?;
+        Ok(views::OrderPageView::from(&self.store.order_page(&q)?))
     }
 
     /// An order by full id, unique id prefix (at least 4 characters) or number.

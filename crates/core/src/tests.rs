@@ -15,7 +15,11 @@ fn t0() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("valid timestamp")
 }
 
-fn options(dir: &Path, creds: &MemoryCredentialStore, env_key: Option<&str>) -> OpenOptions {
+pub(crate) fn options(
+    dir: &Path,
+    creds: &MemoryCredentialStore,
+    env_key: Option<&str>,
+) -> OpenOptions {
     OpenOptions {
         data_dir: dir.to_path_buf(),
         credentials: Arc::new(creds.clone()),
@@ -27,7 +31,7 @@ fn options(dir: &Path, creds: &MemoryCredentialStore, env_key: Option<&str>) -> 
     }
 }
 
-fn fresh() -> (tempfile::TempDir, MemoryCredentialStore, Outpost) {
+pub(crate) fn fresh() -> (tempfile::TempDir, MemoryCredentialStore, Outpost) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let creds = MemoryCredentialStore::default();
     let mut app = Outpost::init(options(tmp.path(), &creds, None), None).expect("init");

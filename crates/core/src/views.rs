@@ -148,6 +148,112 @@ pub struct OrderSummary {
     pub reassigned_to: Option<String>,
 }
 
+/// The technician's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderBucket {
+    Today,
+    Upcoming,
+    Completed,
+}
+
+/// What the order list asks for: one tab (or all orders), filters, search words and
+/// the page. Searched and paged on the device's database; only the page crosses.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct OrderQueryInput {
+    #[serde(default)]
+    pub text: String,
+    /// A tab, or null for every order (the dispatcher's list).
+    pub bucket: Option<OrderBucket>,
+    /// RFC 3339: the start of the viewer's next local day (today / upcoming line);
+    /// null: now plus a day.
+    pub tomorrow: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub priority: Option<OrderPriority>,
+    pub sync: Option<OrderSyncState>,
+    /// `""`: orders nobody is assigned to; a name: that person's.
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub offset: u32,
+    pub limit: u32,
+}
+
+impl OrderQueryInput {
+    /// The store's query; `now` stands in for a missing `tomorrow`.
+    pub fn to_query(&self, now: DateTime<Utc>) -> Result<outpost_store::OrderQuery, CoreError> {
+        let tomorrow = match self.tomorrow.as_deref() {
+            None => now + chrono::Duration::days(1),
+            Some(t) => DateTime::parse_from_rfc3339(t)
+                .map_err(|e| {
+                    CoreError::BadInput(format!("the list's day boundary {t:?} is not a time: {e}"))
+                })?
+                .with_timezone(&Utc),
+        };
+        Ok(outpost_store::OrderQuery {
+            text: self.text.clone(),
+            bucket: self.bucket.map(|b| match b {
+                OrderBucket::Today => outpost_store::Bucket::Today,
+                OrderBucket::Upcoming => outpost_store::Bucket::Upcoming,
+                OrderBucket::Completed => outpost_store::Bucket::Completed,
+            }),
+            tomorrow,
+            status: self.status.map(Status::from),
+            priority: self.priority.map(Priority::from),
+            sync: self.sync.map(|s| match s {
+                OrderSyncState::Saved => SyncState::Saved,
+                OrderSyncState::Syncing => SyncState::Syncing,
+                OrderSyncState::Synced => SyncState::Synced,
+                OrderSyncState::Failed => SyncState::Failed,
+                OrderSyncState::Conflict => SyncState::Conflict,
+            }),
+            assignee: self.assignee.clone(),
+            offset: self.offset as usize,
+            limit: self.limit as usize,
+        })
+    }
+}
+
+/// How many orders each tab holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+pub struct BucketCountsView {
+    pub today: u32,
+    pub upcoming: u32,
+    pub completed: u32,
+}
+
+/// One page of the order list.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct OrderPageView {
+    pub rows: Vec<OrderSummary>,
+    /// How many orders match in all.
+    pub total: u32,
+    pub counts: BucketCountsView,
+    /// Everyone an order is assigned to (the dispatcher's filter).
+    pub assignees: Vec<String>,
+}
+
+impl From<&outpost_store::OrderPage> for OrderPageView {
+    fn from(p: &outpost_store::OrderPage) -> Self {
+        let outpost_store::OrderPage {
+            rows,
+            total,
+            counts,
+            assignees,
+        } = p;
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        OrderPageView {
+            rows: rows.iter().map(OrderSummary::from).collect(),
+            total: n(*total),
+            counts: BucketCountsView {
+                today: n(counts.today),
+                upcoming: n(counts.upcoming),
+                completed: n(counts.completed),
+            },
+            assignees: assignees.clone(),
+        }
+    }
+}
+
 /// A checklist step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct ChecklistItemView {
@@ -732,6 +838,10 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     crate::app::FixInput::export_all(&cfg)?;
     crate::app::ConflictDetailView::export_all(&cfg)?;
     crate::app::ResolveInput::export_all(&cfg)?;
+    crate::updates::AppInfoView::export_all(&cfg)?;
+    OrderQueryInput::export_all(&cfg)?;
+    OrderPageView::export_all(&cfg)?;
+    crate::updates::UpdateView::export_all(&cfg)?;
     Ok(())
 }
 

@@ -117,7 +117,16 @@ pub struct CheckReport {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|(_, sql)| M::up(sql)).collect())
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|(name, sql)| match *name {
+                // Fills the new search column of existing orders in Rust (Unicode case).
+                "0004_order_list.sql" => M::up_with_hook(sql, crate::list::fill_search_text),
+                _ => M::up(sql),
+            })
+            .collect(),
+    )
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {

@@ -14,6 +14,7 @@ mod attachments;
 mod db;
 mod error;
 mod key;
+mod list;
 mod orders;
 mod outbox;
 mod records;
@@ -23,6 +24,7 @@ pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
+pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
 pub use orders::{OrderRow, SyncState};
 pub use outbox::{OutboxRow, OutboxState};
 pub use records::{FailedSync, LocalRecord};
@@ -42,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_sync.sql",
         include_str!("../../../migrations/client/0003_sync.sql"),
+    ),
+    (
+        "0004_order_list.sql",
+        include_str!("../../../migrations/client/0004_order_list.sql"),
     ),
 ];
 

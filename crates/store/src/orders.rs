@@ -65,20 +65,20 @@ pub struct OrderRow {
     pub reassigned_to: Option<String>,
 }
 
-const ORDER_SELECT: &str = "SELECT o.body,
+pub(crate) const ORDER_SELECT: &str = "SELECT o.body,
         (SELECT group_concat(state) FROM outbox b WHERE b.entity_id = o.id),
         (SELECT count(*) FROM sync_records r
           WHERE r.order_id = o.id AND r.entity = 'conflict' AND r.status = 'open'),
         o.left_scope_to
      FROM work_orders o";
 
-type RawRow = (String, Option<String>, i64, Option<String>);
+pub(crate) type RawRow = (String, Option<String>, i64, Option<String>);
 
-fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+pub(crate) fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn decode_row((body, states, conflicts, left): RawRow) -> Result<OrderRow, StoreError> {
+pub(crate) fn decode_row((body, states, conflicts, left): RawRow) -> Result<OrderRow, StoreError> {
     let mut sync_state = SyncState::from_outbox_states(states.as_deref());
     if conflicts > 0 && sync_state != SyncState::Failed {
         sync_state = SyncState::Conflict;
@@ -105,16 +105,17 @@ pub(crate) fn get_order(
 
 /// The columns of `work_orders` that mirror fields of the body (for lists, lookups and
 /// the schedule index), in the order of [`MIRRORED_COLUMNS`].
-const MIRRORED_COLUMNS: [&str; 6] = [
+const MIRRORED_COLUMNS: [&str; 7] = [
     "number",
     "title",
     "status",
     "priority",
     "assignee",
     "scheduled_start",
+    "search_text",
 ];
 
-fn mirrored_values(order: &WorkOrder) -> [Value; 6] {
+fn mirrored_values(order: &WorkOrder) -> [Value; 7] {
     [
         order
             .number
@@ -127,13 +128,14 @@ fn mirrored_values(order: &WorkOrder) -> [Value; 6] {
             .scheduled
             .as_ref()
             .map_or(Value::Null, |w| Value::Text(w.start.to_rfc3339())),
+        Value::Text(crate::list::search_text(order)),
     ]
 }
 
 /// An order's row as stored: the body as text and the mirrored columns.
 struct StoredOrder {
     body: String,
-    columns: [Value; 6],
+    columns: [Value; 7],
 }
 
 fn get_stored_order(
@@ -142,7 +144,8 @@ fn get_stored_order(
 ) -> Result<Option<StoredOrder>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT body, number, title, status, priority, assignee, scheduled_start
+            "SELECT body, number, title, status, priority, assignee, scheduled_start,
+                    search_text
              FROM work_orders WHERE id = ?1",
             [id],
             |r| {
@@ -155,6 +158,7 @@ fn get_stored_order(
                         r.get(4)?,
                         r.get(5)?,
                         r.get(6)?,
+                        r.get(7)?,
                     ],
                 })
             },
@@ -169,16 +173,18 @@ pub(crate) fn put_local_order(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(order)?;
-    let [number, title, status, priority, assignee, scheduled_start] = mirrored_values(order);
+    let [number, title, status, priority, assignee, scheduled_start, search_text] =
+        mirrored_values(order);
     tx.execute(
         "INSERT INTO work_orders
-            (id, number, title, status, priority, assignee, scheduled_start, body, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            (id, number, title, status, priority, assignee, scheduled_start, search_text,
+             body, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET
             number = excluded.number, title = excluded.title, status = excluded.status,
             priority = excluded.priority, assignee = excluded.assignee,
-            scheduled_start = excluded.scheduled_start, body = excluded.body,
-            updated_at = excluded.updated_at",
+            scheduled_start = excluded.scheduled_start, search_text = excluded.search_text,
+            body = excluded.body, updated_at = excluded.updated_at",
         params![
             order.id.to_string(),
             number,
@@ -187,6 +193,7 @@ pub(crate) fn put_local_order(
             priority,
             assignee,
             scheduled_start,
+            search_text,
             body,
             now.to_rfc3339(),
         ],

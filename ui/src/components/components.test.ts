@@ -11,7 +11,9 @@ import SyncIndicator from './SyncIndicator.svelte';
 import OrderList from '../screens/OrderList.svelte';
 import FirstRun from '../screens/FirstRun.svelte';
 import OrderDetail from '../screens/OrderDetail.svelte';
-import { detail, engineStatus, summary } from '../lib/fixtures';
+import { detail, engineStatus, fakePage, summary } from '../lib/fixtures';
+import type { OrderSummary } from '../generated/OrderSummary';
+import type { OrderQueryInput } from '../generated/OrderQueryInput';
 
 beforeEach(() => {
   invoke.mockReset();
@@ -33,26 +35,72 @@ describe('SyncIndicator', () => {
 });
 
 describe('OrderList', () => {
-  it('shows each row with its sync state and narrows as one types', async () => {
-    const orders = [
+  const listing = (orders: OrderSummary[]) =>
+    invoke.mockImplementation(async (cmd: string, args: { query: OrderQueryInput }) => {
+      if (cmd !== 'list_orders') throw new Error(`unexpected ${cmd}`);
+      return fakePage(orders, args.query);
+    });
+
+  it('shows each row with its sync state and asks the device again as one types', async () => {
+    listing([
       summary(1, { title: 'Pump seal leaking', sync_state: 'saved' }),
       summary(2, { title: 'Replace HVAC filter' }),
-    ];
-    render(OrderList, { orders, onOpen: () => {} });
-    const rows = screen.getAllByTestId('order-row');
-    expect(rows).toHaveLength(2);
+    ]);
+    const onLoaded = vi.fn();
+    render(OrderList, { onOpen: () => {}, onLoaded });
+    const rows = await vi.waitFor(() => {
+      const r = screen.getAllByTestId('order-row');
+      expect(r).toHaveLength(2);
+      return r;
+    });
+    expect(onLoaded).toHaveBeenCalled();
     expect(rows[0].querySelector('[data-sync-state]')?.textContent).toBe('Saved on this device');
     const search = screen.getByLabelText('Search orders');
     await fireEvent.input(search, { target: { value: 'hvac' } });
-    expect(screen.getAllByTestId('order-row')).toHaveLength(1);
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(1));
     expect(screen.getByTestId('result-count').textContent).toContain('1 order');
+    expect(screen.getByTestId('result-count').dataset.query).toBe('hvac');
+    const last = invoke.mock.calls.at(-1)?.[1] as { query: OrderQueryInput };
+    expect(last.query).toMatchObject({ text: 'hvac', bucket: 'today', limit: 60 });
   });
+
+  it('shows only the latest answer when an earlier one arrives late', async () => {
+    const slow: ((v: unknown) => void)[] = [];
+    const orders = [summary(1, { title: 'Pump' }), summary(2, { title: 'Valve' })];
+    invoke.mockImplementation(
+      (_cmd: string, args: { query: OrderQueryInput }) =>
+        new Promise((resolve) => {
+          if (args.query.text === 'p') slow.push(() => resolve(fakePage(orders, args.query)));
+          else resolve(fakePage(orders, args.query));
+        }),
+    );
+    render(OrderList, { onOpen: () => {} });
+    const search = screen.getByLabelText('Search orders');
+    await fireEvent.input(search, { target: { value: 'p' } });
+    await fireEvent.input(search, { target: { value: 'valve' } });
+    await vi.waitFor(() => expect(screen.getByTestId('result-count').dataset.query).toBe('valve'));
+    slow.forEach((f) => f(null));
+    await tick();
+    await tick();
+    expect(screen.getByTestId('result-count').dataset.query).toBe('valve');
+    expect(screen.getAllByTestId('order-row').map((r) => r.textContent)).toEqual([expect.stringContaining('Valve')]);
+  });
+
+  it('says more orders match than are shown', async () => {
+    listing(Array.from({ length: 75 }, (_, i) => summary(i)));
+    render(OrderList, { onOpen: () => {} });
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(60));
+    expect(screen.getByTestId('result-count').textContent).toContain('75 orders, showing the first 60');
+    expect(screen.getByRole('tab', { name: /Today/ }).textContent).toContain('75');
+  });
+
   it('moves between tabs with the arrow keys', async () => {
-    render(OrderList, { orders: [summary(1, { status: 'completed' })], onOpen: () => {} });
+    listing([summary(1, { status: 'completed' })]);
+    render(OrderList, { onOpen: () => {} });
     const today = screen.getByRole('tab', { name: /Today/ });
     await fireEvent.keyDown(today, { key: 'ArrowLeft' });
     expect(screen.getByRole('tab', { name: /Completed/ }).getAttribute('aria-selected')).toBe('true');
-    expect(screen.getAllByTestId('order-row')).toHaveLength(1);
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(1));
   });
 });
 

@@ -6,6 +6,8 @@ import type { EngineStatusView } from '../generated/EngineStatusView';
 import type { FailedSyncView } from '../generated/FailedSyncView';
 import type { ConflictDetailView } from '../generated/ConflictDetailView';
 import type { SessionInfo } from '../generated/SessionInfo';
+import type { OrderQueryInput } from '../generated/OrderQueryInput';
+import type { OrderPageView } from '../generated/OrderPageView';
 
 export function summary(i: number, over: Partial<OrderSummary> = {}): OrderSummary {
   return {
@@ -118,5 +120,41 @@ export function conflict(over: Partial<ConflictDetailView> = {}): ConflictDetail
     details_pending: false,
     payload: '{}',
     ...over,
+  };
+}
+
+/**
+ * A stand-in for the shell's `list_orders` over `orders` (unit tests only; the real
+ * search is the store's, tested in Rust): words, tab, filters and the page.
+ */
+export function fakePage(orders: OrderSummary[], q: OrderQueryInput): OrderPageView {
+  const tomorrow = q.tomorrow ? Date.parse(q.tomorrow) : Date.now() + 86_400_000;
+  const closed = (o: OrderSummary) => o.status === 'completed' || o.status === 'cancelled';
+  const bucketOf = (o: OrderSummary) =>
+    closed(o)
+      ? 'completed'
+      : !o.scheduled_start || Date.parse(o.scheduled_start) < tomorrow
+        ? 'today'
+        : 'upcoming';
+  const terms = q.text.toLowerCase().split(/\s+/).filter(Boolean).map((t) => t.replace(/^#+/, ''));
+  const hits = orders.filter((o) => {
+    const hay = [o.number ?? '', o.title, o.customer, o.address, o.asset_tag, o.status.replace('_', ' '), o.assignee ?? '']
+      .join('\n')
+      .toLowerCase();
+    return (
+      (!q.bucket || bucketOf(o) === q.bucket) &&
+      (!q.status || o.status === q.status) &&
+      (!q.priority || o.priority === q.priority) &&
+      (!q.sync || o.sync_state === q.sync) &&
+      (q.assignee === null || (q.assignee === '' ? !o.assignee : o.assignee === q.assignee)) &&
+      terms.every((t) => hay.includes(t))
+    );
+  });
+  const count = (b: string) => orders.filter((o) => bucketOf(o) === b).length;
+  return {
+    rows: hits.slice(q.offset, q.offset + q.limit),
+    total: hits.length,
+    counts: { today: count('today'), upcoming: count('upcoming'), completed: count('completed') },
+    assignees: [...new Set(orders.map((o) => o.assignee).filter((a): a is string => !!a))].sort(),
   };
 }

@@ -9,7 +9,8 @@ import type { InventoryView } from '../generated/InventoryView';
 import type { NewOrderInput } from '../generated/NewOrderInput';
 import type { OrderDetail } from '../generated/OrderDetail';
 import type { OrderEditInput } from '../generated/OrderEditInput';
-import type { OrderSummary } from '../generated/OrderSummary';
+import type { OrderQueryInput } from '../generated/OrderQueryInput';
+import type { OrderPageView } from '../generated/OrderPageView';
 import type { SessionInfo } from '../generated/SessionInfo';
 import type { SyncSummary } from '../generated/SyncSummary';
 import type { SignInInput } from '../generated/SignInInput';
@@ -20,6 +21,8 @@ import type { FleetFailedSyncView } from '../generated/FleetFailedSyncView';
 import type { FixInput } from '../generated/FixInput';
 import type { ConflictDetailView } from '../generated/ConflictDetailView';
 import type { ResolveInput } from '../generated/ResolveInput';
+import type { AppInfoView } from '../generated/AppInfoView';
+import type { UpdateView } from '../generated/UpdateView';
 
 export function isAppError(e: unknown): e is AppError {
   return typeof e === 'object' && e !== null && 'code' in e && 'message' in e;
@@ -57,7 +60,8 @@ export const ipc = {
     call<SessionInfo>('start_local_demo', { username, passphrase }),
   unlock: (passphrase: string) => call<SessionInfo>('unlock', { passphrase }),
   uiReady: (screen: string) => call<void>('ui_ready', { screen }),
-  listOrders: () => call<OrderSummary[]>('list_orders'),
+  /** One page of the order list, searched and filtered on the device. */
+  listOrders: (query: OrderQueryInput) => call<OrderPageView>('list_orders', { query }),
   getOrder: (id: string) => call<OrderDetail>('get_order', { id }),
   createOrder: (order: NewOrderInput) => call<OrderDetail>('create_order', { order }),
   editOrder: (id: string, edit: Partial<OrderEditInput>) =>
@@ -97,6 +101,14 @@ export const ipc = {
   assignOrder: (id: string, assignee: string) =>
     call<OrderDetail>('assign_order', { id, assignee }),
   cancelOrder: (id: string, reason: string) => call<OrderDetail>('cancel_order', { id, reason }),
+
+  // About and updates.
+  appInfo: () => call<AppInfoView>('app_info'),
+  setUpdateChannel: (channel: string) => call<AppInfoView>('set_update_channel', { channel }),
+  /** `null` when up to date; rejects with `update_offline` when the server is out of reach. */
+  checkForUpdate: () => call<UpdateView | null>('check_for_update'),
+  /** Downloads, verifies the signature, installs and restarts (does not resolve then). */
+  installUpdate: () => call<void>('install_update'),
 };
 
 export type Ipc = typeof ipc;
@@ -111,4 +123,9 @@ export const events = {
   /** The engine's status, on every change. */
   syncStatus: (f: (s: EngineStatusView) => void): Promise<UnlistenFn> =>
     listen<EngineStatusView>('sync-status', (e) => f(e.payload)),
+  /** The quiet check after start-up found an update. */
+  updateAvailable: (f: (u: UpdateView) => void): Promise<UnlistenFn> =>
+    listen<UpdateView>('update-available', (e) => f(e.payload)),
+  updateProgress: (f: (p: { downloaded: number; total: number | null }) => void): Promise<UnlistenFn> =>
+    listen<{ downloaded: number; total: number | null }>('update-progress', (e) => f(e.payload)),
 };

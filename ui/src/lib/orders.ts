@@ -1,11 +1,11 @@
-// Pure logic of the order list: which tab an order is on, and instant search with
-// filters over thousands of orders (a prepared lower-case haystack per order, so a
-// keystroke is one substring scan per order: ~10,000 in a few milliseconds).
+// The order list's vocabulary: tabs, filters, the query for a tab (the search itself
+// runs on the device's database, see crates/store/src/list.rs), labels and times.
 import type { OrderSummary } from '../generated/OrderSummary';
 import type { OrderDetail } from '../generated/OrderDetail';
 import type { OrderSyncState } from '../generated/OrderSyncState';
 import type { OrderPriority } from '../generated/OrderPriority';
 import type { OrderStatus } from '../generated/OrderStatus';
+import type { OrderQueryInput } from '../generated/OrderQueryInput';
 
 export type Bucket = 'today' | 'upcoming' | 'completed';
 
@@ -15,19 +15,9 @@ export const BUCKETS: { id: Bucket; label: string }[] = [
   { id: 'completed', label: 'Completed' },
 ];
 
-function localDay(d: Date): number {
-  return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
-}
-
-/**
- * The tab of an order, in the viewer's local time: completed and cancelled orders are
- * "completed"; open orders scheduled today, earlier (overdue) or not at all are "today";
- * the rest "upcoming".
- */
-export function bucketOf(o: OrderSummary, now: Date): Bucket {
-  if (o.status === 'completed' || o.status === 'cancelled') return 'completed';
-  if (!o.scheduled_start) return 'today';
-  return localDay(new Date(o.scheduled_start)) <= localDay(now) ? 'today' : 'upcoming';
+/** The start of the viewer's next local day: open orders before it are on "Today". */
+export function tomorrowOf(now: Date): Date {
+  return new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
 }
 
 export interface Filters {
@@ -38,54 +28,23 @@ export interface Filters {
 
 export const noFilters: Filters = { query: '', priority: 'any', sync: 'any' };
 
-export interface Indexed {
-  order: OrderSummary;
-  bucket: Bucket;
-  haystack: string;
-  sortKey: number;
+/** The query for one tab of the technician's list (searched on the device's database). */
+export function tabQuery(bucket: Bucket, f: Filters, now: Date, limit: number): OrderQueryInput {
+  return {
+    text: f.query,
+    bucket,
+    tomorrow: tomorrowOf(now).toISOString(),
+    status: null,
+    priority: f.priority === 'any' ? null : f.priority,
+    sync: f.sync === 'any' ? null : f.sync,
+    assignee: null,
+    offset: 0,
+    limit,
+  };
 }
 
 export function orderLabel(o: OrderSummary): string {
   return o.number === null ? 'New' : `#${o.number}`;
-}
-
-/** Prepare the list once per load (not per keystroke). */
-export function indexOrders(orders: OrderSummary[], now: Date): Indexed[] {
-  return orders.map((order) => ({
-    order,
-    bucket: bucketOf(order, now),
-    haystack: [
-      order.number ?? '',
-      order.title,
-      order.customer,
-      order.address,
-      order.asset_tag,
-      order.status.replace('_', ' '),
-    ]
-      .join(' \u0000 ')
-      .toLowerCase(),
-    sortKey: order.scheduled_start ? Date.parse(order.scheduled_start) : 0,
-  }));
-}
-
-/** The orders of `bucket` matching `filters`, soonest first (latest first for completed). */
-export function filterOrders(index: Indexed[], bucket: Bucket, f: Filters): Indexed[] {
-  const terms = f.query.toLowerCase().split(/\s+/).filter(Boolean);
-  const out = index.filter(
-    (x) =>
-      x.bucket === bucket &&
-      (f.priority === 'any' || x.order.priority === f.priority) &&
-      (f.sync === 'any' || x.order.sync_state === f.sync) &&
-      terms.every((t) => x.haystack.includes(t)),
-  );
-  out.sort((a, b) => (bucket === 'completed' ? b.sortKey - a.sortKey : a.sortKey - b.sortKey));
-  return out;
-}
-
-export function countByBucket(index: Indexed[]): Record<Bucket, number> {
-  const c: Record<Bucket, number> = { today: 0, upcoming: 0, completed: 0 };
-  for (const x of index) c[x.bucket]++;
-  return c;
 }
 
 export const SYNC_LABELS: Record<OrderSyncState, string> = {

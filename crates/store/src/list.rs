@@ -1,0 +1,631 @@
+//! The order list as the app shows it: one tab (today, upcoming, completed) or all
+//! orders, filtered and searched, one page at a time, in SQL.
+//!
+//! Every column a list query reads is in one covering index (`work_orders_list`,
+//! migration 4), so a keystroke scans a small index of 10,000 entries and decodes only
+//! the bodies of the rows on the page; the app never holds the whole list. The search
+//! column is kept by the store's one write path (`orders.rs`, a mirrored column).
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::{Priority, Status, WorkOrder};
+use rusqlite::types::Value;
+use rusqlite::{params, Transaction};
+use rusqlite_migration::{HookError, HookResult};
+
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::orders::{decode_row, order_row, OrderRow, SyncState, ORDER_SELECT};
+
+/// The most rows one page may hold.
+pub const PAGE_MAX: usize = 500;
+
+/// Which tab of the technician's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Open orders scheduled before the end of the viewer's day (overdue ones too), or
+    /// not scheduled at all.
+    Today,
+    /// Open orders scheduled later.
+    Upcoming,
+    /// Completed and cancelled orders, latest first.
+    Completed,
+}
+
+/// What the list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// Words that must all appear (any case) in the number, title, customer, address,
+    /// asset tag, status or assignee.
+    pub text: String,
+    /// One tab, or every order (the dispatcher's list).
+    pub bucket: Option<Bucket>,
+    /// The start of the viewer's next local day: the line between today and upcoming.
+    pub tomorrow: DateTime<Utc>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub sync: Option<SyncState>,
+    /// `Some("")`: orders nobody is assigned to; `Some(name)`: that person's.
+    pub assignee: Option<String>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl OrderQuery {
+    /// Everything, first page: a starting point to set fields on.
+    pub fn all(tomorrow: DateTime<Utc>, limit: usize) -> OrderQuery {
+        OrderQuery {
+            text: String::new(),
+            bucket: None,
+            tomorrow,
+            status: None,
+            priority: None,
+            sync: None,
+            assignee: None,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
+/// How many orders each tab holds (search and filters aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BucketCounts {
+    pub today: usize,
+    pub upcoming: usize,
+    pub completed: usize,
+}
+
+/// One page of the list.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub rows: Vec<OrderRow>,
+    /// How many orders match in all (the page holds at most `limit` of them).
+    pub total: usize,
+    pub counts: BucketCounts,
+    /// Everyone some order is assigned to, by name (the dispatcher's filter).
+    pub assignees: Vec<String>,
+}
+
+/// What a search matches in an order, lower-cased; fields are kept apart by line
+/// breaks, which a search word never contains, so no word matches across two fields.
+pub fn search_text(order: &WorkOrder) -> String {
+    let mut parts: Vec<&str> = Vec::with_capacity(7);
+    let number = order.number.map(|n| n.to_string());
+    let status = order.status.as_str().replace('_', " ");
+    if let Some(n) = &number {
+        parts.push(n);
+    }
+    parts.extend([
+        order.title.as_str(),
+        order.customer.name.as_str(),
+        order.site.address.as_str(),
+        order.equipment.asset_tag.as_str(),
+        status.as_str(),
+    ]);
+    if let Some(a) = &order.assignee {
+        parts.push(a);
+    }
+    parts.join("\n").to_lowercase()
+}
+
+/// The words of a search, as `search_text` holds them (`#1042` finds order 1042).
+fn search_terms(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split_whitespace()
+        .map(|t| t.trim_start_matches('#').to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Migration 4's hook: fill the new search column of the orders already stored.
+pub(crate) fn fill_search_text(tx: &Transaction<'_>) -> HookResult {
+    let rows = {
+        let mut read = tx.prepare("SELECT id, body FROM work_orders")?;
+        let rows = read
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    let mut write = tx.prepare("UPDATE work_orders SET search_text = ?2 WHERE id = ?1")?;
+    for (id, body) in rows {
+        let order: WorkOrder = serde_json::from_str(&body)
+            .map_err(|e| HookError::Hook(format!("order {id} cannot be read: {e}")))?;
+        write.execute(params![id, search_text(&order)])?;
+    }
+    Ok(())
+}
+
+const CLOSED: &str = "o.status IN ('completed', 'cancelled')";
+
+/// An order's sync state in SQL, the same rule as `SyncState::from_outbox_states` and
+/// the conflict override in `decode_row`.
+const SYNC_STATE_SQL: &str = "CASE
+    WHEN EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = o.id AND b.state = 'failed')
+        THEN 'failed'
+    WHEN EXISTS (SELECT 1 FROM sync_records r WHERE r.order_id = o.id
+                 AND r.entity = 'conflict' AND r.status = 'open')
+        THEN 'conflict'
+    WHEN EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = o.id AND b.state = 'pending')
+        THEN 'saved'
+    WHEN EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = o.id AND b.state = 'sent')
+        THEN 'syncing'
+    ELSE 'synced' END";
+
+/// The WHERE clause of a query and its parameters.
+fn filter(q: &OrderQuery) -> (String, Vec<Value>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let bind = |values: &mut Vec<Value>, v: Value| {
+        values.push(v);
+        format!("?{}", values.len())
+    };
+    match q.bucket {
+        None => {}
+        Some(Bucket::Completed) => clauses.push(CLOSED.to_owned()),
+        Some(Bucket::Today) => {
+            let p = bind(&mut values, Value::Text(q.tomorrow.to_rfc3339()));
+            clauses.push(format!(
+                "NOT {CLOSED} AND (o.scheduled_start IS NULL OR o.scheduled_start < {p})"
+            ));
+        }
+        Some(Bucket::Upcoming) => {
+            let p = bind(&mut values, Value::Text(q.tomorrow.to_rfc3339()));
+            clauses.push(format!("NOT {CLOSED} AND o.scheduled_start >= {p}"));
+        }
+    }
+    if let Some(s) = q.status {
+        let p = bind(&mut values, Value::Text(s.as_str().to_owned()));
+        clauses.push(format!("o.status = {p}"));
+    }
+    if let Some(pr) = q.priority {
+        let p = bind(&mut values, Value::Text(pr.as_str().to_owned()));
+        clauses.push(format!("o.priority = {p}"));
+    }
+    match q.assignee.as_deref().map(str::trim) {
+        None => {}
+        Some("") => clauses.push("o.assignee IS NULL".to_owned()),
+        Some(a) => {
+            let p = bind(&mut values, Value::Text(a.to_owned()));
+            clauses.push(format!("o.assignee = {p}"));
+        }
+    }
+    for term in search_terms(&q.text) {
+        let p = bind(&mut values, Value::Text(term));
+        clauses.push(format!("instr(o.search_text, {p}) > 0"));
+    }
+    if let Some(s) = q.sync {
+        let p = bind(&mut values, Value::Text(s.as_str().to_owned()));
+        clauses.push(format!("({SYNC_STATE_SQL}) = {p}"));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    (sql, values)
+}
+
+impl Store {
+    /// One page of the order list: soonest first (unscheduled last), the completed tab
+    /// latest first; ties by number, then id.
+    pub fn order_page(&self, q: &OrderQuery) -> Result<OrderPage, StoreError> {
+        let limit = q.limit.min(PAGE_MAX);
+        let (filter_sql, values) = filter(q);
+        let order_by = if q.bucket == Some(Bucket::Completed) {
+            "o.scheduled_start IS NULL, o.scheduled_start DESC, o.number DESC, o.id"
+        } else {
+            "o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
+        };
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM work_orders o{filter_sql}"),
+            rusqlite::params_from_iter(values.iter()),
+            |r| r.get(0),
+        )?;
+        let ids: Vec<String> = {
+            let mut page_values = values.clone();
+            page_values.push(Value::Integer(limit as i64));
+            page_values.push(Value::Integer(q.offset.min(i64::MAX as usize) as i64));
+            let n = page_values.len();
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT o.id FROM work_orders o{filter_sql} ORDER BY {order_by}
+                 LIMIT ?{} OFFSET ?{n}",
+                n - 1
+            ))?;
+            let ids = stmt
+                .query_map(rusqlite::params_from_iter(page_values.iter()), |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            ids
+        };
+        let mut row_stmt = self
+            .conn
+            .prepare(&format!("{ORDER_SELECT} WHERE o.id = ?1"))?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in &ids {
+            rows.push(decode_row(row_stmt.query_row([id], order_row)?)?);
+        }
+        Ok(OrderPage {
+            rows,
+            total: usize::try_from(total).unwrap_or(0),
+            counts: self.bucket_counts(q.tomorrow)?,
+            assignees: self.assignees()?,
+        })
+    }
+
+    fn bucket_counts(&self, tomorrow: DateTime<Utc>) -> Result<BucketCounts, StoreError> {
+        let (today, upcoming, completed): (i64, i64, i64) = self.conn.query_row(
+            &format!(
+                "SELECT
+                    coalesce(sum(NOT {CLOSED} AND (o.scheduled_start IS NULL
+                                                   OR o.scheduled_start < ?1)), 0),
+                    coalesce(sum(NOT {CLOSED} AND o.scheduled_start >= ?1), 0),
+                    coalesce(sum({CLOSED}), 0)
+                 FROM work_orders o"
+            ),
+            [tomorrow.to_rfc3339()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        Ok(BucketCounts {
+            today: n(today),
+            upcoming: n(upcoming),
+            completed: n(completed),
+        })
+    }
+
+    fn assignees(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT assignee FROM work_orders WHERE assignee IS NOT NULL ORDER BY assignee",
+        )?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DbKey;
+    use chrono::{Duration, TimeZone};
+    use outpost_protocol::mutation::EntityKind;
+    use outpost_protocol::{
+        Mutation, MutationKind, NoteEntry, Op, ScheduledWindow, SetOp, FORMAT_VERSION,
+    };
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    const WORDS: [&str; 6] = ["Pump", "Boiler", "Ærø", "valve", "Nord", "filter"];
+    const PEOPLE: [&str; 3] = ["tech1", "tech2", "disp1"];
+
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    /// What one generated order looks like.
+    #[derive(Debug, Clone)]
+    struct Spec {
+        number: Option<u64>,
+        title: (usize, usize),
+        customer: usize,
+        status: Status,
+        priority: Priority,
+        /// Hours from noon; `None`: not scheduled.
+        start: Option<i64>,
+        assignee: Option<usize>,
+        /// 0 synced, 1 pending, 2 sent, 3 failed, 4 conflict.
+        sync: u8,
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (
+            proptest::option::of(1u64..50),
+            (0..WORDS.len(), 0..WORDS.len()),
+            0..WORDS.len(),
+            proptest::sample::select(Status::ALL.to_vec()),
+            proptest::sample::select(vec![
+                Priority::Low,
+                Priority::Normal,
+                Priority::High,
+                Priority::Urgent,
+            ]),
+            proptest::option::of(-60i64..60),
+            proptest::option::of(0..PEOPLE.len()),
+            0u8..5,
+        )
+            .prop_map(
+                |(number, title, customer, status, priority, start, assignee, sync)| Spec {
+                    number,
+                    title,
+                    customer,
+                    status,
+                    priority,
+                    start,
+                    assignee,
+                    sync,
+                },
+            )
+    }
+
+    fn order(s: &Spec) -> WorkOrder {
+        let mut o = WorkOrder::blank(Uuid::now_v7());
+        o.number = s.number;
+        o.title = format!("{} {}", WORDS[s.title.0], WORDS[s.title.1]);
+        o.customer.name = format!("{} AS", WORDS[s.customer]);
+        o.site.address = "Storgata 1".into();
+        o.status = s.status;
+        o.priority = s.priority;
+        o.version = 1;
+        o.scheduled = s.start.map(|h| ScheduledWindow {
+            start: noon() + Duration::hours(h),
+            end: noon() + Duration::hours(h + 2),
+            time_zone: "Europe/Oslo".into(),
+        });
+        o.assignee = s.assignee.map(|i| PEOPLE[i].to_owned());
+        o
+    }
+
+    fn note(o: &WorkOrder) -> Mutation {
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: o.id,
+            kind: MutationKind::Update,
+            base_version: o.version,
+            format: FORMAT_VERSION,
+            device_time: noon(),
+            ops: vec![Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: "tech1".into(),
+                    text: "seen".into(),
+                    at: noon(),
+                },
+            }],
+        }
+    }
+
+    fn store_with(specs: &[Spec]) -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut store =
+            Store::create(tmp.path(), &DbKey::generate().expect("key")).expect("create");
+        let orders: Vec<WorkOrder> = specs.iter().map(order).collect();
+        store.put_server_orders(&orders, noon()).expect("seed");
+        for (s, o) in specs.iter().zip(&orders) {
+            if s.sync == 0 {
+                continue;
+            }
+            store.record(note(o), noon()).expect("record");
+            let id = o.id.to_string();
+            let sql = match s.sync {
+                2 => "UPDATE outbox SET state = 'sent' WHERE entity_id = ?1",
+                3 => "UPDATE outbox SET state = 'failed' WHERE entity_id = ?1",
+                4 => {
+                    "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at)
+                      VALUES ('conflict', ?1 || '-c', ?1, 'open', '{}', '')"
+                }
+                _ => continue,
+            };
+            store.conn.execute(sql, [&id]).expect("sync state");
+        }
+        (tmp, store)
+    }
+
+    /// The rule the SQL must follow, written plainly over the full rows.
+    fn reference(all: &[OrderRow], q: &OrderQuery) -> Vec<Uuid> {
+        let closed = |o: &WorkOrder| matches!(o.status, Status::Completed | Status::Cancelled);
+        let start = |o: &WorkOrder| o.scheduled.as_ref().map(|w| w.start);
+        let terms = search_terms(&q.text);
+        let mut hits: Vec<&OrderRow> = all
+            .iter()
+            .filter(|r| {
+                let o = &r.order;
+                let in_bucket = match q.bucket {
+                    None => true,
+                    Some(Bucket::Completed) => closed(o),
+                    Some(Bucket::Today) => !closed(o) && start(o).is_none_or(|s| s < q.tomorrow),
+                    Some(Bucket::Upcoming) => {
+                        !closed(o) && start(o).is_some_and(|s| s >= q.tomorrow)
+                    }
+                };
+                let hay = search_text(o);
+                in_bucket
+                    && q.status.is_none_or(|s| o.status == s)
+                    && q.priority.is_none_or(|p| o.priority == p)
+                    && q.sync.is_none_or(|s| r.sync_state == s)
+                    && match q.assignee.as_deref() {
+                        None => true,
+                        Some("") => o.assignee.is_none(),
+                        Some(a) => o.assignee.as_deref() == Some(a),
+                    }
+                    && terms.iter().all(|t| hay.contains(t.as_str()))
+            })
+            .collect();
+        let desc = q.bucket == Some(Bucket::Completed);
+        hits.sort_by(|a, b| {
+            let (a, b) = (&a.order, &b.order);
+            let by_time = match (start(a), start(b)) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (Some(x), Some(y)) if desc => y.cmp(&x),
+                (Some(x), Some(y)) => x.cmp(&y),
+            };
+            // SQLite sorts NULL numbers first.
+            let by_number = if desc {
+                b.number.cmp(&a.number)
+            } else {
+                a.number.cmp(&b.number)
+            };
+            by_time
+                .then(by_number)
+                .then(a.id.to_string().cmp(&b.id.to_string()))
+        });
+        hits.into_iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|r| r.order.id)
+            .collect()
+    }
+
+    fn query() -> impl Strategy<Value = OrderQuery> {
+        (
+            proptest::sample::select(vec![
+                "",
+                "pump",
+                "ærø",
+                "PUMP nord",
+                "#1",
+                "tech2",
+                "in progress",
+                "zzz",
+            ]),
+            proptest::option::of(proptest::sample::select(vec![
+                Bucket::Today,
+                Bucket::Upcoming,
+                Bucket::Completed,
+            ])),
+            proptest::option::of(proptest::sample::select(Status::ALL.to_vec())),
+            proptest::option::of(proptest::sample::select(vec![
+                Priority::High,
+                Priority::Low,
+            ])),
+            proptest::option::of(proptest::sample::select(vec![
+                SyncState::Saved,
+                SyncState::Syncing,
+                SyncState::Synced,
+                SyncState::Failed,
+                SyncState::Conflict,
+            ])),
+            proptest::option::of(proptest::sample::select(vec!["", "tech1", "disp1"])),
+            0usize..4,
+            1usize..8,
+        )
+            .prop_map(
+                |(text, bucket, status, priority, sync, assignee, offset, limit)| OrderQuery {
+                    text: text.to_owned(),
+                    bucket,
+                    tomorrow: noon() + Duration::hours(12),
+                    status,
+                    priority,
+                    sync,
+                    assignee: assignee.map(str::to_owned),
+                    offset,
+                    limit,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever the orders and the query, a page is exactly the reference rule's
+        /// slice, the total its length, and the tab counts those of the full list.
+        #[test]
+        fn a_page_is_what_the_plain_rule_gives(
+            specs in proptest::collection::vec(spec(), 0..40),
+            queries in proptest::collection::vec(query(), 1..12),
+        ) {
+            let (_tmp, store) = store_with(&specs);
+            let all = store.orders().expect("all");
+            for q in &queries {
+                let page = store.order_page(q).expect("page");
+                let got: Vec<Uuid> = page.rows.iter().map(|r| r.order.id).collect();
+                prop_assert_eq!(&got, &reference(&all, q), "query {:?}", q);
+                let everything = OrderQuery { offset: 0, limit: usize::MAX, ..q.clone() };
+                prop_assert_eq!(page.total, reference(&all, &everything).len());
+                let count = |b| reference(&all, &OrderQuery {
+                    bucket: Some(b), ..OrderQuery::all(q.tomorrow, usize::MAX)
+                }).len();
+                prop_assert_eq!(page.counts, BucketCounts {
+                    today: count(Bucket::Today),
+                    upcoming: count(Bucket::Upcoming),
+                    completed: count(Bucket::Completed),
+                });
+                for (row, full) in page.rows.iter().zip(all.iter().filter(|r| got.contains(&r.order.id))) {
+                    prop_assert!(got.contains(&full.order.id));
+                    prop_assert_eq!(row.sync_state, all.iter().find(|r| r.order.id == row.order.id).map(|r| r.sync_state).unwrap_or(SyncState::Synced));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_edit_that_renames_an_order_is_found_under_its_new_name_only() {
+        let spec = Spec {
+            number: Some(7),
+            title: (0, 1),
+            customer: 4,
+            status: Status::Scheduled,
+            priority: Priority::Normal,
+            start: None,
+            assignee: None,
+            sync: 0,
+        };
+        let (_tmp, mut store) = store_with(&[spec]);
+        let o = store.orders().expect("all").remove(0).order;
+        let find = |store: &Store, text: &str| {
+            let q = OrderQuery {
+                text: text.into(),
+                ..OrderQuery::all(noon(), 10)
+            };
+            store.order_page(&q).expect("page").total
+        };
+        assert_eq!(find(&store, "pump"), 1);
+        let mut m = note(&o);
+        m.ops = vec![Op::Set(SetOp::Title("Heat exchanger".into()))];
+        store.record(m, noon()).expect("rename");
+        assert_eq!(find(&store, "pump"), 0);
+        assert_eq!(find(&store, "EXCHANGER #7"), 1);
+        assert_eq!(find(&store, "nord as"), 1, "the customer still matches");
+    }
+
+    #[test]
+    fn a_page_never_holds_more_than_the_maximum_and_the_total_counts_all() {
+        let specs: Vec<Spec> = (0..PAGE_MAX as u64 + 1)
+            .map(|i| Spec {
+                number: Some(i),
+                title: (0, 0),
+                customer: 0,
+                status: Status::Scheduled,
+                priority: Priority::Normal,
+                start: Some(i as i64 % 50),
+                assignee: None,
+                sync: 0,
+            })
+            .collect();
+        let (_tmp, store) = store_with(&specs);
+        let page = store
+            .order_page(&OrderQuery::all(noon(), usize::MAX))
+            .expect("page");
+        assert_eq!(page.rows.len(), PAGE_MAX);
+        assert_eq!(page.total, PAGE_MAX + 1);
+    }
+
+    #[test]
+    fn migration_4_fills_the_search_column_of_stored_orders_in_unicode_lower_case() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let key = DbKey::generate().expect("key");
+        {
+            let conn = Store::create_at_version_for_tests(tmp.path(), &key, 3).expect("v3");
+            conn.execute_batch(
+                "INSERT INTO work_orders (id, title, status, priority, body, updated_at)
+                 VALUES ('018f0000-0000-7000-8000-000000000001', 'ÆRØ PUMP', 'scheduled', 'normal',
+                         '{\"id\":\"018f0000-0000-7000-8000-000000000001\",\"title\":\"ÆRØ PUMP\",\"priority\":\"normal\",\"status\":\"scheduled\",\"number\":1042}',
+                         '2026-01-01T00:00:00Z');",
+            )
+            .expect("fixture");
+        }
+        let store = Store::open(tmp.path(), &key).expect("open migrates");
+        let q = OrderQuery {
+            text: "ærø #1042".into(),
+            ..OrderQuery::all(noon(), 10)
+        };
+        let page = store.order_page(&q).expect("page");
+        assert_eq!(page.total, 1);
+        assert_eq!(page.rows[0].order.title, "ÆRØ PUMP");
+    }
+}
