@@ -7,7 +7,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 pkgs=(build-essential pkg-config file libssl-dev libdbus-1-dev
       libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-      xvfb xauth webkit2gtk-driver imagemagick xdotool curl jq)
+      xvfb xauth webkit2gtk-driver imagemagick xdotool curl jq rpm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

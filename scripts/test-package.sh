@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The Linux package test: builds the .deb (Tauri bundler, from the release binary),
-# installs it on this machine with apt, and checks the INSTALLED app:
+# The Linux package test: builds the .deb and the .rpm (Tauri bundler, from the release
+# binary), checks both packages' metadata (name, workspace version, maintainer, licence,
+# dependencies, desktop entry, icons), installs the .deb on this machine with apt, and
+# checks the INSTALLED app:
 #
 #   1. install; /usr/bin/outpost-desktop starts under Xvfb with a throwaway HOME and
 #      shows the first-run sign-in screen (log `ui-ready screen=first-run`, screenshot);
@@ -56,8 +58,9 @@ if [ -z "${DEB:-}" ]; then
   step "release binaries and the .deb (Tauri bundler, no recompilation when up to date)"
   if [ ! -f ui/dist/index.html ] || [ ! -d ui/node_modules/@tauri-apps/cli ]; then scripts/build-ui.sh; fi
   "$CARGO" build --release -p outpost-desktop -p outpost-cli -p outpost-server
-  ui/node_modules/.bin/tauri bundle --bundles deb
+  ui/node_modules/.bin/tauri bundle --bundles deb,rpm
   DEB=$(ls -t "$TARGET_DIR"/release/bundle/deb/*.deb | head -1)
+  RPM=$(ls -t "$TARGET_DIR"/release/bundle/rpm/*.rpm 2>/dev/null | head -1)
 fi
 [ -f "$DEB" ] || fail "no .deb at $DEB"
 [ -x "$CLI" ] && [ -x "$SERVER_BIN" ] || fail "build the CLI and server first: cargo build --release -p outpost-cli -p outpost-server"
@@ -67,6 +70,34 @@ VERSION=$(dpkg-deb -f "$DEB" Version)
 WS_VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 [ "$VERSION" = "$WS_VERSION" ] || fail "package version $VERSION is not the workspace version $WS_VERSION"
 ok "$DEB: $PKG $VERSION (the workspace version)"
+
+# --- package metadata: both Linux packages say who, what, which licence, what they need ---
+step "package metadata (.deb and .rpm)"
+field() { dpkg-deb -f "$DEB" "$1"; }
+[ -n "$(field Maintainer)" ] || fail ".deb: no Maintainer"
+[ -n "$(field Description)" ] || fail ".deb: no Description"
+field Depends | grep -q 'libwebkit2gtk-4.1-0' || fail ".deb: Depends lacks WebKitGTK: $(field Depends)"
+dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/doc/outpost/copyright 2>/dev/null \
+  | grep -q '^License: Apache-2.0' || fail ".deb: no /usr/share/doc/outpost/copyright naming the licence"
+for f in ./usr/bin/outpost-desktop ./usr/share/applications/Outpost.desktop \
+         ./usr/share/icons/hicolor/128x128/apps/outpost-desktop.png; do
+  dpkg-deb -c "$DEB" | awk '{print $6}' | grep -qx "$f" || fail ".deb lacks $f"
+done
+ok ".deb: maintainer $(field Maintainer), licence file, depends, desktop entry, icons"
+if [ -n "${RPM:-}" ]; then
+  command -v rpm >/dev/null || fail "rpm is missing (scripts/desktop-deps.sh installs it)"
+  q() { rpm -qp --nosignature --queryformat "$1" "$RPM" 2>/dev/null; }
+  [ "$(q '%{NAME}')" = "$PKG" ] || fail ".rpm: name $(q '%{NAME}'), expected $PKG"
+  [ "$(q '%{VERSION}')" = "$WS_VERSION" ] || fail ".rpm: version $(q '%{VERSION}') is not $WS_VERSION"
+  [ "$(q '%{LICENSE}')" = "Apache-2.0" ] || fail ".rpm: licence '$(q '%{LICENSE}')'"
+  [ -n "$(q '%{SUMMARY}')" ] && [ -n "$(q '%{DESCRIPTION}')" ] || fail ".rpm: no summary or description"
+  rpm -qpR --nosignature "$RPM" 2>/dev/null | grep -q 'webkit2gtk4.1' || fail ".rpm: requires lack webkit2gtk4.1"
+  for f in /usr/bin/outpost-desktop /usr/share/applications/Outpost.desktop \
+           /usr/share/icons/hicolor/128x128/apps/outpost-desktop.png; do
+    rpm -qpl --nosignature "$RPM" 2>/dev/null | grep -qx "$f" || fail ".rpm lacks $f"
+  done
+  ok "$(basename "$RPM"): $(q '%{NAME} %{VERSION}-%{RELEASE}'), licence $(q '%{LICENSE}'), requires, desktop entry, icons"
+fi
 
 # --- scratch space, cleanup ------------------------------------------------------------
 mkdir -p "$OUT"

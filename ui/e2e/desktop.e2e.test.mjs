@@ -132,6 +132,33 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
   await wd.waitUntil(`return document.querySelectorAll('.inventory tbody tr').length >= 5`, [], 10_000, 'inventory rows');
   await shot('07-inventory');
 
+  // About: the workspace's version and this data directory; the update channel is a
+  // setting kept in the database (read again after leaving the screen); a check with
+  // no reachable update server says so in words.
+  const wsVersion = /\[workspace\.package\][^[]*?\nversion = "([^"]+)"/.exec(
+    readFileSync(join(root, 'Cargo.toml'), 'utf8'),
+  )?.[1];
+  await wd.click(await wd.find('[data-testid="nav-about"]'));
+  assert.equal(await wd.text(await wd.waitFor('[data-testid="about-version"]', 10_000)), wsVersion);
+  assert.equal(await wd.text(await wd.find('[data-testid="about-data-dir"]')), dataDir);
+  assert.equal(await wd.text(await wd.find('[data-testid="about-channel"]')), 'stable');
+  await wd.exec(
+    `const s = document.querySelector('[data-testid="update-channel"]');
+     s.value = 'beta'; s.dispatchEvent(new Event('change', { bubbles: true }));`,
+  );
+  const channelIs = (c) =>
+    wd.waitUntil(`return document.querySelector('[data-testid="about-channel"]')?.textContent === '${c}'`, [], 10_000, `channel ${c}`);
+  await channelIs('beta');
+  await wd.click(await wd.find('nav button:nth-child(1)'));
+  await wd.waitFor('[data-testid="order-row"]', 10_000);
+  await wd.click(await wd.find('[data-testid="nav-about"]'));
+  await channelIs('beta');
+  await wd.click(await wd.find('[data-testid="check-update"]'));
+  const updateError = await wd.waitFor('[data-testid="update-error"]', 45_000);
+  assert.match(await wd.text(updateError), /cannot reach the update server/);
+  assert.equal((await wd.findAll('[data-testid="update-found"]')).length, 0);
+  await shot('08-about');
+
   // The shell logged ui-ready (stderr goes to the driver; the log file has it too).
   const logFile = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs/outpost-desktop.log');
   const log = readFileSync(logFile, 'utf8');
