@@ -77,11 +77,13 @@ field() { dpkg-deb -f "$DEB" "$1"; }
 [ -n "$(field Maintainer)" ] || fail ".deb: no Maintainer"
 [ -n "$(field Description)" ] || fail ".deb: no Description"
 field Depends | grep -q 'libwebkit2gtk-4.1-0' || fail ".deb: Depends lacks WebKitGTK: $(field Depends)"
-dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/share/doc/outpost/copyright 2>/dev/null \
-  | grep -q '^License: Apache-2.0' || fail ".deb: no /usr/share/doc/outpost/copyright naming the licence"
-for f in ./usr/bin/outpost-desktop ./usr/share/applications/Outpost.desktop \
-         ./usr/share/icons/hicolor/128x128/apps/outpost-desktop.png; do
-  dpkg-deb -c "$DEB" | awk '{print $6}' | grep -qx "$f" || fail ".deb lacks $f"
+# (Listings are read whole before matching: `grep -q` on a pipe would cut it short.)
+copyright=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO usr/share/doc/outpost/copyright 2>/dev/null || true)
+grep -q '^License: Apache-2.0' <<<"$copyright" || fail ".deb: no /usr/share/doc/outpost/copyright naming the licence"
+deb_files=$(dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./||')
+for f in usr/bin/outpost-desktop usr/share/applications/Outpost.desktop \
+         usr/share/icons/hicolor/128x128/apps/outpost-desktop.png; do
+  grep -qx "$f" <<<"$deb_files" || fail ".deb lacks /$f"
 done
 ok ".deb: maintainer $(field Maintainer), licence file, depends, desktop entry, icons"
 if [ -n "${RPM:-}" ]; then
@@ -91,10 +93,12 @@ if [ -n "${RPM:-}" ]; then
   [ "$(q '%{VERSION}')" = "$WS_VERSION" ] || fail ".rpm: version $(q '%{VERSION}') is not $WS_VERSION"
   [ "$(q '%{LICENSE}')" = "Apache-2.0" ] || fail ".rpm: licence '$(q '%{LICENSE}')'"
   [ -n "$(q '%{SUMMARY}')" ] && [ -n "$(q '%{DESCRIPTION}')" ] || fail ".rpm: no summary or description"
-  rpm -qpR --nosignature "$RPM" 2>/dev/null | grep -q 'webkit2gtk4.1' || fail ".rpm: requires lack webkit2gtk4.1"
+  requires=$(rpm -qpR --nosignature "$RPM" 2>/dev/null)
+  grep -q 'libwebkit2gtk-4.1' <<<"$requires" || fail ".rpm: requires lack WebKitGTK 4.1: $requires"
+  rpm_files=$(rpm -qpl --nosignature "$RPM" 2>/dev/null)
   for f in /usr/bin/outpost-desktop /usr/share/applications/Outpost.desktop \
            /usr/share/icons/hicolor/128x128/apps/outpost-desktop.png; do
-    rpm -qpl --nosignature "$RPM" 2>/dev/null | grep -qx "$f" || fail ".rpm lacks $f"
+    grep -qx "$f" <<<"$rpm_files" || fail ".rpm lacks $f"
   done
   ok "$(basename "$RPM"): $(q '%{NAME} %{VERSION}-%{RELEASE}'), licence $(q '%{LICENSE}'), requires, desktop entry, icons"
 fi
