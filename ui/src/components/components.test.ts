@@ -61,7 +61,7 @@ describe('OrderList', () => {
     expect(screen.getByTestId('result-count').textContent).toContain('1 order');
     expect(screen.getByTestId('result-count').dataset.query).toBe('hvac');
     const last = invoke.mock.calls.at(-1)?.[1] as { query: OrderQueryInput };
-    expect(last.query).toMatchObject({ text: 'hvac', bucket: 'today', limit: 60 });
+    expect(last.query).toMatchObject({ text: 'hvac', bucket: 'today', limit: 20 });
   });
 
   it('shows only the latest answer when an earlier one arrives late', async () => {
@@ -86,12 +86,20 @@ describe('OrderList', () => {
     expect(screen.getAllByTestId('order-row').map((r) => r.textContent)).toEqual([expect.stringContaining('Valve')]);
   });
 
-  it('says more orders match than are shown', async () => {
-    listing(Array.from({ length: 75 }, (_, i) => summary(i)));
+  it('says more orders match than are shown, shows more on request, and starts over for a new search', async () => {
+    listing(Array.from({ length: 45 }, (_, i) => summary(i)));
     render(OrderList, { onOpen: () => {} });
-    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(60));
-    expect(screen.getByTestId('result-count').textContent).toContain('75 orders, showing the first 60');
-    expect(screen.getByRole('tab', { name: /Today/ }).textContent).toContain('75');
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(20));
+    expect(screen.getByTestId('result-count').textContent).toContain('45 orders, showing the first 20');
+    expect(screen.getByRole('tab', { name: /Today/ }).textContent).toContain('45');
+    await fireEvent.click(screen.getByTestId('show-more'));
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(40));
+    expect(screen.getByTestId('show-more').textContent).toContain('Show 5 more');
+    await fireEvent.click(screen.getByTestId('show-more'));
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(45));
+    expect(screen.queryByTestId('show-more')).toBeNull();
+    await fireEvent.input(screen.getByLabelText('Search orders'), { target: { value: 'boiler' } });
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row')).toHaveLength(20));
   });
 
   it('moves between tabs with the arrow keys', async () => {

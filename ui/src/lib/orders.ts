@@ -74,25 +74,37 @@ export const PRIORITY_LABELS: Record<OrderPriority, string> = {
 /** Statuses a technician may set by editing (completed and cancelled have their own actions). */
 export const EDITABLE_STATUSES: OrderStatus[] = ['scheduled', 'en_route', 'in_progress', 'on_hold'];
 
+const WHEN_OPTIONS: Intl.DateTimeFormatOptions = {
+  weekday: 'short',
+  day: 'numeric',
+  month: 'short',
+  hour: '2-digit',
+  minute: '2-digit',
+};
+// One formatter per zone, made once: `toLocaleString` with options builds a new one on
+// every call, which a list of rows pays for on every keystroke.
+const formatters = new Map<string, Intl.DateTimeFormat | null>();
+function formatterFor(timeZone: string | null): Intl.DateTimeFormat | null {
+  const key = timeZone ?? '';
+  if (!formatters.has(key)) {
+    try {
+      formatters.set(
+        key,
+        new Intl.DateTimeFormat(undefined, timeZone ? { ...WHEN_OPTIONS, timeZone, timeZoneName: 'short' } : WHEN_OPTIONS),
+      );
+    } catch {
+      formatters.set(key, null); // an unknown zone: the viewer's is used instead
+    }
+  }
+  return formatters.get(key) ?? null;
+}
+
 /** A time for people; in `timeZone` (the site's IANA zone) when given and known. */
 export function formatWhen(iso: string | null, timeZone?: string | null): string {
   if (!iso) return 'Not scheduled';
   const d = new Date(iso);
-  const opts: Intl.DateTimeFormatOptions = {
-    weekday: 'short',
-    day: 'numeric',
-    month: 'short',
-    hour: '2-digit',
-    minute: '2-digit',
-  };
-  if (timeZone) {
-    try {
-      return d.toLocaleString(undefined, { ...opts, timeZone, timeZoneName: 'short' });
-    } catch {
-      /* unknown zone: fall back to the viewer's */
-    }
-  }
-  return d.toLocaleString(undefined, opts);
+  const f = (timeZone ? formatterFor(timeZone) : null) ?? formatterFor(null);
+  return f ? f.format(d) : d.toLocaleString();
 }
 
 /**
