@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_sync.sql",
         include_str!("../../../migrations/client/0003_sync.sql"),
     ),
+    (
+        "0004_outbox_sealed_mutation_index.sql",
+        include_str!("../../../migrations/client/0004_outbox_sealed_mutation_index.sql"),
+    ),
 ];
 
 /// The schema version this program writes (the number of migrations).
