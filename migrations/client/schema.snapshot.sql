@@ -4,6 +4,10 @@ CREATE INDEX inventory_by_name ON inventory (name COLLATE NOCASE);
 -- index outbox_by_entity
 CREATE INDEX outbox_by_entity ON outbox (entity_id, seq);
 
+-- index outbox_sealed_by_mutation_id
+CREATE UNIQUE INDEX outbox_sealed_by_mutation_id ON outbox (mutation_id)
+WHERE state <> 'pending';
+
 -- index sync_records_by_order
 CREATE INDEX sync_records_by_order ON sync_records (order_id);
 
@@ -45,9 +49,9 @@ CREATE TABLE kv (
 ) STRICT;
 
 -- table outbox
-CREATE TABLE outbox (
+CREATE TABLE "outbox" (
     seq              INTEGER PRIMARY KEY,
-    mutation_id      TEXT NOT NULL UNIQUE,
+    mutation_id      TEXT NOT NULL,
     device_id        TEXT NOT NULL,
     entity           TEXT NOT NULL,
     entity_id        TEXT NOT NULL,

@@ -4,9 +4,12 @@
 //! same code, on plain SQLite; plus the time to open the encrypted store with a raw key.
 //!
 //! Run: `cargo bench -p outpost-store --bench write_path` (or `make bench`).
-//! Optional: `OUTPOST_BENCH_EDITS=5000` (edits per store, default 3000).
+//! Optional: `OUTPOST_BENCH_EDITS=5000` (edits per store, default 3000);
+//! `OUTPOST_BENCH_FRAMES=1` also counts the WAL frames (pages) each action writes, with
+//! automatic checkpoints off so that the WAL only grows: a diagnostic run whose timings
+//! are not comparable with a normal run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -72,7 +75,13 @@ struct Run {
     orders: Vec<WorkOrder>,
     device: Uuid,
     samples: Vec<Duration>,
+    /// Set in a frame-counting run: the WAL file, its page size, frames per action.
+    frames: Option<(PathBuf, u64, Vec<u64>)>,
     next: usize,
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 impl Run {
@@ -91,11 +100,16 @@ impl Run {
                 self.store.mark_sent(&ids).expect("mark sent");
             }
             let m = edit(order, self.device, self.next);
+            let wal_before = self.frames.as_ref().map(|(wal, _, _)| file_len(wal));
             let start = Instant::now();
             self.store.record(m, Utc::now()).expect("record");
             let took = start.elapsed();
             if keep {
                 self.samples.push(took);
+                if let (Some((wal, page, counts)), Some(before)) = (&mut self.frames, wal_before) {
+                    // A WAL frame is a 24-byte header and one page.
+                    counts.push((file_len(wal) - before) / (*page + 24));
+                }
             }
             self.next += 1;
         }
@@ -137,15 +151,34 @@ fn main() {
     let memsec = enc_store
         .pragma_text("cipher_memory_security")
         .unwrap_or_default();
-    println!("cipher_memory_security={memsec}");
+    let page_size = |s: &Store| -> u64 {
+        s.pragma_text("page_size")
+            .expect("page size")
+            .parse()
+            .expect("a number")
+    };
+    let (enc_page, plain_page) = (page_size(&enc_store), page_size(&plain_store));
+    println!("cipher_memory_security={memsec}; page size: encrypted={enc_page} plain={plain_page}");
+    let count_frames = std::env::var_os("OUTPOST_BENCH_FRAMES").is_some();
+    if count_frames {
+        for s in [&enc_store, &plain_store] {
+            s.pragma_text("wal_autocheckpoint = 0")
+                .expect("checkpoints off");
+        }
+        println!("counting WAL frames: automatic checkpoints are off, timings are not comparable");
+    }
     let enc_orders = seed(&mut enc_store);
     let plain_orders = seed(&mut plain_store);
     let device = Uuid::new_v4();
+    let frames = |dir: &str, page: u64| {
+        count_frames.then(|| (base.join(dir).join("outpost.db-wal"), page, Vec::new()))
+    };
     let mut enc = Run {
         store: enc_store,
         orders: enc_orders,
         device,
         samples: Vec::new(),
+        frames: frames("encrypted", enc_page),
         next: 0,
     };
     let mut plain = Run {
@@ -153,6 +186,7 @@ fn main() {
         orders: plain_orders,
         device,
         samples: Vec::new(),
+        frames: frames("plain", plain_page),
         next: 0,
     };
     enc.step(50, false);
@@ -184,6 +218,17 @@ fn main() {
         e50 / p50,
         e99 / p99
     );
+    for (name, run) in [("sqlcipher", &mut enc), ("plain", &mut plain)] {
+        if let Some((_, _, counts)) = &mut run.frames {
+            counts.sort_unstable();
+            let mean = counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64;
+            println!(
+                "{name:<10} WAL frames (pages written) per action: p50 {}, mean {mean:.2}, max {}",
+                counts.get(counts.len() / 2).copied().unwrap_or(0),
+                counts.last().copied().unwrap_or(0)
+            );
+        }
+    }
     drop(enc);
     drop(plain);
 

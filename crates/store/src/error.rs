@@ -46,6 +46,10 @@ pub enum StoreError {
         "the database is damaged ({0}); restore it from a backup or re-sync a new data directory"
     )]
     Corrupt(String),
+    #[error(
+        "mutation {0} is already queued: the same action was recorded twice (nothing was saved)"
+    )]
+    DuplicateMutation(String),
     #[error("stored data could not be read: {0}")]
     Decode(String),
     #[error("database error: {0}")]

@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_order_list.sql",
         include_str!("../../../migrations/client/0004_order_list.sql"),
     ),
+    (
+        "0005_outbox_sealed_mutation_index.sql",
+        include_str!("../../../migrations/client/0005_outbox_sealed_mutation_index.sql"),
+    ),
 ];
 
 /// The schema version this program writes (the number of migrations).

@@ -3,6 +3,18 @@
 //! A row is `pending` until first sent; only pending rows coalesce (with the latest row
 //! of the same entity, so order is kept). Sending seals a row: from then on its body is
 //! frozen (a trigger in the schema enforces it) and a retry resends it byte for byte.
+//!
+//! Access paths: `seq` (the sending order), `outbox_by_entity` (an order's own rows:
+//! coalescing, sync state, rebase) and, for sealed rows only, the unique index
+//! `outbox_sealed_by_mutation_id` (acknowledgements and failed syncs, which concern
+//! mutations the server has seen; schema 5). Appending a row for a user action
+//! therefore enters two B-trees, not three: on SQLCipher each page a transaction dirties
+//! is encrypted and authenticated at commit, so that is one page fewer per action. A row
+//! enters the mutation-id index when it is sealed ([`Store::mark_sent`], in the sending
+//! transaction), and a pending row's id is checked against its order's rows when it is
+//! recorded, so an id is never queued twice. Lookups by mutation id of rows that may
+//! still be pending ([`Store::mark_sent`], `defer_push`) read the outbox once per call;
+//! the outbox holds unacknowledged work only, and the push path reads it whole anyway.
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::Mutation;
@@ -53,6 +65,23 @@ pub struct OutboxRow {
     pub mutation: Mutation,
 }
 
+/// Refuse a mutation whose id is already queued for its entity (the same action
+/// recorded twice). Pending rows are not in the mutation-id index, so the check goes
+/// through the entity's own rows (`outbox_by_entity`); sealed rows are also covered by
+/// the unique index. A mutation id belongs to one entity, so this is the whole check.
+pub(crate) fn ensure_new_mutation_id(tx: &Transaction<'_>, m: &Mutation) -> Result<(), StoreError> {
+    let id = m.mutation_id.to_string();
+    let queued: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity_id = ?1 AND mutation_id = ?2)",
+        params![m.entity_id.to_string(), id],
+        |r| r.get(0),
+    )?;
+    if queued {
+        return Err(StoreError::DuplicateMutation(id));
+    }
+    Ok(())
+}
+
 /// Append `m`, or fold it into the entity's latest row if that row is still unsent and
 /// the two may coalesce. Returns the mutation id that carries the change.
 pub(crate) fn enqueue(
@@ -60,6 +89,7 @@ pub(crate) fn enqueue(
     m: Mutation,
     now: DateTime<Utc>,
 ) -> Result<String, StoreError> {
+    ensure_new_mutation_id(tx, &m)?;
     let latest: Option<(i64, String, String)> = tx
         .query_row(
             "SELECT seq, state, body FROM outbox WHERE entity_id = ?1 ORDER BY seq DESC LIMIT 1",
@@ -134,17 +164,20 @@ impl Store {
     }
 
     /// Seal rows as sent (the sync engine calls this before the request leaves). From
-    /// here on their bodies never change; later edits make new rows.
+    /// here on their bodies never change; later edits make new rows. Sealing enters the
+    /// rows in the mutation-id index; an id already sealed on another row fails the
+    /// whole call (nothing is marked).
     pub fn mark_sent(&mut self, mutation_ids: &[String]) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(mutation_ids)?;
         self.write(|tx, _| {
-            let mut stmt = tx.prepare(
+            // The rows may be pending (not in the mutation-id index yet): one pass over
+            // the outbox for the whole batch.
+            tx.execute(
                 "UPDATE outbox SET state = CASE WHEN state = 'pending' THEN 'sent' ELSE state END,
                         attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL
-                 WHERE mutation_id = ?1",
+                 WHERE mutation_id IN (SELECT value FROM json_each(?1))",
+                [&ids],
             )?;
-            for id in mutation_ids {
-                stmt.execute([id])?;
-            }
             Ok::<_, StoreError>(())
         })
     }
@@ -155,5 +188,149 @@ impl Store {
             .conn
             .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
         Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DbKey;
+    use outpost_protocol::mutation::EntityKind;
+    use outpost_protocol::{MutationKind, Op, SetOp, WorkOrder, FORMAT_VERSION};
+    use uuid::Uuid;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::create(tmp.path(), &DbKey::generate().expect("key")).expect("create");
+        (tmp, store)
+    }
+
+    fn seeded_order(store: &mut Store) -> WorkOrder {
+        let mut order = WorkOrder::blank(Uuid::now_v7());
+        order.title = "Pump".into();
+        order.version = 1;
+        store
+            .put_server_orders(&[order.clone()], Utc::now())
+            .expect("seed");
+        order
+    }
+
+    fn edit(order: &WorkOrder, title: &str) -> Mutation {
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Update,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: Utc::now(),
+            ops: vec![Op::Set(SetOp::Title(title.into()))],
+        }
+    }
+
+    /// Entries of the sealed-row index (read through the index itself).
+    fn sealed_index_entries(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM outbox INDEXED BY outbox_sealed_by_mutation_id
+                 WHERE state <> 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+    }
+
+    #[test]
+    fn a_recorded_action_enters_the_mutation_id_index_only_when_sealed() {
+        let (_tmp, mut store) = store();
+        let order = seeded_order(&mut store);
+        store.record(edit(&order, "A"), Utc::now()).expect("record");
+        assert_eq!(store.outbox_len().expect("len"), 1);
+        assert_eq!(
+            sealed_index_entries(&store),
+            0,
+            "a pending row is not indexed"
+        );
+        let ids: Vec<String> = store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .map(|r| r.mutation_id)
+            .collect();
+        store.mark_sent(&ids).expect("seal");
+        assert_eq!(sealed_index_entries(&store), 1, "sealing indexes the row");
+        let row = &store.outbox().expect("outbox")[0];
+        assert_eq!(row.state, OutboxState::Sent);
+        assert_eq!(row.attempts, 1);
+        // A resend of a sealed row counts another attempt and stays indexed once.
+        store.mark_sent(&ids).expect("resend");
+        assert_eq!(store.outbox().expect("outbox")[0].attempts, 2);
+        assert_eq!(sealed_index_entries(&store), 1);
+        assert!(store.check().expect("check").sound);
+    }
+
+    #[test]
+    fn the_same_mutation_recorded_twice_is_refused_and_writes_nothing() {
+        let (_tmp, mut store) = store();
+        let order = seeded_order(&mut store);
+        let m = edit(&order, "Once");
+        store.record(m.clone(), Utc::now()).expect("record");
+        let body_before = store.outbox().expect("outbox")[0].body.clone();
+        let title_before = store
+            .order(&order.id.to_string())
+            .expect("order")
+            .order
+            .title;
+
+        // While the row is pending (it would otherwise coalesce with itself) ...
+        let again = store.record(m.clone(), Utc::now()).expect_err("duplicate");
+        assert!(
+            matches!(&again, StoreError::DuplicateMutation(id) if *id == m.mutation_id.to_string()),
+            "{again}"
+        );
+        assert_eq!(store.outbox().expect("outbox")[0].body, body_before);
+        assert_eq!(store.outbox_len().expect("len"), 1);
+        assert_eq!(
+            store
+                .order(&order.id.to_string())
+                .expect("order")
+                .order
+                .title,
+            title_before
+        );
+
+        // ... and once it is sealed.
+        store.mark_sent(&[m.mutation_id.to_string()]).expect("seal");
+        let again = store.record(m, Utc::now()).expect_err("duplicate");
+        assert!(matches!(again, StoreError::DuplicateMutation(_)), "{again}");
+        assert_eq!(store.outbox_len().expect("len"), 1);
+    }
+
+    #[test]
+    fn sealed_rows_keep_unique_mutation_ids_and_a_clash_marks_nothing() {
+        let (_tmp, mut store) = store();
+        let a = seeded_order(&mut store);
+        let b = seeded_order(&mut store);
+        let m = edit(&a, "A");
+        store.record(m.clone(), Utc::now()).expect("record a");
+        // The same id on another order's row: only a fabricated mutation does this.
+        let mut clash = edit(&b, "B");
+        clash.mutation_id = m.mutation_id;
+        store
+            .record(clash, Utc::now())
+            .expect("pending rows are not indexed");
+        let err = store
+            .mark_sent(&[m.mutation_id.to_string()])
+            .expect_err("two sealed rows with one id");
+        assert!(err.to_string().contains("UNIQUE"), "{err}");
+        let rows = store.outbox().expect("outbox");
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .all(|r| r.state == OutboxState::Pending && r.attempts == 0),
+            "nothing was marked: {rows:?}"
+        );
     }
 }

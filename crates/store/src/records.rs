@@ -186,7 +186,8 @@ impl Store {
         self.write(|tx, _| {
             let (seq, entity_id, kind): (i64, String, String) = tx
                 .query_row(
-                    "SELECT seq, entity_id, kind FROM outbox WHERE mutation_id = ?1 AND state = 'failed'",
+                    "SELECT seq, entity_id, kind FROM outbox
+                     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'",
                     [failed_id],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
@@ -200,6 +201,7 @@ impl Store {
             };
             let after = apply_mutation(base.as_ref(), &replacement)?;
             tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+            crate::outbox::ensure_new_mutation_id(tx, &replacement)?;
             let new_seq: Option<i64> = if kind == "create" { Some(seq) } else { None };
             let body = String::from_utf8(replacement.to_body()?)
                 .map_err(|e| StoreError::Decode(e.to_string()))?;
@@ -233,15 +235,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            let entity_id: String = tx
+            let (seq, entity_id): (i64, String) = tx
                 .query_row(
-                    "SELECT entity_id FROM outbox WHERE mutation_id = ?1 AND state = 'failed'",
+                    "SELECT seq, entity_id FROM outbox
+                     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'",
                     [failed_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?
                 .ok_or_else(|| StoreError::OrderNotFound(format!("failed sync {failed_id}")))?;
-            tx.execute("DELETE FROM outbox WHERE mutation_id = ?1", [failed_id])?;
+            tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
             refresh_local(tx, &entity_id, now)
         })
     }

@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
+use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::{Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
 use outpost_store::{DbKey, OpenError, Store, MIGRATIONS};
+use uuid::Uuid;
 
 fn snapshot_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/client/schema.snapshot.sql")
@@ -29,6 +32,30 @@ fn check_against_snapshot(schema: &str) {
         "the migrated schema differs from the committed snapshot; if the change is intended, \
          add a migration and regenerate the snapshot"
     );
+}
+
+/// Outbox rows as `(seq, mutation, state)`, the same on every call.
+fn outbox_fixture() -> Vec<(i64, Mutation, &'static str)> {
+    let order = Uuid::parse_str("018f0000-0000-7000-8000-000000000001").expect("uuid");
+    [(3, "pending"), (5, "sent"), (9, "failed"), (10, "pending")]
+        .into_iter()
+        .map(|(seq, state)| {
+            let mutation = Mutation {
+                mutation_id: Uuid::from_u128(
+                    0x018f_0000_0000_7000_8000_0000_0000_0100 + seq as u128,
+                ),
+                device_id: Uuid::parse_str("8c1f2b8e-4a57-4a2a-9d43-5b1c5e2f7a10").expect("uuid"),
+                entity: EntityKind::WorkOrder,
+                entity_id: order,
+                kind: MutationKind::Update,
+                base_version: 1,
+                format: FORMAT_VERSION,
+                device_time: "2026-01-01T00:00:00Z".parse().expect("time"),
+                ops: vec![Op::Set(SetOp::Title(format!("edit {seq}")))],
+            };
+            (seq, mutation, state)
+        })
+        .collect()
 }
 
 #[test]
@@ -59,8 +86,47 @@ fn migrating_from_every_earlier_version_keeps_data_and_gives_the_snapshot_schema
                          '2026-01-01T00:00:00Z');",
             )
             .expect("fixture");
+            // Outbox rows, pending and sealed, with gaps in `seq` (acknowledged rows
+            // leave them).
+            for (seq, mutation, state) in outbox_fixture() {
+                conn.execute(
+                    "INSERT INTO outbox (seq, mutation_id, device_id, entity, entity_id, kind,
+                                         base_version, body, created_at, attempts, state)
+                     VALUES (?1, ?2, ?3, 'work_order', ?4, 'update', 1, ?5,
+                             '2026-01-01T00:00:00Z', ?6, ?7)",
+                    rusqlite::params![
+                        seq,
+                        mutation.mutation_id.to_string(),
+                        mutation.device_id.to_string(),
+                        mutation.entity_id.to_string(),
+                        String::from_utf8(mutation.to_body().expect("body")).expect("utf-8"),
+                        i64::from(state != "pending"),
+                        state,
+                    ],
+                )
+                .expect("outbox fixture");
+            }
         }
         let mut store = Store::open(tmp.path(), &key()).expect("open migrates");
+        let outbox = store.outbox().expect("outbox");
+        let expected = outbox_fixture();
+        assert_eq!(
+            outbox.len(),
+            expected.len(),
+            "outbox rows from schema {version} survive"
+        );
+        for (row, (seq, mutation, state)) in outbox.iter().zip(&expected) {
+            assert_eq!(row.seq, *seq);
+            assert_eq!(row.mutation, *mutation);
+            assert_eq!(
+                serde_json::to_value(row.state).expect("state"),
+                serde_json::json!(state)
+            );
+        }
+        assert!(
+            store.check().expect("check").sound,
+            "indexes agree with rows"
+        );
         assert_eq!(
             store.schema_version().expect("version"),
             MIGRATIONS.len() as i64
