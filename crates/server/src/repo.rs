@@ -109,29 +109,74 @@ pub struct NewChange<'a> {
     pub scope_user2: Option<&'a str>,
 }
 
-/// Append a change-log row with the next sequence. Only inside a write transaction,
-/// which the backends serialize, so sequences commit in order.
+/// Hands out change-log sequences inside one write transaction: `last_seq` is read
+/// once (at the first row) and written back once, by [`with_change_log`], instead of a
+/// read and a write of the meta row for every row appended. Only inside a write
+/// transaction, which the backends serialize, so sequences are gap-free and commit in
+/// order.
+#[derive(Debug, Default)]
+pub struct ChangeLog {
+    /// The last sequence handed out, once the first row was appended.
+    last: Option<u64>,
+}
+
+impl ChangeLog {
+    /// Append a change-log row with the next sequence; returns the sequence.
+    pub fn append(
+        &mut self,
+        sql: &mut dyn Sql,
+        c: NewChange<'_>,
+        now_us: i64,
+    ) -> Result<u64, Error> {
+        let seq = match self.last {
+            Some(last) => last + 1,
+            None => last_seq(sql)? + 1,
+        };
+        let ids = serde_json::to_string(c.mutation_ids)?;
+        sql.exec(
+            "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                seq.into(),
+                c.entity.into(),
+                c.entity_id.into(),
+                c.version.into(),
+                c.body.into(),
+                ids.into(),
+                c.audience.as_str().into(),
+                c.scope_user.into(),
+                c.scope_user2.into(),
+                now_us.into(),
+            ],
+        )?;
+        self.last = Some(seq);
+        Ok(seq)
+    }
+
+    /// Record the last sequence handed out (nothing when no row was appended).
+    fn finish(self, sql: &mut dyn Sql) -> Result<(), Error> {
+        if let Some(last) = self.last {
+            meta_set(sql, META_LAST_SEQ, &last.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `f` with a [`ChangeLog`] and record the sequences it handed out when `f`
+/// succeeds (when it fails the caller's transaction rolls back, rows and all).
+pub fn with_change_log<R>(
+    sql: &mut dyn Sql,
+    f: impl FnOnce(&mut dyn Sql, &mut ChangeLog) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let mut log = ChangeLog::default();
+    let out = f(sql, &mut log)?;
+    log.finish(sql)?;
+    Ok(out)
+}
+
+/// Append one change-log row with the next sequence (a [`ChangeLog`] of one row).
 pub fn append_change(sql: &mut dyn Sql, c: NewChange<'_>, now_us: i64) -> Result<u64, Error> {
-    let seq = last_seq(sql)? + 1;
-    meta_set(sql, META_LAST_SEQ, &seq.to_string())?;
-    let ids = serde_json::to_string(c.mutation_ids)?;
-    sql.exec(
-        "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        &[
-            seq.into(),
-            c.entity.into(),
-            c.entity_id.into(),
-            c.version.into(),
-            c.body.into(),
-            ids.into(),
-            c.audience.as_str().into(),
-            c.scope_user.into(),
-            c.scope_user2.into(),
-            now_us.into(),
-        ],
-    )?;
-    Ok(seq)
+    with_change_log(sql, |sql, log| log.append(sql, c, now_us))
 }
 
 pub fn change_body(kind: &str, row_json: &str) -> String {
