@@ -499,22 +499,35 @@ pub fn put_order(
     previous: Option<&WorkOrder>,
     now_us: i64,
 ) -> Result<String, Error> {
-    let body = serde_json::to_string(order)?;
-    let stamps = serde_json::to_string(stamps)?;
-    sql.exec(
-        "INSERT INTO orders (id, number, version, assignee, body, stamps, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (id) DO UPDATE SET number = excluded.number, version = excluded.version, assignee = excluded.assignee, \
-         body = excluded.body, stamps = excluded.stamps, updated_us = excluded.updated_us",
-        &[
-            order.id.into(),
-            order.number.map(|n| n as i64).into(),
-            order.version.into(),
-            order.assignee.clone().into(),
-            body.clone().into(),
-            stamps.into(),
-            now_us.into(),
-        ],
-    )?;
+    let mut params: [V; 7] = [
+        order.id.into(),
+        order.number.map(|n| n as i64).into(),
+        order.version.into(),
+        order.assignee.clone().into(),
+        serde_json::to_string(order)?.into(),
+        serde_json::to_string(stamps)?.into(),
+        now_us.into(),
+    ];
+    // A row the caller read is updated in place; an upsert would first try the insert
+    // (building the record, with its whole body) and only then update.
+    let updated = previous.is_some()
+        && sql.exec(
+            "UPDATE orders SET number = ?2, version = ?3, assignee = ?4, body = ?5, stamps = ?6, updated_us = ?7 \
+             WHERE id = ?1",
+            &params,
+        )? == 1;
+    if !updated {
+        sql.exec(
+            "INSERT INTO orders (id, number, version, assignee, body, stamps, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (id) DO UPDATE SET number = excluded.number, version = excluded.version, assignee = excluded.assignee, \
+             body = excluded.body, stamps = excluded.stamps, updated_us = excluded.updated_us",
+            &params,
+        )?;
+    }
+    // The body, bound above without a copy.
+    let V::T(Some(body)) = std::mem::replace(&mut params[4], V::T(None)) else {
+        return Err(Error::store("an order body is not text"));
+    };
     if let Some(prev) = previous.filter(|p| p.version < order.version) {
         let diff = serde_json::to_string(&history::back_diff(prev, order)?)?;
         sql.exec(
