@@ -113,7 +113,9 @@ pub struct NewChange<'a> {
 /// once (at the first row) and written back once, by [`with_change_log`], instead of a
 /// read and a write of the meta row for every row appended. Only inside a write
 /// transaction, which the backends serialize, so sequences are gap-free and commit in
-/// order.
+/// order. While one is open, every log row of the transaction goes through it: a second
+/// one (or [`append_change`]) would start from the same `last_seq`, and its first
+/// insert would fail on the primary key rather than reuse a number.
 #[derive(Debug, Default)]
 pub struct ChangeLog {
     /// The last sequence handed out, once the first row was appended.
@@ -899,4 +901,87 @@ pub fn reset_epoch(sql: &mut dyn Sql) -> Result<String, Error> {
     let epoch = Uuid::new_v4().simple().to_string();
     meta_set(sql, META_EPOCH, &epoch)?;
     Ok(epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::sqlite::SqliteBackend;
+    use crate::db::Backend;
+
+    fn change(id: &str) -> NewChange<'_> {
+        NewChange {
+            entity: "inventory_item",
+            entity_id: id,
+            version: 1,
+            body: r#"{"kind":"tombstone"}"#.to_owned(),
+            mutation_ids: &[],
+            audience: Audience::All,
+            scope_user: None,
+            scope_user2: None,
+        }
+    }
+
+    fn seqs(db: &SqliteBackend) -> Result<(u64, Vec<u64>), Error> {
+        let mut out = (0, Vec::new());
+        db.read(&mut |sql| {
+            out.0 = last_seq(sql)?;
+            out.1 = sql
+                .query("SELECT seq FROM changes ORDER BY seq", &[])?
+                .iter()
+                .map(|r| r.u64(0))
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A range is numbered from `last_seq`, recorded once at the end, and rolled back
+    /// with its rows; a second writer inside an open range fails instead of reusing a
+    /// number.
+    #[test]
+    fn a_change_log_range_is_gap_free_and_rolls_back_whole() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::store(e.to_string()))?;
+        let db = SqliteBackend::open(&dir.path().join("log.db"))?;
+        db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                assert_eq!(log.append(sql, change("a"), 1)?, 1);
+                assert_eq!(log.append(sql, change("b"), 1)?, 2);
+                assert_eq!(last_seq(sql)?, 0, "written once, at the end");
+                Ok(())
+            })
+        })?;
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]));
+
+        let failed = db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                log.append(sql, change("c"), 1)?;
+                Err(Error::store("the push failed"))
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]), "rows and number rolled back");
+
+        let nested = db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                log.append(sql, change("d"), 1)?;
+                append_change(sql, change("e"), 1)?;
+                Ok(())
+            })
+        });
+        assert!(
+            nested.is_err(),
+            "a second range in the same transaction fails"
+        );
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]));
+
+        let mut seq = 0;
+        db.write(&mut |sql| {
+            seq = append_change(sql, change("f"), 1)?;
+            Ok(())
+        })?;
+        assert_eq!(seq, 3, "the next range follows on");
+        assert_eq!(seqs(&db)?, (3, vec![1, 2, 3]));
+        Ok(())
+    }
 }
