@@ -184,7 +184,9 @@ pub struct Equipment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledWindow {
+    #[serde(serialize_with = "crate::time_json::utc")]
     pub start: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time_json::utc")]
     pub end: DateTime<Utc>,
     pub time_zone: String,
 }
@@ -208,6 +210,7 @@ pub struct NoteEntry {
     pub id: Uuid,
     pub author: String,
     pub text: String,
+    #[serde(serialize_with = "crate::time_json::utc")]
     pub at: DateTime<Utc>,
 }
 
@@ -216,8 +219,13 @@ pub struct NoteEntry {
 #[serde(deny_unknown_fields)]
 pub struct TimeEntry {
     pub id: Uuid,
+    #[serde(serialize_with = "crate::time_json::utc")]
     pub started_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::time_json::opt_utc"
+    )]
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub note: String,
@@ -287,7 +295,7 @@ pub struct WorkOrder {
     pub photos: Vec<PhotoRef>,
     #[serde(default)]
     pub signature: Option<Signature>,
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::time_json::opt_utc")]
     pub completed_at: Option<DateTime<Utc>>,
     /// The server version this row reflects; 0 for an order the server has not seen.
     #[serde(default)]

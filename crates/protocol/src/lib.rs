@@ -10,6 +10,7 @@ pub mod domain;
 pub mod merge;
 pub mod mutation;
 pub mod status;
+mod time_json;
 pub mod validate;
 pub mod wire;
 

@@ -28,7 +28,8 @@
 //! Left out on purpose: idempotency, attachments' presence and stock arithmetic are the
 //! server's (they need storage); this module reports the stock deltas to apply.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -222,25 +223,90 @@ fn same_ignoring_version(before: &WorkOrder, after: &mut WorkOrder) -> bool {
     same
 }
 
-/// Stamp every scalar field whose value differs between `before` and `after`.
+/// Stamp every scalar field whose value differs between `before` and `after` (every
+/// field of `after` when there is no `before`): the keys and values of
+/// [`scalar_fields`], compared in place instead of through copies of both lists.
 fn restamp(
     stamps: &mut FieldStamps,
     before: Option<&WorkOrder>,
     after: &WorkOrder,
     stamp: FieldStamp,
 ) {
-    let old: BTreeMap<String, SetOp> = before
-        .map(|b| {
-            scalar_fields(b)
-                .into_iter()
-                .map(|s| (s.field_key(), s))
-                .collect()
-        })
-        .unwrap_or_default();
-    for set in scalar_fields(after) {
-        let key = set.field_key();
-        if old.get(&key) != Some(&set) {
-            stamps.insert(key, stamp);
+    let Some(b) = before else {
+        for set in scalar_fields(after) {
+            stamps.insert(set.field_key(), stamp);
+        }
+        return;
+    };
+    // Every member by name, without `..`: a member added to `WorkOrder` does not
+    // compile here until this function (and `scalar_fields`) say what it is.
+    let WorkOrder {
+        id: _,
+        number: _,
+        title,
+        description,
+        priority,
+        status,
+        customer,
+        site,
+        equipment,
+        scheduled,
+        assignee,
+        checklist,
+        notes: _,
+        time_entries,
+        parts_used: _,
+        photos: _,
+        signature,
+        completed_at,
+        version: _,
+    } = after;
+    macro_rules! scalar {
+        ($($name:ident),*) => {$(
+            if b.$name != *$name {
+                stamps.insert(stringify!($name).to_owned(), stamp);
+            }
+        )*};
+    }
+    scalar!(
+        title,
+        description,
+        priority,
+        status,
+        customer,
+        site,
+        equipment,
+        scheduled,
+        assignee,
+        signature,
+        completed_at
+    );
+    if !checklist.is_empty() {
+        // Per item id, the last item's state (as a map built from the list keeps).
+        let old: HashMap<&str, bool> = b
+            .checklist
+            .iter()
+            .map(|i| (i.id.as_str(), i.done))
+            .collect();
+        for item in checklist {
+            if old.get(item.id.as_str()) != Some(&item.done) {
+                stamps.insert(format!("checklist.{}.done", item.id), stamp);
+            }
+        }
+    }
+    if time_entries.iter().any(|t| t.ended_at.is_some()) {
+        // Only stopped timers are fields (a running one has no end to set).
+        let old: HashMap<Uuid, _> = b
+            .time_entries
+            .iter()
+            .filter_map(|t| Some((t.id, t.ended_at?)))
+            .collect();
+        for t in time_entries {
+            if let Some(ended_at) = t.ended_at {
+                if old.get(&t.id) != Some(&ended_at) {
+                    stamps.insert(format!("time_entries.{}.ended_at", t.id), stamp);
+                }
+            }
         }
     }
 }
@@ -406,8 +472,9 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
     // common case); earlier ones are superseded.
     let mut fates = Vec::with_capacity(m.ops.len());
     let mut conflicts = Vec::new();
-    let mut kept_ops = Vec::with_capacity(m.ops.len());
-    let mut working = order.clone();
+    // The row as the earlier ops left it, copied only once an op must be applied to it
+    // for a later `set` to be compared against (list ops and notes alone need no copy).
+    let mut working = Cow::Borrowed(order);
     for (i, op) in m.ops.iter().enumerate() {
         let fate = match op {
             Op::Set(set) => {
@@ -447,25 +514,33 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
             }
             _ => OpFate::Applied,
         };
-        if fate == OpFate::Applied {
+        if fate == OpFate::Applied
+            && m.ops[i + 1..]
+                .iter()
+                .any(|later| matches!(later, Op::Set(_)))
+        {
             // Validity was checked above on the whole mutation; an op that cannot apply
             // here is caught again by `apply_mutation` on the kept ops below.
-            let _ = crate::apply::apply_op(&mut working, op);
-            kept_ops.push(op.clone());
+            let _ = crate::apply::apply_op(working.to_mut(), op);
         }
         fates.push(fate);
     }
+    let kept = fates.iter().filter(|f| **f == OpFate::Applied).count();
 
-    let mut after = if kept_ops.len() == m.ops.len() {
+    let mut after = if kept == m.ops.len() {
         // Every op applies: the result is the whole mutation's, already computed.
         whole
-    } else if kept_ops.is_empty()
-        && !matches!(m.kind, MutationKind::Complete | MutationKind::Cancel)
-    {
+    } else if kept == 0 && !matches!(m.kind, MutationKind::Complete | MutationKind::Cancel) {
         order.clone()
     } else {
         let mut filtered = m.clone();
-        filtered.ops = kept_ops;
+        filtered.ops = m
+            .ops
+            .iter()
+            .zip(&fates)
+            .filter(|(_, fate)| **fate == OpFate::Applied)
+            .map(|(op, _)| op.clone())
+            .collect();
         if filtered.ops.is_empty() {
             // The action itself (complete, cancel) still applies; a set of the title to
             // its own value is the neutral operation `apply_mutation` needs.
@@ -1720,6 +1795,96 @@ mod tests {
             prop_assert_eq!(x, y);
             prop_assert_eq!(&ab.stock, &ba.stock);
             prop_assert!(ab.held.is_empty() && ba.held.is_empty(), "disjoint edits never conflict");
+        }
+    }
+
+    // ---- restamp: the in-place comparison agrees with the list-based definition ----
+
+    /// `restamp` as it was first written: both orders as lists of `set`s, compared
+    /// by key. The one in use compares in place; they must agree.
+    fn restamp_by_lists(
+        stamps: &mut FieldStamps,
+        before: Option<&WorkOrder>,
+        after: &WorkOrder,
+        stamp: FieldStamp,
+    ) {
+        let old: BTreeMap<String, SetOp> = before
+            .map(|b| {
+                scalar_fields(b)
+                    .into_iter()
+                    .map(|s| (s.field_key(), s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for set in scalar_fields(after) {
+            let key = set.field_key();
+            if old.get(&key) != Some(&set) {
+                stamps.insert(key, stamp);
+            }
+        }
+    }
+
+    /// Small orders that share ids, so items keep, flip, appear and disappear between
+    /// two of them (duplicate checklist ids and running timers included).
+    fn arb_stamp_order() -> impl Strategy<Value = WorkOrder> {
+        (
+            prop::sample::select(vec!["a", "b"]),
+            prop::sample::select(vec!["", "d"]),
+            prop::sample::select(Priority::ALL.to_vec()),
+            prop::option::of(prop::sample::select(vec!["tech1", "tech2"])),
+            prop::collection::vec((0u8..3, any::<bool>()), 0..4),
+            prop::collection::vec((0u128..3, prop::option::of(0i64..2)), 0..4),
+            prop::option::of(0i64..2),
+        )
+            .prop_map(
+                |(title, description, priority, assignee, checklist, times, done_at)| {
+                    let mut o = WorkOrder::blank(Uuid::from_u128(1));
+                    o.title = title.into();
+                    o.description = description.into();
+                    o.priority = priority;
+                    o.assignee = assignee.map(Into::into);
+                    o.completed_at = done_at.map(|s| t0() + chrono::Duration::seconds(s));
+                    o.checklist = checklist
+                        .into_iter()
+                        .map(|(i, done)| ChecklistItem {
+                            id: format!("c{i}"),
+                            label: "L".into(),
+                            required: false,
+                            done,
+                        })
+                        .collect();
+                    o.time_entries = times
+                        .into_iter()
+                        .map(|(i, end)| TimeEntry {
+                            id: Uuid::from_u128(500 + i),
+                            started_at: t0(),
+                            ended_at: end.map(|s| t0() + chrono::Duration::seconds(60 + s)),
+                            note: String::new(),
+                        })
+                        .collect();
+                    o
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn restamp_agrees_with_the_list_based_definition(
+            before in prop::option::of(arb_stamp_order()),
+            after in arb_stamp_order(),
+            seeded in prop::collection::vec((prop::sample::select(vec!["title", "checklist.c1.done", "status"]), 1u64..4), 0..3),
+        ) {
+            let start: FieldStamps = seeded
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), FieldStamp { version: v, device_id: dev(1) }))
+                .collect();
+            let stamp = FieldStamp { version: 9, device_id: dev(2) };
+            let (mut fast, mut lists) = (start.clone(), start);
+            restamp(&mut fast, before.as_ref(), &after, stamp);
+            restamp_by_lists(&mut lists, before.as_ref(), &after, stamp);
+            prop_assert_eq!(fast, lists);
         }
     }
 }

@@ -78,7 +78,7 @@ pub enum SetOp {
     Scheduled(Option<ScheduledWindow>),
     Assignee(Option<String>),
     Signature(Option<Signature>),
-    CompletedAt(Option<DateTime<Utc>>),
+    CompletedAt(#[serde(serialize_with = "crate::time_json::opt_utc")] Option<DateTime<Utc>>),
     /// Tick or untick one checklist item.
     ChecklistDone {
         item_id: String,
@@ -87,6 +87,7 @@ pub enum SetOp {
     /// Stop a running timer.
     TimeEntryEnded {
         entry_id: Uuid,
+        #[serde(serialize_with = "crate::time_json::utc")]
         ended_at: DateTime<Utc>,
     },
 }
@@ -195,6 +196,7 @@ pub struct Mutation {
     /// Body format version ([`FORMAT_VERSION`]).
     pub format: u16,
     /// The device's clock when the action was taken (recorded, never trusted for order).
+    #[serde(serialize_with = "crate::time_json::utc")]
     pub device_time: DateTime<Utc>,
     pub ops: Vec<Op>,
 }

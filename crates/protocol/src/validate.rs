@@ -1,6 +1,8 @@
 //! Domain validation, run by both the device (before saving) and the server (before
 //! applying). Errors are per field so a form can show each beside its input.
 
+use std::fmt::Display;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Quantity, WorkOrder};
@@ -75,19 +77,21 @@ impl ValidationErrors {
     }
 }
 
-fn check_len(errs: &mut ValidationErrors, field: &str, value: &str, max: usize) {
-    if value.chars().count() > max {
+// Field paths are `Display` (often `format_args!`), made into a string only for an
+// error: a valid order with many notes builds none.
+fn check_len(errs: &mut ValidationErrors, field: impl Display, value: &str, max: usize) {
+    if value.len() > max && value.chars().count() > max {
         errs.push(
-            field,
+            field.to_string(),
             "too_long",
             format!("must be at most {max} characters"),
         );
     }
 }
 
-fn check_required(errs: &mut ValidationErrors, field: &str, value: &str, max: usize) {
+fn check_required(errs: &mut ValidationErrors, field: impl Display, value: &str, max: usize) {
     if value.trim().is_empty() {
-        errs.push(field, "required", "must not be empty");
+        errs.push(field.to_string(), "required", "must not be empty");
     } else {
         check_len(errs, field, value, max);
     }
@@ -225,25 +229,32 @@ pub fn validate_order(order: &WorkOrder) -> Result<(), ValidationErrors> {
     }
     let mut seen = std::collections::HashSet::new();
     for item in &order.checklist {
-        let f = format!("checklist.{}", item.id);
         if item.id.trim().is_empty() {
             errs.push("checklist", "invalid", "every checklist item needs an id");
         } else if !seen.insert(item.id.as_str()) {
-            errs.push(&f, "duplicate", "appears twice");
+            errs.push(
+                format!("checklist.{}", item.id),
+                "duplicate",
+                "appears twice",
+            );
         }
         check_required(
             &mut errs,
-            &format!("{f}.label"),
+            format_args!("checklist.{}.label", item.id),
             &item.label,
             SHORT_MAX_CHARS,
         );
     }
     for note in &order.notes {
-        let f = format!("notes.{}", note.id);
-        check_required(&mut errs, &format!("{f}.text"), &note.text, TEXT_MAX_CHARS);
         check_required(
             &mut errs,
-            &format!("{f}.author"),
+            format_args!("notes.{}.text", note.id),
+            &note.text,
+            TEXT_MAX_CHARS,
+        );
+        check_required(
+            &mut errs,
+            format_args!("notes.{}.author", note.id),
             &note.author,
             SHORT_MAX_CHARS,
         );
@@ -260,23 +271,27 @@ pub fn validate_order(order: &WorkOrder) -> Result<(), ValidationErrors> {
         }
         check_len(
             &mut errs,
-            &format!("time_entries.{}.note", t.id),
+            format_args!("time_entries.{}.note", t.id),
             &t.note,
             TEXT_MAX_CHARS,
         );
     }
     for p in &order.parts_used {
-        let f = format!("parts_used.{}", p.id);
-        check_required(&mut errs, &format!("{f}.sku"), &p.sku, SHORT_MAX_CHARS);
+        check_required(
+            &mut errs,
+            format_args!("parts_used.{}.sku", p.id),
+            &p.sku,
+            SHORT_MAX_CHARS,
+        );
         if p.quantity.milli() <= 0 {
             errs.push(
-                format!("{f}.quantity"),
+                format!("parts_used.{}.quantity", p.id),
                 "out_of_range",
                 "must be more than 0",
             );
         } else if p.quantity > QUANTITY_MAX {
             errs.push(
-                format!("{f}.quantity"),
+                format!("parts_used.{}.quantity", p.id),
                 "out_of_range",
                 "must be at most 1000000",
             );

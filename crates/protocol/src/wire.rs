@@ -283,7 +283,12 @@ pub struct MutationResult {
 /// mutation (the device removes it from its queue; a rejection becomes a failed sync on
 /// the device). `missing_attachments` is retryable: upload the named files, then resend
 /// the same body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire an object tagged by its `result` member (serde's internal tagging). It
+/// is read by a hand-written `Deserialize` (module `outcome_de`) that streams the
+/// members after a leading `result` straight into the variant, instead of buffering
+/// the whole object (with the order it carries) first; any member order is accepted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PushOutcome {
     Applied(Applied),
@@ -297,6 +302,137 @@ pub enum PushOutcome {
     MissingAttachments {
         hashes: Vec<String>,
     },
+}
+
+mod outcome_de {
+    //! `Deserialize` for [`PushOutcome`]: the same documents as serde's derive for an
+    //! internally tagged enum accepts from JSON objects. The derive buffers every
+    //! member (the order with all its notes) into an intermediate tree before it looks
+    //! at the tag, then reads the variant from that tree; a push reply of 100 orders
+    //! spent most of its parse time there. The server always writes `result` first, so
+    //! the members after it are read into the variant directly; a document with
+    //! `result` elsewhere is still read, through `serde_json::Value`.
+
+    use std::fmt;
+
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::{Applied, AppliedWithConflicts, PushOutcome, Rejection};
+
+    const TAG: &str = "result";
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Tag {
+        Applied,
+        AppliedWithConflicts,
+        Duplicate,
+        Rejected,
+        MissingAttachments,
+    }
+
+    #[derive(Deserialize)]
+    struct DuplicateBody {
+        first: Box<PushOutcome>,
+    }
+
+    #[derive(Deserialize)]
+    struct MissingBody {
+        hashes: Vec<String>,
+    }
+
+    impl<'de> Deserialize<'de> for PushOutcome {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(OutcomeVisitor)
+        }
+    }
+
+    /// The variant `tag` names, read from `d` (the object's other members).
+    fn variant<'de, D: Deserializer<'de>>(tag: Tag, d: D) -> Result<PushOutcome, D::Error> {
+        Ok(match tag {
+            Tag::Applied => PushOutcome::Applied(Applied::deserialize(d)?),
+            Tag::AppliedWithConflicts => {
+                PushOutcome::AppliedWithConflicts(AppliedWithConflicts::deserialize(d)?)
+            }
+            Tag::Duplicate => PushOutcome::Duplicate {
+                first: DuplicateBody::deserialize(d)?.first,
+            },
+            Tag::Rejected => PushOutcome::Rejected(Rejection::deserialize(d)?),
+            Tag::MissingAttachments => PushOutcome::MissingAttachments {
+                hashes: MissingBody::deserialize(d)?.hashes,
+            },
+        })
+    }
+
+    /// A member name: the tag, or another (kept for the buffered path).
+    enum Key {
+        Tag,
+        Other(String),
+    }
+
+    struct KeySeed;
+
+    impl<'de> DeserializeSeed<'de> for KeySeed {
+        type Value = Key;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+            d.deserialize_str(KeySeed)
+        }
+    }
+
+    impl Visitor<'_> for KeySeed {
+        type Value = Key;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a member name")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+            Ok(if v == TAG {
+                Key::Tag
+            } else {
+                Key::Other(v.to_owned())
+            })
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+            Ok(if v == TAG { Key::Tag } else { Key::Other(v) })
+        }
+    }
+
+    struct OutcomeVisitor;
+
+    impl<'de> Visitor<'de> for OutcomeVisitor {
+        type Value = PushOutcome;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a push outcome (an object with a `result` member)")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PushOutcome, A::Error> {
+            let mut buffered = serde_json::Map::new();
+            let tag = loop {
+                match map.next_key_seed(KeySeed)? {
+                    Some(Key::Tag) => break map.next_value::<Tag>()?,
+                    Some(Key::Other(name)) => {
+                        let value: serde_json::Value = map.next_value()?;
+                        buffered.insert(name, value);
+                    }
+                    None => return Err(de::Error::missing_field(TAG)),
+                }
+            };
+            if buffered.is_empty() {
+                // `result` came first: the rest of the object is the variant's.
+                return variant(tag, MapAccessDeserializer::new(map));
+            }
+            while let Some((name, value)) = map.next_entry::<String, serde_json::Value>()? {
+                buffered.insert(name, value);
+            }
+            variant(tag, serde_json::Value::Object(buffered)).map_err(de::Error::custom)
+        }
+    }
 }
 
 impl PushOutcome {
@@ -781,6 +917,122 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample_outcomes() -> Vec<PushOutcome> {
+        let mut order = WorkOrder::blank(Uuid::from_u128(7));
+        order.title = "Pump \"seal\" } {\"result\":1}".into();
+        order.version = 3;
+        let applied = Applied {
+            entity: crate::mutation::EntityKind::WorkOrder,
+            entity_id: order.id,
+            version: 3,
+            number: Some(12),
+            changed: true,
+            order: Some(order.clone()),
+        };
+        vec![
+            PushOutcome::Applied(applied.clone()),
+            PushOutcome::Applied(Applied {
+                number: None,
+                order: None,
+                changed: false,
+                ..applied.clone()
+            }),
+            PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                entity_id: order.id,
+                version: 4,
+                number: None,
+                conflict_id: Uuid::from_u128(9),
+                fields: vec!["title".into()],
+                conflict_kind: ConflictKind::Fields,
+                order: Some(order),
+            }),
+            PushOutcome::Duplicate {
+                first: Box::new(PushOutcome::Duplicate {
+                    first: Box::new(PushOutcome::Applied(applied)),
+                }),
+            },
+            PushOutcome::Rejected(Rejection {
+                code: ErrorCode::ValidationFailed,
+                message: "title: must not be empty".into(),
+                field_errors: vec![FieldError {
+                    field: "title".into(),
+                    code: "required".into(),
+                    message: "must not be empty".into(),
+                }],
+                failed_sync_id: Some(Uuid::from_u128(3)),
+                resolution: None,
+            }),
+            PushOutcome::MissingAttachments {
+                hashes: vec!["ab".repeat(32)],
+            },
+        ]
+    }
+
+    /// What the server writes (`result` first) reads back, from text and from a
+    /// `serde_json::Value` alike.
+    #[test]
+    fn push_outcomes_read_back_as_written() {
+        for outcome in sample_outcomes() {
+            let text = serde_json::to_string(&outcome).expect("json");
+            assert!(text.starts_with(r#"{"result":"#), "{text}");
+            let back: PushOutcome = serde_json::from_str(&text).expect("parse");
+            assert_eq!(back, outcome);
+            let value = serde_json::to_value(&outcome).expect("json");
+            let back: PushOutcome = serde_json::from_value(value).expect("from a value");
+            assert_eq!(back, outcome);
+        }
+    }
+
+    /// `result` anywhere in the object, and members the client does not know, read as
+    /// the derive for an internally tagged enum reads them.
+    #[test]
+    fn push_outcomes_read_with_the_tag_anywhere_and_unknown_members() {
+        for outcome in sample_outcomes() {
+            let serde_json::Value::Object(members) = serde_json::to_value(&outcome).expect("json")
+            else {
+                panic!("an outcome is an object");
+            };
+            let mut names: Vec<&String> = members.keys().collect();
+            names.sort();
+            names.reverse();
+            let mut text = String::from(r#"{"from_a_newer_server":[1,{"x":null}]"#);
+            for name in names {
+                text.push(',');
+                text.push_str(&serde_json::to_string(name).expect("json"));
+                text.push(':');
+                text.push_str(&serde_json::to_string(&members[name]).expect("json"));
+            }
+            text.push('}');
+            let back: PushOutcome = serde_json::from_str(&text).expect("parse");
+            assert_eq!(back, outcome, "{text}");
+            // `result` first, an unknown member last: read without buffering.
+            let written = serde_json::to_string(&outcome).expect("json");
+            let text = format!(
+                "{},\"from_a_newer_server\":{{\"y\":[2]}}}}",
+                written.strip_suffix('}').expect("an object")
+            );
+            let back: PushOutcome = serde_json::from_str(&text).expect("parse");
+            assert_eq!(back, outcome, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_push_outcome_without_its_tag_or_of_an_unknown_kind_is_an_error() {
+        for bad in [
+            r#"{"hashes":[]}"#,
+            r#"{}"#,
+            r#"{"result":"exploded"}"#,
+            r#"{"result":"missing_attachments"}"#,
+            r#"{"hashes":[],"result":"rejected"}"#,
+            r#"[]"#,
+        ] {
+            assert!(serde_json::from_str::<PushOutcome>(bad).is_err(), "{bad}");
+        }
+        let ok: PushOutcome =
+            serde_json::from_str(r#"{"hashes":[],"result":"missing_attachments"}"#).expect("parse");
+        assert_eq!(ok, PushOutcome::MissingAttachments { hashes: vec![] });
+    }
 
     #[test]
     fn unknown_error_codes_from_a_newer_server_still_parse() {

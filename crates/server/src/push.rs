@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::auth::{sha256_hex, Principal};
 use crate::db::Sql;
 use crate::error::Error;
-use crate::repo::{self, Audience, NewChange};
+use crate::repo::{self, Audience, ChangeLog, NewChange};
 use crate::row_cache::{CachedRow, RowCache};
 
 /// Counts for metrics.
@@ -84,21 +84,25 @@ pub fn push_batch(
     };
     let mut stats = PushStats::default();
     let mut results = Vec::with_capacity(mutations.len());
-    for m in mutations {
-        let (outcome, outcome_json, row_json) = push_one(sql, &ctx, m)?;
-        match &outcome {
-            PushOutcome::Applied(_) => stats.applied += 1,
-            PushOutcome::AppliedWithConflicts(_) => stats.conflicts += 1,
-            PushOutcome::Duplicate { .. } => stats.duplicates += 1,
-            PushOutcome::Rejected(_) => stats.rejected += 1,
-            PushOutcome::MissingAttachments { .. } => stats.missing += 1,
+    // One change-log sequence range for the whole batch.
+    repo::with_change_log(sql, |sql, log| {
+        for m in mutations {
+            let (outcome, outcome_json, row_json) = push_one(sql, log, &ctx, m)?;
+            match &outcome {
+                PushOutcome::Applied(_) => stats.applied += 1,
+                PushOutcome::AppliedWithConflicts(_) => stats.conflicts += 1,
+                PushOutcome::Duplicate { .. } => stats.duplicates += 1,
+                PushOutcome::Rejected(_) => stats.rejected += 1,
+                PushOutcome::MissingAttachments { .. } => stats.missing += 1,
+            }
+            results.push(Encoded {
+                mutation_id: m.mutation_id,
+                outcome_json,
+                row_json,
+            });
         }
-        results.push(Encoded {
-            mutation_id: m.mutation_id,
-            outcome_json,
-            row_json,
-        });
-    }
+        Ok(())
+    })?;
     Ok(BatchResult {
         results,
         stats,
@@ -152,6 +156,7 @@ pub fn encode_response(
 /// the third member), the outcome's JSON, and the row's JSON.
 fn push_one(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     ctx: &Ctx<'_>,
     m: &Mutation,
 ) -> Result<(PushOutcome, String, Option<String>), Error> {
@@ -180,8 +185,8 @@ fn push_one(
         return Ok((outcome, json, None));
     }
     let (outcome, row_json) = match m.entity {
-        EntityKind::WorkOrder => push_order(sql, ctx, m)?,
-        EntityKind::Conflict | EntityKind::FailedSync => (push_resolve(sql, ctx, m)?, None),
+        EntityKind::WorkOrder => push_order(sql, log, ctx, m)?,
+        EntityKind::Conflict | EntityKind::FailedSync => (push_resolve(sql, log, ctx, m)?, None),
     };
     let mut outcome = match outcome {
         PushOutcome::MissingAttachments { .. } => {
@@ -189,7 +194,7 @@ fn push_one(
             return Ok((outcome, json, None));
         }
         PushOutcome::Rejected(mut r) if r.code != ErrorCode::AlreadyResolved => {
-            r.failed_sync_id = Some(record_failed_sync(sql, ctx, m, &r)?);
+            r.failed_sync_id = Some(record_failed_sync(sql, log, ctx, m, &r)?);
             PushOutcome::Rejected(r)
         }
         other => other,
@@ -255,6 +260,7 @@ fn completion_hashes(m: &Mutation, order: Option<&WorkOrder>) -> Vec<String> {
 /// row's stored JSON (the order member of the outcome is then redundant).
 fn push_order(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     ctx: &Ctx<'_>,
     m: &Mutation,
 ) -> Result<(PushOutcome, Option<String>), Error> {
@@ -289,7 +295,7 @@ fn push_order(
                     return Ok((PushOutcome::MissingAttachments { hashes: missing }, None));
                 }
             }
-            let conflict_id = open_conflict(sql, ctx, m, order, kind, fields.clone())?;
+            let conflict_id = open_conflict(sql, log, ctx, m, order, kind, fields.clone())?;
             let outcome = PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
                 entity_id: m.entity_id,
                 version: order.version,
@@ -340,6 +346,7 @@ fn push_order(
                 }
                 row_json = Some(write_order(
                     sql,
+                    log,
                     ctx.now_us,
                     &a.order,
                     &a.stamps,
@@ -350,6 +357,7 @@ fn push_order(
                 for d in &a.stock {
                     adjust_stock(
                         sql,
+                        log,
                         ctx.now_us,
                         &d.sku,
                         d.delta_milli,
@@ -370,6 +378,7 @@ fn push_order(
             } else {
                 let conflict_id = open_conflict(
                     sql,
+                    log,
                     ctx,
                     m,
                     &a.order,
@@ -450,6 +459,7 @@ fn current_row(
 /// returns the row's JSON.
 pub fn write_order(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     now_us: i64,
     order: &WorkOrder,
     stamps: &merge::FieldStamps,
@@ -463,7 +473,7 @@ pub fn write_order(
             let left = serde_json::to_string(&outpost_protocol::wire::LeftScope {
                 now_assigned_to: order.assignee.clone(),
             })?;
-            repo::append_change(
+            log.append(
                 sql,
                 NewChange {
                     entity: "work_order",
@@ -479,7 +489,7 @@ pub fn write_order(
             )?;
         }
     }
-    repo::append_change(
+    log.append(
         sql,
         NewChange {
             entity: "work_order",
@@ -501,6 +511,7 @@ pub fn write_order(
 /// flagged for dispatchers.
 fn adjust_stock(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     now_us: i64,
     sku: &str,
     delta_milli: i64,
@@ -533,7 +544,7 @@ fn adjust_stock(
     }
     repo::set_stock_alert(sql, sku, &location, &item.name, quantity)?;
     let body = repo::put_item(sql, &item, version + 1)?;
-    repo::append_change(
+    log.append(
         sql,
         NewChange {
             entity: "inventory_item",
@@ -552,6 +563,7 @@ fn adjust_stock(
 
 fn open_conflict(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     ctx: &Ctx<'_>,
     m: &Mutation,
     order: &WorkOrder,
@@ -573,18 +585,19 @@ fn open_conflict(
         mutation: m.clone(),
         resolution: None,
     };
-    write_conflict(sql, ctx.now_us, &record, &[m.mutation_id])?;
+    write_conflict(sql, log, ctx.now_us, &record, &[m.mutation_id])?;
     Ok(record.id)
 }
 
 fn write_conflict(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     now_us: i64,
     c: &ConflictRecord,
     ids: &[Uuid],
 ) -> Result<(), Error> {
     let body = repo::put_conflict(sql, c, now_us)?;
-    repo::append_change(
+    log.append(
         sql,
         NewChange {
             entity: "conflict",
@@ -603,12 +616,13 @@ fn write_conflict(
 
 fn write_failed(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     now_us: i64,
     f: &FailedSyncRecord,
     ids: &[Uuid],
 ) -> Result<(), Error> {
     let body = repo::put_failed_sync(sql, f, now_us)?;
-    repo::append_change(
+    log.append(
         sql,
         NewChange {
             entity: "failed_sync",
@@ -627,6 +641,7 @@ fn write_failed(
 
 fn record_failed_sync(
     sql: &mut dyn Sql,
+    log: &mut ChangeLog,
     ctx: &Ctx<'_>,
     m: &Mutation,
     r: &Rejection,
@@ -663,11 +678,16 @@ fn record_failed_sync(
         mutation: m.clone(),
         resolution: None,
     };
-    write_failed(sql, ctx.now_us, &record, &[m.mutation_id])?;
+    write_failed(sql, log, ctx.now_us, &record, &[m.mutation_id])?;
     Ok(record.id)
 }
 
-fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOutcome, Error> {
+fn push_resolve(
+    sql: &mut dyn Sql,
+    log: &mut ChangeLog,
+    ctx: &Ctx<'_>,
+    m: &Mutation,
+) -> Result<PushOutcome, Error> {
     let unknown = || {
         rejected(merge::MergeRejected {
             code: ErrorCode::UnknownEntity,
@@ -749,6 +769,7 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                     }
                     write_order(
                         sql,
+                        log,
                         ctx.now_us,
                         &done.order,
                         &done.stamps,
@@ -758,6 +779,7 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                     for d in &done.stock {
                         adjust_stock(
                             sql,
+                            log,
                             ctx.now_us,
                             &d.sku,
                             d.delta_milli,
@@ -775,14 +797,14 @@ fn push_resolve(sql: &mut dyn Sql, ctx: &Ctx<'_>, m: &Mutation) -> Result<PushOu
                     c.status = RecordStatus::Resolved;
                     c.version += 1;
                     c.resolution = Some(done.resolution.clone());
-                    write_conflict(sql, ctx.now_us, &c, &[m.mutation_id])?;
+                    write_conflict(sql, log, ctx.now_us, &c, &[m.mutation_id])?;
                     (EntityKind::Conflict, c.id)
                 }
                 (_, Some(mut f)) => {
                     f.status = RecordStatus::Resolved;
                     f.version += 1;
                     f.resolution = Some(done.resolution.clone());
-                    write_failed(sql, ctx.now_us, &f, &[m.mutation_id])?;
+                    write_failed(sql, log, ctx.now_us, &f, &[m.mutation_id])?;
                     (EntityKind::FailedSync, f.id)
                 }
                 _ => return Ok(unknown()),

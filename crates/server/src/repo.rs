@@ -109,29 +109,76 @@ pub struct NewChange<'a> {
     pub scope_user2: Option<&'a str>,
 }
 
-/// Append a change-log row with the next sequence. Only inside a write transaction,
-/// which the backends serialize, so sequences commit in order.
+/// Hands out change-log sequences inside one write transaction: `last_seq` is read
+/// once (at the first row) and written back once, by [`with_change_log`], instead of a
+/// read and a write of the meta row for every row appended. Only inside a write
+/// transaction, which the backends serialize, so sequences are gap-free and commit in
+/// order. While one is open, every log row of the transaction goes through it: a second
+/// one (or [`append_change`]) would start from the same `last_seq`, and its first
+/// insert would fail on the primary key rather than reuse a number.
+#[derive(Debug, Default)]
+pub struct ChangeLog {
+    /// The last sequence handed out, once the first row was appended.
+    last: Option<u64>,
+}
+
+impl ChangeLog {
+    /// Append a change-log row with the next sequence; returns the sequence.
+    pub fn append(
+        &mut self,
+        sql: &mut dyn Sql,
+        c: NewChange<'_>,
+        now_us: i64,
+    ) -> Result<u64, Error> {
+        let seq = match self.last {
+            Some(last) => last + 1,
+            None => last_seq(sql)? + 1,
+        };
+        let ids = serde_json::to_string(c.mutation_ids)?;
+        sql.exec(
+            "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                seq.into(),
+                c.entity.into(),
+                c.entity_id.into(),
+                c.version.into(),
+                c.body.into(),
+                ids.into(),
+                c.audience.as_str().into(),
+                c.scope_user.into(),
+                c.scope_user2.into(),
+                now_us.into(),
+            ],
+        )?;
+        self.last = Some(seq);
+        Ok(seq)
+    }
+
+    /// Record the last sequence handed out (nothing when no row was appended).
+    fn finish(self, sql: &mut dyn Sql) -> Result<(), Error> {
+        if let Some(last) = self.last {
+            meta_set(sql, META_LAST_SEQ, &last.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `f` with a [`ChangeLog`] and record the sequences it handed out when `f`
+/// succeeds (when it fails the caller's transaction rolls back, rows and all).
+pub fn with_change_log<R>(
+    sql: &mut dyn Sql,
+    f: impl FnOnce(&mut dyn Sql, &mut ChangeLog) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let mut log = ChangeLog::default();
+    let out = f(sql, &mut log)?;
+    log.finish(sql)?;
+    Ok(out)
+}
+
+/// Append one change-log row with the next sequence (a [`ChangeLog`] of one row).
 pub fn append_change(sql: &mut dyn Sql, c: NewChange<'_>, now_us: i64) -> Result<u64, Error> {
-    let seq = last_seq(sql)? + 1;
-    meta_set(sql, META_LAST_SEQ, &seq.to_string())?;
-    let ids = serde_json::to_string(c.mutation_ids)?;
-    sql.exec(
-        "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        &[
-            seq.into(),
-            c.entity.into(),
-            c.entity_id.into(),
-            c.version.into(),
-            c.body.into(),
-            ids.into(),
-            c.audience.as_str().into(),
-            c.scope_user.into(),
-            c.scope_user2.into(),
-            now_us.into(),
-        ],
-    )?;
-    Ok(seq)
+    with_change_log(sql, |sql, log| log.append(sql, c, now_us))
 }
 
 pub fn change_body(kind: &str, row_json: &str) -> String {
@@ -454,22 +501,35 @@ pub fn put_order(
     previous: Option<&WorkOrder>,
     now_us: i64,
 ) -> Result<String, Error> {
-    let body = serde_json::to_string(order)?;
-    let stamps = serde_json::to_string(stamps)?;
-    sql.exec(
-        "INSERT INTO orders (id, number, version, assignee, body, stamps, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (id) DO UPDATE SET number = excluded.number, version = excluded.version, assignee = excluded.assignee, \
-         body = excluded.body, stamps = excluded.stamps, updated_us = excluded.updated_us",
-        &[
-            order.id.into(),
-            order.number.map(|n| n as i64).into(),
-            order.version.into(),
-            order.assignee.clone().into(),
-            body.clone().into(),
-            stamps.into(),
-            now_us.into(),
-        ],
-    )?;
+    let mut params: [V; 7] = [
+        order.id.into(),
+        order.number.map(|n| n as i64).into(),
+        order.version.into(),
+        order.assignee.clone().into(),
+        serde_json::to_string(order)?.into(),
+        serde_json::to_string(stamps)?.into(),
+        now_us.into(),
+    ];
+    // A row the caller read is updated in place; an upsert would first try the insert
+    // (building the record, with its whole body) and only then update.
+    let updated = previous.is_some()
+        && sql.exec(
+            "UPDATE orders SET number = ?2, version = ?3, assignee = ?4, body = ?5, stamps = ?6, updated_us = ?7 \
+             WHERE id = ?1",
+            &params,
+        )? == 1;
+    if !updated {
+        sql.exec(
+            "INSERT INTO orders (id, number, version, assignee, body, stamps, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (id) DO UPDATE SET number = excluded.number, version = excluded.version, assignee = excluded.assignee, \
+             body = excluded.body, stamps = excluded.stamps, updated_us = excluded.updated_us",
+            &params,
+        )?;
+    }
+    // The body, bound above without a copy.
+    let V::T(Some(body)) = std::mem::replace(&mut params[4], V::T(None)) else {
+        return Err(Error::store("an order body is not text"));
+    };
     if let Some(prev) = previous.filter(|p| p.version < order.version) {
         let diff = serde_json::to_string(&history::back_diff(prev, order)?)?;
         sql.exec(
@@ -841,4 +901,87 @@ pub fn reset_epoch(sql: &mut dyn Sql) -> Result<String, Error> {
     let epoch = Uuid::new_v4().simple().to_string();
     meta_set(sql, META_EPOCH, &epoch)?;
     Ok(epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::sqlite::SqliteBackend;
+    use crate::db::Backend;
+
+    fn change(id: &str) -> NewChange<'_> {
+        NewChange {
+            entity: "inventory_item",
+            entity_id: id,
+            version: 1,
+            body: r#"{"kind":"tombstone"}"#.to_owned(),
+            mutation_ids: &[],
+            audience: Audience::All,
+            scope_user: None,
+            scope_user2: None,
+        }
+    }
+
+    fn seqs(db: &SqliteBackend) -> Result<(u64, Vec<u64>), Error> {
+        let mut out = (0, Vec::new());
+        db.read(&mut |sql| {
+            out.0 = last_seq(sql)?;
+            out.1 = sql
+                .query("SELECT seq FROM changes ORDER BY seq", &[])?
+                .iter()
+                .map(|r| r.u64(0))
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A range is numbered from `last_seq`, recorded once at the end, and rolled back
+    /// with its rows; a second writer inside an open range fails instead of reusing a
+    /// number.
+    #[test]
+    fn a_change_log_range_is_gap_free_and_rolls_back_whole() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::store(e.to_string()))?;
+        let db = SqliteBackend::open(&dir.path().join("log.db"))?;
+        db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                assert_eq!(log.append(sql, change("a"), 1)?, 1);
+                assert_eq!(log.append(sql, change("b"), 1)?, 2);
+                assert_eq!(last_seq(sql)?, 0, "written once, at the end");
+                Ok(())
+            })
+        })?;
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]));
+
+        let failed = db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                log.append(sql, change("c"), 1)?;
+                Err(Error::store("the push failed"))
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]), "rows and number rolled back");
+
+        let nested = db.write(&mut |sql| {
+            with_change_log(sql, |sql, log| {
+                log.append(sql, change("d"), 1)?;
+                append_change(sql, change("e"), 1)?;
+                Ok(())
+            })
+        });
+        assert!(
+            nested.is_err(),
+            "a second range in the same transaction fails"
+        );
+        assert_eq!(seqs(&db)?, (2, vec![1, 2]));
+
+        let mut seq = 0;
+        db.write(&mut |sql| {
+            seq = append_change(sql, change("f"), 1)?;
+            Ok(())
+        })?;
+        assert_eq!(seq, 3, "the next range follows on");
+        assert_eq!(seqs(&db)?, (3, vec![1, 2, 3]));
+        Ok(())
+    }
 }

@@ -45,29 +45,31 @@ pub fn insert_items(
     items: &[InventoryItem],
     now_us: i64,
 ) -> Result<usize, Error> {
-    let mut added = 0;
-    for item in items {
-        if repo::item_exists(sql, &item.sku)? {
-            continue;
+    repo::with_change_log(sql, |sql, log| {
+        let mut added = 0;
+        for item in items {
+            if repo::item_exists(sql, &item.sku)? {
+                continue;
+            }
+            let body = repo::put_item(sql, item, 1)?;
+            log.append(
+                sql,
+                NewChange {
+                    entity: "inventory_item",
+                    entity_id: &item.sku,
+                    version: 1,
+                    body: repo::change_body("inventory_item", &body),
+                    mutation_ids: &[],
+                    audience: Audience::All,
+                    scope_user: None,
+                    scope_user2: None,
+                },
+                now_us,
+            )?;
+            added += 1;
         }
-        let body = repo::put_item(sql, item, 1)?;
-        repo::append_change(
-            sql,
-            NewChange {
-                entity: "inventory_item",
-                entity_id: &item.sku,
-                version: 1,
-                body: repo::change_body("inventory_item", &body),
-                mutation_ids: &[],
-                audience: Audience::All,
-                scope_user: None,
-                scope_user2: None,
-            },
-            now_us,
-        )?;
-        added += 1;
-    }
-    Ok(added)
+        Ok(added)
+    })
 }
 
 pub fn demo_item(i: usize) -> InventoryItem {
@@ -211,7 +213,9 @@ pub async fn seed_demo_with(
                         )
                     })
                     .collect();
-                crate::push::write_order(sql, now_us, &o, &stamps, None, &[])?;
+                repo::with_change_log(sql, |sql, log| {
+                    crate::push::write_order(sql, log, now_us, &o, &stamps, None, &[])
+                })?;
                 orders += 1;
             }
             let mut items = 0;

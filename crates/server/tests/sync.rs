@@ -39,7 +39,120 @@ both!(
     a_technicians_new_order_is_assigned_to_them,
     every_earlier_version_of_an_order_is_rebuilt_from_its_history,
     a_write_through_another_instance_is_never_missed,
+    a_batch_takes_one_gap_free_range_of_the_change_log,
 );
+
+/// Sequences in the change log after `after`, in order.
+async fn seqs_after(s: &TestServer, after: u64) -> Vec<u64> {
+    s.db.read(move |sql| {
+        sql.query(
+            "SELECT seq FROM changes WHERE seq > ?1 ORDER BY seq",
+            &[after.into()],
+        )?
+        .iter()
+        .map(|r| r.u64(0))
+        .collect()
+    })
+    .await
+    .expect("read the log")
+}
+
+/// One push whose mutations write every kind of change-log row (an order, a stock
+/// item, a `left_scope` notice, a conflict, a failed sync) takes the sequences right
+/// after the last one, without a gap, and `last_seq` is the last of them; a duplicate
+/// in the next push writes nothing and the next row follows on.
+async fn a_batch_takes_one_gap_free_range_of_the_change_log(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let d2 = s.login("dispatcher").await;
+    let order = d.create_order(Some("tech1")).await;
+    let other = d.create_order(Some("tech1")).await;
+    // Another device changes the title after version 1.
+    let PushOutcome::Applied(_) = d2
+        .push1(d2.mutation(order.id, MutationKind::Update, 1, title("From d2")))
+        .await
+    else {
+        panic!("applies")
+    };
+    let before = s.last_seq().await;
+    assert_eq!(seqs_after(&s, 0).await.last(), Some(&before));
+    let new_id = uuid::Uuid::now_v7();
+    let create = d.mutation(new_id, MutationKind::Create, 0, title("New order"));
+    let parts = d.mutation(
+        order.id,
+        MutationKind::Update,
+        2,
+        vec![
+            Op::Add(ListItem::PartsUsed(PartUsed {
+                id: Uuid::now_v7(),
+                sku: outpost_server::seed::demo_sku(3),
+                quantity: Quantity(2000),
+            })),
+            note("parts"),
+        ],
+    );
+    let reassign = d.mutation(
+        other.id,
+        MutationKind::Assign,
+        1,
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+    );
+    let conflicting = d.mutation(order.id, MutationKind::Update, 1, title("From d"));
+    let refused = d.mutation(order.id, MutationKind::Update, 3, title(" "));
+    let outcomes = d
+        .push(vec![create.clone(), parts, reassign, conflicting, refused])
+        .await;
+    assert!(
+        matches!(outcomes[0], PushOutcome::Applied(_)),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(outcomes[1], PushOutcome::Applied(_)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        matches!(outcomes[2], PushOutcome::Applied(_)),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], PushOutcome::AppliedWithConflicts(_)),
+        "{:?}",
+        outcomes[3]
+    );
+    assert!(
+        matches!(outcomes[4], PushOutcome::Rejected(_)),
+        "{:?}",
+        outcomes[4]
+    );
+    let after = s.last_seq().await;
+    // create 1, parts 2 (order, item), reassign 2 (left_scope, order), conflict 1,
+    // failed sync 1.
+    assert_eq!(after - before, 7);
+    assert_eq!(
+        seqs_after(&s, before).await,
+        (before + 1..=after).collect::<Vec<_>>(),
+        "gap-free, in order, ending at last_seq"
+    );
+    let again = d
+        .push(vec![
+            create,
+            d.mutation(new_id, MutationKind::Update, 1, title("Newer")),
+        ])
+        .await;
+    assert!(
+        matches!(again[0], PushOutcome::Duplicate { .. }),
+        "{:?}",
+        again[0]
+    );
+    assert_eq!(s.last_seq().await, after + 1);
+    assert_eq!(
+        seqs_after(&s, before).await,
+        (before + 1..=after + 1).collect::<Vec<_>>()
+    );
+}
 
 async fn a_repeated_push_is_a_duplicate_and_a_reused_id_is_refused(kind: Kind) {
     let s = TestServer::start(kind).await;
