@@ -32,6 +32,7 @@ test-rust: deps
 
 bench: deps
 	$(CARGO) bench -p outpost-store --bench write_path
+	$(CARGO) bench -p outpost-store --bench order_list
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p outpost-tests --bench sync
 	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
