@@ -19,6 +19,8 @@ mod orders;
 mod outbox;
 mod records;
 mod sync;
+#[cfg(test)]
+mod test_support;
 
 pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};

@@ -288,10 +288,7 @@ mod tests {
     use super::*;
     use crate::DbKey;
     use chrono::{Duration, TimeZone};
-    use outpost_protocol::mutation::EntityKind;
-    use outpost_protocol::{
-        Mutation, MutationKind, NoteEntry, Op, ScheduledWindow, SetOp, FORMAT_VERSION,
-    };
+    use outpost_protocol::{Mutation, NoteEntry, Op, ScheduledWindow, SetOp};
     use proptest::prelude::*;
     use uuid::Uuid;
 
@@ -368,24 +365,13 @@ mod tests {
     }
 
     fn note(o: &WorkOrder) -> Mutation {
-        Mutation {
-            mutation_id: Uuid::now_v7(),
-            device_id: Uuid::nil(),
-            entity: EntityKind::WorkOrder,
-            entity_id: o.id,
-            kind: MutationKind::Update,
-            base_version: o.version,
-            format: FORMAT_VERSION,
-            device_time: noon(),
-            ops: vec![Op::AppendNote {
-                note: NoteEntry {
-                    id: Uuid::now_v7(),
-                    author: "tech1".into(),
-                    text: "seen".into(),
-                    at: noon(),
-                },
-            }],
-        }
+        let note = NoteEntry {
+            id: Uuid::now_v7(),
+            author: "tech1".into(),
+            text: "seen".into(),
+            at: noon(),
+        };
+        crate::test_support::update(o, vec![Op::AppendNote { note }])
     }
 
     fn store_with(specs: &[Spec]) -> (tempfile::TempDir, Store) {

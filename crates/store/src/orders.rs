@@ -413,25 +413,10 @@ mod tests {
     use super::*;
     use crate::DbKey;
     use chrono::TimeZone;
-    use outpost_protocol::mutation::EntityKind;
-    use outpost_protocol::{
-        MutationKind, Op, Priority, ScheduledWindow, SetOp, Status, FORMAT_VERSION,
-    };
+    use outpost_protocol::{Op, Priority, ScheduledWindow, SetOp, Status};
     use uuid::Uuid;
 
-    fn edit(order: &WorkOrder, ops: Vec<Op>) -> Mutation {
-        Mutation {
-            mutation_id: Uuid::now_v7(),
-            device_id: Uuid::nil(),
-            entity: EntityKind::WorkOrder,
-            entity_id: order.id,
-            kind: MutationKind::Update,
-            base_version: order.version,
-            format: FORMAT_VERSION,
-            device_time: Utc::now(),
-            ops,
-        }
-    }
+    use crate::test_support::update as edit;
 
     fn stored(store: &Store, id: Uuid) -> (StoredOrder, String) {
         let row = get_stored_order(&store.conn, &id.to_string())

@@ -195,8 +195,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::DbKey;
-    use outpost_protocol::mutation::EntityKind;
-    use outpost_protocol::{MutationKind, Op, SetOp, WorkOrder, FORMAT_VERSION};
+    use outpost_protocol::{Op, SetOp, WorkOrder};
     use uuid::Uuid;
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -216,17 +215,7 @@ mod tests {
     }
 
     fn edit(order: &WorkOrder, title: &str) -> Mutation {
-        Mutation {
-            mutation_id: Uuid::now_v7(),
-            device_id: Uuid::nil(),
-            entity: EntityKind::WorkOrder,
-            entity_id: order.id,
-            kind: MutationKind::Update,
-            base_version: order.version,
-            format: FORMAT_VERSION,
-            device_time: Utc::now(),
-            ops: vec![Op::Set(SetOp::Title(title.into()))],
-        }
+        crate::test_support::update(order, vec![Op::Set(SetOp::Title(title.into()))])
     }
 
     /// Entries of the sealed-row index (read through the index itself).
