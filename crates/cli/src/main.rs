@@ -605,10 +605,11 @@ fn run(cli: Cli) -> Result<(), CoreError> {
             } else {
                 outln!("data directory: {}", report.data_dir);
                 outln!(
-                    "encrypted:      {} (SQLCipher {}, page HMAC {})",
+                    "encrypted:      {} (SQLCipher {}, page HMAC {}, crypto {})",
                     if report.store.encrypted { "yes" } else { "NO" },
                     report.store.cipher_version,
-                    report.store.cipher_hmac
+                    report.store.cipher_hmac,
+                    report.store.cipher_provider
                 );
                 outln!("key:            {}", report.key.key_source.describe());
                 outln!("schema:         {}", report.store.schema_version);

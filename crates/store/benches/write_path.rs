@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::{Mutation, MutationKind, NoteEntry, Op, SetOp, WorkOrder, FORMAT_VERSION};
-use outpost_store::{DbKey, Store};
+use outpost_store::{use_page_crypto, DbKey, PageCrypto, Store};
 use uuid::Uuid;
 
 const ORDERS: usize = 1000;
@@ -120,7 +120,7 @@ fn report(name: &str, samples: &mut [Duration]) -> (f64, f64) {
     samples.sort();
     let (p50, p99) = (ms(percentile(samples, 0.50)), ms(percentile(samples, 0.99)));
     println!(
-        "{name:<10} n={:<6} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   max {:>7.3} ms",
+        "{name:<17} n={:<6} p50 {p50:>7.3} ms   p99 {p99:>7.3} ms   max {:>7.3} ms",
         samples.len(),
         ms(*samples.last().expect("samples"))
     );
@@ -140,6 +140,12 @@ fn main() {
     let key = DbKey::generate().expect("key");
 
     let mut enc_store = Store::create(&base.join("encrypted"), &key).expect("create encrypted");
+    // The same, with SQLCipher's built-in (OpenSSL) page crypto, for comparison: a
+    // connection keeps the provider it was keyed with.
+    use_page_crypto(PageCrypto::Builtin).expect("built-in provider");
+    let mut builtin_store =
+        Store::create(&base.join("encrypted-openssl"), &key).expect("create encrypted (openssl)");
+    use_page_crypto(PageCrypto::Outpost).expect("outpost provider");
     let mut plain_store =
         Store::create_plaintext_for_benchmark(&base.join("plain")).expect("create plain");
     let sync_enc = enc_store.check().expect("check").synchronous;
@@ -148,6 +154,8 @@ fn main() {
     let hmac = enc_store
         .pragma_text("cipher_hmac_algorithm")
         .expect("hmac");
+    let providers =
+        [&enc_store, &builtin_store].map(|s| s.pragma_text("cipher_provider").expect("provider"));
     let memsec = enc_store
         .pragma_text("cipher_memory_security")
         .unwrap_or_default();
@@ -161,13 +169,14 @@ fn main() {
     println!("cipher_memory_security={memsec}; page size: encrypted={enc_page} plain={plain_page}");
     let count_frames = std::env::var_os("OUTPOST_BENCH_FRAMES").is_some();
     if count_frames {
-        for s in [&enc_store, &plain_store] {
+        for s in [&enc_store, &builtin_store, &plain_store] {
             s.pragma_text("wal_autocheckpoint = 0")
                 .expect("checkpoints off");
         }
         println!("counting WAL frames: automatic checkpoints are off, timings are not comparable");
     }
     let enc_orders = seed(&mut enc_store);
+    let builtin_orders = seed(&mut builtin_store);
     let plain_orders = seed(&mut plain_store);
     let device = Uuid::new_v4();
     let frames = |dir: &str, page: u64| {
@@ -181,6 +190,14 @@ fn main() {
         frames: frames("encrypted", enc_page),
         next: 0,
     };
+    let mut builtin = Run {
+        store: builtin_store,
+        orders: builtin_orders,
+        device,
+        samples: Vec::new(),
+        frames: frames("encrypted-openssl", enc_page),
+        next: 0,
+    };
     let mut plain = Run {
         store: plain_store,
         orders: plain_orders,
@@ -190,12 +207,14 @@ fn main() {
         next: 0,
     };
     enc.step(50, false);
+    builtin.step(50, false);
     plain.step(50, false);
     // Alternate blocks so that disk and CPU noise fall on both alike.
     let mut done = 0;
     while done < edits {
         let n = BLOCK.min(edits - done);
         enc.step(n, true);
+        builtin.step(n, true);
         plain.step(n, true);
         done += n;
     }
@@ -211,25 +230,40 @@ fn main() {
     println!(
         "synchronous: encrypted={sync_enc} plain={sync_plain}; SQLCipher {cipher}, page HMAC {hmac}"
     );
+    println!(
+        "page crypto: sqlcipher = {} (the application's), sqlcipher-openssl = {} (SQLCipher's built-in, for comparison)",
+        providers[0], providers[1]
+    );
     let (e50, e99) = report("sqlcipher", &mut enc.samples);
+    let (b50, b99) = report("sqlcipher-openssl", &mut builtin.samples);
     let (p50, p99) = report("plain", &mut plain.samples);
     println!(
         "ratio      p50 {:.2}x   p99 {:.2}x  (encrypted / plain)",
         e50 / p50,
         e99 / p99
     );
-    for (name, run) in [("sqlcipher", &mut enc), ("plain", &mut plain)] {
+    println!(
+        "(with SQLCipher's built-in OpenSSL provider: p50 {:.2}x   p99 {:.2}x)",
+        b50 / p50,
+        b99 / p99
+    );
+    for (name, run) in [
+        ("sqlcipher", &mut enc),
+        ("sqlcipher-openssl", &mut builtin),
+        ("plain", &mut plain),
+    ] {
         if let Some((_, _, counts)) = &mut run.frames {
             counts.sort_unstable();
             let mean = counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64;
             println!(
-                "{name:<10} WAL frames (pages written) per action: p50 {}, mean {mean:.2}, max {}",
+                "{name:<17} WAL frames (pages written) per action: p50 {}, mean {mean:.2}, max {}",
                 counts.get(counts.len() / 2).copied().unwrap_or(0),
                 counts.last().copied().unwrap_or(0)
             );
         }
     }
     drop(enc);
+    drop(builtin);
     drop(plain);
 
     let mut opens = Vec::new();

@@ -108,6 +108,9 @@ pub struct CheckReport {
     /// The page HMAC (`HMAC_SHA256` for databases made now, `HMAC_SHA512` for earlier
     /// ones); empty for a plaintext database.
     pub cipher_hmac: String,
+    /// Who computes the page crypto (`outpost-ring-aes`, see `crypto.rs`, or SQLCipher's
+    /// built-in `openssl`); empty for a plaintext database.
+    pub cipher_provider: String,
     pub cipher_integrity: Vec<String>,
     pub integrity: Vec<String>,
     pub schema_version: i64,
@@ -223,6 +226,7 @@ impl Store {
 
     /// `PRAGMA key` and the layout's settings, first on a connection.
     fn apply_key(conn: &Connection, key: &DbKey, layout: CipherLayout) -> Result<(), StoreError> {
+        crate::crypto::install();
         conn.execute_batch(&key.pragma("key"))?;
         conn.execute_batch(layout.pragmas())?;
         Ok(())
@@ -341,13 +345,14 @@ impl Store {
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         // Settings first: a damaged page can leave the connection unusable after the
         // integrity checks.
-        let (cipher_version, cipher_hmac) = if self.encrypted {
+        let (cipher_version, cipher_hmac, cipher_provider) = if self.encrypted {
             (
                 self.pragma_text("cipher_version")?,
                 self.pragma_text("cipher_hmac_algorithm")?,
+                self.pragma_text("cipher_provider")?,
             )
         } else {
-            (String::new(), String::new())
+            (String::new(), String::new(), String::new())
         };
         let synchronous = match self.pragma_text("synchronous")?.as_str() {
             "0" => "OFF",
@@ -385,6 +390,7 @@ impl Store {
             encrypted: self.encrypted,
             cipher_version,
             cipher_hmac,
+            cipher_provider,
             cipher_integrity,
             integrity,
             schema_version,

@@ -11,6 +11,7 @@
 //! It is the only crate that runs SQL on the device.
 
 mod attachments;
+mod crypto;
 mod db;
 mod error;
 mod key;
@@ -23,6 +24,7 @@ mod sync;
 mod test_support;
 
 pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
+pub use crypto::{use_page_crypto, PageCrypto, PROVIDER_NAME};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
