@@ -80,6 +80,9 @@ pub struct Store {
     pub(crate) paths: StorePaths,
     pub(crate) attachment_key: Zeroizing<[u8; 32]>,
     encrypted: bool,
+    /// The tab counts and assignee names of the last list page, kept until the data
+    /// changes (`list.rs`): a keystroke of search does not count all orders again.
+    pub(crate) list_cache: std::cell::RefCell<Option<crate::list::ListCache>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -286,6 +289,7 @@ impl Store {
             paths,
             attachment_key,
             encrypted,
+            list_cache: std::cell::RefCell::new(None),
         })
     }
 

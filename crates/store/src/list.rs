@@ -86,6 +86,16 @@ pub struct OrderPage {
     pub assignees: Vec<String>,
 }
 
+/// What [`Store::order_page`] keeps between keystrokes (see `tabs_and_assignees`).
+#[derive(Debug)]
+pub(crate) struct ListCache {
+    changes: u64,
+    data_version: i64,
+    tomorrow: DateTime<Utc>,
+    counts: BucketCounts,
+    assignees: Vec<String>,
+}
+
 /// What a search matches in an order, lower-cased; fields are kept apart by line
 /// breaks, which a search word never contains, so no word matches across two fields.
 pub fn search_text(order: &WorkOrder) -> String {
@@ -216,25 +226,37 @@ impl Store {
         } else {
             "o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
         };
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM work_orders o{filter_sql}"),
-            rusqlite::params_from_iter(values.iter()),
-            |r| r.get(0),
-        )?;
-        let ids: Vec<String> = {
+        // The page and the number of all matches in one pass over the index: the
+        // window count is taken before LIMIT applies.
+        let (ids, total) = {
             let mut page_values = values.clone();
             page_values.push(Value::Integer(limit as i64));
             page_values.push(Value::Integer(q.offset.min(i64::MAX as usize) as i64));
             let n = page_values.len();
             let mut stmt = self.conn.prepare(&format!(
-                "SELECT o.id FROM work_orders o{filter_sql} ORDER BY {order_by}
-                 LIMIT ?{} OFFSET ?{n}",
+                "SELECT o.id, count(*) OVER () FROM work_orders o{filter_sql}
+                 ORDER BY {order_by} LIMIT ?{} OFFSET ?{n}",
                 n - 1
             ))?;
-            let ids = stmt
-                .query_map(rusqlite::params_from_iter(page_values.iter()), |r| r.get(0))?
+            let found = stmt
+                .query_map(rusqlite::params_from_iter(page_values.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            ids
+            let total = match found.first() {
+                Some((_, total)) => *total,
+                // Past the end (or nothing matches): count on its own.
+                None if q.offset > 0 || limit == 0 => self.conn.query_row(
+                    &format!("SELECT count(*) FROM work_orders o{filter_sql}"),
+                    rusqlite::params_from_iter(values.iter()),
+                    |r| r.get(0),
+                )?,
+                None => 0,
+            };
+            (
+                found.into_iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                total,
+            )
         };
         let mut row_stmt = self
             .conn
@@ -243,12 +265,42 @@ impl Store {
         for id in &ids {
             rows.push(decode_row(row_stmt.query_row([id], order_row)?)?);
         }
+        let (counts, assignees) = self.tabs_and_assignees(q.tomorrow)?;
         Ok(OrderPage {
             rows,
             total: usize::try_from(total).unwrap_or(0),
-            counts: self.bucket_counts(q.tomorrow)?,
-            assignees: self.assignees()?,
+            counts,
+            assignees,
         })
+    }
+
+    /// The tab counts and assignee names, from the cache while nothing has changed:
+    /// neither this connection (`total_changes`) nor another one (`data_version`) has
+    /// written since, and the day line is the same.
+    fn tabs_and_assignees(
+        &self,
+        tomorrow: DateTime<Utc>,
+    ) -> Result<(BucketCounts, Vec<String>), StoreError> {
+        let changes = self.conn.total_changes();
+        let data_version: i64 = self
+            .conn
+            .prepare("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if let Some(c) = self.list_cache.borrow().as_ref() {
+            if c.changes == changes && c.data_version == data_version && c.tomorrow == tomorrow {
+                return Ok((c.counts, c.assignees.clone()));
+            }
+        }
+        let counts = self.bucket_counts(tomorrow)?;
+        let assignees = self.assignees()?;
+        *self.list_cache.borrow_mut() = Some(ListCache {
+            changes,
+            data_version,
+            tomorrow,
+            counts,
+            assignees: assignees.clone(),
+        });
+        Ok((counts, assignees))
     }
 
     fn bucket_counts(&self, tomorrow: DateTime<Utc>) -> Result<BucketCounts, StoreError> {
@@ -375,9 +427,12 @@ mod tests {
     }
 
     fn store_with(specs: &[Spec]) -> (tempfile::TempDir, Store) {
+        store_with_key(specs, &DbKey::generate().expect("key"))
+    }
+
+    fn store_with_key(specs: &[Spec], key: &DbKey) -> (tempfile::TempDir, Store) {
         let tmp = tempfile::tempdir().expect("tmp");
-        let mut store =
-            Store::create(tmp.path(), &DbKey::generate().expect("key")).expect("create");
+        let mut store = Store::create(tmp.path(), key).expect("create");
         let orders: Vec<WorkOrder> = specs.iter().map(order).collect();
         store.put_server_orders(&orders, noon()).expect("seed");
         for (s, o) in specs.iter().zip(&orders) {
@@ -567,6 +622,89 @@ mod tests {
         assert_eq!(find(&store, "pump"), 0);
         assert_eq!(find(&store, "EXCHANGER #7"), 1);
         assert_eq!(find(&store, "nord as"), 1, "the customer still matches");
+    }
+
+    /// The tab counts and assignees are kept between keystrokes, but never outlive a
+    /// change: one made on this connection, one made through another connection to the
+    /// same database, or a new day line.
+    #[test]
+    fn tab_counts_and_assignees_follow_every_change() {
+        let spec = |start: Option<i64>, assignee: Option<usize>| Spec {
+            number: Some(1),
+            title: (0, 1),
+            customer: 0,
+            status: Status::Scheduled,
+            priority: Priority::Normal,
+            start,
+            assignee,
+            sync: 0,
+        };
+        let key = DbKey::generate().expect("key");
+        let (tmp, mut store) = store_with_key(&[spec(Some(1), Some(0)), spec(Some(2), None)], &key);
+        let q = OrderQuery {
+            text: "pump".into(),
+            bucket: Some(Bucket::Today),
+            ..OrderQuery::all(noon() + Duration::hours(12), 10)
+        };
+        let counts = |today, upcoming| BucketCounts {
+            today,
+            upcoming,
+            completed: 0,
+        };
+        let page = store.order_page(&q).expect("page");
+        assert_eq!(page.counts, counts(2, 0));
+        assert_eq!(page.assignees, vec!["tech1".to_owned()]);
+        // The same question again is answered from the cache, with the same figures.
+        assert_eq!(store.order_page(&q).expect("page").counts, counts(2, 0));
+
+        // This connection moves one order to tomorrow and assigns the other.
+        let all = store.orders().expect("all");
+        let (first, second) = (&all[0].order, &all[1].order);
+        let later = ScheduledWindow {
+            start: noon() + Duration::hours(30),
+            end: noon() + Duration::hours(31),
+            time_zone: "Europe/Oslo".into(),
+        };
+        store
+            .record(
+                crate::test_support::update(first, vec![Op::Set(SetOp::Scheduled(Some(later)))]),
+                noon(),
+            )
+            .expect("move");
+        let page = store.order_page(&q).expect("page");
+        assert_eq!(page.counts, counts(1, 1));
+        store
+            .record(
+                crate::test_support::update(
+                    second,
+                    vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+                ),
+                noon(),
+            )
+            .expect("assign");
+        let page = store.order_page(&q).expect("page");
+        assert_eq!(page.assignees, vec!["tech1".to_owned(), "tech2".to_owned()]);
+
+        // Another connection (the sync engine's, say) adds an order for today.
+        let mut other = Store::open(tmp.path(), &key).expect("second connection");
+        let mut extra = order(&spec(Some(3), Some(2)));
+        extra.number = Some(9);
+        other
+            .put_server_orders(&[extra], noon())
+            .expect("insert elsewhere");
+        let page = store.order_page(&q).expect("page");
+        assert_eq!(page.counts, counts(2, 1));
+        assert_eq!(page.assignees.len(), 3);
+
+        // A new day line is a new question.
+        let next_day = OrderQuery {
+            tomorrow: noon() + Duration::hours(36),
+            ..q.clone()
+        };
+        assert_eq!(
+            store.order_page(&next_day).expect("page").counts,
+            counts(3, 0)
+        );
     }
 
     #[test]
