@@ -13,6 +13,7 @@ mod commands;
 mod events;
 mod instance;
 mod logging;
+mod rendering;
 mod shell;
 mod tray;
 mod updates;
@@ -26,7 +27,14 @@ use crate::shell::Shell;
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    // First, while this is the only thread: WebKit reads it when the window is made.
+    let rendering = rendering::apply();
     let log_file = logging::init();
+    tracing::info!(
+        compositing_turned_off = rendering.disable_compositing,
+        reason = %rendering.reason,
+        "web view rendering"
+    );
     let data_dir = match shell::data_dir() {
         Ok(d) => d,
         Err(e) => {

@@ -166,7 +166,7 @@ try {
   // 2. Start to first rendered list, and idle memory, RUNS times.
   const starts = [];
   const mems = [];
-  const logFile = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs/outpost-desktop.log');
+  let appOut = '';
   for (let i = 0; i < RUNS; i++) {
     dropCaches();
     const t0 = performance.now();
@@ -176,6 +176,7 @@ try {
     starts.push({ app_ms: Number(m[1]), wall_ms: Math.round(wall) });
     await sleep(IDLE_MS);
     mems.push(memory(app.p.pid));
+    appOut = app.out();
     kill(app.p);
     await sleep(1_000);
   }
@@ -186,23 +187,36 @@ try {
   };
   result.app_idle = { runs: mems, median_pss_mib: median(mems.map((m) => m.pss_mib)) };
 
-  // 3. The empty window, same dependencies, same run.
-  const emptyMems = [];
-  if (existsSync(emptyBin)) {
+  // 3. The empty window, same dependencies, same run: as Tauri makes it (the
+  //    baseline), and in the rendering mode the app chose on this machine (what the
+  //    app's own content costs on top).
+  // The app logs its rendering choice at start (src-tauri/src/rendering.rs).
+  const appCompositingOff = /compositing_turned_off=true/.test(appOut);
+  const measureEmpty = async (extraEnv) => {
+    const runs = [];
     for (let i = 0; i < RUNS; i++) {
-      const e = launch(emptyBin, env);
+      const e = launch(emptyBin, { ...env, ...extraEnv });
       await waitOutput(e, /empty-window-ready/, 60_000);
       await sleep(IDLE_MS);
-      emptyMems.push(memory(e.p.pid));
+      runs.push(memory(e.p.pid));
       kill(e.p);
       await sleep(1_000);
     }
-    result.empty_idle = { runs: emptyMems, median_pss_mib: median(emptyMems.map((m) => m.pss_mib)) };
+    return { runs, median_pss_mib: median(runs.map((m) => m.pss_mib)) };
+  };
+  if (existsSync(emptyBin)) {
+    result.empty_idle = await measureEmpty({});
     result.pss_ratio = +(result.app_idle.median_pss_mib / result.empty_idle.median_pss_mib).toFixed(2);
+    result.app_compositing_off = appCompositingOff;
+    if (appCompositingOff) {
+      result.empty_idle_same_rendering = await measureEmpty({ WEBKIT_DISABLE_COMPOSITING_MODE: '1' });
+      result.pss_ratio_same_rendering = +(
+        result.app_idle.median_pss_mib / result.empty_idle_same_rendering.median_pss_mib
+      ).toFixed(2);
+    }
   } else {
     result.empty_idle = `missing ${emptyBin}`;
   }
-  void logFile;
 } finally {
   rmSync(home, { recursive: true, force: true });
 }
@@ -216,4 +230,9 @@ console.log(`idle PSS, app + WebKit:          ${result.app_idle.median_pss_mib} 
 if (typeof result.empty_idle === 'object') {
   console.log(`idle PSS, empty Tauri window:    ${result.empty_idle.median_pss_mib} MiB (${JSON.stringify(result.empty_idle.runs[0].pss_mib_per_process)})`);
   console.log(`ratio:                           ${result.pss_ratio}x (target <= 1.3)`);
+}
+if (typeof result.empty_idle_same_rendering === 'object') {
+  console.log(`the app painted without GPU compositing (no GPU here); the empty window the same way:`);
+  console.log(`idle PSS, empty window, same:    ${result.empty_idle_same_rendering.median_pss_mib} MiB (${JSON.stringify(result.empty_idle_same_rendering.runs[0].pss_mib_per_process)})`);
+  console.log(`ratio, same rendering:           ${result.pss_ratio_same_rendering}x`);
 }
