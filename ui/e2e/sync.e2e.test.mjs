@@ -160,8 +160,17 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
     for (let i = 0; i < 40; i++) {
       for (const tab of ['today', 'upcoming', 'completed']) {
         const found = await wd.exec(
+          // Until the list has answered for that tab, the previous tab's page is shown.
           `document.getElementById('tab-' + arguments[1])?.click();
-           return new Promise((r) => requestAnimationFrame(() => r(document.querySelector('[data-testid="order-row"][data-order-id="' + arguments[0] + '"]') !== null)));`,
+           const count = document.querySelector('[data-testid="result-count"]');
+           const [id, tab] = arguments;
+           return new Promise((r) => {
+             const check = () =>
+               count.dataset.tab === tab
+                 ? r(document.querySelector('[data-testid="order-row"][data-order-id="' + id + '"]') !== null)
+                 : setTimeout(check, 20);
+             check();
+           });`,
           [id, tab],
         );
         if (found) return;

@@ -131,8 +131,36 @@ export class WebDriver {
     return this.cmd('GET', this.s(`/element/${el}/text`));
   }
 
+  /**
+   * A screenshot of the window. WebKitGTK's snapshot waits for the page's next paint;
+   * when the app paints on the CPU without compositing (no GPU, as under Xvfb: see
+   * src-tauri/src/rendering.rs) a page where nothing changes never paints again, and
+   * the capture would wait forever. So while it is taken, a 1-pixel mark in the
+   * bottom-right corner changes its colour by one step every 50 ms (invisible in the
+   * picture) and is removed afterwards.
+   */
   async screenshot() {
-    return Buffer.from(await this.cmd('GET', this.s('/screenshot')), 'base64');
+    await this.exec(
+      `const m = document.createElement('div');
+       m.id = '__e2e-paint-nudge';
+       m.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none;z-index:2147483647';
+       document.body.appendChild(m);
+       let on = false;
+       m.dataset.timer = String(setInterval(() => {
+         on = !on;
+         m.style.background = on ? 'rgba(0,0,0,0.01)' : 'rgba(0,0,0,0.02)';
+       }, 50));
+       return true;`,
+    );
+    try {
+      return Buffer.from(await this.cmd('GET', this.s('/screenshot')), 'base64');
+    } finally {
+      await this.exec(
+        `const m = document.getElementById('__e2e-paint-nudge');
+         if (m) { clearInterval(Number(m.dataset.timer)); m.remove(); }
+         return true;`,
+      ).catch(() => {});
+    }
   }
 
   /** A screenshot once the DOM's latest state is painted (a capture can show an older frame). */
