@@ -106,8 +106,15 @@ fn has_render_node(dri: &Path) -> bool {
 /// environment is read by WebKit when the first web view is made). Returns the choice
 /// for the log, which is not set up yet.
 pub fn apply() -> Choice {
+    if !cfg!(target_os = "linux") {
+        // WebView2 and WKWebView choose their own rendering; nothing to decide.
+        return Choice {
+            disable_compositing: false,
+            reason: "not Linux: the platform's web view decides".to_owned(),
+        };
+    }
     let choice = choose(&facts());
-    if cfg!(target_os = "linux") && choice.disable_compositing {
+    if choice.disable_compositing {
         std::env::set_var(WEBKIT_DISABLE_COMPOSITING, "1");
     }
     choice
