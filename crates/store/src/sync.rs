@@ -193,6 +193,54 @@ fn put_server_row(
     Ok(())
 }
 
+/// Take the server's row from a push answer. An order that left this device's scope
+/// while it carried unsynced work was kept only for that work: once the last of it is
+/// acknowledged (no queued or failed mutation, no open conflict) it goes, as the
+/// `left_scope` would have removed it; while some remains it stays marked. An answer
+/// showing the order assigned back to the signed-in user brings it back in scope.
+fn put_acknowledged_row(
+    tx: &Transaction<'_>,
+    row: &WorkOrder,
+    gen: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let id = row.id.to_string();
+    let left: Option<String> = tx
+        .query_row(
+            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    put_server_row(tx, row, gen, now)?;
+    let Some(left) = left else {
+        return Ok(());
+    };
+    let me = kv_get(tx, KV_SESSION)?
+        .and_then(|s| serde_json::from_str::<Session>(&s).ok())
+        .map(|s| s.username);
+    if me.is_some() && row.assignee == me {
+        return Ok(());
+    }
+    let open_conflicts: i64 = tx.query_row(
+        "SELECT count(*) FROM sync_records
+         WHERE order_id = ?1 AND entity = 'conflict' AND status = 'open'",
+        [&id],
+        |r| r.get(0),
+    )?;
+    if has_outbox_rows(tx, &id)? || open_conflicts > 0 {
+        let who = row.assignee.clone().unwrap_or(left);
+        tx.execute(
+            "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
+            params![id, who],
+        )?;
+    } else {
+        tx.execute("DELETE FROM work_orders WHERE id = ?1", [&id])?;
+    }
+    Ok(())
+}
+
 fn has_outbox_rows(tx: &rusqlite::Connection, entity_id: &str) -> Result<bool, StoreError> {
     let n: i64 = tx.query_row(
         "SELECT count(*) FROM outbox WHERE entity_id = ?1",
@@ -366,15 +414,12 @@ impl Store {
                     PushOutcome::Applied(a) => {
                         tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
                         if let Some(order) = &a.order {
-                            put_server_row(tx, order, gen, now)?;
+                            put_acknowledged_row(tx, order, gen, now)?;
                         }
                         summary.acknowledged += 1;
                     }
                     PushOutcome::AppliedWithConflicts(a) => {
                         tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
-                        if let Some(order) = &a.order {
-                            put_server_row(tx, order, gen, now)?;
-                        }
                         // Keep the device's side until the pulled conflict record
                         // replaces this placeholder: nothing the person did is lost.
                         let placeholder = serde_json::json!({
@@ -391,6 +436,9 @@ impl Store {
                             &placeholder.to_string(),
                             now,
                         )?;
+                        if let Some(order) = &a.order {
+                            put_acknowledged_row(tx, order, gen, now)?;
+                        }
                         summary.acknowledged += 1;
                         summary.conflicts += 1;
                     }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::client::{ClientOptions, SyncClient};
 use crate::error::SyncError;
 use crate::machine::{backoff_ms, Connectivity, Event, Instruction, Machine, Millis, Timing};
+use crate::transport::Transport;
 
 /// How a pass sizes its work. Every loop below is bounded by these.
 #[derive(Debug, Clone)]
@@ -190,7 +191,7 @@ impl SyncLock {
 /// session in this process) when it is about to expire or `force` says so.
 async fn access_token(
     store: &mut Store,
-    client: &SyncClient,
+    client: &impl Transport,
     now: DateTime<Utc>,
     force: bool,
 ) -> Result<String, SyncError> {
@@ -255,7 +256,7 @@ fn jitter_seed(id: &str) -> u64 {
 
 async fn upload(
     store: &mut Store,
-    client: &SyncClient,
+    client: &impl Transport,
     now: DateTime<Utc>,
     hashes: &[String],
     opts: &PassOptions,
@@ -307,7 +308,7 @@ async fn upload(
 /// view shows "sign in again"; unsynced work stays.
 pub async fn run_pass(
     store: &mut Store,
-    client: &SyncClient,
+    client: &impl Transport,
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),
     opts: &PassOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
@@ -326,7 +327,7 @@ pub async fn run_pass(
 
 async fn pass(
     store: &mut Store,
-    client: &SyncClient,
+    client: &impl Transport,
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),
     opts: &PassOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
@@ -488,7 +489,7 @@ async fn pass(
 /// that its bytes match its name.
 pub async fn fetch_attachment(
     store: &mut Store,
-    client: &SyncClient,
+    client: &impl Transport,
     now: DateTime<Utc>,
     hash: &str,
 ) -> Result<Vec<u8>, SyncError> {

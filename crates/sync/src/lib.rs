@@ -3,7 +3,8 @@
 //!
 //! - [`machine`]: the decisions, with no I/O (events in, instructions out), tested
 //!   race by race.
-//! - [`client`]: the HTTP calls of protocol v1 (reqwest, rustls).
+//! - [`client`]: the HTTP calls of protocol v1 (reqwest, rustls), behind the
+//!   [`transport::Transport`] seam that the pass is written against.
 //! - [`engine`]: one sync pass ([`run_pass`]) and the background task ([`spawn`]).
 //!
 //! The protocol is described in `docs/sync.md`.
@@ -12,6 +13,9 @@ pub mod client;
 pub mod engine;
 mod error;
 pub mod machine;
+#[cfg(test)]
+mod races;
+pub mod transport;
 
 pub use client::{check_server_url, ClientOptions, SyncClient};
 pub use engine::{
@@ -21,3 +25,4 @@ pub use engine::{
 };
 pub use error::SyncError;
 pub use machine::{Connectivity, Timing};
+pub use transport::Transport;

@@ -1,0 +1,744 @@
+//! The sync races, each a deterministic, named test.
+//!
+//! [`run_pass`] runs on a real encrypted store (SQLCipher, in a temporary directory)
+//! with a fixed clock, against [`FakeServer`]: an in-memory [`Transport`] that applies
+//! mutations with the protocol's own rules, keeps a change log, and does exactly what a
+//! test scripts at exactly the request it names (lose the reply after committing,
+//! refuse the token as expired, answer badly) and can run a local write in the middle of
+//! a request, as a person using the app during a sync would. Nothing here depends on
+//! timing or on a network.
+//!
+//! The same scenarios run end to end against the real server, through a proxy that
+//! breaks real connections, in `tests/tests/sync.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::wire::{
+    Applied, BatchUploadResponse, Change, ChangeBody, ChangeEntity, ErrorCode, LeftScope,
+    MutationResult, PrimingPhase, PrimingProgress, PullRequest, PullResponse, PushOutcome,
+    PushResponse, RefreshRequest, Rejection, TokenResponse,
+};
+use outpost_protocol::{
+    apply_mutation, Mutation, MutationKind, NoteEntry, Op, Role, WorkOrder, FORMAT_VERSION,
+};
+use outpost_store::{random_bytes, DbKey, OutboxState, Session, Store, StoreError};
+use uuid::Uuid;
+
+use crate::engine::{run_pass, PassOptions, PassReport};
+use crate::error::SyncError;
+use crate::transport::Transport;
+
+const ME: &str = "tech1";
+
+/// What the scripted server does with one push request (numbered from 0).
+#[derive(Debug, Clone, Copy)]
+enum PushFault {
+    /// Commit the batch, then the connection breaks before the reply arrives.
+    LoseReply,
+    /// The access token has just expired: 401, nothing committed.
+    ExpireToken,
+    /// An answer that names fewer mutations than were sent; nothing committed.
+    IncompleteAnswer,
+}
+
+/// A local write made in the middle of a request (a person using the app meanwhile).
+type Hook = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct State {
+    orders: BTreeMap<Uuid, WorkOrder>,
+    log: Vec<Change>,
+    /// Idempotency records: the body first received under each id, and its outcome.
+    seen: HashMap<Uuid, (String, PushOutcome)>,
+    access: String,
+    refresh: String,
+    refreshes: usize,
+    /// Every push request's bodies as received, refused ones included.
+    pushes: Vec<Vec<String>>,
+    faults: HashMap<usize, PushFault>,
+    during_push: Option<Hook>,
+    during_pull: Option<Hook>,
+}
+
+impl State {
+    fn append(&mut self, entity_id: Uuid, version: u64, mutation_ids: Vec<Uuid>, body: ChangeBody) {
+        let seq = self.log.len() as u64 + 1;
+        self.log.push(Change {
+            seq,
+            entity: ChangeEntity::WorkOrder,
+            id: entity_id.to_string(),
+            version,
+            mutation_ids,
+            change: body,
+        });
+    }
+
+    /// Apply one mutation body the way the server does: idempotent by mutation id,
+    /// checked with the protocol's rules, one version per applied change.
+    fn apply(&mut self, body: &str) -> MutationResult {
+        let m: Mutation = serde_json::from_str(body).unwrap();
+        if let Some((first_body, outcome)) = self.seen.get(&m.mutation_id) {
+            let outcome = if first_body == body {
+                PushOutcome::Duplicate {
+                    first: Box::new(outcome.clone()),
+                }
+            } else {
+                rejected(ErrorCode::MutationIdReused, "another body under this id")
+            };
+            return MutationResult {
+                mutation_id: m.mutation_id,
+                outcome,
+            };
+        }
+        let before = self.orders.get(&m.entity_id).cloned();
+        let outcome = match apply_mutation(before.as_ref(), &m) {
+            Ok(mut after) => {
+                after.version = before.as_ref().map_or(0, |b| b.version) + 1;
+                after.number = before.as_ref().and_then(|b| b.number);
+                self.orders.insert(after.id, after.clone());
+                self.append(
+                    after.id,
+                    after.version,
+                    vec![m.mutation_id],
+                    ChangeBody::WorkOrder(after.clone()),
+                );
+                PushOutcome::Applied(Applied {
+                    entity: EntityKind::WorkOrder,
+                    entity_id: after.id,
+                    version: after.version,
+                    number: after.number,
+                    changed: true,
+                    order: Some(after),
+                })
+            }
+            Err(e) => rejected(ErrorCode::ValidationFailed, &e.summary()),
+        };
+        self.seen
+            .insert(m.mutation_id, (body.to_owned(), outcome.clone()));
+        MutationResult {
+            mutation_id: m.mutation_id,
+            outcome,
+        }
+    }
+
+    fn in_scope(change: &Change) -> bool {
+        match &change.change {
+            ChangeBody::WorkOrder(o) => o.assignee.as_deref() == Some(ME),
+            _ => true,
+        }
+    }
+}
+
+fn rejected(code: ErrorCode, message: &str) -> PushOutcome {
+    PushOutcome::Rejected(Rejection {
+        code,
+        message: message.to_owned(),
+        field_errors: Vec::new(),
+        failed_sync_id: None,
+        resolution: None,
+    })
+}
+
+/// The scripted server.
+struct FakeServer {
+    state: Mutex<State>,
+}
+
+impl FakeServer {
+    /// A server holding `n` orders assigned to [`ME`], at version 1.
+    fn with_orders(n: u64) -> FakeServer {
+        let mut state = State {
+            access: "access-1".into(),
+            refresh: "refresh-1".into(),
+            ..State::default()
+        };
+        for i in 0..n {
+            let id = Uuid::from_u128(0x1000 + i as u128);
+            let mut o = WorkOrder::blank(id);
+            o.title = format!("Order {i}");
+            o.assignee = Some(ME.into());
+            o.number = Some(100 + i);
+            o.version = 1;
+            state.orders.insert(id, o);
+        }
+        FakeServer {
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn order_ids(&self) -> Vec<String> {
+        self.lock().orders.keys().map(|k| k.to_string()).collect()
+    }
+
+    fn fail_push(&self, request: usize, fault: PushFault) {
+        self.lock().faults.insert(request, fault);
+    }
+
+    fn during_push(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().during_push = Some(Box::new(hook));
+    }
+
+    fn during_pull(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().during_pull = Some(Box::new(hook));
+    }
+
+    /// A dispatcher reassigns an order: the row moves on, and this device's log
+    /// carries `left_scope`.
+    fn reassign(&self, id: &str, to: &str) {
+        let mut s = self.lock();
+        let id = Uuid::parse_str(id).unwrap();
+        let mut o = s.orders[&id].clone();
+        o.assignee = Some(to.into());
+        o.version += 1;
+        s.orders.insert(id, o.clone());
+        s.append(id, o.version, Vec::new(), ChangeBody::WorkOrder(o.clone()));
+        s.append(
+            id,
+            o.version,
+            Vec::new(),
+            ChangeBody::LeftScope(LeftScope {
+                now_assigned_to: Some(to.into()),
+            }),
+        );
+    }
+
+    fn notes(&self, id: &str, text: &str) -> usize {
+        let id = Uuid::parse_str(id).unwrap();
+        self.lock().orders[&id]
+            .notes
+            .iter()
+            .filter(|n| n.text == text)
+            .count()
+    }
+
+    fn version(&self, id: &str) -> u64 {
+        self.lock().orders[&Uuid::parse_str(id).unwrap()].version
+    }
+
+    fn pushes(&self) -> Vec<Vec<String>> {
+        self.lock().pushes.clone()
+    }
+}
+
+fn expired() -> SyncError {
+    SyncError::Unauthorized("the access token has expired".into())
+}
+
+impl Transport for FakeServer {
+    async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, SyncError> {
+        let mut s = self.lock();
+        if req.refresh_token != s.refresh {
+            return Err(SyncError::SignInRequired(
+                "this device was signed out on the server".into(),
+            ));
+        }
+        s.refreshes += 1;
+        s.access = format!("access-{}", s.refreshes + 1);
+        s.refresh = format!("refresh-{}", s.refreshes + 1);
+        let now = Utc::now();
+        Ok(TokenResponse {
+            access_token: s.access.clone(),
+            access_expires_at: now + Duration::hours(1),
+            refresh_token: s.refresh.clone(),
+            refresh_expires_at: now + Duration::days(30),
+            username: ME.into(),
+            role: Role::Technician,
+            device_id: req.device_id,
+            server_time: now,
+        })
+    }
+
+    async fn push(&self, token: &str, bodies: &[&str]) -> Result<(PushResponse, usize), SyncError> {
+        let hook = {
+            let mut s = self.lock();
+            s.pushes
+                .push(bodies.iter().map(|b| (*b).to_owned()).collect());
+            s.during_push.take()
+        };
+        if let Some(hook) = hook {
+            hook();
+        }
+        let mut s = self.lock();
+        let request = s.pushes.len() - 1;
+        let fault = s.faults.remove(&request);
+        if token != s.access {
+            return Err(expired());
+        }
+        let sent = bodies.iter().map(|b| b.len()).sum();
+        match fault {
+            Some(PushFault::ExpireToken) => {
+                s.access = "expired".into();
+                return Err(expired());
+            }
+            Some(PushFault::IncompleteAnswer) => {
+                // An answer for the first mutation only, claiming a row the server
+                // never stored; nothing is committed.
+                let m: Mutation = serde_json::from_str(bodies[0]).unwrap();
+                let mut order = s.orders[&m.entity_id].clone();
+                order.title = "from a broken answer".into();
+                order.version += 1;
+                let result = MutationResult {
+                    mutation_id: m.mutation_id,
+                    outcome: PushOutcome::Applied(Applied {
+                        entity: EntityKind::WorkOrder,
+                        entity_id: order.id,
+                        version: order.version,
+                        number: order.number,
+                        changed: true,
+                        order: Some(order),
+                    }),
+                };
+                return Ok((
+                    PushResponse {
+                        results: vec![result],
+                        server_time: Utc::now(),
+                    },
+                    sent,
+                ));
+            }
+            _ => {}
+        }
+        let results = bodies.iter().map(|b| s.apply(b)).collect();
+        if let Some(PushFault::LoseReply) = fault {
+            return Err(SyncError::Offline("connection reset by peer".into()));
+        }
+        Ok((
+            PushResponse {
+                results,
+                server_time: Utc::now(),
+            },
+            sent,
+        ))
+    }
+
+    async fn pull(
+        &self,
+        token: &str,
+        req: &PullRequest,
+    ) -> Result<(PullResponse, usize), SyncError> {
+        let hook = self.lock().during_pull.take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        let s = self.lock();
+        if token != s.access {
+            return Err(expired());
+        }
+        let head = s.log.len();
+        let cursor = format!("fake:{head}");
+        let page = match req.cursor.as_deref() {
+            None => {
+                let changes: Vec<Change> = s
+                    .orders
+                    .values()
+                    .filter(|o| o.assignee.as_deref() == Some(ME))
+                    .map(|o| Change {
+                        seq: 0,
+                        entity: ChangeEntity::WorkOrder,
+                        id: o.id.to_string(),
+                        version: o.version,
+                        mutation_ids: Vec::new(),
+                        change: ChangeBody::WorkOrder(o.clone()),
+                    })
+                    .collect();
+                let n = changes.len() as u64;
+                PullResponse {
+                    changes,
+                    cursor,
+                    has_more: false,
+                    priming: Some(PrimingProgress {
+                        phase: PrimingPhase::Orders,
+                        done: n,
+                        total: n,
+                        snapshot_seq: head as u64,
+                    }),
+                    server_time: Utc::now(),
+                }
+            }
+            Some(c) => {
+                let from: usize = c.trim_start_matches("fake:").parse().unwrap();
+                PullResponse {
+                    changes: s.log[from..]
+                        .iter()
+                        .filter(|c| State::in_scope(c))
+                        .cloned()
+                        .collect(),
+                    cursor,
+                    has_more: false,
+                    priming: None,
+                    server_time: Utc::now(),
+                }
+            }
+        };
+        let size = serde_json::to_vec(&page).map(|b| b.len()).unwrap_or(0);
+        Ok((page, size))
+    }
+
+    async fn download(&self, _token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
+        Err(SyncError::BadAnswer(format!("{hash}: no attachments here")))
+    }
+
+    async fn upload_batch(
+        &self,
+        _token: &str,
+        _files: &[(String, Vec<u8>)],
+    ) -> Result<BatchUploadResponse, SyncError> {
+        Err(SyncError::BadAnswer("no attachments here".into()))
+    }
+
+    async fn upload_resumable(
+        &self,
+        _token: &str,
+        hash: &str,
+        _data: &[u8],
+        _chunk: usize,
+    ) -> Result<usize, SyncError> {
+        Err(SyncError::BadAnswer(format!("{hash}: no attachments here")))
+    }
+}
+
+/// A signed-in device on its own encrypted data directory, primed from `server`.
+struct Device {
+    dir: tempfile::TempDir,
+    key: [u8; 32],
+    store: Store,
+    /// The fixed clock every pass reads.
+    now: DateTime<Utc>,
+}
+
+impl Device {
+    async fn primed(server: &FakeServer) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let key = random_bytes::<32>().unwrap();
+        let mut store = Store::create(dir.path(), &DbKey::from_bytes(key)).unwrap();
+        let now = Utc::now();
+        let device_id = store.device_id(now).unwrap();
+        store
+            .set_session(&Session {
+                server_url: "http://127.0.0.1:9".into(),
+                username: ME.into(),
+                role: Role::Technician,
+                device_id,
+                access_token: "access-1".into(),
+                access_expires_at: now + Duration::hours(1),
+                refresh_token: "refresh-1".into(),
+                refresh_expires_at: now + Duration::days(30),
+                needs_sign_in: None,
+            })
+            .unwrap();
+        let mut dev = Device {
+            dir,
+            key,
+            store,
+            now,
+        };
+        let report = dev.pass(server, false).await.unwrap();
+        assert_eq!(report.pulled_rows, server.lock().orders.len(), "primed");
+        dev
+    }
+
+    /// Another connection to the same data directory: the app's own, while the
+    /// engine's pass holds its connection.
+    fn app_connection(&self) -> Store {
+        Store::open(self.dir.path(), &DbKey::from_bytes(self.key)).unwrap()
+    }
+
+    /// One pass; `manual` is "sync now" (every unacknowledged mutation tried once).
+    async fn pass(&mut self, server: &FakeServer, manual: bool) -> Result<PassReport, SyncError> {
+        let now = self.now;
+        let clock = move || now;
+        let opts = PassOptions {
+            ignore_backoff: manual,
+            batch_count: 2,
+            ..PassOptions::default()
+        };
+        run_pass(&mut self.store, server, &clock, &opts, &mut |_| {}).await
+    }
+
+    fn notes(&self, id: &str, text: &str) -> usize {
+        notes_in(&self.store, id, text)
+    }
+}
+
+fn notes_in(store: &Store, id: &str, text: &str) -> usize {
+    store
+        .order(id)
+        .unwrap()
+        .order
+        .notes
+        .iter()
+        .filter(|n| n.text == text)
+        .count()
+}
+
+/// A technician's note on an order, saved locally as the app saves it.
+fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
+    let order = store.order(id)?.order;
+    let now = Utc::now();
+    store.record(
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Update,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: now,
+            ops: vec![Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::new_v4(),
+                    author: ME.into(),
+                    text: text.into(),
+                    at: now,
+                },
+            }],
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lost_reply_after_the_server_committed_is_acknowledged_by_the_byte_identical_resend() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "lost reply").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(err.is_offline(), "{err}");
+    assert_eq!(server.notes(&a, "lost reply"), 1, "the server committed");
+    let rows = dev.store.outbox().unwrap();
+    assert_eq!(rows.len(), 1, "still unacknowledged on the device");
+    assert_eq!(rows[0].state, OutboxState::Sent, "sealed");
+    assert!(rows[0].next_attempt_at.is_some(), "deferred with backoff");
+
+    // "Sync now" resends at once, whatever the backoff.
+    let report = dev.pass(&server, true).await.unwrap();
+    let pushes = server.pushes();
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(pushes[1], pushes[0], "resent byte for byte");
+    assert_eq!(
+        report.acknowledged, 1,
+        "the duplicate answer acknowledges it"
+    );
+    assert_eq!(server.notes(&a, "lost reply"), 1, "applied once, not twice");
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(dev.notes(&a, "lost reply"), 1);
+    assert_eq!(
+        dev.store.order(&a).unwrap().order.version,
+        server.version(&a)
+    );
+}
+
+#[tokio::test]
+async fn a_pull_that_brings_back_the_devices_own_pending_mutation_acknowledges_it() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[1].clone();
+    add_note(&mut dev.store, &a, "came back").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+
+    // The timer's next pass: the mutation waits for its retry time, so nothing is
+    // pushed; the pulled row names it, and that acknowledges it.
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.pushed, 0, "still backing off: {report:?}");
+    assert_eq!(server.pushes().len(), 1, "no resend was needed");
+    assert_eq!(report.acknowledged, 1, "{report:?}");
+    assert!(dev.store.outbox().unwrap().is_empty());
+    let row = dev.store.order(&a).unwrap();
+    assert_eq!(row.order.version, 2, "the server's row");
+    assert_eq!(
+        dev.notes(&a, "came back"),
+        1,
+        "the pulled row is not rebased on its own mutation a second time"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_made_while_its_orders_mutation_is_in_flight_is_kept_and_sent_after_it() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[2].clone();
+    add_note(&mut dev.store, &a, "first").unwrap();
+    let mut app = dev.app_connection();
+    let id = a.clone();
+    server.during_push(move || add_note(&mut app, &id, "second").unwrap());
+
+    let report = dev.pass(&server, false).await.unwrap();
+    let pushes = server.pushes();
+    assert_eq!(pushes.len(), 2, "the edit went in its own request, after");
+    let second: Mutation = serde_json::from_str(&pushes[1][0]).unwrap();
+    assert_eq!(
+        second.base_version, 1,
+        "made on version 1; rebase never changes a base version"
+    );
+    assert_eq!(report.acknowledged, 2);
+    assert_eq!(server.notes(&a, "first"), 1);
+    assert_eq!(server.notes(&a, "second"), 1);
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(dev.notes(&a, "first"), 1);
+    assert_eq!(dev.notes(&a, "second"), 1);
+    assert_eq!(dev.store.order(&a).unwrap().order.version, 3);
+}
+
+#[tokio::test]
+async fn a_reassignment_arriving_while_an_edit_is_pending_keeps_the_order_until_the_edit_is_sent() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.reassign(&a, "tech2");
+    // The technician adds a note while the pass is pulling the reassignment.
+    let mut app = dev.app_connection();
+    let id = a.clone();
+    server.during_pull(move || add_note(&mut app, &id, "on site").unwrap());
+
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.removed, 0, "{report:?}");
+    let row = dev.store.order(&a).unwrap();
+    assert_eq!(
+        row.reassigned_to.as_deref(),
+        Some("tech2"),
+        "shown as reassigned"
+    );
+    assert_eq!(dev.notes(&a, "on site"), 1, "the edit is kept");
+    let rows = dev.store.outbox().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, OutboxState::Pending);
+    assert_eq!(rows[0].base_version, 1);
+
+    // The next pass sends it; with nothing left to send, the order leaves the device.
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.acknowledged, 1, "{report:?}");
+    assert_eq!(server.notes(&a, "on site"), 1);
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert!(
+        matches!(dev.store.order(&a), Err(StoreError::OrderNotFound(_))),
+        "an order out of scope stays only while it carries unsynced work"
+    );
+    // The others are untouched.
+    assert_eq!(dev.store.orders().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_order_reassigned_away_and_back_while_an_edit_is_pending_stays_in_scope() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.reassign(&a, "tech2");
+    let mut app = dev.app_connection();
+    let id = a.clone();
+    server.during_pull(move || add_note(&mut app, &id, "kept").unwrap());
+    dev.pass(&server, false).await.unwrap();
+    assert_eq!(
+        dev.store.order(&a).unwrap().reassigned_to.as_deref(),
+        Some("tech2")
+    );
+
+    server.reassign(&a, ME);
+    dev.pass(&server, false).await.unwrap();
+    let row = dev.store.order(&a).unwrap();
+    assert_eq!(row.reassigned_to, None, "back in scope");
+    assert_eq!(row.order.assignee.as_deref(), Some(ME));
+    assert_eq!(dev.notes(&a, "kept"), 1);
+    assert!(dev.store.outbox().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_batch_is_refreshed_once_and_the_batch_resent_byte_for_byte() {
+    let server = FakeServer::with_orders(5);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids {
+        add_note(&mut dev.store, id, "expiry").unwrap();
+    }
+    // Batches of two: [a b] [c d] [e]; the token expires as the second is sent.
+    server.fail_push(1, PushFault::ExpireToken);
+
+    let report = dev.pass(&server, false).await.unwrap();
+    let pushes = server.pushes();
+    assert_eq!(pushes.len(), 4, "one request refused, then resent");
+    assert_eq!(pushes[1], pushes[2], "the same bytes after the refresh");
+    assert_eq!(server.lock().refreshes, 1, "refreshed once");
+    assert_eq!(report.acknowledged, 5);
+    for id in &ids {
+        assert_eq!(server.notes(id, "expiry"), 1, "order {id}");
+    }
+    assert!(dev.store.outbox().unwrap().is_empty());
+    let session = dev.store.session().unwrap().unwrap();
+    assert_eq!(
+        session.access_token,
+        server.lock().access,
+        "new tokens kept in the store"
+    );
+    assert_eq!(session.refresh_token, server.lock().refresh);
+}
+
+#[tokio::test]
+async fn a_refresh_the_server_refuses_asks_for_sign_in_and_keeps_the_work() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "kept").unwrap();
+    server.lock().refresh = "revoked".into();
+    server.fail_push(0, PushFault::ExpireToken);
+
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(matches!(err, SyncError::SignInRequired(_)), "{err}");
+    let session = dev.store.session().unwrap().unwrap();
+    assert!(session.needs_sign_in.is_some(), "the session says so");
+    assert_eq!(dev.store.outbox().unwrap().len(), 1, "the work is kept");
+    assert_eq!(dev.notes(&a, "kept"), 1);
+
+    // Until the person signs in again, a pass sends nothing.
+    let err = dev.pass(&server, true).await.unwrap_err();
+    assert!(matches!(err, SyncError::SignInRequired(_)), "{err}");
+    assert_eq!(server.pushes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_push_answer_that_does_not_match_the_batch_changes_nothing() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids {
+        add_note(&mut dev.store, id, "answer").unwrap();
+    }
+    let before: Vec<_> = ids
+        .iter()
+        .map(|id| dev.store.order(id).unwrap().order)
+        .collect();
+    server.fail_push(0, PushFault::IncompleteAnswer);
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(matches!(err, SyncError::BadAnswer(_)), "{err}");
+    let after: Vec<_> = ids
+        .iter()
+        .map(|id| dev.store.order(id).unwrap().order)
+        .collect();
+    assert_eq!(after, before, "no order took anything from that answer");
+    assert!(after.iter().all(|o| o.title != "from a broken answer"));
+    let rows = dev.store.outbox().unwrap();
+    assert_eq!(rows.len(), 2, "both still queued");
+    assert!(rows.iter().all(|r| r.state == OutboxState::Sent));
+
+    let report = dev.pass(&server, true).await.unwrap();
+    assert_eq!(report.acknowledged, 2);
+    let pushes = server.pushes();
+    assert_eq!(pushes[1], pushes[0], "resent byte for byte");
+    for id in &ids {
+        assert_eq!(server.notes(id, "answer"), 1);
+        assert_eq!(dev.notes(id, "answer"), 1);
+    }
+}

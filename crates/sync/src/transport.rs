@@ -1,0 +1,107 @@
+//! What a sync pass needs from the server, as a trait: the seam between the pass's
+//! logic and HTTP.
+//!
+//! [`SyncClient`] (reqwest, rustls) is the only implementation the product uses. The
+//! engine's unit tests (`races.rs`) drive [`crate::run_pass`] through a scripted
+//! in-memory server instead, so that each race (a lost reply, a token that expires
+//! mid-batch, an edit made while its order's mutation is in flight) is a deterministic,
+//! named test. The end-to-end tests (`tests/tests/sync.rs`) run the real client against
+//! the real server over loopback.
+
+use std::future::Future;
+
+use outpost_protocol::wire::{
+    BatchUploadResponse, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
+};
+
+use crate::client::SyncClient;
+use crate::error::SyncError;
+
+/// The calls of one sync pass. Every method maps the server's answer, or its absence,
+/// to a [`SyncError`] that says whether trying again can help.
+pub trait Transport: Sync {
+    /// Trade the refresh token for new tokens.
+    fn refresh(
+        &self,
+        req: &RefreshRequest,
+    ) -> impl Future<Output = Result<TokenResponse, SyncError>> + Send;
+
+    /// Push mutations given as their stored JSON bodies (sent byte for byte); returns
+    /// the answer and the bytes sent.
+    fn push(
+        &self,
+        token: &str,
+        bodies: &[&str],
+    ) -> impl Future<Output = Result<(PushResponse, usize), SyncError>> + Send;
+
+    /// One pull page and the bytes received.
+    fn pull(
+        &self,
+        token: &str,
+        req: &PullRequest,
+    ) -> impl Future<Output = Result<(PullResponse, usize), SyncError>> + Send;
+
+    /// Download an attachment the caller may see.
+    fn download(
+        &self,
+        token: &str,
+        hash: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, SyncError>> + Send;
+
+    /// Upload small files in one request.
+    fn upload_batch(
+        &self,
+        token: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> impl Future<Output = Result<BatchUploadResponse, SyncError>> + Send;
+
+    /// Upload one file in chunks, resuming from what the server already has; returns
+    /// the bytes sent.
+    fn upload_resumable(
+        &self,
+        token: &str,
+        hash: &str,
+        data: &[u8],
+        chunk: usize,
+    ) -> impl Future<Output = Result<usize, SyncError>> + Send;
+}
+
+impl Transport for SyncClient {
+    async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, SyncError> {
+        SyncClient::refresh(self, req).await
+    }
+
+    async fn push(&self, token: &str, bodies: &[&str]) -> Result<(PushResponse, usize), SyncError> {
+        SyncClient::push(self, token, bodies).await
+    }
+
+    async fn pull(
+        &self,
+        token: &str,
+        req: &PullRequest,
+    ) -> Result<(PullResponse, usize), SyncError> {
+        SyncClient::pull(self, token, req).await
+    }
+
+    async fn download(&self, token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
+        SyncClient::download(self, token, hash).await
+    }
+
+    async fn upload_batch(
+        &self,
+        token: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<BatchUploadResponse, SyncError> {
+        SyncClient::upload_batch(self, token, files).await
+    }
+
+    async fn upload_resumable(
+        &self,
+        token: &str,
+        hash: &str,
+        data: &[u8],
+        chunk: usize,
+    ) -> Result<usize, SyncError> {
+        SyncClient::upload_resumable(self, token, hash, data, chunk).await
+    }
+}
