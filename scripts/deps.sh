@@ -6,9 +6,10 @@ set -euo pipefail
 # Build: a C compiler for SQLCipher, OpenSSL for its crypto, D-Bus for the keyring.
 build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Tests: a private D-Bus session with an unlocked GNOME keyring (the real Secret
-# Service), secret-tool to look inside it, and PostgreSQL for the server's second
-# backend.
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql openssl)
+# Service), secret-tool to look inside it, PostgreSQL for the server's second
+# backend, and iproute2 (`ip`) to make a real OS network change for the engine's
+# network-event test.
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql openssl iproute2)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

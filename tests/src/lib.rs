@@ -322,6 +322,42 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
     }
 }
 
+/// An address from the documentation range (192.0.2.0/24) on the loopback interface,
+/// removed again on drop: a real OS network change, as joining a network makes one.
+/// Needs CAP_NET_ADMIN (root, as in CI) and the `ip` tool (iproute2).
+pub struct TestAddress(String);
+
+impl TestAddress {
+    pub fn add() -> TestAddress {
+        for _ in 0..32 {
+            let octet = 1 + uuid::Uuid::new_v4().as_bytes()[0] % 254;
+            let addr = format!("192.0.2.{octet}/32");
+            let out = Command::new("ip")
+                .args(["addr", "add", &addr, "dev", "lo"])
+                .output()
+                .expect("the ip tool (package iproute2) is installed");
+            if out.status.success() {
+                return TestAddress(addr);
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("File exists"),
+                "cannot add {addr} to lo ({}): this test makes a real network change and needs CAP_NET_ADMIN; run `make test` as root, as CI does",
+                err.trim()
+            );
+        }
+        panic!("no free address in 192.0.2.0/24 on lo");
+    }
+}
+
+impl Drop for TestAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &self.0, "dev", "lo"])
+            .output();
+    }
+}
+
 /// A tiny valid PNG (the signature pad's output).
 pub fn png(marker: &str) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();

@@ -32,6 +32,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub connections: u64,
+    /// Connections cut at once because the fault was `Refuse`.
+    pub refused: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
 }
@@ -125,6 +127,9 @@ impl Proxy {
                 let current = *f.lock().unwrap_or_else(|p| p.into_inner());
                 if current == Fault::Refuse {
                     drop(client);
+                    if let Ok(mut st) = s.lock() {
+                        st.refused += 1;
+                    }
                     continue;
                 }
                 if let Ok(mut st) = s.lock() {
@@ -189,6 +194,10 @@ impl Proxy {
                 h.abort();
             }
         }
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.stats.lock().map(|s| s.refused).unwrap_or(0)
     }
 
     pub fn bytes_down(&self) -> u64 {

@@ -12,7 +12,7 @@ use outpost_core::{
 };
 use outpost_protocol::{Quantity, Status};
 use outpost_sync_timing::fast_engine;
-use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server};
+use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server, TestAddress};
 
 mod outpost_sync_timing {
     use outpost_core::EngineConfig;
@@ -191,6 +191,76 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_os_network_change_wakes_an_offline_engine_at_once() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    proxy.set(Fault::Refuse);
+    let a = open_order(&tech);
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec!["sent when the network came back".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+
+    // Offline probes back off to one or two minutes: only the OS's event can wake the
+    // engine within this test.
+    let slow = outpost_sync::Timing {
+        probe_backoff_min_ms: 120_000,
+        probe_backoff_max_ms: 120_000,
+        periodic_ms: 120_000,
+        debounce_ms: 50,
+    };
+    let engine = tech
+        .app
+        .start_engine(EngineConfig {
+            timing: slow,
+            watch_network: true,
+            ..fast_engine()
+        })
+        .unwrap();
+    let status = engine.subscribe();
+    let offline = || {
+        matches!(
+            status.borrow().connectivity,
+            outpost_sync::Connectivity::Offline
+        )
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the engine's first probe is refused",
+        || proxy.refused() > 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(offline());
+    proxy.set(Fault::None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        offline(),
+        "the server is back, but nothing has told the engine"
+    );
+    assert_eq!(engine.status().pending, 1);
+
+    let _joined = TestAddress::add();
+    eventually(
+        Duration::from_secs(10),
+        "the network change wakes the engine, which finds the server and drains the outbox",
+        || {
+            let s = status.borrow();
+            s.pending == 0 && s.connectivity == outpost_sync::Connectivity::Online
+        },
+    )
+    .await;
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_reply_after_the_server_committed_is_applied_exactly_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
     let mut tech = Device::new();
@@ -354,14 +424,41 @@ async fn server_side_changes_and_reassignments_arrive_as_deltas() {
     dispatcher.sync().await.unwrap();
     tech2.sync().await.unwrap();
     dispatcher.sync().await.unwrap();
+    // The push came after the reassignment: the server holds the whole edit in a
+    // conflict for a person, and tech2 keeps the order, marked, with its conflict.
+    let held = tech2.app.conflicts().unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let conflict = held[0].id.clone();
+    let kept = tech2.app.order(&x).unwrap();
+    assert_eq!(kept.reassigned_to.as_deref(), Some("tech3"));
+    assert_eq!(tech2.app.sync_counts().unwrap().pending, 0);
     let on_server = dispatcher.app.order(&x).unwrap().order;
-    let kept_on_server = on_server.notes.iter().any(|n| n.text == "tech2 was here");
-    let counts = tech2.app.sync_counts().unwrap();
-    assert!(
-        kept_on_server || counts.conflicts > 0 || counts.failed > 0,
-        "the edit reached the server, or waits in a conflict or failed sync"
-    );
     assert_eq!(on_server.assignee.as_deref(), Some("tech3"));
+    assert!(!on_server.notes.iter().any(|n| n.text == "tech2 was here"));
+
+    // The dispatcher lets the note stand; tech2's device learns it and lets the order go.
+    dispatcher
+        .app
+        .resolve_conflict(&conflict, &[], true)
+        .unwrap();
+    dispatcher.sync().await.unwrap();
+    let on_server = dispatcher.app.order(&x).unwrap().order;
+    let notes = |o: &outpost_protocol::WorkOrder| {
+        o.notes
+            .iter()
+            .filter(|n| n.text == "tech2 was here")
+            .count()
+    };
+    assert_eq!(notes(&on_server), 1, "the note stands, once");
+    assert_eq!(on_server.assignee.as_deref(), Some("tech3"));
+    tech2.sync().await.unwrap();
+    assert_eq!(tech2.app.conflict(&conflict).unwrap().status, "resolved");
+    assert!(
+        tech2.app.order(&x).is_err(),
+        "nothing keeps the order on tech2's device any more"
+    );
+    let counts = tech2.app.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed, counts.conflicts), (0, 0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! HTTPS to the sync server: a certificate the device does not trust is refused, an
-//! administrator's pinned certificate is accepted, and a certificate for another host
-//! is refused even when trusted. Certificates are made with the `openssl` tool.
+//! administrator's pinned certificate is accepted, a certificate for another host is
+//! refused even when trusted, and an expired one is refused with a word about the
+//! computer's clock. Certificates are made with the `openssl` tool.
 
 #![allow(clippy::unwrap_used)]
 
@@ -42,6 +43,75 @@ fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// A self-signed certificate for `host` that was valid for one day in 2020 (`openssl
+/// ca` is the tool's way to set both dates).
+fn make_expired_cert(dir: &Path, host: &str) -> (String, String) {
+    let ca = dir.join("expired-ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::write(ca.join("index.txt"), "").unwrap();
+    std::fs::write(ca.join("serial"), "01\n").unwrap();
+    std::fs::write(
+        ca.join("ca.cnf"),
+        "[ca]\ndefault_ca = expired\n[expired]\ndatabase = index.txt\nnew_certs_dir = .\n\
+         serial = serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n\
+         unique_subject = no\n[any]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&ca)
+            .args(args)
+            .output()
+            .expect("the openssl tool is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+        "-subj",
+        &format!("/CN={host}"),
+        "-addext",
+        &format!("subjectAltName=DNS:{host}"),
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+    ]);
+    run(&[
+        "ca",
+        "-batch",
+        "-selfsign",
+        "-keyfile",
+        "key.pem",
+        "-in",
+        "req.csr",
+        "-out",
+        "cert.pem",
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20200102000000Z",
+        "-config",
+        "ca.cnf",
+        "-notext",
+    ]);
+    (
+        ca.join("cert.pem").display().to_string(),
+        ca.join("key.pem").display().to_string(),
+    )
+}
+
 fn options(pin: Option<&str>) -> ClientOptions {
     ClientOptions {
         ca_cert_pem: pin.map(|p| std::fs::read(p).unwrap()),
@@ -66,6 +136,10 @@ async fn https_trusts_only_what_it_should() {
         .expect_err("untrusted");
     assert_eq!(err.code(), "certificate", "{err}");
     assert!(err.to_string().contains("certificate"), "{err}");
+    assert!(
+        !err.to_string().contains("clock"),
+        "an untrusted certificate is not a clock problem: {err}"
+    );
 
     dev.app
         .login(&url, "tech1", DEMO_PASSWORD, &options(Some(&cert)))
@@ -82,4 +156,25 @@ async fn https_trusts_only_what_it_should() {
         .await
         .expect_err("a certificate for another host");
     assert_eq!(err.code(), "certificate", "{err}");
+    drop(server);
+
+    // Expired, even though pinned: refused, and the message points at the clock (the
+    // usual cause on a laptop whose battery ran flat).
+    let (expired_cert, expired_key) = make_expired_cert(tmp.path(), "localhost");
+    let server = Server::start(
+        &db,
+        &["--tls-cert", &expired_cert, "--tls-key", &expired_key],
+    );
+    let url = format!("https://localhost:{}", server.addr.port());
+    let mut dev = Device::new();
+    let err = dev
+        .app
+        .login(&url, "tech1", DEMO_PASSWORD, &options(Some(&expired_cert)))
+        .await
+        .expect_err("an expired certificate");
+    assert_eq!(err.code(), "certificate", "{err}");
+    assert!(
+        err.to_string().contains("check the date and time"),
+        "the message says what to check: {err}"
+    );
 }

@@ -103,6 +103,8 @@ pub(crate) fn refresh_local(
             }
         }
     }
+    // An order out of this device's scope kept for the work just settled goes now.
+    crate::sync::settle_out_of_scope(tx, order_id)?;
     Ok(())
 }
 

@@ -193,11 +193,44 @@ fn put_server_row(
     Ok(())
 }
 
+/// Whether an order must stay on this device although it left its scope: it carries
+/// unsynced work (a queued or failed mutation) or an open conflict a person here may
+/// still have to settle.
+fn needed_here(tx: &rusqlite::Connection, order_id: &str) -> Result<bool, StoreError> {
+    let open_conflicts: i64 = tx.query_row(
+        "SELECT count(*) FROM sync_records
+         WHERE order_id = ?1 AND entity = 'conflict' AND status = 'open'",
+        [order_id],
+        |r| r.get(0),
+    )?;
+    Ok(open_conflicts > 0 || has_outbox_rows(tx, order_id)?)
+}
+
+/// An order kept only because it was still needed here after leaving this device's
+/// scope goes once nothing needs it any more (its work acknowledged, its conflict
+/// decided), as its `left_scope` would have removed it. Returns the rows removed.
+pub(crate) fn settle_out_of_scope(
+    tx: &rusqlite::Connection,
+    order_id: &str,
+) -> Result<usize, StoreError> {
+    let left: Option<String> = tx
+        .query_row(
+            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
+            [order_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if left.is_none() || needed_here(tx, order_id)? {
+        return Ok(0);
+    }
+    Ok(tx.execute("DELETE FROM work_orders WHERE id = ?1", [order_id])?)
+}
+
 /// Take the server's row from a push answer. An order that left this device's scope
-/// while it carried unsynced work was kept only for that work: once the last of it is
-/// acknowledged (no queued or failed mutation, no open conflict) it goes, as the
-/// `left_scope` would have removed it; while some remains it stays marked. An answer
-/// showing the order assigned back to the signed-in user brings it back in scope.
+/// stays marked (or goes, when nothing needs it here any more: see
+/// [`settle_out_of_scope`]); an answer showing it assigned back to the signed-in user
+/// brings it back in scope.
 fn put_acknowledged_row(
     tx: &Transaction<'_>,
     row: &WorkOrder,
@@ -223,21 +256,12 @@ fn put_acknowledged_row(
     if me.is_some() && row.assignee == me {
         return Ok(());
     }
-    let open_conflicts: i64 = tx.query_row(
-        "SELECT count(*) FROM sync_records
-         WHERE order_id = ?1 AND entity = 'conflict' AND status = 'open'",
-        [&id],
-        |r| r.get(0),
+    let who = row.assignee.clone().unwrap_or(left);
+    tx.execute(
+        "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
+        params![id, who],
     )?;
-    if has_outbox_rows(tx, &id)? || open_conflicts > 0 {
-        let who = row.assignee.clone().unwrap_or(left);
-        tx.execute(
-            "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
-            params![id, who],
-        )?;
-    } else {
-        tx.execute("DELETE FROM work_orders WHERE id = ?1", [&id])?;
-    }
+    settle_out_of_scope(tx, &id)?;
     Ok(())
 }
 
@@ -556,6 +580,9 @@ impl Store {
                             now,
                         )?;
                         s.records += 1;
+                        if c.status == RecordStatus::Resolved {
+                            s.removed += settle_out_of_scope(tx, &c.order_id.to_string())?;
+                        }
                     }
                     ChangeBody::FailedSync(f) => {
                         if f.status == RecordStatus::Resolved {
@@ -579,12 +606,15 @@ impl Store {
                             now,
                         )?;
                         s.records += 1;
+                        if f.status == RecordStatus::Resolved {
+                            s.removed += settle_out_of_scope(tx, &f.order_id.to_string())?;
+                        }
                     }
                     ChangeBody::LeftScope(_) | ChangeBody::Tombstone => {
                         if change.entity == outpost_protocol::wire::ChangeEntity::InventoryItem {
                             tx.execute("DELETE FROM inventory WHERE sku = ?1", [&change.id])?;
                             s.removed += 1;
-                        } else if has_outbox_rows(tx, &change.id)? {
+                        } else if needed_here(tx, &change.id)? {
                             let who = match &change.change {
                                 ChangeBody::LeftScope(l) => l
                                     .now_assigned_to

@@ -527,7 +527,8 @@ pub struct EngineConfig {
     pub client: ClientOptions,
     pub timing: Timing,
     pub pass: PassOptions,
-    /// Watch the OS's network interfaces and probe at once when they change.
+    /// Listen to the OS's network change events and probe at once when they come
+    /// (`netwatch.rs`).
     pub watch_network: bool,
 }
 
@@ -590,22 +591,6 @@ impl EngineHandle {
     }
 }
 
-fn network_fingerprint() -> String {
-    let mut parts = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/sys/class/net") {
-        let mut names: Vec<_> = dir.flatten().map(|e| e.file_name()).collect();
-        names.sort();
-        for n in names {
-            let state =
-                std::fs::read_to_string(Path::new("/sys/class/net").join(&n).join("operstate"))
-                    .unwrap_or_default();
-            parts.push(format!("{}={}", n.to_string_lossy(), state.trim()));
-        }
-    }
-    parts.push(std::fs::read_to_string("/proc/net/route").unwrap_or_default());
-    parts.join(";")
-}
-
 /// Start the engine on its own store connection. Must be called inside a tokio
 /// runtime. `lock` proves this process may sync the data directory.
 pub fn spawn(
@@ -629,20 +614,15 @@ pub fn spawn(
     if config.watch_network {
         let net_tx = tx.clone();
         tokio::spawn(async move {
-            let mut last = network_fingerprint();
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tick.tick().await;
-                let now = network_fingerprint();
-                if now != last {
-                    last = now;
-                    if net_tx.send(Command::NetworkChanged).await.is_err() {
-                        break;
-                    }
-                } else if net_tx.is_closed() {
-                    break;
-                }
+            let wake = net_tx.clone();
+            tokio::select! {
+                () = crate::netwatch::watch(move || {
+                    !matches!(
+                        wake.try_send(Command::NetworkChanged),
+                        Err(mpsc::error::TrySendError::Closed(_))
+                    )
+                }) => {}
+                () = net_tx.closed() => {}
             }
         });
     }

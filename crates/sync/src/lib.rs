@@ -13,6 +13,7 @@ pub mod client;
 pub mod engine;
 mod error;
 pub mod machine;
+mod netwatch;
 #[cfg(test)]
 mod races;
 pub mod transport;
