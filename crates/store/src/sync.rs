@@ -437,8 +437,13 @@ impl Store {
                 match result.outcome.first() {
                     PushOutcome::Applied(a) => {
                         tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
-                        if let Some(order) = &a.order {
-                            put_acknowledged_row(tx, order, gen, now)?;
+                        match &a.order {
+                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            // A duplicate carries no row (the pull brings it); an order
+                            // kept only for this work may go now.
+                            None => {
+                                settle_out_of_scope(tx, &entity_id)?;
+                            }
                         }
                         summary.acknowledged += 1;
                     }
@@ -460,8 +465,11 @@ impl Store {
                             &placeholder.to_string(),
                             now,
                         )?;
-                        if let Some(order) = &a.order {
-                            put_acknowledged_row(tx, order, gen, now)?;
+                        match &a.order {
+                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            None => {
+                                settle_out_of_scope(tx, &entity_id)?;
+                            }
                         }
                         summary.acknowledged += 1;
                         summary.conflicts += 1;
@@ -638,9 +646,22 @@ impl Store {
             // The snapshot is complete when a page no longer carries priming progress.
             let priming = kv_get(tx, KV_PRIMING)?.is_some();
             if priming && (page.priming.is_none() || !page.has_more) {
+                // Orders the snapshot did not bring are gone from this device's scope:
+                // removed, unless still needed here (queued or failed work, an open
+                // conflict); those stay, marked like a `left_scope`, until nothing
+                // needs them. An order made here and not yet on the server is simply
+                // not on the server yet.
                 s.removed += tx.execute(
                     "DELETE FROM work_orders WHERE seen_gen < ?1 AND left_scope_to IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = work_orders.id)",
+                       AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = work_orders.id)
+                       AND NOT EXISTS (SELECT 1 FROM sync_records r
+                                        WHERE r.order_id = work_orders.id
+                                          AND r.entity = 'conflict' AND r.status = 'open')",
+                    [gen],
+                )?;
+                tx.execute(
+                    "UPDATE work_orders SET left_scope_to = 'another technician'
+                     WHERE seen_gen < ?1 AND left_scope_to IS NULL AND server_body IS NOT NULL",
                     [gen],
                 )?;
                 s.removed += tx.execute("DELETE FROM inventory WHERE seen_gen < ?1", [gen])?;

@@ -13,15 +13,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::wire::{
-    Applied, BatchUploadResponse, Change, ChangeBody, ChangeEntity, ErrorCode, LeftScope,
-    MutationResult, PrimingPhase, PrimingProgress, PullRequest, PullResponse, PushOutcome,
-    PushResponse, RefreshRequest, Rejection, TokenResponse,
+    Applied, AppliedWithConflicts, BatchUploadResponse, Change, ChangeBody, ChangeEntity,
+    ConflictKind, ErrorCode, LeftScope, MutationResult, PrimingPhase, PrimingProgress, PullRequest,
+    PullResponse, PushOutcome, PushResponse, RefreshRequest, Rejection, TokenResponse,
 };
 use outpost_protocol::{
     apply_mutation, Mutation, MutationKind, NoteEntry, Op, Role, WorkOrder, FORMAT_VERSION,
@@ -63,6 +63,12 @@ struct State {
     faults: HashMap<usize, PushFault>,
     during_push: Option<Hook>,
     during_pull: Option<Hook>,
+    /// Orders whose mutations are refused (a failed sync for a person).
+    refuse: HashSet<Uuid>,
+    /// Orders whose mutations are held whole in a conflict for a person.
+    hold: HashSet<Uuid>,
+    /// The next pull with a cursor gets `resync_required` (a restore from backup).
+    resync: bool,
 }
 
 impl State {
@@ -96,7 +102,38 @@ impl State {
             };
         }
         let before = self.orders.get(&m.entity_id).cloned();
-        let outcome = match apply_mutation(before.as_ref(), &m) {
+        let outcome = if self.refuse.contains(&m.entity_id) {
+            rejected(ErrorCode::ValidationFailed, "refused by the test's server")
+        } else if let (true, Some(current)) = (self.hold.contains(&m.entity_id), &before) {
+            PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                entity_id: current.id,
+                version: current.version,
+                number: current.number,
+                conflict_id: Uuid::new_v4(),
+                fields: Vec::new(),
+                conflict_kind: ConflictKind::Reassigned,
+                order: Some(current.clone()),
+            })
+        } else {
+            self.apply_new(&m, before)
+        };
+        // Like the real server, the idempotency record keeps the outcome without the
+        // order row: a duplicate answer names the version, the pull brings the row.
+        let mut recorded = outcome.clone();
+        match &mut recorded {
+            PushOutcome::Applied(a) => a.order = None,
+            PushOutcome::AppliedWithConflicts(a) => a.order = None,
+            _ => {}
+        }
+        self.seen.insert(m.mutation_id, (body.to_owned(), recorded));
+        MutationResult {
+            mutation_id: m.mutation_id,
+            outcome,
+        }
+    }
+
+    fn apply_new(&mut self, m: &Mutation, before: Option<WorkOrder>) -> PushOutcome {
+        match apply_mutation(before.as_ref(), m) {
             Ok(mut after) => {
                 after.version = before.as_ref().map_or(0, |b| b.version) + 1;
                 after.number = before.as_ref().and_then(|b| b.number);
@@ -117,12 +154,6 @@ impl State {
                 })
             }
             Err(e) => rejected(ErrorCode::ValidationFailed, &e.summary()),
-        };
-        self.seen
-            .insert(m.mutation_id, (body.to_owned(), outcome.clone()));
-        MutationResult {
-            mutation_id: m.mutation_id,
-            outcome,
         }
     }
 
@@ -329,9 +360,13 @@ impl Transport for FakeServer {
         if let Some(hook) = hook {
             hook();
         }
-        let s = self.lock();
+        let mut s = self.lock();
         if token != s.access {
             return Err(expired());
+        }
+        if s.resync && req.cursor.is_some() {
+            s.resync = false;
+            return Err(SyncError::ResyncRequired);
         }
         let head = s.log.len();
         let cursor = format!("fake:{head}");
@@ -741,4 +776,56 @@ async fn a_push_answer_that_does_not_match_the_batch_changes_nothing() {
         assert_eq!(server.notes(id, "answer"), 1);
         assert_eq!(dev.notes(id, "answer"), 1);
     }
+}
+
+#[tokio::test]
+async fn a_resync_keeps_queued_failed_and_conflicted_work_on_orders_the_snapshot_no_longer_has() {
+    let server = FakeServer::with_orders(5);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (queued, failed, held) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    {
+        let mut s = server.lock();
+        s.refuse.insert(Uuid::parse_str(&failed).unwrap());
+        s.hold.insert(Uuid::parse_str(&held).unwrap());
+    }
+    // Batches of two: [failed held] are answered; [queued]'s reply is lost.
+    add_note(&mut dev.store, &failed, "refused").unwrap();
+    add_note(&mut dev.store, &held, "held").unwrap();
+    add_note(&mut dev.store, &queued, "queued").unwrap();
+    server.fail_push(1, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed, counts.conflicts), (1, 1, 1));
+
+    // The server is restored from a backup in which the three are someone else's.
+    for id in [&queued, &failed, &held] {
+        server.reassign(id, "tech2");
+    }
+    server.lock().resync = true;
+    let report = dev.pass(&server, false).await.unwrap();
+    assert!(report.resynced, "{report:?}");
+    for id in [&queued, &failed, &held] {
+        let row = dev.store.order(id).unwrap();
+        assert!(
+            row.reassigned_to.is_some(),
+            "{id} is kept for its work and shown as no longer this technician's"
+        );
+    }
+    assert_eq!(dev.notes(&queued, "queued"), 1);
+    assert_eq!(dev.notes(&failed, "refused"), 1);
+    assert_eq!(dev.store.orders().unwrap().len(), 5);
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed, counts.conflicts), (1, 1, 1));
+
+    // "Sync now" resends the queued edit (the server has it: a duplicate); with its
+    // work acknowledged that order goes, the two waiting for a person stay.
+    dev.pass(&server, true).await.unwrap();
+    assert!(matches!(
+        dev.store.order(&queued),
+        Err(StoreError::OrderNotFound(_))
+    ));
+    assert!(dev.store.order(&failed).is_ok());
+    assert!(dev.store.order(&held).is_ok());
+    assert_eq!(server.notes(&queued, "queued"), 1);
 }
