@@ -127,12 +127,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn reconnect(
-    server_url: &str,
-    proxy: &Proxy,
-    edits: usize,
-    batch: usize,
-) -> (Duration, usize) {
+/// A dispatcher's device with at least `n` open orders (made when the fleet has fewer),
+/// synced; returns it and `n` of those orders.
+async fn dispatcher_with_open_orders(proxy: &Proxy, n: usize) -> (Device, Vec<String>) {
     let mut dev = Device::new();
     dev.login(&proxy.url(), "dispatcher").await;
     dev.sync().await.unwrap();
@@ -144,7 +141,7 @@ async fn reconnect(
         .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
         .map(|r| r.order.id.to_string())
         .collect();
-    while ids.len() < edits {
+    while ids.len() < n {
         let row = dev
             .app
             .create_order(NewOrder {
@@ -155,19 +152,30 @@ async fn reconnect(
         ids.push(row.order.id.to_string());
     }
     dev.sync().await.unwrap();
-    let _ = server_url;
-    proxy.set(Fault::Refuse);
-    for id in ids.iter().take(edits) {
+    ids.truncate(n);
+    (dev, ids)
+}
+
+/// A note on each order, saved on the device.
+fn note_each(dev: &mut Device, ids: &[String], text: &str) {
+    for id in ids {
         dev.app
             .edit_order(
                 id,
                 OrderEdit {
-                    notes: vec!["offline edit".into()],
+                    notes: vec![text.into()],
                     ..OrderEdit::default()
                 },
             )
             .unwrap();
     }
+}
+
+/// The sync pass alone, from the moment the server can be reached again.
+async fn reconnect(proxy: &Proxy, edits: usize, batch: usize) -> (Duration, usize) {
+    let (mut dev, ids) = dispatcher_with_open_orders(proxy, edits).await;
+    proxy.set(Fault::Refuse);
+    note_each(&mut dev, &ids, "offline edit");
     proxy.set(Fault::None);
     let start = Instant::now();
     let mut ignore = |_| {};
@@ -193,36 +201,10 @@ async fn reconnect(
 /// `lo`); the clock runs until the engine's status shows nothing pending. The probe
 /// backoff is held at a minute so that the OS's event, not a timer, wakes the engine.
 async fn reconnect_engine(proxy: &Proxy, edits: usize, batch: usize) -> Duration {
-    let mut dev = Device::new();
-    dev.login(&proxy.url(), "dispatcher").await;
-    dev.sync().await.unwrap();
-    let ids: Vec<String> = dev
-        .app
-        .orders()
-        .unwrap()
-        .into_iter()
-        .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
-        .take(edits)
-        .map(|r| r.order.id.to_string())
-        .collect();
-    assert_eq!(
-        ids.len(),
-        edits,
-        "enough open orders (the other runs made them)"
-    );
+    let (mut dev, ids) = dispatcher_with_open_orders(proxy, edits).await;
     proxy.set(Fault::Refuse);
     let refused = proxy.refused();
-    for id in &ids {
-        dev.app
-            .edit_order(
-                id,
-                OrderEdit {
-                    notes: vec!["offline edit, engine".into()],
-                    ..OrderEdit::default()
-                },
-            )
-            .unwrap();
-    }
+    note_each(&mut dev, &ids, "offline edit, engine");
     let engine = dev
         .app
         .start_engine(EngineConfig {
@@ -422,8 +404,8 @@ fn main() {
         let full_again = proxy.bytes_down() - down2;
 
         // Reconnect with 1,000 offline edits, beside one request per order.
-        let (batched, batched_requests) = reconnect(&server.url, &proxy, sizes.edits, 100).await;
-        let (single, single_requests) = reconnect(&server.url, &proxy, sizes.edits, 1).await;
+        let (batched, batched_requests) = reconnect(&proxy, sizes.edits, 100).await;
+        let (single, single_requests) = reconnect(&proxy, sizes.edits, 1).await;
         let woken_batched = reconnect_engine(&proxy, sizes.edits, 100).await;
         let woken_single = reconnect_engine(&proxy, sizes.edits, 1).await;
 

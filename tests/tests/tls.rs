@@ -119,19 +119,30 @@ fn options(pin: Option<&str>) -> ClientOptions {
     }
 }
 
+/// Start a server with `cert` and sign in to it from a new device, trusting `pin`.
+async fn sign_in_with(
+    db: &Path,
+    (cert, key): (&str, &str),
+    pin: Option<&str>,
+) -> Result<(), outpost_core::CoreError> {
+    let server = Server::start(db, &["--tls-cert", cert, "--tls-key", key]);
+    let url = format!("https://localhost:{}", server.addr.port());
+    let mut dev = Device::new();
+    dev.app
+        .login(&url, "tech1", DEMO_PASSWORD, &options(pin))
+        .await
+        .map(|_| ())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_trusts_only_what_it_should() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key) = make_cert(tmp.path(), "localhost", "localhost");
     let (other_cert, other_key) = make_cert(tmp.path(), "other", "sync.example.com");
+    let (expired_cert, expired_key) = make_expired_cert(tmp.path(), "localhost");
     let db = seeded_db(tmp.path());
-    let server = Server::start(&db, &["--tls-cert", &cert, "--tls-key", &key]);
-    let url = format!("https://localhost:{}", server.addr.port());
 
-    let mut dev = Device::new();
-    let err = dev
-        .app
-        .login(&url, "tech1", DEMO_PASSWORD, &options(None))
+    let err = sign_in_with(&db, (&cert, &key), None)
         .await
         .expect_err("untrusted");
     assert_eq!(err.code(), "certificate", "{err}");
@@ -141,35 +152,18 @@ async fn https_trusts_only_what_it_should() {
         "an untrusted certificate is not a clock problem: {err}"
     );
 
-    dev.app
-        .login(&url, "tech1", DEMO_PASSWORD, &options(Some(&cert)))
+    sign_in_with(&db, (&cert, &key), Some(&cert))
         .await
         .expect("a pinned certificate is trusted");
-    drop(server);
 
-    let server = Server::start(&db, &["--tls-cert", &other_cert, "--tls-key", &other_key]);
-    let url = format!("https://localhost:{}", server.addr.port());
-    let mut dev = Device::new();
-    let err = dev
-        .app
-        .login(&url, "tech1", DEMO_PASSWORD, &options(Some(&other_cert)))
+    let err = sign_in_with(&db, (&other_cert, &other_key), Some(&other_cert))
         .await
         .expect_err("a certificate for another host");
     assert_eq!(err.code(), "certificate", "{err}");
-    drop(server);
 
     // Expired, even though pinned: refused, and the message points at the clock (the
     // usual cause on a laptop whose battery ran flat).
-    let (expired_cert, expired_key) = make_expired_cert(tmp.path(), "localhost");
-    let server = Server::start(
-        &db,
-        &["--tls-cert", &expired_cert, "--tls-key", &expired_key],
-    );
-    let url = format!("https://localhost:{}", server.addr.port());
-    let mut dev = Device::new();
-    let err = dev
-        .app
-        .login(&url, "tech1", DEMO_PASSWORD, &options(Some(&expired_cert)))
+    let err = sign_in_with(&db, (&expired_cert, &expired_key), Some(&expired_cert))
         .await
         .expect_err("an expired certificate");
     assert_eq!(err.code(), "certificate", "{err}");

@@ -206,6 +206,18 @@ fn needed_here(tx: &rusqlite::Connection, order_id: &str) -> Result<bool, StoreE
     Ok(open_conflicts > 0 || has_outbox_rows(tx, order_id)?)
 }
 
+/// Who holds an order that left this device's scope (`None`: in scope, or not here).
+fn left_scope_of(tx: &rusqlite::Connection, order_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
+            [order_id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
 /// An order kept only because it was still needed here after leaving this device's
 /// scope goes once nothing needs it any more (its work acknowledged, its conflict
 /// decided), as its `left_scope` would have removed it. Returns the rows removed.
@@ -213,14 +225,7 @@ pub(crate) fn settle_out_of_scope(
     tx: &rusqlite::Connection,
     order_id: &str,
 ) -> Result<usize, StoreError> {
-    let left: Option<String> = tx
-        .query_row(
-            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
-            [order_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let left = left_scope_of(tx, order_id)?;
     if left.is_none() || needed_here(tx, order_id)? {
         return Ok(0);
     }
@@ -238,14 +243,7 @@ fn put_acknowledged_row(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let id = row.id.to_string();
-    let left: Option<String> = tx
-        .query_row(
-            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
+    let left = left_scope_of(tx, &id)?;
     put_server_row(tx, row, gen, now)?;
     let Some(left) = left else {
         return Ok(());
