@@ -11,11 +11,26 @@ use std::process::Command;
 use outpost_core::ClientOptions;
 use outpost_tests::{seeded_db, Device, Server, DEMO_PASSWORD};
 
-fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
-    let cert = dir.join(format!("{name}.pem"));
-    let key = dir.join(format!("{name}.key"));
+/// Run the `openssl` tool in `dir`; it must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
-        .args([
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl tool is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed certificate for `host`, valid from now for two days.
+fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
+    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -25,22 +40,22 @@ fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
             "-nodes",
             "-days",
             "2",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", &format!("/CN={host}")])
-        .args(["-addext", &format!("subjectAltName=DNS:{host}")])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .output()
-        .expect("the openssl tool is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-subj",
+            &format!("/CN={host}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{host}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
     );
-    (cert.display().to_string(), key.display().to_string())
+    (
+        dir.join(cert).display().to_string(),
+        dir.join(key).display().to_string(),
+    )
 }
 
 /// A self-signed certificate for `host` that was valid for one day in 2020 (`openssl
@@ -57,55 +72,49 @@ fn make_expired_cert(dir: &Path, host: &str) -> (String, String) {
          unique_subject = no\n[any]\ncommonName = supplied\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(&ca)
-            .args(args)
-            .output()
-            .expect("the openssl tool is installed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.csr",
-        "-subj",
-        &format!("/CN={host}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{host}"),
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-    ]);
-    run(&[
-        "ca",
-        "-batch",
-        "-selfsign",
-        "-keyfile",
-        "key.pem",
-        "-in",
-        "req.csr",
-        "-out",
-        "cert.pem",
-        "-startdate",
-        "20200101000000Z",
-        "-enddate",
-        "20200102000000Z",
-        "-config",
-        "ca.cnf",
-        "-notext",
-    ]);
+    openssl(
+        &ca,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "req.csr",
+            "-subj",
+            &format!("/CN={host}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{host}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
+    openssl(
+        &ca,
+        &[
+            "ca",
+            "-batch",
+            "-selfsign",
+            "-keyfile",
+            "key.pem",
+            "-in",
+            "req.csr",
+            "-out",
+            "cert.pem",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-config",
+            "ca.cnf",
+            "-notext",
+        ],
+    );
     (
         ca.join("cert.pem").display().to_string(),
         ca.join("key.pem").display().to_string(),
