@@ -25,9 +25,22 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// The subject of a server certificate for `host`, as `openssl req` arguments.
+fn server_subject(host: &str) -> [String; 6] {
+    [
+        "-subj".into(),
+        format!("/CN={host}"),
+        "-addext".into(),
+        format!("subjectAltName=DNS:{host}"),
+        "-addext".into(),
+        "basicConstraints=critical,CA:FALSE".into(),
+    ]
+}
+
 /// A self-signed certificate for `host`, valid from now for two days.
 fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
     let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let subject = server_subject(host);
     openssl(
         dir,
         &[
@@ -44,13 +57,11 @@ fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
             &key,
             "-out",
             &cert,
-            "-subj",
-            &format!("/CN={host}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{host}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
+        ]
+        .iter()
+        .copied()
+        .chain(subject.iter().map(String::as_str))
+        .collect::<Vec<_>>(),
     );
     (
         dir.join(cert).display().to_string(),
@@ -72,6 +83,7 @@ fn make_expired_cert(dir: &Path, host: &str) -> (String, String) {
          unique_subject = no\n[any]\ncommonName = supplied\n",
     )
     .unwrap();
+    let subject = server_subject(host);
     openssl(
         &ca,
         &[
@@ -86,13 +98,11 @@ fn make_expired_cert(dir: &Path, host: &str) -> (String, String) {
             "key.pem",
             "-out",
             "req.csr",
-            "-subj",
-            &format!("/CN={host}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{host}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
+        ]
+        .iter()
+        .copied()
+        .chain(subject.iter().map(String::as_str))
+        .collect::<Vec<_>>(),
     );
     openssl(
         &ca,

@@ -254,12 +254,15 @@ fn put_acknowledged_row(
     if me.is_some() && row.assignee == me {
         return Ok(());
     }
-    let who = row.assignee.clone().unwrap_or(left);
-    tx.execute(
-        "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
-        params![id, who],
-    )?;
-    settle_out_of_scope(tx, &id)?;
+    if needed_here(tx, &id)? {
+        let who = row.assignee.clone().unwrap_or(left);
+        tx.execute(
+            "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
+            params![id, who],
+        )?;
+    } else {
+        tx.execute("DELETE FROM work_orders WHERE id = ?1", [&id])?;
+    }
     Ok(())
 }
 
