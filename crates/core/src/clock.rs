@@ -1,19 +1,22 @@
-//! Time as an injected dependency: logic never reads the system clock directly, so tests
-//! can fix it.
+//! The device's clocks: the real one and a fixed one for tests.
+//!
+//! Time is an injected dependency ([`Clock`], declared in `outpost-protocol`): logic
+//! never reads the system clock directly, so tests can fix it. This module is the only
+//! place on the device allowed to read the wall clock (clippy's `disallowed-methods`).
 
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
+pub use outpost_protocol::Clock;
 
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    // The one wall-clock read on the device.
+    #[allow(clippy::disallowed_methods)]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

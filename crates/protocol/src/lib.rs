@@ -3,9 +3,11 @@
 //! Everything both sides must agree on lives here and nowhere else: the domain types
 //! (work orders, inventory), their validation and status machine, the mutation format
 //! (field operations) and how operations apply to an order. This crate does no I/O and
-//! reads no clock: callers pass times in, so every rule is a pure, testable function.
+//! reads no clock (it only declares the [`Clock`] trait): callers pass times in, so
+//! every rule is a pure, testable function.
 
 pub mod apply;
+pub mod clock;
 pub mod domain;
 pub mod merge;
 pub mod mutation;
@@ -15,6 +17,7 @@ pub mod validate;
 pub mod wire;
 
 pub use apply::{apply_mutation, apply_ops, ApplyError};
+pub use clock::Clock;
 pub use domain::*;
 pub use mutation::{ListName, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
 pub use status::Status;

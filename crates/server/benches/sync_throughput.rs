@@ -8,6 +8,9 @@
 //! Runs on SQLite; also on PostgreSQL when `OUTPOST_TEST_PG_URL` is set (see
 //! scripts/with-postgres.sh). Sizes can be lowered with `OUTPOST_BENCH_ITEMS`.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;

@@ -1,4 +1,4 @@
-//! Server settings and the injected clock.
+//! Server settings, including the injected clock (`crate::clock`).
 //!
 //! Every limit and lifetime the tests need to shorten is here (token lifetimes, the
 //! refresh grace period, login rate limits, Argon2 cost), so no test waits for a
@@ -9,19 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-/// The source of "now" for every rule. Tests may supply their own.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use crate::clock::{Clock, SystemClock};
 
 /// Argon2id cost. The default follows OWASP's recommendation (19 MiB, 2 passes);
 /// tests lower it so a debug build does not spend seconds per login.

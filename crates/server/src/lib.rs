@@ -12,6 +12,7 @@
 
 pub mod attachments;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -28,7 +29,8 @@ pub mod serve;
 
 use std::sync::Arc;
 
-pub use config::{Clock, PasswordCost, ServerConfig, SystemClock};
+pub use clock::{Clock, SystemClock};
+pub use config::{PasswordCost, ServerConfig};
 pub use db::Db;
 pub use error::{ApiError, Error};
 pub use http::AppState;

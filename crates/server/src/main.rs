@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use outpost_protocol::Role;
-use outpost_server::{repo, seed, Db, ServerConfig, TlsFiles};
+use outpost_server::{repo, seed, Clock as _, Db, ServerConfig, SystemClock, TlsFiles};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -331,7 +331,7 @@ async fn main() -> anyhow::Result<()> {
             action: DeviceAction::Revoke { device_id, db },
         } => {
             let db = open(&db).await?;
-            let now_us = chrono::Utc::now().timestamp_micros();
+            let now_us = SystemClock.now().timestamp_micros();
             let n = db
                 .write(move |sql| repo::revoke_device(sql, device_id, None, now_us))
                 .await?;
@@ -341,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
             action: InventoryAction::Discontinue { sku, db },
         } => {
             let db = open(&db).await?;
-            let now_us = chrono::Utc::now().timestamp_micros();
+            let now_us = SystemClock.now().timestamp_micros();
             let s = sku.clone();
             if !db
                 .write(move |sql| repo::discontinue_item(sql, &s, now_us))
@@ -360,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Prune { keep_days, db } => {
             let db = open(&db).await?;
-            let before = chrono::Utc::now() - chrono::Duration::days(keep_days as i64);
+            let before = SystemClock.now() - chrono::Duration::days(keep_days as i64);
             let (changes, idem) = db
                 .write(move |sql| repo::prune(sql, before.timestamp_micros()))
                 .await?;

@@ -1,6 +1,9 @@
 //! Push and pull over real HTTP: idempotency, conflicts, completions with evidence,
 //! reassignment, scope, stock, priming, deltas and resync — on both backends.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use common::*;

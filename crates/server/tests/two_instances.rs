@@ -7,6 +7,9 @@
 //! `OUTPOST_TEST_PG_URL`; fails instead with `OUTPOST_TEST_REQUIRE_PG=1`
 //! (`scripts/with-postgres.sh cargo test -p outpost-server`).
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::collections::BTreeSet;

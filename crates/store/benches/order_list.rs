@@ -8,6 +8,9 @@
 //!
 //! Run: `cargo bench -p outpost-store --bench order_list`.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, Utc};

@@ -3,6 +3,9 @@
 //! detected. Its own test binary because the provider is chosen per process; the tests
 //! run one after the other under a lock.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::sync::Mutex;
 

@@ -3,6 +3,9 @@
 //! (`migrations/client/schema.snapshot.sql`). Regenerate the snapshot after adding a
 //! migration with `UPDATE_SNAPSHOTS=1 cargo test -p outpost-store --test schema`.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 
 use outpost_protocol::mutation::EntityKind;

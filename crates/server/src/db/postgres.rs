@@ -20,6 +20,7 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Statement};
 
 use super::{Backend, Row, Sql, TxFn, V};
+use crate::clock::{Clock as _, SystemClock};
 use crate::error::Error;
 
 const MIGRATIONS: &[(i64, &str)] = &[(
@@ -157,7 +158,7 @@ impl PgBackend {
             }
             for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
                 h.block_on(tx.batch_execute(sql))?;
-                let now = chrono::Utc::now().timestamp_micros();
+                let now = SystemClock.now().timestamp_micros();
                 h.block_on(tx.execute(
                     "INSERT INTO outpost_migrations (version, applied_us) VALUES ($1, $2)",
                     &[version, &now],

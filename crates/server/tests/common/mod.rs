@@ -3,6 +3,8 @@
 //! named by `OUTPOST_TEST_PG_URL`). With `OUTPOST_TEST_REQUIRE_PG=1` a missing URL
 //! fails the PostgreSQL tests instead of skipping them.
 
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 pub mod process;
