@@ -23,7 +23,7 @@ use crate::error::SyncError;
 use crate::lock::SyncLock;
 use crate::machine::{Event, Instruction, Machine, Millis, Timing};
 use crate::pass::{run_pass, PassOptions, Progress};
-use crate::status::{EngineStatus, LocalState, Publisher};
+use crate::status::{counts_for_notice, new_notices, EngineStatus, LocalState, Publisher};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -251,11 +251,10 @@ async fn pass(
     status: &Publisher,
     started: Instant,
 ) -> Event {
-    let before = store.sync_counts().unwrap_or_default();
+    let before = counts_for_notice(store);
     let mut on_progress = |p: Progress| status.progress(p);
     let result = run_pass(store, client, &Utc::now, opts, &mut on_progress).await;
-    let after = store.sync_counts().unwrap_or_default();
-    let notices = (after.failed > before.failed || after.conflicts > before.conflicts) as u64;
+    let notices = new_notices(before.as_ref(), counts_for_notice(store).as_ref());
     match result {
         Ok(_) => {
             status.publish(store, |s| {
