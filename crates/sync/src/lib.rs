@@ -5,28 +5,48 @@
 //!   race by race.
 //! - [`client`]: the HTTP calls of protocol v1 (reqwest, rustls), behind the
 //!   [`transport::Transport`] seam that the pass is written against.
-//! - [`engine`]: one sync pass ([`run_pass`]) and the background task ([`spawn`]).
+//! - `pass.rs`: one sync pass ([`run_pass`]: push, then pull), its options, report and
+//!   progress, and [`fetch_attachment`].
+//! - `lanes.rs`: the order the outbox is pushed in ([`in_lanes`]).
+//! - `upload.rs`: attachment uploads, batched and resumable.
+//! - `auth.rs`: access tokens, refreshed before they expire and once on a 401.
+//! - `lock.rs`: one process syncs a data directory at a time ([`SyncLock`]).
+//! - `task.rs`: the background task ([`spawn`], [`EngineHandle`], [`EngineConfig`]).
+//! - `status.rs`: what the embedder shows ([`EngineStatus`]) and how it is published.
+//! - `netwatch.rs`: the OS's network change events, which wake the task.
+//! - `races.rs` (tests only): each sync race as a deterministic test.
 //!
-//! The protocol is described in `docs/sync.md`.
+//! The public names are all re-exported here; the modules behind them are private.
+//! The protocol's rules are in `docs/protocol.md`; the engine's behaviour in
+//! `docs/sync.md`.
 
 // Tests may read the wall clock; product code takes a Clock (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod auth;
 pub mod client;
-pub mod engine;
 mod error;
+mod lanes;
+mod lock;
 pub mod machine;
 mod netwatch;
+mod pass;
 #[cfg(test)]
 mod races;
+mod status;
+mod task;
 pub mod transport;
+mod upload;
 
 pub use client::{check_server_url, ClientOptions, SyncClient};
-pub use engine::{
-    fetch_attachment, in_lanes, run_pass, spawn, EngineConfig, EngineHandle, EngineStatus,
-    PassOptions, PassReport, Progress, SyncLock, PHOTO_UPLOADS_WITH_COMPLETIONS,
+pub use error::SyncError;
+pub use lanes::in_lanes;
+pub use lock::SyncLock;
+pub use machine::{Connectivity, Timing};
+pub use pass::{
+    fetch_attachment, run_pass, PassOptions, PassReport, Progress, PHOTO_UPLOADS_WITH_COMPLETIONS,
     SETTING_PHOTO_UPLOADS,
 };
-pub use error::SyncError;
-pub use machine::{Connectivity, Timing};
+pub use status::EngineStatus;
+pub use task::{spawn, EngineConfig, EngineHandle};
 pub use transport::Transport;

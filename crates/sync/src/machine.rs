@@ -1,7 +1,7 @@
 //! The engine's decisions, with no I/O: events in, instructions out.
 //!
 //! The machine decides *when* to probe the server, run a sync pass or sleep; the
-//! driver (`engine.rs`) carries the instructions out and reports what happened as
+//! driver (`task.rs`) carries the instructions out and reports what happened as
 //! events. Time is a number of milliseconds since the engine started and randomness
 //! comes from a seeded generator, so every race is a deterministic test below.
 //!

@@ -29,8 +29,8 @@ use outpost_protocol::{
 use outpost_store::{random_bytes, DbKey, OutboxState, Session, Store, StoreError};
 use uuid::Uuid;
 
-use crate::engine::{run_pass, PassOptions, PassReport};
 use crate::error::SyncError;
+use crate::pass::{run_pass, PassOptions, PassReport};
 use crate::transport::Transport;
 
 const ME: &str = "tech1";

@@ -1,0 +1,292 @@
+//! The background task: feeds events to the [`Machine`] and runs its instructions.
+//!
+//! [`spawn`] starts the task on its own store connection; the [`EngineHandle`] it
+//! returns sends it [`Command`]s (sync now, a local write, a network change, stop) and
+//! holds the data directory's [`SyncLock`] for as long as the engine runs. The task
+//! turns commands and timers into machine events, probes the server and runs passes
+//! when the machine says, and publishes the outcome (`status.rs`). The client for the
+//! session's server is made once and reused while the address stays the same
+//! ([`session_client`]). The decisions (when to probe, back off, or pass) are the
+//! machine's, and a pass's work is `pass.rs`'s; neither is here.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::Utc;
+use outpost_store::Store;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::client::{ClientOptions, SyncClient};
+use crate::error::SyncError;
+use crate::lock::SyncLock;
+use crate::machine::{Event, Instruction, Machine, Millis, Timing};
+use crate::pass::{run_pass, PassOptions, Progress};
+use crate::status::{counts_for_notice, new_notices, EngineStatus, LocalState, Publisher};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub client: ClientOptions,
+    pub timing: Timing,
+    pub pass: PassOptions,
+    /// Listen to the OS's network change events and probe at once when they come
+    /// (`netwatch.rs`).
+    pub watch_network: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            client: ClientOptions::default(),
+            timing: Timing::default(),
+            pass: PassOptions::default(),
+            watch_network: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    SyncNow,
+    LocalWrite,
+    NetworkChanged,
+    Stop,
+}
+
+/// The running engine. Dropping it stops the task; [`EngineHandle::stop`] waits for it.
+#[derive(Debug)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+    status: watch::Receiver<EngineStatus>,
+    join: Option<JoinHandle<Store>>,
+    _lock: SyncLock,
+}
+
+impl EngineHandle {
+    pub fn sync_now(&self) {
+        let _ = self.tx.try_send(Command::SyncNow);
+    }
+
+    /// Tell the engine a local write happened (it debounces).
+    pub fn local_write(&self) {
+        let _ = self.tx.try_send(Command::LocalWrite);
+    }
+
+    pub fn network_changed(&self) {
+        let _ = self.tx.try_send(Command::NetworkChanged);
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<EngineStatus> {
+        self.status.clone()
+    }
+
+    /// Stop and wait (at most `timeout`) for a running pass to end.
+    pub async fn stop(mut self, timeout: Duration) {
+        let _ = self.tx.send(Command::Stop).await;
+        if let Some(join) = self.join.take() {
+            let _ = tokio::time::timeout(timeout, join).await;
+        }
+    }
+}
+
+/// Start the engine on its own store connection. Must be called inside a tokio
+/// runtime. `lock` proves this process may sync the data directory.
+pub fn spawn(
+    store: Store,
+    lock: SyncLock,
+    config: EngineConfig,
+) -> Result<EngineHandle, SyncError> {
+    let initial = EngineStatus::starting(LocalState::read(&store)?);
+    let (status, status_rx) = Publisher::new(initial);
+    let (tx, rx) = mpsc::channel::<Command>(64);
+    if config.watch_network {
+        let net_tx = tx.clone();
+        tokio::spawn(async move {
+            let wake = net_tx.clone();
+            tokio::select! {
+                () = crate::netwatch::watch(move || {
+                    !matches!(
+                        wake.try_send(Command::NetworkChanged),
+                        Err(mpsc::error::TrySendError::Closed(_))
+                    )
+                }) => {}
+                () = net_tx.closed() => {}
+            }
+        });
+    }
+    let join = tokio::spawn(run(store, config, status, rx));
+    Ok(EngineHandle {
+        tx,
+        status: status_rx,
+        join: Some(join),
+        _lock: lock,
+    })
+}
+
+/// Milliseconds since the task started: the machine's clock.
+fn elapsed_ms(started: Instant) -> Millis {
+    Instant::now().duration_since(started).as_millis() as Millis
+}
+
+/// The task's loop, until the machine says exit; gives the store back.
+async fn run(
+    mut store: Store,
+    config: EngineConfig,
+    status: Publisher,
+    mut rx: mpsc::Receiver<Command>,
+) -> Store {
+    let started = Instant::now();
+    let seed = uuid::Uuid::new_v4().as_u128() as u64;
+    let mut machine = Machine::new(config.timing.clone(), seed);
+    let mut wake: Option<Millis> = None;
+    let mut queue = VecDeque::from([Event::Started]);
+    let mut client: Option<SyncClient> = None;
+    'outer: loop {
+        while let Some(event) = queue.pop_front() {
+            for ins in machine.handle(elapsed_ms(started), event) {
+                match ins {
+                    Instruction::Exit => break 'outer,
+                    Instruction::WakeAt(t) => wake = Some(t),
+                    Instruction::Publish(c) => status.publish(&store, |s| s.connectivity = c),
+                    Instruction::Probe => {
+                        let ev = match session_client(&store, &mut client, &config.client) {
+                            Ok(c) => match c.health().await {
+                                Ok(_) => Event::ProbeOk,
+                                Err(e) => Event::ProbeFailed(e.to_string()),
+                            },
+                            Err(NoClient::NotSignedIn) => {
+                                Event::ProbeFailed("not signed in".into())
+                            }
+                            Err(NoClient::BadAddress) => Event::ProbeFailed(BAD_ADDRESS.into()),
+                        };
+                        queue.push_back(ev);
+                    }
+                    Instruction::RunPass { ignore_backoff } => {
+                        let ev = match session_client(&store, &mut client, &config.client) {
+                            Ok(c) => {
+                                let opts = PassOptions {
+                                    ignore_backoff,
+                                    ..config.pass.clone()
+                                };
+                                pass(&mut store, &c, &opts, &status, started).await
+                            }
+                            Err(why) => Event::PassFailed {
+                                offline: false,
+                                reason: match why {
+                                    NoClient::NotSignedIn => SyncError::NotSignedIn.to_string(),
+                                    NoClient::BadAddress => BAD_ADDRESS.into(),
+                                },
+                                retry_after: None,
+                            },
+                        };
+                        queue.push_back(ev);
+                    }
+                }
+            }
+        }
+        let sleep_for = wake
+            .map(|t| t.saturating_sub(elapsed_ms(started)))
+            .unwrap_or(3_600_000);
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::SyncNow) => queue.push_back(Event::SyncNow),
+                Some(Command::LocalWrite) => {
+                    status.publish(&store, |_| {});
+                    queue.push_back(Event::LocalWrite);
+                }
+                Some(Command::NetworkChanged) => queue.push_back(Event::NetworkChanged),
+                Some(Command::Stop) | None => queue.push_back(Event::Stop),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(sleep_for)) => {
+                wake = None;
+                queue.push_back(Event::Tick);
+            }
+        }
+    }
+    store
+}
+
+const BAD_ADDRESS: &str = "the server address is not valid";
+
+/// Why there is no client to reach the server with.
+#[derive(Debug)]
+enum NoClient {
+    /// No session (or it could not be read).
+    NotSignedIn,
+    /// The session's server address does not make a client.
+    BadAddress,
+}
+
+/// The client for the signed-in session's server: the one in `cached` while the
+/// address is unchanged, else a new one (kept in `cached` for next time).
+fn session_client(
+    store: &Store,
+    cached: &mut Option<SyncClient>,
+    opts: &ClientOptions,
+) -> Result<SyncClient, NoClient> {
+    let url = match store.session() {
+        Ok(Some(s)) => s.server_url,
+        _ => return Err(NoClient::NotSignedIn),
+    };
+    if cached
+        .as_ref()
+        .map(|c| c.base_url() != url.trim_end_matches('/'))
+        .unwrap_or(true)
+    {
+        *cached = SyncClient::new(&url, opts).ok();
+    }
+    cached.clone().ok_or(NoClient::BadAddress)
+}
+
+/// Run one pass, publish its outcome, and say how it went as the machine's event.
+async fn pass(
+    store: &mut Store,
+    client: &SyncClient,
+    opts: &PassOptions,
+    status: &Publisher,
+    started: Instant,
+) -> Event {
+    let before = counts_for_notice(store);
+    let mut on_progress = |p: Progress| status.progress(p);
+    let result = run_pass(store, client, &Utc::now, opts, &mut on_progress).await;
+    let notices = new_notices(before.as_ref(), counts_for_notice(store).as_ref());
+    match result {
+        Ok(_) => {
+            status.publish(store, |s| {
+                s.progress = None;
+                s.last_error = None;
+                s.notices += notices;
+            });
+            let retry_at = store.next_retry_at().ok().flatten().map(|t| {
+                let delta = (t - Utc::now()).num_milliseconds().max(0) as u64;
+                elapsed_ms(started) + delta
+            });
+            Event::PassOk { retry_at }
+        }
+        Err(SyncError::SignInRequired(reason)) => {
+            status.publish(store, |s| {
+                s.progress = None;
+                s.last_error = Some(reason.clone());
+            });
+            Event::SignInRequired(reason)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            status.publish(store, |s| {
+                s.progress = None;
+                s.last_error = Some(text.clone());
+                s.notices += notices;
+            });
+            Event::PassFailed {
+                offline: e.is_offline(),
+                reason: text,
+                retry_after: e.retry_after().map(|d| d.as_millis() as u64),
+            }
+        }
+    }
+}
