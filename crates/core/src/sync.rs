@@ -150,7 +150,12 @@ impl Outpost {
     pub fn start_engine(&self, config: EngineConfig) -> Result<EngineHandle, CoreError> {
         let lock = SyncLock::acquire(&self.data_dir)?;
         let store = self.connect()?;
-        Ok(outpost_sync::spawn(store, lock, config)?)
+        Ok(outpost_sync::spawn(
+            store,
+            lock,
+            config,
+            self.clock.clone(),
+        )?)
     }
 
     /// The status line, probing the server's health when signed in.

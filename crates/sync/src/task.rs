@@ -12,7 +12,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::Utc;
+use std::sync::Arc;
+
+use outpost_protocol::Clock;
 use outpost_store::Store;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -95,11 +97,13 @@ impl EngineHandle {
 }
 
 /// Start the engine on its own store connection. Must be called inside a tokio
-/// runtime. `lock` proves this process may sync the data directory.
+/// runtime. `lock` proves this process may sync the data directory; `clock` is the
+/// embedder's (the task never reads the wall clock itself).
 pub fn spawn(
     store: Store,
     lock: SyncLock,
     config: EngineConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<EngineHandle, SyncError> {
     let initial = EngineStatus::starting(LocalState::read(&store)?);
     let (status, status_rx) = Publisher::new(initial);
@@ -119,7 +123,7 @@ pub fn spawn(
             }
         });
     }
-    let join = tokio::spawn(run(store, config, status, rx));
+    let join = tokio::spawn(run(store, config, status, rx, clock));
     Ok(EngineHandle {
         tx,
         status: status_rx,
@@ -139,6 +143,7 @@ async fn run(
     config: EngineConfig,
     status: Publisher,
     mut rx: mpsc::Receiver<Command>,
+    clock: Arc<dyn Clock>,
 ) -> Store {
     let started = Instant::now();
     let seed = uuid::Uuid::new_v4().as_u128() as u64;
@@ -173,7 +178,7 @@ async fn run(
                                     ignore_backoff,
                                     ..config.pass.clone()
                                 };
-                                pass(&mut store, &c, &opts, &status, started).await
+                                pass(&mut store, &c, &opts, &status, started, clock.as_ref()).await
                             }
                             Err(why) => Event::PassFailed {
                                 offline: false,
@@ -250,10 +255,11 @@ async fn pass(
     opts: &PassOptions,
     status: &Publisher,
     started: Instant,
+    clock: &dyn Clock,
 ) -> Event {
     let before = counts_for_notice(store);
     let mut on_progress = |p: Progress| status.progress(p);
-    let result = run_pass(store, client, &Utc::now, opts, &mut on_progress).await;
+    let result = run_pass(store, client, &|| clock.now(), opts, &mut on_progress).await;
     let notices = new_notices(before.as_ref(), counts_for_notice(store).as_ref());
     match result {
         Ok(_) => {
@@ -263,7 +269,7 @@ async fn pass(
                 s.notices += notices;
             });
             let retry_at = store.next_retry_at().ok().flatten().map(|t| {
-                let delta = (t - Utc::now()).num_milliseconds().max(0) as u64;
+                let delta = (t - clock.now()).num_milliseconds().max(0) as u64;
                 elapsed_ms(started) + delta
             });
             Event::PassOk { retry_at }
