@@ -199,3 +199,46 @@ impl Store {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use outpost_protocol::{MutationKind, Op, SetOp, WorkOrder};
+    use uuid::Uuid;
+
+    use crate::db::Store;
+    use crate::test_support::update_at;
+
+    #[test]
+    fn pruning_keeps_every_file_something_still_needs() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = crate::DbKey::generate().expect("key");
+        let mut store = Store::create(tmp.path(), &key).expect("store");
+        let now = Utc::now();
+        let needed = store
+            .put_attachment(b"needed by a pending mutation", "image/png", now)
+            .expect("put");
+        let orphan = store
+            .put_attachment(b"nobody needs this", "image/png", now)
+            .expect("put");
+        let order = WorkOrder::blank(Uuid::now_v7());
+        let mut m = update_at(order.id, 3, vec![Op::Set(SetOp::Title("t".into()))]);
+        m.kind = MutationKind::Create;
+        m.ops.push(Op::Set(SetOp::Signature(Some(
+            outpost_protocol::Signature {
+                hash: needed.hash.clone(),
+                signer: "A".into(),
+            },
+        ))));
+        store.record(m, now).expect("record");
+        for h in [&needed.hash, &orphan.hash] {
+            store.mark_uploaded(h).expect("uploaded");
+        }
+        assert_eq!(store.prune_attachments().expect("prune"), 1);
+        assert!(store.attachment(&needed.hash).is_ok(), "referenced: kept");
+        assert!(
+            store.attachment(&orphan.hash).is_err(),
+            "unreferenced and uploaded: removed"
+        );
+    }
+}

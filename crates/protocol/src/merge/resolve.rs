@@ -1,0 +1,206 @@
+//! Resolving: a person's decision on a conflict or failed sync, applied to the order
+//! as the server holds it now.
+//!
+//! A resolution is authoritative, so it skips the conflict checks and the edit status
+//! machine of [`super::merge`]; what it shares with a push (the envelope check, field
+//! stamps, stock deltas, "unchanged bumps no version") is the parent module's, so each
+//! rule has one home. Left out on purpose, as for a push: storage and the clock (the
+//! caller passes `now`).
+
+use uuid::Uuid;
+
+use super::{
+    check_envelope, restamp, same_ignoring_version, stock_deltas, Actor, Current, FieldStamp,
+    FieldStamps, MergeRejected, StockDelta,
+};
+use crate::apply::apply_ops;
+use crate::domain::WorkOrder;
+use crate::mutation::{Mutation, MutationKind, Op, SetOp};
+use crate::status::Status;
+use crate::validate::{validate_completion, validate_order};
+use crate::wire::{
+    ConflictRecord, ErrorCode, FailedSyncRecord, RecordStatus, Resolution, ResolutionOutcome,
+};
+
+/// The result of a resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolveDecision {
+    /// The record is settled; the order takes the new row (when `changed`).
+    Resolved(Box<Resolved>),
+    /// Someone settled it first.
+    AlreadyResolved(Resolution),
+    Reject(MergeRejected),
+}
+
+/// A settled conflict or failed sync and its effect on the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub resolution: Resolution,
+    pub order: WorkOrder,
+    pub stamps: FieldStamps,
+    pub changed: bool,
+    pub stock: Vec<StockDelta>,
+}
+
+/// What is being resolved.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolvable<'a> {
+    Conflict(&'a ConflictRecord),
+    FailedSync(&'a FailedSyncRecord),
+}
+
+/// Apply a person's decision (`m`, a `resolve` mutation) on a conflict or failed sync,
+/// to the order as it is now. A resolution is authoritative: its ops are applied
+/// without conflict checks or the edit status machine (a person looked at both sides),
+/// but the result must still be a valid order, and a completed one must carry its
+/// evidence. `now` is the server's time, recorded as the decision time.
+pub fn resolve(
+    target: Resolvable<'_>,
+    current: Option<Current<'_>>,
+    m: &Mutation,
+    actor: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ResolveDecision {
+    if let Err(r) = check_envelope(m, actor) {
+        return ResolveDecision::Reject(r);
+    }
+    if m.kind != MutationKind::Resolve {
+        return ResolveDecision::Reject(MergeRejected::new(
+            ErrorCode::InvalidBody,
+            "a change to a conflict or failed sync must be a resolve",
+        ));
+    }
+    let (status, version, existing, is_conflict, assignee_then) = match target {
+        Resolvable::Conflict(c) => (c.status, c.version, &c.resolution, true, c.assignee.clone()),
+        Resolvable::FailedSync(f) => (
+            f.status,
+            f.version,
+            &f.resolution,
+            false,
+            f.assignee.clone(),
+        ),
+    };
+    if status == RecordStatus::Resolved {
+        if let Some(r) = existing {
+            return ResolveDecision::AlreadyResolved(r.clone());
+        }
+    }
+    let technician = !actor.role.sees_all_orders();
+    let Some(cur) = current else {
+        // An order that never existed (a refused create): only dismissal makes sense.
+        if technician {
+            return ResolveDecision::Reject(MergeRejected::new(
+                ErrorCode::Forbidden,
+                "only a dispatcher may settle this",
+            ));
+        }
+        if !m.ops.is_empty() {
+            return ResolveDecision::Reject(MergeRejected::new(
+                ErrorCode::UnknownEntity,
+                "the order does not exist; the failed sync can only be dismissed",
+            ));
+        }
+        let resolution = Resolution {
+            outcome: ResolutionOutcome::Dismissed,
+            decided_by: actor.username.clone(),
+            decided_at: now,
+            mutation_id: m.mutation_id,
+            ops: Vec::new(),
+            order_version: None,
+        };
+        let _ = assignee_then;
+        let blank = WorkOrder::blank(Uuid::nil());
+        return ResolveDecision::Resolved(Box::new(Resolved {
+            resolution,
+            order: blank,
+            stamps: FieldStamps::new(),
+            changed: false,
+            stock: Vec::new(),
+        }));
+    };
+    if technician {
+        let mine = cur.order.assignee.as_deref() == Some(actor.username.as_str());
+        if !is_conflict || !mine {
+            return ResolveDecision::Reject(MergeRejected::new(
+                ErrorCode::Forbidden,
+                "you may settle only the conflicts of orders assigned to you",
+            ));
+        }
+        if m.ops
+            .iter()
+            .any(|op| matches!(op, Op::Set(SetOp::Assignee(_))))
+        {
+            return ResolveDecision::Reject(MergeRejected::new(
+                ErrorCode::Forbidden,
+                "a technician may not reassign an order; ask a dispatcher",
+            ));
+        }
+    }
+    if m.base_version != version {
+        return ResolveDecision::Reject(MergeRejected::new(
+            ErrorCode::VersionMismatch,
+            format!(
+                "the resolution expects version {} but the record is at {version}",
+                m.base_version
+            ),
+        ));
+    }
+    let order = cur.order;
+    let mut after = order.clone();
+    if let Err(e) = apply_ops(&mut after, &m.ops) {
+        return ResolveDecision::Reject(MergeRejected::validation(e.into_validation()));
+    }
+    if let Err(e) = validate_order(&after) {
+        return ResolveDecision::Reject(MergeRejected::validation(e));
+    }
+    if after.status == Status::Completed && order.status != Status::Completed {
+        if let Err(e) = validate_completion(&after) {
+            return ResolveDecision::Reject(MergeRejected::validation(e));
+        }
+    }
+    let changed = !same_ignoring_version(order, &mut after);
+    after.version = if changed {
+        order.version + 1
+    } else {
+        order.version
+    };
+    let mut stamps = cur.stamps.clone();
+    if changed {
+        restamp(
+            &mut stamps,
+            Some(order),
+            &after,
+            FieldStamp {
+                version: after.version,
+                device_id: m.device_id,
+            },
+        );
+    }
+    let outcome = match target {
+        Resolvable::FailedSync(_) if m.ops.is_empty() => ResolutionOutcome::Dismissed,
+        Resolvable::FailedSync(_) => ResolutionOutcome::Applied,
+        Resolvable::Conflict(_) if m.ops.is_empty() => ResolutionOutcome::KeptServer,
+        Resolvable::Conflict(c) => {
+            if m.ops == c.resolution_ops(&crate::wire::ResolutionChoice::AcceptDevice) {
+                ResolutionOutcome::AcceptedDevice
+            } else {
+                ResolutionOutcome::Merged
+            }
+        }
+    };
+    let stock = stock_deltas(Some(order), &after);
+    ResolveDecision::Resolved(Box::new(Resolved {
+        resolution: Resolution {
+            outcome,
+            decided_by: actor.username.clone(),
+            decided_at: now,
+            mutation_id: m.mutation_id,
+            ops: m.ops.clone(),
+            order_version: changed.then_some(after.version),
+        },
+        order: after,
+        stamps,
+        changed,
+        stock,
+    }))
+}

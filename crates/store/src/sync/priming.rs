@@ -1,0 +1,67 @@
+//! Full snapshots (the first sync, or the server's `resync_required`).
+//!
+//! Starting one opens a new scope generation and forgets the cursor; every row a
+//! snapshot page brings is stamped with that generation, and the page that completes
+//! the snapshot sweeps away what it did not bring, except what is still needed here.
+//! Left out on purpose: applying the snapshot's pages, which is the ordinary pull path
+//! (`pull.rs`).
+
+use outpost_protocol::wire::PullResponse;
+
+use super::{current_gen, kv_delete, kv_get, kv_set, KV_CURSOR, KV_GEN, KV_PRIMING};
+use crate::db::Store;
+use crate::error::StoreError;
+
+impl Store {
+    /// Start a fresh snapshot (first sync, or `resync_required`): forget the cursor and
+    /// open a new generation; rows the snapshot does not bring are removed at its end
+    /// unless they carry unsynced work.
+    pub fn begin_priming(&mut self) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let gen = current_gen(tx)? + 1;
+            kv_set(tx, KV_GEN, &gen.to_string())?;
+            kv_set(tx, KV_PRIMING, "1")?;
+            kv_delete(tx, KV_CURSOR)?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    pub fn is_priming(&self) -> Result<bool, StoreError> {
+        Ok(kv_get(&self.conn, KV_PRIMING)?.is_some())
+    }
+}
+
+/// The sweep that ends a snapshot, run by each pull page after its cursor is stored
+/// (in the page's transaction). Returns the rows removed.
+pub(super) fn finish_priming(
+    tx: &rusqlite::Connection,
+    page: &PullResponse,
+    gen: i64,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    // The snapshot is complete when a page no longer carries priming progress.
+    let priming = kv_get(tx, KV_PRIMING)?.is_some();
+    if priming && (page.priming.is_none() || !page.has_more) {
+        // Orders the snapshot did not bring are gone from this device's scope:
+        // removed, unless still needed here (queued or failed work, an open
+        // conflict); those stay, marked like a `left_scope`, until nothing
+        // needs them. An order made here and not yet on the server is simply
+        // not on the server yet.
+        removed += tx.execute(
+            "DELETE FROM work_orders WHERE seen_gen < ?1 AND left_scope_to IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = work_orders.id)
+               AND NOT EXISTS (SELECT 1 FROM sync_records r
+                                WHERE r.order_id = work_orders.id
+                                  AND r.entity = 'conflict' AND r.status = 'open')",
+            [gen],
+        )?;
+        tx.execute(
+            "UPDATE work_orders SET left_scope_to = 'another technician'
+             WHERE seen_gen < ?1 AND left_scope_to IS NULL AND server_body IS NOT NULL",
+            [gen],
+        )?;
+        removed += tx.execute("DELETE FROM inventory WHERE seen_gen < ?1", [gen])?;
+        kv_delete(tx, KV_PRIMING)?;
+    }
+    Ok(removed)
+}

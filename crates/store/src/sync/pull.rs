@@ -1,0 +1,150 @@
+//! The pull side: one page of server changes applied together with its cursor, in
+//! one transaction.
+//!
+//! A page brings orders (stored rebased), inventory, conflict and failed-sync records,
+//! and orders or items that left this device's scope. Left out on purpose: how a row
+//! is rebased (`rebase.rs`), whether an order that left scope stays (`scope.rs`), and
+//! the sweep that ends a snapshot (`priming.rs`), which the completing page runs.
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::wire::{ChangeBody, PullResponse, RecordStatus};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::priming::finish_priming;
+use super::rebase::put_server_row;
+use super::scope::{needed_here, settle_out_of_scope};
+use super::{
+    current_gen, kv_get, kv_set, put_record, ACK_PULLED_MUTATION, CLEAR_RESOLVED_FAILED, KV_CURSOR,
+};
+use crate::db::Store;
+use crate::error::StoreError;
+
+/// What one pull page did locally.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PageSummary {
+    pub orders: usize,
+    pub inventory: usize,
+    pub records: usize,
+    pub removed: usize,
+    /// Orders that left this device's scope but were kept for their unsynced work.
+    pub kept_for_work: usize,
+    /// Pending mutations acknowledged by a pulled row (the reply to their push was lost).
+    pub acknowledged: usize,
+}
+
+impl Store {
+    pub fn pull_cursor(&self) -> Result<Option<String>, StoreError> {
+        kv_get(&self.conn, KV_CURSOR)
+    }
+
+    /// Apply one pull page and store its cursor, in one transaction.
+    pub fn apply_pull_page(
+        &mut self,
+        page: &PullResponse,
+        now: DateTime<Utc>,
+    ) -> Result<PageSummary, StoreError> {
+        self.write(|tx, _| {
+            let gen = current_gen(tx)?;
+            let mut s = PageSummary::default();
+            let mut inv = tx.prepare(
+                "INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body, seen_gen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit = excluded.unit,
+                    price_cents = excluded.price_cents,
+                    total_stock_milli = excluded.total_stock_milli, body = excluded.body,
+                    seen_gen = excluded.seen_gen",
+            )?;
+            let mut ack = tx.prepare(ACK_PULLED_MUTATION)?;
+            for change in &page.changes {
+                match &change.change {
+                    ChangeBody::WorkOrder(row) => {
+                        for m in &change.mutation_ids {
+                            s.acknowledged += ack.execute([m.to_string()])?;
+                        }
+                        put_server_row(tx, row, gen, now)?;
+                        s.orders += 1;
+                    }
+                    ChangeBody::InventoryItem(item) => {
+                        inv.execute(params![
+                            item.sku,
+                            item.name,
+                            item.unit,
+                            item.price_cents,
+                            item.total_stock().milli(),
+                            serde_json::to_string(item)?,
+                            gen,
+                        ])?;
+                        s.inventory += 1;
+                    }
+                    ChangeBody::Conflict(c) => {
+                        put_record(
+                            tx,
+                            "conflict",
+                            &c.id.to_string(),
+                            &c.order_id.to_string(),
+                            c.status,
+                            &serde_json::to_string(c)?,
+                            now,
+                        )?;
+                        s.records += 1;
+                        if c.status == RecordStatus::Resolved {
+                            s.removed += settle_out_of_scope(tx, &c.order_id.to_string())?;
+                        }
+                    }
+                    ChangeBody::FailedSync(f) => {
+                        if f.status == RecordStatus::Resolved {
+                            // A dispatcher decided: the device's copy of the refused
+                            // change is settled, and the order shows the outcome.
+                            let cleared = tx.execute(
+                                CLEAR_RESOLVED_FAILED,
+                                [f.mutation.mutation_id.to_string()],
+                            )?;
+                            if cleared > 0 {
+                                crate::records::refresh_local(tx, &f.order_id.to_string(), now)?;
+                            }
+                        }
+                        put_record(
+                            tx,
+                            "failed_sync",
+                            &f.id.to_string(),
+                            &f.order_id.to_string(),
+                            f.status,
+                            &serde_json::to_string(f)?,
+                            now,
+                        )?;
+                        s.records += 1;
+                        if f.status == RecordStatus::Resolved {
+                            s.removed += settle_out_of_scope(tx, &f.order_id.to_string())?;
+                        }
+                    }
+                    ChangeBody::LeftScope(_) | ChangeBody::Tombstone => {
+                        if change.entity == outpost_protocol::wire::ChangeEntity::InventoryItem {
+                            tx.execute("DELETE FROM inventory WHERE sku = ?1", [&change.id])?;
+                            s.removed += 1;
+                        } else if needed_here(tx, &change.id)? {
+                            let who = match &change.change {
+                                ChangeBody::LeftScope(l) => l
+                                    .now_assigned_to
+                                    .clone()
+                                    .unwrap_or_else(|| "another technician".into()),
+                                _ => "nobody (deleted on the server)".into(),
+                            };
+                            tx.execute(
+                                "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
+                                params![change.id, who],
+                            )?;
+                            s.kept_for_work += 1;
+                        } else {
+                            s.removed +=
+                                tx.execute("DELETE FROM work_orders WHERE id = ?1", [&change.id])?;
+                        }
+                    }
+                }
+            }
+            kv_set(tx, KV_CURSOR, &page.cursor)?;
+            s.removed += finish_priming(tx, page, gen)?;
+            Ok::<_, StoreError>(s)
+        })
+    }
+}

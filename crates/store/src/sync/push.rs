@@ -1,0 +1,212 @@
+//! The push side: which queued mutations go next, deferring a batch after a
+//! transient failure, and applying the server's answer.
+//!
+//! A batch is bounded by count and bytes and keeps each order's mutations in order (an
+//! order whose earlier mutation failed or waits for its retry time holds back its later
+//! ones). A push answer and the outbox rows it acknowledges commit in one transaction.
+//! Left out on purpose: sealing rows before a request leaves (`outbox.rs`), the
+//! attachment files a batch waits on (`uploads.rs`), and what the server's row means
+//! for an order that left this device's scope (`scope.rs`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::wire::{MutationResult, PushOutcome, RecordStatus};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::scope::{put_acknowledged_row, settle_out_of_scope};
+use super::{current_gen, put_record, SEALED_ROW_BY_MUTATION_ID};
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::outbox::OutboxRow;
+
+/// What one push answer did locally.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PushSummary {
+    pub acknowledged: usize,
+    pub rejected: usize,
+    pub conflicts: usize,
+    /// Resolutions that found the conflict already decided elsewhere.
+    pub already_resolved: usize,
+    /// Mutations waiting for these attachment uploads before they are resent.
+    pub missing_attachments: Vec<(String, Vec<String>)>,
+}
+
+impl Store {
+    /// The next mutations to push, oldest first, bounded by count and bytes. An order
+    /// whose earlier mutation failed, or waits for its retry time, holds its later
+    /// mutations back; other orders go on. `ignore_backoff` (a manual "sync now")
+    /// takes every unacknowledged mutation once, whatever its retry time.
+    pub fn next_push_batch(
+        &self,
+        max_count: usize,
+        max_bytes: usize,
+        now: DateTime<Utc>,
+        ignore_backoff: bool,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for row in self.outbox()? {
+            if blocked.contains(&row.entity_id) {
+                continue;
+            }
+            let waiting = !ignore_backoff
+                && row
+                    .next_attempt_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > now);
+            if row.state == crate::OutboxState::Failed || waiting {
+                blocked.insert(row.entity_id.clone());
+                continue;
+            }
+            if !out.is_empty() && (out.len() >= max_count || bytes + row.body.len() > max_bytes) {
+                break;
+            }
+            bytes += row.body.len();
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a deferred mutation may be retried, if any waits.
+    pub fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM outbox WHERE state <> 'failed'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// A transient failure: retry these no earlier than `at`.
+    pub fn defer_push(
+        &mut self,
+        mutation_ids: &[String],
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(mutation_ids)?;
+        self.write(|tx, _| {
+            // Whatever their state (pending rows are not in the mutation-id index): one
+            // pass over the outbox for the whole batch.
+            tx.execute(
+                "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3
+                 WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'failed'",
+                params![ids, at.to_rfc3339(), error],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Apply a push answer: acknowledged mutations leave the outbox and their order
+    /// takes the server's row (with any later local work rebased on it); rejected ones
+    /// become failed syncs on the device; `missing_attachments` stays queued.
+    pub fn record_push_results(
+        &mut self,
+        results: &[MutationResult],
+        now: DateTime<Utc>,
+    ) -> Result<PushSummary, StoreError> {
+        self.write(|tx, _| {
+            let gen = current_gen(tx)?;
+            let mut summary = PushSummary::default();
+            for result in results {
+                let id = result.mutation_id.to_string();
+                let row: Option<(i64, String, String)> = tx
+                    .query_row(SEALED_ROW_BY_MUTATION_ID, [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((seq, entity_id, body)) = row else {
+                    continue; // already acknowledged (e.g. by a pull)
+                };
+                match result.outcome.first() {
+                    PushOutcome::Applied(a) => {
+                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        match &a.order {
+                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            // A duplicate carries no row (the pull brings it); an order
+                            // kept only for this work may go now.
+                            None => {
+                                settle_out_of_scope(tx, &entity_id)?;
+                            }
+                        }
+                        summary.acknowledged += 1;
+                    }
+                    PushOutcome::AppliedWithConflicts(a) => {
+                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        // Keep the device's side until the pulled conflict record
+                        // replaces this placeholder: nothing the person did is lost.
+                        let placeholder = serde_json::json!({
+                            "pending_pull": true,
+                            "conflict": a,
+                            "mutation": serde_json::from_str::<serde_json::Value>(&body)?,
+                        });
+                        put_record(
+                            tx,
+                            "conflict",
+                            &a.conflict_id.to_string(),
+                            &a.entity_id.to_string(),
+                            RecordStatus::Open,
+                            &placeholder.to_string(),
+                            now,
+                        )?;
+                        match &a.order {
+                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            None => {
+                                settle_out_of_scope(tx, &entity_id)?;
+                            }
+                        }
+                        summary.acknowledged += 1;
+                        summary.conflicts += 1;
+                    }
+                    PushOutcome::Rejected(r)
+                        if r.code == outpost_protocol::wire::ErrorCode::AlreadyResolved =>
+                    {
+                        // Someone decided first: show their decision, drop ours.
+                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        let existing: Option<(String, String)> = tx
+                            .query_row(
+                                "SELECT entity, body FROM sync_records WHERE id = ?1",
+                                [&entity_id],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()?;
+                        if let Some((entity, body)) = existing {
+                            let mut v: serde_json::Value = serde_json::from_str(&body)?;
+                            if let Some(obj) = v.as_object_mut() {
+                                obj.insert("status".into(), "resolved".into());
+                                obj.insert("resolution".into(), serde_json::to_value(&r.resolution)?);
+                            }
+                            tx.execute(
+                                "UPDATE sync_records SET status = 'resolved', body = ?3, updated_at = ?4
+                                 WHERE entity = ?1 AND id = ?2",
+                                params![entity, entity_id, v.to_string(), now.to_rfc3339()],
+                            )?;
+                        }
+                        summary.already_resolved += 1;
+                    }
+                    PushOutcome::Rejected(r) => {
+                        tx.execute(
+                            "UPDATE outbox SET state = 'failed', last_error = ?2,
+                                    next_attempt_at = NULL
+                             WHERE seq = ?1",
+                            params![seq, serde_json::to_string(r)?],
+                        )?;
+                        summary.rejected += 1;
+                    }
+                    PushOutcome::MissingAttachments { hashes } => {
+                        summary.missing_attachments.push((id, hashes.clone()));
+                    }
+                    PushOutcome::Duplicate { .. } => {
+                        // `first()` looks through duplicates; unreachable by construction.
+                    }
+                }
+            }
+            Ok::<_, StoreError>(summary)
+        })
+    }
+}

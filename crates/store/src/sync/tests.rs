@@ -1,0 +1,220 @@
+//! Tests that cross the sync files: the outbox lookups by mutation id use the
+//! sealed-row index, and every sync path (deferral, push answers, pulled
+//! acknowledgements, a dispatcher's resolution, a discard) finds sealed rows by their
+//! mutation id. Tests of one file's rules sit in that file.
+
+use chrono::Utc;
+use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::wire::{ChangeBody, MutationResult, PullResponse, PushOutcome, RecordStatus};
+use outpost_protocol::{Mutation, Op, SetOp, WorkOrder};
+use uuid::Uuid;
+
+use super::{ACK_PULLED_MUTATION, CLEAR_RESOLVED_FAILED, SEALED_ROW_BY_MUTATION_ID};
+use crate::db::Store;
+use crate::test_support::update;
+
+#[test]
+fn lookups_by_mutation_id_use_the_sealed_row_index() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let key = crate::DbKey::generate().expect("key");
+    let store = Store::create(tmp.path(), &key).expect("store");
+    for sql in [
+        SEALED_ROW_BY_MUTATION_ID,
+        ACK_PULLED_MUTATION,
+        CLEAR_RESOLVED_FAILED,
+    ] {
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let plan = stmt
+            .query_map(["x"], |r| r.get::<_, String>(3))
+            .expect("plan rows")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX outbox_sealed_by_mutation_id")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
+
+/// Every path that finds outbox rows by mutation id, after schema 5 took pending rows
+/// out of the mutation-id index: deferral (pending or sealed rows), push answers,
+/// pulled acknowledgements, a dispatcher's resolution and a discard.
+#[test]
+fn sealed_rows_are_found_by_mutation_id_on_every_sync_path() {
+    use outpost_protocol::wire::{
+        Applied, Change, ChangeEntity, ErrorCode, FailedSyncRecord, Rejection,
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let key = crate::DbKey::generate().expect("key");
+    let mut store = Store::create(tmp.path(), &key).expect("store");
+    let now = Utc::now();
+    let orders: Vec<WorkOrder> = (0..5)
+        .map(|i| {
+            let mut o = WorkOrder::blank(Uuid::now_v7());
+            o.title = format!("Order {i}");
+            o.version = 3;
+            o
+        })
+        .collect();
+    store.put_server_orders(&orders, now).expect("seed");
+    let edits: Vec<Mutation> = orders
+        .iter()
+        .map(|o| update(o, vec![Op::Set(SetOp::Description("edited".into()))]))
+        .collect();
+    for e in &edits {
+        store.record(e.clone(), now).expect("record");
+    }
+    let id = |i: usize| edits[i].mutation_id.to_string();
+    let state_of = |store: &Store, i: usize| {
+        store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .find(|r| r.mutation_id == id(i))
+            .map(|r| (r.state, r.next_attempt_at.is_some()))
+    };
+
+    // Orders 0..4 are sent; order 4's row stays pending.
+    store
+        .mark_sent(&[id(0), id(1), id(2), id(3)])
+        .expect("seal");
+    let later = now + chrono::Duration::minutes(5);
+    store
+        .defer_push(&[id(3), id(4)], later, "offline")
+        .expect("defer");
+    assert_eq!(state_of(&store, 3), Some((crate::OutboxState::Sent, true)));
+    assert_eq!(
+        state_of(&store, 4),
+        Some((crate::OutboxState::Pending, true)),
+        "a pending row is deferred too"
+    );
+
+    let mut acked = orders[0].clone();
+    acked.version = 4;
+    acked.description = "edited".into();
+    let results = vec![
+        MutationResult {
+            mutation_id: edits[0].mutation_id,
+            outcome: PushOutcome::Applied(Applied {
+                entity: EntityKind::WorkOrder,
+                entity_id: orders[0].id,
+                version: 4,
+                number: None,
+                changed: true,
+                order: Some(acked),
+            }),
+        },
+        MutationResult {
+            mutation_id: edits[1].mutation_id,
+            outcome: PushOutcome::Rejected(Rejection {
+                code: ErrorCode::ValidationFailed,
+                message: "no".into(),
+                field_errors: Vec::new(),
+                failed_sync_id: None,
+                resolution: None,
+            }),
+        },
+        MutationResult {
+            mutation_id: Uuid::now_v7(),
+            outcome: PushOutcome::Rejected(Rejection {
+                code: ErrorCode::ValidationFailed,
+                message: "not ours".into(),
+                field_errors: Vec::new(),
+                failed_sync_id: None,
+                resolution: None,
+            }),
+        },
+    ];
+    let summary = store.record_push_results(&results, now).expect("results");
+    assert_eq!((summary.acknowledged, summary.rejected), (1, 1));
+    assert_eq!(state_of(&store, 0), None, "applied: acknowledged");
+    assert_eq!(
+        state_of(&store, 1).map(|s| s.0),
+        Some(crate::OutboxState::Failed)
+    );
+    assert_eq!(
+        store
+            .order(&orders[0].id.to_string())
+            .expect("order")
+            .order
+            .version,
+        4
+    );
+
+    // A pulled row naming order 2's sealed mutation acknowledges it (its push reply
+    // was lost); a dispatcher's decision on order 1's failed sync clears it.
+    let mut pulled = orders[2].clone();
+    pulled.version = 4;
+    let failed = FailedSyncRecord {
+        id: Uuid::now_v7(),
+        version: 2,
+        status: RecordStatus::Resolved,
+        order_id: orders[1].id,
+        assignee: None,
+        username: "tech1".into(),
+        device_id: Uuid::nil(),
+        received_at: now,
+        code: ErrorCode::ValidationFailed,
+        message: "no".into(),
+        field_errors: Vec::new(),
+        mutation: edits[1].clone(),
+        resolution: None,
+    };
+    let page = PullResponse {
+        changes: vec![
+            Change {
+                seq: 10,
+                entity: ChangeEntity::WorkOrder,
+                id: orders[2].id.to_string(),
+                version: 4,
+                mutation_ids: vec![edits[2].mutation_id],
+                change: ChangeBody::WorkOrder(pulled),
+            },
+            Change {
+                seq: 11,
+                entity: ChangeEntity::FailedSync,
+                id: failed.id.to_string(),
+                version: 2,
+                mutation_ids: Vec::new(),
+                change: ChangeBody::FailedSync(failed),
+            },
+        ],
+        cursor: "c1".into(),
+        has_more: false,
+        priming: None,
+        server_time: now,
+    };
+    let s = store.apply_pull_page(&page, now).expect("pull");
+    assert_eq!(s.acknowledged, 1);
+    assert_eq!(state_of(&store, 2), None, "acknowledged by the pull");
+    assert_eq!(state_of(&store, 1), None, "resolved by a dispatcher");
+
+    // Order 3's row fails, then a person discards it.
+    let rejected = vec![MutationResult {
+        mutation_id: edits[3].mutation_id,
+        outcome: PushOutcome::Rejected(Rejection {
+            code: ErrorCode::ValidationFailed,
+            message: "no".into(),
+            field_errors: Vec::new(),
+            failed_sync_id: None,
+            resolution: None,
+        }),
+    }];
+    store.record_push_results(&rejected, now).expect("results");
+    assert_eq!(store.failed_syncs().expect("failed").len(), 1);
+    store.discard_failed(&id(3), now).expect("discard");
+    assert_eq!(state_of(&store, 3), None);
+
+    let left: Vec<String> = store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .map(|r| r.mutation_id)
+        .collect();
+    assert_eq!(left, vec![id(4)], "only the unsent row is left");
+    assert!(store.check().expect("check").sound);
+}
