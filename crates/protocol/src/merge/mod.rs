@@ -7,7 +7,7 @@
 //! refused. [`resolve`] does the same for a person's decision on a conflict or failed
 //! sync. The server stores what these return; the device may run them to predict.
 //!
-//! The rules (DESIGN.md, "Push"):
+//! The rules (docs/protocol.md, "Push"):
 //! - a `set` conflicts only if its field's last change is after `base_version`, came
 //!   from another device, and the value differs from the current one; a `set` equal to
 //!   the current value changes nothing and bumps no version;
