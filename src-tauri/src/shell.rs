@@ -19,14 +19,9 @@ use tauri::{AppHandle, Emitter};
 
 use crate::instance::InstanceLock;
 
-/// The data directory: `OUTPOST_DATA_DIR`, else the platform's (the CLI's default too).
+/// The data directory: `OUTPOST_DATA_DIR`, else the platform's (the CLI's rule too).
 pub fn data_dir() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("OUTPOST_DATA_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    directories::ProjectDirs::from("", "", "Outpost")
-        .map(|d| d.data_dir().to_path_buf())
-        .ok_or_else(|| "no home directory to keep the data in: set OUTPOST_DATA_DIR".into())
+    outpost_core::rules::data_dir(None).map_err(|e| e.to_string())
 }
 
 #[derive(Debug)]

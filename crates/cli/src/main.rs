@@ -9,7 +9,6 @@
 //! family), `print` (shared output); this file picks the data directory, dispatches,
 //! and turns an error into its message and exit code. It holds no command's logic.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,23 +20,9 @@ mod args;
 mod cmd;
 mod print;
 
-/// The data directory when neither `--data-dir` nor `OUTPOST_DATA_DIR` names one.
-fn default_data_dir() -> Result<PathBuf, CoreError> {
-    directories::ProjectDirs::from("", "", "Outpost")
-        .map(|d| d.data_dir().to_path_buf())
-        .ok_or_else(|| {
-            CoreError::BadInput(
-                "no home directory to put the data in: give --data-dir or set OUTPOST_DATA_DIR"
-                    .into(),
-            )
-        })
-}
-
 fn run(cli: Cli) -> Result<(), CoreError> {
-    let dir = match cli.data_dir {
-        Some(d) => d,
-        None => default_data_dir()?,
-    };
+    // `--data-dir` (or OUTPOST_DATA_DIR, which clap reads), else the platform's.
+    let dir = outpost_core::rules::data_dir(cli.data_dir)?;
     let json = cli.json;
     match cli.command {
         Command::Init {

@@ -32,28 +32,15 @@ impl SignInInput {
     /// Every field's problem at once, before anything is created or sent.
     pub fn validate(&self) -> Result<(), CoreError> {
         let mut errors = ValidationErrors::default();
-        let url = self.server_url.trim();
-        if url.is_empty() {
-            errors.push("server_url", "required", "type the server's address");
-        } else if !(url.starts_with("https://") || url.starts_with("http://")) {
-            errors.push(
-                "server_url",
-                "scheme",
-                "the address starts with https:// (or http:// for this computer only)",
-            );
-        }
+        crate::rules::check_server_url(&self.server_url, &mut errors);
         if self.username.trim().is_empty() {
             errors.push("username", "required", "type your user name");
         }
         if self.password.is_empty() {
             errors.push("password", "required", "type your password");
         }
-        if self
-            .passphrase
-            .as_deref()
-            .is_some_and(|p| p.chars().count() < 8)
-        {
-            errors.push("passphrase", "too_short", "use at least 8 characters");
+        if let Some(p) = self.passphrase.as_deref() {
+            crate::rules::check_passphrase(p, &mut errors);
         }
         Ok(errors.into_result()?)
     }

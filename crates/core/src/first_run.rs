@@ -46,13 +46,10 @@ impl Outpost {
             )
             .into());
         }
-        if passphrase.is_some_and(|p| p.chars().count() < 8) {
-            return Err(outpost_protocol::ValidationErrors::single(
-                "passphrase",
-                "too_short",
-                "use at least 8 characters",
-            )
-            .into());
+        if let Some(p) = passphrase {
+            let mut errors = outpost_protocol::ValidationErrors::default();
+            crate::rules::check_passphrase(p, &mut errors);
+            errors.into_result()?;
         }
         let mut o = Outpost::init(opts, passphrase)?;
         o.set_username(username)?;

@@ -201,10 +201,11 @@ impl KeyManager<'_> {
         let (key, source, kdf) = if let Some(key) = self.env.env_key()? {
             (key, KeySource::Environment, None)
         } else if let Some(pass) = passphrase {
-            if pass.chars().count() < 8 {
-                return Err(CoreError::BadInput(
-                    "the passphrase must be at least 8 characters".into(),
-                ));
+            if crate::rules::passphrase_too_short(pass) {
+                return Err(CoreError::BadInput(format!(
+                    "the passphrase must be at least {} characters",
+                    crate::rules::PASSPHRASE_MIN_CHARS
+                )));
             }
             let salt = random_bytes::<16>()?;
             let key = DbKey::from_passphrase(pass, &salt, PASSPHRASE_ITERATIONS);

@@ -15,6 +15,7 @@ pub mod first_run;
 pub mod keys;
 pub mod photos;
 mod records;
+pub mod rules;
 mod sync;
 pub mod time_entries;
 pub mod updates;
@@ -167,10 +168,6 @@ fn media_type_of(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    outpost_store::attachment_hash(bytes)
 }
 
 impl Outpost {
@@ -467,7 +464,7 @@ impl Outpost {
             .photos
             .iter()
             .chain(std::iter::once(&c.signature_png))
-            .filter(|e| e.bytes.len() as u64 > outpost_store::ATTACHMENT_MAX_BYTES)
+            .filter(|e| e.bytes.len() as u64 > outpost_protocol::limits::ATTACHMENT_BYTES_MAX)
         {
             errs.push(
                 "photos",
@@ -475,7 +472,7 @@ impl Outpost {
                 format!(
                     "{} is larger than {} MiB",
                     e.name,
-                    outpost_store::ATTACHMENT_MAX_BYTES >> 20
+                    outpost_protocol::limits::ATTACHMENT_BYTES_MAX >> 20
                 ),
             );
         }
@@ -490,12 +487,12 @@ impl Outpost {
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.now();
         let mut ops = vec![Op::Set(SetOp::Signature(Some(Signature {
-            hash: sha256_hex(&c.signature_png.bytes),
+            hash: outpost_protocol::attachment_hash(&c.signature_png.bytes),
             signer: c.signer.trim().to_owned(),
         })))];
         for (name, p) in &photos {
             ops.push(Op::Add(ListItem::Photos(PhotoRef {
-                hash: sha256_hex(&p.bytes),
+                hash: outpost_protocol::attachment_hash(&p.bytes),
                 caption: name.clone(),
                 media_type: p.media_type.to_owned(),
             })));
@@ -537,7 +534,7 @@ impl Outpost {
             .iter()
             .map(|(name, p)| {
                 Op::Add(ListItem::Photos(PhotoRef {
-                    hash: sha256_hex(&p.bytes),
+                    hash: outpost_protocol::attachment_hash(&p.bytes),
                     caption: name.clone(),
                     media_type: p.media_type.to_owned(),
                 }))

@@ -8,7 +8,9 @@
 
 pub mod apply;
 pub mod clock;
+pub mod digest;
 pub mod domain;
+pub mod limits;
 pub mod merge;
 pub mod mutation;
 pub mod status;
@@ -18,6 +20,7 @@ pub mod wire;
 
 pub use apply::{apply_mutation, apply_ops, ApplyError};
 pub use clock::Clock;
+pub use digest::{attachment_hash, sha256_hex};
 pub use domain::*;
 pub use mutation::{ListName, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
 pub use status::Status;

@@ -49,23 +49,8 @@ pub mod paths {
     pub const ATTACHMENTS_BATCH: &str = "/v1/attachments-batch";
 }
 
-/// Limits both sides know, so a client never builds a request the server refuses.
-pub mod limits {
-    /// Mutations in one push.
-    pub const PUSH_MUTATIONS_MAX: usize = 500;
-    /// Bytes of one JSON request body (push, login, pull, batch upload).
-    pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
-    /// Rows in one pull page, and the default.
-    pub const PULL_LIMIT_MAX: u32 = 5_000;
-    pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
-    /// Bytes of rows in one pull page (a single larger row still travels alone).
-    pub const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
-    pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
-    /// Size of one attachment, of one uploaded chunk, and of a file in a batch upload.
-    pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
-    pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
-    pub const BATCH_FILE_BYTES_MAX: u64 = 256 * 1024;
-}
+/// Limits both sides know (`crate::limits`), here too for the wire's readers.
+pub use crate::limits;
 
 /// Stable error codes. A client branches on these, never on messages or HTTP reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

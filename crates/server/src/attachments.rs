@@ -16,7 +16,7 @@ use outpost_protocol::wire::{
     limits, AttachmentStatus, BatchFile, BatchFileResult, ErrorBody, ErrorCode,
 };
 
-use crate::auth::{sha256_hex, Principal};
+use crate::auth::Principal;
 use crate::db::Sql;
 use crate::error::{ApiError, Error};
 use crate::repo::{self, AttachmentRow};
@@ -129,11 +129,11 @@ pub fn put_chunk(
     repo::put_chunk(sql, hash, offset, data)?;
     row.received += len;
     if row.received == total {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut ctx = outpost_protocol::digest::Sha256Hex::default();
         for chunk in repo::chunks(sql, hash)? {
             ctx.update(&chunk);
         }
-        if hex::encode(ctx.finish().as_ref()) != hash {
+        if ctx.finish() != hash {
             repo::delete_attachment(sql, hash)?;
             return Err(ApiError::new(
                 422,
@@ -177,7 +177,7 @@ pub fn put_batch(
             ));
             continue;
         }
-        if sha256_hex(&data) != f.hash {
+        if outpost_protocol::attachment_hash(&data) != f.hash {
             out.push(fail(
                 ErrorCode::HashMismatch,
                 "the bytes do not match the name (SHA-256)",

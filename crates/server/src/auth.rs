@@ -80,9 +80,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     Ok(b)
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
-}
+pub use outpost_protocol::sha256_hex;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {

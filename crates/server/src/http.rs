@@ -627,11 +627,11 @@ async fn batch_upload(
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody<BatchUploadRequest>,
 ) -> Result<Response, Error> {
-    if body.files.len() > 100 {
+    if body.files.len() > limits::BATCH_FILES_MAX {
         return Err(ApiError::new(
             413,
             ErrorCode::PayloadTooLarge,
-            "at most 100 files per batch",
+            format!("at most {} files per batch", limits::BATCH_FILES_MAX),
         )
         .into());
     }

@@ -18,19 +18,16 @@ use crate::db::Store;
 use crate::error::StoreError;
 use crate::key::random_bytes;
 
-/// The largest attachment accepted (photos are downscaled before this matters).
-pub const ATTACHMENT_MAX_BYTES: u64 = 32 * 1024 * 1024;
+use outpost_protocol::attachment_hash;
+/// The largest attachment accepted (photos are downscaled before this matters): the
+/// server's limit, so that nothing is kept that could never be uploaded.
+use outpost_protocol::limits::ATTACHMENT_BYTES_MAX as ATTACHMENT_MAX_BYTES;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachmentMeta {
     pub hash: String,
     pub size: u64,
     pub media_type: String,
-}
-
-/// The name an attachment gets: the SHA-256 of its bytes, as lowercase hex.
-pub fn attachment_hash(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn file_path(dir: &Path, hash: &str) -> PathBuf {

@@ -26,7 +26,7 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 
-pub use attachments::{attachment_hash, AttachmentMeta, ATTACHMENT_MAX_BYTES};
+pub use attachments::AttachmentMeta;
 pub use crypto::{use_page_crypto, PageCrypto, PROVIDER_NAME};
 pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
 pub use error::{OpenError, StoreError};

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use outpost_protocol::limits;
 use outpost_protocol::wire::{PrimingPhase, PullRequest};
 use outpost_store::{Store, SyncCounts};
 use serde::Serialize;
@@ -24,7 +25,8 @@ use crate::machine::backoff_ms;
 use crate::transport::Transport;
 use crate::upload::upload;
 
-/// How a pass sizes its work. Every loop below is bounded by these.
+/// How a pass sizes its work. Every loop below is bounded by these. The sizes default
+/// to the protocol's (`outpost_protocol::limits`), which the server accepts.
 #[derive(Debug, Clone)]
 pub struct PassOptions {
     /// A manual "sync now": every unacknowledged mutation is tried once, whatever its
@@ -34,8 +36,10 @@ pub struct PassOptions {
     pub batch_bytes: usize,
     pub pull_limit: Option<u32>,
     pub pull_max_bytes: Option<u64>,
-    /// Files up to this size go in batched uploads; larger ones resumably in chunks.
+    /// Files up to this size go in batched uploads, `batch_files` to a request; larger
+    /// ones go resumably in chunks of `chunk_bytes`.
     pub small_file_bytes: usize,
+    pub batch_files: usize,
     pub chunk_bytes: usize,
     pub retry_delay_ms_min: u64,
     pub retry_delay_ms_max: u64,
@@ -45,12 +49,13 @@ impl Default for PassOptions {
     fn default() -> Self {
         PassOptions {
             ignore_backoff: false,
-            batch_count: 100,
-            batch_bytes: 1024 * 1024,
-            pull_limit: Some(1000),
+            batch_count: limits::PUSH_MUTATIONS_DEFAULT,
+            batch_bytes: limits::PUSH_BYTES_DEFAULT,
+            pull_limit: Some(limits::PULL_LIMIT_DEFAULT),
             pull_max_bytes: None,
-            small_file_bytes: 32 * 1024,
-            chunk_bytes: 1024 * 1024,
+            small_file_bytes: limits::BATCH_FILE_BYTES_DEFAULT,
+            batch_files: limits::BATCH_FILES_DEFAULT,
+            chunk_bytes: limits::CHUNK_BYTES_DEFAULT,
             retry_delay_ms_min: 1_000,
             retry_delay_ms_max: 300_000,
         }
@@ -305,7 +310,7 @@ pub async fn fetch_attachment(
     let mut report = PassReport::default();
     let bytes = authed!(store, client, now, report, |t| client.download(&t, hash))?;
     tracing::debug!(requests = report.requests, "downloaded attachment {hash}");
-    if outpost_store::attachment_hash(&bytes) != hash {
+    if outpost_protocol::attachment_hash(&bytes) != hash {
         return Err(SyncError::BadAnswer(format!(
             "attachment {hash} arrived damaged (its content does not match its name)"
         )));

@@ -3,8 +3,9 @@
 //! The pass decides which photos go when (a completion's evidence before the
 //! completion, other photos last or not at all on a metered link); this module only
 //! sends the files it is given and marks each one uploaded as the server confirms it.
-//! Files up to [`PassOptions::small_file_bytes`] go 32 to a request; larger ones go
-//! through the resumable upload, which picks up where a broken connection left off.
+//! Files up to [`PassOptions::small_file_bytes`] go [`PassOptions::batch_files`] to a
+//! request; larger ones go through the resumable upload, which picks up where a broken
+//! connection left off.
 //! Downloads are not here ([`fetch_attachment`](crate::fetch_attachment)).
 
 use chrono::{DateTime, Utc};
@@ -44,7 +45,7 @@ pub(crate) async fn upload(
         }
         progress(Progress::Uploading { done: i + 1, total });
     }
-    for group in small.chunks(32) {
+    for group in small.chunks(opts.batch_files.max(1)) {
         report.bytes_sent += group.iter().map(|(_, d)| d.len() * 4 / 3).sum::<usize>();
         let resp = authed!(store, client, now, report, |t| client
             .upload_batch(&t, group))?;

@@ -373,7 +373,3 @@ pub async fn error_of(resp: reqwest::Response) -> (u16, ErrorBody) {
 pub fn json_of<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("shape")
 }
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    outpost_server::auth::sha256_hex(data)
-}

@@ -1,0 +1,45 @@
+//! Sizes both sides must agree on, in one place: what the server accepts (`*_MAX`) and
+//! what a client sends by default (`*_DEFAULT`, always within the maximum), so that a
+//! client never builds a request the server refuses.
+//!
+//! Client-only settings that the server never sees (retry delays, the photo size on
+//! import) live with the client; the server's own capacities (connection pools, caches)
+//! live in the server.
+
+/// Mutations in one push: at most, and a client's batch by default.
+pub const PUSH_MUTATIONS_MAX: usize = 500;
+pub const PUSH_MUTATIONS_DEFAULT: usize = 100;
+/// Bytes of mutation bodies a client puts in one push by default (one mutation larger
+/// than this still travels, alone).
+pub const PUSH_BYTES_DEFAULT: usize = 1024 * 1024;
+/// Bytes of one JSON request body (push, login, pull, batch upload).
+pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Rows in one pull page, and the default.
+pub const PULL_LIMIT_MAX: u32 = 5_000;
+pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
+/// Bytes of rows in one pull page (a single larger row still travels alone).
+pub const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
+pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
+/// Size of one attachment.
+pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// One chunk of a resumable upload: at most, and a client's chunk by default.
+pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub const CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
+/// One file in a batch upload: at most, and the size up to which a client batches
+/// files by default (larger ones go resumably in chunks).
+pub const BATCH_FILE_BYTES_MAX: u64 = 256 * 1024;
+pub const BATCH_FILE_BYTES_DEFAULT: usize = 32 * 1024;
+/// Files in one batch upload: at most, and a client's batch by default.
+pub const BATCH_FILES_MAX: usize = 100;
+pub const BATCH_FILES_DEFAULT: usize = 32;
+
+// Every default is within its maximum (checked when the crate compiles).
+const _: () = {
+    assert!(PUSH_MUTATIONS_DEFAULT <= PUSH_MUTATIONS_MAX);
+    assert!(PUSH_BYTES_DEFAULT <= JSON_BODY_BYTES_MAX);
+    assert!(PULL_LIMIT_DEFAULT <= PULL_LIMIT_MAX);
+    assert!(PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
+    assert!(CHUNK_BYTES_DEFAULT <= CHUNK_BYTES_MAX);
+    assert!(BATCH_FILE_BYTES_DEFAULT as u64 <= BATCH_FILE_BYTES_MAX);
+    assert!(BATCH_FILES_DEFAULT <= BATCH_FILES_MAX);
+};
