@@ -1,134 +1,61 @@
 //! HTTPS to the sync server: a certificate the device does not trust is refused, an
 //! administrator's pinned certificate is accepted, a certificate for another host is
 //! refused even when trusted, and an expired one is refused with a word about the
-//! computer's clock. Certificates are made with the `openssl` tool.
+//! computer's clock. Certificates are made in the test with rcgen (no external tool).
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outpost_core::ClientOptions;
 use outpost_tests::{seeded_db, Device, Server, DEMO_PASSWORD};
 
-/// Run the `openssl` tool in `dir`; it must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the openssl tool is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A server certificate for `host`: common name and DNS name `host`, `CA:FALSE`, a
+/// P-256 key. The caller sets its dates.
+fn server_params(host: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params
 }
 
-/// The subject of a server certificate for `host`, as `openssl req` arguments.
-fn server_subject(host: &str) -> [String; 6] {
-    [
-        "-subj".into(),
-        format!("/CN={host}"),
-        "-addext".into(),
-        format!("subjectAltName=DNS:{host}"),
-        "-addext".into(),
-        "basicConstraints=critical,CA:FALSE".into(),
-    ]
+/// Sign `params` with a new key (self-signed) and write `<name>.pem` and `<name>.key`
+/// to `dir`; returns both paths.
+fn write_self_signed(dir: &Path, name: &str, params: rcgen::CertificateParams) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    )
 }
 
 /// A self-signed certificate for `host`, valid from now for two days.
 fn make_cert(dir: &Path, name: &str, host: &str) -> (String, String) {
-    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
-    let subject = server_subject(host);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-keyout",
-            &key,
-            "-out",
-            &cert,
-        ]
-        .iter()
-        .copied()
-        .chain(subject.iter().map(String::as_str))
-        .collect::<Vec<_>>(),
-    );
-    (
-        dir.join(cert).display().to_string(),
-        dir.join(key).display().to_string(),
-    )
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    let mut params = server_params(host);
+    params.not_before = now;
+    params.not_after = now + Duration::from_secs(2 * 86_400);
+    write_self_signed(dir, name, params)
 }
 
-/// A self-signed certificate for `host` that was valid for one day in 2020 (`openssl
-/// ca` is the tool's way to set both dates).
+/// A self-signed certificate for `host` that was valid for one day in 2020.
 fn make_expired_cert(dir: &Path, host: &str) -> (String, String) {
-    let ca = dir.join("expired-ca");
-    std::fs::create_dir_all(&ca).unwrap();
-    std::fs::write(ca.join("index.txt"), "").unwrap();
-    std::fs::write(ca.join("serial"), "01\n").unwrap();
-    std::fs::write(
-        ca.join("ca.cnf"),
-        "[ca]\ndefault_ca = expired\n[expired]\ndatabase = index.txt\nnew_certs_dir = .\n\
-         serial = serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n\
-         unique_subject = no\n[any]\ncommonName = supplied\n",
-    )
-    .unwrap();
-    let subject = server_subject(host);
-    openssl(
-        &ca,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "req.csr",
-        ]
-        .iter()
-        .copied()
-        .chain(subject.iter().map(String::as_str))
-        .collect::<Vec<_>>(),
-    );
-    openssl(
-        &ca,
-        &[
-            "ca",
-            "-batch",
-            "-selfsign",
-            "-keyfile",
-            "key.pem",
-            "-in",
-            "req.csr",
-            "-out",
-            "cert.pem",
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200102000000Z",
-            "-config",
-            "ca.cnf",
-            "-notext",
-        ],
-    );
-    (
-        ca.join("cert.pem").display().to_string(),
-        ca.join("key.pem").display().to_string(),
-    )
+    let mut params = server_params(host);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 2);
+    write_self_signed(dir, "expired", params)
 }
 
 fn options(pin: Option<&str>) -> ClientOptions {

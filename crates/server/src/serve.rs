@@ -1,6 +1,6 @@
 //! Running the server: plain HTTP through `axum::serve`, or TLS (rustls with the ring
-//! provider, from PEM files) through hyper directly. Both stop accepting on shutdown
-//! and let in-flight requests finish.
+//! provider, from PEM files read with rustls' own `pki_types` PEM parser) through hyper
+//! directly. Both stop accepting on shutdown and let in-flight requests finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject as _};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt as _;
 
 use crate::error::Error;
@@ -52,21 +54,45 @@ impl Running {
     }
 }
 
+/// A malformed PEM file, in the words the server has always used for it.
+fn pem_error(e: pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "section end {:?} missing",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "illegal section start: {:?}",
+            String::from_utf8_lossy(&line)
+        ),
+        pem::Error::Base64Decode(e) => e,
+        pem::Error::Io(e) => e.to_string(),
+        // The rest (a section over 256 MB) as the old parser reported it.
+        other => format!("{other:?}"),
+    }
+}
+
 fn tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, Error> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|e| Error::store(format!("cannot read {}: {e}", p.display())))
     };
     let cert_pem = read(&files.cert)?;
     let key_pem = read(&files.key)?;
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    // The reader forms (over the bytes already read) rather than the slice forms: they
+    // report a damaged line exactly as the server always has (line ending included).
+    let certs = CertificateDer::pem_reader_iter(cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::store(format!("certificate file: {e}")))?;
+        .map_err(|e| Error::store(format!("certificate file: {}", pem_error(e))))?;
     if certs.is_empty() {
         return Err(Error::store("the certificate file holds no certificate"));
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| Error::store(format!("key file: {e}")))?
-        .ok_or_else(|| Error::store("the key file holds no private key"))?;
+    let key = match PrivateKeyDer::from_pem_reader(key_pem.as_slice()) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(Error::store("the key file holds no private key"))
+        }
+        Err(e) => return Err(Error::store(format!("key file: {}", pem_error(e)))),
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -151,4 +177,114 @@ pub fn spawn(
         shutdown: Some(tx),
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate and key made with rcgen, as PEM text.
+    fn good_pem() -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .expect("a self-signed certificate");
+        (made.cert.pem(), made.key_pair.serialize_pem())
+    }
+
+    /// The message `serve` stops with for this certificate and key text (`None`: a
+    /// missing file), with the two paths shown as `<cert>` and `<key>`.
+    fn refusal(cert: Option<&str>, key: Option<&str>) -> String {
+        let dir = tempfile::tempdir().expect("dir");
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        for (path, text) in [(&files.cert, cert), (&files.key, key)] {
+            if let Some(text) = text {
+                std::fs::write(path, text).expect("write");
+            }
+        }
+        match tls_config(&files) {
+            Ok(_) => panic!("accepted"),
+            Err(Error::Store(msg)) => msg
+                .replace(&files.cert.display().to_string(), "<cert>")
+                .replace(&files.key.display().to_string(), "<key>"),
+            Err(other) => panic!("another error: {other}"),
+        }
+    }
+
+    #[test]
+    fn good_files_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (cert, key) = good_pem();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert).expect("write");
+        std::fs::write(&files.key, key).expect("write");
+        let cfg = tls_config(&files).expect("a TLS configuration");
+        assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    /// Missing, empty, swapped and damaged files are refused with a message that says
+    /// which file and what is wrong with it.
+    #[test]
+    fn bad_or_missing_files_are_refused_by_name() {
+        let (cert, key) = good_pem();
+        let missing = refusal(None, Some(&key));
+        assert!(missing.starts_with("cannot read <cert>: "), "{missing}");
+        let missing = refusal(Some(&cert), None);
+        assert!(missing.starts_with("cannot read <key>: "), "{missing}");
+        assert_eq!(
+            refusal(Some(""), Some(&key)),
+            "the certificate file holds no certificate"
+        );
+        assert_eq!(
+            refusal(Some(&key), Some(&key)),
+            "the certificate file holds no certificate"
+        );
+        assert_eq!(
+            refusal(Some(&cert), Some(&cert)),
+            "the key file holds no private key"
+        );
+        // Cut short: the section never ends.
+        let cut = &cert[..cert.len() / 2];
+        assert_eq!(
+            refusal(Some(cut), Some(&key)),
+            "certificate file: section end \"CERTIFICATE\" missing"
+        );
+        let cut = &key[..key.len() / 2];
+        assert_eq!(
+            refusal(Some(&cert), Some(cut)),
+            "key file: section end \"PRIVATE KEY\" missing"
+        );
+        // A damaged first line.
+        let damaged = cert.replacen("-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE--", 1);
+        assert_eq!(
+            refusal(Some(&damaged), Some(&key)),
+            "certificate file: illegal section start: \"-----BEGIN CERTIFICATE--\\n\""
+        );
+        // Not base64 inside ('!' is character 33).
+        let damaged = cert.replacen('\n', "\n!!!!", 1);
+        assert_eq!(
+            refusal(Some(&damaged), Some(&key)),
+            "certificate file: InvalidCharacter(33)"
+        );
+        let damaged = key.replacen('\n', "\n!!!!", 1);
+        assert_eq!(
+            refusal(Some(&cert), Some(&damaged)),
+            "key file: InvalidCharacter(33)"
+        );
+        // Well-formed PEM around bytes that are no certificate or key: rustls says so.
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            refusal(Some(garbage), Some(&key)),
+            "TLS certificate: invalid peer certificate: BadEncoding"
+        );
+        let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert_eq!(
+            refusal(Some(&cert), Some(garbage)),
+            "TLS certificate: unexpected error: failed to parse private key as RSA, ECDSA, or EdDSA"
+        );
+    }
 }

@@ -13,6 +13,7 @@
 //! Closures run on tokio's blocking pool ([`Db::write`], [`Db::read`]), so a slow query
 //! never stalls the async workers.
 
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 

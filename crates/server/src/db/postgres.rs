@@ -8,8 +8,10 @@
 //! idempotency check-then-insert cannot race. Reads run in REPEATABLE READ, READ ONLY
 //! transactions for a consistent snapshot. Queries run on the blocking pool and drive
 //! tokio-postgres futures with `Handle::block_on`; each pooled connection caches its
-//! prepared statements. Migrations from `migrations/server/postgres/` are applied at
-//! connect under the same lock, so two instances starting together do not collide.
+//! prepared statements. Migrations (the shared files of `migrations/server/`, see
+//! [`super::migrations`]) are applied at connect under the same lock, so two instances
+//! starting together do not collide; each applied version is a row of
+//! `outpost_migrations`.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -19,14 +21,10 @@ use tokio::runtime::Handle;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Statement};
 
+use super::migrations::{latest_version, Dialect, MIGRATIONS};
 use super::{Backend, Row, Sql, TxFn, V};
 use crate::clock::{Clock as _, SystemClock};
 use crate::error::Error;
-
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../../migrations/server/postgres/0001_init.sql"),
-)];
 
 /// The advisory lock key that serializes writers ("OUTPOST" in spirit).
 const WRITE_LOCK_KEY: i64 = 0x4f55_5450_4f53;
@@ -150,18 +148,18 @@ impl PgBackend {
                 &[],
             ))?;
             let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
-            let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+            let latest = latest_version();
             if current > latest {
                 return Err(Error::store(format!(
                     "the database schema is version {current}, newer than this server ({latest}); upgrade the server"
                 )));
             }
-            for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-                h.block_on(tx.batch_execute(sql))?;
+            for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+                h.block_on(tx.batch_execute(&m.sql(Dialect::Postgres)))?;
                 let now = SystemClock.now().timestamp_micros();
                 h.block_on(tx.execute(
                     "INSERT INTO outpost_migrations (version, applied_us) VALUES ($1, $2)",
-                    &[version, &now],
+                    &[&m.version, &now],
                 ))?;
             }
             h.block_on(tx.commit())?;

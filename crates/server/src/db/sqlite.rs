@@ -3,9 +3,10 @@
 //! One writer connection behind a mutex (SQLite allows one writer anyway; holding it
 //! in-process avoids busy retries) and a small pool of reader connections, which WAL
 //! lets run beside the writer on a consistent snapshot. `synchronous=FULL`: an
-//! acknowledged push survives power loss. Migrations come from
-//! `migrations/server/sqlite/`, applied with rusqlite_migration at open; a database from
-//! a newer server is refused.
+//! acknowledged push survives power loss. Migrations (the shared files of
+//! `migrations/server/`, see [`super::migrations`]) are applied with rusqlite_migration
+//! at open, which records the version in `user_version`; a database from a newer server
+//! is refused.
 //!
 //! WAL checkpoints run off the write path: SQLite's automatic checkpoint would copy the
 //! WAL back into the database (and sync it) inside whichever commit crosses the
@@ -26,12 +27,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
+use super::migrations::{Dialect, MIGRATIONS};
 use super::{Backend, Row, Sql, TxFn, V};
 use crate::error::Error;
-
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../../migrations/server/sqlite/0001_init.sql"
-)];
 
 /// Readers kept open for reuse.
 const READERS_MAX: usize = 8;
@@ -167,7 +165,8 @@ impl SqliteBackend {
         }
         let mut writer = open_conn(path)?;
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        let sql: Vec<String> = MIGRATIONS.iter().map(|m| m.sql(Dialect::Sqlite)).collect();
+        let migrations: Migrations = sql.iter().map(|sql| M::up(sql)).collect();
         migrations.to_latest(&mut writer).map_err(|e| {
             Error::store(format!(
                 "cannot migrate {}: {e} (a database from a newer server is refused)",

@@ -1,4 +1,7 @@
--- Outpost server schema v1 (SQLite). Append-only: never edit a released migration.
+-- Outpost server schema v1, one file for SQLite and PostgreSQL. Append-only: never edit a
+-- released migration. Byte strings are typed with the placeholder BINARY_TYPE in double
+-- braces, which each backend replaces when it loads the file (BLOB on SQLite, BYTEA on
+-- PostgreSQL); see crates/server/src/db/migrations.rs.
 -- Times are microseconds since the Unix epoch (BIGINT) unless named *_at (RFC 3339).
 -- Booleans are 0/1 integers so that the same SQL runs on both backends.
 
@@ -140,7 +143,7 @@ CREATE TABLE attachments (
 CREATE TABLE attachment_chunks (
     hash         TEXT NOT NULL,
     offset_bytes BIGINT NOT NULL,
-    data         BLOB NOT NULL,
+    data         {{BINARY_TYPE}} NOT NULL,
     PRIMARY KEY (hash, offset_bytes)
 );
 
