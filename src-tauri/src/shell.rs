@@ -145,7 +145,7 @@ impl Shell {
             open: open.is_some(),
             username: open.and_then(|o| o.username().ok()),
             signed_in: session.is_some(),
-            role: session.as_ref().map(|s| s.role.as_str().to_owned()),
+            role: session.as_ref().map(|s| s.role.into()),
             server_url: session.map(|s| s.server_url),
             key_source: open.map(|o| o.key_info().key_source.describe().to_owned()),
             open_error: self.open_error.lock().ok().and_then(|e| e.clone()),
