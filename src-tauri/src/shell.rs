@@ -15,7 +15,7 @@ use outpost_core::first_run::DEMO_ORDERS;
 use outpost_core::updates::{AppInfoView, UpdateChannel};
 use outpost_core::views::{AppError, SessionInfo};
 use outpost_core::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
-use tauri::{AppHandle, Emitter};
+use tauri::AppHandle;
 
 use crate::instance::InstanceLock;
 
@@ -323,7 +323,7 @@ impl Shell {
             e.local_write();
         }
         if let Ok(v) = self.sync_status() {
-            if let Err(e) = app.emit(crate::events::SYNC_STATUS, &v) {
+            if let Err(e) = crate::events::SYNC_STATUS.emit(app, &v) {
                 tracing::warn!("cannot emit sync status: {e}");
             }
         }
