@@ -1,10 +1,19 @@
-//! The IPC commands: each takes the shell's state, calls one `outpost-core` method and
-//! maps its error (`../../shared/STYLE.md` §3). Argument and result types are declared
-//! in `outpost_core::views` and exported to `ui/src/generated/`.
+//! The IPC commands, declared here and nowhere else: each `#[tauri::command]` fn takes
+//! the shell's state, calls one `outpost-core` method and turns its error into the one
+//! error shape the UI receives (`AppError`: a code, a message, errors per field), so
+//! that no command invents its own. Argument and result types are declared in
+//! `outpost_core` and exported to `ui/src/generated/` by ts-rs.
+//!
+//! Everything else about a command follows from its fn: `build.rs` reads the fn names
+//! for the `allow-<command>` permissions, and `cargo xtask codegen` writes from the
+//! names, arguments and `Res<T>` answers the window's capability
+//! (`capabilities/main.json`) and the UI's typed functions
+//! (`ui/src/generated/ipc/commands.ts`; the `///` comments become theirs). The
+//! `generate_handler!` list below must name every command fn, in order; `cargo test -p
+//! outpost-xtask` fails when it or a generated file is out of step.
 //!
 //! Commands are `async` so that Tauri runs them off the main (GTK) thread: a list of
-//! 10,000 orders must not freeze the window while it is read. The list in
-//! `build.rs` (`COMMANDS`) generates their permissions; keep the two in step.
+//! 10,000 orders must not freeze the window while it is read.
 
 use outpost_core::app::{
     ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
@@ -16,14 +25,15 @@ use outpost_core::views::{
     OrderPageView, OrderQueryInput, SessionInfo, SyncSummary,
 };
 use outpost_core::{Completion, OrderEdit, Outpost};
-use tauri::{AppHandle, Emitter, Manager, State};
-
-use crate::shell::Shell;
-
-type Res<T> = Result<T, AppError>;
+use tauri::{AppHandle, Manager, State};
 
 use crate::events::ORDERS_CHANGED;
+use crate::shell::Shell;
 
+/// What every command answers; the generator reads `T` as the UI's result type.
+type Res<T> = Result<T, AppError>;
+
+/// Every command fn below, in order, for `invoke_handler`.
 pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Sync + 'static {
     tauri::generate_handler![
         session_info,
@@ -66,7 +76,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
 fn changed(app: &AppHandle, d: Res<OrderDetail>) -> Res<OrderDetail> {
     if let Ok(detail) = &d {
         app.state::<Shell>().local_write(app);
-        if let Err(e) = app.emit(ORDERS_CHANGED, &detail.summary.id) {
+        if let Err(e) = ORDERS_CHANGED.emit(app, &detail.summary.id) {
             tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
         }
     }
@@ -99,6 +109,7 @@ async fn ui_ready(shell: State<'_, Shell>, screen: String) -> Res<()> {
     Ok(())
 }
 
+/// One page of the order list, searched and filtered on the device.
 #[tauri::command]
 async fn list_orders(shell: State<'_, Shell>, query: OrderQueryInput) -> Res<OrderPageView> {
     shell.with(|o| o.order_page(&query))
@@ -207,6 +218,7 @@ async fn sign_in(app: AppHandle, shell: State<'_, Shell>, input: SignInInput) ->
     shell.sign_in(&app, input).await
 }
 
+/// Refused with code `unsynced_work` while changes wait: then list `pending_changes`.
 #[tauri::command]
 async fn sign_out(app: AppHandle, shell: State<'_, Shell>) -> Res<SessionInfo> {
     shell.sign_out(&app).await
@@ -222,6 +234,7 @@ async fn sync_status(shell: State<'_, Shell>) -> Res<EngineStatusView> {
     shell.sync_status()
 }
 
+/// Refused with `not_signed_in` in the local demo.
 #[tauri::command]
 async fn sync_now(shell: State<'_, Shell>) -> Res<()> {
     shell.sync_now()
@@ -232,6 +245,7 @@ async fn failed_syncs(shell: State<'_, Shell>) -> Res<Vec<FailedSyncView>> {
     shell.with(|o| o.failed_sync_views())
 }
 
+/// `fixes: []` retries the change as it is.
 #[tauri::command]
 async fn resubmit_failed(
     app: AppHandle,
@@ -310,7 +324,7 @@ async fn cancel_order(
 /// A change that is not an order edit (a discard, a resolution): refresh and push.
 fn notify_changed(app: &AppHandle, id: &str) {
     app.state::<Shell>().local_write(app);
-    if let Err(e) = app.emit(ORDERS_CHANGED, id) {
+    if let Err(e) = ORDERS_CHANGED.emit(app, id) {
         tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
     }
 }
@@ -327,11 +341,13 @@ async fn set_update_channel(shell: State<'_, Shell>, channel: String) -> Res<App
     Ok(shell.app_info())
 }
 
+/// `null` when up to date; refused with `update_offline` when the server is out of reach.
 #[tauri::command]
 async fn check_for_update(app: AppHandle) -> Res<Option<UpdateView>> {
     crate::updates::check(&app).await
 }
 
+/// Downloads, verifies the signature, installs and restarts (does not answer then).
 #[tauri::command]
 async fn install_update(app: AppHandle) -> Res<()> {
     crate::updates::install(&app).await

@@ -1,16 +1,67 @@
-//! What the shell tells the UI without being asked: the engine's status on every
-//! change (`sync-status`), a refresh hint after each pass (`orders-changed`), and an OS
-//! notification when a pass finds a new failed sync or conflict. Without a session bus
-//! the notification fails; that is logged and nothing else changes.
+//! What the shell tells the UI without being asked, declared once here: every event as
+//! a typed constant (`Event<P>`, `P` its payload), which `cargo xtask codegen` reads for
+//! the UI's typed listeners (`ui/src/generated/ipc/events.ts`). Sent from here: the
+//! engine's status on every change (`sync-status`), a refresh hint after each pass
+//! (`orders-changed`), and an OS notification when a pass finds a new failed sync or
+//! conflict. Without a session bus the notification fails; that is logged and nothing
+//! else changes.
+//!
+//! Left out on purpose: events to one window only (there is one window; every event
+//! goes to all of them).
+
+use std::fmt;
+use std::marker::PhantomData;
 
 use outpost_core::app::EngineStatusView;
+use outpost_core::updates::{UpdateProgressView, UpdateView};
 use outpost_core::EngineStatus;
-use tauri::{AppHandle, Emitter};
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Runtime};
 use tauri_plugin_notification::NotificationExt;
 use tokio::sync::watch;
 
-pub const SYNC_STATUS: &str = "sync-status";
-pub const ORDERS_CHANGED: &str = "orders-changed";
+/// An event the shell sends to the UI: its name on the wire and, as a type, its payload.
+pub struct Event<P: ?Sized> {
+    name: &'static str,
+    payload: PhantomData<fn(&P)>,
+}
+
+impl<P: ?Sized> Event<P> {
+    /// Declare an event; write the name out (the generator reads it from the source).
+    pub const fn new(name: &'static str) -> Self {
+        Event {
+            name,
+            payload: PhantomData,
+        }
+    }
+}
+
+impl<P: Serialize + ?Sized> Event<P> {
+    /// Send it to every window.
+    pub fn emit<R: Runtime>(&self, to: &impl Emitter<R>, payload: &P) -> tauri::Result<()> {
+        to.emit(self.name, payload)
+    }
+}
+
+impl<P: ?Sized> fmt::Display for Event<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// An order changed (the payload is its id), or a sync pass ended (empty): refresh what
+/// is shown.
+pub const ORDERS_CHANGED: Event<str> = Event::new("orders-changed");
+/// The window's close button where there is no tray: ask whether to quit.
+pub const CLOSE_REQUESTED: Event<()> = Event::new("close-requested");
+/// "Sync now" was chosen in the tray.
+pub const SYNC_NOW_REQUESTED: Event<()> = Event::new("sync-now-requested");
+/// The engine's status, on every change.
+pub const SYNC_STATUS: Event<EngineStatusView> = Event::new("sync-status");
+/// The quiet check after start-up found an update.
+pub const UPDATE_AVAILABLE: Event<UpdateView> = Event::new("update-available");
+/// Download progress of the update being installed, in bytes.
+pub const UPDATE_PROGRESS: Event<UpdateProgressView> = Event::new("update-progress");
 
 /// Forward the engine's status until the engine stops.
 pub async fn forward_status(app: AppHandle, mut rx: watch::Receiver<EngineStatus>) {
@@ -19,12 +70,12 @@ pub async fn forward_status(app: AppHandle, mut rx: watch::Receiver<EngineStatus
     loop {
         let status = rx.borrow_and_update().clone();
         let view = EngineStatusView::from(&status);
-        if let Err(e) = app.emit(SYNC_STATUS, &view) {
+        if let Err(e) = SYNC_STATUS.emit(&app, &view) {
             tracing::warn!("cannot emit {SYNC_STATUS}: {e}");
         }
         if status.last_sync != last_sync {
             last_sync = status.last_sync;
-            if let Err(e) = app.emit(ORDERS_CHANGED, "") {
+            if let Err(e) = ORDERS_CHANGED.emit(&app, "") {
                 tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
             }
         }

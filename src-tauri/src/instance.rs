@@ -1,14 +1,14 @@
 //! One instance per data directory: an exclusive lock on `outpost-desktop.lock` in it,
 //! held for the life of the process and released by the OS when it ends (also after a
-//! crash). Two windows on one database would both write and, later, both sync.
+//! crash). Two windows on one database would both write and, later, both sync. The
+//! lock is the standard library's (`File::try_lock`: `flock` on Unix, `LockFileEx` on
+//! Windows).
 //!
 //! Left out: bringing the running instance's window to the front (that needs an IPC
 //! channel to it; the second instance says where the first one is and exits).
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
-
-use fs2::FileExt;
 
 pub const LOCK_FILE: &str = "outpost-desktop.lock";
 
@@ -33,7 +33,7 @@ impl InstanceLock {
             .write(true)
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        file.try_lock_exclusive().map_err(|_| {
+        file.try_lock().map_err(|_| {
             format!(
                 "Outpost is already open on {}: use that window (look in the tray), or \
                  set OUTPOST_DATA_DIR to open another data directory",

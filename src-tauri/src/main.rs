@@ -21,7 +21,7 @@ mod updates;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tauri::{Emitter, Manager, WindowEvent};
+use tauri::{Manager, WindowEvent};
 
 use crate::shell::Shell;
 
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
                     if let Err(e) = window.hide() {
                         tracing::warn!("cannot hide the window: {e}");
                     }
-                } else if let Err(e) = window.emit("close-requested", ()) {
+                } else if let Err(e) = events::CLOSE_REQUESTED.emit(window, &()) {
                     // The UI asks whether to quit; if it cannot be asked, quit.
                     tracing::warn!("cannot ask the UI whether to quit ({e}); quitting");
                     window.app_handle().exit(0);

@@ -15,7 +15,7 @@ use outpost_core::first_run::DEMO_ORDERS;
 use outpost_core::updates::{AppInfoView, UpdateChannel};
 use outpost_core::views::{AppError, SessionInfo};
 use outpost_core::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
-use tauri::{AppHandle, Emitter};
+use tauri::AppHandle;
 
 use crate::instance::InstanceLock;
 
@@ -140,7 +140,7 @@ impl Shell {
             open: open.is_some(),
             username: open.and_then(|o| o.username().ok()),
             signed_in: session.is_some(),
-            role: session.as_ref().map(|s| s.role.as_str().to_owned()),
+            role: session.as_ref().map(|s| s.role.into()),
             server_url: session.map(|s| s.server_url),
             key_source: open.map(|o| o.key_info().key_source.describe().to_owned()),
             open_error: self.open_error.lock().ok().and_then(|e| e.clone()),
@@ -318,7 +318,7 @@ impl Shell {
             e.local_write();
         }
         if let Ok(v) = self.sync_status() {
-            if let Err(e) = app.emit(crate::events::SYNC_STATUS, &v) {
+            if let Err(e) = crate::events::SYNC_STATUS.emit(app, &v) {
                 tracing::warn!("cannot emit sync status: {e}");
             }
         }

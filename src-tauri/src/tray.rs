@@ -8,7 +8,7 @@
 
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager};
+use tauri::{AppHandle, Manager};
 
 fn session_bus_present() -> bool {
     if !cfg!(target_os = "linux") {
@@ -56,7 +56,7 @@ fn build(app: &AppHandle) -> tauri::Result<()> {
                 if let Err(e) = app.state::<crate::shell::Shell>().sync_now() {
                     tracing::info!("{}", e.message);
                 }
-                let _ = app.emit("sync-now-requested", ());
+                let _ = crate::events::SYNC_NOW_REQUESTED.emit(app, &());
             }
             "open" => show_main(app),
             "quit" => app.exit(0),

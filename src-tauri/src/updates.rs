@@ -5,23 +5,21 @@
 //! `tauri.conf.json` before it installs anything (`src-tauri/updater-test` proves a
 //! tampered update is refused). What is added here: the channel (a setting kept by
 //! `outpost-core`) as the `channel` query parameter of every configured endpoint, one
-//! quiet check after start-up (`OUTPOST_UPDATE_CHECK=0` turns it off), and the update
-//! found kept until the person says "Install and restart".
+//! quiet check after start-up (`OUTPOST_UPDATE_CHECK=0` turns it off; a find is the
+//! `update-available` event), the update found kept until the person says "Install and
+//! restart", and the download's progress as `update-progress` events (both declared in
+//! `events.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use outpost_core::updates::{UpdateChannel, UpdateView};
+use outpost_core::updates::{UpdateChannel, UpdateProgressView, UpdateView};
 use outpost_core::views::AppError;
-use tauri::{AppHandle, Emitter, Manager, Url};
+use tauri::{AppHandle, Manager, Url};
 use tauri_plugin_updater::{Update, UpdaterExt};
 
+use crate::events::{UPDATE_AVAILABLE, UPDATE_PROGRESS};
 use crate::shell::Shell;
-
-/// Event: an update is available (payload: `UpdateView`).
-pub const UPDATE_AVAILABLE: &str = "update-available";
-/// Event: download progress (payload: `{ downloaded, total }`, bytes).
-pub const UPDATE_PROGRESS: &str = "update-progress";
 
 /// How long after start-up the quiet check waits (the first sync comes first).
 const FIRST_CHECK_DELAY: Duration = Duration::from_secs(20);
@@ -159,8 +157,8 @@ async fn install_found(app: &AppHandle, updates: &Updates) -> Result<(), AppErro
         .download_and_install(
             |chunk, total| {
                 downloaded += chunk as u64;
-                let payload = serde_json::json!({ "downloaded": downloaded, "total": total });
-                if let Err(e) = app.emit(UPDATE_PROGRESS, payload) {
+                let progress = UpdateProgressView { downloaded, total };
+                if let Err(e) = UPDATE_PROGRESS.emit(app, &progress) {
                     tracing::debug!("update progress not shown: {e}");
                 }
             },
@@ -188,7 +186,7 @@ pub fn check_after_start(app: &AppHandle) {
         match check(&app).await {
             Ok(Some(v)) => {
                 tracing::info!(version = %v.version, "an update is available");
-                if let Err(e) = app.emit(UPDATE_AVAILABLE, v) {
+                if let Err(e) = UPDATE_AVAILABLE.emit(&app, &v) {
                     tracing::debug!("update notice not shown: {e}");
                 }
             }

@@ -14,8 +14,7 @@ use ts_rs::TS;
 use crate::records::{set_from_text, ConflictView, FieldChoice};
 use crate::views::FieldErrorView;
 use crate::{
-    connectivity_name, ClientOptions, CoreError, EngineStatus, LoginInfo, OpenOptions, OutboxState,
-    Outpost, Progress,
+    ClientOptions, CoreError, EngineStatus, LoginInfo, OpenOptions, OutboxState, Outpost, Progress,
 };
 
 /// The sign-in form.
@@ -104,12 +103,40 @@ impl From<&Progress> for ProgressView {
     }
 }
 
+/// The sync indicator's state. The engine's states (`outpost_sync::Connectivity`) under
+/// the names the CLI's status also uses (`connectivity_name`), and `Local`: no server,
+/// the local demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncConnectivity {
+    Offline,
+    Online,
+    Syncing,
+    /// The server answered but the pass failed (the status's `reason` says why).
+    Error,
+    /// The session will never work again: sign in again (unsynced work is kept).
+    SignInRequired,
+    /// No server: the local demo.
+    Local,
+}
+
+impl From<&outpost_sync::Connectivity> for SyncConnectivity {
+    fn from(c: &outpost_sync::Connectivity) -> Self {
+        use outpost_sync::Connectivity as C;
+        match c {
+            C::Offline => SyncConnectivity::Offline,
+            C::Online => SyncConnectivity::Online,
+            C::Syncing => SyncConnectivity::Syncing,
+            C::Error(_) => SyncConnectivity::Error,
+            C::SignInRequired(_) => SyncConnectivity::SignInRequired,
+        }
+    }
+}
+
 /// The sync indicator: the engine's status, or the local counts when no engine runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct EngineStatusView {
-    /// `offline`, `online`, `syncing`, `error`, `sign_in_required`, or `local` (no
-    /// server: the local demo).
-    pub connectivity: String,
+    pub connectivity: SyncConnectivity,
     /// Why, in words, for `error` and `sign_in_required` (and the last offline reason).
     pub reason: Option<String>,
     /// Changes not yet acknowledged by the server.
@@ -134,7 +161,7 @@ impl From<&EngineStatus> for EngineStatusView {
             _ => s.last_error.clone(),
         };
         EngineStatusView {
-            connectivity: connectivity_name(&s.connectivity).to_owned(),
+            connectivity: SyncConnectivity::from(&s.connectivity),
             reason,
             pending: n32(s.pending),
             failed: n32(s.failed),
@@ -489,9 +516,9 @@ impl Outpost {
         let signed_in = self.store.session()?;
         Ok(EngineStatusView {
             connectivity: match &signed_in {
-                None => "local".into(),
-                Some(s) if s.needs_sign_in.is_some() => "sign_in_required".into(),
-                Some(_) => "offline".into(),
+                None => SyncConnectivity::Local,
+                Some(s) if s.needs_sign_in.is_some() => SyncConnectivity::SignInRequired,
+                Some(_) => SyncConnectivity::Offline,
             },
             reason: signed_in.and_then(|s| s.needs_sign_in),
             pending: n32(c.pending),
@@ -582,6 +609,29 @@ mod tests {
         e.field_errors()
             .map(|v| v.errors.iter().map(|f| f.field.clone()).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_indicator_names_the_engines_states_as_the_cli_does() {
+        use outpost_sync::Connectivity as C;
+        let engine = [
+            C::Offline,
+            C::Online,
+            C::Syncing,
+            C::Error("500".into()),
+            C::SignInRequired("expired".into()),
+        ];
+        for c in &engine {
+            assert_eq!(
+                serde_json::to_value(SyncConnectivity::from(c)).unwrap(),
+                serde_json::json!(crate::connectivity_name(c)),
+                "{c:?}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(SyncConnectivity::Local).unwrap(),
+            serde_json::json!("local")
+        );
     }
 
     #[test]

@@ -116,10 +116,34 @@ impl UpdateView {
     }
 }
 
+/// How far the download of the update being installed is (the `update-progress` event),
+/// in bytes. Numbers, not `bigint`, in TypeScript: a download stays far below 2^53 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+pub struct UpdateProgressView {
+    /// Received so far.
+    #[ts(type = "number")]
+    pub downloaded: u64,
+    /// The whole download, when the server says.
+    #[ts(type = "number | null")]
+    pub total: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tests::{fresh, options};
+
+    #[test]
+    fn update_progress_crosses_as_two_numbers() {
+        let v = UpdateProgressView {
+            downloaded: 4096,
+            total: None,
+        };
+        assert_eq!(
+            serde_json::to_value(v).expect("json"),
+            serde_json::json!({ "downloaded": 4096, "total": null })
+        );
+    }
 
     #[test]
     fn channel_names_parse_forgivingly_and_unknown_ones_say_what_is_allowed() {

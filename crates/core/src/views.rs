@@ -19,7 +19,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use outpost_protocol::{
     ChecklistItem, Customer, Equipment, FieldError, InventoryItem, NoteEntry, PartUsed, PhotoRef,
-    Priority, Quantity, ScheduledWindow, Signature, Site, Status, StockLevel, TimeEntry,
+    Priority, Quantity, Role, ScheduledWindow, Signature, Site, Status, StockLevel, TimeEntry,
     ValidationErrors, WorkOrder,
 };
 use serde::{Deserialize, Serialize};
@@ -644,6 +644,26 @@ impl From<CoreError> for AppError {
     }
 }
 
+/// A signed-in user's role, as the UI names it: dispatchers and administrators get the
+/// dispatch screens and may act on any order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    Technician,
+    Dispatcher,
+    Admin,
+}
+
+impl From<Role> for UserRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Technician => UserRole::Technician,
+            Role::Dispatcher => UserRole::Dispatcher,
+            Role::Admin => UserRole::Admin,
+        }
+    }
+}
+
 /// How the shell was started and what is open: the first screen is chosen from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct SessionInfo {
@@ -655,8 +675,8 @@ pub struct SessionInfo {
     pub username: Option<String>,
     /// Signed in to a server (false: first run, the local demo, or after sign-out).
     pub signed_in: bool,
-    /// `technician`, `dispatcher` or `admin` once signed in.
-    pub role: Option<String>,
+    /// Once signed in.
+    pub role: Option<UserRole>,
     pub server_url: Option<String>,
     /// Where the database key comes from, in words (never the key).
     pub key_source: Option<String>,
@@ -842,6 +862,9 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     OrderQueryInput::export_all(&cfg)?;
     OrderPageView::export_all(&cfg)?;
     crate::updates::UpdateView::export_all(&cfg)?;
+    crate::updates::UpdateProgressView::export_all(&cfg)?;
+    UserRole::export_all(&cfg)?;
+    crate::app::SyncConnectivity::export_all(&cfg)?;
     Ok(())
 }
 
@@ -916,6 +939,16 @@ mod tests {
             .map(|f| f.field)
             .collect();
         assert_eq!(fields, ["parts_used.FLT-100", "parts_used.GSK-50"]);
+    }
+
+    #[test]
+    fn a_role_crosses_under_the_protocols_name() {
+        for r in [Role::Technician, Role::Dispatcher, Role::Admin] {
+            assert_eq!(
+                serde_json::to_value(UserRole::from(r)).expect("json"),
+                serde_json::json!(r.as_str())
+            );
+        }
     }
 
     #[test]

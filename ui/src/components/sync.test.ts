@@ -13,6 +13,7 @@ import UserMenu from './UserMenu.svelte';
 import FailedSyncs from '../screens/FailedSyncs.svelte';
 import Conflicts from '../screens/Conflicts.svelte';
 import { conflict, detail, engineStatus, failedSync, session } from '../lib/fixtures';
+import type { EngineStatusView } from '../generated/EngineStatusView';
 
 beforeEach(() => {
   invoke.mockReset();
@@ -111,6 +112,12 @@ describe('SyncIndicator', () => {
       expect(screen.getByTestId('sync-connection').textContent).toBe(words);
     });
   }
+
+  it('does not call a state it does not know "Offline"', () => {
+    const status = engineStatus({ connectivity: 'paused' as EngineStatusView['connectivity'] });
+    render(SyncIndicator, { status, onSyncNow: () => {} });
+    expect(screen.getByTestId('sync-connection').textContent).toBe('Sync state unknown: paused');
+  });
 
   it('shows a progress bar with its label and done/total', () => {
     render(SyncIndicator, {

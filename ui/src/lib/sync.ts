@@ -20,8 +20,14 @@ export function connectivityWords(s: EngineStatusView): { text: string; dot: str
       return { text: 'Sign in again', dot: 'error' };
     case 'local':
       return { text: 'Local demo, no server', dot: 'offline' };
-    default:
+    case 'offline':
       return { text: 'Offline', dot: 'offline' };
+    default: {
+      // Every state the shell names is handled above (the type check fails here when
+      // one is added); a state this UI does not know is said as it is, not guessed.
+      s.connectivity satisfies never;
+      return { text: `Sync state unknown: ${String(s.connectivity)}`, dot: 'error' };
+    }
   }
 }
 

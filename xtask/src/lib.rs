@@ -1,0 +1,26 @@
+//! `outpost-xtask`: the repository's own tooling, run as `cargo xtask <task>` (an alias
+//! in `.cargo/config.toml`). Each task is a module with a `run` entry point, listed in
+//! `main.rs`'s task table, and a test under `tests/` that fails when the tree is out of
+//! step with it, so that `cargo test` catches what the task would have fixed or reported.
+//!
+//! - [`codegen`]: the desktop's IPC surface (the window's capability and the UI's typed
+//!   command and event bindings), generated from the shell's `#[tauri::command]` fns and
+//!   event declarations, and checked against them.
+//!
+//! Another task goes beside `codegen` the same way: a module here, a row in `main.rs`'s
+//! `TASKS`, a test file under `tests/`.
+//!
+//! Left out on purpose: Tauri and anything heavy. `outpost-desktop`'s build script
+//! depends on this crate to read its command names, so this crate must build with what
+//! the desktop's build already compiles (`syn`, `quote`). The ts-rs types are not
+//! generated here either: `outpost-core` exports them, and the bindings made here only
+//! import them by name.
+
+use std::path::{Path, PathBuf};
+
+pub mod codegen;
+
+/// The repository's root: this crate lives in `xtask/` under it.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
