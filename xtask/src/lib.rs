@@ -7,7 +7,10 @@
 //!   command and event bindings), generated from the shell's `#[tauri::command]` fns and
 //!   event declarations, and checked against them.
 //!
-//! Another task goes beside `codegen` the same way: a module here, a row in `main.rs`'s
+//! - [`tidy`]: the architecture's invariants (ARCHITECTURE.md), checked over the
+//!   dependency graph and the sources.
+//!
+//! Another task goes beside these the same way: a module here, a row in `main.rs`'s
 //! `TASKS`, a test file under `tests/`.
 //!
 //! Left out on purpose: Tauri and anything heavy. `outpost-desktop`'s build script
@@ -19,6 +22,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod codegen;
+pub mod tidy;
 
 /// The repository's root: this crate lives in `xtask/` under it.
 pub fn repo_root() -> PathBuf {

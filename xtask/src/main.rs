@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use outpost_xtask::{codegen, repo_root};
+use outpost_xtask::{codegen, repo_root, tidy};
 
 /// One task: its name on the command line, a line of help, and its entry point (the
 /// repository's root and the arguments after the task's name).
@@ -14,11 +14,18 @@ struct Task {
     run: fn(&Path, &[String]) -> Result<ExitCode, String>,
 }
 
-const TASKS: &[Task] = &[Task {
-    name: "codegen",
-    usage: codegen::USAGE,
-    run: codegen::run,
-}];
+const TASKS: &[Task] = &[
+    Task {
+        name: "codegen",
+        usage: codegen::USAGE,
+        run: codegen::run,
+    },
+    Task {
+        name: "tidy",
+        usage: tidy::USAGE,
+        run: tidy::run,
+    },
+];
 
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask <task> [options]\n\ntasks:");

@@ -249,10 +249,7 @@ fn a_corrupt_file_is_reported_as_damage_not_as_a_wrong_key() {
 fn a_database_from_a_newer_program_is_refused_untouched() {
     let (tmp, creds, mut app) = fresh();
     app.store()
-        .write(|tx, _| {
-            tx.execute_batch("PRAGMA user_version = 99")
-                .map_err(outpost_store::StoreError::from)
-        })
+        .execute_batch_for_tests("PRAGMA user_version = 99")
         .expect("set version");
     drop(app);
     let before = snapshot(tmp.path());
@@ -476,13 +473,10 @@ fn the_outbox_row_and_the_edit_commit_together_or_not_at_all() {
     // Make the outbox insert fail after the order row was updated in the same
     // transaction, as a full disk or a crash between the two statements would.
     app.store()
-        .write(|tx, _| {
-            tx.execute_batch(
-                "CREATE TEMP TRIGGER fail_outbox BEFORE INSERT ON outbox
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            )
-            .map_err(outpost_store::StoreError::from)
-        })
+        .execute_batch_for_tests(
+            "CREATE TEMP TRIGGER fail_outbox BEFORE INSERT ON outbox
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
         .expect("trigger");
     let err = app
         .edit_order(
@@ -502,10 +496,7 @@ fn the_outbox_row_and_the_edit_commit_together_or_not_at_all() {
     assert!(app.outbox().expect("outbox").is_empty());
 
     app.store()
-        .write(|tx, _| {
-            tx.execute_batch("DROP TRIGGER temp.fail_outbox")
-                .map_err(outpost_store::StoreError::from)
-        })
+        .execute_batch_for_tests("DROP TRIGGER temp.fail_outbox")
         .expect("drop trigger");
     app.edit_order(
         &id,
@@ -550,10 +541,7 @@ fn unsent_edits_coalesce_and_a_sent_mutation_is_sealed() {
     // The schema itself refuses to change a sealed body.
     let err = app
         .store()
-        .write(|tx, _| {
-            tx.execute("UPDATE outbox SET body = '{}' WHERE seq = 1", [])
-                .map_err(outpost_store::StoreError::from)
-        })
+        .execute_batch_for_tests("UPDATE outbox SET body = '{}' WHERE seq = 1")
         .expect_err("sealed");
     assert!(err.to_string().contains("sealed"), "{err}");
 

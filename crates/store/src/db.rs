@@ -432,7 +432,8 @@ impl Store {
     }
 
     /// Run `f` inside one transaction; everything it wrote is kept only if it returns Ok.
-    pub fn write<T, E>(
+    /// Private to the store: outside it, every write is a typed method.
+    pub(crate) fn write<T, E>(
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>, &StorePaths) -> Result<T, E>,
     ) -> Result<T, E>
@@ -446,6 +447,13 @@ impl Store {
         let out = f(&tx, &self.paths)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
+    }
+
+    /// Run raw SQL in one transaction: for tests that break the database on purpose (a
+    /// trigger that fails an insert, a newer schema version). Test builds only.
+    #[cfg(feature = "test-support")]
+    pub fn execute_batch_for_tests(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.write(|tx, _| tx.execute_batch(sql).map_err(StoreError::from))
     }
 
     /// Read a small setting kept inside the encrypted database.
@@ -511,7 +519,7 @@ impl Store {
     }
 
     /// Open a connection at an older schema version, for migration tests only.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn create_at_version_for_tests(
         dir: &Path,
         key: &DbKey,
