@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The desktop app's tests: installs what is missing (apt packages for the Tauri build
 # and the real-window tests, the UI's npm packages, tauri-driver), builds the UI and
-# the release binary once, then runs the binding check, the shell's unit tests,
-# Vitest, and the end-to-end test in a real window under Xvfb through WebDriver.
+# the release binaries once, then runs Vitest and the end-to-end tests in a real window
+# under Xvfb through WebDriver. (The bindings' staleness checks and the logic behind
+# the shell are tested with the workspace: scripts/test.sh.)
 #
 #   scripts/test-desktop.sh            everything
 #   SKIP_E2E=1 scripts/test-desktop.sh without the real-window test
@@ -30,20 +31,20 @@ fi
 # --- build once --------------------------------------------------------------------
 step "UI packages, type check and build"
 scripts/build-ui.sh --check
-step "release build of outpost-desktop"
+# The desktop, and the CLI and the server for the e2e tests' server and dispatcher, in
+# ONE invocation: cargo unifies features over the packages it builds, so building them
+# apart (or testing the desktop alone) compiles the shared dependencies a second time.
+# scripts/test-package.sh builds the same three, which is then a no-op. The shell has
+# no unit tests of its own: its logic lives in outpost-core, tested with the workspace.
+step "release build of outpost-desktop, outpost-cli and outpost-server"
 start=$(date +%s)
-"$CARGO" build --release -p outpost-desktop
+"$CARGO" build --release -p outpost-desktop -p outpost-cli -p outpost-server
 echo "built in $(( $(date +%s) - start )) s"
 BIN=$TARGET_DIR/release/outpost-desktop
-# The CLI and the server, for the e2e tests' server and dispatcher (cheap: they share
-# the build).
-"$CARGO" build --release -p outpost-cli -p outpost-server
 
 # --- tests -------------------------------------------------------------------------
 # (The generated TypeScript's staleness test runs with the workspace's tests:
 # `cargo test -p outpost-core bindings`.)
-step "shell unit tests"
-"$CARGO" test --release -p outpost-desktop
 step "Vitest"
 (cd ui && npx vitest run)
 

@@ -11,9 +11,7 @@
 
 mod commands;
 mod events;
-mod instance;
 mod logging;
-mod rendering;
 mod shell;
 mod tray;
 mod updates;
@@ -28,7 +26,7 @@ use crate::shell::Shell;
 fn main() -> ExitCode {
     let started = Instant::now();
     // First, while this is the only thread: WebKit reads it when the window is made.
-    let rendering = rendering::apply();
+    let rendering = outpost_core::desktop::rendering::apply();
     let log_file = logging::init();
     tracing::info!(
         compositing_turned_off = rendering.disable_compositing,
@@ -42,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let lock = match instance::InstanceLock::acquire(&data_dir) {
+    let lock = match outpost_core::desktop::instance::InstanceLock::acquire(&data_dir) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");

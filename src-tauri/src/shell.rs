@@ -17,7 +17,7 @@ use outpost_core::views::{AppError, SessionInfo};
 use outpost_core::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
 use tauri::AppHandle;
 
-use crate::instance::InstanceLock;
+use outpost_core::desktop::instance::InstanceLock;
 
 /// The data directory: `OUTPOST_DATA_DIR`, else the platform's (the CLI's rule too).
 pub fn data_dir() -> Result<PathBuf, String> {

@@ -31,26 +31,6 @@ pub struct Updates {
     installing: AtomicBool,
 }
 
-/// `endpoint` with its `channel` query parameter set to `channel` (added when absent,
-/// other parameters and the `{{…}}` placeholders kept as they are).
-pub fn with_channel(endpoint: &Url, channel: UpdateChannel) -> Url {
-    let mut url = endpoint.clone();
-    let others: Vec<(String, String)> = endpoint
-        .query_pairs()
-        .filter(|(k, _)| k != "channel")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    url.set_query(None);
-    {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in &others {
-            q.append_pair(k, v);
-        }
-        q.append_pair("channel", channel.as_str());
-    }
-    url
-}
-
 /// The configured endpoints (`plugins.updater.endpoints`), each on `channel`.
 fn endpoints(app: &AppHandle, channel: UpdateChannel) -> Result<Vec<Url>, AppError> {
     let configured = app
@@ -66,7 +46,7 @@ fn endpoints(app: &AppHandle, channel: UpdateChannel) -> Result<Vec<Url>, AppErr
         .iter()
         .filter_map(|v| v.as_str())
         .filter_map(|s| Url::parse(s).ok())
-        .map(|u| with_channel(&u, channel))
+        .map(|u| outpost_core::updates::with_channel(&u, channel))
         .collect();
     if urls.is_empty() {
         return Err(AppError::new(
@@ -194,36 +174,4 @@ pub fn check_after_start(app: &AppHandle) {
             Err(e) => tracing::info!(code = %e.code, "no update check: {}", e.message),
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).expect("url")
-    }
-
-    #[test]
-    fn the_channel_replaces_the_configured_one_and_keeps_the_placeholders() {
-        let configured =
-            url("https://releases.outpost.example/{{target}}/{{arch}}/{{current_version}}?channel=stable");
-        let beta = with_channel(&configured, UpdateChannel::Beta);
-        assert_eq!(
-            beta.as_str(),
-            "https://releases.outpost.example/%7B%7Btarget%7D%7D/%7B%7Barch%7D%7D/%7B%7Bcurrent_version%7D%7D?channel=beta"
-        );
-    }
-
-    #[test]
-    fn the_channel_is_added_when_absent_and_other_parameters_stay() {
-        let u = with_channel(
-            &url("https://u.example/latest.json?org=acme"),
-            UpdateChannel::Stable,
-        );
-        assert_eq!(
-            u.as_str(),
-            "https://u.example/latest.json?org=acme&channel=stable"
-        );
-    }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod credentials;
 pub mod demo;
+pub mod desktop;
 mod error;
 pub mod first_run;
 pub mod keys;

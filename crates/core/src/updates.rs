@@ -128,6 +128,26 @@ pub struct UpdateProgressView {
     pub total: Option<u64>,
 }
 
+/// `endpoint` with its `channel` query parameter set to `channel` (added when absent,
+/// other parameters and the `{{…}}` placeholders kept as they are).
+pub fn with_channel(endpoint: &url::Url, channel: UpdateChannel) -> url::Url {
+    let mut url = endpoint.clone();
+    let others: Vec<(String, String)> = endpoint
+        .query_pairs()
+        .filter(|(k, _)| k != "channel")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &others {
+            q.append_pair(k, v);
+        }
+        q.append_pair("channel", channel.as_str());
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +203,32 @@ mod tests {
     fn an_update_view_dates_its_release_in_rfc_3339() {
         let v = UpdateView::new("0.2.0".into(), "0.1.0".into(), None, Some(1_800_000_000));
         assert_eq!(v.date.as_deref(), Some("2027-01-15T08:00:00+00:00"));
+    }
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn the_channel_replaces_the_configured_one_and_keeps_the_placeholders() {
+        let configured =
+            url("https://releases.outpost.example/{{target}}/{{arch}}/{{current_version}}?channel=stable");
+        let beta = with_channel(&configured, UpdateChannel::Beta);
+        assert_eq!(
+            beta.as_str(),
+            "https://releases.outpost.example/%7B%7Btarget%7D%7D/%7B%7Barch%7D%7D/%7B%7Bcurrent_version%7D%7D?channel=beta"
+        );
+    }
+
+    #[test]
+    fn the_channel_is_added_when_absent_and_other_parameters_stay() {
+        let u = with_channel(
+            &url("https://u.example/latest.json?org=acme"),
+            UpdateChannel::Stable,
+        );
+        assert_eq!(
+            u.as_str(),
+            "https://u.example/latest.json?org=acme&channel=stable"
+        );
     }
 }

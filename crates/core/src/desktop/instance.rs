@@ -50,16 +50,13 @@ mod tests {
 
     #[test]
     fn a_second_instance_on_the_same_data_directory_is_refused_until_the_first_ends() {
-        // No tempfile crate here: a dev-dependency would change feature unification
-        // and make `cargo test --release` rebuild the Tauri stack a second time.
-        let base = std::env::temp_dir().join(format!("outpost-lock-test-{}", std::process::id()));
-        let (dir, other) = (base.join("a"), base.join("b"));
+        let base = tempfile::tempdir().expect("temp dir");
+        let (dir, other) = (base.path().join("a"), base.path().join("b"));
         let first = InstanceLock::acquire(&dir).expect("first instance");
         let second = InstanceLock::acquire(&dir).expect_err("second is refused");
         assert!(second.contains("already open"), "{second}");
         InstanceLock::acquire(&other).expect("another data directory is fine");
         drop(first);
         InstanceLock::acquire(&dir).expect("free again once the first ends");
-        let _ = std::fs::remove_dir_all(&base);
     }
 }
