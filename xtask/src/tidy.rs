@@ -62,6 +62,7 @@ pub const ONLY_STORE_SQL: &str = "only store runs SQL on the device";
 pub const PROTOCOL_NO_IO: &str = "protocol does no I/O";
 pub const CLOCK: &str = "no wall-clock reads outside clock modules";
 pub const NO_UNSAFE: &str = "no unsafe outside the allowed module";
+pub const RUST_VERSION: &str = "every member's rust-version covers its dependencies";
 
 /// Files where `unsafe` is allowed: the store's SQLCipher crypto provider (C callbacks).
 pub const UNSAFE_ALLOWED: &[&str] = &["crates/store/src/crypto.rs"];
@@ -123,6 +124,10 @@ pub struct Graph {
     pub closure: BTreeMap<String, BTreeSet<String>>,
     /// The same without dev-dependencies: what its product build links.
     pub runtime: BTreeMap<String, BTreeSet<String>>,
+    /// Workspace package name -> its `rust-version` (None when it declares none).
+    pub rust_version: BTreeMap<String, Option<String>>,
+    /// The highest `rust-version` a resolved dependency declares, and which one.
+    pub deps_rust_version: Option<(String, String)>,
 }
 
 /// This machine's target triple (`rustc -vV`): the graph is the one built here.
@@ -212,6 +217,16 @@ pub fn graph_from_metadata(meta: &serde_json::Value, root: &Path) -> Result<Grap
             .collect()
     };
     let mut g = Graph::default();
+    g.deps_rust_version = packages
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| !members.contains(id)))
+        .filter_map(|p| {
+            Some((
+                p["rust_version"].as_str()?.to_owned(),
+                p["name"].as_str()?.to_owned(),
+            ))
+        })
+        .max_by_key(|(v, _)| version_key(v));
     for p in packages {
         let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) else {
             continue;
@@ -225,6 +240,10 @@ pub fn graph_from_metadata(meta: &serde_json::Value, root: &Path) -> Result<Grap
             .map(Path::to_path_buf)
             .unwrap_or_default();
         g.members.insert(name.to_owned(), dir);
+        g.rust_version.insert(
+            name.to_owned(),
+            p["rust_version"].as_str().map(str::to_owned),
+        );
         let direct = edges.get(id).cloned().unwrap_or_default();
         g.direct
             .insert(name.to_owned(), name_all(&mut direct.iter()));
@@ -258,6 +277,13 @@ fn reach<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>, start: Vec<&'a str>) -> BT
     seen
 }
 
+/// `1.90` as `[1, 90, 0]`, for comparing versions.
+fn version_key(v: &str) -> Vec<u64> {
+    let mut k: Vec<u64> = v.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    k.resize(3, 0);
+    k
+}
+
 fn is_tauri(name: &str) -> bool {
     name == "tauri" || name.starts_with("tauri-") || name.starts_with("tauri_")
 }
@@ -274,6 +300,21 @@ pub fn check_graph(g: &Graph) -> Vec<Violation> {
             detail,
         })
     };
+    for (name, declared) in &g.rust_version {
+        match (declared, &g.deps_rust_version) {
+            (None, _) => flag(
+                RUST_VERSION,
+                name,
+                "declares no rust-version; add `rust-version.workspace = true`".into(),
+            ),
+            (Some(v), Some((needed, by))) if version_key(v) < version_key(needed) => flag(
+                RUST_VERSION,
+                name,
+                format!("says rust-version {v}, but {by} needs {needed}; raise the workspace's"),
+            ),
+            _ => {}
+        }
+    }
     for (name, dir) in &g.members {
         let closure = g.closure.get(name).cloned().unwrap_or_default();
         let direct = g.direct.get(name).cloned().unwrap_or_default();
@@ -913,7 +954,9 @@ mod tests {
             all.extend(direct.iter().map(|s| (*s).to_owned()));
             g.closure.insert((*name).into(), all.clone());
             g.runtime.insert((*name).into(), all);
+            g.rust_version.insert((*name).into(), Some("1.95".into()));
         }
+        g.deps_rust_version = Some(("1.90".into(), "tauri".into()));
         g
     }
 
@@ -963,6 +1006,18 @@ mod tests {
             broken,
             BTreeSet::from([PROTOCOL_NO_IO, ONLY_STORE_SQL, NO_TAURI, SIDES_APART])
         );
+    }
+
+    #[test]
+    fn rust_version_must_cover_the_dependencies() {
+        let mut g = graph(&[("outpost-core", "crates/core", &[], &[])]);
+        assert!(check_graph(&g).is_empty());
+        g.deps_rust_version = Some(("1.96".into(), "rusqlite".into()));
+        assert_eq!(check_graph(&g)[0].rule, RUST_VERSION);
+        g.rust_version.insert("outpost-core".into(), None);
+        assert!(check_graph(&g)[0]
+            .detail
+            .contains("declares no rust-version"));
     }
 
     #[test]
