@@ -195,6 +195,22 @@ fn import_lines(out: &mut String, imports: &Imports) {
     }
 }
 
+/// A generated module's start: the header, its imports, and the union of the names it
+/// binds (`declaration` is the doc comment and `export type X =`).
+fn module_head(
+    source: &str,
+    imports: &Imports,
+    declaration: &str,
+    names: impl Iterator<Item = String>,
+) -> String {
+    let mut out = String::new();
+    header(&mut out, source);
+    import_lines(&mut out, imports);
+    out.push_str(declaration);
+    union(&mut out, names);
+    out
+}
+
 fn union(out: &mut String, names: impl Iterator<Item = String>) {
     for n in names {
         let _ = write!(out, "\n  | '{n}'");
@@ -242,12 +258,12 @@ pub fn commands_module(commands: &[Command], source: &str) -> Result<(String, Im
         );
     }
 
-    let mut out = String::new();
-    header(&mut out, source);
-    import_lines(&mut out, &imports);
-    out.push_str("/** Every command the shell registers, by the name Tauri's `invoke` takes. */\n");
-    out.push_str("export type CommandName =");
-    union(&mut out, commands.iter().map(|c| c.name.clone()));
+    let mut out = module_head(
+        source,
+        &imports,
+        "/** Every command the shell registers, by the name Tauri's `invoke` takes. */\nexport type CommandName =",
+        commands.iter().map(|c| c.name.clone()),
+    );
     out.push_str(
         "\n/**\n \
          * How a command reaches the shell: `ui/src/lib/ipc.ts` passes its wrapper over\n \
@@ -280,12 +296,12 @@ pub fn events_module(events: &[Event], source: &str) -> Result<(String, Imports)
         );
     }
 
-    let mut out = String::new();
-    header(&mut out, source);
-    import_lines(&mut out, &imports);
-    out.push_str("/** Every event the shell sends, by the name Tauri's `listen` takes. */\n");
-    out.push_str("export type EventName =");
-    union(&mut out, events.iter().map(|e| e.name.clone()));
+    let mut out = module_head(
+        source,
+        &imports,
+        "/** Every event the shell sends, by the name Tauri's `listen` takes. */\nexport type EventName =",
+        events.iter().map(|e| e.name.clone()),
+    );
     out.push_str(
         "\n/**\n \
          * How a listener is attached: `ui/src/lib/ipc.ts` passes its wrapper over Tauri's\n \
