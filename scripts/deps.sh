@@ -9,7 +9,7 @@ build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Service), secret-tool to look inside it, PostgreSQL for the server's second
 # backend, and iproute2 (`ip`) to make a real OS network change for the engine's
 # network-event test.
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql openssl iproute2)
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
