@@ -216,17 +216,19 @@ pub fn graph_from_metadata(meta: &serde_json::Value, root: &Path) -> Result<Grap
             .map(|n| (*n).to_owned())
             .collect()
     };
-    let mut g = Graph::default();
-    g.deps_rust_version = packages
-        .iter()
-        .filter(|p| p["id"].as_str().is_some_and(|id| !members.contains(id)))
-        .filter_map(|p| {
-            Some((
-                p["rust_version"].as_str()?.to_owned(),
-                p["name"].as_str()?.to_owned(),
-            ))
-        })
-        .max_by_key(|(v, _)| version_key(v));
+    let mut g = Graph {
+        deps_rust_version: packages
+            .iter()
+            .filter(|p| p["id"].as_str().is_some_and(|id| !members.contains(id)))
+            .filter_map(|p| {
+                Some((
+                    p["rust_version"].as_str()?.to_owned(),
+                    p["name"].as_str()?.to_owned(),
+                ))
+            })
+            .max_by_key(|(v, _)| version_key(v)),
+        ..Graph::default()
+    };
     for p in packages {
         let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) else {
             continue;
