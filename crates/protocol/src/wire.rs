@@ -1091,6 +1091,18 @@ mod tests {
         assert_eq!(serde_json::from_value::<Change>(json).expect("parse"), t);
     }
 
+    /// A newer server's entity kind in a pull page: the page still reads, and the row
+    /// is marked unknown so the device can skip it (docs/protocol.md, "Compatibility").
+    #[test]
+    fn a_pull_page_with_a_kind_this_version_does_not_know_still_reads() {
+        let page = r#"{"changes":[
+            {"seq":1,"entity":"invoice","id":"i-1","version":1,"change":{"kind":"invoice","row":{"total":3}}},
+            {"seq":2,"entity":"work_order","id":"x","version":2,"change":{"kind":"tombstone"}}
+        ],"cursor":"c","has_more":false,"server_time":"2026-01-01T00:00:00Z"}"#;
+        let page: PullResponse = serde_json::from_str(page).expect("the page reads");
+        assert_eq!(page.changes.len(), 2);
+    }
+
     #[test]
     fn requests_refuse_unknown_fields() {
         assert!(serde_json::from_str::<LoginRequest>(
