@@ -695,6 +695,9 @@ pub fn get_idempotency(
         .transpose()
 }
 
+/// Record a mutation's first outcome under its key: the body's hash, the outcome, the
+/// server's receive time and the device's time.
+#[allow(clippy::too_many_arguments)]
 pub fn put_idempotency(
     sql: &mut dyn Sql,
     username: &str,

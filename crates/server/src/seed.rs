@@ -87,7 +87,7 @@ pub fn demo_item(i: usize) -> InventoryItem {
         location: "main".into(),
         quantity: Quantity::from_units(20 + (i % 50) as i64),
     }];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         stock.push(StockLevel {
             location: format!("van-tech{}", i % 5 + 1),
             quantity: Quantity::from_units(5),
@@ -108,7 +108,7 @@ fn demo_order(i: usize, today: chrono::DateTime<Utc>) -> WorkOrder {
     o.title = format!("Service visit {}", i + 1);
     o.description = "Annual maintenance of the installed unit.".into();
     o.priority = Priority::ALL[i % 4];
-    o.status = if i % 9 == 0 {
+    o.status = if i.is_multiple_of(9) {
         Status::InProgress
     } else {
         Status::Scheduled
@@ -129,7 +129,11 @@ fn demo_order(i: usize, today: chrono::DateTime<Utc>) -> WorkOrder {
         serial: format!("SN{i:07}"),
     };
     // Some due today, the rest spread over the coming weeks.
-    let day = if i % 5 == 0 { 0 } else { (i % 30) as i64 };
+    let day = if i.is_multiple_of(5) {
+        0
+    } else {
+        (i % 30) as i64
+    };
     let start = today + Duration::days(day) + Duration::hours(8 + (i % 8) as i64);
     o.scheduled = Some(ScheduledWindow {
         start,

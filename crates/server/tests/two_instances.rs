@@ -184,7 +184,7 @@ async fn concurrent_pushes_to_two_instances_never_make_a_pull_skip_a_row() {
     let mut turn = 0usize;
     let mut writers_done = false;
     loop {
-        let s = via(&d, if turn % 2 == 0 { &a } else { &b });
+        let s = via(&d, if turn.is_multiple_of(2) { &a } else { &b });
         turn += 1;
         let page = s.pull(Some(cursor.clone()), Some(7)).await;
         assert!(page.priming.is_none(), "following the log, not priming");

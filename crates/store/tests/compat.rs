@@ -3,9 +3,13 @@
 //! the cursor, and counted for the status; the page's epoch is kept for the mutations
 //! the device makes. On a real encrypted store.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use outpost_protocol::wire::PullResponse;
 use outpost_store::{DbKey, Store};
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).expect("a time")
+}
 
 fn page(json: &str) -> PullResponse {
     serde_json::from_str(json).expect("a page this version reads")
@@ -23,7 +27,7 @@ fn a_change_of_an_unknown_kind_is_skipped_counted_and_the_page_still_applies() {
             {{"seq":3,"entity":"inventory_item","id":"SKU-1","version":1,"change":{{"kind":"inventory_item","row":{item}}}}}
         ],"cursor":"c3","has_more":false,"server_time":"2026-12-06T10:00:00Z","epoch":"e-1"}}"#
     ));
-    let summary = store.apply_pull_page(&first, Utc::now()).expect("applies");
+    let summary = store.apply_pull_page(&first, now()).expect("applies");
     assert_eq!(summary.skipped, 2);
     assert_eq!(summary.inventory, 1, "the rest of the page applies");
     assert_eq!(store.pull_cursor().expect("cursor").as_deref(), Some("c3"));
@@ -38,9 +42,13 @@ fn a_change_of_an_unknown_kind_is_skipped_counted_and_the_page_still_applies() {
                "priming":{{"phase":"orders","done":0,"total":0,"snapshot_seq":0}}}}"#
         ))
     };
-    store.apply_pull_page(&priming(true, "p1"), Utc::now()).expect("applies");
+    store
+        .apply_pull_page(&priming(true, "p1"), now())
+        .expect("applies");
     assert_eq!(store.server_epoch().expect("epoch").as_deref(), Some("e-1"));
-    store.apply_pull_page(&priming(false, "l9"), Utc::now()).expect("applies");
+    store
+        .apply_pull_page(&priming(false, "l9"), now())
+        .expect("applies");
     assert_eq!(store.server_epoch().expect("epoch").as_deref(), Some("e-2"));
     assert_eq!(store.sync_counts().expect("counts").skipped, 2, "kept");
 }
