@@ -15,6 +15,11 @@ trap 'rm -rf "$keyring_home"' EXIT
 export $(printf 'outpost-test\n' | XDG_DATA_HOME="$keyring_home" gnome-keyring-daemon --components=secrets --daemonize --unlock)
 export OUTPOST_TEST_REQUIRE_KEYRING=1
 
+# The previous release's client, for the compatibility test (tests/tests/compat.rs):
+# built once into a cache directory, then reused; its absence fails the test here.
+OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh)
+export OUTPOST_PREV_OUTPOST OUTPOST_TEST_REQUIRE_PREV=1
+
 # The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
 # installed if needed, started, and removed afterwards (scripts/with-postgres.sh).
 scripts/with-postgres.sh cargo test --workspace --exclude outpost-desktop --all-targets "$@"

@@ -112,6 +112,39 @@ pub fn seeded_db(dir: &Path) -> PathBuf {
     db
 }
 
+/// A server database with the demo fleet (dispatcher, tech1…tech5, 500 orders) and
+/// only 200 inventory items, so that priming stays quick.
+pub fn small_fleet(dir: &Path) -> PathBuf {
+    let db = dir.join("server.db");
+    run_server_cmd(
+        &[
+            "seed",
+            "--demo",
+            "--items",
+            "200",
+            "--db",
+            &format!("sqlite:{}", db.display()),
+        ],
+        None,
+    );
+    db
+}
+
+/// Copy a SQLite database with its `-wal` and `-shm` files (the server stopped), or
+/// put such a copy back: a backup and a restore as an administrator makes them.
+pub fn copy_sqlite(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let (src, dst) = (
+            PathBuf::from(format!("{}{suffix}", from.display())),
+            PathBuf::from(format!("{}{suffix}", to.display())),
+        );
+        let _ = std::fs::remove_file(&dst);
+        if src.exists() {
+            std::fs::copy(&src, &dst).expect("copy the database");
+        }
+    }
+}
+
 /// A running `outpost-server serve` on a loopback port it chose.
 pub struct Server {
     child: Child,

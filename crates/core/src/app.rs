@@ -143,6 +143,9 @@ pub struct EngineStatusView {
     pub pending: u32,
     pub failed: u32,
     pub conflicts: u32,
+    /// Pulled changes of a kind this version does not know, skipped: "update Outpost
+    /// to see them".
+    pub skipped: u32,
     pub last_sync: Option<DateTime<Utc>>,
     pub progress: Option<ProgressView>,
     /// Bumped when a pass finds new failed syncs or conflicts.
@@ -166,6 +169,7 @@ impl From<&EngineStatus> for EngineStatusView {
             pending: n32(s.pending),
             failed: n32(s.failed),
             conflicts: n32(s.conflicts),
+            skipped: n32(s.skipped),
             last_sync: s.last_sync,
             progress: s.progress.as_ref().map(ProgressView::from),
             notices: u32::try_from(s.notices).unwrap_or(u32::MAX),
@@ -524,6 +528,7 @@ impl Outpost {
             pending: n32(c.pending),
             failed: n32(c.failed),
             conflicts: n32(c.conflicts),
+            skipped: n32(c.skipped),
             last_sync: self.store.last_sync_at()?,
             progress: None,
             notices: 0,

@@ -286,7 +286,20 @@ impl Outpost {
             format: FORMAT_VERSION,
             device_time: self.now(),
             ops,
+            base_epoch: self.base_epoch(base_version),
+            seen: Vec::new(),
         }
+    }
+
+    /// The epoch a mutation's base belongs to, for the server (protocol 2): the epoch of
+    /// the pages this device's versions came from; none for a create (base 0) or before
+    /// any page carried one. A read that fails leaves it out (the server then assumes
+    /// its current epoch, as for a protocol 1 device).
+    pub(crate) fn base_epoch(&self, base_version: u64) -> Option<String> {
+        if base_version == 0 {
+            return None;
+        }
+        self.store.server_epoch().ok().flatten()
     }
 
     // ----- views -----

@@ -88,20 +88,23 @@ impl Outpost {
         let old = failed.mutation;
         let mut ops = fix;
         ops.extend(old.ops.iter().cloned());
+        let base_version = if old.kind == MutationKind::Create {
+            0
+        } else {
+            base_version
+        };
         let m = Mutation {
             mutation_id: Uuid::now_v7(),
             device_id: self.device_id,
             entity: old.entity,
             entity_id: old.entity_id,
             kind: old.kind,
-            base_version: if old.kind == MutationKind::Create {
-                0
-            } else {
-                base_version
-            },
+            base_version,
             format: FORMAT_VERSION,
             device_time: self.clock.now(),
             ops,
+            base_epoch: self.base_epoch(base_version),
+            seen: Vec::new(),
         };
         let now = self.clock.now();
         self.store.supersede_failed(&failed.id, m, now)?;
@@ -212,20 +215,28 @@ impl Outpost {
             base_version: record.version,
             format: FORMAT_VERSION,
             device_time: self.clock.now(),
+            // What the review screen showed for each field: the record's server side.
+            seen: record.seen_for(&ops),
             ops,
+            base_epoch: None,
         };
         let now = self.clock.now();
         self.store.enqueue_resolution(m, now)?;
         self.conflict(&record.id.to_string())
     }
 
-    /// A dispatcher's decision on a failed sync: dismiss it (no ops) or apply `ops`.
+    /// A dispatcher's decision on a failed sync: dismiss it (no ops) or apply `ops`. The
+    /// values the dispatcher saw are the order's on this device: a field the server
+    /// changed since becomes a new conflict instead of being overwritten.
     pub fn resolve_failed_sync(
         &mut self,
         record: &FailedSyncRecord,
         ops: Vec<Op>,
     ) -> Result<(), CoreError> {
-        let m = record.resolve_mutation(ops, Uuid::now_v7(), self.device_id, self.clock.now());
+        let mut m = record.resolve_mutation(ops, Uuid::now_v7(), self.device_id, self.clock.now());
+        if let Ok(row) = self.store.order(&record.order_id.to_string()) {
+            m.seen = outpost_protocol::merge::seen_on(&row.order, &m.ops);
+        }
         let now = self.clock.now();
         Ok(self.store.enqueue_resolution(m, now)?)
     }

@@ -35,6 +35,8 @@ pub struct StatusView {
     pub pending: usize,
     pub failed: usize,
     pub conflicts: usize,
+    /// Pulled changes of a kind this version does not know, skipped (update Outpost).
+    pub skipped: usize,
     pub last_sync: Option<DateTime<Utc>>,
     pub signed_in_as: Option<String>,
     pub role: Option<Role>,
@@ -180,6 +182,7 @@ impl Outpost {
             pending: counts.pending,
             failed: counts.failed,
             conflicts: counts.conflicts,
+            skipped: counts.skipped,
             last_sync: self.store.last_sync_at()?,
             signed_in_as: session.as_ref().map(|s| s.username.clone()),
             role: session.as_ref().map(|s| s.role),

@@ -263,6 +263,8 @@ mod tests {
             format: FORMAT_VERSION,
             device_time: now(),
             ops,
+            base_epoch: None,
+            seen: Vec::new(),
         }
     }
 

@@ -260,8 +260,12 @@ pub struct Signature {
 }
 
 /// A work order as both sides hold it.
+///
+/// Unlike the types a mutation carries (which the server reads and refuses with an
+/// unknown member), a whole order is only ever read from the server or from a store,
+/// so it ignores members it does not know: a newer server's optional member must not
+/// make a row unreadable on an older device (docs/protocol.md, "Compatibility").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WorkOrder {
     pub id: Uuid,
     /// Human number, assigned by the server; `None` (shown as pending) until then.
@@ -338,17 +342,18 @@ impl WorkOrder {
     }
 }
 
-/// Stock of an item at one location (a warehouse, a van).
+/// Stock of an item at one location (a warehouse, a van). Read only from the server or
+/// a store: members it does not know are ignored, as for [`WorkOrder`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StockLevel {
     pub location: String,
     pub quantity: Quantity,
 }
 
 /// An inventory item. Stock is changed on the server only, by commutative deltas.
+/// Read only from the server, a store or an administrator's seed: members it does not
+/// know are ignored, as for [`WorkOrder`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InventoryItem {
     pub sku: String,
     pub name: String,
@@ -439,18 +444,18 @@ mod tests {
     }
 
     #[test]
-    fn work_order_round_trips_and_refuses_unknown_fields() {
+    fn a_work_order_round_trips_and_ignores_members_it_does_not_know() {
         let mut order = WorkOrder::blank(Uuid::now_v7());
         order.title = "Replace filter".into();
         order.site.latitude = Some(59.9);
         let json = serde_json::to_value(&order).expect("serialize");
         let back: WorkOrder = serde_json::from_value(json.clone()).expect("deserialize");
         assert_eq!(back, order);
+        // A newer server's optional member must not make the row unreadable on an
+        // older device (docs/protocol.md, "Compatibility").
         let mut extra = json;
-        extra["surprise"] = serde_json::json!(1);
-        assert!(
-            serde_json::from_value::<WorkOrder>(extra).is_err(),
-            "unknown fields are refused, not silently dropped"
-        );
+        extra["from_a_newer_server"] = serde_json::json!({"x": 1});
+        let back: WorkOrder = serde_json::from_value(extra).expect("read");
+        assert_eq!(back, order);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod clock;
+pub mod compat;
 pub mod digest;
 pub mod domain;
 pub mod limits;
@@ -26,5 +27,6 @@ pub use mutation::{ListName, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
 pub use status::Status;
 pub use validate::{FieldError, ValidationErrors};
 
-/// The sync protocol version a client and server must share.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The sync protocol version this build speaks (see [`compat`] for the versions a
+/// server serves).
+pub use compat::PROTOCOL_VERSION;

@@ -199,6 +199,18 @@ pub struct Mutation {
     #[serde(serialize_with = "crate::time_json::utc")]
     pub device_time: DateTime<Utc>,
     pub ops: Vec<Op>,
+    /// Protocol 2: the server epoch `base_version` belongs to (a pull page's `epoch`).
+    /// A base from another epoch (a timeline lost in a restore) is unknown to the
+    /// server. Absent in protocol 1 bodies and for creates: the server takes the
+    /// current epoch. Left out when empty, so that a body written before the field
+    /// existed re-serializes byte for byte (docs/protocol.md, "Compatibility").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_epoch: Option<String>,
+    /// Protocol 2, resolutions: the value of each field the resolution sets as the
+    /// person saw it when deciding. A field whose current value differs is not
+    /// overwritten: it becomes a new conflict. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<SetOp>,
 }
 
 impl Mutation {
@@ -240,6 +252,22 @@ impl Mutation {
     /// byte once sealed.
     pub fn to_body(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+
+    /// This mutation as a client of protocol `version` can read it: the members that
+    /// version does not know are left out (they are all optional, so what remains is
+    /// a valid body of that version). The server shapes the mutations inside conflict
+    /// and failed-sync records with it for older clients.
+    pub fn for_protocol(&self, version: u32) -> std::borrow::Cow<'_, Mutation> {
+        if version >= crate::compat::since::BASE_EPOCH_AND_SEEN
+            || (self.base_epoch.is_none() && self.seen.is_empty())
+        {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut older = self.clone();
+        older.base_epoch = None;
+        older.seen.clear();
+        std::borrow::Cow::Owned(older)
     }
 }
 
@@ -313,6 +341,8 @@ mod tests {
             device_time: DateTime::<Utc>::from_timestamp(1_700_000_000, 5)
                 .expect("valid timestamp"),
             ops: sample_ops(),
+            base_epoch: None,
+            seen: Vec::new(),
         };
         let body = m.to_body().expect("serialize");
         let back: Mutation = serde_json::from_slice(&body).expect("deserialize");
@@ -322,6 +352,32 @@ mod tests {
             body,
             "re-serializing gives the same bytes"
         );
+    }
+
+    /// A body written before `base_epoch` and `seen` existed (protocol 1, release
+    /// 0.1.0) reads and re-serializes byte for byte, so its idempotency hash is the
+    /// same on a new server (`duplicate`, never `mutation_id_reused`); and a mutation
+    /// with the new members reads back without them for a protocol 1 client.
+    #[test]
+    fn a_protocol_1_body_re_serializes_byte_for_byte() {
+        let v1 = concat!(
+            r#"{"mutation_id":"01939a5e-7c3a-7b1e-9f00-000000000001","#,
+            r#""device_id":"5f0c6d4e-8a2b-4c1d-9e3f-000000000002","entity":"work_order","#,
+            r#""entity_id":"01939a5e-7c3a-7b1e-9f00-000000000003","kind":"update","#,
+            r#""base_version":4,"format":1,"device_time":"2026-12-06T10:11:12.345678Z","#,
+            r#""ops":[{"op":"set","field":"title","value":"Pump"},"#,
+            r#"{"op":"set","field":"checklist_done","value":{"item_id":"c1","done":true}}]}"#
+        );
+        let m: Mutation = serde_json::from_str(v1).expect("a protocol 1 body reads");
+        assert_eq!((m.base_epoch.as_deref(), m.seen.len()), (None, 0));
+        assert_eq!(m.to_body().expect("json"), v1.as_bytes());
+        let mut v2 = m.clone();
+        v2.base_epoch = Some("e2".into());
+        v2.seen = vec![SetOp::Title("Old".into())];
+        let body = String::from_utf8(v2.to_body().expect("json")).expect("utf-8");
+        assert!(body.ends_with(r#","base_epoch":"e2","seen":[{"field":"title","value":"Old"}]}"#));
+        assert_eq!(v2.for_protocol(1).to_body().expect("json"), v1.as_bytes());
+        assert_eq!(*v2.for_protocol(2), v2);
     }
 
     #[test]
@@ -362,6 +418,8 @@ mod tests {
             device_time: DateTime::<Utc>::from_timestamp(1_700_000_000, 0)
                 .expect("valid timestamp"),
             ops: vec![Op::Set(SetOp::Title(title.into()))],
+            base_epoch: None,
+            seen: Vec::new(),
         }
     }
 

@@ -2,9 +2,15 @@
 //! `outpost-server` over HTTP, and the stable error codes both sides branch on.
 //!
 //! Every request body refuses unknown fields, so a client of another shape gets a clear
-//! `invalid_body` instead of a silent partial read. Responses are plain data; the server
-//! adds fields only with a protocol version bump. The cursor is opaque on purpose: the
-//! client stores it and sends it back, never parses it.
+//! `invalid_body` instead of a silent partial read (the server is never older than a
+//! protocol it serves, so an unknown member is a client speaking a version the server
+//! does not, and dropping it would also make the idempotency hash cover less than was
+//! sent). Responses and rows the device reads ignore members they do not know, and the
+//! server sends new outcomes, entity kinds and variants only to clients that announced
+//! a version that knows them (`crate::compat`; docs/protocol.md, "Compatibility"). A
+//! device that still meets a change kind it does not know skips that row
+//! ([`ChangeBody::Unknown`]) and says so. The cursor is opaque on purpose: the client
+//! stores it and sends it back, never parses it.
 //!
 //! Left out on purpose: transport details (compression, TLS) and the server's own
 //! storage shapes.
@@ -17,8 +23,9 @@ use crate::domain::{InventoryItem, Role, WorkOrder};
 use crate::mutation::{EntityKind, Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
 use crate::validate::FieldError;
 
-/// Request header carrying the client's [`crate::PROTOCOL_VERSION`]. When present it
-/// must match the server's, or the request is refused with `unsupported_protocol`.
+/// Request header carrying the client's [`crate::PROTOCOL_VERSION`]. The server serves
+/// the current and the previous version ([`crate::compat::served_version`]); another
+/// is refused with `unsupported_protocol` and a message saying whom to update.
 pub const PROTOCOL_HEADER: &str = "x-outpost-protocol";
 
 /// Bearer token header (standard `Authorization: Bearer <access_token>`).
@@ -287,6 +294,12 @@ pub enum PushOutcome {
     MissingAttachments {
         hashes: Vec<String>,
     },
+    /// Protocol 2: not looked at, because an earlier mutation of the same order in the
+    /// same push (`behind`) was refused, held whole or waits for its attachments.
+    /// Nothing was written; the mutation stays queued and is sent again after it.
+    HeldBehind {
+        behind: Uuid,
+    },
 }
 
 mod outcome_de {
@@ -316,6 +329,12 @@ mod outcome_de {
         Duplicate,
         Rejected,
         MissingAttachments,
+        HeldBehind,
+    }
+
+    #[derive(Deserialize)]
+    struct HeldBody {
+        behind: uuid::Uuid,
     }
 
     #[derive(Deserialize)]
@@ -347,6 +366,9 @@ mod outcome_de {
             Tag::Rejected => PushOutcome::Rejected(Rejection::deserialize(d)?),
             Tag::MissingAttachments => PushOutcome::MissingAttachments {
                 hashes: MissingBody::deserialize(d)?.hashes,
+            },
+            Tag::HeldBehind => PushOutcome::HeldBehind {
+                behind: HeldBody::deserialize(d)?.behind,
             },
         })
     }
@@ -423,7 +445,10 @@ mod outcome_de {
 impl PushOutcome {
     /// Whether the device may drop the mutation from its outbox.
     pub fn is_acknowledged(&self) -> bool {
-        !matches!(self, PushOutcome::MissingAttachments { .. })
+        !matches!(
+            self,
+            PushOutcome::MissingAttachments { .. } | PushOutcome::HeldBehind { .. }
+        )
     }
 
     /// The outcome itself, looking through `duplicate`.
@@ -577,7 +602,12 @@ pub struct ConflictRecord {
     pub assignee: Option<String>,
     pub username: String,
     pub device_id: Uuid,
+    /// When the server received the mutation and opened the conflict (its clock).
     pub created_at: DateTime<Utc>,
+    /// The device's clock when the person acted (the mutation's `device_time`), beside
+    /// the server's receive time. Absent in records written before protocol 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<DateTime<Utc>>,
     pub fields: Vec<ConflictField>,
     pub mutation: Mutation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -636,6 +666,7 @@ impl ConflictRecord {
         device_id: Uuid,
         device_time: DateTime<Utc>,
     ) -> Mutation {
+        let ops = self.resolution_ops(choice);
         Mutation {
             mutation_id,
             device_id,
@@ -645,8 +676,28 @@ impl ConflictRecord {
             base_version: self.version,
             format: FORMAT_VERSION,
             device_time,
-            ops: self.resolution_ops(choice),
+            seen: self.seen_for(&ops),
+            ops,
+            base_epoch: None,
         }
+    }
+
+    /// What the person deciding saw of each field `ops` sets: the server's side of
+    /// this record (a field the record does not hold, or holds without a server value,
+    /// is left out and not checked).
+    pub fn seen_for(&self, ops: &[Op]) -> Vec<SetOp> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Set(set) => {
+                    let key = set.field_key();
+                    self.fields
+                        .iter()
+                        .find(|f| f.field == key)
+                        .and_then(|f| f.server.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -663,7 +714,12 @@ pub struct FailedSyncRecord {
     pub assignee: Option<String>,
     pub username: String,
     pub device_id: Uuid,
+    /// When the server received the mutation (its clock).
     pub received_at: DateTime<Utc>,
+    /// The device's clock when the person acted (the mutation's `device_time`). Absent
+    /// in records written before protocol 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<DateTime<Utc>>,
     pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -693,6 +749,8 @@ impl FailedSyncRecord {
             format: FORMAT_VERSION,
             device_time,
             ops,
+            base_epoch: None,
+            seen: Vec::new(),
         }
     }
 }
@@ -751,6 +809,10 @@ pub struct PullResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priming: Option<PrimingProgress>,
     pub server_time: DateTime<Utc>,
+    /// Protocol 2: the server's epoch the page's versions belong to; a device sends it
+    /// back as `base_epoch` on the mutations it makes on these rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -780,6 +842,9 @@ pub enum ChangeEntity {
     InventoryItem,
     Conflict,
     FailedSync,
+    /// A kind this version does not know (from a newer server): skipped.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ChangeEntity {
@@ -789,6 +854,7 @@ impl ChangeEntity {
             ChangeEntity::InventoryItem => "inventory_item",
             ChangeEntity::Conflict => "conflict",
             ChangeEntity::FailedSync => "failed_sync",
+            ChangeEntity::Unknown => "unknown",
         }
     }
 }
@@ -823,7 +889,12 @@ pub struct Change {
 }
 
 /// The row itself, or what happened to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire `{"kind": …, "row": …}` (serde's adjacent tagging). Read by a
+/// hand-written `Deserialize` (module `change_body_de`) so that a kind this version
+/// does not know reads as [`ChangeBody::Unknown`] with its row skipped unread, instead
+/// of failing the whole page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", content = "row", rename_all = "snake_case")]
 pub enum ChangeBody {
     WorkOrder(WorkOrder),
@@ -835,6 +906,129 @@ pub enum ChangeBody {
     LeftScope(LeftScope),
     /// The entity was deleted.
     Tombstone,
+    /// A kind this version does not know (from a newer server; its row is not read).
+    /// The device skips it, counts it and says so in its status.
+    Unknown,
+}
+
+mod change_body_de {
+    //! `Deserialize` for [`ChangeBody`]: what serde's derive for an adjacently tagged
+    //! enum reads, plus any unknown `kind` as [`ChangeBody::Unknown`] (its `row` is
+    //! skipped, not buffered). The server writes `kind` first, so the row is read
+    //! straight into its type; a document with `row` first is read through
+    //! `serde_json::Value`.
+
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::Deserialize;
+
+    use super::ChangeBody;
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "lowercase")]
+    enum Field {
+        Kind,
+        Row,
+        #[serde(other)]
+        Other,
+    }
+
+    #[derive(Debug, Clone, Copy, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        WorkOrder,
+        InventoryItem,
+        Conflict,
+        FailedSync,
+        LeftScope,
+        Tombstone,
+        #[serde(other)]
+        Unknown,
+    }
+
+    impl<'de> Deserialize<'de> for ChangeBody {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(BodyVisitor)
+        }
+    }
+
+    /// The variant `kind` names, from its buffered row (`None`: there was no row).
+    fn variant<E: de::Error>(kind: Kind, row: Option<serde_json::Value>) -> Result<ChangeBody, E> {
+        fn read<T: serde::de::DeserializeOwned, E: de::Error>(
+            row: Option<serde_json::Value>,
+        ) -> Result<T, E> {
+            serde_json::from_value(row.ok_or_else(|| E::missing_field("row"))?).map_err(E::custom)
+        }
+        Ok(match kind {
+            Kind::WorkOrder => ChangeBody::WorkOrder(read(row)?),
+            Kind::InventoryItem => ChangeBody::InventoryItem(read(row)?),
+            Kind::Conflict => ChangeBody::Conflict(read(row)?),
+            Kind::FailedSync => ChangeBody::FailedSync(read(row)?),
+            Kind::LeftScope => ChangeBody::LeftScope(read(row)?),
+            Kind::Tombstone => ChangeBody::Tombstone,
+            Kind::Unknown => ChangeBody::Unknown,
+        })
+    }
+
+    /// The row of `kind`, read from the map's next value.
+    fn next_row<'de, A: MapAccess<'de>>(kind: Kind, map: &mut A) -> Result<ChangeBody, A::Error> {
+        Ok(match kind {
+            Kind::WorkOrder => ChangeBody::WorkOrder(map.next_value()?),
+            Kind::InventoryItem => ChangeBody::InventoryItem(map.next_value()?),
+            Kind::Conflict => ChangeBody::Conflict(map.next_value()?),
+            Kind::FailedSync => ChangeBody::FailedSync(map.next_value()?),
+            Kind::LeftScope => ChangeBody::LeftScope(map.next_value()?),
+            Kind::Tombstone => {
+                map.next_value::<IgnoredAny>()?;
+                ChangeBody::Tombstone
+            }
+            Kind::Unknown => {
+                map.next_value::<IgnoredAny>()?;
+                ChangeBody::Unknown
+            }
+        })
+    }
+
+    struct BodyVisitor;
+
+    impl<'de> Visitor<'de> for BodyVisitor {
+        type Value = ChangeBody;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a change body (an object with a `kind` member)")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChangeBody, A::Error> {
+            let mut kind: Option<Kind> = None;
+            let mut body: Option<ChangeBody> = None;
+            let mut buffered: Option<serde_json::Value> = None;
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Kind => kind = Some(map.next_value()?),
+                    Field::Row => match kind {
+                        Some(k) => body = Some(next_row(k, &mut map)?),
+                        None => buffered = Some(map.next_value()?),
+                    },
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+            match body {
+                Some(b) => Ok(b),
+                None => variant(kind, buffered),
+            }
+        }
+    }
+}
+
+impl Change {
+    /// Whether this row is of a kind this version does not know.
+    pub fn is_unknown(&self) -> bool {
+        self.entity == ChangeEntity::Unknown || matches!(self.change, ChangeBody::Unknown)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -950,6 +1144,9 @@ mod tests {
             }),
             PushOutcome::MissingAttachments {
                 hashes: vec!["ab".repeat(32)],
+            },
+            PushOutcome::HeldBehind {
+                behind: Uuid::from_u128(5),
             },
         ]
     }
@@ -1089,6 +1286,37 @@ mod tests {
         let json = serde_json::to_value(&t).expect("serialize");
         assert_eq!(json["change"], serde_json::json!({"kind": "tombstone"}));
         assert_eq!(serde_json::from_value::<Change>(json).expect("parse"), t);
+    }
+
+    /// A newer server's entity kind in a pull page: the page still reads, and the row
+    /// is marked unknown so the device can skip it (docs/protocol.md, "Compatibility").
+    #[test]
+    fn a_pull_page_with_a_kind_this_version_does_not_know_still_reads() {
+        let page = r#"{"changes":[
+            {"seq":1,"entity":"invoice","id":"i-1","version":1,"change":{"kind":"invoice","row":{"total":3}}},
+            {"seq":2,"entity":"work_order","id":"x","version":2,"change":{"kind":"tombstone"}}
+        ],"cursor":"c","has_more":false,"server_time":"2026-01-01T00:00:00Z"}"#;
+        let page: PullResponse = serde_json::from_str(page).expect("the page reads");
+        assert_eq!(page.changes.len(), 2);
+        assert!(page.changes[0].is_unknown());
+        assert!(!page.changes[1].is_unknown());
+        // A known kind with its row first, and a known entity with an unknown kind.
+        let row_first: ChangeBody =
+            serde_json::from_str(r#"{"row":{"now_assigned_to":"tech2"},"kind":"left_scope"}"#)
+                .expect("read");
+        assert_eq!(
+            row_first,
+            ChangeBody::LeftScope(LeftScope {
+                now_assigned_to: Some("tech2".into())
+            })
+        );
+        let c: Change = serde_json::from_str(
+            r#"{"seq":3,"entity":"work_order","id":"x","version":1,"change":{"kind":"archived","row":[1]}}"#,
+        )
+        .expect("read");
+        assert!(c.is_unknown());
+        assert!(serde_json::from_str::<ChangeBody>(r#"{"kind":"work_order"}"#).is_err());
+        assert!(serde_json::from_str::<ChangeBody>(r#"{"row":{}}"#).is_err());
     }
 
     #[test]

@@ -112,6 +112,8 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
         format: FORMAT_VERSION,
         device_time: Utc::now(),
         ops,
+        base_epoch: None,
+        seen: Vec::new(),
     };
     let creates: Vec<Mutation> = orders
         .iter()

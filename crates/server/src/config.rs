@@ -54,6 +54,9 @@ pub struct ServerConfig {
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
     pub retention: Duration,
+    /// The oldest sync protocol served (`outpost_protocol::compat`); a client that
+    /// announces an older one is told to update Outpost.
+    pub min_protocol: u32,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -67,6 +70,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("login_window", &self.login_window)
             .field("password_cost", &self.password_cost)
             .field("retention", &self.retention)
+            .field("min_protocol", &self.min_protocol)
             .finish()
     }
 }
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             login_window: Duration::from_secs(15 * 60),
             password_cost: PasswordCost::default(),
             retention: Duration::from_secs(90 * 24 * 3600),
+            min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
             clock: Arc::new(SystemClock),
         }
     }

@@ -5,7 +5,9 @@
 //! [`ErrorBody`] with a stable code; bad input is refused before any write. Everything
 //! under `/v1/` except the auth endpoints needs a valid access token, checked in a
 //! middleware before routing (so an unknown `/v1/` path without a token is a 401, not a
-//! 404). Request bodies are never logged.
+//! 404). The same middleware reads the client's protocol version
+//! ([`ClientProtocol`]): handlers shape what they send for it.
+//! Request bodies are never logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,11 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use outpost_protocol::wire::{
-    limits, paths, BatchUploadRequest, BatchUploadResponse, ConflictList, ErrorCode,
-    FailedSyncList, Health, LoginRequest, LogoutRequest, PullRequest, PushRequest, RecordStatus,
-    RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
+    limits, paths, BatchUploadRequest, BatchUploadResponse, ConflictList, ConflictRecord,
+    ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest, LogoutRequest, PullRequest,
+    PushRequest, RecordStatus, RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
 };
-use outpost_protocol::{Quantity, PROTOCOL_VERSION};
+use outpost_protocol::{compat, Quantity, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
@@ -54,6 +56,12 @@ impl std::fmt::Debug for AppState {
 }
 
 type St = State<Arc<AppState>>;
+
+/// The sync protocol a `/v1/` request is served with: the version the client announced
+/// (`x-outpost-protocol`), or the oldest served when it announced none
+/// (`outpost_protocol::compat::served_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientProtocol(pub u32);
 
 fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
@@ -202,22 +210,24 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// For `/v1/…`: the protocol version header (when sent) must match, and every route but
-/// the auth endpoints needs a valid access token.
+/// For `/v1/…`: the protocol version (when announced) must be one this server serves,
+/// and every route but the auth endpoints needs a valid access token.
 async fn guard(State(app): St, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if !path.starts_with("/v1/") {
         return next.run(req).await;
     }
-    if let Some(v) = req.headers().get(PROTOCOL_HEADER) {
-        let ok =
-            v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()) == Some(PROTOCOL_VERSION);
-        if !ok {
-            return ApiError::bad_request(
-                ErrorCode::UnsupportedProtocol,
-                format!("this server speaks sync protocol {PROTOCOL_VERSION}; update the app"),
-            )
-            .into_response();
+    let announced = req
+        .headers()
+        .get(PROTOCOL_HEADER)
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    match compat::served_version(announced.as_deref(), app.cfg.min_protocol) {
+        Ok(v) => {
+            req.extensions_mut().insert(ClientProtocol(v));
+        }
+        Err(problem) => {
+            return ApiError::bad_request(ErrorCode::UnsupportedProtocol, problem.to_string())
+                .into_response();
         }
     }
     if path.starts_with("/v1/auth/") {
@@ -390,6 +400,7 @@ async fn logout(
 async fn push_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     JsonBody(body): JsonBody<PushRequest>,
 ) -> Result<Response, Error> {
     if body.mutations.len() > limits::PUSH_MUTATIONS_MAX {
@@ -404,7 +415,7 @@ async fn push_handler(
     let state = app.clone();
     let batch = app
         .db
-        .write(move |sql| push::push_batch(sql, &who, &body.mutations, now, &state.rows))
+        .write(move |sql| push::push_batch(sql, &who, protocol, &body.mutations, now, &state.rows))
         .await?;
     // Committed: the rows it wrote may now serve the next push.
     app.rows.insert_committed(batch.written);
@@ -424,6 +435,7 @@ async fn push_handler(
 async fn pull_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     JsonBody(body): JsonBody<PullRequest>,
 ) -> Result<Response, Error> {
     let now = app.cfg.now();
@@ -433,6 +445,7 @@ async fn pull_handler(
             pull::pull_page(
                 sql,
                 &who,
+                protocol,
                 body.cursor.as_deref(),
                 body.limit,
                 body.max_bytes,
@@ -509,6 +522,7 @@ fn list_filter(q: &ListQuery) -> Result<(Option<RecordStatus>, u32), ApiError> {
 async fn list_conflicts(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Error> {
     let Query(q) = q.map_err(query_error)?;
@@ -520,14 +534,19 @@ async fn list_conflicts(
         .await?;
     let items = rows
         .iter()
-        .map(|r| serde_json::from_str(r))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| {
+            let mut c: ConflictRecord = serde_json::from_str(r)?;
+            c.mutation = c.mutation.for_protocol(protocol).into_owned();
+            Ok(c)
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
     Ok(json_response(StatusCode::OK, &ConflictList { items }))
 }
 
 async fn list_failed(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Error> {
     let Query(q) = q.map_err(query_error)?;
@@ -539,8 +558,12 @@ async fn list_failed(
         .await?;
     let items = rows
         .iter()
-        .map(|r| serde_json::from_str(r))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| {
+            let mut f: FailedSyncRecord = serde_json::from_str(r)?;
+            f.mutation = f.mutation.for_protocol(protocol).into_owned();
+            Ok(f)
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
     Ok(json_response(StatusCode::OK, &FailedSyncList { items }))
 }
 

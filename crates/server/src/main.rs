@@ -52,6 +52,11 @@ enum Command {
         login_max_failures: u32,
         #[arg(long, default_value_t = 900)]
         login_window_secs: u64,
+        /// The oldest sync protocol served (default: the previous release's). Raise it
+        /// once every device is updated: older ones are then told to update Outpost.
+        #[arg(long, default_value_t = outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(outpost_protocol::PROTOCOL_VERSION)))]
+        min_protocol: u32,
     },
     /// Seed the demo fleet (idempotent).
     Seed {
@@ -228,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             refresh_grace_secs,
             login_max_failures,
             login_window_secs,
+            min_protocol,
         } => {
             let db = open(&db).await?;
             let cfg = ServerConfig {
@@ -235,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
                 refresh_grace: Duration::from_secs(refresh_grace_secs),
                 login_max_failures: login_max_failures.max(1),
                 login_window: Duration::from_secs(login_window_secs.max(1)),
+                min_protocol,
                 ..ServerConfig::default()
             };
             let state = outpost_server::state(db, cfg).await?;

@@ -18,6 +18,7 @@ pub struct Metrics {
     push_duplicates: AtomicU64,
     push_rejected: AtomicU64,
     push_missing: AtomicU64,
+    push_held: AtomicU64,
     pull_rows: AtomicU64,
     pull_bytes: AtomicU64,
     login_failures: AtomicU64,
@@ -41,6 +42,7 @@ impl Metrics {
             .fetch_add(s.duplicates, Ordering::Relaxed);
         self.push_rejected.fetch_add(s.rejected, Ordering::Relaxed);
         self.push_missing.fetch_add(s.missing, Ordering::Relaxed);
+        self.push_held.fetch_add(s.held, Ordering::Relaxed);
     }
 
     pub fn pull(&self, rows: u64, bytes: u64) {
@@ -91,6 +93,7 @@ impl Metrics {
             ("duplicate", &self.push_duplicates),
             ("rejected", &self.push_rejected),
             ("missing_attachments", &self.push_missing),
+            ("held_behind", &self.push_held),
         ] {
             let _ = writeln!(
                 out,

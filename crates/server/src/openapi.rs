@@ -88,6 +88,8 @@ pub fn document() -> Value {
                 },
             },
         ],
+        base_epoch: None,
+        seen: Vec::new(),
     };
     let tokens = TokenResponse {
         access_token: "v1.eyJ….sig".into(),
@@ -139,6 +141,7 @@ pub fn document() -> Value {
             snapshot_seq: 11,
         }),
         server_time: t,
+        epoch: None,
     };
     let codes: Vec<&str> = [
         ErrorCode::MalformedJson,

@@ -9,11 +9,14 @@
 //!
 //! A cursor of another epoch (another database, or a restore), older than the pruned
 //! log, or ahead of the log is answered `resync_required`. Row bodies are sent as
-//! stored (raw JSON), which is what keeps a page cheap to build.
+//! stored (raw JSON), which is what keeps a page cheap to build; only for a client of
+//! an older protocol are conflict and failed-sync rows re-shaped, so that the mutation
+//! they carry has no member that protocol does not know (`Mutation::for_protocol`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use outpost_protocol::wire::{limits, ErrorCode, PrimingPhase, PrimingProgress};
+use outpost_protocol::compat;
+use outpost_protocol::wire::{limits, ChangeBody, ErrorCode, PrimingPhase, PrimingProgress};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -45,6 +48,9 @@ pub struct RawPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priming: Option<PrimingProgress>,
     pub server_time: chrono::DateTime<chrono::Utc>,
+    /// For protocol 2 and later: the epoch the page's versions belong to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +150,25 @@ fn raw(s: String) -> Result<Box<RawValue>, Error> {
     RawValue::from_string(s).map_err(|e| Error::store(format!("stored row is not JSON: {e}")))
 }
 
+/// A stored change body as a client of `protocol` can read it: a conflict or failed
+/// sync whose mutation carries members that protocol does not know is re-encoded
+/// without them; everything else passes through untouched.
+fn shaped(protocol: u32, entity: &str, body: String) -> Result<String, Error> {
+    if protocol >= compat::since::BASE_EPOCH_AND_SEEN
+        || !matches!(entity, "conflict" | "failed_sync")
+        || !(body.contains("\"base_epoch\"") || body.contains("\"seen\""))
+    {
+        return Ok(body);
+    }
+    let mut change: ChangeBody = serde_json::from_str(&body)?;
+    match &mut change {
+        ChangeBody::Conflict(c) => c.mutation = c.mutation.for_protocol(protocol).into_owned(),
+        ChangeBody::FailedSync(f) => f.mutation = f.mutation.for_protocol(protocol).into_owned(),
+        _ => return Ok(body),
+    }
+    Ok(serde_json::to_string(&change)?)
+}
+
 /// Rows of one priming phase after `after`, in key order.
 fn phase_rows(
     sql: &mut dyn Sql,
@@ -211,10 +236,12 @@ fn entity_of(phase: PrimingPhase) -> (&'static str, &'static str) {
     }
 }
 
-/// Build one page for `who`. Runs inside a read transaction (one snapshot).
+/// Build one page for `who`, a client of `protocol`. Runs inside a read transaction
+/// (one snapshot).
 pub fn pull_page(
     sql: &mut dyn Sql,
     who: &Principal,
+    protocol: u32,
     cursor: Option<&str>,
     limit: Option<u32>,
     max_bytes: Option<u64>,
@@ -310,7 +337,7 @@ pub fn pull_page(
             }
             let id = r.text(0)?;
             let version = r.u64(1)?;
-            let body = repo::change_body(kind, &r.take_text(2)?);
+            let body = shaped(protocol, entity, repo::change_body(kind, &r.take_text(2)?))?;
             bytes += body.len() as u64;
             *after = id.clone();
             *done += 1;
@@ -376,12 +403,13 @@ pub fn pull_page(
                     break;
                 }
                 let row_seq = r.u64(0)?;
-                let body = r.take_text(4)?;
+                let entity = r.text(1)?;
+                let body = shaped(protocol, &entity, r.take_text(4)?)?;
                 bytes += body.len() as u64;
                 let ids: Vec<Uuid> = serde_json::from_str(&r.text(5)?)?;
                 changes.push(RawChange {
                     seq: row_seq,
-                    entity: r.text(1)?,
+                    entity,
                     id: r.text(2)?,
                     version: r.u64(3)?,
                     mutation_ids: ids,
@@ -407,6 +435,7 @@ pub fn pull_page(
         has_more,
         priming,
         server_time: now,
+        epoch: (protocol >= compat::since::BASE_EPOCH_AND_SEEN).then_some(epoch),
     })
 }
 

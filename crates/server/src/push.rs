@@ -7,14 +7,22 @@
 //! record are written in the same transaction. `missing_attachments` writes nothing,
 //! so the retry after the upload is a first attempt. Stock moves by deltas added to the
 //! current quantity under the write lock: commutative, never last-write-wins.
+//!
+//! Within one push, once a mutation of an order is refused, held whole or waits for its
+//! attachments, the order's later mutations are not looked at: they come back
+//! `held_behind` it (protocol 1 clients, which do not know that outcome, get
+//! `missing_attachments` with no hashes: likewise not acknowledged, sent again) and
+//! nothing is written for them. A reused mutation id with another body is refused and
+//! kept as a failed sync with the body that was refused. Every change written keeps the
+//! device's time beside the server's receive time.
 
-use outpost_protocol::merge::{self, Actor, Current, Decision, Resolvable, ResolveDecision};
+use outpost_protocol::merge::{self, Actor, Base, Current, Decision, Resolvable, ResolveDecision};
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, ConflictField, ConflictKind, ConflictRecord, ErrorCode,
     FailedSyncRecord, PushOutcome, RecordStatus, Rejection,
 };
-use outpost_protocol::{Mutation, MutationKind, Quantity, StockLevel, WorkOrder};
+use outpost_protocol::{compat, Mutation, MutationKind, Quantity, Status, StockLevel, WorkOrder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,10 +42,15 @@ pub struct PushStats {
     pub duplicates: u64,
     pub rejected: u64,
     pub missing: u64,
+    pub held: u64,
 }
 
 struct Ctx<'a> {
     who: &'a Principal,
+    /// The protocol the client announced (what may be sent to it).
+    protocol: u32,
+    /// The server's epoch (a mutation's `base_epoch` is compared with it).
+    epoch: String,
     now: chrono::DateTime<chrono::Utc>,
     now_us: i64,
     cache: &'a RowCache,
@@ -65,18 +78,21 @@ pub struct BatchResult {
     pub written: Vec<Arc<CachedRow>>,
 }
 
-/// Apply `mutations` in order. Runs inside the caller's write transaction; `cache`
-/// holds parsed rows of earlier, committed pushes (each checked against the store
-/// before use).
+/// Apply `mutations` in order for a client of `protocol`. Runs inside the caller's
+/// write transaction; `cache` holds parsed rows of earlier, committed pushes (each
+/// checked against the store before use).
 pub fn push_batch(
     sql: &mut dyn Sql,
     who: &Principal,
+    protocol: u32,
     mutations: &[Mutation],
     now: chrono::DateTime<chrono::Utc>,
     cache: &RowCache,
 ) -> Result<BatchResult, Error> {
     let ctx = Ctx {
         who,
+        protocol,
+        epoch: repo::epoch(sql)?,
         now,
         now_us: now.timestamp_micros(),
         cache,
@@ -84,16 +100,31 @@ pub fn push_batch(
     };
     let mut stats = PushStats::default();
     let mut results = Vec::with_capacity(mutations.len());
+    // Orders whose later mutations in this push wait, and the mutation they wait behind.
+    let mut blocked: HashMap<Uuid, Uuid> = HashMap::new();
     // One change-log sequence range for the whole batch.
     repo::with_change_log(sql, |sql, log| {
         for m in mutations {
-            let (outcome, outcome_json, row_json) = push_one(sql, log, &ctx, m)?;
+            let on_order = m.entity == EntityKind::WorkOrder;
+            let (outcome, outcome_json, row_json) =
+                match blocked.get(&m.entity_id).filter(|_| on_order) {
+                    Some(&behind) => {
+                        let outcome = held_behind(ctx.protocol, behind);
+                        let json = serde_json::to_string(&outcome)?;
+                        (outcome, json, None)
+                    }
+                    None => push_one(sql, log, &ctx, m)?,
+                };
+            if on_order && blocks_later(&outcome) {
+                blocked.entry(m.entity_id).or_insert(m.mutation_id);
+            }
             match &outcome {
                 PushOutcome::Applied(_) => stats.applied += 1,
                 PushOutcome::AppliedWithConflicts(_) => stats.conflicts += 1,
                 PushOutcome::Duplicate { .. } => stats.duplicates += 1,
                 PushOutcome::Rejected(_) => stats.rejected += 1,
                 PushOutcome::MissingAttachments { .. } => stats.missing += 1,
+                PushOutcome::HeldBehind { .. } => stats.held += 1,
             }
             results.push(Encoded {
                 mutation_id: m.mutation_id,
@@ -108,6 +139,30 @@ pub fn push_batch(
         stats,
         written: ctx.written.into_inner().into_values().collect(),
     })
+}
+
+/// The answer for a mutation held behind an earlier one of its order, in a shape the
+/// client's protocol knows: `held_behind`, or for protocol 1 `missing_attachments`
+/// with no hashes (the one outcome such a client leaves queued and sends again).
+fn held_behind(protocol: u32, behind: Uuid) -> PushOutcome {
+    if protocol >= compat::since::HELD_BEHIND {
+        PushOutcome::HeldBehind { behind }
+    } else {
+        PushOutcome::MissingAttachments { hashes: Vec::new() }
+    }
+}
+
+/// Whether the order's later mutations in the same push must wait behind this outcome:
+/// a refusal, a whole hold, or a wait for attachments (also seen through `duplicate`).
+/// Field-level conflicts hold nothing back.
+fn blocks_later(outcome: &PushOutcome) -> bool {
+    match outcome.first() {
+        PushOutcome::Rejected(_)
+        | PushOutcome::MissingAttachments { .. }
+        | PushOutcome::HeldBehind { .. } => true,
+        PushOutcome::AppliedWithConflicts(c) => c.conflict_kind.holds_whole_mutation(),
+        PushOutcome::Applied(_) | PushOutcome::Duplicate { .. } => false,
+    }
 }
 
 /// The JSON of a `PushResponse` built from encoded results: each outcome object gets
@@ -172,14 +227,18 @@ fn push_one(
                 first: Box::new(first),
             }
         } else {
-            PushOutcome::Rejected(Rejection {
+            // Kept for a person with the body that was refused; the idempotency record
+            // stays the first body's.
+            let mut r = Rejection {
                 code: ErrorCode::MutationIdReused,
                 message: "this mutation id was already used for a different change; the app must make a new id"
                     .into(),
                 field_errors: Vec::new(),
                 failed_sync_id: None,
                 resolution: None,
-            })
+            };
+            r.failed_sync_id = Some(record_failed_sync(sql, log, ctx, m, &r)?);
+            PushOutcome::Rejected(r)
         };
         let json = serde_json::to_string(&outcome)?;
         return Ok((outcome, json, None));
@@ -215,6 +274,7 @@ fn push_one(
         &hash,
         &result,
         ctx.now_us,
+        m.device_time.timestamp_micros(),
     )?;
     // The row's JSON: as stored when the push wrote or read it, else encoded now.
     let row_json = match (row_json, row) {
@@ -267,18 +327,30 @@ fn push_order(
     let current = current_row(sql, ctx, m.entity_id)?;
     let current_json = current.as_ref().map(|r| r.json.clone());
     let actor = actor(ctx.who);
-    // The row at the base is read only when the merge rules may need it.
-    let at_base = match &current {
-        Some(r) if merge::needs_base(&r.order, &r.stamps, m, &actor) => {
-            repo::order_at(sql, &r.order, m.base_version)?
+    let same_epoch = m.base_epoch.as_deref().is_none_or(|e| e == ctx.epoch);
+    let base = current.as_ref().map_or(Base::Known(0), |r| {
+        merge::base_of(&r.order, &r.stamps, m, same_epoch)
+    });
+    // The row at the base is read only when the merge rules may need it; the order's
+    // whole history only for an unknown base pushed by a technician it is not assigned
+    // to now.
+    let (at_base, ever_assigned) = match (&current, base) {
+        (Some(r), Base::Known(v)) if merge::needs_base(&r.order, &r.stamps, m, &actor, base) => {
+            (repo::order_at(sql, &r.order, v)?, false)
         }
-        _ => None,
+        (Some(r), Base::Unknown) if merge::not_theirs(&r.order, &actor) => (
+            None,
+            repo::ever_assigned_to(sql, &r.order, &actor.username)?,
+        ),
+        _ => (None, false),
     };
     let decision = merge::merge(
         current.as_ref().map(|r| Current {
             order: &r.order,
             stamps: &r.stamps,
+            base,
             at_base: at_base.as_ref(),
+            ever_assigned,
         }),
         m,
         &actor,
@@ -352,6 +424,7 @@ fn push_order(
                     &a.stamps,
                     current.as_ref().map(|r| &r.order),
                     &[m.mutation_id],
+                    Some(m.device_time.timestamp_micros()),
                 )?);
                 let location_hint = a.order.assignee.clone();
                 for d in &a.stock {
@@ -362,7 +435,7 @@ fn push_order(
                         &d.sku,
                         d.delta_milli,
                         location_hint.as_deref(),
-                        m.mutation_id,
+                        m,
                     )?;
                 }
             }
@@ -456,7 +529,9 @@ fn current_row(
 
 /// Write an order's new row (replacing `previous`, the row as it was) with its history
 /// and change-log rows (and a `left_scope` row for a technician it was taken from);
-/// returns the row's JSON.
+/// returns the row's JSON. `device_us`: the device's time of the mutation that made
+/// the change, if one did.
+#[allow(clippy::too_many_arguments)]
 pub fn write_order(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
@@ -465,6 +540,7 @@ pub fn write_order(
     stamps: &merge::FieldStamps,
     previous: Option<&WorkOrder>,
     mutation_ids: &[Uuid],
+    device_us: Option<i64>,
 ) -> Result<String, Error> {
     let body = repo::put_order(sql, order, stamps, previous, now_us)?;
     let id = order.id.to_string();
@@ -484,6 +560,7 @@ pub fn write_order(
                     audience: Audience::User,
                     scope_user: Some(old),
                     scope_user2: None,
+                    device_us,
                 },
                 now_us,
             )?;
@@ -500,6 +577,7 @@ pub fn write_order(
             audience: Audience::Scoped,
             scope_user: order.assignee.as_deref(),
             scope_user2: None,
+            device_us,
         },
         now_us,
     )?;
@@ -516,7 +594,7 @@ fn adjust_stock(
     sku: &str,
     delta_milli: i64,
     assignee: Option<&str>,
-    mutation_id: Uuid,
+    m: &Mutation,
 ) -> Result<(), Error> {
     let Some((mut item, version)) = repo::get_item(sql, sku)? else {
         return Ok(());
@@ -551,10 +629,11 @@ fn adjust_stock(
             entity_id: sku,
             version: version + 1,
             body: repo::change_body("inventory_item", &body),
-            mutation_ids: &[mutation_id],
+            mutation_ids: &[m.mutation_id],
             audience: Audience::All,
             scope_user: None,
             scope_user2: None,
+            device_us: Some(m.device_time.timestamp_micros()),
         },
         now_us,
     )?;
@@ -581,21 +660,24 @@ fn open_conflict(
         username: ctx.who.username.clone(),
         device_id: ctx.who.device_id,
         created_at: ctx.now,
+        device_time: Some(m.device_time),
         fields,
         mutation: m.clone(),
         resolution: None,
     };
-    write_conflict(sql, log, ctx.now_us, &record, &[m.mutation_id])?;
+    write_conflict(sql, log, ctx, &record, m)?;
     Ok(record.id)
 }
 
+/// Write a conflict record (new or settled by `m`) and its change-log row.
 fn write_conflict(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
-    now_us: i64,
+    ctx: &Ctx<'_>,
     c: &ConflictRecord,
-    ids: &[Uuid],
+    m: &Mutation,
 ) -> Result<(), Error> {
+    let now_us = ctx.now_us;
     let body = repo::put_conflict(sql, c, now_us)?;
     log.append(
         sql,
@@ -604,23 +686,26 @@ fn write_conflict(
             entity_id: &c.id.to_string(),
             version: c.version,
             body: repo::change_body("conflict", &body),
-            mutation_ids: ids,
+            mutation_ids: &[m.mutation_id],
             audience: Audience::Scoped,
             scope_user: c.assignee.as_deref(),
             scope_user2: Some(&c.username),
+            device_us: Some(m.device_time.timestamp_micros()),
         },
         now_us,
     )?;
     Ok(())
 }
 
+/// Write a failed-sync record (new or settled by `m`) and its change-log row.
 fn write_failed(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
-    now_us: i64,
+    ctx: &Ctx<'_>,
     f: &FailedSyncRecord,
-    ids: &[Uuid],
+    m: &Mutation,
 ) -> Result<(), Error> {
+    let now_us = ctx.now_us;
     let body = repo::put_failed_sync(sql, f, now_us)?;
     log.append(
         sql,
@@ -629,10 +714,11 @@ fn write_failed(
             entity_id: &f.id.to_string(),
             version: f.version,
             body: repo::change_body("failed_sync", &body),
-            mutation_ids: ids,
+            mutation_ids: &[m.mutation_id],
             audience: Audience::Scoped,
             scope_user: f.assignee.as_deref(),
             scope_user2: Some(&f.username),
+            device_us: Some(m.device_time.timestamp_micros()),
         },
         now_us,
     )?;
@@ -672,13 +758,14 @@ fn record_failed_sync(
         username: ctx.who.username.clone(),
         device_id: ctx.who.device_id,
         received_at: ctx.now,
+        device_time: Some(m.device_time),
         code: r.code,
         message: r.message.clone(),
         field_errors: r.field_errors.clone(),
         mutation: m.clone(),
         resolution: None,
     };
-    write_failed(sql, log, ctx.now_us, &record, &[m.mutation_id])?;
+    write_failed(sql, log, ctx, &record, m)?;
     Ok(record.id)
 }
 
@@ -735,7 +822,9 @@ fn push_resolve(
         current.as_ref().map(|(order, stamps)| Current {
             order,
             stamps,
+            base: Base::Known(m.base_version),
             at_base: None,
+            ever_assigned: false,
         }),
         m,
         &actor(ctx.who),
@@ -756,6 +845,18 @@ fn push_resolve(
         ResolveDecision::Resolved(done) => {
             let done = *done;
             let mut order_out = None;
+            // A resolution that completes the order needs its evidence on the server,
+            // as a completion pushed does.
+            let completes = current.as_ref().is_some_and(|(before, _)| {
+                before.status != Status::Completed && done.order.status == Status::Completed
+            });
+            if completes {
+                let hashes = completion_hashes(m, Some(&done.order));
+                let missing = repo::missing_attachments(sql, &hashes)?;
+                if !missing.is_empty() {
+                    return Ok(PushOutcome::MissingAttachments { hashes: missing });
+                }
+            }
             if done.changed {
                 if let Some((before, _)) = &current {
                     for d in &done.stock {
@@ -775,6 +876,7 @@ fn push_resolve(
                         &done.stamps,
                         Some(before),
                         &[m.mutation_id],
+                        Some(m.device_time.timestamp_micros()),
                     )?;
                     for d in &done.stock {
                         adjust_stock(
@@ -784,10 +886,23 @@ fn push_resolve(
                             &d.sku,
                             d.delta_milli,
                             done.order.assignee.as_deref(),
-                            m.mutation_id,
+                            m,
                         )?;
                     }
                 }
+            }
+            // The `set`s of fields that changed after the person looked are not
+            // applied: they wait in a new conflict of the order.
+            if !done.conflicts.is_empty() && current.is_some() {
+                open_conflict(
+                    sql,
+                    log,
+                    ctx,
+                    m,
+                    &done.order,
+                    ConflictKind::Fields,
+                    done.conflicts.clone(),
+                )?;
             }
             if current.is_some() {
                 order_out = Some(done.order.clone());
@@ -797,14 +912,14 @@ fn push_resolve(
                     c.status = RecordStatus::Resolved;
                     c.version += 1;
                     c.resolution = Some(done.resolution.clone());
-                    write_conflict(sql, log, ctx.now_us, &c, &[m.mutation_id])?;
+                    write_conflict(sql, log, ctx, &c, m)?;
                     (EntityKind::Conflict, c.id)
                 }
                 (_, Some(mut f)) => {
                     f.status = RecordStatus::Resolved;
                     f.version += 1;
                     f.resolution = Some(done.resolution.clone());
-                    write_failed(sql, log, ctx.now_us, &f, &[m.mutation_id])?;
+                    write_failed(sql, log, ctx, &f, m)?;
                     (EntityKind::FailedSync, f.id)
                 }
                 _ => return Ok(unknown()),

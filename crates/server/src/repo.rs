@@ -107,6 +107,9 @@ pub struct NewChange<'a> {
     pub audience: Audience,
     pub scope_user: Option<&'a str>,
     pub scope_user2: Option<&'a str>,
+    /// The device's clock when the person acted (microseconds), for a change a
+    /// mutation made; kept beside the server's receive time (`created_us`).
+    pub device_us: Option<i64>,
 }
 
 /// Hands out change-log sequences inside one write transaction: `last_seq` is read
@@ -136,8 +139,8 @@ impl ChangeLog {
         };
         let ids = serde_json::to_string(c.mutation_ids)?;
         sql.exec(
-            "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO changes (seq, entity, entity_id, version, body, mutation_ids, audience, scope_user, scope_user2, created_us, device_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
                 seq.into(),
                 c.entity.into(),
@@ -149,6 +152,7 @@ impl ChangeLog {
                 c.scope_user.into(),
                 c.scope_user2.into(),
                 now_us.into(),
+                c.device_us.into(),
             ],
         )?;
         self.last = Some(seq);
@@ -492,6 +496,36 @@ pub fn order_at(
     ))?))
 }
 
+/// Whether `username` was the order's assignee at any version the server keeps: the
+/// current row, then each older version rebuilt from the history diffs, newest first
+/// (for a push whose base the server cannot place, after a restore).
+pub fn ever_assigned_to(
+    sql: &mut dyn Sql,
+    current: &WorkOrder,
+    username: &str,
+) -> Result<bool, Error> {
+    if current.assignee.as_deref() == Some(username) {
+        return Ok(true);
+    }
+    let rows = sql.query(
+        "SELECT body FROM order_history WHERE order_id = ?1 ORDER BY version DESC",
+        &[current.id.into()],
+    )?;
+    let serde_json::Value::Object(mut order) = serde_json::to_value(current)? else {
+        return Err(Error::store("an order is not a JSON object"));
+    };
+    for r in &rows {
+        match history::parse_entry(&r.text(0)?)? {
+            history::Entry::Diff(d) => history::apply_back(&mut order, d)?,
+            history::Entry::Full(full) => order = full,
+        }
+        if order.get("assignee").and_then(|a| a.as_str()) == Some(username) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Write the order's current row and, when it replaces `previous`, the history diff
 /// that gets `previous` back (see [`crate::history`]); returns the row's JSON.
 pub fn put_order(
@@ -602,6 +636,7 @@ pub fn discontinue_item(sql: &mut dyn Sql, sku: &str, now_us: i64) -> Result<boo
             audience: Audience::All,
             scope_user: None,
             scope_user2: None,
+            device_us: None,
         },
         now_us,
     )?;
@@ -660,6 +695,9 @@ pub fn get_idempotency(
         .transpose()
 }
 
+/// Record a mutation's first outcome under its key: the body's hash, the outcome, the
+/// server's receive time and the device's time.
+#[allow(clippy::too_many_arguments)]
 pub fn put_idempotency(
     sql: &mut dyn Sql,
     username: &str,
@@ -668,9 +706,10 @@ pub fn put_idempotency(
     body_hash: &str,
     result: &str,
     now_us: i64,
+    device_us: i64,
 ) -> Result<(), Error> {
     sql.exec(
-        "INSERT INTO idempotency (username, device_id, mutation_id, body_hash, result, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO idempotency (username, device_id, mutation_id, body_hash, result, created_us, device_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         &[
             username.into(),
             device.into(),
@@ -678,6 +717,7 @@ pub fn put_idempotency(
             body_hash.into(),
             result.into(),
             now_us.into(),
+            device_us.into(),
         ],
     )?;
     Ok(())
@@ -919,6 +959,7 @@ mod tests {
             audience: Audience::All,
             scope_user: None,
             scope_user2: None,
+            device_us: None,
         }
     }
 

@@ -63,6 +63,7 @@ pub fn insert_items(
                     audience: Audience::All,
                     scope_user: None,
                     scope_user2: None,
+                    device_us: None,
                 },
                 now_us,
             )?;
@@ -218,7 +219,7 @@ pub async fn seed_demo_with(
                     })
                     .collect();
                 repo::with_change_log(sql, |sql, log| {
-                    crate::push::write_order(sql, log, now_us, &o, &stamps, None, &[])
+                    crate::push::write_order(sql, log, now_us, &o, &stamps, None, &[], None)
                 })?;
                 orders += 1;
             }

@@ -455,21 +455,28 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing(kind: Kind) {
     )
     .await;
     assert_eq!((st, e.code), (413, ErrorCode::PayloadTooLarge));
-    // Another protocol version.
-    let (st, e) = error_of(
-        d.http
-            .post(d.url(paths::PUSH))
-            .bearer_auth(&d.tokens.access_token)
-            .header(PROTOCOL_HEADER, "2")
-            .json(&PushRequest {
-                mutations: vec![good.clone()],
-            })
-            .send()
-            .await
-            .expect("p"),
-    )
-    .await;
-    assert_eq!((st, e.code), (400, ErrorCode::UnsupportedProtocol));
+    // A protocol version this server does not serve (newer, or older than the
+    // previous one): refused with a message that says whom to update.
+    for (version, says) in [
+        ((PROTOCOL_VERSION + 1).to_string(), "update the server"),
+        ("0".to_owned(), "update Outpost"),
+    ] {
+        let (st, e) = error_of(
+            d.http
+                .post(d.url(paths::PUSH))
+                .bearer_auth(&d.tokens.access_token)
+                .header(PROTOCOL_HEADER, version)
+                .json(&PushRequest {
+                    mutations: vec![good.clone()],
+                })
+                .send()
+                .await
+                .expect("p"),
+        )
+        .await;
+        assert_eq!((st, e.code), (400, ErrorCode::UnsupportedProtocol));
+        assert!(e.message.contains(says), "{}", e.message);
+    }
     // Out-of-range pull bounds.
     let (st, e) = error_of(
         d.pull_raw(&PullRequest {

@@ -581,22 +581,39 @@ async fn a_tick_and_a_completion_behind_a_cancellation_are_both_held(kind: Kind)
     let out = t1
         .push(vec![
             t1.mutation(order.id, MutationKind::Update, 1, vec![tick]),
-            t1.mutation(order.id, MutationKind::Complete, 1, evidence),
+            t1.mutation(order.id, MutationKind::Complete, 1, evidence.clone()),
             t1.mutation(order.id, MutationKind::Update, 1, vec![note("left site")]),
         ])
         .await;
-    let held: Vec<(ConflictKind, Uuid)> = out
-        .iter()
-        .take(2)
-        .map(|o| match o {
-            PushOutcome::AppliedWithConflicts(c) => (c.conflict_kind, c.conflict_id),
-            other => panic!("held, not {other:?}"),
-        })
-        .collect();
+    let conflict = |o: &PushOutcome| match o {
+        PushOutcome::AppliedWithConflicts(c) => (c.conflict_kind, c.conflict_id),
+        other => panic!("held, not {other:?}"),
+    };
+    let mut held = vec![conflict(&out[0])];
     assert_eq!(held[0].0, ConflictKind::UpdateAfterCancel);
+    // The order's later changes in that push wait behind the held tick; the device
+    // sends them again: the completion is held in its turn, and the note behind it.
+    let (complete, left_site) = (
+        t1.mutation(order.id, MutationKind::Complete, 1, evidence),
+        t1.mutation(order.id, MutationKind::Update, 1, vec![note("left site")]),
+    );
+    assert!(
+        matches!(
+            out[1..],
+            [
+                PushOutcome::HeldBehind { .. },
+                PushOutcome::HeldBehind { .. }
+            ]
+        ),
+        "{out:?}"
+    );
+    let out = t1.push(vec![complete, left_site.clone()]).await;
+    held.push(conflict(&out[0]));
     assert_eq!(held[1].0, ConflictKind::CompletionAfterCancel);
-    let PushOutcome::Applied(a) = &out[2] else {
-        panic!("a note applies: {:?}", out[2])
+    assert!(matches!(out[1], PushOutcome::HeldBehind { .. }), "{out:?}");
+    let out = t1.push(vec![left_site]).await;
+    let PushOutcome::Applied(a) = &out[0] else {
+        panic!("a note applies: {:?}", out[0])
     };
     let o = a.order.as_ref().expect("order");
     assert_eq!(o.status, Status::Cancelled);

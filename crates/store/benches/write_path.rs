@@ -70,6 +70,8 @@ fn edit(order: &WorkOrder, device: Uuid, i: usize) -> Mutation {
                 },
             },
         ],
+        base_epoch: None,
+        seen: Vec::new(),
     }
 }
 

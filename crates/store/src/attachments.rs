@@ -30,7 +30,7 @@ pub struct AttachmentMeta {
     pub media_type: String,
 }
 
-fn file_path(dir: &Path, hash: &str) -> PathBuf {
+pub(crate) fn file_path(dir: &Path, hash: &str) -> PathBuf {
     dir.join(&hash[..2]).join(hash)
 }
 

@@ -22,5 +22,7 @@ pub(crate) fn update_at(entity_id: Uuid, base_version: u64, ops: Vec<Op>) -> Mut
         format: FORMAT_VERSION,
         device_time: Utc::now(),
         ops,
+        base_epoch: None,
+        seen: Vec::new(),
     }
 }

@@ -67,6 +67,8 @@ mod tests {
             format: FORMAT_VERSION,
             device_time: Utc::now(),
             ops,
+            base_epoch: None,
+            seen: Vec::new(),
         };
         outpost_store::OutboxRow {
             seq,

@@ -397,6 +397,7 @@ impl Transport for FakeServer {
                         snapshot_seq: head as u64,
                     }),
                     server_time: Utc::now(),
+                    epoch: None,
                 }
             }
             Some(c) => {
@@ -411,6 +412,7 @@ impl Transport for FakeServer {
                     has_more: false,
                     priming: None,
                     server_time: Utc::now(),
+                    epoch: None,
                 }
             }
         };
@@ -537,6 +539,8 @@ fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
                     at: now,
                 },
             }],
+            base_epoch: None,
+            seen: Vec::new(),
         },
         now,
     )?;

@@ -25,6 +25,9 @@ pub struct EngineStatus {
     pub pending: usize,
     pub failed: usize,
     pub conflicts: usize,
+    /// Pulled changes of a kind this version does not know (a newer server's),
+    /// skipped: an updated Outpost shows them.
+    pub skipped: usize,
     pub last_sync: Option<DateTime<Utc>>,
     pub progress: Option<Progress>,
     pub last_error: Option<String>,
@@ -59,6 +62,7 @@ impl EngineStatus {
             pending: local.counts.pending,
             failed: local.counts.failed,
             conflicts: local.counts.conflicts,
+            skipped: local.counts.skipped,
             last_sync: local.last_sync,
             progress: None,
             last_error: None,
@@ -76,6 +80,7 @@ impl EngineStatus {
                 self.pending = local.counts.pending;
                 self.failed = local.counts.failed;
                 self.conflicts = local.counts.conflicts;
+                self.skipped = local.counts.skipped;
                 self.last_sync = local.last_sync;
                 if self
                     .last_error
@@ -150,6 +155,7 @@ mod tests {
             pending,
             failed,
             conflicts,
+            skipped: 0,
         }
     }
 

@@ -13,7 +13,12 @@ reason: string | null,
 /**
  * Changes not yet acknowledged by the server.
  */
-pending: number, failed: number, conflicts: number, last_sync: string | null, progress: ProgressView | null, 
+pending: number, failed: number, conflicts: number, 
+/**
+ * Pulled changes of a kind this version does not know, skipped: "update Outpost
+ * to see them".
+ */
+skipped: number, last_sync: string | null, progress: ProgressView | null, 
 /**
  * Bumped when a pass finds new failed syncs or conflicts.
  */

@@ -59,6 +59,7 @@ export function engineStatus(over: Partial<EngineStatusView> = {}): EngineStatus
     pending: 0,
     failed: 0,
     conflicts: 0,
+    skipped: 0,
     last_sync: null,
     progress: null,
     notices: 0,

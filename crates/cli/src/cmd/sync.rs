@@ -188,6 +188,12 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<(), CoreError> {
         outln!("pending:      {}", s.pending);
         outln!("failed:       {}", s.failed);
         outln!("conflicts:    {}", s.conflicts);
+        if s.skipped > 0 {
+            outln!(
+                "skipped:      {} changes from the server that this version cannot show: update Outpost",
+                s.skipped
+            );
+        }
         outln!(
             "last sync:    {}",
             s.last_sync

@@ -8,9 +8,13 @@
 //! sync. The server stores what these return; the device may run them to predict.
 //!
 //! The rules (docs/protocol.md, "Push"):
-//! - a `set` conflicts only if its field's last change is after `base_version`, came
-//!   from another device, and the value differs from the current one; a `set` equal to
-//!   the current value changes nothing and bumps no version;
+//! - a `set` conflicts only if its field's last change is after the base, came from
+//!   another device, and the value differs from the current one; a `set` equal to the
+//!   current value changes nothing and bumps no version. The base is what [`base_of`]
+//!   makes of `base_version`: unknown when it belongs to another epoch or is newer than
+//!   the order (a timeline lost in a restore: then every field another device set
+//!   counts as changed since), and the device's own create when an edit made before
+//!   that create was acknowledged carries 0;
 //! - list ops and notes never conflict (add is an upsert; removing a gone item does
 //!   nothing; a note id is kept once);
 //! - a completion against an order cancelled or reassigned after the base by another
@@ -71,9 +75,73 @@ pub struct Actor {
 pub struct Current<'a> {
     pub order: &'a WorkOrder,
     pub stamps: &'a FieldStamps,
-    /// The order as it was at the mutation's `base_version`, when the server still has
-    /// it (`None` for a base it never had or has forgotten).
+    /// What the server makes of the mutation's base ([`base_of`]).
+    pub base: Base,
+    /// The order as it was at the base, when the base is known and the server still
+    /// has it (`None` for a base it never had or has forgotten).
     pub at_base: Option<&'a WorkOrder>,
+    /// For an unknown base only: whether the order was assigned to the pushing user at
+    /// some version the server keeps (so a push after a reassignment is held, not
+    /// refused). False when the base is known.
+    pub ever_assigned: bool,
+}
+
+/// The version a mutation was made on, as the server understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// This version of the order in the server's current timeline.
+    Known(u64),
+    /// A version the server cannot place: from another epoch (before a restore), or
+    /// newer than the order. Every field another device set counts as changed since.
+    Unknown,
+}
+
+impl Base {
+    /// Whether a change stamped at `version` happened after this base.
+    fn precedes(self, version: u64) -> bool {
+        match self {
+            Base::Known(b) => version > b,
+            Base::Unknown => true,
+        }
+    }
+}
+
+/// Which device made the order's first version (every field is stamped at version 1
+/// by its create; `None` once every one of them changed since).
+fn created_by(stamps: &FieldStamps) -> Option<Uuid> {
+    stamps
+        .values()
+        .find(|s| s.version == 1)
+        .map(|s| s.device_id)
+}
+
+/// What the server makes of `m.base_version` for `order`. `same_epoch`: whether the
+/// mutation's `base_epoch` is the server's current epoch (or absent: protocol 1, where
+/// the current epoch is assumed).
+pub fn base_of(order: &WorkOrder, stamps: &FieldStamps, m: &Mutation, same_epoch: bool) -> Base {
+    if m.kind == MutationKind::Create {
+        return Base::Known(0);
+    }
+    if !same_epoch || m.base_version > order.version {
+        return Base::Unknown;
+    }
+    if m.base_version == 0 && created_by(stamps) == Some(m.device_id) {
+        // An edit made on the device's own create before the create was acknowledged:
+        // its base is that create, the order's version 1.
+        return Base::Known(1);
+    }
+    Base::Known(m.base_version)
+}
+
+/// The value each `set` of `ops` finds on `order` now, as the same `set` (what a
+/// person deciding on `order` saw; for a resolution's `seen`).
+pub fn seen_on(order: &WorkOrder, ops: &[Op]) -> Vec<SetOp> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::Set(set) => current_as_set(order, set),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What became of one operation of an applied mutation.
@@ -352,20 +420,32 @@ fn whole_fields(
         .collect()
 }
 
-/// Whether [`merge`] may look at the order as it was at `m.base_version`: only when a
+/// Whether [`merge`] may look at the order as it was at the (known) base: only when a
 /// field was changed after the base by another device, or when a technician pushes on
 /// an order that is no longer theirs. Otherwise `at_base: None` gives the same decision,
 /// and the server need not load the old row.
-pub fn needs_base(order: &WorkOrder, stamps: &FieldStamps, m: &Mutation, actor: &Actor) -> bool {
-    if m.base_version == 0 || m.base_version >= order.version {
+pub fn needs_base(
+    order: &WorkOrder,
+    stamps: &FieldStamps,
+    m: &Mutation,
+    actor: &Actor,
+    base: Base,
+) -> bool {
+    let Base::Known(b) = base else {
+        return false;
+    };
+    if b == 0 || b >= order.version {
         return false;
     }
-    let not_mine =
-        !actor.role.sees_all_orders() && order.assignee.as_deref() != Some(actor.username.as_str());
-    not_mine
+    not_theirs(order, actor)
         || stamps
             .values()
-            .any(|s| s.version > m.base_version && s.device_id != m.device_id)
+            .any(|s| s.version > b && s.device_id != m.device_id)
+}
+
+/// Whether `actor` is a technician and the order is not assigned to them now.
+pub fn not_theirs(order: &WorkOrder, actor: &Actor) -> bool {
+    !actor.role.sees_all_orders() && order.assignee.as_deref() != Some(actor.username.as_str())
 }
 
 /// Decide how `m` applies to the server's `current` state (`None`: no such order).
@@ -404,12 +484,17 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
     }
     let order = cur.order;
     let me = Some(actor.username.as_str());
-    let base_ok = m.base_version < order.version;
-    let assignee_at_base = cur.at_base.and_then(|b| b.assignee.as_deref());
+    let (base_ok, theirs_at_base) = match cur.base {
+        Base::Known(b) => (
+            b < order.version,
+            cur.at_base.and_then(|b| b.assignee.as_deref()) == me,
+        ),
+        Base::Unknown => (true, cur.ever_assigned),
+    };
     let changed_by_other = |key: &str| {
         cur.stamps
             .get(key)
-            .is_some_and(|s| s.version > m.base_version && s.device_id != m.device_id)
+            .is_some_and(|s| cur.base.precedes(s.version) && s.device_id != m.device_id)
     };
     // Cancelled by another device after the base: the pusher did not know. Decided
     // before any validation against the cancelled row, so nothing is refused for a state
@@ -417,7 +502,7 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
     let cancelled_since_base = order.status == Status::Cancelled && changed_by_other("status");
     if technician {
         if order.assignee.as_deref() != me {
-            if base_ok && assignee_at_base == me && !sets_assignee {
+            if base_ok && theirs_at_base && !sets_assignee {
                 // The push rule: it was theirs at the base, so the work is kept for a
                 // person, not refused.
                 let kind = match m.kind {
@@ -491,11 +576,7 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
                     OpFate::Superseded
                 } else if now.as_ref() == Some(set) {
                     OpFate::Unchanged
-                } else if cur
-                    .stamps
-                    .get(&key)
-                    .is_some_and(|s| s.version > m.base_version && s.device_id != m.device_id)
-                {
+                } else if changed_by_other(&key) {
                     conflicts.push(ConflictField {
                         field: key,
                         device: set.clone(),

@@ -1,8 +1,11 @@
 //! Resolving: a person's decision on a conflict or failed sync, applied to the order
 //! as the server holds it now.
 //!
-//! A resolution is authoritative, so it skips the conflict checks and the edit status
-//! machine of [`super::merge`]; what it shares with a push (the envelope check, field
+//! A resolution is authoritative about what the person saw, so it skips the conflict
+//! checks and the edit status machine of [`super::merge`]; but a field whose value
+//! changed after the person looked (its current value differs from the one in the
+//! resolution's `seen`, or, from a protocol 1 device, from the record's server side)
+//! is not overwritten: that `set` becomes a new conflict. what it shares with a push (the envelope check, field
 //! stamps, stock deltas, "unchanged bumps no version") is the parent module's, so each
 //! rule has one home. Left out on purpose, as for a push: storage and the clock (the
 //! caller passes `now`).
@@ -10,8 +13,8 @@
 use uuid::Uuid;
 
 use super::{
-    check_envelope, restamp, same_ignoring_version, stock_deltas, Actor, Current, FieldStamp,
-    FieldStamps, MergeRejected, StockDelta,
+    check_envelope, current_as_set, restamp, same_ignoring_version, stock_deltas, Actor, Current,
+    FieldStamp, FieldStamps, MergeRejected, StockDelta,
 };
 use crate::apply::apply_ops;
 use crate::domain::WorkOrder;
@@ -19,7 +22,8 @@ use crate::mutation::{Mutation, MutationKind, Op, SetOp};
 use crate::status::Status;
 use crate::validate::{validate_completion, validate_order};
 use crate::wire::{
-    ConflictRecord, ErrorCode, FailedSyncRecord, RecordStatus, Resolution, ResolutionOutcome,
+    ConflictField, ConflictRecord, ErrorCode, FailedSyncRecord, RecordStatus, Resolution,
+    ResolutionOutcome,
 };
 
 /// The result of a resolution.
@@ -40,6 +44,9 @@ pub struct Resolved {
     pub stamps: FieldStamps,
     pub changed: bool,
     pub stock: Vec<StockDelta>,
+    /// The `set`s not applied because their field changed after the person looked:
+    /// a new conflict for the order (empty when none).
+    pub conflicts: Vec<ConflictField>,
 }
 
 /// What is being resolved.
@@ -53,7 +60,9 @@ pub enum Resolvable<'a> {
 /// to the order as it is now. A resolution is authoritative: its ops are applied
 /// without conflict checks or the edit status machine (a person looked at both sides),
 /// but the result must still be a valid order, and a completed one must carry its
-/// evidence. `now` is the server's time, recorded as the decision time.
+/// evidence. A `set` of a field whose current value is neither what the person saw
+/// nor the chosen value is withheld ([`Resolved::conflicts`]). `now` is the server's
+/// time, recorded as the decision time.
 pub fn resolve(
     target: Resolvable<'_>,
     current: Option<Current<'_>>,
@@ -116,6 +125,7 @@ pub fn resolve(
             stamps: FieldStamps::new(),
             changed: false,
             stock: Vec::new(),
+            conflicts: Vec::new(),
         }));
     };
     if technician {
@@ -146,8 +156,16 @@ pub fn resolve(
         ));
     }
     let order = cur.order;
+    // What the person saw: the device says (protocol 2); from a protocol 1 device, the
+    // record's server side is what its review screen showed.
+    let seen = match target {
+        _ if !m.seen.is_empty() => m.seen.clone(),
+        Resolvable::Conflict(c) => c.seen_for(&m.ops),
+        Resolvable::FailedSync(_) => Vec::new(),
+    };
+    let (ops, conflicts) = withhold_changed_since_seen(order, &m.ops, &seen);
     let mut after = order.clone();
-    if let Err(e) = apply_ops(&mut after, &m.ops) {
+    if let Err(e) = apply_ops(&mut after, &ops) {
         return ResolveDecision::Reject(MergeRejected::validation(e.into_validation()));
     }
     if let Err(e) = validate_order(&after) {
@@ -181,7 +199,9 @@ pub fn resolve(
         Resolvable::FailedSync(_) => ResolutionOutcome::Applied,
         Resolvable::Conflict(_) if m.ops.is_empty() => ResolutionOutcome::KeptServer,
         Resolvable::Conflict(c) => {
-            if m.ops == c.resolution_ops(&crate::wire::ResolutionChoice::AcceptDevice) {
+            if conflicts.is_empty()
+                && m.ops == c.resolution_ops(&crate::wire::ResolutionChoice::AcceptDevice)
+            {
                 ResolutionOutcome::AcceptedDevice
             } else {
                 ResolutionOutcome::Merged
@@ -195,12 +215,45 @@ pub fn resolve(
             decided_by: actor.username.clone(),
             decided_at: now,
             mutation_id: m.mutation_id,
-            ops: m.ops.clone(),
+            ops,
             order_version: changed.then_some(after.version),
         },
         order: after,
         stamps,
         changed,
         stock,
+        conflicts,
     }))
+}
+
+/// Split a resolution's ops into those that apply and the `set`s withheld because
+/// their field's current value differs both from what the person saw (`seen`, by field
+/// key) and from the chosen value. A `set` with no seen value is not checked.
+fn withhold_changed_since_seen(
+    order: &WorkOrder,
+    ops: &[Op],
+    seen: &[SetOp],
+) -> (Vec<Op>, Vec<ConflictField>) {
+    let mut kept = Vec::with_capacity(ops.len());
+    let mut withheld = Vec::new();
+    for op in ops {
+        if let Op::Set(set) = op {
+            let key = set.field_key();
+            let saw = seen.iter().find(|s| s.field_key() == key);
+            let now = current_as_set(order, set);
+            if let Some(saw) = saw {
+                if now.as_ref() != Some(saw) && now.as_ref() != Some(set) {
+                    withheld.push(ConflictField {
+                        field: key,
+                        device: set.clone(),
+                        server: now,
+                        base: Some(saw.clone()),
+                    });
+                    continue;
+                }
+            }
+        }
+        kept.push(op.clone());
+    }
+    (kept, withheld)
 }

@@ -47,6 +47,8 @@ fn mutation(actor: &Actor, id: Uuid, kind: MutationKind, base: u64, ops: Vec<Op>
         format: FORMAT_VERSION,
         device_time: t0(),
         ops,
+        base_epoch: None,
+        seen: Vec::new(),
     }
 }
 
@@ -65,21 +67,32 @@ struct Server {
 impl Server {
     fn push(&mut self, m: &Mutation, actor: &Actor) -> Decision {
         let d = {
+            let base = self
+                .order
+                .as_ref()
+                .map(|o| base_of(o, &self.stamps, m, true));
             let cur = self.order.as_ref().map(|o| Current {
                 order: o,
                 stamps: &self.stamps,
-                at_base: self.history.get(&m.base_version),
+                base: base.unwrap_or(Base::Known(0)),
+                at_base: match base {
+                    Some(Base::Known(v)) => self.history.get(&v),
+                    _ => None,
+                },
+                ever_assigned: false,
             });
             let d = merge(cur, m, actor);
             // The server skips loading the base row when `needs_base` says so: the
             // decision must be the same without it.
-            if let Some(o) = self.order.as_ref() {
-                if !needs_base(o, &self.stamps, m, actor) {
+            if let (Some(o), Some(base)) = (self.order.as_ref(), base) {
+                if !needs_base(o, &self.stamps, m, actor, base) {
                     let without = merge(
                         Some(Current {
                             order: o,
                             stamps: &self.stamps,
+                            base,
                             at_base: None,
+                            ever_assigned: false,
                         }),
                         m,
                         actor,
@@ -343,6 +356,7 @@ fn edits_and_a_completion_behind_a_cancellation_are_held_not_refused() {
         username: "tech1".into(),
         device_id: t1.device_id,
         created_at: t0(),
+        device_time: None,
         fields,
         mutation: m.clone(),
         resolution: None,
@@ -362,7 +376,9 @@ fn edits_and_a_completion_behind_a_cancellation_are_held_not_refused() {
         let cur = Current {
             order: s.order(),
             stamps: &s.stamps,
+            base: Base::Known(0),
             at_base: None,
+            ever_assigned: false,
         };
         let ResolveDecision::Resolved(done) =
             resolve(Resolvable::Conflict(&c), Some(cur), &r, &d, t0())
@@ -611,6 +627,7 @@ fn resolving_a_conflict_applies_the_chosen_side_once() {
         username: "tech1".into(),
         device_id: t1.device_id,
         created_at: t0(),
+        device_time: None,
         fields: a.conflicts.clone(),
         mutation: m.clone(),
         resolution: None,
@@ -620,7 +637,9 @@ fn resolving_a_conflict_applies_the_chosen_side_once() {
     let cur = Current {
         order: s.order(),
         stamps: &s.stamps,
+        base: Base::Known(0),
         at_base: None,
+        ever_assigned: false,
     };
     let ResolveDecision::Resolved(done) =
         resolve(Resolvable::Conflict(&record), Some(cur), &r, &d, t0())
@@ -1020,4 +1039,231 @@ proptest! {
         restamp_by_lists(&mut lists, before.as_ref(), &after, stamp);
         prop_assert_eq!(fast, lists);
     }
+}
+
+#[test]
+fn a_base_is_unknown_when_it_is_from_another_epoch_or_newer_than_the_order() {
+    let mut s = Server::default();
+    let d = dispatcher();
+    let t1 = tech(1, "tech1");
+    let id = created(&mut s, &d, "tech1");
+    let edit = |base| mutation(&t1, id, MutationKind::Update, base, vec![]);
+    let (o, st) = (s.order().clone(), s.stamps.clone());
+    assert_eq!(base_of(&o, &st, &edit(1), true), Base::Known(1));
+    assert_eq!(base_of(&o, &st, &edit(1), false), Base::Unknown);
+    assert_eq!(base_of(&o, &st, &edit(2), true), Base::Unknown);
+    // Base 0 on an order this device did not create stays 0.
+    assert_eq!(base_of(&o, &st, &edit(0), true), Base::Known(0));
+    let create = mutation(&t1, id, MutationKind::Create, 0, vec![]);
+    assert_eq!(base_of(&o, &st, &create, false), Base::Known(0));
+}
+
+#[test]
+fn an_unknown_base_conflicts_on_every_field_another_device_set() {
+    let mut s = Server::default();
+    let d = dispatcher();
+    let t1 = tech(1, "tech1");
+    let id = created(&mut s, &d, "tech1");
+    // The technician's own change at v2, then the dispatcher's at v3.
+    let own = mutation(
+        &t1,
+        id,
+        MutationKind::Update,
+        1,
+        vec![Op::Set(SetOp::Priority(Priority::Urgent))],
+    );
+    assert!(matches!(s.push(&own, &t1), Decision::Apply(_)));
+    let theirs = mutation(
+        &d,
+        id,
+        MutationKind::Update,
+        2,
+        vec![Op::Set(SetOp::Title("After".into()))],
+    );
+    assert!(matches!(s.push(&theirs, &d), Decision::Apply(_)));
+    // A base of the current number, but from another epoch: title (the dispatcher's)
+    // conflicts, priority (the technician's own) applies.
+    let mut m = mutation(
+        &t1,
+        id,
+        MutationKind::Update,
+        3,
+        vec![
+            Op::Set(SetOp::Title("Lost timeline".into())),
+            Op::Set(SetOp::Priority(Priority::Low)),
+        ],
+    );
+    m.base_epoch = Some("before-the-restore".into());
+    let o = s.order().clone();
+    let cur = Current {
+        order: &o,
+        stamps: &s.stamps,
+        base: base_of(&o, &s.stamps, &m, false),
+        at_base: None,
+        ever_assigned: false,
+    };
+    let Decision::Apply(a) = merge(Some(cur), &m, &t1) else {
+        panic!("applies with a conflict")
+    };
+    assert_eq!(a.fates, vec![OpFate::Conflict, OpFate::Applied]);
+    assert_eq!(a.order.title, "After");
+    assert_eq!(a.order.priority, Priority::Low);
+}
+
+#[test]
+fn a_push_with_an_unknown_base_on_an_order_once_theirs_is_held_not_refused() {
+    let mut s = Server::default();
+    let d = dispatcher();
+    let t1 = tech(1, "tech1");
+    let id = created(&mut s, &d, "tech1");
+    let reassign = mutation(
+        &d,
+        id,
+        MutationKind::Assign,
+        1,
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+    );
+    assert!(matches!(s.push(&reassign, &d), Decision::Apply(_)));
+    let m = mutation(
+        &t1,
+        id,
+        MutationKind::Update,
+        7,
+        vec![Op::Set(SetOp::Title("x".into()))],
+    );
+    let o = s.order().clone();
+    for (ever, held) in [(true, true), (false, false)] {
+        let cur = Current {
+            order: &o,
+            stamps: &s.stamps,
+            base: Base::Unknown,
+            at_base: None,
+            ever_assigned: ever,
+        };
+        let d = merge(Some(cur), &m, &t1);
+        assert_eq!(
+            matches!(
+                d,
+                Decision::HoldWhole {
+                    kind: ConflictKind::Reassigned,
+                    ..
+                }
+            ),
+            held,
+            "{d:?}"
+        );
+    }
+}
+
+#[test]
+fn an_edit_on_an_unacknowledged_own_create_has_that_create_as_its_base() {
+    let mut s = Server::default();
+    let d = dispatcher();
+    let t1 = tech(1, "tech1");
+    let id = created(&mut s, &t1, "tech1");
+    let reassign = mutation(
+        &d,
+        id,
+        MutationKind::Assign,
+        1,
+        vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+    );
+    assert!(matches!(s.push(&reassign, &d), Decision::Apply(_)));
+    let m = mutation(
+        &t1,
+        id,
+        MutationKind::Update,
+        0,
+        vec![Op::Set(SetOp::Title("x".into()))],
+    );
+    assert_eq!(base_of(s.order(), &s.stamps, &m, true), Base::Known(1));
+    assert!(matches!(
+        s.push(&m, &t1),
+        Decision::HoldWhole {
+            kind: ConflictKind::Reassigned,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_resolution_withholds_a_field_changed_after_the_person_looked() {
+    let mut s = Server::default();
+    let d = dispatcher();
+    let t1 = tech(1, "tech1");
+    let id = created(&mut s, &d, "tech1");
+    let m = mutation(
+        &d,
+        id,
+        MutationKind::Update,
+        1,
+        vec![Op::Set(SetOp::Title("Seen".into()))],
+    );
+    assert!(matches!(s.push(&m, &d), Decision::Apply(_)));
+    let record = ConflictRecord {
+        id: Uuid::from_u128(77),
+        version: 1,
+        status: RecordStatus::Open,
+        kind: ConflictKind::Fields,
+        order_id: id,
+        order_number: None,
+        assignee: Some("tech1".into()),
+        username: "tech1".into(),
+        device_id: t1.device_id,
+        created_at: t0(),
+        device_time: None,
+        fields: vec![
+            ConflictField {
+                field: "title".into(),
+                device: SetOp::Title("Mine".into()),
+                server: Some(SetOp::Title("Seen".into())),
+                base: None,
+            },
+            ConflictField {
+                field: "description".into(),
+                device: SetOp::Description("Mine too".into()),
+                server: Some(SetOp::Description(String::new())),
+                base: None,
+            },
+        ],
+        mutation: mutation(&t1, id, MutationKind::Update, 1, vec![]),
+        resolution: None,
+    };
+    // Someone retitles after the person looked.
+    let later = mutation(
+        &d,
+        id,
+        MutationKind::Update,
+        2,
+        vec![Op::Set(SetOp::Title("Newer".into()))],
+    );
+    assert!(matches!(s.push(&later, &d), Decision::Apply(_)));
+    let r = record.resolve_mutation(
+        &crate::wire::ResolutionChoice::AcceptDevice,
+        Uuid::now_v7(),
+        d.device_id,
+        t0(),
+    );
+    assert_eq!(r.seen.len(), 2, "the record's server side is what was seen");
+    let cur = Current {
+        order: s.order(),
+        stamps: &s.stamps,
+        base: Base::Known(0),
+        at_base: None,
+        ever_assigned: false,
+    };
+    let ResolveDecision::Resolved(done) =
+        resolve(Resolvable::Conflict(&record), Some(cur), &r, &d, t0())
+    else {
+        panic!("resolves")
+    };
+    assert_eq!(done.order.title, "Newer", "not overwritten");
+    assert_eq!(
+        done.order.description, "Mine too",
+        "the unchanged field applies"
+    );
+    assert_eq!(done.conflicts.len(), 1);
+    assert_eq!(done.conflicts[0].server, Some(SetOp::Title("Newer".into())));
+    assert_eq!(done.conflicts[0].base, Some(SetOp::Title("Seen".into())));
+    assert_eq!(done.resolution.outcome, ResolutionOutcome::Merged);
 }

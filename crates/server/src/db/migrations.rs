@@ -50,10 +50,16 @@ impl Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    template: include_str!("../../../../migrations/server/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        template: include_str!("../../../../migrations/server/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        template: include_str!("../../../../migrations/server/0002_device_time.sql"),
+    },
+];
 
 /// The newest schema version this server knows.
 pub fn latest_version() -> i64 {

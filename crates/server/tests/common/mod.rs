@@ -217,14 +217,14 @@ impl Session {
         self.http
             .get(self.url(path))
             .bearer_auth(&self.tokens.access_token)
-            .header(PROTOCOL_HEADER, "1")
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(self.url(path))
             .bearer_auth(&self.tokens.access_token)
-            .header(PROTOCOL_HEADER, "1")
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
     }
 
     pub async fn push(&self, mutations: Vec<Mutation>) -> Vec<PushOutcome> {
@@ -300,6 +300,8 @@ impl Session {
             format: FORMAT_VERSION,
             device_time: Utc::now(),
             ops,
+            base_epoch: None,
+            seen: Vec::new(),
         }
     }
 

@@ -48,6 +48,10 @@ const KV_CURSOR: &str = "pull_cursor";
 const KV_GEN: &str = "scope_gen";
 const KV_PRIMING: &str = "priming";
 const KV_LAST_SYNC: &str = "last_sync_at";
+/// The server epoch of the last page that followed the log (see `Store::server_epoch`).
+const KV_EPOCH: &str = "server_epoch";
+/// How many pulled rows were of a kind this version does not know.
+const KV_SKIPPED: &str = "skipped_unknown_changes";
 
 /// A push answer's row: rows the push sealed, found through the sealed-row index (the
 /// `state <> 'pending'` term is what lets SQLite use that partial index).
@@ -70,6 +74,9 @@ pub struct SyncCounts {
     pub pending: usize,
     pub failed: usize,
     pub conflicts: usize,
+    /// Pulled changes of a kind this version does not know (from a newer server),
+    /// skipped: they need an updated Outpost to be seen.
+    pub skipped: usize,
 }
 
 fn kv_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<String>, StoreError> {
@@ -149,6 +156,9 @@ impl Store {
             pending: pending as usize,
             failed: failed as usize,
             conflicts: conflicts as usize,
+            skipped: kv_get(&self.conn, KV_SKIPPED)?
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         })
     }
 }

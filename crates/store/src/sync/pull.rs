@@ -2,7 +2,10 @@
 //! one transaction.
 //!
 //! A page brings orders (stored rebased), inventory, conflict and failed-sync records,
-//! and orders or items that left this device's scope. Left out on purpose: how a row
+//! and orders or items that left this device's scope. A row of a kind this version does
+//! not know (a newer server's) is skipped and counted, never a reason to stop: the
+//! count shows in the status ("update Outpost"). The page's epoch (protocol 2) is kept
+//! once the device follows the log, for the `base_epoch` of the mutations it makes. Left out on purpose: how a row
 //! is rebased (`rebase.rs`), whether an order that left scope stays (`scope.rs`), and
 //! the sweep that ends a snapshot (`priming.rs`), which the completing page runs.
 
@@ -16,6 +19,7 @@ use super::rebase::put_server_row;
 use super::scope::{needed_here, settle_out_of_scope};
 use super::{
     current_gen, kv_get, kv_set, put_record, ACK_PULLED_MUTATION, CLEAR_RESOLVED_FAILED, KV_CURSOR,
+    KV_EPOCH, KV_SKIPPED,
 };
 use crate::db::Store;
 use crate::error::StoreError;
@@ -31,11 +35,22 @@ pub struct PageSummary {
     pub kept_for_work: usize,
     /// Pending mutations acknowledged by a pulled row (the reply to their push was lost).
     pub acknowledged: usize,
+    /// Rows of a kind this version does not know, skipped.
+    pub skipped: usize,
 }
 
 impl Store {
     pub fn pull_cursor(&self) -> Result<Option<String>, StoreError> {
         kv_get(&self.conn, KV_CURSOR)
+    }
+
+    /// The server epoch this device's order versions belong to (`None` before the
+    /// first page that carried one). Kept only from pages that follow the log or end a
+    /// snapshot: while a snapshot is re-sent after a restore, rows not re-sent yet still
+    /// hold versions of the old epoch, and a mutation made on one of them must not
+    /// claim the new one (claiming the old one only makes the server more careful).
+    pub fn server_epoch(&self) -> Result<Option<String>, StoreError> {
+        kv_get(&self.conn, KV_EPOCH)
     }
 
     /// Apply one pull page and store its cursor, in one transaction.
@@ -57,6 +72,10 @@ impl Store {
             )?;
             let mut ack = tx.prepare(ACK_PULLED_MUTATION)?;
             for change in &page.changes {
+                if change.is_unknown() {
+                    s.skipped += 1;
+                    continue;
+                }
                 match &change.change {
                     ChangeBody::WorkOrder(row) => {
                         for m in &change.mutation_ids {
@@ -118,6 +137,8 @@ impl Store {
                             s.removed += settle_out_of_scope(tx, &f.order_id.to_string())?;
                         }
                     }
+                    // Skipped above (`is_unknown`).
+                    ChangeBody::Unknown => {}
                     ChangeBody::LeftScope(_) | ChangeBody::Tombstone => {
                         if change.entity == outpost_protocol::wire::ChangeEntity::InventoryItem {
                             tx.execute("DELETE FROM inventory WHERE sku = ?1", [&change.id])?;
@@ -143,6 +164,16 @@ impl Store {
                 }
             }
             kv_set(tx, KV_CURSOR, &page.cursor)?;
+            // Kept from a page that follows the log, or that ends a snapshot.
+            if let Some(epoch) = page.epoch.as_ref().filter(|_| page.priming.is_none() || !page.has_more) {
+                kv_set(tx, KV_EPOCH, epoch)?;
+            }
+            if s.skipped > 0 {
+                let before: usize = kv_get(tx, KV_SKIPPED)?
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                kv_set(tx, KV_SKIPPED, &(before + s.skipped).to_string())?;
+            }
             s.removed += finish_priming(tx, page, gen)?;
             Ok::<_, StoreError>(s)
         })

@@ -110,7 +110,7 @@ impl Store {
         results: &[MutationResult],
         now: DateTime<Utc>,
     ) -> Result<PushSummary, StoreError> {
-        self.write(|tx, _| {
+        self.write(|tx, paths| {
             let gen = current_gen(tx)?;
             let mut summary = PushSummary::default();
             for result in results {
@@ -190,16 +190,37 @@ impl Store {
                         summary.already_resolved += 1;
                     }
                     PushOutcome::Rejected(r) => {
-                        tx.execute(
-                            "UPDATE outbox SET state = 'failed', last_error = ?2,
-                                    next_attempt_at = NULL
-                             WHERE seq = ?1",
-                            params![seq, serde_json::to_string(r)?],
-                        )?;
+                        mark_failed(tx, seq, r)?;
+                        summary.rejected += 1;
+                    }
+                    PushOutcome::MissingAttachments { hashes }
+                        if hashes
+                            .iter()
+                            .any(|h| !crate::attachments::file_path(&paths.attachments, h).exists()) =>
+                    {
+                        // Files this device never had (a dispatcher's decision that
+                        // completes an order with a technician's evidence): uploading
+                        // cannot help, so the decision waits as a failed sync a person
+                        // sees, instead of failing every pass.
+                        let why = outpost_protocol::wire::Rejection {
+                            code: outpost_protocol::wire::ErrorCode::NotFound,
+                            message: "the photos or signature this change needs are neither on the server nor on this device: the device that took them must sync first; then retry".into(),
+                            field_errors: Vec::new(),
+                            failed_sync_id: None,
+                            resolution: None,
+                        };
+                        mark_failed(tx, seq, &why)?;
                         summary.rejected += 1;
                     }
                     PushOutcome::MissingAttachments { hashes } => {
                         summary.missing_attachments.push((id, hashes.clone()));
+                    }
+                    // Behind an earlier mutation of its order that was refused, held or
+                    // waits for files: it stays queued and, like a mutation waiting for
+                    // its files (with none to upload), is sent again once in this pass,
+                    // after that one (or waits behind it when that one failed).
+                    PushOutcome::HeldBehind { .. } => {
+                        summary.missing_attachments.push((id, Vec::new()));
                     }
                     PushOutcome::Duplicate { .. } => {
                         // `first()` looks through duplicates; unreachable by construction.
@@ -209,4 +230,18 @@ impl Store {
             Ok::<_, StoreError>(summary)
         })
     }
+}
+
+/// The outbox row `seq` becomes a failed sync on this device, with the reason kept.
+fn mark_failed(
+    tx: &rusqlite::Transaction<'_>,
+    seq: i64,
+    why: &outpost_protocol::wire::Rejection,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE outbox SET state = 'failed', last_error = ?2, next_attempt_at = NULL
+         WHERE seq = ?1",
+        params![seq, serde_json::to_string(why)?],
+    )?;
+    Ok(())
 }

@@ -158,6 +158,7 @@ fn sealed_rows_are_found_by_mutation_id_on_every_sync_path() {
         username: "tech1".into(),
         device_id: Uuid::nil(),
         received_at: now,
+        device_time: None,
         code: ErrorCode::ValidationFailed,
         message: "no".into(),
         field_errors: Vec::new(),
@@ -187,6 +188,7 @@ fn sealed_rows_are_found_by_mutation_id_on_every_sync_path() {
         has_more: false,
         priming: None,
         server_time: now,
+        epoch: None,
     };
     let s = store.apply_pull_page(&page, now).expect("pull");
     assert_eq!(s.acknowledged, 1);

@@ -1,0 +1,444 @@
+//! The server's sync rules where a close reading found holes (issue 14): a batch that
+//! goes on after a refusal, resolutions that overwrite newer data or skip the evidence
+//! check, bases from another timeline, an edit behind an unacknowledged create, a
+//! reused mutation id nobody sees, and the receive time beside the device's time. Over
+//! real HTTP, on both backends.
+
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::*;
+use outpost_protocol::mutation::ListItem;
+use outpost_protocol::wire::*;
+use outpost_protocol::*;
+use uuid::Uuid;
+
+both!(
+    a_sync_client_of_the_current_and_the_previous_protocol_is_served,
+    later_changes_of_an_order_wait_behind_a_refused_one_in_the_same_push,
+    later_changes_of_an_order_wait_behind_a_whole_hold_in_the_same_push,
+    a_resolution_never_overwrites_a_value_set_after_the_person_looked,
+    a_resolution_that_completes_an_order_needs_its_evidence_on_the_server,
+    a_base_newer_than_the_server_has_is_unknown_and_conflicts_instead_of_overwriting,
+    an_edit_behind_an_unacknowledged_own_create_is_held_when_the_order_was_reassigned,
+    a_reused_mutation_id_is_kept_as_a_failed_sync_for_dispatchers,
+    applied_changes_and_records_keep_the_receive_time_beside_the_device_time,
+);
+
+fn title(t: &str) -> Vec<Op> {
+    vec![Op::Set(SetOp::Title(t.into()))]
+}
+
+fn part(sku: &str) -> Op {
+    Op::Add(ListItem::PartsUsed(PartUsed {
+        id: Uuid::now_v7(),
+        sku: sku.into(),
+        quantity: Quantity(1000),
+    }))
+}
+
+async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
+    d.get(&format!("{}/{id}", paths::ORDERS))
+        .send()
+        .await
+        .expect("get order")
+        .json()
+        .await
+        .expect("order")
+}
+
+async fn conflicts(d: &Session) -> Vec<ConflictRecord> {
+    let list: ConflictList = d
+        .get(&format!("{}?status=all", paths::CONFLICTS))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list.items
+}
+
+async fn failed_syncs_json(d: &Session) -> Vec<serde_json::Value> {
+    let list: serde_json::Value = d
+        .get(&format!("{}?status=all", paths::FAILED_SYNCS))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["items"].as_array().expect("items").clone()
+}
+
+async fn a_sync_client_of_the_current_and_the_previous_protocol_is_served(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    for version in ["1", "2"] {
+        let resp = d
+            .http
+            .post(d.url(paths::PULL))
+            .bearer_auth(&d.tokens.access_token)
+            .header(PROTOCOL_HEADER, version)
+            .json(&PullRequest::default())
+            .send()
+            .await
+            .expect("pull");
+        assert_eq!(resp.status(), 200, "protocol {version} is served");
+    }
+}
+
+/// Item 1: a refused change and the order's later changes in the same push.
+async fn later_changes_of_an_order_wait_behind_a_refused_one_in_the_same_push(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let refused = t1.mutation(order.id, MutationKind::Update, 1, vec![part("NO-SUCH-SKU")]);
+    let later = t1.mutation(order.id, MutationKind::Update, 1, title("After the parts"));
+    let outcomes = t1.push(vec![refused, later]).await;
+    assert!(
+        matches!(&outcomes[0], PushOutcome::Rejected(r) if r.code == ErrorCode::UnknownSku),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        !outcomes[1].is_acknowledged(),
+        "the later change stays queued behind the refused one: {:?}",
+        outcomes[1]
+    );
+    assert_eq!(
+        order_now(&d, order.id).await.title,
+        "Replace pump seal",
+        "nothing of the later change applied"
+    );
+}
+
+/// Item 1: a whole hold (an edit behind another device's cancellation) and a later
+/// note of the same order in the same push.
+async fn later_changes_of_an_order_wait_behind_a_whole_hold_in_the_same_push(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let d2 = s.login("admin").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Applied(_) = d2
+        .push1(d2.mutation(
+            order.id,
+            MutationKind::Cancel,
+            1,
+            vec![Op::Set(SetOp::Status(Status::Cancelled))],
+        ))
+        .await
+    else {
+        panic!("cancelled")
+    };
+    let edit = d.mutation(order.id, MutationKind::Update, 1, title("Edited offline"));
+    let note = d.mutation(
+        order.id,
+        MutationKind::Update,
+        1,
+        vec![Op::AppendNote {
+            note: NoteEntry {
+                id: Uuid::now_v7(),
+                author: "dispatcher".into(),
+                text: "after the edit".into(),
+                at: chrono::Utc::now(),
+            },
+        }],
+    );
+    let outcomes = d.push(vec![edit, note]).await;
+    assert!(
+        matches!(&outcomes[0], PushOutcome::AppliedWithConflicts(c) if c.conflict_kind == ConflictKind::UpdateAfterCancel),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        !outcomes[1].is_acknowledged(),
+        "the note waits behind the held edit: {:?}",
+        outcomes[1]
+    );
+    assert!(order_now(&d, order.id).await.notes.is_empty());
+}
+
+/// Item 2: a resolution is checked against what the person saw, not only the record's
+/// version.
+async fn a_resolution_never_overwrites_a_value_set_after_the_person_looked(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let admin = s.login("admin").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(order.id, MutationKind::Update, 1, title("Dispatcher's")))
+        .await
+    else {
+        panic!("applies")
+    };
+    let PushOutcome::AppliedWithConflicts(c) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, title("Technician's")))
+        .await
+    else {
+        panic!("a field conflict")
+    };
+    let record = conflicts(&d)
+        .await
+        .into_iter()
+        .find(|r| r.id == c.conflict_id)
+        .expect("listed");
+    // After the person opened the conflict, someone else retitles the order.
+    let PushOutcome::Applied(_) = admin
+        .push1(admin.mutation(order.id, MutationKind::Update, 2, title("Newest")))
+        .await
+    else {
+        panic!("applies")
+    };
+    let resolve = record.resolve_mutation(
+        &ResolutionChoice::AcceptDevice,
+        Uuid::now_v7(),
+        d.device,
+        chrono::Utc::now(),
+    );
+    let outcome = d.push1(resolve).await;
+    assert!(outcome.is_acknowledged(), "{outcome:?}");
+    assert_eq!(
+        order_now(&d, order.id).await.title,
+        "Newest",
+        "the value set after the person looked is not overwritten"
+    );
+    let open: Vec<_> = conflicts(&d)
+        .await
+        .into_iter()
+        .filter(|r| r.order_id == order.id && r.status == RecordStatus::Open)
+        .collect();
+    assert_eq!(open.len(), 1, "the changed field is a new conflict");
+    assert_eq!(open[0].fields[0].field, "title");
+    assert_eq!(
+        open[0].fields[0].server,
+        Some(SetOp::Title("Newest".into()))
+    );
+    assert_eq!(
+        open[0].fields[0].device,
+        SetOp::Title("Technician's".into())
+    );
+}
+
+/// Item 3: a resolution that completes an order answers `missing_attachments` as a push
+/// does.
+async fn a_resolution_that_completes_an_order_needs_its_evidence_on_the_server(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Rejected(r) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, vec![part("NO-SUCH-SKU")]))
+        .await
+    else {
+        panic!("refused")
+    };
+    let failed_id = r.failed_sync_id.expect("a failed sync");
+    let record: FailedSyncRecord = failed_syncs_json(&d)
+        .await
+        .into_iter()
+        .map(json_of::<FailedSyncRecord>)
+        .find(|f| f.id == failed_id)
+        .expect("listed");
+    let sig = "ab".repeat(32);
+    let ops = vec![
+        Op::Set(SetOp::ChecklistDone {
+            item_id: "c1".into(),
+            done: true,
+        }),
+        Op::Set(SetOp::Signature(Some(Signature {
+            hash: sig.clone(),
+            signer: "A. Customer".into(),
+        }))),
+        Op::Set(SetOp::Status(Status::Completed)),
+        Op::Set(SetOp::CompletedAt(Some(chrono::Utc::now()))),
+    ];
+    let outcome = d
+        .push1(record.resolve_mutation(ops, Uuid::now_v7(), d.device, chrono::Utc::now()))
+        .await;
+    assert_eq!(
+        outcome,
+        PushOutcome::MissingAttachments { hashes: vec![sig] },
+        "the signature is not on the server"
+    );
+    assert_eq!(order_now(&d, order.id).await.status, Status::Scheduled);
+}
+
+/// Item 4: a base the server never had at this number (a timeline lost in a restore)
+/// is unknown: a `set` of a field another device changed conflicts.
+async fn a_base_newer_than_the_server_has_is_unknown_and_conflicts_instead_of_overwriting(
+    kind: Kind,
+) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(
+            order.id,
+            MutationKind::Update,
+            1,
+            title("Set after the restore"),
+        ))
+        .await
+    else {
+        panic!("applies")
+    };
+    // The technician's edit was made on version 5 of the lost timeline.
+    let outcome = t1
+        .push1(t1.mutation(
+            order.id,
+            MutationKind::Update,
+            5,
+            title("From the lost timeline"),
+        ))
+        .await;
+    assert!(
+        matches!(&outcome, PushOutcome::AppliedWithConflicts(c) if c.fields == ["title"]),
+        "{outcome:?}"
+    );
+    assert_eq!(order_now(&d, order.id).await.title, "Set after the restore");
+}
+
+/// Item 5: an edit made on the device's own create before the create was acknowledged
+/// carries base 0.
+async fn an_edit_behind_an_unacknowledged_own_create_is_held_when_the_order_was_reassigned(
+    kind: Kind,
+) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let id = Uuid::now_v7();
+    let PushOutcome::Applied(created) = t1
+        .push1(t1.mutation(id, MutationKind::Create, 0, title("Found in the field")))
+        .await
+    else {
+        panic!("created")
+    };
+    assert_eq!(created.version, 1);
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(
+            id,
+            MutationKind::Assign,
+            1,
+            vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+        ))
+        .await
+    else {
+        panic!("reassigned")
+    };
+    let outcome = t1
+        .push1(t1.mutation(id, MutationKind::Update, 0, title("Edited before the ack")))
+        .await;
+    assert!(
+        matches!(&outcome, PushOutcome::AppliedWithConflicts(c) if c.conflict_kind == ConflictKind::Reassigned),
+        "held as reassigned, not refused: {outcome:?}"
+    );
+}
+
+/// Item 6: `mutation_id_reused` is recorded as a failed sync with its payload.
+async fn a_reused_mutation_id_is_kept_as_a_failed_sync_for_dispatchers(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let m = t1.mutation(order.id, MutationKind::Update, 1, title("First body"));
+    let PushOutcome::Applied(_) = t1.push1(m.clone()).await else {
+        panic!("applies")
+    };
+    let mut reused = m.clone();
+    reused.ops = title("Another body");
+    let PushOutcome::Rejected(r) = t1.push1(reused).await else {
+        panic!("refused")
+    };
+    assert_eq!(r.code, ErrorCode::MutationIdReused);
+    let id = r.failed_sync_id.expect("recorded as a failed sync");
+    let record = failed_syncs_json(&d)
+        .await
+        .into_iter()
+        .find(|f| f["id"] == id.to_string())
+        .expect("dispatchers see it");
+    assert_eq!(record["code"], "mutation_id_reused");
+    assert_eq!(
+        record["mutation"]["ops"][0]["value"], "Another body",
+        "with the payload that was refused"
+    );
+}
+
+/// Item 7: the server's receive time beside the device's time.
+async fn applied_changes_and_records_keep_the_receive_time_beside_the_device_time(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let device_time = chrono::DateTime::parse_from_rfc3339("2020-01-02T03:04:05Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let mut m = t1.mutation(order.id, MutationKind::Update, 1, title("Offline for long"));
+    m.device_time = device_time;
+    let PushOutcome::Applied(_) = t1.push1(m.clone()).await else {
+        panic!("applies")
+    };
+    let id = order.id.to_string();
+    let rows =
+        s.db.read(move |sql| {
+            sql.query(
+                "SELECT created_us, device_us FROM changes WHERE entity_id = ?1 ORDER BY seq DESC",
+                &[id.into()],
+            )
+        })
+        .await
+        .expect("the change log keeps the device's time");
+    let (received_us, device_us) = (
+        rows[0].i64(0).expect("receive time"),
+        rows[0].opt_i64(1).expect("device time"),
+    );
+    assert_eq!(device_us, Some(device_time.timestamp_micros()));
+    assert!(received_us > device_time.timestamp_micros());
+
+    // A conflict and a failed sync carry both.
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(order.id, MutationKind::Update, 2, title("Dispatcher's")))
+        .await
+    else {
+        panic!("applies")
+    };
+    let mut m = t1.mutation(order.id, MutationKind::Update, 2, title("Technician's"));
+    m.device_time = device_time;
+    let PushOutcome::AppliedWithConflicts(c) = t1.push1(m).await else {
+        panic!("conflict")
+    };
+    let list: serde_json::Value = d
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let record = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| r["id"] == c.conflict_id.to_string())
+        .expect("listed")
+        .clone();
+    assert_eq!(record["device_time"], "2020-01-02T03:04:05Z");
+    assert!(record["created_at"].is_string(), "the receive time");
+    let mut m = t1.mutation(order.id, MutationKind::Update, 3, vec![part("NO-SUCH-SKU")]);
+    m.device_time = device_time;
+    let PushOutcome::Rejected(r) = t1.push1(m).await else {
+        panic!("refused")
+    };
+    let failed = failed_syncs_json(&d)
+        .await
+        .into_iter()
+        .find(|f| f["id"] == r.failed_sync_id.expect("recorded").to_string())
+        .expect("listed");
+    assert_eq!(failed["device_time"], "2020-01-02T03:04:05Z");
+    assert!(failed["received_at"].is_string(), "the receive time");
+}
