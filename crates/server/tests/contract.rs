@@ -1,0 +1,272 @@
+//! The published contract, checked the way an integrator meets it: the document the
+//! running server serves at `/openapi.json` must declare every path parameter, describe
+//! every request body with the fields the server requires, and list every status the
+//! server answers for each operation. Real server, real HTTP, both backends. (The full
+//! generated-input run is `scripts/conformance.sh`, in `make test`.)
+
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::*;
+use outpost_protocol::wire::*;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+both!(
+    the_served_document_declares_every_path_parameter_and_request_body,
+    every_status_the_server_answers_is_documented_for_its_operation,
+);
+
+async fn served_document(s: &TestServer) -> Value {
+    let resp = s
+        .http
+        .get(s.url(paths::OPENAPI))
+        .send()
+        .await
+        .expect("GET /openapi.json");
+    assert_eq!(resp.status(), 200, "the document is served");
+    resp.json().await.expect("the document is JSON")
+}
+
+/// `#/components/schemas/X` → the schema X; anything else as it is.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{r} resolves")),
+        None => schema,
+    }
+}
+
+async fn the_served_document_declares_every_path_parameter_and_request_body(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let doc = served_document(&s).await;
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for name in path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            {
+                if !params
+                    .iter()
+                    .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true)
+                {
+                    problems.push(format!("{method} {path}: path parameter {{{name}}} is not declared"));
+                }
+            }
+            if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
+                let schema = resolve(&doc, schema);
+                let required = schema["required"].as_array().map_or(0, Vec::len);
+                if schema["properties"].as_object().is_none_or(|p| p.is_empty()) {
+                    problems.push(format!(
+                        "{method} {path}: the request body is documented as any object ({schema})"
+                    ));
+                } else if required == 0 && path != paths::PULL {
+                    problems.push(format!(
+                        "{method} {path}: the request body documents no required field"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// One request and the operation of the document it belongs to.
+struct Probe {
+    method: reqwest::Method,
+    /// The path as the document names it.
+    operation: &'static str,
+    url: String,
+    token: Option<String>,
+    body: Option<Vec<u8>>,
+    content_type: &'static str,
+    /// The status the server should answer (so the probe tests what it means to).
+    expect: u16,
+}
+
+impl Probe {
+    fn new(method: reqwest::Method, operation: &'static str, url: impl Into<String>) -> Self {
+        Probe {
+            method,
+            operation,
+            url: url.into(),
+            token: None,
+            body: None,
+            content_type: "application/json",
+            expect: 200,
+        }
+    }
+    fn token(mut self, s: &Session) -> Self {
+        self.token = Some(s.tokens.access_token.clone());
+        self
+    }
+    fn json(mut self, v: Value) -> Self {
+        self.body = Some(serde_json::to_vec(&v).expect("json"));
+        self
+    }
+    fn raw(mut self, bytes: &[u8], content_type: &'static str) -> Self {
+        self.body = Some(bytes.to_vec());
+        self.content_type = content_type;
+        self
+    }
+    fn expect(mut self, status: u16) -> Self {
+        self.expect = status;
+        self
+    }
+}
+
+async fn every_status_the_server_answers_is_documented_for_its_operation(kind: Kind) {
+    use reqwest::Method;
+    let s = TestServer::start(kind).await;
+    let doc = served_document(&s).await;
+    let disp = s.login("dispatcher").await;
+    let tech = s.login("tech1").await;
+    let order = disp.create_order(Some("tech1")).await;
+    let u = |p: &str| s.url(p);
+    let hash = "ab".repeat(32);
+    let device = Uuid::new_v4();
+
+    let probes = vec![
+        Probe::new(Method::GET, paths::HEALTH, u(paths::HEALTH)),
+        Probe::new(Method::GET, paths::METRICS, u(paths::METRICS)),
+        Probe::new(Method::GET, paths::OPENAPI, u(paths::OPENAPI)),
+        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN)).json(
+            json!({"username": "tech2", "password": PASSWORD, "device_id": device}),
+        ),
+        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
+            .json(json!({"username": "tech2", "password": "wrong-password", "device_id": device}))
+            .expect(401),
+        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
+            .json(json!({}))
+            .expect(400),
+        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
+            .raw(b"{not json", "application/json")
+            .expect(400),
+        Probe::new(Method::POST, paths::REFRESH, u(paths::REFRESH))
+            .json(json!({"refresh_token": "nope", "device_id": device}))
+            .expect(401),
+        Probe::new(Method::POST, paths::LOGOUT, u(paths::LOGOUT))
+            .json(json!({"refresh_token": "nope"}))
+            .expect(204),
+        Probe::new(Method::POST, paths::LOGOUT, u(paths::LOGOUT))
+            .json(json!({}))
+            .expect(400),
+        Probe::new(Method::POST, paths::PUSH, u(paths::PUSH))
+            .token(&disp)
+            .json(json!({"mutations": []})),
+        Probe::new(Method::POST, paths::PUSH, u(paths::PUSH))
+            .json(json!({"mutations": []}))
+            .expect(401),
+        Probe::new(Method::POST, paths::PUSH, u(paths::PUSH))
+            .token(&disp)
+            .json(json!({}))
+            .expect(400),
+        Probe::new(Method::POST, paths::PULL, u(paths::PULL))
+            .token(&disp)
+            .json(json!({})),
+        Probe::new(Method::POST, paths::PULL, u(paths::PULL))
+            .token(&disp)
+            .json(json!({"cursor": "not-a-cursor"}))
+            .expect(400),
+        Probe::new(Method::GET, "/v1/orders/{id}", u(&format!("/v1/orders/{}", order.id)))
+            .token(&disp),
+        Probe::new(Method::GET, "/v1/orders/{id}", u("/v1/orders/not-a-uuid"))
+            .token(&disp)
+            .expect(400),
+        Probe::new(Method::GET, "/v1/orders/{id}", u(&format!("/v1/orders/{}", Uuid::new_v4())))
+            .token(&disp)
+            .expect(404),
+        Probe::new(Method::GET, paths::CONFLICTS, u(paths::CONFLICTS)).token(&disp),
+        Probe::new(Method::GET, paths::CONFLICTS, u("/v1/conflicts?status=bogus"))
+            .token(&disp)
+            .expect(400),
+        Probe::new(Method::GET, paths::FAILED_SYNCS, u("/v1/failed-syncs?limit=0"))
+            .token(&disp)
+            .expect(400),
+        Probe::new(Method::GET, paths::STOCK_ALERTS, u(paths::STOCK_ALERTS)).token(&disp),
+        Probe::new(Method::GET, paths::STOCK_ALERTS, u(paths::STOCK_ALERTS))
+            .token(&tech)
+            .expect(403),
+        Probe::new(
+            Method::PUT,
+            "/v1/attachments/{hash}",
+            u(&format!("/v1/attachments/{hash}?offset=5&total=10")),
+        )
+        .token(&disp)
+        .raw(b"hello", "application/octet-stream")
+        .expect(409),
+        Probe::new(
+            Method::PUT,
+            "/v1/attachments/{hash}",
+            u(&format!("/v1/attachments/{hash}?offset=0&total=3")),
+        )
+        .token(&disp)
+        .raw(b"abc", "application/octet-stream")
+        .expect(422),
+        Probe::new(
+            Method::PUT,
+            "/v1/attachments/{hash}",
+            u("/v1/attachments/not-a-hash?offset=0&total=3"),
+        )
+        .token(&disp)
+        .raw(b"abc", "application/octet-stream")
+        .expect(400),
+        Probe::new(Method::GET, "/v1/attachments/{hash}", u(&format!("/v1/attachments/{hash}")))
+            .token(&disp)
+            .expect(404),
+        Probe::new(
+            Method::GET,
+            "/v1/attachments/{hash}/status",
+            u(&format!("/v1/attachments/{hash}/status")),
+        )
+        .token(&disp),
+        Probe::new(
+            Method::GET,
+            "/v1/attachments/{hash}/status",
+            u("/v1/attachments/XYZ/status"),
+        )
+        .token(&disp)
+        .expect(400),
+        Probe::new(Method::POST, paths::ATTACHMENTS_BATCH, u(paths::ATTACHMENTS_BATCH))
+            .token(&disp)
+            .json(json!({"files": []})),
+        Probe::new(Method::POST, paths::ATTACHMENTS_BATCH, u(paths::ATTACHMENTS_BATCH))
+            .token(&disp)
+            .json(json!({}))
+            .expect(400),
+    ];
+
+    let mut undocumented = Vec::new();
+    for p in probes {
+        let mut req = s.http.request(p.method.clone(), &p.url);
+        if let Some(t) = &p.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = p.body.clone() {
+            req = req.header("content-type", p.content_type).body(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(status, p.expect, "{} {}: {text}", p.method, p.url);
+        let method = p.method.as_str().to_lowercase();
+        let op = &doc["paths"][p.operation][method.as_str()];
+        assert!(op.is_object(), "{method} {} is documented", p.operation);
+        if !op["responses"][status.to_string()].is_object() {
+            undocumented.push(format!(
+                "{method} {} answered {status}, which the document does not list ({})",
+                p.operation,
+                op["responses"]
+                    .as_object()
+                    .map(|r| r.keys().cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The published contract against the real server: schemathesis (an OpenAPI conformance
+# tester from PyPI, pinned below) reads `/openapi.json` from a live `outpost-server`
+# (SQLite, demo fleet, loopback) and sends each operation generated valid and invalid
+# requests with a dispatcher's token. Fails on any failed check (an undocumented
+# status, a body that does not match its schema, a 5xx, an invalid input accepted, a
+# valid one refused), on any error (an operation it could not test, a schema it could
+# not read) and on any warning.
+#
+#   scripts/conformance.sh                 # what `make test` runs
+#   OUTPOST_CONFORMANCE_EXAMPLES=200 scripts/conformance.sh    # a longer run
+#   scripts/conformance.sh --report junit  # extra arguments go to `schemathesis run`
+#
+# schemathesis lives in a virtual environment outside the clone, made on first use:
+# OUTPOST_CONFORMANCE_VENV (default ~/.cache/outpost/schemathesis-VERSION).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+EXAMPLES=${OUTPOST_CONFORMANCE_EXAMPLES:-25}
+SEED=${OUTPOST_CONFORMANCE_SEED:-14}
+CARGO=${CARGO:-cargo}
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+VENV=${OUTPOST_CONFORMANCE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/outpost/schemathesis-$SCHEMATHESIS_VERSION}
+ST=$VENV/bin/schemathesis
+
+# ---- schemathesis, pinned --------------------------------------------------------
+if [ "$("$ST" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  echo "conformance: installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    echo "conformance: installing python3-venv" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null \
+      || { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; }
+  fi
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# ---- a live server ---------------------------------------------------------------
+"$CARGO" build --quiet -p outpost-server --bin outpost-server
+SERVER_BIN=$TARGET_DIR/debug/outpost-server
+
+WORK=$(mktemp -d /tmp/outpost-conformance.XXXXXX)
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DB="sqlite:$WORK/server.db"
+"$SERVER_BIN" seed --demo --items 200 --db "$DB" >/dev/null
+NO_COLOR=1 OUTPOST_LOG=info "$SERVER_BIN" serve --listen 127.0.0.1:0 --db "$DB" 2>"$WORK/server.log" &
+SERVER=$!
+BASE=
+for _ in $(seq 200); do
+  BASE=$(grep -o 'listening on http://[0-9.:]*' "$WORK/server.log" | head -n 1 | sed 's/^listening on //' || true)
+  [ -n "$BASE" ] && break
+  kill -0 "$SERVER" 2>/dev/null || { echo "conformance: outpost-server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$BASE" ] || { echo "conformance: outpost-server did not say where it listens" >&2; exit 1; }
+
+# Sign in as the demo dispatcher (who may call every operation).
+TOKEN=$(python3 - "$BASE" <<'PY'
+import json, sys, urllib.request, uuid
+body = json.dumps({"username": "dispatcher", "password": "outpost-demo",
+                   "device_id": str(uuid.uuid4())}).encode()
+req = urllib.request.Request(sys.argv[1] + "/v1/auth/login", data=body,
+                             headers={"content-type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
+PY
+)
+
+# ---- the run ---------------------------------------------------------------------
+# Every check, every warning fatal. Deterministic for a given seed, so a failure in CI
+# reproduces locally with the same command.
+cat >"$WORK/schemathesis.toml" <<TOML
+[warnings]
+fail-on = true
+TOML
+set +e
+"$ST" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
+  --header "Authorization: Bearer $TOKEN" \
+  --checks all \
+  --max-examples "$EXAMPLES" \
+  --seed "$SEED" \
+  --generation-database none \
+  --request-timeout 20 \
+  --no-color \
+  "$@"
+status=$?
+set -e
+if grep -q 'ERROR' "$WORK/server.log"; then
+  echo "conformance: the server logged errors:" >&2
+  grep 'ERROR' "$WORK/server.log" | head -n 20 >&2
+  status=1
+fi
+if [ "$status" -ne 0 ]; then
+  echo "conformance: FAILED (schemathesis exit $status; server log kept in the output above)" >&2
+  exit "$status"
+fi
+echo "conformance: the server conforms to its OpenAPI document"
