@@ -10,6 +10,7 @@
 #   scripts/conformance.sh                 # what `make test` runs
 #   OUTPOST_CONFORMANCE_EXAMPLES=200 scripts/conformance.sh    # a longer run
 #   scripts/conformance.sh --report junit  # extra arguments go to `schemathesis run`
+#   scripts/with-postgres.sh scripts/conformance.sh            # on PostgreSQL
 #
 # schemathesis lives in a virtual environment outside the clone, made on first use:
 # OUTPOST_CONFORMANCE_VENV (default ~/.cache/outpost/schemathesis-VERSION).
@@ -52,7 +53,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DB="sqlite:$WORK/server.db"
+# SQLite in a temporary file by default; PostgreSQL when run inside
+# scripts/with-postgres.sh (or with OUTPOST_CONFORMANCE_DB naming a database to use).
+DB=${OUTPOST_CONFORMANCE_DB:-${OUTPOST_TEST_PG_URL:-sqlite:$WORK/server.db}}
+echo "conformance: outpost-server on ${DB%%://*}" >&2
 "$SERVER_BIN" seed --demo --items 200 --db "$DB" >/dev/null
 NO_COLOR=1 OUTPOST_LOG=info "$SERVER_BIN" serve --listen 127.0.0.1:0 --db "$DB" 2>"$WORK/server.log" &
 SERVER=$!
@@ -65,26 +69,63 @@ for _ in $(seq 200); do
 done
 [ -n "$BASE" ] || { echo "conformance: outpost-server did not say where it listens" >&2; exit 1; }
 
-# Sign in as the demo dispatcher (who may call every operation).
-TOKEN=$(python3 - "$BASE" <<'PY'
-import json, sys, urllib.request, uuid
-body = json.dumps({"username": "dispatcher", "password": "outpost-demo",
-                   "device_id": str(uuid.uuid4())}).encode()
-req = urllib.request.Request(sys.argv[1] + "/v1/auth/login", data=body,
-                             headers={"content-type": "application/json"})
-print(json.load(urllib.request.urlopen(req, timeout=30))["access_token"])
+# Sign in as the demo dispatcher (who may call every operation), and find an order and
+# store an attachment the dispatcher may read, so that the operations reading one by id
+# or hash also get ids that exist.
+read -r TOKEN ORDER HASH < <(python3 - "$BASE" <<'PY'
+import base64, hashlib, json, sys, urllib.request, uuid
+base = sys.argv[1]
+def call(path, body, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = "Bearer " + token
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers)
+    return json.load(urllib.request.urlopen(req, timeout=30))
+token = call("/v1/auth/login", {"username": "dispatcher", "password": "outpost-demo",
+                                "device_id": str(uuid.uuid4())})["access_token"]
+page = call("/v1/pull", {"limit": 1}, token)
+order = next(c["id"] for c in page["changes"] if c["entity"] == "work_order")
+data = b"outpost conformance attachment"
+digest = hashlib.sha256(data).hexdigest()
+call("/v1/attachments-batch", {"files": [{"hash": digest,
+     "data_base64": base64.b64encode(data).decode()}]}, token)
+print(token, order, digest)
 PY
-)
+) || true
+[ -n "${HASH:-}" ] || { echo "conformance: could not sign in and set up test data" >&2; exit 1; }
 
 # ---- the run ---------------------------------------------------------------------
 # Every check, every warning fatal. Deterministic for a given seed, so a failure in CI
-# reproduces locally with the same command.
+# reproduces locally with the same command. Exceptions, each because a schema cannot
+# say what makes a well-formed value acceptable (the document describes the status):
+# - a pull cursor is valid only if this server made it (400 `invalid_body` otherwise);
+# - a chunk must start where the stored bytes end (409), end within `total` (400) and,
+#   once the file is whole, hash to its name (422).
 cat >"$WORK/schemathesis.toml" <<TOML
 [warnings]
 fail-on = true
+
+[dictionaries.orders]
+values = ["$ORDER"]
+
+[dictionaries.attachments]
+values = ["$HASH"]
+
+[parameters]
+"path.id" = { dictionary = "orders", probability = 0.5 }
+"path.hash" = { dictionary = "attachments", probability = 0.5 }
+
+[[operations]]
+include-name = "POST /v1/pull"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "409"]
+
+[[operations]]
+include-name = "PUT /v1/attachments/{hash}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "409", "422"]
 TOML
 set +e
-"$ST" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
+# From inside the temporary folder: schemathesis keeps its state in `./.schemathesis`.
+(cd "$WORK" && exec "$ST" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \
   --max-examples "$EXAMPLES" \
@@ -92,7 +133,7 @@ set +e
   --generation-database none \
   --request-timeout 20 \
   --no-color \
-  "$@"
+  "$@")
 status=$?
 set -e
 if grep -q 'ERROR' "$WORK/server.log"; then

@@ -55,13 +55,18 @@ async fn the_served_document_declares_every_path_parameter_and_request_body(kind
                     .iter()
                     .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true)
                 {
-                    problems.push(format!("{method} {path}: path parameter {{{name}}} is not declared"));
+                    problems.push(format!(
+                        "{method} {path}: path parameter {{{name}}} is not declared"
+                    ));
                 }
             }
             if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
                 let schema = resolve(&doc, schema);
                 let required = schema["required"].as_array().map_or(0, Vec::len);
-                if schema["properties"].as_object().is_none_or(|p| p.is_empty()) {
+                if schema["properties"]
+                    .as_object()
+                    .is_none_or(|p| p.is_empty())
+                {
                     problems.push(format!(
                         "{method} {path}: the request body is documented as any object ({schema})"
                     ));
@@ -135,9 +140,8 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
         Probe::new(Method::GET, paths::HEALTH, u(paths::HEALTH)),
         Probe::new(Method::GET, paths::METRICS, u(paths::METRICS)),
         Probe::new(Method::GET, paths::OPENAPI, u(paths::OPENAPI)),
-        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN)).json(
-            json!({"username": "tech2", "password": PASSWORD, "device_id": device}),
-        ),
+        Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
+            .json(json!({"username": "tech2", "password": PASSWORD, "device_id": device})),
         Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
             .json(json!({"username": "tech2", "password": "wrong-password", "device_id": device}))
             .expect(401),
@@ -173,21 +177,37 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
             .token(&disp)
             .json(json!({"cursor": "not-a-cursor"}))
             .expect(400),
-        Probe::new(Method::GET, "/v1/orders/{id}", u(&format!("/v1/orders/{}", order.id)))
-            .token(&disp),
+        Probe::new(
+            Method::GET,
+            "/v1/orders/{id}",
+            u(&format!("/v1/orders/{}", order.id)),
+        )
+        .token(&disp),
         Probe::new(Method::GET, "/v1/orders/{id}", u("/v1/orders/not-a-uuid"))
             .token(&disp)
             .expect(400),
-        Probe::new(Method::GET, "/v1/orders/{id}", u(&format!("/v1/orders/{}", Uuid::new_v4())))
-            .token(&disp)
-            .expect(404),
+        Probe::new(
+            Method::GET,
+            "/v1/orders/{id}",
+            u(&format!("/v1/orders/{}", Uuid::new_v4())),
+        )
+        .token(&disp)
+        .expect(404),
         Probe::new(Method::GET, paths::CONFLICTS, u(paths::CONFLICTS)).token(&disp),
-        Probe::new(Method::GET, paths::CONFLICTS, u("/v1/conflicts?status=bogus"))
-            .token(&disp)
-            .expect(400),
-        Probe::new(Method::GET, paths::FAILED_SYNCS, u("/v1/failed-syncs?limit=0"))
-            .token(&disp)
-            .expect(400),
+        Probe::new(
+            Method::GET,
+            paths::CONFLICTS,
+            u("/v1/conflicts?status=bogus"),
+        )
+        .token(&disp)
+        .expect(400),
+        Probe::new(
+            Method::GET,
+            paths::FAILED_SYNCS,
+            u("/v1/failed-syncs?limit=0"),
+        )
+        .token(&disp)
+        .expect(400),
         Probe::new(Method::GET, paths::STOCK_ALERTS, u(paths::STOCK_ALERTS)).token(&disp),
         Probe::new(Method::GET, paths::STOCK_ALERTS, u(paths::STOCK_ALERTS))
             .token(&tech)
@@ -216,9 +236,13 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
         .token(&disp)
         .raw(b"abc", "application/octet-stream")
         .expect(400),
-        Probe::new(Method::GET, "/v1/attachments/{hash}", u(&format!("/v1/attachments/{hash}")))
-            .token(&disp)
-            .expect(404),
+        Probe::new(
+            Method::GET,
+            "/v1/attachments/{hash}",
+            u(&format!("/v1/attachments/{hash}")),
+        )
+        .token(&disp)
+        .expect(404),
         Probe::new(
             Method::GET,
             "/v1/attachments/{hash}/status",
@@ -232,13 +256,21 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
         )
         .token(&disp)
         .expect(400),
-        Probe::new(Method::POST, paths::ATTACHMENTS_BATCH, u(paths::ATTACHMENTS_BATCH))
-            .token(&disp)
-            .json(json!({"files": []})),
-        Probe::new(Method::POST, paths::ATTACHMENTS_BATCH, u(paths::ATTACHMENTS_BATCH))
-            .token(&disp)
-            .json(json!({}))
-            .expect(400),
+        Probe::new(
+            Method::POST,
+            paths::ATTACHMENTS_BATCH,
+            u(paths::ATTACHMENTS_BATCH),
+        )
+        .token(&disp)
+        .json(json!({"files": []})),
+        Probe::new(
+            Method::POST,
+            paths::ATTACHMENTS_BATCH,
+            u(paths::ATTACHMENTS_BATCH),
+        )
+        .token(&disp)
+        .json(json!({}))
+        .expect(400),
     ];
 
     let mut undocumented = Vec::new();
