@@ -113,6 +113,12 @@ impl IntoResponse for Error {
 
 /// Parse a JSON body: invalid UTF-8, malformed JSON and a wrong shape each get their
 /// own code.
+///
+/// Two readings follow the published document (JSON Schema) where serde alone would
+/// not: a body is a JSON object (serde also reads a struct from an array of its fields),
+/// and an integer may be written as a whole number with a fraction part (`2.0` is the
+/// integer 2 in JSON Schema; Python writes floats that way). The second is tried only
+/// when the first reading failed, so a well-formed body costs nothing more.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::bad_request(
@@ -120,25 +126,83 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body is not valid UTF-8",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        let msg = e.to_string();
-        let code = match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedJson,
-            Category::Data
-                if msg.contains("invalid value: integer") || msg.contains("out of range") =>
-            {
-                ErrorCode::OutOfRange
+    let not_an_object = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object ({…})",
+        )
+    };
+    let first_error = match serde_json::from_slice(bytes) {
+        Ok(value) => {
+            return match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => Ok(value),
+                _ => Err(not_an_object()),
             }
-            Category::Data => ErrorCode::InvalidBody,
-        };
-        let what = match code {
-            ErrorCode::MalformedJson => "the body is not well-formed JSON",
-            ErrorCode::OutOfRange => "a value in the body is out of range",
-            _ => "the body does not have the expected fields",
-        };
-        ApiError::bad_request(code, format!("{what}: {msg}"))
-    })
+        }
+        Err(e) => e,
+    };
+    if first_error.classify() == serde_json::error::Category::Data {
+        if let Ok(mut tree) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if tree.is_object() && whole_floats_to_integers(&mut tree) {
+                if let Ok(value) = serde_json::from_value(tree) {
+                    return Ok(value);
+                }
+            }
+        }
+    }
+    Err(refusal(&first_error))
+}
+
+/// The answer to a body serde could not read.
+fn refusal(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let code = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedJson,
+        Category::Data
+            if msg.contains("invalid value: integer") || msg.contains("out of range") =>
+        {
+            ErrorCode::OutOfRange
+        }
+        Category::Data => ErrorCode::InvalidBody,
+    };
+    let what = match code {
+        ErrorCode::MalformedJson => "the body is not well-formed JSON",
+        ErrorCode::OutOfRange => "a value in the body is out of range",
+        _ => "the body does not have the expected fields",
+    };
+    ApiError::bad_request(code, format!("{what}: {msg}"))
+}
+
+/// Rewrite every number with a zero fraction part (within the range a double holds
+/// exactly) as an integer; whether any was.
+fn whole_floats_to_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+                *v = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => {
+            let mut any = false;
+            for item in items {
+                any |= whole_floats_to_integers(item);
+            }
+            any
+        }
+        Value::Object(map) => {
+            let mut any = false;
+            for item in map.values_mut() {
+                any |= whole_floats_to_integers(item);
+            }
+            any
+        }
+        _ => false,
+    }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {

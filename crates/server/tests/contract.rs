@@ -17,6 +17,9 @@ use uuid::Uuid;
 both!(
     the_served_document_declares_every_path_parameter_and_request_body,
     every_status_the_server_answers_is_documented_for_its_operation,
+    a_body_that_is_a_json_array_is_refused_not_read_as_an_object,
+    integers_written_with_a_zero_fraction_are_read_as_integers,
+    quantities_are_read_within_the_range_the_document_gives,
 );
 
 async fn served_document(s: &TestServer) -> Value {
@@ -301,4 +304,153 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
         }
     }
     assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
+}
+
+/// serde reads a struct from an array of its fields; the document says every body is an
+/// object, and so does the server now (schemathesis: `[null, null]` pulled a page).
+async fn a_body_that_is_a_json_array_is_refused_not_read_as_an_object(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let disp = s.login("dispatcher").await;
+    let resp = disp
+        .post(paths::PULL)
+        .header("content-type", "application/json")
+        .body("[null, null]")
+        .send()
+        .await
+        .expect("pull");
+    let (status, body) = error_of(resp).await;
+    assert_eq!((status, body.code), (400, ErrorCode::InvalidBody));
+    let resp = s
+        .http
+        .post(s.url(paths::LOGIN))
+        .json(&json!(["dispatcher", PASSWORD, Uuid::new_v4()]))
+        .send()
+        .await
+        .expect("login");
+    let (status, body) = error_of(resp).await;
+    assert_eq!(
+        (status, body.code),
+        (400, ErrorCode::InvalidBody),
+        "a sign-in as an array is refused: {}",
+        body.message
+    );
+    // Objects, with whitespace before them, still read.
+    let resp = disp
+        .post(paths::PULL)
+        .header("content-type", "application/json")
+        .body(" \n {\"limit\": 1}")
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(resp.status(), 200);
+}
+
+/// JSON Schema (the document) counts `10.0` as the integer 10, and Python writes floats
+/// that way: such a body is read, with the same meaning as `10`.
+async fn integers_written_with_a_zero_fraction_are_read_as_integers(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let disp = s.login("dispatcher").await;
+    let resp = disp
+        .post(paths::PULL)
+        .json(&json!({"limit": 2.0, "max_bytes": 1e6}))
+        .send()
+        .await
+        .expect("pull");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    let page: PullResponse = serde_json::from_str(&text).expect("a page");
+    assert!(page.changes.len() <= 2, "the limit 2.0 is the limit 2");
+
+    let order = disp.create_order(None).await;
+    let m = disp.mutation(
+        order.id,
+        outpost_protocol::MutationKind::Update,
+        order.version,
+        vec![outpost_protocol::Op::Set(outpost_protocol::SetOp::Title(
+            "Written by Python".into(),
+        ))],
+    );
+    let mut body = json!({ "mutations": [m] });
+    body["mutations"][0]["base_version"] = json!(order.version as f64);
+    body["mutations"][0]["format"] = json!(1.0);
+    let text = serde_json::to_string(&body).expect("json");
+    assert!(text.contains("\"format\":1.0"), "{text}");
+    let resp = disp
+        .post(paths::PUSH)
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .expect("push");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    let r: PushResponse = serde_json::from_str(&text).expect("push response");
+    assert!(
+        matches!(&r.results[0].outcome, PushOutcome::Applied(a) if a.changed),
+        "{text}"
+    );
+    // Read exactly, so a large whole number is still whole (serde_json's fast float
+    // reading made 1916543524585577.0 into 1916543524585576.75).
+    let mut body = json!({ "mutations": [m] });
+    body["mutations"][0]["mutation_id"] = json!(Uuid::now_v7());
+    body["mutations"][0]["base_version"] = json!(1_916_543_524_585_577.0_f64);
+    let resp = disp
+        .post(paths::PUSH)
+        .json(&body)
+        .send()
+        .await
+        .expect("push");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    // A fraction is still refused where an integer is wanted.
+    let resp = disp
+        .post(paths::PULL)
+        .json(&json!({"limit": 2.5}))
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(error_of(resp).await.0, 400);
+}
+
+/// `Quantity` reads an integer up to what its thousandths fit in an i64 and a fraction up
+/// to 10^12 units; the document gives exactly those bounds, and the server keeps them.
+async fn quantities_are_read_within_the_range_the_document_gives(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let doc = served_document(&s).await;
+    let q = &doc["components"]["schemas"]["Quantity"]["anyOf"];
+    let int_max = q[0]["maximum"].as_i64().expect("integer bound");
+    let num_max = q[1]["maximum"].as_f64().expect("number bound");
+    assert_eq!(q[0]["minimum"].as_i64(), Some(-int_max));
+    assert_eq!(q[1]["minimum"].as_f64(), Some(-num_max));
+
+    let disp = s.login("dispatcher").await;
+    let order = disp.create_order(None).await;
+    let status_for = |quantity: Value| {
+        let m = disp.mutation(
+            order.id,
+            outpost_protocol::MutationKind::Update,
+            order.version,
+            vec![outpost_protocol::Op::Add(
+                outpost_protocol::mutation::ListItem::PartsUsed(outpost_protocol::PartUsed {
+                    id: Uuid::now_v7(),
+                    sku: "SKU-00001".into(),
+                    quantity: outpost_protocol::Quantity(1000),
+                }),
+            )],
+        );
+        let mut body = json!({ "mutations": [m] });
+        body["mutations"][0]["ops"][0]["item"]["quantity"] = quantity;
+        let req = disp.post(paths::PUSH).json(&body);
+        async move { req.send().await.expect("push").status().as_u16() }
+    };
+    // Within: read (the push answers 200, whatever validation then says).
+    assert_eq!(status_for(json!(int_max)).await, 200);
+    assert_eq!(status_for(json!(-int_max)).await, 200);
+    assert_eq!(status_for(json!(num_max - 0.5)).await, 200);
+    // Beyond: refused as out of range.
+    assert_eq!(status_for(json!(int_max + 1)).await, 400);
+    assert_eq!(status_for(json!(num_max + 0.5)).await, 400);
 }
