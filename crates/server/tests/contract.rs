@@ -20,6 +20,7 @@ both!(
     a_body_that_is_a_json_array_is_refused_not_read_as_an_object,
     integers_written_with_a_zero_fraction_are_read_as_integers,
     quantities_are_read_within_the_range_the_document_gives,
+    text_with_nul_characters_gets_an_answer_not_a_server_error,
 );
 
 async fn served_document(s: &TestServer) -> Value {
@@ -453,4 +454,64 @@ async fn quantities_are_read_within_the_range_the_document_gives(kind: Kind) {
     // Beyond: refused as out of range.
     assert_eq!(status_for(json!(int_max + 1)).await, 400);
     assert_eq!(status_for(json!(num_max + 0.5)).await, 400);
+}
+
+/// JSON strings may hold U+0000; PostgreSQL text may not. Every place such a string can
+/// reach is answered as for any other string (schemathesis sends them).
+async fn text_with_nul_characters_gets_an_answer_not_a_server_error(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let disp = s.login("dispatcher").await;
+    let nul = "tech\u{0}1";
+    let resp = s
+        .http
+        .post(s.url(paths::LOGIN))
+        .json(&json!({"username": nul, "password": PASSWORD, "device_id": Uuid::new_v4()}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(error_of(resp).await.0, 401, "no such user");
+    for path in [paths::REFRESH, paths::LOGOUT] {
+        let body = if path == paths::REFRESH {
+            json!({"refresh_token": nul, "device_id": Uuid::new_v4()})
+        } else {
+            json!({"refresh_token": nul})
+        };
+        let resp = s
+            .http
+            .post(s.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect(path);
+        assert!(resp.status().as_u16() < 500, "{path}: {}", resp.status());
+    }
+    let resp = disp
+        .post(paths::PULL)
+        .json(&json!({"cursor": nul}))
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(error_of(resp).await.0, 400, "not a cursor");
+    let order = disp.create_order(None).await;
+    let outcome = disp
+        .push1(disp.mutation(
+            order.id,
+            outpost_protocol::MutationKind::Update,
+            order.version,
+            vec![
+                outpost_protocol::Op::Set(outpost_protocol::SetOp::Title(nul.into())),
+                outpost_protocol::Op::Set(outpost_protocol::SetOp::Assignee(Some(nul.into()))),
+            ],
+        ))
+        .await;
+    assert!(
+        !matches!(outcome, PushOutcome::MissingAttachments { .. }),
+        "{outcome:?}"
+    );
+    let resp = disp
+        .get(&format!("/v1/conflicts?status={}", "open%00"))
+        .send()
+        .await
+        .expect("conflicts");
+    assert_eq!(error_of(resp).await.0, 400);
 }
