@@ -10,7 +10,8 @@
 #   scripts/conformance.sh                 # what `make test` runs
 #   OUTPOST_CONFORMANCE_EXAMPLES=200 scripts/conformance.sh    # a longer run
 #   scripts/conformance.sh --report junit  # extra arguments go to `schemathesis run`
-#   scripts/with-postgres.sh scripts/conformance.sh            # on PostgreSQL
+#   scripts/with-postgres.sh bash -c \
+#     'OUTPOST_CONFORMANCE_DB=$OUTPOST_TEST_PG_URL scripts/conformance.sh'  # on PostgreSQL
 #
 # schemathesis lives in a virtual environment outside the clone, made on first use:
 # OUTPOST_CONFORMANCE_VENV (default ~/.cache/outpost/schemathesis-VERSION).
@@ -42,7 +43,11 @@ if [ "$("$ST" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMAT
 fi
 
 # ---- a live server ---------------------------------------------------------------
-"$CARGO" build --quiet -p outpost-server --bin outpost-server
+# The debug binary exactly as the workspace's tests build it (scripts/test.sh): cargo
+# unifies features over what it builds together, so `build -p outpost-server` alone
+# would make another binary in its place and the next test run would rebuild it. After
+# `make test-rust` this builds nothing.
+"$CARGO" test --quiet --workspace --exclude outpost-desktop --no-run
 SERVER_BIN=$TARGET_DIR/debug/outpost-server
 
 WORK=$(mktemp -d /tmp/outpost-conformance.XXXXXX)
@@ -53,9 +58,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# SQLite in a temporary file by default; PostgreSQL when run inside
-# scripts/with-postgres.sh (or with OUTPOST_CONFORMANCE_DB naming a database to use).
-DB=${OUTPOST_CONFORMANCE_DB:-${OUTPOST_TEST_PG_URL:-sqlite:$WORK/server.db}}
+# SQLite in a temporary file, unless OUTPOST_CONFORMANCE_DB names a throwaway database
+# (it gets the demo fleet and whatever schemathesis sends).
+DB=${OUTPOST_CONFORMANCE_DB:-sqlite:$WORK/server.db}
 echo "conformance: outpost-server on ${DB%%://*}" >&2
 "$SERVER_BIN" seed --demo --items 200 --db "$DB" >/dev/null
 NO_COLOR=1 OUTPOST_LOG=info "$SERVER_BIN" serve --listen 127.0.0.1:0 --db "$DB" 2>"$WORK/server.log" &
@@ -142,7 +147,8 @@ if grep -q 'ERROR' "$WORK/server.log"; then
   status=1
 fi
 if [ "$status" -ne 0 ]; then
-  echo "conformance: FAILED (schemathesis exit $status; server log kept in the output above)" >&2
+  echo "conformance: FAILED (schemathesis exit $status); the end of the server's log:" >&2
+  tail -n 30 "$WORK/server.log" >&2
   exit "$status"
 fi
 echo "conformance: the server conforms to its OpenAPI document"
