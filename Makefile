@@ -8,7 +8,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-rust test-desktop test-package release-check test-updater bench lint fmt
+.PHONY: deps build run demo test test-rust test-conformance test-desktop test-package release-check test-updater bench lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -25,10 +25,17 @@ demo: build
 # Everything: the Rust workspace (both server backends, the real Secret Service), then
 # the desktop app (one release build; Vitest; the real window under Xvfb against a real
 # server).
-test: test-rust test-desktop test-package release-check test-updater
+test: test-rust test-conformance test-desktop test-package release-check test-updater
 
 test-rust: deps
 	@scripts/test.sh
+
+# The published contract against a live server: schemathesis (pinned; installed into a
+# cache outside the clone on first use) sends generated requests to every operation of
+# /openapi.json; any undocumented answer, schema mismatch or 5xx fails
+# (scripts/conformance.sh).
+test-conformance: deps
+	@scripts/conformance.sh
 
 bench: deps
 	$(CARGO) bench -p outpost-store --bench write_path

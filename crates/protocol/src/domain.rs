@@ -11,6 +11,7 @@ use crate::status::Status;
 
 /// How urgent a work order is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -50,6 +51,7 @@ impl std::str::FromStr for Priority {
 /// A quantity in thousandths of the item's unit (so 2.5 m of cable is 2500), which
 /// keeps stock arithmetic exact and commutative. On the wire it is a decimal number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = f64))]
 pub struct Quantity(pub i64);
 
 impl Quantity {
@@ -147,6 +149,7 @@ impl<'de> Deserialize<'de> for Quantity {
 
 /// The customer the work is done for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     pub name: String,
@@ -158,6 +161,7 @@ pub struct Customer {
 
 /// Where the work is done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Site {
     pub address: String,
@@ -169,6 +173,7 @@ pub struct Site {
 
 /// The machine the work is done on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Equipment {
     #[serde(default)]
@@ -182,6 +187,7 @@ pub struct Equipment {
 /// When the work is planned, with the IANA time zone of the site (e.g. "Europe/Oslo")
 /// so the window is shown in local time wherever the viewer is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledWindow {
     #[serde(serialize_with = "crate::time_json::utc")]
@@ -193,6 +199,7 @@ pub struct ScheduledWindow {
 
 /// One step of the order's checklist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
     pub id: String,
@@ -205,6 +212,7 @@ pub struct ChecklistItem {
 
 /// A note entry. Notes are append-only: concurrent edits keep every entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NoteEntry {
     pub id: Uuid,
@@ -216,6 +224,7 @@ pub struct NoteEntry {
 
 /// Time worked on the order. An open entry (no `ended_at`) is a running timer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeEntry {
     pub id: Uuid,
@@ -233,6 +242,7 @@ pub struct TimeEntry {
 
 /// A line of parts used: an inventory item and how much of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PartUsed {
     pub id: Uuid,
@@ -242,6 +252,7 @@ pub struct PartUsed {
 
 /// A photo attached to the order, named by the SHA-256 of its bytes (hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PhotoRef {
     pub hash: String,
@@ -253,6 +264,7 @@ pub struct PhotoRef {
 
 /// The customer's signature: an image named by its SHA-256, and who signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Signature {
     pub hash: String,
@@ -266,6 +278,7 @@ pub struct Signature {
 /// so it ignores members it does not know: a newer server's optional member must not
 /// make a row unreadable on an older device (docs/protocol.md, "Compatibility").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkOrder {
     pub id: Uuid,
     /// Human number, assigned by the server; `None` (shown as pending) until then.
@@ -345,6 +358,7 @@ impl WorkOrder {
 /// Stock of an item at one location (a warehouse, a van). Read only from the server or
 /// a store: members it does not know are ignored, as for [`WorkOrder`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockLevel {
     pub location: String,
     pub quantity: Quantity,
@@ -354,6 +368,7 @@ pub struct StockLevel {
 /// Read only from the server, a store or an administrator's seed: members it does not
 /// know are ignored, as for [`WorkOrder`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryItem {
     pub sku: String,
     pub name: String,
@@ -375,6 +390,7 @@ impl InventoryItem {
 
 /// Roles a user of the fleet may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Technician,

@@ -21,6 +21,7 @@ pub const FORMAT_VERSION: u16 = 1;
 
 /// What a mutation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     WorkOrder,
@@ -40,6 +41,7 @@ impl EntityKind {
 
 /// The user action a mutation records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MutationKind {
     Create,
@@ -66,6 +68,7 @@ impl MutationKind {
 /// A scalar field and its new value. The field name is the conflict unit on the server
 /// (see [`SetOp::field_key`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "field", content = "value", rename_all = "snake_case")]
 pub enum SetOp {
     Title(String),
@@ -120,6 +123,7 @@ impl SetOp {
 
 /// Lists whose items have ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ListName {
     Checklist,
@@ -141,6 +145,7 @@ impl ListName {
 
 /// An item added to a list, tagged with the list it goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "list", content = "item", rename_all = "snake_case")]
 pub enum ListItem {
     Checklist(ChecklistItem),
@@ -172,6 +177,7 @@ impl ListItem {
 
 /// One field operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Set(SetOp),
@@ -182,6 +188,7 @@ pub enum Op {
 
 /// A recorded user action, the unit of upload and of idempotency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mutation {
     /// UUIDv7 made on the device: the idempotency key.

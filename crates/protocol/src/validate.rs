@@ -16,6 +16,7 @@ pub const QUANTITY_MAX: Quantity = Quantity(1_000_000 * Quantity::SCALE);
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's path, e.g. `title`, `customer.email`, `checklist.c1`.
     pub field: String,

@@ -61,6 +61,7 @@ pub use crate::limits;
 
 /// Stable error codes. A client branches on these, never on messages or HTTP reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // Request shape (400, 413, 415).
@@ -177,6 +178,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The body of every error response (4xx and 5xx).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     /// What went wrong, in words a person understands; never contains secrets.
@@ -205,6 +207,7 @@ impl ErrorBody {
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -216,6 +219,7 @@ pub struct LoginRequest {
 /// `POST /v1/auth/refresh`: trade a refresh token for a new pair. The old refresh token
 /// stops working (after a short grace period for a lost reply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -224,6 +228,7 @@ pub struct RefreshRequest {
 
 /// `POST /v1/auth/logout`: the refresh token (and its device's session) stops working.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     pub refresh_token: String,
@@ -231,6 +236,7 @@ pub struct LogoutRequest {
 
 /// The answer to login and refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// Send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
@@ -251,6 +257,7 @@ pub struct TokenResponse {
 
 /// `POST /v1/push`: a batch of mutations, applied in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     pub mutations: Vec<Mutation>,
@@ -258,12 +265,14 @@ pub struct PushRequest {
 
 /// One result per mutation, in the order sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
     pub server_time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MutationResult {
     pub mutation_id: Uuid,
     pub outcome: PushOutcome,
@@ -281,6 +290,7 @@ pub struct MutationResult {
 /// members after a leading `result` straight into the variant, instead of buffering
 /// the whole object (with the order it carries) first; any member order is accepted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PushOutcome {
     Applied(Applied),
@@ -288,6 +298,7 @@ pub enum PushOutcome {
     /// The same mutation (same id, same body) was applied before; this is its first
     /// recorded outcome.
     Duplicate {
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
         first: Box<PushOutcome>,
     },
     Rejected(Rejection),
@@ -462,6 +473,7 @@ impl PushOutcome {
 
 /// The mutation took effect (or changed nothing because every value was already so).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Applied {
     pub entity: EntityKind,
     pub entity_id: Uuid,
@@ -480,6 +492,7 @@ pub struct Applied {
 
 /// Some operations took effect; the `set`s of `fields` wait in an open conflict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppliedWithConflicts {
     pub entity_id: Uuid,
     pub version: u64,
@@ -496,6 +509,7 @@ pub struct AppliedWithConflicts {
 
 /// A permanent refusal, recorded as a failed sync for dispatchers (`failed_sync_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejection {
     pub code: ErrorCode,
     pub message: String,
@@ -513,6 +527,7 @@ pub struct Rejection {
 // ---------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
     Open,
@@ -521,6 +536,7 @@ pub enum RecordStatus {
 
 /// Why a conflict was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictKind {
     /// Some `set`s met a newer change of the same field by another device; the rest of
@@ -550,6 +566,7 @@ impl ConflictKind {
 /// and the value at the device's base (when the server still knows it), each as the
 /// same `set` operation so a resolution can send back whichever is chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictField {
     pub field: String,
     pub device: SetOp,
@@ -560,6 +577,7 @@ pub struct ConflictField {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResolutionOutcome {
     AcceptedDevice,
@@ -573,6 +591,7 @@ pub enum ResolutionOutcome {
 
 /// How a conflict or failed sync was settled, by whom and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resolution {
     pub outcome: ResolutionOutcome,
     pub decided_by: String,
@@ -588,6 +607,7 @@ pub struct Resolution {
 
 /// An open or settled conflict, with the full payload of the mutation that caused it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictRecord {
     pub id: Uuid,
     /// 1 while open; 2 once resolved. A resolution names the version it expects.
@@ -703,6 +723,7 @@ impl ConflictRecord {
 
 /// A mutation the server refused, with everything a dispatcher needs to decide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedSyncRecord {
     pub id: Uuid,
     /// 1 while open; 2 once resolved.
@@ -757,17 +778,20 @@ impl FailedSyncRecord {
 
 /// `GET /v1/conflicts` and `GET /v1/failed-syncs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictList {
     pub items: Vec<ConflictRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedSyncList {
     pub items: Vec<FailedSyncRecord>,
 }
 
 /// An inventory item whose stock went below zero (parts used beyond what was booked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockAlert {
     pub sku: String,
     pub name: String,
@@ -776,6 +800,7 @@ pub struct StockAlert {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockAlertList {
     pub items: Vec<StockAlert>,
 }
@@ -786,6 +811,7 @@ pub struct StockAlertList {
 
 /// `POST /v1/pull`. No cursor means "prime me": a snapshot first, then the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
     #[serde(default)]
@@ -801,6 +827,7 @@ pub struct PullRequest {
 /// One page. Apply `changes` and store `cursor` in one local transaction; ask again
 /// while `has_more`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullResponse {
     pub changes: Vec<Change>,
     pub cursor: String,
@@ -816,6 +843,7 @@ pub struct PullResponse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PrimingPhase {
     Orders,
@@ -826,6 +854,7 @@ pub enum PrimingPhase {
 
 /// Progress of a snapshot: `done` of `total` rows sent (total counted when it began).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrimingProgress {
     pub phase: PrimingPhase,
     pub done: u64,
@@ -836,6 +865,7 @@ pub struct PrimingProgress {
 
 /// The kind of entity a change row is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeEntity {
     WorkOrder,
@@ -874,6 +904,7 @@ impl std::str::FromStr for ChangeEntity {
 
 /// One row of a pull page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     /// The change-log sequence; 0 for snapshot rows.
     pub seq: u64,
@@ -895,6 +926,7 @@ pub struct Change {
 /// does not know reads as [`ChangeBody::Unknown`] with its row skipped unread, instead
 /// of failing the whole page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", content = "row", rename_all = "snake_case")]
 pub enum ChangeBody {
     WorkOrder(WorkOrder),
@@ -1032,6 +1064,7 @@ impl Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeftScope {
     /// Who holds the order now (to show "reassigned to …").
     #[serde(default)]
@@ -1044,6 +1077,7 @@ pub struct LeftScope {
 
 /// The state of an upload: `received` bytes are stored; resume from there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttachmentStatus {
     pub hash: String,
     pub received: u64,
@@ -1055,12 +1089,14 @@ pub struct AttachmentStatus {
 
 /// `POST /v1/attachments-batch`: small files in one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchUploadRequest {
     pub files: Vec<BatchFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchFile {
     pub hash: String,
@@ -1069,11 +1105,13 @@ pub struct BatchFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchUploadResponse {
     pub results: Vec<BatchFileResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchFileResult {
     pub hash: String,
     pub complete: bool,
@@ -1087,6 +1125,7 @@ pub struct BatchFileResult {
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     pub protocol_version: u32,

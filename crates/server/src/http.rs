@@ -21,11 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use outpost_protocol::wire::{
-    limits, paths, BatchUploadRequest, BatchUploadResponse, ConflictList, ConflictRecord,
-    ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest, LogoutRequest, PullRequest,
-    PushRequest, RecordStatus, RefreshRequest, StockAlert, StockAlertList, PROTOCOL_HEADER,
+    limits, paths, AttachmentStatus, BatchUploadRequest, BatchUploadResponse, ConflictList,
+    ConflictRecord, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest,
+    LogoutRequest, PullRequest, PullResponse, PushRequest, PushResponse, RecordStatus,
+    RefreshRequest, StockAlert, StockAlertList, TokenResponse, PROTOCOL_HEADER,
 };
-use outpost_protocol::{compat, Quantity, PROTOCOL_VERSION};
+use outpost_protocol::{compat, Quantity, WorkOrder, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tower_http::compression::CompressionLayer;
@@ -120,6 +121,12 @@ impl IntoResponse for Error {
 
 /// Parse a JSON body: invalid UTF-8, malformed JSON and a wrong shape each get their
 /// own code.
+///
+/// Two readings follow the published document (JSON Schema) where serde alone would
+/// not: a body is a JSON object (serde also reads a struct from an array of its fields),
+/// and an integer may be written as a whole number with a fraction part (`2.0` is the
+/// integer 2 in JSON Schema; Python writes floats that way). The second is tried only
+/// when the first reading failed, so a well-formed body costs nothing more.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::bad_request(
@@ -127,25 +134,83 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body is not valid UTF-8",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        let msg = e.to_string();
-        let code = match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedJson,
-            Category::Data
-                if msg.contains("invalid value: integer") || msg.contains("out of range") =>
-            {
-                ErrorCode::OutOfRange
+    let not_an_object = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object ({…})",
+        )
+    };
+    let first_error = match serde_json::from_slice(bytes) {
+        Ok(value) => {
+            return match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => Ok(value),
+                _ => Err(not_an_object()),
             }
-            Category::Data => ErrorCode::InvalidBody,
-        };
-        let what = match code {
-            ErrorCode::MalformedJson => "the body is not well-formed JSON",
-            ErrorCode::OutOfRange => "a value in the body is out of range",
-            _ => "the body does not have the expected fields",
-        };
-        ApiError::bad_request(code, format!("{what}: {msg}"))
-    })
+        }
+        Err(e) => e,
+    };
+    if first_error.classify() == serde_json::error::Category::Data {
+        if let Ok(mut tree) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if tree.is_object() && whole_floats_to_integers(&mut tree) {
+                if let Ok(value) = serde_json::from_value(tree) {
+                    return Ok(value);
+                }
+            }
+        }
+    }
+    Err(refusal(&first_error))
+}
+
+/// The answer to a body serde could not read.
+fn refusal(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let code = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ErrorCode::MalformedJson,
+        Category::Data
+            if msg.contains("invalid value: integer") || msg.contains("out of range") =>
+        {
+            ErrorCode::OutOfRange
+        }
+        Category::Data => ErrorCode::InvalidBody,
+    };
+    let what = match code {
+        ErrorCode::MalformedJson => "the body is not well-formed JSON",
+        ErrorCode::OutOfRange => "a value in the body is out of range",
+        _ => "the body does not have the expected fields",
+    };
+    ApiError::bad_request(code, format!("{what}: {msg}"))
+}
+
+/// Rewrite every number with a zero fraction part (within the range a double holds
+/// exactly) as an integer; whether any was.
+fn whole_floats_to_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+                *v = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => {
+            let mut any = false;
+            for item in items {
+                any |= whole_floats_to_integers(item);
+            }
+            any
+        }
+        Value::Object(map) => {
+            let mut any = false;
+            for item in map.values_mut() {
+                any |= whole_floats_to_integers(item);
+            }
+            any
+        }
+        _ => false,
+    }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -253,6 +318,13 @@ async fn guard(State(app): St, mut req: Request, next: Next) -> Response {
 
 // ---- handlers --------------------------------------------------------------------------
 
+/// Whether the server and its store answer
+#[utoipa::path(get, path = paths::HEALTH, tag = "service", operation_id = "health",
+    responses(
+        (status = 200, description = "The store answers.", body = Health),
+        (status = 503, description = "The store does not answer (`unavailable`).", body = ErrorBody),
+    ),
+)]
 async fn health(State(app): St) -> Response {
     match app
         .db
@@ -274,6 +346,12 @@ async fn health(State(app): St) -> Response {
     }
 }
 
+/// Prometheus metrics
+#[utoipa::path(get, path = paths::METRICS, tag = "service", operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn metrics(State(app): St) -> Response {
     (
         [(
@@ -285,14 +363,34 @@ async fn metrics(State(app): St) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    json_response(StatusCode::OK, &crate::openapi::document())
+/// This document
+#[utoipa::path(get, path = paths::OPENAPI, tag = "service", operation_id = "openapi",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 description of this server.", body = Object),
+    ),
+)]
+async fn openapi() -> Result<Response, Error> {
+    let doc = crate::openapi::document().map_err(|e| Error::store(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, &doc))
 }
 
 fn client_addr(req_ext: Option<&ConnectInfo<SocketAddr>>) -> String {
     req_ext.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
+/// Sign in on a device
+///
+/// Failed sign-ins are limited per username and per client address.
+#[utoipa::path(post, path = paths::LOGIN, tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: a new access and refresh token for this device.", body = TokenResponse),
+        (status = 401, description = "Wrong username or password (`invalid_credentials`).", body = ErrorBody),
+        (status = 403, description = "The account is disabled (`user_disabled`).", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins (`rate_limited`); wait `retry_after_secs`.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+)]
 async fn login(State(app): St, req: Request) -> Result<Response, Error> {
     let ip = client_addr(req.extensions().get::<ConnectInfo<SocketAddr>>());
     let JsonBody(body) = JsonBody::<LoginRequest>::from_request(req, &()).await?;
@@ -367,6 +465,18 @@ async fn login(State(app): St, req: Request) -> Result<Response, Error> {
     Ok(json_response(StatusCode::OK, &resp))
 }
 
+/// Trade a refresh token for a new pair
+///
+/// The old refresh token stops working after a short grace period (for a lost reply);
+/// using it after that revokes the device's sign-in.
+#[utoipa::path(post, path = paths::REFRESH, tag = "auth", operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access and refresh token.", body = TokenResponse),
+        (status = 401, description = "The refresh token is unknown or of another device (`token_invalid`), revoked (`token_revoked`), expired (`token_expired`) or was used twice (`refresh_reused`, the device's sign-in is revoked).", body = ErrorBody),
+        (status = 403, description = "The account is disabled (`user_disabled`).", body = ErrorBody),
+    ),
+)]
 async fn refresh(
     State(app): St,
     JsonBody(body): JsonBody<RefreshRequest>,
@@ -387,6 +497,15 @@ async fn refresh(
     Ok(json_response(StatusCode::OK, &resp))
 }
 
+/// Sign out: the refresh token stops working
+///
+/// An unknown or already revoked token is signed out too.
+#[utoipa::path(post, path = paths::LOGOUT, tag = "auth", operation_id = "logout",
+    request_body = LogoutRequest,
+    responses(
+        (status = 204, description = "Signed out."),
+    ),
+)]
 async fn logout(
     State(app): St,
     JsonBody(body): JsonBody<LogoutRequest>,
@@ -397,6 +516,18 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Apply a batch of mutations, in order
+///
+/// One result per mutation, in the order sent. A refused mutation is an outcome
+/// (`rejected`), not an HTTP error.
+#[utoipa::path(post, path = paths::PUSH, tag = "sync", operation_id = "push",
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "One result per mutation.", body = PushResponse),
+        (status = 413, description = "More mutations than a push may carry (`payload_too_large`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn push_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -432,6 +563,19 @@ async fn push_handler(
         .into_response())
 }
 
+/// One page of changes
+///
+/// Without a cursor: a snapshot of everything in the caller's scope first (`priming`),
+/// then the change log. Store the page's `cursor` with its rows and send it back.
+#[utoipa::path(post, path = paths::PULL, tag = "sync", operation_id = "pull",
+    request_body = PullRequest,
+    responses(
+        (status = 200, description = "One page; ask again while `has_more`.", body = PullResponse),
+        (status = 400, description = "`limit` or `max_bytes` out of range (`out_of_range`), or a cursor this server did not make (`invalid_body`).", body = ErrorBody),
+        (status = 409, description = "The cursor is of another epoch, older than the kept log or ahead of it (`resync_required`): pull again without one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn pull_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -471,6 +615,16 @@ fn parse_uuid(s: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidBody, "the id is not a UUID"))
 }
 
+/// One work order the caller may see
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "records", operation_id = "get_order",
+    params(("id" = Uuid, Path, description = "The order's id.")),
+    responses(
+        (status = 200, description = "The order as the server holds it.", body = WorkOrder),
+        (status = 400, description = "The id is not a UUID (`invalid_body`).", body = ErrorBody),
+        (status = 404, description = "No such order, or not assigned to the calling technician (`not_found`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_order(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -488,37 +642,58 @@ async fn get_order(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The most records one list returns.
+pub(crate) const LIST_LIMIT_MAX: u32 = 5000;
+
+/// Which records a list returns.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ListStatus {
+    Open,
+    Resolved,
+    All,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `open` (the default), `resolved` or `all`.
     #[serde(default)]
-    status: Option<String>,
+    #[param(inline)]
+    status: Option<ListStatus>,
+    /// How many records at most (default 500).
     #[serde(default)]
     limit: Option<u32>,
 }
 
 fn list_filter(q: &ListQuery) -> Result<(Option<RecordStatus>, u32), ApiError> {
-    let status = match q.status.as_deref() {
-        None | Some("open") => Some(RecordStatus::Open),
-        Some("resolved") => Some(RecordStatus::Resolved),
-        Some("all") => None,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidBody,
-                "status must be open, resolved or all",
-            ))
-        }
+    let status = match q.status {
+        None | Some(ListStatus::Open) => Some(RecordStatus::Open),
+        Some(ListStatus::Resolved) => Some(RecordStatus::Resolved),
+        Some(ListStatus::All) => None,
     };
     let limit = q.limit.unwrap_or(500);
-    if limit == 0 || limit > 5000 {
+    if limit == 0 || limit > LIST_LIMIT_MAX {
         return Err(ApiError::bad_request(
             ErrorCode::OutOfRange,
-            "limit must be between 1 and 5000",
+            format!("limit must be between 1 and {LIST_LIMIT_MAX}"),
         ));
     }
     Ok((status, limit))
 }
 
+/// Conflicts
+///
+/// Dispatchers see every conflict; technicians see those of their orders and devices.
+#[utoipa::path(get, path = paths::CONFLICTS, tag = "records", operation_id = "list_conflicts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The conflicts, each with the mutation that caused it.", body = ConflictList),
+        (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_conflicts(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -543,6 +718,18 @@ async fn list_conflicts(
     Ok(json_response(StatusCode::OK, &ConflictList { items }))
 }
 
+/// Failed syncs
+///
+/// Mutations the server refused, with their full payload. Dispatchers see all;
+/// technicians see those of their orders and devices.
+#[utoipa::path(get, path = paths::FAILED_SYNCS, tag = "records", operation_id = "list_failed_syncs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The failed syncs.", body = FailedSyncList),
+        (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_failed(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -567,6 +754,16 @@ async fn list_failed(
     Ok(json_response(StatusCode::OK, &FailedSyncList { items }))
 }
 
+/// Inventory below zero
+///
+/// Parts used beyond what was booked, per item and location. Dispatchers only.
+#[utoipa::path(get, path = paths::STOCK_ALERTS, tag = "records", operation_id = "stock_alerts",
+    responses(
+        (status = 200, description = "Every item and location whose stock is below zero.", body = StockAlertList),
+        (status = 403, description = "The caller is a technician (`forbidden`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn stock_alerts(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -589,13 +786,32 @@ async fn stock_alerts(
     Ok(json_response(StatusCode::OK, &StockAlertList { items }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ChunkQuery {
+    /// Where this chunk starts in the file: the `received` of the upload's status.
     offset: u64,
+    /// The whole file's size in bytes.
     total: u64,
 }
 
+/// Store one chunk of an attachment
+///
+/// Chunks go in order: send the bytes from `offset` (the `received` of the upload's
+/// status). The file counts once all its bytes are stored and their SHA-256 is its name.
+#[utoipa::path(put, path = "/v1/attachments/{hash}", tag = "attachments", operation_id = "put_attachment_chunk",
+    params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the whole file."), ChunkQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The chunk's bytes."),
+    responses(
+        (status = 200, description = "The upload's state after this chunk.", body = AttachmentStatus),
+        (status = 400, description = "The name is not a SHA-256 (`invalid_body`), a parameter is missing or malformed (`invalid_body`), the chunk is empty or goes past `total` (`out_of_range`), or the body could not be read (`malformed_json`).", body = ErrorBody),
+        (status = 409, description = "`offset` is not where the stored bytes end, or `total` differs from the upload's (`offset_mismatch`).", body = ErrorBody),
+        (status = 413, description = "The chunk or the file is too large (`payload_too_large`).", body = ErrorBody),
+        (status = 422, description = "The whole file's bytes do not match its name; the upload is discarded (`hash_mismatch`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn put_attachment(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -614,6 +830,16 @@ async fn put_attachment(
     Ok(json_response(StatusCode::OK, &status))
 }
 
+/// The bytes of an attachment
+#[utoipa::path(get, path = "/v1/attachments/{hash}", tag = "attachments", operation_id = "get_attachment",
+    params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the file.")),
+    responses(
+        (status = 200, description = "The file.", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "The name is not a SHA-256 (`invalid_body`).", body = ErrorBody),
+        (status = 404, description = "No complete file of that name that the caller may read (`not_found`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_attachment(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -633,6 +859,17 @@ async fn get_attachment(
         .into_response())
 }
 
+/// The state of an upload
+///
+/// A file the caller may not read looks like one never uploaded.
+#[utoipa::path(get, path = "/v1/attachments/{hash}/status", tag = "attachments", operation_id = "attachment_status",
+    params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the file.")),
+    responses(
+        (status = 200, description = "How many bytes are stored; resume from `received`.", body = AttachmentStatus),
+        (status = 400, description = "The name is not a SHA-256 (`invalid_body`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn attachment_status(
     State(app): St,
     Extension(who): Extension<Principal>,
@@ -645,6 +882,17 @@ async fn attachment_status(
     Ok(json_response(StatusCode::OK, &s))
 }
 
+/// Several small files in one request
+///
+/// Each file is stored whole or not at all; one result per file, in order.
+#[utoipa::path(post, path = paths::ATTACHMENTS_BATCH, tag = "attachments", operation_id = "upload_batch",
+    request_body = BatchUploadRequest,
+    responses(
+        (status = 200, description = "One result per file (a refused file carries its `error`).", body = BatchUploadResponse),
+        (status = 413, description = "More files than a batch may carry (`payload_too_large`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn batch_upload(
     State(app): St,
     Extension(who): Extension<Principal>,

@@ -376,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Openapi => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&outpost_server::openapi::document())?
+                serde_json::to_string_pretty(&outpost_server::openapi::document()?)?
             );
         }
     }

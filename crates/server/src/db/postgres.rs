@@ -47,6 +47,12 @@ impl ToSql for V {
                 Type::BOOL => v.map(|x| x != 0).to_sql(ty, out),
                 _ => v.to_sql(ty, out),
             },
+            // PostgreSQL text cannot hold U+0000 (SQLite's can), and JSON strings may.
+            // No stored key has one (usernames, SKUs and attachment names are checked
+            // where they are made), so it becomes U+FFFD: a lookup still finds nothing
+            // and a write keeps the rest of the text, as on SQLite, instead of failing
+            // the whole request. (Row bodies are JSON, where it is written `\u0000`.)
+            V::T(Some(v)) if v.contains('\0') => v.replace('\0', "\u{FFFD}").to_sql(ty, out),
             V::T(v) => v.to_sql(ty, out),
             V::B(v) => v.to_sql(ty, out),
         }
