@@ -13,8 +13,8 @@
 //! `/openapi.json`, printed by `outpost-server openapi`, and held against a live server
 //! by `scripts/conformance.sh` (schemathesis, in `make test`).
 
-use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER};
 use outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION;
+use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER};
 use outpost_protocol::{Quantity, PROTOCOL_VERSION};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi as _;
@@ -65,6 +65,7 @@ pub fn document() -> Result<Value, DocumentError> {
     binary_bodies(&mut doc);
     integer_ranges(&mut doc);
     date_time_patterns(&mut doc);
+    nullable_is_optional(&mut doc);
     shared_layers(&mut doc)?;
     bounds(&mut doc)?;
     Ok(doc)
@@ -156,6 +157,41 @@ fn date_time_patterns(doc: &mut Value) {
     each_object(doc, &mut |map| {
         if map.get("format").and_then(Value::as_str) == Some("date-time") {
             map.insert("pattern".into(), json!(pattern));
+        }
+    });
+}
+
+/// A member that may be `null` may also be left out: serde reads a missing `Option`
+/// as `None`, in a struct and as the `value` of an adjacently tagged variant (a
+/// `SetOp` such as `{"field": "completed_at"}` clears the field). utoipa marks the
+/// variant's `value` required; the document says what the server reads.
+fn nullable_is_optional(doc: &mut Value) {
+    fn nullable(schema: &Value) -> bool {
+        let null = |v: &Value| v.get("type").and_then(Value::as_str) == Some("null");
+        ["oneOf", "anyOf"].iter().any(|k| {
+            schema
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|alts| alts.iter().any(null))
+        }) || schema
+            .get("type")
+            .and_then(Value::as_array)
+            .is_some_and(|types| types.iter().any(|t| t == "null"))
+    }
+    each_object(doc, &mut |map| {
+        let Some(Value::Object(props)) = map.get("properties") else {
+            return;
+        };
+        let optional: Vec<String> = props
+            .iter()
+            .filter(|(_, schema)| nullable(schema))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if let Some(Value::Array(required)) = map.get_mut("required") {
+            required.retain(|r| {
+                r.as_str()
+                    .is_none_or(|name| !optional.iter().any(|o| o == name))
+            });
         }
     });
 }
