@@ -31,6 +31,11 @@ if [ -x "$bin" ] && [ "$(cat "$dir/COMMIT" 2>/dev/null)" = "$commit" ]; then
 fi
 
 if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
+    # A shallow clone (as some CI systems make) lacks the commit: fetch it once.
+    echo "prev-release: fetching commit $commit (release $release) from origin" >&2
+    git fetch --quiet --unshallow origin 2>/dev/null || git fetch --quiet origin "$commit" 2>/dev/null || true
+fi
+if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
     echo "prev-release: commit $commit (release $release) is not in this clone's history;" >&2
     echo "prev-release: a shallow clone cannot build the previous release (git fetch --unshallow)" >&2
     exit 1
