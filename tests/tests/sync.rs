@@ -11,32 +11,9 @@ use outpost_core::{
     Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
 };
 use outpost_protocol::{Quantity, Status};
-use outpost_sync_timing::fast_engine;
-use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server, TestAddress};
-
-mod outpost_sync_timing {
-    use outpost_core::EngineConfig;
-    use outpost_sync::{PassOptions, Timing};
-
-    /// Timers shortened so that a test sees retries within seconds.
-    pub fn fast_engine() -> EngineConfig {
-        EngineConfig {
-            client: outpost_tests::fast_client(),
-            timing: Timing {
-                probe_backoff_min_ms: 100,
-                probe_backoff_max_ms: 1_000,
-                periodic_ms: 1_000,
-                debounce_ms: 50,
-            },
-            pass: PassOptions {
-                retry_delay_ms_min: 100,
-                retry_delay_ms_max: 1_000,
-                ..PassOptions::default()
-            },
-            watch_network: false,
-        }
-    }
-}
+use outpost_tests::{
+    bin, eventually, fast_engine, notes_with, open_order, png, setup, Device, Fault, TestAddress,
+};
 
 fn stock(dev: &Device, sku: &str) -> i64 {
     dev.app
@@ -45,34 +22,6 @@ fn stock(dev: &Device, sku: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sku} is in the local inventory"))
         .total_stock()
         .milli()
-}
-
-fn notes_with(dev: &Device, id: &str, text: &str) -> usize {
-    dev.app
-        .order(id)
-        .unwrap()
-        .order
-        .notes
-        .iter()
-        .filter(|n| n.text == text)
-        .count()
-}
-
-fn open_order(dev: &Device) -> String {
-    dev.order_id(|o| {
-        matches!(
-            o.status,
-            Status::Scheduled | Status::InProgress | Status::EnRoute
-        )
-    })
-}
-
-async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = seeded_db(tmp.path());
-    let server = Server::start(&db, extra);
-    let proxy = Proxy::start(server.addr).await;
-    (tmp, server, proxy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,12 +19,16 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Duration, Utc};
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::wire::{
-    Applied, AppliedWithConflicts, BatchUploadResponse, Change, ChangeBody, ChangeEntity,
-    ConflictKind, ErrorCode, LeftScope, MutationResult, PrimingPhase, PrimingProgress, PullRequest,
-    PullResponse, PushOutcome, PushResponse, RefreshRequest, Rejection, TokenResponse,
+    Applied, AppliedWithConflicts, BatchFileResult, BatchUploadResponse, Change, ChangeBody,
+    ChangeEntity, ConflictKind, ConflictRecord, ErrorCode, FailedSyncRecord, LeftScope,
+    MutationResult, PrimingPhase, PrimingProgress, PullRequest, PullResponse, PushOutcome,
+    PushResponse, RecordStatus, RefreshRequest, Rejection, Resolution, ResolutionOutcome,
+    TokenResponse,
 };
+use outpost_protocol::mutation::{ListItem, SetOp};
 use outpost_protocol::{
-    apply_mutation, Mutation, MutationKind, NoteEntry, Op, Role, WorkOrder, FORMAT_VERSION,
+    apply_mutation, Mutation, MutationKind, NoteEntry, Op, PhotoRef, Role, Signature, Status,
+    WorkOrder, FORMAT_VERSION,
 };
 use outpost_store::{random_bytes, DbKey, OutboxState, Session, Store, StoreError};
 use uuid::Uuid;
@@ -44,6 +48,23 @@ enum PushFault {
     ExpireToken,
     /// An answer that names fewer mutations than were sent; nothing committed.
     IncompleteAnswer,
+    /// 503: the server is overloaded; nothing committed.
+    Unavailable,
+}
+
+/// How the scripted server (or a reverse proxy in front of it) refuses every request
+/// that carries a given mutation, or that is too large, whatever the request's number.
+#[derive(Debug, Clone, Default)]
+struct Refusals {
+    /// 413 for a push whose bodies exceed this many bytes (a proxy's body limit).
+    push_bytes: Option<usize>,
+    /// 400 `invalid_body` for a push carrying one of these (an op an older server
+    /// cannot parse).
+    unparseable: HashSet<Uuid>,
+    /// An answer that does not match the batch for a push carrying one of these.
+    garbled: HashSet<Uuid>,
+    /// 413 for an upload request carrying more than this many bytes of files.
+    upload_bytes: Option<usize>,
 }
 
 /// A local write made in the middle of a request (a person using the app meanwhile).
@@ -63,25 +84,137 @@ struct State {
     faults: HashMap<usize, PushFault>,
     during_push: Option<Hook>,
     during_pull: Option<Hook>,
+    /// Runs inside the next attachment upload (evidence on a slow link).
+    during_upload: Option<Hook>,
+    /// Attachments received whole.
+    uploaded: HashSet<String>,
+    /// Upload requests, refused ones included.
+    upload_requests: usize,
     /// Orders whose mutations are refused (a failed sync for a person).
     refuse: HashSet<Uuid>,
     /// Orders whose mutations are held whole in a conflict for a person.
     hold: HashSet<Uuid>,
     /// The next pull with a cursor gets `resync_required` (a restore from backup).
     resync: bool,
+    refusals: Refusals,
+    /// Conflict and failed-sync records, as the server keeps them.
+    conflicts: BTreeMap<Uuid, ConflictRecord>,
+    failed: BTreeMap<Uuid, FailedSyncRecord>,
 }
 
 impl State {
     fn append(&mut self, entity_id: Uuid, version: u64, mutation_ids: Vec<Uuid>, body: ChangeBody) {
         let seq = self.log.len() as u64 + 1;
+        let entity = match &body {
+            ChangeBody::Conflict(_) => ChangeEntity::Conflict,
+            ChangeBody::FailedSync(_) => ChangeEntity::FailedSync,
+            _ => ChangeEntity::WorkOrder,
+        };
         self.log.push(Change {
             seq,
-            entity: ChangeEntity::WorkOrder,
+            entity,
             id: entity_id.to_string(),
             version,
             mutation_ids,
             change: body,
         });
+    }
+
+    /// Refuse `m` as the real server does: a failed-sync record in the log, named by
+    /// the rejection.
+    fn record_refusal(&mut self, m: &Mutation) -> PushOutcome {
+        let record = FailedSyncRecord {
+            id: Uuid::now_v7(),
+            version: 1,
+            status: RecordStatus::Open,
+            order_id: m.entity_id,
+            assignee: Some(ME.into()),
+            username: ME.into(),
+            device_id: m.device_id,
+            received_at: Utc::now(),
+            device_time: Some(m.device_time),
+            code: ErrorCode::ValidationFailed,
+            message: "refused by the test's server".into(),
+            field_errors: Vec::new(),
+            mutation: m.clone(),
+            resolution: None,
+        };
+        self.failed.insert(record.id, record.clone());
+        self.append(
+            record.id,
+            1,
+            vec![m.mutation_id],
+            ChangeBody::FailedSync(record.clone()),
+        );
+        PushOutcome::Rejected(Rejection {
+            failed_sync_id: Some(record.id),
+            ..rejection(record.code, &record.message)
+        })
+    }
+
+    /// Hold `m` whole in an open conflict, as the real server does for a push after a
+    /// reassignment.
+    fn record_hold(&mut self, m: &Mutation, current: &WorkOrder) -> PushOutcome {
+        let record = ConflictRecord {
+            id: Uuid::now_v7(),
+            version: 1,
+            status: RecordStatus::Open,
+            kind: ConflictKind::Reassigned,
+            order_id: current.id,
+            order_number: current.number,
+            assignee: current.assignee.clone(),
+            username: ME.into(),
+            device_id: m.device_id,
+            created_at: Utc::now(),
+            device_time: Some(m.device_time),
+            fields: Vec::new(),
+            mutation: m.clone(),
+            resolution: None,
+        };
+        self.conflicts.insert(record.id, record.clone());
+        self.append(
+            record.id,
+            1,
+            vec![m.mutation_id],
+            ChangeBody::Conflict(record.clone()),
+        );
+        PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+            entity_id: current.id,
+            version: current.version,
+            number: current.number,
+            conflict_id: record.id,
+            fields: Vec::new(),
+            conflict_kind: ConflictKind::Reassigned,
+            order: Some(current.clone()),
+        })
+    }
+
+    /// A dispatcher settles a record elsewhere (keeps the server's state, or
+    /// dismisses): version 2, resolved, in the log.
+    fn settle(&mut self, record_id: Uuid) {
+        let resolution = |outcome| Resolution {
+            outcome,
+            decided_by: "dispatcher".into(),
+            decided_at: Utc::now(),
+            mutation_id: Uuid::now_v7(),
+            ops: Vec::new(),
+            order_version: None,
+        };
+        if let Some(c) = self.conflicts.get_mut(&record_id) {
+            c.version = 2;
+            c.status = RecordStatus::Resolved;
+            c.resolution = Some(resolution(ResolutionOutcome::KeptServer));
+            let (c, ids) = (c.clone(), vec![c.resolution.as_ref().unwrap().mutation_id]);
+            self.append(record_id, 2, ids, ChangeBody::Conflict(c));
+        } else if let Some(f) = self.failed.get_mut(&record_id) {
+            f.version = 2;
+            f.status = RecordStatus::Resolved;
+            f.resolution = Some(resolution(ResolutionOutcome::Dismissed));
+            let (f, ids) = (f.clone(), vec![f.resolution.as_ref().unwrap().mutation_id]);
+            self.append(record_id, 2, ids, ChangeBody::FailedSync(f));
+        } else {
+            panic!("no record {record_id}");
+        }
     }
 
     /// Apply one mutation body the way the server does: idempotent by mutation id,
@@ -103,17 +236,9 @@ impl State {
         }
         let before = self.orders.get(&m.entity_id).cloned();
         let outcome = if self.refuse.contains(&m.entity_id) {
-            rejected(ErrorCode::ValidationFailed, "refused by the test's server")
+            self.record_refusal(&m)
         } else if let (true, Some(current)) = (self.hold.contains(&m.entity_id), &before) {
-            PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
-                entity_id: current.id,
-                version: current.version,
-                number: current.number,
-                conflict_id: Uuid::new_v4(),
-                fields: Vec::new(),
-                conflict_kind: ConflictKind::Reassigned,
-                order: Some(current.clone()),
-            })
+            self.record_hold(&m, current)
         } else {
             self.apply_new(&m, before)
         };
@@ -157,6 +282,30 @@ impl State {
         }
     }
 
+    /// An answer for the first mutation only, claiming a row the server never
+    /// stored; nothing is committed.
+    fn incomplete_answer(&self, bodies: &[&str]) -> PushResponse {
+        let m: Mutation = serde_json::from_str(bodies[0]).unwrap();
+        let mut order = self.orders[&m.entity_id].clone();
+        order.title = "from a broken answer".into();
+        order.version += 1;
+        let result = MutationResult {
+            mutation_id: m.mutation_id,
+            outcome: PushOutcome::Applied(Applied {
+                entity: EntityKind::WorkOrder,
+                entity_id: order.id,
+                version: order.version,
+                number: order.number,
+                changed: true,
+                order: Some(order),
+            }),
+        };
+        PushResponse {
+            results: if bodies.len() > 1 { vec![result] } else { Vec::new() },
+            server_time: Utc::now(),
+        }
+    }
+
     fn in_scope(change: &Change) -> bool {
         match &change.change {
             ChangeBody::WorkOrder(o) => o.assignee.as_deref() == Some(ME),
@@ -165,14 +314,18 @@ impl State {
     }
 }
 
-fn rejected(code: ErrorCode, message: &str) -> PushOutcome {
-    PushOutcome::Rejected(Rejection {
+fn rejection(code: ErrorCode, message: &str) -> Rejection {
+    Rejection {
         code,
         message: message.to_owned(),
         field_errors: Vec::new(),
         failed_sync_id: None,
         resolution: None,
-    })
+    }
+}
+
+fn rejected(code: ErrorCode, message: &str) -> PushOutcome {
+    PushOutcome::Rejected(rejection(code, message))
 }
 
 /// The scripted server.
@@ -222,6 +375,18 @@ impl FakeServer {
         self.lock().during_pull = Some(Box::new(hook));
     }
 
+    fn during_upload(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().during_upload = Some(Box::new(hook));
+    }
+
+    /// Take the upload hook, if one waits, and run it (outside the lock).
+    fn run_upload_hook(&self) {
+        let hook = self.lock().during_upload.take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// A dispatcher reassigns an order: the row moves on, and this device's log
     /// carries `left_scope`.
     fn reassign(&self, id: &str, to: &str) {
@@ -257,6 +422,16 @@ impl FakeServer {
 
     fn pushes(&self) -> Vec<Vec<String>> {
         self.lock().pushes.clone()
+    }
+}
+
+/// A refusal of the whole request, as the server (or a proxy) answers it.
+fn refused(status: u16, code: ErrorCode, message: &str) -> SyncError {
+    SyncError::Server {
+        status,
+        code,
+        message: message.into(),
+        retry_after: None,
     }
 }
 
@@ -304,37 +479,32 @@ impl Transport for FakeServer {
         if token != s.access {
             return Err(expired());
         }
-        let sent = bodies.iter().map(|b| b.len()).sum();
+        let sent: usize = bodies.iter().map(|b| b.len()).sum();
+        let ids: Vec<Uuid> = bodies
+            .iter()
+            .map(|b| serde_json::from_str::<Mutation>(b).unwrap().mutation_id)
+            .collect();
+        if s.refusals.push_bytes.is_some_and(|limit| sent > limit) {
+            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+        }
+        if ids.iter().any(|id| s.refusals.unparseable.contains(id)) {
+            return Err(refused(
+                400,
+                ErrorCode::InvalidBody,
+                "unknown variant `stamp`, expected one of `set`, `add`, `remove`, `append_note`",
+            ));
+        }
         match fault {
             Some(PushFault::ExpireToken) => {
                 s.access = "expired".into();
                 return Err(expired());
             }
-            Some(PushFault::IncompleteAnswer) => {
-                // An answer for the first mutation only, claiming a row the server
-                // never stored; nothing is committed.
-                let m: Mutation = serde_json::from_str(bodies[0]).unwrap();
-                let mut order = s.orders[&m.entity_id].clone();
-                order.title = "from a broken answer".into();
-                order.version += 1;
-                let result = MutationResult {
-                    mutation_id: m.mutation_id,
-                    outcome: PushOutcome::Applied(Applied {
-                        entity: EntityKind::WorkOrder,
-                        entity_id: order.id,
-                        version: order.version,
-                        number: order.number,
-                        changed: true,
-                        order: Some(order),
-                    }),
-                };
-                return Ok((
-                    PushResponse {
-                        results: vec![result],
-                        server_time: Utc::now(),
-                    },
-                    sent,
-                ));
+            Some(PushFault::Unavailable) => {
+                return Err(refused(503, ErrorCode::Unavailable, "overloaded"));
+            }
+            Some(PushFault::IncompleteAnswer) => return Ok((s.incomplete_answer(bodies), sent)),
+            _ if ids.iter().any(|id| s.refusals.garbled.contains(id)) => {
+                return Ok((s.incomplete_answer(bodies), sent))
             }
             _ => {}
         }
@@ -372,18 +542,53 @@ impl Transport for FakeServer {
         let cursor = format!("fake:{head}");
         let page = match req.cursor.as_deref() {
             None => {
+                // Orders in scope, then the open conflicts and failed syncs.
+                let snapshot = |entity, id: Uuid, version, change| Change {
+                    seq: 0,
+                    entity,
+                    id: id.to_string(),
+                    version,
+                    mutation_ids: Vec::new(),
+                    change,
+                };
                 let changes: Vec<Change> = s
                     .orders
                     .values()
                     .filter(|o| o.assignee.as_deref() == Some(ME))
-                    .map(|o| Change {
-                        seq: 0,
-                        entity: ChangeEntity::WorkOrder,
-                        id: o.id.to_string(),
-                        version: o.version,
-                        mutation_ids: Vec::new(),
-                        change: ChangeBody::WorkOrder(o.clone()),
+                    .map(|o| {
+                        snapshot(
+                            ChangeEntity::WorkOrder,
+                            o.id,
+                            o.version,
+                            ChangeBody::WorkOrder(o.clone()),
+                        )
                     })
+                    .chain(
+                        s.conflicts
+                            .values()
+                            .filter(|c| c.status == RecordStatus::Open)
+                            .map(|c| {
+                                snapshot(
+                                    ChangeEntity::Conflict,
+                                    c.id,
+                                    c.version,
+                                    ChangeBody::Conflict(c.clone()),
+                                )
+                            }),
+                    )
+                    .chain(
+                        s.failed
+                            .values()
+                            .filter(|f| f.status == RecordStatus::Open)
+                            .map(|f| {
+                                snapshot(
+                                    ChangeEntity::FailedSync,
+                                    f.id,
+                                    f.version,
+                                    ChangeBody::FailedSync(f.clone()),
+                                )
+                            }),
+                    )
                     .collect();
                 let n = changes.len() as u64;
                 PullResponse {
@@ -427,19 +632,46 @@ impl Transport for FakeServer {
     async fn upload_batch(
         &self,
         _token: &str,
-        _files: &[(String, Vec<u8>)],
+        files: &[(String, Vec<u8>)],
     ) -> Result<BatchUploadResponse, SyncError> {
-        Err(SyncError::BadAnswer("no attachments here".into()))
+        self.run_upload_hook();
+        let mut s = self.lock();
+        s.upload_requests += 1;
+        let bytes: usize = files.iter().map(|(_, d)| d.len()).sum();
+        if s.refusals.upload_bytes.is_some_and(|limit| bytes > limit) {
+            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+        }
+        let results = files
+            .iter()
+            .map(|(hash, data)| {
+                assert_eq!(&outpost_protocol::attachment_hash(data), hash);
+                s.uploaded.insert(hash.clone());
+                BatchFileResult {
+                    hash: hash.clone(),
+                    complete: true,
+                    error: None,
+                }
+            })
+            .collect();
+        Ok(BatchUploadResponse { results })
     }
 
     async fn upload_resumable(
         &self,
         _token: &str,
         hash: &str,
-        _data: &[u8],
-        _chunk: usize,
+        data: &[u8],
+        chunk: usize,
     ) -> Result<usize, SyncError> {
-        Err(SyncError::BadAnswer(format!("{hash}: no attachments here")))
+        self.run_upload_hook();
+        assert_eq!(outpost_protocol::attachment_hash(data), hash);
+        let mut s = self.lock();
+        s.upload_requests += 1;
+        if s.refusals.upload_bytes.is_some_and(|limit| chunk.min(data.len()) > limit) {
+            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+        }
+        s.uploaded.insert(hash.to_owned());
+        Ok(data.len())
     }
 }
 
@@ -491,14 +723,22 @@ impl Device {
 
     /// One pass; `manual` is "sync now" (every unacknowledged mutation tried once).
     async fn pass(&mut self, server: &FakeServer, manual: bool) -> Result<PassReport, SyncError> {
-        let now = self.now;
-        let clock = move || now;
         let opts = PassOptions {
             ignore_backoff: manual,
             batch_count: 2,
             ..PassOptions::default()
         };
-        run_pass(&mut self.store, server, &clock, &opts, &mut |_| {}).await
+        self.pass_with(server, &opts).await
+    }
+
+    async fn pass_with(
+        &mut self,
+        server: &FakeServer,
+        opts: &PassOptions,
+    ) -> Result<PassReport, SyncError> {
+        let now = self.now;
+        let clock = move || now;
+        run_pass(&mut self.store, server, &clock, opts, &mut |_| {}).await
     }
 
     fn notes(&self, id: &str, text: &str) -> usize {
