@@ -787,6 +787,84 @@ fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A completion saved as the app saves it: the signature and a photo kept as
+/// attachment files (the photo large enough to go through the resumable upload), and
+/// one `complete` mutation naming them.
+fn complete_with_evidence(store: &mut Store, id: &str) -> Result<(), StoreError> {
+    let order = store.order(id)?.order;
+    let now = Utc::now();
+    let signature = format!("signature of {id}").into_bytes();
+    let mut photo = id.as_bytes().to_vec();
+    photo.extend((0..100_000u32).map(|i| (i % 251) as u8));
+    let sig = store.put_attachment(&signature, "image/png", now)?;
+    let photo = store.put_attachment(&photo, "image/jpeg", now)?;
+    store.record(
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Complete,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: now,
+            ops: vec![
+                Op::Set(SetOp::Signature(Some(Signature {
+                    hash: sig.hash,
+                    signer: "Customer".into(),
+                }))),
+                Op::Add(ListItem::Photos(PhotoRef {
+                    hash: photo.hash,
+                    caption: "after.jpg".into(),
+                    media_type: "image/jpeg".into(),
+                })),
+                Op::Set(SetOp::CompletedAt(Some(now))),
+            ],
+            base_epoch: None,
+            seen: Vec::new(),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edit_saved_while_a_completions_evidence_uploads_reaches_the_server() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    complete_with_evidence(&mut dev.store, &a).unwrap();
+    add_note(&mut dev.store, &b, "before the sync").unwrap();
+    // One batch: [complete A, note on B]. While A's photo uploads (seconds to minutes
+    // on a slow link) the technician adds another note to B in the app.
+    let mut app = dev.app_connection();
+    let id = b.clone();
+    server.during_upload(move || add_note(&mut app, &id, "saved during the upload").unwrap());
+
+    dev.pass(&server, false).await.unwrap();
+    dev.pass(&server, false).await.unwrap();
+    dev.pass(&server, true).await.unwrap();
+
+    assert_eq!(server.lock().orders[&Uuid::parse_str(&a).unwrap()].status, Status::Completed);
+    assert_eq!(server.notes(&b, "before the sync"), 1);
+    assert_eq!(
+        server.notes(&b, "saved during the upload"),
+        1,
+        "the note saved during the upload reached the server"
+    );
+    assert_eq!(dev.notes(&b, "saved during the upload"), 1, "and is on the device");
+    assert!(dev.store.outbox().unwrap().is_empty(), "nothing left waiting");
+    // Every request carried exactly what the store had sealed under its id.
+    for push in server.pushes() {
+        for body in push {
+            let m: Mutation = serde_json::from_str(&body).unwrap();
+            let seen = server.lock().seen[&m.mutation_id].0.clone();
+            assert_eq!(seen, body, "one body per mutation id");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_lost_reply_after_the_server_committed_is_acknowledged_by_the_byte_identical_resend() {
     let server = FakeServer::with_orders(3);

