@@ -1151,3 +1151,71 @@ async fn a_resync_keeps_queued_failed_and_conflicted_work_on_orders_the_snapshot
     assert!(dev.store.order(&held).is_ok());
     assert_eq!(server.notes(&queued, "queued"), 1);
 }
+
+fn uuid(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap()
+}
+
+#[tokio::test]
+async fn a_held_mutation_whose_reply_is_lost_is_acknowledged_by_its_pulled_conflict() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.lock().hold.insert(uuid(&a));
+    add_note(&mut dev.store, &a, "held").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+    // A dispatcher settles the conflict before the device hears of it.
+    let conflict = *server.lock().conflicts.keys().next().unwrap();
+    server.lock().settle(conflict);
+
+    // The timer's pass: the mutation waits for its retry time; the pull brings the
+    // conflict (open, then resolved), which names it.
+    dev.pass(&server, false).await.unwrap();
+    // "Sync now" afterwards: nothing is left to resend.
+    dev.pass(&server, true).await.unwrap();
+
+    let records = dev.store.conflicts().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].status, "resolved", "the dispatcher's decision stands");
+    assert!(
+        records[0].body.get("pending_pull").is_none(),
+        "the full record, not a placeholder: {}",
+        records[0].body
+    );
+    assert_eq!(dev.store.sync_counts().unwrap().conflicts, 0);
+    assert_eq!(server.pushes().len(), 1, "the held mutation was never resent");
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(server.lock().conflicts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_mutation_whose_reply_is_lost_becomes_a_failed_sync_from_its_pulled_record() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.lock().refuse.insert(uuid(&a));
+    add_note(&mut dev.store, &a, "refused").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+
+    // The timer's pass pulls the failed-sync record that names the mutation.
+    dev.pass(&server, false).await.unwrap();
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!(
+        (counts.pending, counts.failed),
+        (0, 1),
+        "shown as a failed sync at once, not waiting to be resent"
+    );
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed[0].message, "refused by the test's server");
+
+    // A dispatcher dismisses it; the device learns it and the change is settled.
+    let record = *server.lock().failed.keys().next().unwrap();
+    server.lock().settle(record);
+    dev.pass(&server, true).await.unwrap();
+    assert!(dev.store.failed_syncs().unwrap().is_empty());
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(server.pushes().len(), 1, "never resent");
+    assert_eq!(server.lock().failed.len(), 1, "one failed sync on the server");
+}
