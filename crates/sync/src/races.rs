@@ -1219,3 +1219,50 @@ async fn a_rejected_mutation_whose_reply_is_lost_becomes_a_failed_sync_from_its_
     assert_eq!(server.pushes().len(), 1, "never resent");
     assert_eq!(server.lock().failed.len(), 1, "one failed sync on the server");
 }
+
+#[tokio::test]
+async fn a_resync_closes_conflicts_and_failed_syncs_the_server_no_longer_has_open() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (held, refused) = (ids[0].clone(), ids[1].clone());
+    {
+        let mut s = server.lock();
+        s.hold.insert(uuid(&held));
+        s.refuse.insert(uuid(&refused));
+    }
+    add_note(&mut dev.store, &held, "held").unwrap();
+    add_note(&mut dev.store, &refused, "refused").unwrap();
+    dev.pass(&server, false).await.unwrap();
+    let open = |dev: &Device, entity: &str| {
+        dev.store
+            .records(entity)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.status == "open")
+            .count()
+    };
+    assert_eq!((open(&dev, "conflict"), open(&dev, "failed_sync")), (1, 1));
+
+    // Both are settled on the server while the device's cursor becomes unusable (the
+    // log it would have read them from was pruned): the device must re-prime.
+    {
+        let mut s = server.lock();
+        let c = *s.conflicts.keys().next().unwrap();
+        let f = *s.failed.keys().next().unwrap();
+        s.settle(c);
+        s.settle(f);
+        s.resync = true;
+    }
+    let report = dev.pass(&server, false).await.unwrap();
+    assert!(report.resynced, "{report:?}");
+    assert_eq!(
+        (open(&dev, "conflict"), open(&dev, "failed_sync")),
+        (0, 0),
+        "records the snapshot did not bring are no longer open on the device"
+    );
+    assert_eq!(dev.store.sync_counts().unwrap().conflicts, 0);
+    // The technician's own refused change stays for them to retry or discard.
+    assert_eq!(dev.store.failed_syncs().unwrap().len(), 1);
+    assert_eq!(dev.notes(&refused, "refused"), 1);
+}
