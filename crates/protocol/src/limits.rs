@@ -43,3 +43,42 @@ const _: () = {
     assert!(BATCH_FILE_BYTES_DEFAULT as u64 <= BATCH_FILE_BYTES_MAX);
     assert!(BATCH_FILES_DEFAULT <= BATCH_FILES_MAX);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{BatchFile, BatchUploadRequest};
+
+    /// The request body limit reverse proxies commonly apply (nginx's
+    /// `client_max_body_size` is 1 MiB unless configured).
+    const COMMON_PROXY_BODY_LIMIT: usize = 1024 * 1024;
+
+    #[test]
+    fn a_clients_default_requests_fit_under_a_reverse_proxys_common_body_limit() {
+        // A batch upload of the most files of the largest size a client batches.
+        let data_base64 = "A".repeat(BATCH_FILE_BYTES_DEFAULT.div_ceil(3) * 4);
+        let batch = BatchUploadRequest {
+            files: (0..BATCH_FILES_DEFAULT)
+                .map(|_| BatchFile {
+                    hash: "0".repeat(64),
+                    data_base64: data_base64.clone(),
+                })
+                .collect(),
+        };
+        let batch_bytes = serde_json::to_vec(&batch).map(|b| b.len()).unwrap_or(0);
+        assert!(
+            batch_bytes < COMMON_PROXY_BODY_LIMIT,
+            "a default batch upload is {batch_bytes} bytes"
+        );
+        // A push: `{"mutations":[` bodies joined by commas `]}`.
+        let push_bytes = PUSH_BYTES_DEFAULT + PUSH_MUTATIONS_DEFAULT + 16;
+        assert!(
+            push_bytes < COMMON_PROXY_BODY_LIMIT,
+            "a default push is up to {push_bytes} bytes"
+        );
+        assert!(
+            CHUNK_BYTES_DEFAULT < COMMON_PROXY_BODY_LIMIT,
+            "a default upload chunk is {CHUNK_BYTES_DEFAULT} bytes"
+        );
+    }
+}

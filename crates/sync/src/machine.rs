@@ -473,6 +473,53 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_server_that_fails_every_pass_is_tried_less_and_less_often_though_its_health_answers() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        m.handle(1, Event::ProbeOk);
+        let mut now = 1;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let out = m.handle(
+                now,
+                Event::PassFailed {
+                    offline: false,
+                    reason: "400 invalid_body".into(),
+                    retry_after: None,
+                },
+            );
+            let at = wake(&out).expect("a retry is scheduled");
+            waits.push(at - now);
+            now = at;
+            assert_eq!(m.handle(now, Event::Tick), vec![Instruction::Probe]);
+            now += 3;
+            let out = m.handle(now, Event::ProbeOk);
+            assert!(
+                out.iter()
+                    .any(|i| matches!(i, Instruction::RunPass { .. })),
+                "the health check answers, so a pass runs"
+            );
+        }
+        assert!(waits.iter().all(|w| *w <= 60_000), "capped: {waits:?}");
+        assert!(
+            waits[9] >= 30_000,
+            "each failed pass waits longer, whatever the probes say: {waits:?}"
+        );
+        // A pass that succeeds resets the backoff.
+        m.handle(now + 1, Event::PassOk { retry_at: None });
+        m.handle(now + 2, Event::SyncNow);
+        let out = m.handle(
+            now + 3,
+            Event::PassFailed {
+                offline: false,
+                reason: "again".into(),
+                retry_after: None,
+            },
+        );
+        assert!(wake(&out).expect("wake") - (now + 3) <= 1_000);
+    }
+
     proptest! {
         #[test]
         fn backoff_is_bounded_and_never_below_half_its_step(attempt in 0u32..64, r in any::<u64>()) {

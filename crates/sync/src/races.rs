@@ -1266,3 +1266,223 @@ async fn a_resync_closes_conflicts_and_failed_syncs_the_server_no_longer_has_ope
     assert_eq!(dev.store.failed_syncs().unwrap().len(), 1);
     assert_eq!(dev.notes(&refused, "refused"), 1);
 }
+
+/// "Sync now" with batches of up to 100 mutations.
+fn manual_large_batches() -> PassOptions {
+    PassOptions {
+        ignore_backoff: true,
+        ..PassOptions::default()
+    }
+}
+
+/// A note on each of `ids`, `long` on the one at `bad` (about 9 KB of text).
+fn notes_with_one_odd(store: &mut Store, ids: &[String], bad: usize) {
+    for (i, id) in ids.iter().enumerate() {
+        let text = if i == bad {
+            "x".repeat(9_000)
+        } else {
+            format!("note {i}")
+        };
+        add_note(store, id, &text).unwrap();
+    }
+}
+
+/// The scenario of a batch the server refuses because of one mutation in it: the
+/// others go through in the first pass, and the offending one, refused alone again
+/// and again, is set aside as a failed sync with the reason.
+async fn one_bad_mutation_is_isolated(refuse: impl FnOnce(&mut Refusals, Uuid), code: &str) {
+    let server = FakeServer::with_orders(6);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    notes_with_one_odd(&mut dev.store, &ids, 3);
+    let bad = dev.store.outbox().unwrap()[3].mutation.mutation_id;
+    refuse(&mut server.lock().refusals, bad);
+
+    let first = dev.pass_with(&server, &manual_large_batches()).await;
+    for (i, id) in ids.iter().enumerate() {
+        if i != 3 {
+            assert_eq!(
+                server.notes(id, &format!("note {i}")),
+                1,
+                "order {i} went through in the first pass ({first:?})"
+            );
+        }
+    }
+    let rows = dev.store.outbox().unwrap();
+    assert_eq!(rows.len(), 1, "only the offending change waits: {rows:?}");
+    assert_eq!(rows[0].mutation.mutation_id, bad);
+
+    // Tried again alone a bounded number of times, then set aside for a person.
+    for _ in 0..5 {
+        if dev.store.sync_counts().unwrap().failed == 1 {
+            break;
+        }
+        let _ = dev.pass_with(&server, &manual_large_batches()).await;
+    }
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "set aside as a failed sync");
+    assert_eq!(failed[0].mutation.mutation_id, bad);
+    assert_eq!(failed[0].code, code, "{failed:?}");
+    assert!(!failed[0].message.is_empty());
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed), (0, 1));
+    // Once set aside, a pass is clean again and sends nothing more.
+    let before = server.pushes().len();
+    dev.pass_with(&server, &manual_large_batches()).await.unwrap();
+    assert_eq!(server.pushes().len(), before);
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_too_large_is_split_and_only_the_oversized_change_is_set_aside() {
+    one_bad_mutation_is_isolated(|r, _| r.push_bytes = Some(4_000), "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn a_batch_the_server_cannot_parse_is_split_and_only_the_unparseable_change_is_set_aside() {
+    one_bad_mutation_is_isolated(
+        |r, bad| {
+            r.unparseable.insert(bad);
+        },
+        "invalid_body",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_push_answer_that_never_matches_is_split_and_only_that_change_is_set_aside() {
+    one_bad_mutation_is_isolated(
+        |r, bad| {
+            r.garbled.insert(bad);
+        },
+        "unknown",
+    )
+    .await;
+}
+
+/// Where the store keeps an attachment's file (`attachments/<2 hex>/<hash>`).
+fn attachment_file(dev: &Device, hash: &str) -> std::path::PathBuf {
+    let path = dev
+        .dir
+        .path()
+        .join("attachments")
+        .join(&hash[..2])
+        .join(hash);
+    assert!(path.exists(), "{}", path.display());
+    path
+}
+
+fn evidence_of(store: &Store, id: &str) -> Vec<String> {
+    let rows = store.outbox().unwrap();
+    let row = rows.iter().find(|r| r.entity_id == id).unwrap();
+    store.attachments_to_upload(std::slice::from_ref(row)).unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_or_damaged_attachment_file_sets_aside_only_its_own_completion() {
+    let server = FakeServer::with_orders(4);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids[..3] {
+        complete_with_evidence(&mut dev.store, id).unwrap();
+    }
+    add_note(&mut dev.store, &ids[3], "plain edit").unwrap();
+    // The photo of the first completion is gone; the second's is damaged.
+    let gone = evidence_of(&dev.store, &ids[0]);
+    std::fs::remove_file(attachment_file(&dev, &gone[1])).unwrap();
+    let damaged = evidence_of(&dev.store, &ids[1]);
+    std::fs::write(attachment_file(&dev, &damaged[1]), b"not what was saved").unwrap();
+
+    let report = dev.pass(&server, true).await;
+    dev.pass(&server, true).await.unwrap();
+
+    let status = |i: usize| server.lock().orders[&uuid(&ids[i])].status;
+    assert_eq!(status(2), Status::Completed, "the sound completion went ({report:?})");
+    assert_eq!(server.notes(&ids[3], "plain edit"), 1, "so did the edit");
+    assert_ne!(status(0), Status::Completed);
+    assert_ne!(status(1), Status::Completed);
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for f in &failed {
+        assert!(
+            f.message.contains("photo") || f.message.contains("attachment"),
+            "the reason names the file: {}",
+            f.message
+        );
+    }
+    assert_eq!(dev.store.sync_counts().unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn the_pull_still_runs_when_the_push_fails() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    add_note(&mut dev.store, &ids[0], "waits").unwrap();
+    server.reassign(&ids[1], "tech2");
+    server.fail_push(0, PushFault::Unavailable);
+
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(matches!(err, SyncError::Server { status: 503, .. }), "{err}");
+    assert!(
+        matches!(dev.store.order(&ids[1]), Err(StoreError::OrderNotFound(_))),
+        "the reassignment arrived although the push failed"
+    );
+    assert_eq!(dev.store.outbox().unwrap().len(), 1, "the edit waits for its retry");
+}
+
+#[tokio::test]
+async fn an_upload_refused_as_too_large_is_retried_in_smaller_requests() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    complete_with_evidence(&mut dev.store, &ids[0]).unwrap();
+    // Small photos that go in batched uploads, three in one request by default.
+    let order = dev.store.order(&ids[1]).unwrap().order;
+    let now = Utc::now();
+    let mut ops = Vec::new();
+    for i in 0..3u8 {
+        let bytes = vec![i; 20_000];
+        let meta = dev.store.put_attachment(&bytes, "image/jpeg", now).unwrap();
+        ops.push(Op::Add(ListItem::Photos(PhotoRef {
+            hash: meta.hash,
+            caption: format!("{i}.jpg"),
+            media_type: "image/jpeg".into(),
+        })));
+    }
+    let sig = dev.store.put_attachment(b"sig", "image/png", now).unwrap();
+    ops.push(Op::Set(SetOp::Signature(Some(Signature {
+        hash: sig.hash,
+        signer: "Customer".into(),
+    }))));
+    dev.store
+        .record(
+            Mutation {
+                mutation_id: Uuid::now_v7(),
+                device_id: Uuid::nil(),
+                entity: EntityKind::WorkOrder,
+                entity_id: order.id,
+                kind: MutationKind::Complete,
+                base_version: order.version,
+                format: FORMAT_VERSION,
+                device_time: now,
+                ops,
+                base_epoch: None,
+                seen: Vec::new(),
+            },
+            now,
+        )
+        .unwrap();
+    // A reverse proxy in front of the server takes at most 40 kB per request.
+    server.lock().refusals.upload_bytes = Some(40_000);
+
+    dev.pass(&server, true).await.unwrap();
+    for id in &ids {
+        assert_eq!(server.lock().orders[&uuid(id)].status, Status::Completed, "{id}");
+    }
+    assert_eq!(server.lock().uploaded.len(), 1 + 1 + 3 + 1);
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert!(
+        server.lock().upload_requests < 30,
+        "the sizes shrink by halves, not byte by byte"
+    );
+}
