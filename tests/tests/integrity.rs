@@ -117,3 +117,72 @@ async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     assert_eq!(notes_with(&tech, &b, "saved during the sync"), 1, "and on the device");
     assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
 }
+
+/// The device's report in a request head: the `x-outpost-unsent` header, a
+/// structured-field dictionary (`count=2, oldest_secs=5`).
+fn unsent_report(head: &str) -> Vec<(String, String)> {
+    let value = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-outpost-unsent")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no x-outpost-unsent header in:\n{head}"));
+    value
+        .split(',')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_reports_what_the_device_has_not_sent() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let a = open_order(&tech);
+    let b = tech.order_id(|o| {
+        o.id.to_string() != a && matches!(o.status, Status::Scheduled | Status::InProgress)
+    });
+    for id in [&a, &b] {
+        tech.app
+            .edit_order(
+                id,
+                OrderEdit {
+                    notes: vec!["not sent yet".into()],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(tech.app.outbox().unwrap().len(), 2);
+    proxy.record_requests();
+    tech.sync().await.unwrap();
+
+    let heads = proxy.request_heads();
+    let push = heads
+        .iter()
+        .find(|h| h.starts_with("POST /v1/push"))
+        .expect("a push was sent");
+    let report = unsent_report(push);
+    assert!(
+        report.contains(&("count".into(), "2".into())),
+        "{report:?}"
+    );
+    assert!(
+        report.iter().any(|(k, _)| k == "oldest_secs"),
+        "the age of the oldest: {report:?}"
+    );
+    let pull = heads
+        .iter()
+        .rfind(|h| h.starts_with("POST /v1/pull"))
+        .expect("a pull was sent");
+    let after = unsent_report(pull);
+    assert!(
+        after.contains(&("count".into(), "0".into())),
+        "after the push nothing is left: {after:?}"
+    );
+    assert!(!after.iter().any(|(k, _)| k == "oldest_secs"), "{after:?}");
+}
