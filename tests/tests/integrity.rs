@@ -118,6 +118,60 @@ async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_sends_a_deferred_change_at_once() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let a = open_order(&tech);
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec!["waits for the network".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    // A failed send defers the change by five to ten minutes.
+    proxy.set(Fault::Refuse);
+    let long = PassOptions {
+        retry_delay_ms_min: 600_000,
+        retry_delay_ms_max: 600_000,
+        ..PassOptions::default()
+    };
+    let mut ignore = |_| {};
+    let pass = PassOptions {
+        ignore_backoff: false,
+        ..long.clone()
+    };
+    assert!(tech
+        .app
+        .sync_once(&fast_client(), pass, &mut ignore)
+        .await
+        .is_err());
+    assert!(tech.app.outbox().unwrap()[0].next_attempt_at.is_some());
+
+    // The engine finds the server unreachable, then the network comes back.
+    let mut config = fast_engine();
+    config.pass = long;
+    let engine = tech.app.start_engine(config).unwrap();
+    let status = engine.subscribe();
+    eventually(Duration::from_secs(10), "the engine's probe is refused", || {
+        proxy.refused() > 1
+    })
+    .await;
+    proxy.set(Fault::None);
+    eventually(
+        Duration::from_secs(10),
+        "on reconnect the change goes at once, not minutes later",
+        || status.borrow().pending == 0,
+    )
+    .await;
+    engine.stop(Duration::from_secs(5)).await;
+}
+
 /// The device's report in a request head: the `x-outpost-unsent` header, a
 /// structured-field dictionary (`count=2, oldest_secs=5`).
 fn unsent_report(head: &str) -> Vec<(String, String)> {

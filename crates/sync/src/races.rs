@@ -1486,3 +1486,26 @@ async fn an_upload_refused_as_too_large_is_retried_in_smaller_requests() {
         "the sizes shrink by halves, not byte by byte"
     );
 }
+
+#[tokio::test]
+async fn a_clock_set_back_delays_a_deferred_change_by_at_most_the_longest_retry_delay() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "after the clock change").unwrap();
+    server.fail_push(0, PushFault::Unavailable);
+    dev.pass(&server, false).await.unwrap_err();
+
+    // The computer's clock is set back by an hour (a time zone fixed by hand).
+    dev.now -= Duration::hours(1);
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.pushed, 0, "still within its retry delay");
+    let longest = PassOptions::default().retry_delay_ms_max as i64;
+    dev.now += Duration::milliseconds(longest + 1_000);
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(
+        report.acknowledged, 1,
+        "retried no later than the longest retry delay after the clock went back"
+    );
+    assert_eq!(server.notes(&a, "after the clock change"), 1);
+}
