@@ -28,6 +28,27 @@ async fn office(url: &str) -> Device {
     dispatcher
 }
 
+/// The id of the only mutation in `dev`'s outbox.
+fn only_mutation(dev: &Device) -> Uuid {
+    let rows = dev.app.outbox().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].mutation.mutation_id
+}
+
+/// Send the outbox with the reply lost after the server committed it.
+async fn lose_the_reply(dev: &mut Device, proxy: &outpost_tests::Proxy) {
+    proxy.set(Fault::DropReplies);
+    assert!(dev.sync().await.is_err(), "the reply never arrives");
+    proxy.set(Fault::None);
+}
+
+/// "Sync now" after a lost reply: the change goes again. Returns how many mutations
+/// the pass pushed, checked to be the one whose reply was lost.
+async fn resend(dev: &mut Device) {
+    let report = dev.sync().await.unwrap();
+    assert_eq!(report.pushed, 1, "the change was sent again: {report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     let (_tmp, _server, proxy) = setup(&[]).await;
@@ -239,4 +260,120 @@ async fn every_request_reports_what_the_device_has_not_sent() {
         "after the push nothing is left: {after:?}"
     );
     assert!(!after.iter().any(|(k, _)| k == "oldest_secs"), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_change_resent_after_a_lost_reply_opens_one_conflict() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let mut dispatcher = office(&proxy.url()).await;
+    let x = open_order(&tech);
+    tech.app
+        .edit_order(
+            &x,
+            OrderEdit {
+                notes: vec!["held for a person".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    let m = only_mutation(&tech);
+    // Reassigned at the office before the technician's note arrives: held.
+    dispatcher.app.assign_order(&x, "tech3").unwrap();
+    dispatcher.sync().await.unwrap();
+
+    let conflicts_naming = |d: &Device| {
+        d.app
+            .conflicts()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.record.as_ref().is_some_and(|r| r.mutation.mutation_id == m))
+            .count()
+    };
+    lose_the_reply(&mut tech, &proxy).await;
+    dispatcher.sync().await.unwrap();
+    assert_eq!(conflicts_naming(&dispatcher), 1, "the server held the first send");
+    resend(&mut tech).await;
+    dispatcher.sync().await.unwrap();
+    assert_eq!(conflicts_naming(&dispatcher), 1, "one conflict for the held change");
+    assert_eq!(tech.app.conflicts().unwrap().len(), 1);
+    assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_change_resent_after_a_lost_reply_records_one_failed_sync() {
+    let (_tmp, server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let gone = "SKU-00009";
+    let x = open_order(&tech);
+    tech.app
+        .edit_order(
+            &x,
+            OrderEdit {
+                parts: vec![(gone.into(), Quantity::from_units(1))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    let m = only_mutation(&tech);
+    server.admin(&["inventory", "discontinue", "--sku", gone], None);
+
+    let failed_naming = |d: &Device| {
+        d.app
+            .server_failed_syncs()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.mutation.mutation_id == m)
+            .count()
+    };
+    lose_the_reply(&mut tech, &proxy).await;
+    let mut dispatcher = office(&proxy.url()).await;
+    assert_eq!(failed_naming(&dispatcher), 1, "the server refused the first send");
+    resend(&mut tech).await;
+    dispatcher.sync().await.unwrap();
+    assert_eq!(failed_naming(&dispatcher), 1, "one failed sync for the refused change");
+    let failed = tech.app.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].code, "unknown_sku");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_order_resent_after_a_lost_reply_is_created_once() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let title = format!("Made on site {}", Uuid::new_v4());
+    let made = tech
+        .app
+        .create_order(NewOrder {
+            title: title.clone(),
+            ..NewOrder::default()
+        })
+        .unwrap();
+
+    lose_the_reply(&mut tech, &proxy).await;
+    let mut dispatcher = office(&proxy.url()).await;
+    let same = |d: &Device| {
+        d.app
+            .orders()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.order.title == title)
+            .count()
+    };
+    assert_eq!(same(&dispatcher), 1, "the server created it on the first send");
+    resend(&mut tech).await;
+    assert!(
+        tech.app.failed_syncs().unwrap().is_empty(),
+        "the resend is not refused as already existing"
+    );
+    let kept = tech.app.order(&made.order.id.to_string()).unwrap();
+    assert!(kept.order.number.is_some(), "numbered by the server");
+    dispatcher.sync().await.unwrap();
+    assert_eq!(same(&dispatcher), 1, "created once");
 }
