@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use outpost_core::{
-    ClientOptions, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost,
-    PassOptions, PassReport, SystemClock,
+    ClientOptions, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions,
+    PassReport, SystemClock,
 };
 use outpost_protocol::Status;
 use outpost_sync::Timing;

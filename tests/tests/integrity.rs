@@ -61,7 +61,15 @@ async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     let b = tech.order_id(|o| {
         o.id.to_string() != a && matches!(o.status, Status::Scheduled | Status::InProgress)
     });
-    let steps: Vec<String> = tech.app.order(&a).unwrap().order.checklist.iter().map(|c| c.id.clone()).collect();
+    let steps: Vec<String> = tech
+        .app
+        .order(&a)
+        .unwrap()
+        .order
+        .checklist
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     tech.app
         .edit_order(
             &a,
@@ -128,14 +136,21 @@ async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     tech.sync().await.unwrap();
 
     let office = office(&proxy.url()).await;
-    assert_eq!(office.app.order(&a).unwrap().order.status, Status::Completed);
+    assert_eq!(
+        office.app.order(&a).unwrap().order.status,
+        Status::Completed
+    );
     assert_eq!(notes_with(&office, &b, "before the sync"), 1);
     assert_eq!(
         notes_with(&office, &b, "saved during the sync"),
         1,
         "the note saved during the upload is on the server"
     );
-    assert_eq!(notes_with(&tech, &b, "saved during the sync"), 1, "and on the device");
+    assert_eq!(
+        notes_with(&tech, &b, "saved during the sync"),
+        1,
+        "and on the device"
+    );
     assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
 }
 
@@ -179,9 +194,11 @@ async fn a_reconnect_sends_a_deferred_change_at_once() {
     config.pass = long;
     let engine = tech.app.start_engine(config).unwrap();
     let status = engine.subscribe();
-    eventually(Duration::from_secs(10), "the engine's probe is refused", || {
-        proxy.refused() > 1
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the engine's probe is refused",
+        || proxy.refused() > 1,
+    )
     .await;
     proxy.set(Fault::None);
     eventually(
@@ -242,10 +259,7 @@ async fn every_request_reports_what_the_device_has_not_sent() {
         .find(|h| h.starts_with("POST /v1/push"))
         .expect("a push was sent");
     let report = unsent_report(push);
-    assert!(
-        report.contains(&("count".into(), "2".into())),
-        "{report:?}"
-    );
+    assert!(report.contains(&("count".into(), "2".into())), "{report:?}");
     assert!(
         report.iter().any(|(k, _)| k == "oldest_secs"),
         "the age of the oldest: {report:?}"
@@ -289,15 +303,27 @@ async fn a_held_change_resent_after_a_lost_reply_opens_one_conflict() {
             .conflicts()
             .unwrap()
             .into_iter()
-            .filter(|c| c.record.as_ref().is_some_and(|r| r.mutation.mutation_id == m))
+            .filter(|c| {
+                c.record
+                    .as_ref()
+                    .is_some_and(|r| r.mutation.mutation_id == m)
+            })
             .count()
     };
     lose_the_reply(&mut tech, &proxy).await;
     dispatcher.sync().await.unwrap();
-    assert_eq!(conflicts_naming(&dispatcher), 1, "the server held the first send");
+    assert_eq!(
+        conflicts_naming(&dispatcher),
+        1,
+        "the server held the first send"
+    );
     resend(&mut tech).await;
     dispatcher.sync().await.unwrap();
-    assert_eq!(conflicts_naming(&dispatcher), 1, "one conflict for the held change");
+    assert_eq!(
+        conflicts_naming(&dispatcher),
+        1,
+        "one conflict for the held change"
+    );
     assert_eq!(tech.app.conflicts().unwrap().len(), 1);
     assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
 }
@@ -332,10 +358,18 @@ async fn a_rejected_change_resent_after_a_lost_reply_records_one_failed_sync() {
     };
     lose_the_reply(&mut tech, &proxy).await;
     let mut dispatcher = office(&proxy.url()).await;
-    assert_eq!(failed_naming(&dispatcher), 1, "the server refused the first send");
+    assert_eq!(
+        failed_naming(&dispatcher),
+        1,
+        "the server refused the first send"
+    );
     resend(&mut tech).await;
     dispatcher.sync().await.unwrap();
-    assert_eq!(failed_naming(&dispatcher), 1, "one failed sync for the refused change");
+    assert_eq!(
+        failed_naming(&dispatcher),
+        1,
+        "one failed sync for the refused change"
+    );
     let failed = tech.app.failed_syncs().unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].code, "unknown_sku");
@@ -366,7 +400,11 @@ async fn a_new_order_resent_after_a_lost_reply_is_created_once() {
             .filter(|r| r.order.title == title)
             .count()
     };
-    assert_eq!(same(&dispatcher), 1, "the server created it on the first send");
+    assert_eq!(
+        same(&dispatcher),
+        1,
+        "the server created it on the first send"
+    );
     resend(&mut tech).await;
     assert!(
         tech.app.failed_syncs().unwrap().is_empty(),

@@ -524,7 +524,10 @@ async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
         .await
         .unwrap();
     assert!(report.resynced, "the server asked for a resync: {report:?}");
-    assert_eq!(report.pushed, 0, "nothing was sent before the resync: {report:?}");
+    assert_eq!(
+        report.pushed, 0,
+        "nothing was sent before the resync: {report:?}"
+    );
     assert_eq!(
         report.remaining.pending, 2,
         "the resync happened with the work still unsent: {report:?}"

@@ -496,8 +496,7 @@ mod tests {
             now += 3;
             let out = m.handle(now, Event::ProbeOk);
             assert!(
-                out.iter()
-                    .any(|i| matches!(i, Instruction::RunPass { .. })),
+                out.iter().any(|i| matches!(i, Instruction::RunPass { .. })),
                 "the health check answers, so a pass runs"
             );
         }

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::mutation::{ListItem, SetOp};
 use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, BatchFileResult, BatchUploadResponse, Change, ChangeBody,
     ChangeEntity, ConflictKind, ConflictRecord, ErrorCode, FailedSyncRecord, LeftScope,
@@ -25,7 +26,6 @@ use outpost_protocol::wire::{
     PushResponse, RecordStatus, RefreshRequest, Rejection, Resolution, ResolutionOutcome,
     TokenResponse,
 };
-use outpost_protocol::mutation::{ListItem, SetOp};
 use outpost_protocol::{
     apply_mutation, Mutation, MutationKind, NoteEntry, Op, PhotoRef, Role, Signature, Status,
     WorkOrder, FORMAT_VERSION,
@@ -301,7 +301,11 @@ impl State {
             }),
         };
         PushResponse {
-            results: if bodies.len() > 1 { vec![result] } else { Vec::new() },
+            results: if bodies.len() > 1 {
+                vec![result]
+            } else {
+                Vec::new()
+            },
             server_time: Utc::now(),
         }
     }
@@ -485,7 +489,11 @@ impl Transport for FakeServer {
             .map(|b| serde_json::from_str::<Mutation>(b).unwrap().mutation_id)
             .collect();
         if s.refusals.push_bytes.is_some_and(|limit| sent > limit) {
-            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
         }
         if ids.iter().any(|id| s.refusals.unparseable.contains(id)) {
             return Err(refused(
@@ -639,7 +647,11 @@ impl Transport for FakeServer {
         s.upload_requests += 1;
         let bytes: usize = files.iter().map(|(_, d)| d.len()).sum();
         if s.refusals.upload_bytes.is_some_and(|limit| bytes > limit) {
-            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
         }
         let results = files
             .iter()
@@ -667,8 +679,15 @@ impl Transport for FakeServer {
         assert_eq!(outpost_protocol::attachment_hash(data), hash);
         let mut s = self.lock();
         s.upload_requests += 1;
-        if s.refusals.upload_bytes.is_some_and(|limit| chunk.min(data.len()) > limit) {
-            return Err(refused(413, ErrorCode::PayloadTooLarge, "request body too large"));
+        if s.refusals
+            .upload_bytes
+            .is_some_and(|limit| chunk.min(data.len()) > limit)
+        {
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
         }
         s.uploaded.insert(hash.to_owned());
         Ok(data.len())
@@ -846,15 +865,25 @@ async fn an_edit_saved_while_a_completions_evidence_uploads_reaches_the_server()
     dev.pass(&server, false).await.unwrap();
     dev.pass(&server, true).await.unwrap();
 
-    assert_eq!(server.lock().orders[&Uuid::parse_str(&a).unwrap()].status, Status::Completed);
+    assert_eq!(
+        server.lock().orders[&Uuid::parse_str(&a).unwrap()].status,
+        Status::Completed
+    );
     assert_eq!(server.notes(&b, "before the sync"), 1);
     assert_eq!(
         server.notes(&b, "saved during the upload"),
         1,
         "the note saved during the upload reached the server"
     );
-    assert_eq!(dev.notes(&b, "saved during the upload"), 1, "and is on the device");
-    assert!(dev.store.outbox().unwrap().is_empty(), "nothing left waiting");
+    assert_eq!(
+        dev.notes(&b, "saved during the upload"),
+        1,
+        "and is on the device"
+    );
+    assert!(
+        dev.store.outbox().unwrap().is_empty(),
+        "nothing left waiting"
+    );
     // Every request carried exactly what the store had sealed under its id.
     for push in server.pushes() {
         for body in push {
@@ -1177,14 +1206,21 @@ async fn a_held_mutation_whose_reply_is_lost_is_acknowledged_by_its_pulled_confl
 
     let records = dev.store.conflicts().unwrap();
     assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0].status, "resolved", "the dispatcher's decision stands");
+    assert_eq!(
+        records[0].status, "resolved",
+        "the dispatcher's decision stands"
+    );
     assert!(
         records[0].body.get("pending_pull").is_none(),
         "the full record, not a placeholder: {}",
         records[0].body
     );
     assert_eq!(dev.store.sync_counts().unwrap().conflicts, 0);
-    assert_eq!(server.pushes().len(), 1, "the held mutation was never resent");
+    assert_eq!(
+        server.pushes().len(),
+        1,
+        "the held mutation was never resent"
+    );
     assert!(dev.store.outbox().unwrap().is_empty());
     assert_eq!(server.lock().conflicts.len(), 1);
 }
@@ -1217,7 +1253,11 @@ async fn a_rejected_mutation_whose_reply_is_lost_becomes_a_failed_sync_from_its_
     assert!(dev.store.failed_syncs().unwrap().is_empty());
     assert!(dev.store.outbox().unwrap().is_empty());
     assert_eq!(server.pushes().len(), 1, "never resent");
-    assert_eq!(server.lock().failed.len(), 1, "one failed sync on the server");
+    assert_eq!(
+        server.lock().failed.len(),
+        1,
+        "one failed sync on the server"
+    );
 }
 
 #[tokio::test]
@@ -1328,7 +1368,9 @@ async fn one_bad_mutation_is_isolated(refuse: impl FnOnce(&mut Refusals, Uuid), 
     assert_eq!((counts.pending, counts.failed), (0, 1));
     // Once set aside, a pass is clean again and sends nothing more.
     let before = server.pushes().len();
-    dev.pass_with(&server, &manual_large_batches()).await.unwrap();
+    dev.pass_with(&server, &manual_large_batches())
+        .await
+        .unwrap();
     assert_eq!(server.pushes().len(), before);
 }
 
@@ -1374,7 +1416,9 @@ fn attachment_file(dev: &Device, hash: &str) -> std::path::PathBuf {
 fn evidence_of(store: &Store, id: &str) -> Vec<String> {
     let rows = store.outbox().unwrap();
     let row = rows.iter().find(|r| r.entity_id == id).unwrap();
-    store.attachments_to_upload(std::slice::from_ref(row)).unwrap()
+    store
+        .attachments_to_upload(std::slice::from_ref(row))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -1396,7 +1440,11 @@ async fn a_missing_or_damaged_attachment_file_sets_aside_only_its_own_completion
     dev.pass(&server, true).await.unwrap();
 
     let status = |i: usize| server.lock().orders[&uuid(&ids[i])].status;
-    assert_eq!(status(2), Status::Completed, "the sound completion went ({report:?})");
+    assert_eq!(
+        status(2),
+        Status::Completed,
+        "the sound completion went ({report:?})"
+    );
     assert_eq!(server.notes(&ids[3], "plain edit"), 1, "so did the edit");
     assert_ne!(status(0), Status::Completed);
     assert_ne!(status(1), Status::Completed);
@@ -1422,12 +1470,19 @@ async fn the_pull_still_runs_when_the_push_fails() {
     server.fail_push(0, PushFault::Unavailable);
 
     let err = dev.pass(&server, false).await.unwrap_err();
-    assert!(matches!(err, SyncError::Server { status: 503, .. }), "{err}");
+    assert!(
+        matches!(err, SyncError::Server { status: 503, .. }),
+        "{err}"
+    );
     assert!(
         matches!(dev.store.order(&ids[1]), Err(StoreError::OrderNotFound(_))),
         "the reassignment arrived although the push failed"
     );
-    assert_eq!(dev.store.outbox().unwrap().len(), 1, "the edit waits for its retry");
+    assert_eq!(
+        dev.store.outbox().unwrap().len(),
+        1,
+        "the edit waits for its retry"
+    );
 }
 
 #[tokio::test]
@@ -1477,7 +1532,11 @@ async fn an_upload_refused_as_too_large_is_retried_in_smaller_requests() {
 
     dev.pass(&server, true).await.unwrap();
     for id in &ids {
-        assert_eq!(server.lock().orders[&uuid(id)].status, Status::Completed, "{id}");
+        assert_eq!(
+            server.lock().orders[&uuid(id)].status,
+            Status::Completed,
+            "{id}"
+        );
     }
     assert_eq!(server.lock().uploaded.len(), 1 + 1 + 3 + 1);
     assert!(dev.store.outbox().unwrap().is_empty());
