@@ -176,6 +176,11 @@ async fn pass(
             break;
         }
         let ids: Vec<String> = batch.iter().map(|r| r.mutation_id.clone()).collect();
+        // Seal first, and send exactly the bytes sealed: an edit saved from here on
+        // (during a long upload, by the app or another process) makes a new row instead
+        // of changing one this request carries.
+        let batch = store.mark_sent(&ids)?;
+        let ids: Vec<String> = batch.iter().map(|r| r.mutation_id.clone()).collect();
         // Completions travel with their own evidence; other photos go last.
         let completions: Vec<_> = batch
             .iter()
@@ -186,7 +191,6 @@ async fn pass(
         if !needed.is_empty() {
             upload(store, client, now, &needed, opts, &mut report, progress).await?;
         }
-        store.mark_sent(&ids)?;
         let bodies: Vec<&str> = batch.iter().map(|r| r.body.as_str()).collect();
         let result = authed!(store, client, now, report, |t| client.push(&t, &bodies));
         let (resp, sent) = match result {
