@@ -284,6 +284,7 @@ async fn pass(
         report.pulled_rows += page.changes.len();
         report.removed += summary.removed;
         report.acknowledged += summary.acknowledged;
+        report.rejected += summary.rejected;
         rows += page.changes.len() as u64;
         match &page.priming {
             Some(p) => progress(Progress::Priming {

@@ -63,9 +63,17 @@ const SEALED_ROW_BY_MUTATION_ID: &str = "SELECT seq, entity_id, body FROM outbox
 const ACK_PULLED_MUTATION: &str = "DELETE FROM outbox
      WHERE mutation_id = ?1 AND state <> 'pending' AND state <> 'failed'";
 
-/// A failed sync that a dispatcher resolved.
+/// A failed sync that a dispatcher resolved: the refused row goes, whether the device
+/// had heard of the refusal (`failed`) or not yet (`sent`, its reply lost).
 const CLEAR_RESOLVED_FAILED: &str = "DELETE FROM outbox
-     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'";
+     WHERE mutation_id = ?1 AND state <> 'pending'";
+
+/// A pulled open failed-sync record names a sealed row whose refusal the device never
+/// heard (the reply was lost): the row becomes a failed sync now, with the reason, instead
+/// of being resent.
+const MARK_PULLED_REFUSAL: &str = "UPDATE outbox SET state = 'failed', last_error = ?2,
+        next_attempt_at = NULL
+     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'sent'";
 
 /// Counts for the status line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -125,6 +133,25 @@ fn put_record(
          ON CONFLICT (entity, id) DO UPDATE SET order_id = excluded.order_id,
             status = excluded.status, body = excluded.body, updated_at = excluded.updated_at",
         params![entity, id, order_id, status, body, now.to_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// Keep a conflict the push answer announced until the pulled record arrives. Never
+/// over a record already stored: the pulled record is the full one, and may say that a
+/// dispatcher already decided.
+fn put_placeholder(
+    tx: &Transaction<'_>,
+    id: &str,
+    order_id: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at)
+         VALUES ('conflict', ?1, ?2, 'open', ?3, ?4)
+         ON CONFLICT (entity, id) DO NOTHING",
+        params![id, order_id, body, now.to_rfc3339()],
     )?;
     Ok(())
 }

@@ -16,7 +16,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::scope::{put_acknowledged_row, settle_out_of_scope};
-use super::{current_gen, put_record, SEALED_ROW_BY_MUTATION_ID};
+use super::{current_gen, put_placeholder, SEALED_ROW_BY_MUTATION_ID};
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::outbox::OutboxRow;
@@ -139,18 +139,18 @@ impl Store {
                     PushOutcome::AppliedWithConflicts(a) => {
                         tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
                         // Keep the device's side until the pulled conflict record
-                        // replaces this placeholder: nothing the person did is lost.
+                        // replaces this placeholder: nothing the person did is lost. A
+                        // record already pulled (the answer to a resend after a lost
+                        // reply) stays as it is.
                         let placeholder = serde_json::json!({
                             "pending_pull": true,
                             "conflict": a,
                             "mutation": serde_json::from_str::<serde_json::Value>(&body)?,
                         });
-                        put_record(
+                        put_placeholder(
                             tx,
-                            "conflict",
                             &a.conflict_id.to_string(),
                             &a.entity_id.to_string(),
-                            RecordStatus::Open,
                             &placeholder.to_string(),
                             now,
                         )?;
