@@ -76,7 +76,7 @@ CREATE TABLE sync_records (
     order_id    TEXT,
     status      TEXT NOT NULL,
     body        TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL, seen_gen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, id)
 ) STRICT;
 

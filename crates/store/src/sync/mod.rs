@@ -113,26 +113,42 @@ fn current_gen(tx: &rusqlite::Connection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Store a conflict or failed-sync record, from a pull page or a push answer.
+/// A conflict or failed-sync record as a pull page brings it.
+struct PulledRecord<'a> {
+    entity: &'a str,
+    id: &'a str,
+    order_id: &'a str,
+    status: RecordStatus,
+    body: &'a str,
+}
+
+/// Store a pulled conflict or failed-sync record, stamped with the current snapshot
+/// generation (a snapshot's last page removes the open records it did not bring).
 fn put_record(
     tx: &Transaction<'_>,
-    entity: &str,
-    id: &str,
-    order_id: &str,
-    status: RecordStatus,
-    body: &str,
+    r: &PulledRecord<'_>,
+    gen: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let status = match status {
+    let status = match r.status {
         RecordStatus::Open => "open",
         RecordStatus::Resolved => "resolved",
     };
     tx.execute(
-        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at, seen_gen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (entity, id) DO UPDATE SET order_id = excluded.order_id,
-            status = excluded.status, body = excluded.body, updated_at = excluded.updated_at",
-        params![entity, id, order_id, status, body, now.to_rfc3339()],
+            status = excluded.status, body = excluded.body, updated_at = excluded.updated_at,
+            seen_gen = excluded.seen_gen",
+        params![
+            r.entity,
+            r.id,
+            r.order_id,
+            status,
+            r.body,
+            now.to_rfc3339(),
+            gen
+        ],
     )?;
     Ok(())
 }
@@ -145,13 +161,14 @@ fn put_placeholder(
     id: &str,
     order_id: &str,
     body: &str,
+    gen: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at)
-         VALUES ('conflict', ?1, ?2, 'open', ?3, ?4)
+        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at, seen_gen)
+         VALUES ('conflict', ?1, ?2, 'open', ?3, ?4, ?5)
          ON CONFLICT (entity, id) DO NOTHING",
-        params![id, order_id, body, now.to_rfc3339()],
+        params![id, order_id, body, now.to_rfc3339(), gen],
     )?;
     Ok(())
 }

@@ -23,8 +23,8 @@ use super::priming::finish_priming;
 use super::rebase::put_server_row;
 use super::scope::{needed_here, settle_out_of_scope};
 use super::{
-    current_gen, kv_get, kv_set, put_record, ACK_PULLED_MUTATION, CLEAR_RESOLVED_FAILED, KV_CURSOR,
-    KV_EPOCH, KV_SKIPPED, MARK_PULLED_REFUSAL,
+    current_gen, kv_get, kv_set, put_record, PulledRecord, ACK_PULLED_MUTATION,
+    CLEAR_RESOLVED_FAILED, KV_CURSOR, KV_EPOCH, KV_SKIPPED, MARK_PULLED_REFUSAL,
 };
 use crate::db::Store;
 use crate::error::StoreError;
@@ -121,11 +121,14 @@ impl Store {
                         }
                         put_record(
                             tx,
-                            "conflict",
-                            &c.id.to_string(),
-                            &c.order_id.to_string(),
-                            c.status,
-                            &serde_json::to_string(c)?,
+                            &PulledRecord {
+                                entity: "conflict",
+                                id: &c.id.to_string(),
+                                order_id: &c.order_id.to_string(),
+                                status: c.status,
+                                body: &serde_json::to_string(c)?,
+                            },
+                            gen,
                             now,
                         )?;
                         s.records += 1;
@@ -163,11 +166,14 @@ impl Store {
                         }
                         put_record(
                             tx,
-                            "failed_sync",
-                            &f.id.to_string(),
-                            &f.order_id.to_string(),
-                            f.status,
-                            &serde_json::to_string(f)?,
+                            &PulledRecord {
+                                entity: "failed_sync",
+                                id: &f.id.to_string(),
+                                order_id: &f.order_id.to_string(),
+                                status: f.status,
+                                body: &serde_json::to_string(f)?,
+                            },
+                            gen,
                             now,
                         )?;
                         s.records += 1;

@@ -152,6 +152,7 @@ impl Store {
                             &a.conflict_id.to_string(),
                             &a.entity_id.to_string(),
                             &placeholder.to_string(),
+                            gen,
                             now,
                         )?;
                         match &a.order {
