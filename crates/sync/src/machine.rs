@@ -12,6 +12,10 @@
 //! - While online it syncs on a timer, after local writes (debounced), and when a
 //!   retry comes due. A failed upload is retried by the timer and on reconnect, never
 //!   only on the next local write.
+//! - A failed pass is retried with its own capped backoff, which grows with every pass
+//!   that fails in a row and resets only when one succeeds: a probe that answers in
+//!   between does not reset it (a server whose health answers while every pass fails
+//!   is not hammered once a second).
 //! - A manual "sync now" runs a pass at once that ignores any backoff.
 //! - One pass at a time; what arrives during a pass is remembered and acted on after.
 //! - A revoked device or disabled user stops the engine's passes until a manual sync
@@ -106,7 +110,12 @@ pub fn backoff_ms(attempt: u32, min: Millis, max: Millis, random: u64) -> Millis
 pub struct Machine {
     timing: Timing,
     state: Connectivity,
+    /// Probes failed in a row (reset when one answers, or by a network change).
     failures: u32,
+    /// Passes failed in a row, whatever the probes between them said: reset only by a
+    /// pass that succeeds, so a server whose health answers while every pass fails is
+    /// tried less and less often.
+    pass_failures: u32,
     in_flight: bool,
     /// A local write or timer asked for a pass while one was running.
     again: bool,
@@ -121,6 +130,7 @@ impl Machine {
             timing,
             state: Connectivity::Offline,
             failures: 0,
+            pass_failures: 0,
             in_flight: false,
             again: false,
             manual: false,
@@ -141,10 +151,12 @@ impl Machine {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn backoff(&mut self) -> Millis {
+    /// The wait after the `failures`-th failure in a row (probes and passes have their
+    /// own counts, within the same bounds).
+    fn backoff(&mut self, failures: u32) -> Millis {
         let r = self.random();
         backoff_ms(
-            self.failures.saturating_sub(1),
+            failures.saturating_sub(1),
             self.timing.probe_backoff_min_ms,
             self.timing.probe_backoff_max_ms,
             r,
@@ -228,12 +240,13 @@ impl Machine {
                 self.in_flight = false;
                 self.failures = self.failures.saturating_add(1);
                 self.set(Connectivity::Offline, &mut out);
-                let wait = self.backoff();
+                let wait = self.backoff(self.failures);
                 out.push(Instruction::WakeAt(now + wait));
             }
             Event::PassOk { retry_at } => {
                 self.in_flight = false;
                 self.failures = 0;
+                self.pass_failures = 0;
                 self.set(Connectivity::Online, &mut out);
                 if self.again {
                     let manual = std::mem::take(&mut self.manual);
@@ -257,7 +270,7 @@ impl Machine {
                 retry_after,
             } => {
                 self.in_flight = false;
-                self.failures = self.failures.saturating_add(1);
+                self.pass_failures = self.pass_failures.saturating_add(1);
                 self.again = false;
                 self.manual = false;
                 self.set(
@@ -268,7 +281,9 @@ impl Machine {
                     },
                     &mut out,
                 );
-                let wait = self.backoff().max(retry_after.unwrap_or(0));
+                let wait = self
+                    .backoff(self.pass_failures)
+                    .max(retry_after.unwrap_or(0));
                 out.push(Instruction::WakeAt(now + wait));
             }
             Event::SignInRequired(reason) => {
