@@ -67,7 +67,7 @@ CREATE TABLE "outbox" (
     state            TEXT NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending', 'sent', 'failed')),
     last_error       TEXT
-) STRICT;
+, refusals INTEGER NOT NULL DEFAULT 0, set_aside_at TEXT) STRICT;
 
 -- table sync_records
 CREATE TABLE sync_records (

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::{MutationResult, PushOutcome, RecordStatus};
+use outpost_protocol::wire::{MutationResult, PushOutcome, Rejection};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -97,6 +97,53 @@ impl Store {
                 "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3
                  WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'failed'",
                 params![ids, at.to_rfc3339(), error],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// A mutation refused on its own by a refusal of the whole request (too large, not
+    /// understood, an answer that does not match it): count it, and retry it no earlier
+    /// than `retry_at`. Returns how often it has been refused so.
+    pub fn record_refusal(
+        &mut self,
+        mutation_id: &str,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<u32, StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET refusals = refusals + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'sent'",
+                params![mutation_id, retry_at.to_rfc3339(), error],
+            )?;
+            let n: Option<i64> = tx
+                .query_row(
+                    "SELECT refusals FROM outbox WHERE mutation_id = ?1 AND state <> 'pending'",
+                    [mutation_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok::<_, StoreError>(n.unwrap_or(0).max(0) as u32)
+        })
+    }
+
+    /// The device sets a mutation aside: a failed sync with `why`, shown to the person
+    /// like a refusal by the server, and never sent again (a person retries it as a new
+    /// mutation, or discards it). The server never accepted it and keeps no record of
+    /// it, so the device counts it in the report of unsent work it sends.
+    pub fn set_aside(
+        &mut self,
+        mutation_id: &str,
+        why: &Rejection,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?2, next_attempt_at = NULL,
+                        set_aside_at = ?3
+                 WHERE mutation_id = ?1 AND state <> 'failed'",
+                params![mutation_id, serde_json::to_string(why)?, now.to_rfc3339()],
             )?;
             Ok::<_, StoreError>(())
         })
@@ -211,6 +258,10 @@ impl Store {
                             resolution: None,
                         };
                         mark_failed(tx, seq, &why)?;
+                        tx.execute(
+                            "UPDATE outbox SET set_aside_at = ?2 WHERE seq = ?1",
+                            params![seq, now.to_rfc3339()],
+                        )?;
                         summary.rejected += 1;
                     }
                     PushOutcome::MissingAttachments { hashes } => {
