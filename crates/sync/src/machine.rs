@@ -16,7 +16,9 @@
 //!   that fails in a row and resets only when one succeeds: a probe that answers in
 //!   between does not reset it (a server whose health answers while every pass fails
 //!   is not hammered once a second).
-//! - A manual "sync now" runs a pass at once that ignores any backoff.
+//! - A manual "sync now" runs a pass at once that ignores any backoff. So does the first
+//!   pass after a reconnect (a probe answers after the server could not be reached):
+//!   the per-row retry times of work deferred meanwhile are cleared.
 //! - One pass at a time; what arrives during a pass is remembered and acted on after.
 //! - A revoked device or disabled user stops the engine's passes until a manual sync
 //!   (after the person signed in again).
@@ -116,6 +118,9 @@ pub struct Machine {
     /// pass that succeeds, so a server whose health answers while every pass fails is
     /// tried less and less often.
     pass_failures: u32,
+    /// The server stopped answering (a probe, or a pass, could not reach it): the next
+    /// probe that answers is a reconnect.
+    lost: bool,
     in_flight: bool,
     /// A local write or timer asked for a pass while one was running.
     again: bool,
@@ -131,6 +136,7 @@ impl Machine {
             state: Connectivity::Offline,
             failures: 0,
             pass_failures: 0,
+            lost: false,
             in_flight: false,
             again: false,
             manual: false,
@@ -233,11 +239,16 @@ impl Machine {
             Event::ProbeOk => {
                 self.in_flight = false;
                 self.failures = 0;
-                self.start_pass(self.manual, &mut out);
+                // A reconnect clears the per-row backoff: the pass takes every row
+                // whatever its retry time, as "sync now" does, so work deferred while
+                // the server could not be reached goes at once.
+                let reconnect = std::mem::take(&mut self.lost);
+                self.start_pass(self.manual || reconnect, &mut out);
                 self.manual = false;
             }
             Event::ProbeFailed(_) => {
                 self.in_flight = false;
+                self.lost = true;
                 self.failures = self.failures.saturating_add(1);
                 self.set(Connectivity::Offline, &mut out);
                 let wait = self.backoff(self.failures);
@@ -270,6 +281,7 @@ impl Machine {
                 retry_after,
             } => {
                 self.in_flight = false;
+                self.lost |= offline;
                 self.pass_failures = self.pass_failures.saturating_add(1);
                 self.again = false;
                 self.manual = false;
@@ -373,12 +385,68 @@ mod tests {
         let at = wake(&out).expect("retry scheduled");
         assert_eq!(m.handle(at, Event::Tick), vec![Instruction::Probe]);
         let out = m.handle(at + 1, Event::ProbeOk);
+        // A reconnect: the rows the failed pass deferred go at once.
         assert!(has(
             &out,
+            &Instruction::RunPass {
+                ignore_backoff: true
+            }
+        ));
+    }
+
+    #[test]
+    fn a_reconnect_clears_the_per_row_backoff_and_a_plain_probe_does_not() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        // The first pass after start keeps the retry times.
+        assert!(has(
+            &m.handle(1, Event::ProbeOk),
             &Instruction::RunPass {
                 ignore_backoff: false
             }
         ));
+        let out = m.handle(
+            2,
+            Event::PassFailed {
+                offline: false,
+                reason: "503".into(),
+                retry_after: None,
+            },
+        );
+        let at = wake(&out).expect("retry scheduled");
+        m.handle(at, Event::Tick);
+        assert!(
+            has(
+                &m.handle(at + 1, Event::ProbeOk),
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "the server answered all along: not a reconnect"
+        );
+        m.handle(at + 2, Event::PassOk { retry_at: None });
+        // The network goes, then comes back.
+        m.handle(at + 3, Event::NetworkChanged);
+        let out = m.handle(at + 4, Event::ProbeFailed("no route".into()));
+        let back = wake(&out).expect("probe scheduled");
+        m.handle(back, Event::Tick);
+        assert!(has(
+            &m.handle(back + 1, Event::ProbeOk),
+            &Instruction::RunPass {
+                ignore_backoff: true
+            }
+        ));
+        m.handle(back + 2, Event::PassOk { retry_at: None });
+        let out = m.handle(back + 40_000, Event::Tick);
+        assert!(
+            has(
+                &out,
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "only the pass after the reconnect: {out:?}"
+        );
     }
 
     #[test]

@@ -306,6 +306,17 @@ pub(crate) async fn push(
         resent: HashMap::new(),
     };
     let total_pending = store.sync_counts()?.pending;
+    // A retry time further away than the longest backoff means the clock was set back
+    // since it was stored: it waits no longer than the longest backoff from now.
+    let longest =
+        chrono::Duration::milliseconds(opts.retry_delay_ms_max.min(i64::MAX as u64) as i64);
+    let moved = store.clamp_retry_times(clock(), longest)?;
+    if moved > 0 {
+        tracing::info!(
+            moved,
+            "retry times beyond the longest backoff (the clock went back): brought forward"
+        );
+    }
     // Bounded: each round settles at least one row not settled before in this pass (or
     // resends, once, one that waited for its files).
     for _round in 0..=total_pending.saturating_mul(2).saturating_add(1) {

@@ -71,15 +71,60 @@ impl Store {
         Ok(out)
     }
 
+    /// The retry times of waiting rows, parsed (they are compared as times, not as
+    /// text: RFC 3339 strings with and without fractional seconds do not sort).
+    fn retry_times(&self) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, next_attempt_at FROM outbox
+             WHERE state <> 'failed' AND next_attempt_at IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, t)| {
+                let t = DateTime::parse_from_rfc3339(&t).ok()?;
+                Some((seq, t.with_timezone(&Utc)))
+            })
+            .collect())
+    }
+
     /// The earliest time a deferred mutation may be retried, if any waits.
     pub fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = self.conn.query_row(
-            "SELECT min(next_attempt_at) FROM outbox WHERE state <> 'failed'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        Ok(self.retry_times()?.into_iter().map(|(_, t)| t).min())
+    }
+
+    /// Bring every retry time later than `now + longest` back to `now + longest`, and
+    /// say how many moved. A retry time was `now + backoff` by the clock when it was
+    /// stored; one further away than the longest backoff means the clock has been set
+    /// back since (an hour, say), and the row would otherwise wait that long. The sync
+    /// pass does this before it reads the outbox.
+    pub fn clamp_retry_times(
+        &mut self,
+        now: DateTime<Utc>,
+        longest: chrono::Duration,
+    ) -> Result<usize, StoreError> {
+        let latest = now + longest;
+        let late: Vec<i64> = self
+            .retry_times()?
+            .into_iter()
+            .filter(|(_, t)| *t > latest)
+            .map(|(seq, _)| seq)
+            .collect();
+        if late.is_empty() {
+            return Ok(0);
+        }
+        let seqs = serde_json::to_string(&late)?;
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET next_attempt_at = ?2
+                 WHERE seq IN (SELECT value FROM json_each(?1))",
+                params![seqs, latest.to_rfc3339()],
+            )?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(late.len())
     }
 
     /// A transient failure: retry these no earlier than `at`.
