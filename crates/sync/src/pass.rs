@@ -128,6 +128,16 @@ pub async fn run_pass(
     result
 }
 
+/// Tell the client what this device has not sent, for the requests that follow.
+pub(crate) fn report_unsent(
+    store: &Store,
+    client: &impl Transport,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    client.report_unsent(&store.unsent_report(now)?);
+    Ok(())
+}
+
 /// Whether the pull still runs after the push failed with `e`: yes (a reassignment, a
 /// dispatcher's decision still arrive), unless the server cannot be reached, asked to
 /// wait, or will not take this session.
@@ -156,6 +166,7 @@ async fn pass(
         batch_files: opts.batch_files,
         chunk_bytes: opts.chunk_bytes,
     };
+    report_unsent(store, client, clock())?;
     let push_failed = match push(
         store,
         client,
@@ -191,6 +202,7 @@ async fn pass(
         }
     }
 
+    report_unsent(store, client, clock())?;
     let pulled = pull(store, client, clock, opts, &mut report, progress).await;
     if let Some(e) = push_failed {
         // The push's failure is the pass's, unless the pull says to sign in again.

@@ -33,7 +33,7 @@ use crate::auth::authed;
 use crate::error::SyncError;
 use crate::lanes::in_lanes;
 use crate::machine::backoff_ms;
-use crate::pass::{PassOptions, PassReport, Progress};
+use crate::pass::{report_unsent, PassOptions, PassReport, Progress};
 use crate::transport::Transport;
 use crate::upload::{too_large, upload, Unsendable, UploadSizes};
 
@@ -223,6 +223,7 @@ impl Push<'_> {
             )));
         }
         let summary = store.record_push_results(&resp.results, clock())?;
+        report_unsent(store, client, clock())?;
         report.pushed += part.len();
         report.acknowledged += summary.acknowledged;
         report.rejected += summary.rejected;

@@ -19,6 +19,7 @@
 //! syncs and conflicts is `records.rs`'s.
 
 use chrono::{DateTime, Utc};
+use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::RecordStatus;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -182,6 +183,28 @@ impl Store {
 
     pub fn set_last_sync_at(&mut self, at: DateTime<Utc>) -> Result<(), StoreError> {
         kv_set(&self.conn, KV_LAST_SYNC, &at.to_rfc3339())
+    }
+
+    /// What this device has not sent, as it reports it to the server on each request:
+    /// every change the server has not accepted (pending, sealed without an answer, or
+    /// set aside by the device itself, which the server never saw) and the age of the
+    /// oldest by the device's clock. Failed syncs the server refused are not counted:
+    /// the server keeps a record of each.
+    pub fn unsent_report(&self, now: DateTime<Utc>) -> Result<UnsentReport, StoreError> {
+        let (count, set_aside, oldest): (i64, i64, Option<String>) = self.conn.query_row(
+            "SELECT count(*), count(set_aside_at), min(created_at) FROM outbox
+             WHERE state <> 'failed' OR set_aside_at IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let oldest_secs = oldest
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0) as u64);
+        Ok(UnsentReport {
+            count: count.max(0) as u64,
+            set_aside: set_aside.max(0) as u64,
+            oldest_secs: oldest_secs.filter(|_| count > 0),
+        })
     }
 
     pub fn sync_counts(&self) -> Result<SyncCounts, StoreError> {
