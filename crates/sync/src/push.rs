@@ -67,8 +67,10 @@ fn retry_at(
 }
 
 /// A refusal of the whole request because of what it carries: split the batch to find
-/// the mutation that causes it. (A server that no longer speaks this protocol refuses
-/// every request alike: nothing to isolate.)
+/// the mutation that causes it. Not so: a server that no longer speaks this protocol
+/// (it refuses every request alike), and a body that arrived cut short or mangled
+/// (`malformed_json`: the device sends the well-formed bytes it stored, so the network
+/// or a proxy broke them; the next pass sends them again).
 fn refuses_the_batch(e: &SyncError) -> bool {
     if too_large(e) {
         return true;
@@ -77,7 +79,10 @@ fn refuses_the_batch(e: &SyncError) -> bool {
         SyncError::BadAnswer(_) => true,
         SyncError::Server {
             status: 400, code, ..
-        } => *code != ErrorCode::UnsupportedProtocol,
+        } => !matches!(
+            code,
+            ErrorCode::UnsupportedProtocol | ErrorCode::MalformedJson | ErrorCode::InvalidUtf8
+        ),
         _ => false,
     }
 }

@@ -10,9 +10,9 @@
 //! A request refused as too large (413, often a reverse proxy's body limit) shrinks the
 //! sizes for the rest of the pass, by halves down to a floor
 //! (`outpost_protocol::limits::{BATCH_FILES_FLOOR, CHUNK_BYTES_FLOOR}`), and is tried
-//! again. A file that cannot be sent (missing or damaged on this device, refused by the
-//! server, too large even at the floor) is reported back with the reason instead of
-//! failing the pass: the pass sets aside the completion that names it, and only that
+//! again. A file that cannot be sent (missing or damaged on this device, refused by name
+//! in a batch answer, too large even at the floor) is reported back with the reason
+//! instead of failing the pass: the pass sets aside the completion that names it, and only that
 //! one. Downloads are not here ([`fetch_attachment`](crate::fetch_attachment)).
 
 use chrono::{DateTime, Utc};
@@ -202,14 +202,9 @@ async fn resumable(
                     ),
                 )))
             }
-            Err(SyncError::Server {
-                status: 400 | 422,
-                code,
-                message,
-                ..
-            }) if code != ErrorCode::UnsupportedProtocol => {
-                return Ok(Some(refused(hash, code, &message)))
-            }
+            // Anything else (a body cut short reads as a 400 on the server's side, an
+            // offset that moved, the network) may pass: the pass fails and the upload
+            // resumes next time from the last byte stored.
             Err(e) => return Err(e),
         }
     }
