@@ -138,8 +138,9 @@ struct Push<'a> {
     sizes: &'a mut UploadSizes,
     /// Rows sent (or set aside, or deferred) in this pass: not taken again.
     tried: HashSet<String>,
-    /// Orders whose earlier mutation failed, waits or was set aside in this pass.
-    blocked: HashSet<String>,
+    /// Orders whose mutation failed, waits or was set aside in this pass, with that
+    /// row's place in the queue: the order's later rows wait behind it.
+    blocked: HashMap<String, i64>,
     /// How often each row was answered `missing_attachments` or `held_behind`.
     resent: HashMap<String, u32>,
 }
@@ -157,9 +158,22 @@ impl Push<'_> {
         tracing::warn!(mutation = %row.mutation_id, code = why.code.as_str(), "set aside: {}", why.message);
         store.set_aside(&row.mutation_id, why, now)?;
         self.tried.insert(row.mutation_id.clone());
-        self.blocked.insert(row.entity_id.clone());
+        self.block(row);
         report.rejected += 1;
         Ok(())
+    }
+
+    /// `row` failed, waits or was set aside: its order's later rows wait behind it.
+    fn block(&mut self, row: &OutboxRow) {
+        let at = self.blocked.entry(row.entity_id.clone()).or_insert(row.seq);
+        *at = (*at).min(row.seq);
+    }
+
+    /// Whether `row` waits behind an earlier row of its order (see [`Push::block`]).
+    fn held_back(&self, row: &OutboxRow) -> bool {
+        self.blocked
+            .get(&row.entity_id)
+            .is_some_and(|at| row.seq > *at)
     }
 
     /// Upload the evidence the batch's completions name. A completion whose files cannot
@@ -192,7 +206,7 @@ impl Push<'_> {
         }
         Ok(batch
             .into_iter()
-            .filter(|r| !self.blocked.contains(&r.entity_id))
+            .filter(|r| !self.tried.contains(&r.mutation_id) && !self.held_back(r))
             .collect())
     }
 
@@ -242,7 +256,7 @@ impl Push<'_> {
                 PushOutcome::Rejected(why) if why.code != ErrorCode::AlreadyResolved => {
                     self.tried.insert(id.clone());
                     if let Some(row) = part.iter().find(|p| p.mutation_id == id) {
-                        self.blocked.insert(row.entity_id.clone());
+                        self.block(row);
                     }
                 }
                 _ => {
@@ -260,7 +274,7 @@ impl Push<'_> {
             *n += 1;
             if *n > 1 {
                 self.tried.insert(id.clone());
-                self.blocked.insert(row.entity_id.clone());
+                self.block(row);
                 continue;
             }
             if !hashes.is_empty() {
@@ -308,7 +322,7 @@ pub(crate) async fn push(
         opts,
         sizes,
         tried: HashSet::new(),
-        blocked: HashSet::new(),
+        blocked: HashMap::new(),
         resent: HashMap::new(),
     };
     let total_pending = store.sync_counts()?.pending;
@@ -330,7 +344,7 @@ pub(crate) async fn push(
         let eligible: Vec<_> = store
             .next_push_batch(usize::MAX, usize::MAX, now, opts.ignore_backoff)?
             .into_iter()
-            .filter(|r| !p.tried.contains(&r.mutation_id) && !p.blocked.contains(&r.entity_id))
+            .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
             .collect();
         let batch: Vec<String> = in_lanes(eligible)
             .into_iter()
@@ -367,7 +381,7 @@ pub(crate) async fn push(
         while let Some(part) = parts.pop_front() {
             let part: Vec<OutboxRow> = part
                 .into_iter()
-                .filter(|r| !p.blocked.contains(&r.entity_id))
+                .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
                 .collect();
             if part.is_empty() {
                 continue;
@@ -407,7 +421,7 @@ pub(crate) async fn push(
                 } else {
                     tracing::info!(mutation = %row.mutation_id, refusals = n, "refused alone ({e}): deferred");
                     p.tried.insert(row.mutation_id.clone());
-                    p.blocked.insert(row.entity_id.clone());
+                    p.block(row);
                 }
             } else {
                 if e.is_transient() {

@@ -1465,6 +1465,44 @@ async fn a_missing_or_damaged_attachment_file_sets_aside_only_its_own_completion
 }
 
 #[tokio::test]
+async fn a_completion_set_aside_holds_back_only_what_its_order_queued_after_it() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "before").unwrap();
+    complete_with_evidence(&mut dev.store, &a).unwrap();
+    let rows = dev.store.outbox().unwrap();
+    let completion = rows.iter().find(|r| r.kind == "complete").unwrap();
+    let gone = dev
+        .store
+        .attachments_to_upload(std::slice::from_ref(completion))
+        .unwrap();
+    std::fs::remove_file(attachment_file(&dev, &gone[1])).unwrap();
+    // A note after the completion cannot fold into it (another kind): its own row.
+    add_note(&mut dev.store, &a, "after").unwrap();
+    assert_eq!(dev.store.outbox().unwrap().len(), 3);
+
+    dev.pass(&server, true).await.unwrap();
+    assert_eq!(
+        server.notes(&a, "before"),
+        1,
+        "queued before the completion: sent"
+    );
+    assert_eq!(
+        server.notes(&a, "after"),
+        0,
+        "queued after it: waits behind it"
+    );
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].kind, "complete");
+    assert_eq!(dev.store.sync_counts().unwrap().pending, 1);
+    // Still waiting after another pass: the order's sequence is kept.
+    dev.pass(&server, true).await.unwrap();
+    assert_eq!(server.notes(&a, "after"), 0);
+}
+
+#[tokio::test]
 async fn the_pull_still_runs_when_the_push_fails() {
     let server = FakeServer::with_orders(2);
     let mut dev = Device::primed(&server).await;
