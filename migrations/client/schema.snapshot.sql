@@ -67,7 +67,7 @@ CREATE TABLE "outbox" (
     state            TEXT NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending', 'sent', 'failed')),
     last_error       TEXT
-) STRICT;
+, refusals INTEGER NOT NULL DEFAULT 0, set_aside_at TEXT) STRICT;
 
 -- table sync_records
 CREATE TABLE sync_records (
@@ -76,7 +76,7 @@ CREATE TABLE sync_records (
     order_id    TEXT,
     status      TEXT NOT NULL,
     body        TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL, seen_gen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity, id)
 ) STRICT;
 

@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use outpost_core::{
-    ClientOptions, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions, PassReport,
-    SystemClock,
+    ClientOptions, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions,
+    PassReport, SystemClock,
 };
+use outpost_protocol::Status;
+use outpost_sync::Timing;
 use zeroize::Zeroizing;
 
 pub use proxy::{Fault, Proxy};
@@ -344,6 +346,57 @@ impl Default for Device {
     fn default() -> Self {
         Device::new()
     }
+}
+
+/// A fresh copy of the seeded server database, the server on it, and a proxy in
+/// front of the server (devices talk to the proxy).
+pub async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = seeded_db(tmp.path());
+    let server = Server::start(&db, extra);
+    let proxy = Proxy::start(server.addr).await;
+    (tmp, server, proxy)
+}
+
+/// Engine timers shortened so that a test sees retries within seconds.
+pub fn fast_engine() -> EngineConfig {
+    EngineConfig {
+        client: fast_client(),
+        timing: Timing {
+            probe_backoff_min_ms: 100,
+            probe_backoff_max_ms: 1_000,
+            periodic_ms: 1_000,
+            debounce_ms: 50,
+        },
+        pass: PassOptions {
+            retry_delay_ms_min: 100,
+            retry_delay_ms_max: 1_000,
+            ..PassOptions::default()
+        },
+        watch_network: false,
+    }
+}
+
+/// How many of an order's notes on `dev` read `text`.
+pub fn notes_with(dev: &Device, id: &str, text: &str) -> usize {
+    dev.app
+        .order(id)
+        .expect("order")
+        .order
+        .notes
+        .iter()
+        .filter(|n| n.text == text)
+        .count()
+}
+
+/// An order on `dev` that is open for edits (scheduled, en route or in progress).
+pub fn open_order(dev: &Device) -> String {
+    dev.order_id(|o| {
+        matches!(
+            o.status,
+            Status::Scheduled | Status::InProgress | Status::EnRoute
+        )
+    })
 }
 
 /// Poll `check` until it holds or `timeout` passes.

@@ -36,6 +36,8 @@ pub struct Stats {
     pub refused: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// Every byte sent to the server, while [`Proxy::record_requests`] is on.
+    pub recorded_up: Option<Vec<u8>>,
 }
 
 pub struct Proxy {
@@ -94,6 +96,9 @@ async fn pump(
         if let Ok(mut s) = stats.lock() {
             if upward {
                 s.bytes_up += n as u64;
+                if let Some(rec) = s.recorded_up.as_mut() {
+                    rec.extend_from_slice(&buf[..n]);
+                }
             } else {
                 s.bytes_down += n as u64;
             }
@@ -202,5 +207,41 @@ impl Proxy {
 
     pub fn bytes_down(&self) -> u64 {
         self.stats.lock().map(|s| s.bytes_down).unwrap_or(0)
+    }
+
+    pub fn bytes_up(&self) -> u64 {
+        self.stats.lock().map(|s| s.bytes_up).unwrap_or(0)
+    }
+
+    /// Start keeping every byte sent to the server (for [`Proxy::request_heads`]).
+    pub fn record_requests(&self) {
+        if let Ok(mut s) = self.stats.lock() {
+            s.recorded_up = Some(Vec::new());
+        }
+    }
+
+    /// The request line and headers of each request recorded so far, in order (the
+    /// bodies left out).
+    pub fn request_heads(&self) -> Vec<String> {
+        let text = self
+            .stats
+            .lock()
+            .ok()
+            .and_then(|s| s.recorded_up.clone())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let mut heads = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(start) = ["GET /", "POST /", "PUT /"]
+            .iter()
+            .filter_map(|m| rest.find(m))
+            .min()
+        {
+            let from = &rest[start..];
+            let end = from.find("\r\n\r\n").unwrap_or(from.len());
+            heads.push(from[..end].to_owned());
+            rest = &from[end..];
+        }
+        heads
     }
 }

@@ -11,32 +11,9 @@ use outpost_core::{
     Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
 };
 use outpost_protocol::{Quantity, Status};
-use outpost_sync_timing::fast_engine;
-use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server, TestAddress};
-
-mod outpost_sync_timing {
-    use outpost_core::EngineConfig;
-    use outpost_sync::{PassOptions, Timing};
-
-    /// Timers shortened so that a test sees retries within seconds.
-    pub fn fast_engine() -> EngineConfig {
-        EngineConfig {
-            client: outpost_tests::fast_client(),
-            timing: Timing {
-                probe_backoff_min_ms: 100,
-                probe_backoff_max_ms: 1_000,
-                periodic_ms: 1_000,
-                debounce_ms: 50,
-            },
-            pass: PassOptions {
-                retry_delay_ms_min: 100,
-                retry_delay_ms_max: 1_000,
-                ..PassOptions::default()
-            },
-            watch_network: false,
-        }
-    }
-}
+use outpost_tests::{
+    bin, eventually, fast_engine, notes_with, open_order, png, setup, Device, Fault, TestAddress,
+};
 
 fn stock(dev: &Device, sku: &str) -> i64 {
     dev.app
@@ -45,34 +22,6 @@ fn stock(dev: &Device, sku: &str) -> i64 {
         .unwrap_or_else(|| panic!("{sku} is in the local inventory"))
         .total_stock()
         .milli()
-}
-
-fn notes_with(dev: &Device, id: &str, text: &str) -> usize {
-    dev.app
-        .order(id)
-        .unwrap()
-        .order
-        .notes
-        .iter()
-        .filter(|n| n.text == text)
-        .count()
-}
-
-fn open_order(dev: &Device) -> String {
-    dev.order_id(|o| {
-        matches!(
-            o.status,
-            Status::Scheduled | Status::InProgress | Status::EnRoute
-        )
-    })
-}
-
-async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = seeded_db(tmp.path());
-    let server = Server::start(&db, extra);
-    let proxy = Proxy::start(server.addr).await;
-    (tmp, server, proxy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,12 +478,15 @@ async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
     tech.sync().await.unwrap();
     let before = tech.app.orders().unwrap().len();
 
-    server.kill();
-    server.admin(&["epoch", "reset"], None);
-    proxy.set_upstream({
-        server.restart();
-        server.addr
-    });
+    // Work saved while the server is down for a restore: a new order and an edit. A
+    // failed send defers both for minutes, so the resync below happens while they are
+    // still unsent.
+    let deferred = PassOptions {
+        ignore_backoff: false,
+        retry_delay_ms_min: 600_000,
+        retry_delay_ms_max: 600_000,
+        ..PassOptions::default()
+    };
     let made = tech
         .app
         .create_order(NewOrder {
@@ -542,16 +494,58 @@ async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
             ..NewOrder::default()
         })
         .unwrap();
-    let report = tech.sync().await.unwrap();
+    let a = open_order(&tech);
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec!["kept through the resync".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    server.kill();
+    let mut ignore = |_| {};
+    let client = outpost_tests::fast_client();
+    assert!(tech
+        .app
+        .sync_once(&client, deferred.clone(), &mut ignore)
+        .await
+        .is_err());
+
+    server.admin(&["epoch", "reset"], None);
+    proxy.set_upstream({
+        server.restart();
+        server.addr
+    });
+    let report = tech
+        .app
+        .sync_once(&client, deferred, &mut ignore)
+        .await
+        .unwrap();
     assert!(report.resynced, "the server asked for a resync: {report:?}");
+    assert_eq!(
+        report.pushed, 0,
+        "nothing was sent before the resync: {report:?}"
+    );
+    assert_eq!(
+        report.remaining.pending, 2,
+        "the resync happened with the work still unsent: {report:?}"
+    );
     let after = tech.app.orders().unwrap();
-    assert_eq!(after.len(), before + 1);
+    assert_eq!(after.len(), before + 1, "the new order is kept");
+    assert_eq!(notes_with(&tech, &a, "kept through the resync"), 1);
+    assert_eq!(tech.app.inventory_count().unwrap(), 50_000);
+
+    // Then it goes.
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0);
     let kept = tech.app.order(&made.order.id.to_string()).unwrap();
     assert!(
         kept.order.number.is_some(),
         "the new order reached the server"
     );
-    assert_eq!(tech.app.inventory_count().unwrap(), 50_000);
+    assert_eq!(notes_with(&tech, &a, "kept through the resync"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,10 +680,27 @@ async fn the_client_killed_mid_push_resumes_and_applies_each_change_once() {
     proxy.set(Fault::Throttle {
         bytes_per_sec: 3_000,
     });
+    let sealed = || {
+        let list = outpost(&["--json", "outbox", "list"]).output().unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+        rows.as_array()
+            .map(|r| r.iter().filter(|r| r["state"] == "sent").count())
+            .unwrap_or(0)
+    };
     let mut child = outpost(&["sync"]).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Kill it once its push is on the wire: rows sealed, the request under way.
+    let start = proxy.bytes_up();
+    eventually(Duration::from_secs(20), "the push is under way", || {
+        sealed() > 0 && proxy.bytes_up() > start + 2_000
+    })
+    .await;
     child.kill().unwrap();
     let _ = child.wait();
+    let in_flight = sealed();
+    assert!(
+        in_flight > 0,
+        "the kill landed mid-push: sealed rows were never acknowledged"
+    );
     proxy.set(Fault::None);
     let out = outpost(&["sync"]).output().unwrap();
     assert!(

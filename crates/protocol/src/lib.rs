@@ -16,6 +16,7 @@ pub mod merge;
 pub mod mutation;
 pub mod status;
 mod time_json;
+pub mod unsent;
 pub mod validate;
 pub mod wire;
 

@@ -10,8 +10,9 @@
 pub const PUSH_MUTATIONS_MAX: usize = 500;
 pub const PUSH_MUTATIONS_DEFAULT: usize = 100;
 /// Bytes of mutation bodies a client puts in one push by default (one mutation larger
-/// than this still travels, alone).
-pub const PUSH_BYTES_DEFAULT: usize = 1024 * 1024;
+/// than this still travels, alone). Every default request fits under the 1 MiB body
+/// limit reverse proxies commonly apply (nginx's `client_max_body_size`).
+pub const PUSH_BYTES_DEFAULT: usize = 768 * 1024;
 /// Bytes of one JSON request body (push, login, pull, batch upload).
 pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Rows in one pull page, and the default.
@@ -24,14 +25,21 @@ pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
 pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// One chunk of a resumable upload: at most, and a client's chunk by default.
 pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
-pub const CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
+pub const CHUNK_BYTES_DEFAULT: usize = 512 * 1024;
+/// The smallest chunk a client shrinks to when an upload is refused as too large (413,
+/// a proxy's body limit): halving stops here, and a chunk refused at this size means
+/// the file cannot be sent through that proxy.
+pub const CHUNK_BYTES_FLOOR: usize = 16 * 1024;
 /// One file in a batch upload: at most, and the size up to which a client batches
 /// files by default (larger ones go resumably in chunks).
 pub const BATCH_FILE_BYTES_MAX: u64 = 256 * 1024;
 pub const BATCH_FILE_BYTES_DEFAULT: usize = 32 * 1024;
 /// Files in one batch upload: at most, and a client's batch by default.
 pub const BATCH_FILES_MAX: usize = 100;
-pub const BATCH_FILES_DEFAULT: usize = 32;
+pub const BATCH_FILES_DEFAULT: usize = 16;
+/// The fewest files a client puts in a batch upload when one is refused as too large;
+/// a single file refused so goes in chunks instead.
+pub const BATCH_FILES_FLOOR: usize = 1;
 
 // Every default is within its maximum (checked when the crate compiles).
 const _: () = {
@@ -42,4 +50,47 @@ const _: () = {
     assert!(CHUNK_BYTES_DEFAULT <= CHUNK_BYTES_MAX);
     assert!(BATCH_FILE_BYTES_DEFAULT as u64 <= BATCH_FILE_BYTES_MAX);
     assert!(BATCH_FILES_DEFAULT <= BATCH_FILES_MAX);
+    assert!(0 < CHUNK_BYTES_FLOOR && CHUNK_BYTES_FLOOR <= CHUNK_BYTES_DEFAULT);
+    assert!(0 < BATCH_FILES_FLOOR && BATCH_FILES_FLOOR <= BATCH_FILES_DEFAULT);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{BatchFile, BatchUploadRequest};
+
+    /// The request body limit reverse proxies commonly apply (nginx's
+    /// `client_max_body_size` is 1 MiB unless configured).
+    const COMMON_PROXY_BODY_LIMIT: usize = 1024 * 1024;
+
+    #[test]
+    fn a_clients_default_requests_fit_under_a_reverse_proxys_common_body_limit() {
+        // A batch upload of the most files of the largest size a client batches.
+        let data_base64 = "A".repeat(BATCH_FILE_BYTES_DEFAULT.div_ceil(3) * 4);
+        let batch = BatchUploadRequest {
+            files: (0..BATCH_FILES_DEFAULT)
+                .map(|_| BatchFile {
+                    hash: "0".repeat(64),
+                    data_base64: data_base64.clone(),
+                })
+                .collect(),
+        };
+        let batch_bytes = serde_json::to_vec(&batch)
+            .expect("a batch serializes")
+            .len();
+        // A push: `{"mutations":[` bodies joined by commas `]}`.
+        let push_bytes = PUSH_BYTES_DEFAULT + PUSH_MUTATIONS_DEFAULT + 16;
+        // A chunk of a resumable upload travels as it is.
+        let chunk_bytes = CHUNK_BYTES_DEFAULT;
+        for (request, bytes) in [
+            ("batch upload", batch_bytes),
+            ("push", push_bytes),
+            ("upload chunk", chunk_bytes),
+        ] {
+            assert!(
+                bytes < COMMON_PROXY_BODY_LIMIT,
+                "a default {request} is up to {bytes} bytes"
+            );
+        }
+    }
+}

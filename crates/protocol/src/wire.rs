@@ -28,6 +28,10 @@ use crate::validate::FieldError;
 /// is refused with `unsupported_protocol` and a message saying whom to update.
 pub const PROTOCOL_HEADER: &str = "x-outpost-protocol";
 
+/// Request header in which a device reports the work it has not sent
+/// ([`crate::unsent::UnsentReport`]). Optional: a server accepts requests without it.
+pub const UNSENT_HEADER: &str = "x-outpost-unsent";
+
 /// Bearer token header (standard `Authorization: Bearer <access_token>`).
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 

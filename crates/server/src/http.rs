@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Parsed order rows of committed pushes (see [`crate::row_cache`]).
     pub rows: crate::row_cache::RowCache,
+    /// What each device last reported it has not sent (see [`crate::unsent`]).
+    pub unsent: crate::unsent::Ledger,
 }
 
 impl std::fmt::Debug for AppState {
@@ -276,7 +278,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// For `/v1/…`: the protocol version (when announced) must be one this server serves,
-/// and every route but the auth endpoints needs a valid access token.
+/// and every route but the auth endpoints needs a valid access token. The device's
+/// report of unsent work, when a request carries one, is kept ([`crate::unsent`]).
 async fn guard(State(app): St, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if !path.starts_with("/v1/") {
@@ -309,6 +312,7 @@ async fn guard(State(app): St, mut req: Request, next: Next) -> Response {
         .await;
     match principal {
         Ok(p) => {
+            crate::unsent::record(&app, &p, req.headers()).await;
             req.extensions_mut().insert(p);
             next.run(req).await
         }

@@ -8,7 +8,8 @@
 //! merge rules and wire types live in `outpost_protocol::{merge, wire}` so that the
 //! device runs the same.
 //! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
-//! (plain or TLS) with graceful shutdown.
+//! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
+//! has not sent.
 
 pub mod attachments;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod repo;
 pub mod row_cache;
 pub mod seed;
 pub mod serve;
+pub mod unsent;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
         limiter: auth::LoginLimiter::default(),
         metrics: metrics::Metrics::default(),
         rows: row_cache::RowCache::default(),
+        unsent: unsent::Ledger::default(),
     }))
 }
 

@@ -14,7 +14,7 @@
 //! by `scripts/conformance.sh` (schemathesis, in `make test`).
 
 use outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION;
-use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER};
+use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER, UNSENT_HEADER};
 use outpost_protocol::{Quantity, PROTOCOL_VERSION};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi as _;
@@ -272,6 +272,19 @@ fn shared_layers(doc: &mut Value) -> Result<(), DocumentError> {
                         version; another version is refused.",
         "schema": { "type": "integer", "enum": (PREVIOUS_PROTOCOL_VERSION..=PROTOCOL_VERSION).collect::<Vec<u32>>() }
     });
+    let unsent = json!({
+        "name": UNSENT_HEADER,
+        "in": "header",
+        "required": false,
+        "description": "What the device has not sent, as a structured-field dictionary of \
+                        integers: `count` (changes the server has not accepted, set-aside \
+                        ones included), `set_aside` (of those, set aside by the device \
+                        itself; left out when 0), `oldest_secs` (the age of the oldest; \
+                        left out when `count` is 0), e.g. `count=3, set_aside=1, \
+                        oldest_secs=5400`. Optional; the latest figures are kept per \
+                        device. An unreadable value is ignored, never refused.",
+        "schema": { "type": "string" }
+    });
 
     let paths = object(doc, "/paths")?;
     for (path, item) in paths.iter_mut() {
@@ -298,6 +311,11 @@ fn shared_layers(doc: &mut Value) -> Result<(), DocumentError> {
                 .as_array_mut()
                 .ok_or_else(|| DocumentError(format!("parameter list of {method} {path}")))?
                 .push(header.clone());
+            if bearer {
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    params.push(unsent.clone());
+                }
+            }
             let responses = op
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)

@@ -257,6 +257,69 @@ pub fn touch_device(
     Ok(())
 }
 
+/// What a device last reported it has not sent (`x-outpost-unsent`), as the server
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsentFigures {
+    pub count: i64,
+    pub set_aside: i64,
+    /// The server's time minus the reported age of the oldest unsent change.
+    pub oldest_unsent_us: Option<i64>,
+    /// When the figures were recorded.
+    pub reported_us: i64,
+}
+
+/// Keep a device's latest report of unsent work (a device not known yet for this user
+/// is recorded first, as a sign-in would).
+pub fn record_unsent(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: &str,
+    figures: &UnsentFigures,
+) -> Result<(), Error> {
+    let params = [
+        device.into(),
+        username.into(),
+        figures.count.into(),
+        figures.set_aside.into(),
+        figures.oldest_unsent_us.into(),
+        figures.reported_us.into(),
+    ];
+    let update = "UPDATE devices SET unsent_count = ?3, unsent_set_aside = ?4, \
+                  oldest_unsent_us = ?5, unsent_reported_us = ?6 \
+                  WHERE device_id = ?1 AND username = ?2";
+    if sql.exec(update, &params)? == 0 {
+        touch_device(sql, device, username, figures.reported_us)?;
+        sql.exec(update, &params)?;
+    }
+    Ok(())
+}
+
+/// A device's latest report of unsent work, if it ever sent one.
+pub fn device_unsent(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: &str,
+) -> Result<Option<UnsentFigures>, Error> {
+    let rows = sql.query(
+        "SELECT unsent_count, unsent_set_aside, oldest_unsent_us, unsent_reported_us \
+         FROM devices WHERE device_id = ?1 AND username = ?2",
+        &[device.into(), username.into()],
+    )?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let (Some(count), Some(reported_us)) = (r.opt_i64(0)?, r.opt_i64(3)?) else {
+        return Ok(None);
+    };
+    Ok(Some(UnsentFigures {
+        count,
+        set_aside: r.opt_i64(1)?.unwrap_or(0),
+        oldest_unsent_us: r.opt_i64(2)?,
+        reported_us,
+    }))
+}
+
 /// Tokens of this device issued at or before this time no longer work.
 pub fn device_revoked_before(
     sql: &mut dyn Sql,

@@ -1,8 +1,9 @@
 //! The server's sync rules where a close reading found holes (issue 14): a batch that
 //! goes on after a refusal, resolutions that overwrite newer data or skip the evidence
 //! check, bases from another timeline, an edit behind an unacknowledged create, a
-//! reused mutation id nobody sees, and the receive time beside the device's time. Over
-//! real HTTP, on both backends.
+//! reused mutation id nobody sees, and the receive time beside the device's time; and
+//! what a device reports it has not sent (issue 15 item 5). Over real HTTP, on both
+//! backends.
 
 // Test code: reading the wall clock is fine here.
 #![allow(clippy::disallowed_methods)]
@@ -25,6 +26,7 @@ both!(
     an_edit_behind_an_unacknowledged_own_create_is_held_when_the_order_was_reassigned,
     a_reused_mutation_id_is_kept_as_a_failed_sync_for_dispatchers,
     applied_changes_and_records_keep_the_receive_time_beside_the_device_time,
+    the_latest_report_of_unsent_work_is_kept_per_device_and_never_needed,
 );
 
 fn title(t: &str) -> Vec<Op> {
@@ -441,4 +443,58 @@ async fn applied_changes_and_records_keep_the_receive_time_beside_the_device_tim
         .expect("listed");
     assert_eq!(failed["device_time"], "2020-01-02T03:04:05Z");
     assert!(failed["received_at"].is_string(), "the receive time");
+}
+
+/// Issue 15 item 5: the `x-outpost-unsent` header is kept per device (the latest
+/// figures), is optional, and an unreadable value never fails a request.
+async fn the_latest_report_of_unsent_work_is_kept_per_device_and_never_needed(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let t1 = s.login("tech1").await;
+    let device = t1.device;
+    let kept = || {
+        let db = s.db.clone();
+        async move {
+            db.read(move |sql| outpost_server::repo::device_unsent(sql, device, "tech1"))
+                .await
+                .expect("read the figures")
+        }
+    };
+    let pull_with = |value: Option<&'static str>| {
+        let mut rb = t1.post(paths::PULL).json(&PullRequest {
+            cursor: None,
+            limit: Some(10),
+            max_bytes: None,
+        });
+        if let Some(v) = value {
+            rb = rb.header(UNSENT_HEADER, v);
+        }
+        async move { rb.send().await.expect("pull").status() }
+    };
+
+    assert_eq!(pull_with(None).await, 200, "a request without it is served");
+    assert_eq!(kept().await, None, "nothing reported yet");
+
+    let before = chrono::Utc::now().timestamp_micros();
+    assert_eq!(
+        pull_with(Some("count=3, set_aside=1, oldest_secs=600")).await,
+        200
+    );
+    let f = kept().await.expect("kept");
+    assert_eq!((f.count, f.set_aside), (3, 1));
+    let oldest = f.oldest_unsent_us.expect("the oldest change's time");
+    assert!(
+        (before - 601_000_000..=before - 599_000_000 + 5_000_000).contains(&oldest),
+        "ten minutes before the request, in the server's time: {oldest} vs {before}"
+    );
+
+    assert_eq!(pull_with(Some("count=lots")).await, 200, "never refused");
+    assert_eq!(kept().await, Some(f), "an unreadable value changes nothing");
+
+    assert_eq!(pull_with(Some("count=0")).await, 200);
+    let f = kept().await.expect("kept");
+    assert_eq!(
+        (f.count, f.set_aside, f.oldest_unsent_us),
+        (0, 0, None),
+        "all sent"
+    );
 }

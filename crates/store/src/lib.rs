@@ -60,6 +60,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_outbox_sealed_mutation_index.sql",
         include_str!("../../../migrations/client/0005_outbox_sealed_mutation_index.sql"),
     ),
+    (
+        "0006_sync_records_generation.sql",
+        include_str!("../../../migrations/client/0006_sync_records_generation.sql"),
+    ),
+    (
+        "0007_outbox_set_aside.sql",
+        include_str!("../../../migrations/client/0007_outbox_set_aside.sql"),
+    ),
 ];
 
 /// The schema version this program writes (the number of migrations).

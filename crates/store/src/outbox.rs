@@ -131,43 +131,55 @@ pub(crate) fn enqueue(
     Ok(m.mutation_id.to_string())
 }
 
+/// Outbox rows matching `filter` (an SQL condition over `outbox`), in `seq` order.
+fn read_rows(
+    conn: &rusqlite::Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, mutation_id, entity, entity_id, kind, base_version, state, attempts,
+                created_at, next_attempt_at, last_error, body
+         FROM outbox WHERE {filter} ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let state: String = r.get(6)?;
+        let body: String = r.get(11)?;
+        out.push(OutboxRow {
+            seq: r.get(0)?,
+            mutation_id: r.get(1)?,
+            entity: r.get(2)?,
+            entity_id: r.get(3)?,
+            kind: r.get(4)?,
+            base_version: r.get(5)?,
+            state: OutboxState::parse(&state)?,
+            attempts: r.get(7)?,
+            created_at: r.get(8)?,
+            next_attempt_at: r.get(9)?,
+            last_error: r.get(10)?,
+            mutation: serde_json::from_str(&body)?,
+            body,
+        });
+    }
+    Ok(out)
+}
+
 impl Store {
     /// Every outbox row not yet acknowledged, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, mutation_id, entity, entity_id, kind, base_version, state, attempts,
-                    created_at, next_attempt_at, last_error, body
-             FROM outbox ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let state: String = r.get(6)?;
-            let body: String = r.get(11)?;
-            out.push(OutboxRow {
-                seq: r.get(0)?,
-                mutation_id: r.get(1)?,
-                entity: r.get(2)?,
-                entity_id: r.get(3)?,
-                kind: r.get(4)?,
-                base_version: r.get(5)?,
-                state: OutboxState::parse(&state)?,
-                attempts: r.get(7)?,
-                created_at: r.get(8)?,
-                next_attempt_at: r.get(9)?,
-                last_error: r.get(10)?,
-                mutation: serde_json::from_str(&body)?,
-                body,
-            });
-        }
-        Ok(out)
+        read_rows(&self.conn, "1", &[])
     }
 
-    /// Seal rows as sent (the sync engine calls this before the request leaves). From
-    /// here on their bodies never change; later edits make new rows. Sealing enters the
-    /// rows in the mutation-id index; an id already sealed on another row fails the
-    /// whole call (nothing is marked).
-    pub fn mark_sent(&mut self, mutation_ids: &[String]) -> Result<(), StoreError> {
+    /// Seal rows as sent (the sync engine calls this before the request leaves) and
+    /// read them back, in the order of `mutation_ids`, in the same transaction: the
+    /// request carries exactly these bodies. From here on they never change; later edits
+    /// make new rows (an edit committed after the batch was chosen and before this call
+    /// coalesced into the row, and is in the body returned). Sealing enters the rows in
+    /// the mutation-id index; an id already sealed on another row fails the whole call
+    /// (nothing is marked). Ids no longer in the outbox are left out of the answer.
+    pub fn mark_sent(&mut self, mutation_ids: &[String]) -> Result<Vec<OutboxRow>, StoreError> {
         let ids = serde_json::to_string(mutation_ids)?;
         self.write(|tx, _| {
             // The rows may be pending (not in the mutation-id index yet): one pass over
@@ -178,7 +190,14 @@ impl Store {
                  WHERE mutation_id IN (SELECT value FROM json_each(?1))",
                 [&ids],
             )?;
-            Ok::<_, StoreError>(())
+            let mut sealed = read_rows(
+                tx,
+                "mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'pending'",
+                &[&ids],
+            )?;
+            let place = |id: &str| mutation_ids.iter().position(|m| m == id);
+            sealed.sort_by_key(|r| place(&r.mutation_id));
+            Ok::<_, StoreError>(sealed)
         })
     }
 

@@ -2,18 +2,23 @@
 //!
 //! Every answer is decoded into the `protocol::wire` types or turned into a
 //! [`SyncError`] that says whether trying again can help. Push bodies are assembled
-//! from the outbox's stored bytes, so a sealed mutation is resent byte for byte. Plain
-//! HTTP is refused to any host but loopback.
+//! from the outbox's stored bytes, so a sealed mutation is resent byte for byte. Every
+//! request carries the protocol version and, once a pass has set it, the device's
+//! report of unsent work (`x-outpost-unsent`). Plain HTTP is refused to any host but
+//! loopback.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
     paths, BatchFile, BatchUploadRequest, BatchUploadResponse, ErrorBody, ErrorCode, Health,
     LoginRequest, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
-    PROTOCOL_HEADER,
+    PROTOCOL_HEADER, UNSENT_HEADER,
 };
 use outpost_protocol::PROTOCOL_VERSION;
+use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
 use crate::error::SyncError;
@@ -42,6 +47,9 @@ impl Default for ClientOptions {
 pub struct SyncClient {
     http: reqwest::Client,
     base: String,
+    /// The `x-outpost-unsent` value every request carries, once the pass has set one
+    /// (shared by the clones of this client).
+    unsent: Arc<Mutex<Option<HeaderValue>>>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -125,7 +133,19 @@ impl SyncClient {
         let http = builder
             .build()
             .map_err(|e| SyncError::BadServerUrl(format!("cannot set up HTTPS: {e}")))?;
-        Ok(SyncClient { http, base })
+        Ok(SyncClient {
+            http,
+            base,
+            unsent: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Report `report` on every request from now on (`x-outpost-unsent`).
+    pub fn report_unsent(&self, report: &UnsentReport) {
+        let value = HeaderValue::from_str(&report.to_header()).ok();
+        if let Ok(mut slot) = self.unsent.lock() {
+            *slot = value;
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -148,6 +168,9 @@ impl SyncClient {
             .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
+        }
+        if let Some(unsent) = self.unsent.lock().ok().and_then(|v| v.clone()) {
+            rb = rb.header(UNSENT_HEADER, unsent);
         }
         rb
     }

@@ -7,6 +7,8 @@
 //!   [`transport::Transport`] seam that the pass is written against.
 //! - `pass.rs`: one sync pass ([`run_pass`]: push, then pull), its options, report and
 //!   progress, and [`fetch_attachment`].
+//! - `push.rs`: the push phase (batches, splitting a refused batch, setting aside
+//!   what cannot be sent).
 //! - `lanes.rs`: the order the outbox is pushed in ([`in_lanes`]).
 //! - `upload.rs`: attachment uploads, batched and resumable.
 //! - `auth.rs`: access tokens, refreshed before they expire and once on a 401.
@@ -31,6 +33,7 @@ mod lock;
 pub mod machine;
 mod netwatch;
 mod pass;
+mod push;
 #[cfg(test)]
 mod races;
 mod status;

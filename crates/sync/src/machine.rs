@@ -12,7 +12,13 @@
 //! - While online it syncs on a timer, after local writes (debounced), and when a
 //!   retry comes due. A failed upload is retried by the timer and on reconnect, never
 //!   only on the next local write.
-//! - A manual "sync now" runs a pass at once that ignores any backoff.
+//! - A failed pass is retried with its own capped backoff, which grows with every pass
+//!   that fails in a row and resets only when one succeeds: a probe that answers in
+//!   between does not reset it (a server whose health answers while every pass fails
+//!   is not hammered once a second).
+//! - A manual "sync now" runs a pass at once that ignores any backoff. So does the first
+//!   pass after a reconnect (a probe answers after the server could not be reached):
+//!   the per-row retry times of work deferred meanwhile are cleared.
 //! - One pass at a time; what arrives during a pass is remembered and acted on after.
 //! - A revoked device or disabled user stops the engine's passes until a manual sync
 //!   (after the person signed in again).
@@ -106,7 +112,15 @@ pub fn backoff_ms(attempt: u32, min: Millis, max: Millis, random: u64) -> Millis
 pub struct Machine {
     timing: Timing,
     state: Connectivity,
+    /// Probes failed in a row (reset when one answers, or by a network change).
     failures: u32,
+    /// Passes failed in a row, whatever the probes between them said: reset only by a
+    /// pass that succeeds, so a server whose health answers while every pass fails is
+    /// tried less and less often.
+    pass_failures: u32,
+    /// The server stopped answering (a probe, or a pass, could not reach it): the next
+    /// probe that answers is a reconnect.
+    lost: bool,
     in_flight: bool,
     /// A local write or timer asked for a pass while one was running.
     again: bool,
@@ -121,6 +135,8 @@ impl Machine {
             timing,
             state: Connectivity::Offline,
             failures: 0,
+            pass_failures: 0,
+            lost: false,
             in_flight: false,
             again: false,
             manual: false,
@@ -141,10 +157,12 @@ impl Machine {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn backoff(&mut self) -> Millis {
+    /// The wait after the `failures`-th failure in a row (probes and passes have their
+    /// own counts, within the same bounds).
+    fn backoff(&mut self, failures: u32) -> Millis {
         let r = self.random();
         backoff_ms(
-            self.failures.saturating_sub(1),
+            failures.saturating_sub(1),
             self.timing.probe_backoff_min_ms,
             self.timing.probe_backoff_max_ms,
             r,
@@ -221,19 +239,25 @@ impl Machine {
             Event::ProbeOk => {
                 self.in_flight = false;
                 self.failures = 0;
-                self.start_pass(self.manual, &mut out);
+                // A reconnect clears the per-row backoff: the pass takes every row
+                // whatever its retry time, as "sync now" does, so work deferred while
+                // the server could not be reached goes at once.
+                let reconnect = std::mem::take(&mut self.lost);
+                self.start_pass(self.manual || reconnect, &mut out);
                 self.manual = false;
             }
             Event::ProbeFailed(_) => {
                 self.in_flight = false;
+                self.lost = true;
                 self.failures = self.failures.saturating_add(1);
                 self.set(Connectivity::Offline, &mut out);
-                let wait = self.backoff();
+                let wait = self.backoff(self.failures);
                 out.push(Instruction::WakeAt(now + wait));
             }
             Event::PassOk { retry_at } => {
                 self.in_flight = false;
                 self.failures = 0;
+                self.pass_failures = 0;
                 self.set(Connectivity::Online, &mut out);
                 if self.again {
                     let manual = std::mem::take(&mut self.manual);
@@ -257,7 +281,8 @@ impl Machine {
                 retry_after,
             } => {
                 self.in_flight = false;
-                self.failures = self.failures.saturating_add(1);
+                self.lost |= offline;
+                self.pass_failures = self.pass_failures.saturating_add(1);
                 self.again = false;
                 self.manual = false;
                 self.set(
@@ -268,7 +293,9 @@ impl Machine {
                     },
                     &mut out,
                 );
-                let wait = self.backoff().max(retry_after.unwrap_or(0));
+                let wait = self
+                    .backoff(self.pass_failures)
+                    .max(retry_after.unwrap_or(0));
                 out.push(Instruction::WakeAt(now + wait));
             }
             Event::SignInRequired(reason) => {
@@ -358,12 +385,68 @@ mod tests {
         let at = wake(&out).expect("retry scheduled");
         assert_eq!(m.handle(at, Event::Tick), vec![Instruction::Probe]);
         let out = m.handle(at + 1, Event::ProbeOk);
+        // A reconnect: the rows the failed pass deferred go at once.
         assert!(has(
             &out,
+            &Instruction::RunPass {
+                ignore_backoff: true
+            }
+        ));
+    }
+
+    #[test]
+    fn a_reconnect_clears_the_per_row_backoff_and_a_plain_probe_does_not() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        // The first pass after start keeps the retry times.
+        assert!(has(
+            &m.handle(1, Event::ProbeOk),
             &Instruction::RunPass {
                 ignore_backoff: false
             }
         ));
+        let out = m.handle(
+            2,
+            Event::PassFailed {
+                offline: false,
+                reason: "503".into(),
+                retry_after: None,
+            },
+        );
+        let at = wake(&out).expect("retry scheduled");
+        m.handle(at, Event::Tick);
+        assert!(
+            has(
+                &m.handle(at + 1, Event::ProbeOk),
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "the server answered all along: not a reconnect"
+        );
+        m.handle(at + 2, Event::PassOk { retry_at: None });
+        // The network goes, then comes back.
+        m.handle(at + 3, Event::NetworkChanged);
+        let out = m.handle(at + 4, Event::ProbeFailed("no route".into()));
+        let back = wake(&out).expect("probe scheduled");
+        m.handle(back, Event::Tick);
+        assert!(has(
+            &m.handle(back + 1, Event::ProbeOk),
+            &Instruction::RunPass {
+                ignore_backoff: true
+            }
+        ));
+        m.handle(back + 2, Event::PassOk { retry_at: None });
+        let out = m.handle(back + 40_000, Event::Tick);
+        assert!(
+            has(
+                &out,
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "only the pass after the reconnect: {out:?}"
+        );
     }
 
     #[test]
@@ -471,6 +554,52 @@ mod tests {
                 ignore_backoff: true
             }
         ));
+    }
+
+    #[test]
+    fn a_server_that_fails_every_pass_is_tried_less_and_less_often_though_its_health_answers() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        m.handle(1, Event::ProbeOk);
+        let mut now = 1;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            let out = m.handle(
+                now,
+                Event::PassFailed {
+                    offline: false,
+                    reason: "400 invalid_body".into(),
+                    retry_after: None,
+                },
+            );
+            let at = wake(&out).expect("a retry is scheduled");
+            waits.push(at - now);
+            now = at;
+            assert_eq!(m.handle(now, Event::Tick), vec![Instruction::Probe]);
+            now += 3;
+            let out = m.handle(now, Event::ProbeOk);
+            assert!(
+                out.iter().any(|i| matches!(i, Instruction::RunPass { .. })),
+                "the health check answers, so a pass runs"
+            );
+        }
+        assert!(waits.iter().all(|w| *w <= 60_000), "capped: {waits:?}");
+        assert!(
+            waits[9] >= 30_000,
+            "each failed pass waits longer, whatever the probes say: {waits:?}"
+        );
+        // A pass that succeeds resets the backoff.
+        m.handle(now + 1, Event::PassOk { retry_at: None });
+        m.handle(now + 2, Event::SyncNow);
+        let out = m.handle(
+            now + 3,
+            Event::PassFailed {
+                offline: false,
+                reason: "again".into(),
+                retry_after: None,
+            },
+        );
+        assert!(wake(&out).expect("wake") - (now + 3) <= 1_000);
     }
 
     proptest! {

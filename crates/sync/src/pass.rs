@@ -1,16 +1,14 @@
 //! One sync pass: push the outbox, then pull to the end of the server's log.
 //!
 //! [`run_pass`] is what `outpost sync` calls directly and what the background task
-//! (`task.rs`) runs when the machine says so. Pushing takes the eligible mutations in
-//! lanes (`lanes.rs`), uploads the evidence a completion names first (`upload.rs`),
-//! defers what failed for a reason that may pass with capped, jittered backoff, and
-//! resends once a mutation the server refused for a missing attachment. Pulling
-//! applies pages until the log ends, priming (or re-priming when the server asks) from
-//! nothing. Every loop is bounded. Tokens are `auth.rs`'s; when to run a pass is the
-//! machine's decision, not this module's. [`fetch_attachment`] (one download, checked
-//! against its name) is here because it shares the pass's token handling.
-
-use std::collections::{HashMap, HashSet};
+//! (`task.rs`) runs when the machine says so. The push is `push.rs`'s (batches, their
+//! evidence, splitting a batch refused as a whole, setting aside what cannot be sent);
+//! other photos go after it (`upload.rs`). The pull runs even when the push failed,
+//! unless the server cannot be reached or will not take the session, and applies pages
+//! until the log ends, priming (or re-priming when the server asks) from nothing.
+//! Every loop is bounded. Tokens are `auth.rs`'s; when to run a pass is the machine's
+//! decision, not this module's. [`fetch_attachment`] (one download, checked against its
+//! name) is here because it shares the pass's token handling.
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::limits;
@@ -20,10 +18,9 @@ use serde::Serialize;
 
 use crate::auth::authed;
 use crate::error::SyncError;
-use crate::lanes::in_lanes;
-use crate::machine::backoff_ms;
+use crate::push::push;
 use crate::transport::Transport;
-use crate::upload::upload;
+use crate::upload::{upload, UploadSizes};
 
 /// How a pass sizes its work. Every loop below is bounded by these. The sizes default
 /// to the protocol's (`outpost_protocol::limits`), which the server accepts.
@@ -108,14 +105,6 @@ pub struct PassReport {
     pub remaining: SyncCounts,
 }
 
-/// The retry jitter's seed for one mutation (FNV-1a of its id): the same for each of
-/// its retries, different between mutations, so a batch's retries spread out.
-fn jitter_seed(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// One full sync: push every eligible mutation (uploading the evidence it names
 /// first), then pull to the end of the log, re-priming when the server asks. When the
 /// server says the tokens will never work again, the session is marked so that every
@@ -139,6 +128,31 @@ pub async fn run_pass(
     result
 }
 
+/// Tell the client what this device has not sent, for the requests that follow.
+pub(crate) fn report_unsent(
+    store: &Store,
+    client: &impl Transport,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    client.report_unsent(&store.unsent_report(now)?);
+    Ok(())
+}
+
+/// Whether the pull still runs after the push failed with `e`: yes (a reassignment, a
+/// dispatcher's decision still arrive), unless the server cannot be reached, asked to
+/// wait, or will not take this session.
+fn pull_after(e: &SyncError) -> bool {
+    !e.is_offline()
+        && e.retry_after().is_none()
+        && !matches!(
+            e,
+            SyncError::SignInRequired(_)
+                | SyncError::NotSignedIn
+                | SyncError::Store(_)
+                | SyncError::Server { status: 429, .. }
+        )
+}
+
 async fn pass(
     store: &mut Store,
     client: &impl Transport,
@@ -147,112 +161,73 @@ async fn pass(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<PassReport, SyncError> {
     let mut report = PassReport::default();
-    let mut tried: HashSet<String> = HashSet::new();
-    let mut resent_after_upload: HashMap<String, u32> = HashMap::new();
-    let total_pending = store.sync_counts()?.pending;
-
-    // Push. Bounded: each round sends at least one mutation not sent before in this
-    // pass (or one resent once after its missing attachments were uploaded).
-    for _round in 0..=total_pending.saturating_add(1) {
-        let now = clock();
-        let eligible: Vec<_> = store
-            .next_push_batch(usize::MAX, usize::MAX, now, opts.ignore_backoff)?
-            .into_iter()
-            .filter(|r| !tried.contains(&r.mutation_id))
-            .collect();
-        let batch: Vec<_> = in_lanes(eligible)
-            .into_iter()
-            .scan(0usize, |bytes, r| {
-                *bytes += r.body.len();
-                Some((*bytes, r))
-            })
-            .enumerate()
-            .take_while(|(i, (bytes, _))| {
-                *i == 0 || (*i < opts.batch_count && *bytes <= opts.batch_bytes)
-            })
-            .map(|(_, (_, r))| r)
-            .collect();
-        if batch.is_empty() {
-            break;
+    let mut sizes = UploadSizes {
+        small_file_bytes: opts.small_file_bytes,
+        batch_files: opts.batch_files,
+        chunk_bytes: opts.chunk_bytes,
+    };
+    report_unsent(store, client, clock())?;
+    let push_failed = match push(
+        store,
+        client,
+        clock,
+        opts,
+        &mut sizes,
+        &mut report,
+        progress,
+    )
+    .await
+    {
+        Ok(()) => None,
+        Err(e) if pull_after(&e) => {
+            tracing::warn!("push failed ({e}); pulling all the same");
+            Some(e)
         }
-        let ids: Vec<String> = batch.iter().map(|r| r.mutation_id.clone()).collect();
-        // Completions travel with their own evidence; other photos go last.
-        let completions: Vec<_> = batch
-            .iter()
-            .filter(|r| r.mutation.kind == outpost_protocol::MutationKind::Complete)
-            .cloned()
-            .collect();
-        let needed = store.attachments_to_upload(&completions)?;
-        if !needed.is_empty() {
-            upload(store, client, now, &needed, opts, &mut report, progress).await?;
-        }
-        store.mark_sent(&ids)?;
-        let bodies: Vec<&str> = batch.iter().map(|r| r.body.as_str()).collect();
-        let result = authed!(store, client, now, report, |t| client.push(&t, &bodies));
-        let (resp, sent) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                if e.is_transient() {
-                    for r in &batch {
-                        let wait = backoff_ms(
-                            r.attempts.max(0) as u32,
-                            opts.retry_delay_ms_min,
-                            opts.retry_delay_ms_max,
-                            jitter_seed(&r.mutation_id),
-                        )
-                        .max(e.retry_after().map(|d| d.as_millis() as u64).unwrap_or(0));
-                        store.defer_push(
-                            std::slice::from_ref(&r.mutation_id),
-                            now + chrono::Duration::milliseconds(wait as i64),
-                            &e.to_string(),
-                        )?;
-                    }
-                }
-                return Err(e);
-            }
-        };
-        report.bytes_sent += sent;
-        let answered: HashSet<String> = resp
-            .results
-            .iter()
-            .map(|r| r.mutation_id.to_string())
-            .collect();
-        if resp.results.len() != batch.len() || ids.iter().any(|id| !answered.contains(id)) {
-            return Err(SyncError::BadAnswer(
-                "the push answer does not match the mutations sent; they stay queued".into(),
-            ));
-        }
-        let summary = store.record_push_results(&resp.results, clock())?;
-        report.pushed += batch.len();
-        report.acknowledged += summary.acknowledged;
-        report.rejected += summary.rejected;
-        report.conflicts += summary.conflicts;
-        let mut missing_ids = HashSet::new();
-        for (id, hashes) in &summary.missing_attachments {
-            let n = resent_after_upload.entry(id.clone()).or_insert(0);
-            *n += 1;
-            if *n <= 1 {
-                upload(store, client, clock(), hashes, opts, &mut report, progress).await?;
-                missing_ids.insert(id.clone());
-            }
-        }
-        tried.extend(ids.into_iter().filter(|id| !missing_ids.contains(id)));
-        progress(Progress::Pushing {
-            done: report.pushed,
-            total: total_pending.max(report.pushed),
-        });
-    }
+        Err(e) => return Err(e),
+    };
 
     // Other photos, last, unless the bandwidth setting keeps them for a better link.
-    if store.get_setting(SETTING_PHOTO_UPLOADS)?.as_deref() != Some(PHOTO_UPLOADS_WITH_COMPLETIONS)
+    if push_failed.is_none()
+        && store.get_setting(SETTING_PHOTO_UPLOADS)?.as_deref()
+            != Some(PHOTO_UPLOADS_WITH_COMPLETIONS)
     {
         let rest = store.attachments_pending_upload()?;
         if !rest.is_empty() {
-            upload(store, client, clock(), &rest, opts, &mut report, progress).await?;
+            let now = clock();
+            for u in upload(store, client, now, &rest, &mut sizes, &mut report, progress).await? {
+                // Named only by changes already sent: nothing to set aside; the file
+                // stays queued and the reason is logged.
+                tracing::warn!(hash = %u.hash, "photo not uploaded: {}", u.why.message);
+            }
         }
     }
 
-    // Pull.
+    report_unsent(store, client, clock())?;
+    let pulled = pull(store, client, clock, opts, &mut report, progress).await;
+    if let Some(e) = push_failed {
+        // The push's failure is the pass's, unless the pull says to sign in again.
+        return Err(match pulled {
+            Err(signin @ SyncError::SignInRequired(_)) => signin,
+            _ => e,
+        });
+    }
+    pulled?;
+    store.set_last_sync_at(clock())?;
+    store.prune_attachments()?;
+    report.remaining = store.sync_counts()?;
+    Ok(report)
+}
+
+/// Pull pages to the end of the log, priming from nothing (or again, once, when the
+/// server asks).
+async fn pull(
+    store: &mut Store,
+    client: &impl Transport,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    opts: &PassOptions,
+    report: &mut PassReport,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), SyncError> {
     let mut rows: u64 = 0;
     for _page in 0..1_000_000u32 {
         if store.pull_cursor()?.is_none() && !store.is_priming()? {
@@ -280,6 +255,7 @@ async fn pass(
         report.pulled_rows += page.changes.len();
         report.removed += summary.removed;
         report.acknowledged += summary.acknowledged;
+        report.rejected += summary.rejected;
         rows += page.changes.len() as u64;
         match &page.priming {
             Some(p) => progress(Progress::Priming {
@@ -293,10 +269,7 @@ async fn pass(
             break;
         }
     }
-    store.set_last_sync_at(clock())?;
-    store.prune_attachments()?;
-    report.remaining = store.sync_counts()?;
-    Ok(report)
+    Ok(())
 }
 
 /// Download an attachment from the server (a dispatcher viewing evidence), checking

@@ -18,13 +18,17 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use outpost_protocol::mutation::EntityKind;
+use outpost_protocol::mutation::{ListItem, SetOp};
 use outpost_protocol::wire::{
-    Applied, AppliedWithConflicts, BatchUploadResponse, Change, ChangeBody, ChangeEntity,
-    ConflictKind, ErrorCode, LeftScope, MutationResult, PrimingPhase, PrimingProgress, PullRequest,
-    PullResponse, PushOutcome, PushResponse, RefreshRequest, Rejection, TokenResponse,
+    Applied, AppliedWithConflicts, BatchFileResult, BatchUploadResponse, Change, ChangeBody,
+    ChangeEntity, ConflictKind, ConflictRecord, ErrorCode, FailedSyncRecord, LeftScope,
+    MutationResult, PrimingPhase, PrimingProgress, PullRequest, PullResponse, PushOutcome,
+    PushResponse, RecordStatus, RefreshRequest, Rejection, Resolution, ResolutionOutcome,
+    TokenResponse,
 };
 use outpost_protocol::{
-    apply_mutation, Mutation, MutationKind, NoteEntry, Op, Role, WorkOrder, FORMAT_VERSION,
+    apply_mutation, Mutation, MutationKind, NoteEntry, Op, PhotoRef, Role, Signature, Status,
+    WorkOrder, FORMAT_VERSION,
 };
 use outpost_store::{random_bytes, DbKey, OutboxState, Session, Store, StoreError};
 use uuid::Uuid;
@@ -44,6 +48,23 @@ enum PushFault {
     ExpireToken,
     /// An answer that names fewer mutations than were sent; nothing committed.
     IncompleteAnswer,
+    /// 503: the server is overloaded; nothing committed.
+    Unavailable,
+}
+
+/// How the scripted server (or a reverse proxy in front of it) refuses every request
+/// that carries a given mutation, or that is too large, whatever the request's number.
+#[derive(Debug, Clone, Default)]
+struct Refusals {
+    /// 413 for a push whose bodies exceed this many bytes (a proxy's body limit).
+    push_bytes: Option<usize>,
+    /// 400 `invalid_body` for a push carrying one of these (an op an older server
+    /// cannot parse).
+    unparseable: HashSet<Uuid>,
+    /// An answer that does not match the batch for a push carrying one of these.
+    garbled: HashSet<Uuid>,
+    /// 413 for an upload request carrying more than this many bytes of files.
+    upload_bytes: Option<usize>,
 }
 
 /// A local write made in the middle of a request (a person using the app meanwhile).
@@ -63,25 +84,137 @@ struct State {
     faults: HashMap<usize, PushFault>,
     during_push: Option<Hook>,
     during_pull: Option<Hook>,
+    /// Runs inside the next attachment upload (evidence on a slow link).
+    during_upload: Option<Hook>,
+    /// Attachments received whole.
+    uploaded: HashSet<String>,
+    /// Upload requests, refused ones included.
+    upload_requests: usize,
     /// Orders whose mutations are refused (a failed sync for a person).
     refuse: HashSet<Uuid>,
     /// Orders whose mutations are held whole in a conflict for a person.
     hold: HashSet<Uuid>,
     /// The next pull with a cursor gets `resync_required` (a restore from backup).
     resync: bool,
+    refusals: Refusals,
+    /// Conflict and failed-sync records, as the server keeps them.
+    conflicts: BTreeMap<Uuid, ConflictRecord>,
+    failed: BTreeMap<Uuid, FailedSyncRecord>,
 }
 
 impl State {
     fn append(&mut self, entity_id: Uuid, version: u64, mutation_ids: Vec<Uuid>, body: ChangeBody) {
         let seq = self.log.len() as u64 + 1;
+        let entity = match &body {
+            ChangeBody::Conflict(_) => ChangeEntity::Conflict,
+            ChangeBody::FailedSync(_) => ChangeEntity::FailedSync,
+            _ => ChangeEntity::WorkOrder,
+        };
         self.log.push(Change {
             seq,
-            entity: ChangeEntity::WorkOrder,
+            entity,
             id: entity_id.to_string(),
             version,
             mutation_ids,
             change: body,
         });
+    }
+
+    /// Refuse `m` as the real server does: a failed-sync record in the log, named by
+    /// the rejection.
+    fn record_refusal(&mut self, m: &Mutation) -> PushOutcome {
+        let record = FailedSyncRecord {
+            id: Uuid::now_v7(),
+            version: 1,
+            status: RecordStatus::Open,
+            order_id: m.entity_id,
+            assignee: Some(ME.into()),
+            username: ME.into(),
+            device_id: m.device_id,
+            received_at: Utc::now(),
+            device_time: Some(m.device_time),
+            code: ErrorCode::ValidationFailed,
+            message: "refused by the test's server".into(),
+            field_errors: Vec::new(),
+            mutation: m.clone(),
+            resolution: None,
+        };
+        self.failed.insert(record.id, record.clone());
+        self.append(
+            record.id,
+            1,
+            vec![m.mutation_id],
+            ChangeBody::FailedSync(record.clone()),
+        );
+        PushOutcome::Rejected(Rejection {
+            failed_sync_id: Some(record.id),
+            ..rejection(record.code, &record.message)
+        })
+    }
+
+    /// Hold `m` whole in an open conflict, as the real server does for a push after a
+    /// reassignment.
+    fn record_hold(&mut self, m: &Mutation, current: &WorkOrder) -> PushOutcome {
+        let record = ConflictRecord {
+            id: Uuid::now_v7(),
+            version: 1,
+            status: RecordStatus::Open,
+            kind: ConflictKind::Reassigned,
+            order_id: current.id,
+            order_number: current.number,
+            assignee: current.assignee.clone(),
+            username: ME.into(),
+            device_id: m.device_id,
+            created_at: Utc::now(),
+            device_time: Some(m.device_time),
+            fields: Vec::new(),
+            mutation: m.clone(),
+            resolution: None,
+        };
+        self.conflicts.insert(record.id, record.clone());
+        self.append(
+            record.id,
+            1,
+            vec![m.mutation_id],
+            ChangeBody::Conflict(record.clone()),
+        );
+        PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+            entity_id: current.id,
+            version: current.version,
+            number: current.number,
+            conflict_id: record.id,
+            fields: Vec::new(),
+            conflict_kind: ConflictKind::Reassigned,
+            order: Some(current.clone()),
+        })
+    }
+
+    /// A dispatcher settles a record elsewhere (keeps the server's state, or
+    /// dismisses): version 2, resolved, in the log.
+    fn settle(&mut self, record_id: Uuid) {
+        let resolution = |outcome| Resolution {
+            outcome,
+            decided_by: "dispatcher".into(),
+            decided_at: Utc::now(),
+            mutation_id: Uuid::now_v7(),
+            ops: Vec::new(),
+            order_version: None,
+        };
+        if let Some(c) = self.conflicts.get_mut(&record_id) {
+            c.version = 2;
+            c.status = RecordStatus::Resolved;
+            c.resolution = Some(resolution(ResolutionOutcome::KeptServer));
+            let (c, ids) = (c.clone(), vec![c.resolution.as_ref().unwrap().mutation_id]);
+            self.append(record_id, 2, ids, ChangeBody::Conflict(c));
+        } else if let Some(f) = self.failed.get_mut(&record_id) {
+            f.version = 2;
+            f.status = RecordStatus::Resolved;
+            f.resolution = Some(resolution(ResolutionOutcome::Dismissed));
+            let (f, ids) = (f.clone(), vec![f.resolution.as_ref().unwrap().mutation_id]);
+            self.append(record_id, 2, ids, ChangeBody::FailedSync(f));
+        } else {
+            panic!("no record {record_id}");
+        }
     }
 
     /// Apply one mutation body the way the server does: idempotent by mutation id,
@@ -103,17 +236,9 @@ impl State {
         }
         let before = self.orders.get(&m.entity_id).cloned();
         let outcome = if self.refuse.contains(&m.entity_id) {
-            rejected(ErrorCode::ValidationFailed, "refused by the test's server")
+            self.record_refusal(&m)
         } else if let (true, Some(current)) = (self.hold.contains(&m.entity_id), &before) {
-            PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
-                entity_id: current.id,
-                version: current.version,
-                number: current.number,
-                conflict_id: Uuid::new_v4(),
-                fields: Vec::new(),
-                conflict_kind: ConflictKind::Reassigned,
-                order: Some(current.clone()),
-            })
+            self.record_hold(&m, current)
         } else {
             self.apply_new(&m, before)
         };
@@ -157,6 +282,34 @@ impl State {
         }
     }
 
+    /// An answer for the first mutation only, claiming a row the server never
+    /// stored; nothing is committed.
+    fn incomplete_answer(&self, bodies: &[&str]) -> PushResponse {
+        let m: Mutation = serde_json::from_str(bodies[0]).unwrap();
+        let mut order = self.orders[&m.entity_id].clone();
+        order.title = "from a broken answer".into();
+        order.version += 1;
+        let result = MutationResult {
+            mutation_id: m.mutation_id,
+            outcome: PushOutcome::Applied(Applied {
+                entity: EntityKind::WorkOrder,
+                entity_id: order.id,
+                version: order.version,
+                number: order.number,
+                changed: true,
+                order: Some(order),
+            }),
+        };
+        PushResponse {
+            results: if bodies.len() > 1 {
+                vec![result]
+            } else {
+                Vec::new()
+            },
+            server_time: Utc::now(),
+        }
+    }
+
     fn in_scope(change: &Change) -> bool {
         match &change.change {
             ChangeBody::WorkOrder(o) => o.assignee.as_deref() == Some(ME),
@@ -165,14 +318,18 @@ impl State {
     }
 }
 
-fn rejected(code: ErrorCode, message: &str) -> PushOutcome {
-    PushOutcome::Rejected(Rejection {
+fn rejection(code: ErrorCode, message: &str) -> Rejection {
+    Rejection {
         code,
         message: message.to_owned(),
         field_errors: Vec::new(),
         failed_sync_id: None,
         resolution: None,
-    })
+    }
+}
+
+fn rejected(code: ErrorCode, message: &str) -> PushOutcome {
+    PushOutcome::Rejected(rejection(code, message))
 }
 
 /// The scripted server.
@@ -222,6 +379,18 @@ impl FakeServer {
         self.lock().during_pull = Some(Box::new(hook));
     }
 
+    fn during_upload(&self, hook: impl FnOnce() + Send + 'static) {
+        self.lock().during_upload = Some(Box::new(hook));
+    }
+
+    /// Take the upload hook, if one waits, and run it (outside the lock).
+    fn run_upload_hook(&self) {
+        let hook = self.lock().during_upload.take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     /// A dispatcher reassigns an order: the row moves on, and this device's log
     /// carries `left_scope`.
     fn reassign(&self, id: &str, to: &str) {
@@ -257,6 +426,16 @@ impl FakeServer {
 
     fn pushes(&self) -> Vec<Vec<String>> {
         self.lock().pushes.clone()
+    }
+}
+
+/// A refusal of the whole request, as the server (or a proxy) answers it.
+fn refused(status: u16, code: ErrorCode, message: &str) -> SyncError {
+    SyncError::Server {
+        status,
+        code,
+        message: message.into(),
+        retry_after: None,
     }
 }
 
@@ -304,37 +483,36 @@ impl Transport for FakeServer {
         if token != s.access {
             return Err(expired());
         }
-        let sent = bodies.iter().map(|b| b.len()).sum();
+        let sent: usize = bodies.iter().map(|b| b.len()).sum();
+        let ids: Vec<Uuid> = bodies
+            .iter()
+            .map(|b| serde_json::from_str::<Mutation>(b).unwrap().mutation_id)
+            .collect();
+        if s.refusals.push_bytes.is_some_and(|limit| sent > limit) {
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
+        }
+        if ids.iter().any(|id| s.refusals.unparseable.contains(id)) {
+            return Err(refused(
+                400,
+                ErrorCode::InvalidBody,
+                "unknown variant `stamp`, expected one of `set`, `add`, `remove`, `append_note`",
+            ));
+        }
         match fault {
             Some(PushFault::ExpireToken) => {
                 s.access = "expired".into();
                 return Err(expired());
             }
-            Some(PushFault::IncompleteAnswer) => {
-                // An answer for the first mutation only, claiming a row the server
-                // never stored; nothing is committed.
-                let m: Mutation = serde_json::from_str(bodies[0]).unwrap();
-                let mut order = s.orders[&m.entity_id].clone();
-                order.title = "from a broken answer".into();
-                order.version += 1;
-                let result = MutationResult {
-                    mutation_id: m.mutation_id,
-                    outcome: PushOutcome::Applied(Applied {
-                        entity: EntityKind::WorkOrder,
-                        entity_id: order.id,
-                        version: order.version,
-                        number: order.number,
-                        changed: true,
-                        order: Some(order),
-                    }),
-                };
-                return Ok((
-                    PushResponse {
-                        results: vec![result],
-                        server_time: Utc::now(),
-                    },
-                    sent,
-                ));
+            Some(PushFault::Unavailable) => {
+                return Err(refused(503, ErrorCode::Unavailable, "overloaded"));
+            }
+            Some(PushFault::IncompleteAnswer) => return Ok((s.incomplete_answer(bodies), sent)),
+            _ if ids.iter().any(|id| s.refusals.garbled.contains(id)) => {
+                return Ok((s.incomplete_answer(bodies), sent))
             }
             _ => {}
         }
@@ -372,18 +550,53 @@ impl Transport for FakeServer {
         let cursor = format!("fake:{head}");
         let page = match req.cursor.as_deref() {
             None => {
+                // Orders in scope, then the open conflicts and failed syncs.
+                let snapshot = |entity, id: Uuid, version, change| Change {
+                    seq: 0,
+                    entity,
+                    id: id.to_string(),
+                    version,
+                    mutation_ids: Vec::new(),
+                    change,
+                };
                 let changes: Vec<Change> = s
                     .orders
                     .values()
                     .filter(|o| o.assignee.as_deref() == Some(ME))
-                    .map(|o| Change {
-                        seq: 0,
-                        entity: ChangeEntity::WorkOrder,
-                        id: o.id.to_string(),
-                        version: o.version,
-                        mutation_ids: Vec::new(),
-                        change: ChangeBody::WorkOrder(o.clone()),
+                    .map(|o| {
+                        snapshot(
+                            ChangeEntity::WorkOrder,
+                            o.id,
+                            o.version,
+                            ChangeBody::WorkOrder(o.clone()),
+                        )
                     })
+                    .chain(
+                        s.conflicts
+                            .values()
+                            .filter(|c| c.status == RecordStatus::Open)
+                            .map(|c| {
+                                snapshot(
+                                    ChangeEntity::Conflict,
+                                    c.id,
+                                    c.version,
+                                    ChangeBody::Conflict(c.clone()),
+                                )
+                            }),
+                    )
+                    .chain(
+                        s.failed
+                            .values()
+                            .filter(|f| f.status == RecordStatus::Open)
+                            .map(|f| {
+                                snapshot(
+                                    ChangeEntity::FailedSync,
+                                    f.id,
+                                    f.version,
+                                    ChangeBody::FailedSync(f.clone()),
+                                )
+                            }),
+                    )
                     .collect();
                 let n = changes.len() as u64;
                 PullResponse {
@@ -427,19 +640,57 @@ impl Transport for FakeServer {
     async fn upload_batch(
         &self,
         _token: &str,
-        _files: &[(String, Vec<u8>)],
+        files: &[(String, Vec<u8>)],
     ) -> Result<BatchUploadResponse, SyncError> {
-        Err(SyncError::BadAnswer("no attachments here".into()))
+        self.run_upload_hook();
+        let mut s = self.lock();
+        s.upload_requests += 1;
+        let bytes: usize = files.iter().map(|(_, d)| d.len()).sum();
+        if s.refusals.upload_bytes.is_some_and(|limit| bytes > limit) {
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
+        }
+        let results = files
+            .iter()
+            .map(|(hash, data)| {
+                assert_eq!(&outpost_protocol::attachment_hash(data), hash);
+                s.uploaded.insert(hash.clone());
+                BatchFileResult {
+                    hash: hash.clone(),
+                    complete: true,
+                    error: None,
+                }
+            })
+            .collect();
+        Ok(BatchUploadResponse { results })
     }
 
     async fn upload_resumable(
         &self,
         _token: &str,
         hash: &str,
-        _data: &[u8],
-        _chunk: usize,
+        data: &[u8],
+        chunk: usize,
     ) -> Result<usize, SyncError> {
-        Err(SyncError::BadAnswer(format!("{hash}: no attachments here")))
+        self.run_upload_hook();
+        assert_eq!(outpost_protocol::attachment_hash(data), hash);
+        let mut s = self.lock();
+        s.upload_requests += 1;
+        if s.refusals
+            .upload_bytes
+            .is_some_and(|limit| chunk.min(data.len()) > limit)
+        {
+            return Err(refused(
+                413,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ));
+        }
+        s.uploaded.insert(hash.to_owned());
+        Ok(data.len())
     }
 }
 
@@ -491,14 +742,22 @@ impl Device {
 
     /// One pass; `manual` is "sync now" (every unacknowledged mutation tried once).
     async fn pass(&mut self, server: &FakeServer, manual: bool) -> Result<PassReport, SyncError> {
-        let now = self.now;
-        let clock = move || now;
         let opts = PassOptions {
             ignore_backoff: manual,
             batch_count: 2,
             ..PassOptions::default()
         };
-        run_pass(&mut self.store, server, &clock, &opts, &mut |_| {}).await
+        self.pass_with(server, &opts).await
+    }
+
+    async fn pass_with(
+        &mut self,
+        server: &FakeServer,
+        opts: &PassOptions,
+    ) -> Result<PassReport, SyncError> {
+        let now = self.now;
+        let clock = move || now;
+        run_pass(&mut self.store, server, &clock, opts, &mut |_| {}).await
     }
 
     fn notes(&self, id: &str, text: &str) -> usize {
@@ -545,6 +804,94 @@ fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
         now,
     )?;
     Ok(())
+}
+
+/// A completion saved as the app saves it: the signature and a photo kept as
+/// attachment files (the photo large enough to go through the resumable upload), and
+/// one `complete` mutation naming them.
+fn complete_with_evidence(store: &mut Store, id: &str) -> Result<(), StoreError> {
+    let order = store.order(id)?.order;
+    let now = Utc::now();
+    let signature = format!("signature of {id}").into_bytes();
+    let mut photo = id.as_bytes().to_vec();
+    photo.extend((0..100_000u32).map(|i| (i % 251) as u8));
+    let sig = store.put_attachment(&signature, "image/png", now)?;
+    let photo = store.put_attachment(&photo, "image/jpeg", now)?;
+    store.record(
+        Mutation {
+            mutation_id: Uuid::now_v7(),
+            device_id: Uuid::nil(),
+            entity: EntityKind::WorkOrder,
+            entity_id: order.id,
+            kind: MutationKind::Complete,
+            base_version: order.version,
+            format: FORMAT_VERSION,
+            device_time: now,
+            ops: vec![
+                Op::Set(SetOp::Signature(Some(Signature {
+                    hash: sig.hash,
+                    signer: "Customer".into(),
+                }))),
+                Op::Add(ListItem::Photos(PhotoRef {
+                    hash: photo.hash,
+                    caption: "after.jpg".into(),
+                    media_type: "image/jpeg".into(),
+                })),
+                Op::Set(SetOp::CompletedAt(Some(now))),
+            ],
+            base_epoch: None,
+            seen: Vec::new(),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edit_saved_while_a_completions_evidence_uploads_reaches_the_server() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    complete_with_evidence(&mut dev.store, &a).unwrap();
+    add_note(&mut dev.store, &b, "before the sync").unwrap();
+    // One batch: [complete A, note on B]. While A's photo uploads (seconds to minutes
+    // on a slow link) the technician adds another note to B in the app.
+    let mut app = dev.app_connection();
+    let id = b.clone();
+    server.during_upload(move || add_note(&mut app, &id, "saved during the upload").unwrap());
+
+    dev.pass(&server, false).await.unwrap();
+    dev.pass(&server, false).await.unwrap();
+    dev.pass(&server, true).await.unwrap();
+
+    assert_eq!(
+        server.lock().orders[&Uuid::parse_str(&a).unwrap()].status,
+        Status::Completed
+    );
+    assert_eq!(server.notes(&b, "before the sync"), 1);
+    assert_eq!(
+        server.notes(&b, "saved during the upload"),
+        1,
+        "the note saved during the upload reached the server"
+    );
+    assert_eq!(
+        dev.notes(&b, "saved during the upload"),
+        1,
+        "and is on the device"
+    );
+    assert!(
+        dev.store.outbox().unwrap().is_empty(),
+        "nothing left waiting"
+    );
+    // Every request carried exactly what the store had sealed under its id.
+    for push in server.pushes() {
+        for body in push {
+            let m: Mutation = serde_json::from_str(&body).unwrap();
+            let seen = server.lock().seen[&m.mutation_id].0.clone();
+            assert_eq!(seen, body, "one body per mutation id");
+        }
+    }
 }
 
 #[tokio::test]
@@ -760,22 +1107,26 @@ async fn a_push_answer_that_does_not_match_the_batch_changes_nothing() {
         .map(|id| dev.store.order(id).unwrap().order)
         .collect();
     server.fail_push(0, PushFault::IncompleteAnswer);
-    let err = dev.pass(&server, false).await.unwrap_err();
-    assert!(matches!(err, SyncError::BadAnswer(_)), "{err}");
+    // The answer does not match the batch: nothing is taken from it, and the batch is
+    // sent again in halves (issue 15 item 4), each answered properly.
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.acknowledged, 2, "{report:?}");
     let after: Vec<_> = ids
         .iter()
         .map(|id| dev.store.order(id).unwrap().order)
         .collect();
-    assert_eq!(after, before, "no order took anything from that answer");
     assert!(after.iter().all(|o| o.title != "from a broken answer"));
-    let rows = dev.store.outbox().unwrap();
-    assert_eq!(rows.len(), 2, "both still queued");
-    assert!(rows.iter().all(|r| r.state == OutboxState::Sent));
-
-    let report = dev.pass(&server, true).await.unwrap();
-    assert_eq!(report.acknowledged, 2);
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.title, b.title, "no order took anything from that answer");
+    }
+    assert!(dev.store.outbox().unwrap().is_empty());
     let pushes = server.pushes();
-    assert_eq!(pushes[1], pushes[0], "resent byte for byte");
+    assert_eq!(pushes.len(), 3, "the batch, then each half");
+    assert_eq!(
+        [pushes[1].clone(), pushes[2].clone()].concat(),
+        pushes[0],
+        "the halves carry the bytes of the batch"
+    );
     for id in &ids {
         assert_eq!(server.notes(id, "answer"), 1);
         assert_eq!(dev.notes(id, "answer"), 1);
@@ -832,4 +1183,430 @@ async fn a_resync_keeps_queued_failed_and_conflicted_work_on_orders_the_snapshot
     assert!(dev.store.order(&failed).is_ok());
     assert!(dev.store.order(&held).is_ok());
     assert_eq!(server.notes(&queued, "queued"), 1);
+}
+
+fn uuid(id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap()
+}
+
+#[tokio::test]
+async fn a_held_mutation_whose_reply_is_lost_is_acknowledged_by_its_pulled_conflict() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.lock().hold.insert(uuid(&a));
+    add_note(&mut dev.store, &a, "held").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+    // A dispatcher settles the conflict before the device hears of it.
+    let conflict = *server.lock().conflicts.keys().next().unwrap();
+    server.lock().settle(conflict);
+
+    // The timer's pass: the mutation waits for its retry time; the pull brings the
+    // conflict (open, then resolved), which names it.
+    dev.pass(&server, false).await.unwrap();
+    // "Sync now" afterwards: nothing is left to resend.
+    dev.pass(&server, true).await.unwrap();
+
+    let records = dev.store.conflicts().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0].status, "resolved",
+        "the dispatcher's decision stands"
+    );
+    assert!(
+        records[0].body.get("pending_pull").is_none(),
+        "the full record, not a placeholder: {}",
+        records[0].body
+    );
+    assert_eq!(dev.store.sync_counts().unwrap().conflicts, 0);
+    assert_eq!(
+        server.pushes().len(),
+        1,
+        "the held mutation was never resent"
+    );
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(server.lock().conflicts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_mutation_whose_reply_is_lost_becomes_a_failed_sync_from_its_pulled_record() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    server.lock().refuse.insert(uuid(&a));
+    add_note(&mut dev.store, &a, "refused").unwrap();
+    server.fail_push(0, PushFault::LoseReply);
+    dev.pass(&server, false).await.unwrap_err();
+
+    // The timer's pass pulls the failed-sync record that names the mutation.
+    dev.pass(&server, false).await.unwrap();
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!(
+        (counts.pending, counts.failed),
+        (0, 1),
+        "shown as a failed sync at once, not waiting to be resent"
+    );
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed[0].message, "refused by the test's server");
+
+    // A dispatcher dismisses it; the device learns it and the change is settled.
+    let record = *server.lock().failed.keys().next().unwrap();
+    server.lock().settle(record);
+    dev.pass(&server, true).await.unwrap();
+    assert!(dev.store.failed_syncs().unwrap().is_empty());
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert_eq!(server.pushes().len(), 1, "never resent");
+    assert_eq!(
+        server.lock().failed.len(),
+        1,
+        "one failed sync on the server"
+    );
+}
+
+#[tokio::test]
+async fn a_resync_closes_conflicts_and_failed_syncs_the_server_no_longer_has_open() {
+    let server = FakeServer::with_orders(3);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (held, refused) = (ids[0].clone(), ids[1].clone());
+    {
+        let mut s = server.lock();
+        s.hold.insert(uuid(&held));
+        s.refuse.insert(uuid(&refused));
+    }
+    add_note(&mut dev.store, &held, "held").unwrap();
+    add_note(&mut dev.store, &refused, "refused").unwrap();
+    dev.pass(&server, false).await.unwrap();
+    let open = |dev: &Device, entity: &str| {
+        dev.store
+            .records(entity)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.status == "open")
+            .count()
+    };
+    assert_eq!((open(&dev, "conflict"), open(&dev, "failed_sync")), (1, 1));
+
+    // Both are settled on the server while the device's cursor becomes unusable (the
+    // log it would have read them from was pruned): the device must re-prime.
+    {
+        let mut s = server.lock();
+        let c = *s.conflicts.keys().next().unwrap();
+        let f = *s.failed.keys().next().unwrap();
+        s.settle(c);
+        s.settle(f);
+        s.resync = true;
+    }
+    let report = dev.pass(&server, false).await.unwrap();
+    assert!(report.resynced, "{report:?}");
+    assert_eq!(
+        (open(&dev, "conflict"), open(&dev, "failed_sync")),
+        (0, 0),
+        "records the snapshot did not bring are no longer open on the device"
+    );
+    assert_eq!(dev.store.sync_counts().unwrap().conflicts, 0);
+    // The technician's own refused change stays for them to retry or discard.
+    assert_eq!(dev.store.failed_syncs().unwrap().len(), 1);
+    assert_eq!(dev.notes(&refused, "refused"), 1);
+}
+
+/// "Sync now" with batches of up to 100 mutations.
+fn manual_large_batches() -> PassOptions {
+    PassOptions {
+        ignore_backoff: true,
+        ..PassOptions::default()
+    }
+}
+
+/// A note on each of `ids`, `long` on the one at `bad` (about 9 KB of text).
+fn notes_with_one_odd(store: &mut Store, ids: &[String], bad: usize) {
+    for (i, id) in ids.iter().enumerate() {
+        let text = if i == bad {
+            "x".repeat(9_000)
+        } else {
+            format!("note {i}")
+        };
+        add_note(store, id, &text).unwrap();
+    }
+}
+
+/// The scenario of a batch the server refuses because of one mutation in it: the
+/// others go through in the first pass, and the offending one, refused alone again
+/// and again, is set aside as a failed sync with the reason.
+async fn one_bad_mutation_is_isolated(refuse: impl FnOnce(&mut Refusals, Uuid), code: &str) {
+    let server = FakeServer::with_orders(6);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    notes_with_one_odd(&mut dev.store, &ids, 3);
+    let bad = dev.store.outbox().unwrap()[3].mutation.mutation_id;
+    refuse(&mut server.lock().refusals, bad);
+
+    let first = dev.pass_with(&server, &manual_large_batches()).await;
+    for (i, id) in ids.iter().enumerate() {
+        if i != 3 {
+            assert_eq!(
+                server.notes(id, &format!("note {i}")),
+                1,
+                "order {i} went through in the first pass ({first:?})"
+            );
+        }
+    }
+    let rows = dev.store.outbox().unwrap();
+    assert_eq!(rows.len(), 1, "only the offending change waits: {rows:?}");
+    assert_eq!(rows[0].mutation.mutation_id, bad);
+
+    // Tried again alone a bounded number of times, then set aside for a person.
+    for _ in 0..5 {
+        if dev.store.sync_counts().unwrap().failed == 1 {
+            break;
+        }
+        let _ = dev.pass_with(&server, &manual_large_batches()).await;
+    }
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "set aside as a failed sync");
+    assert_eq!(failed[0].mutation.mutation_id, bad);
+    assert_eq!(failed[0].code, code, "{failed:?}");
+    assert!(!failed[0].message.is_empty());
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed), (0, 1));
+    // Once set aside, a pass is clean again and sends nothing more.
+    let before = server.pushes().len();
+    dev.pass_with(&server, &manual_large_batches())
+        .await
+        .unwrap();
+    assert_eq!(server.pushes().len(), before);
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_too_large_is_split_and_only_the_oversized_change_is_set_aside() {
+    one_bad_mutation_is_isolated(|r, _| r.push_bytes = Some(4_000), "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn a_batch_the_server_cannot_parse_is_split_and_only_the_unparseable_change_is_set_aside() {
+    one_bad_mutation_is_isolated(
+        |r, bad| {
+            r.unparseable.insert(bad);
+        },
+        "invalid_body",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_push_answer_that_never_matches_is_split_and_only_that_change_is_set_aside() {
+    one_bad_mutation_is_isolated(
+        |r, bad| {
+            r.garbled.insert(bad);
+        },
+        "unknown",
+    )
+    .await;
+}
+
+/// Where the store keeps an attachment's file (`attachments/<2 hex>/<hash>`).
+fn attachment_file(dev: &Device, hash: &str) -> std::path::PathBuf {
+    let path = dev
+        .dir
+        .path()
+        .join("attachments")
+        .join(&hash[..2])
+        .join(hash);
+    assert!(path.exists(), "{}", path.display());
+    path
+}
+
+fn evidence_of(store: &Store, id: &str) -> Vec<String> {
+    let rows = store.outbox().unwrap();
+    let row = rows.iter().find(|r| r.entity_id == id).unwrap();
+    store
+        .attachments_to_upload(std::slice::from_ref(row))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_or_damaged_attachment_file_sets_aside_only_its_own_completion() {
+    let server = FakeServer::with_orders(4);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids[..3] {
+        complete_with_evidence(&mut dev.store, id).unwrap();
+    }
+    add_note(&mut dev.store, &ids[3], "plain edit").unwrap();
+    // The photo of the first completion is gone; the second's is damaged.
+    let gone = evidence_of(&dev.store, &ids[0]);
+    std::fs::remove_file(attachment_file(&dev, &gone[1])).unwrap();
+    let damaged = evidence_of(&dev.store, &ids[1]);
+    std::fs::write(attachment_file(&dev, &damaged[1]), b"not what was saved").unwrap();
+
+    let report = dev.pass(&server, true).await;
+    dev.pass(&server, true).await.unwrap();
+
+    let status = |i: usize| server.lock().orders[&uuid(&ids[i])].status;
+    assert_eq!(
+        status(2),
+        Status::Completed,
+        "the sound completion went ({report:?})"
+    );
+    assert_eq!(server.notes(&ids[3], "plain edit"), 1, "so did the edit");
+    assert_ne!(status(0), Status::Completed);
+    assert_ne!(status(1), Status::Completed);
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for f in &failed {
+        assert!(
+            f.message.contains("photo") || f.message.contains("attachment"),
+            "the reason names the file: {}",
+            f.message
+        );
+    }
+    assert_eq!(dev.store.sync_counts().unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn a_completion_set_aside_holds_back_only_what_its_order_queued_after_it() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "before").unwrap();
+    complete_with_evidence(&mut dev.store, &a).unwrap();
+    let rows = dev.store.outbox().unwrap();
+    let completion = rows.iter().find(|r| r.kind == "complete").unwrap();
+    let gone = dev
+        .store
+        .attachments_to_upload(std::slice::from_ref(completion))
+        .unwrap();
+    std::fs::remove_file(attachment_file(&dev, &gone[1])).unwrap();
+    // A note after the completion cannot fold into it (another kind): its own row.
+    add_note(&mut dev.store, &a, "after").unwrap();
+    assert_eq!(dev.store.outbox().unwrap().len(), 3);
+
+    dev.pass(&server, true).await.unwrap();
+    assert_eq!(
+        server.notes(&a, "before"),
+        1,
+        "queued before the completion: sent"
+    );
+    assert_eq!(
+        server.notes(&a, "after"),
+        0,
+        "queued after it: waits behind it"
+    );
+    let failed = dev.store.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].kind, "complete");
+    assert_eq!(dev.store.sync_counts().unwrap().pending, 1);
+    // Still waiting after another pass: the order's sequence is kept.
+    dev.pass(&server, true).await.unwrap();
+    assert_eq!(server.notes(&a, "after"), 0);
+}
+
+#[tokio::test]
+async fn the_pull_still_runs_when_the_push_fails() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    add_note(&mut dev.store, &ids[0], "waits").unwrap();
+    server.reassign(&ids[1], "tech2");
+    server.fail_push(0, PushFault::Unavailable);
+
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::Server { status: 503, .. }),
+        "{err}"
+    );
+    assert!(
+        matches!(dev.store.order(&ids[1]), Err(StoreError::OrderNotFound(_))),
+        "the reassignment arrived although the push failed"
+    );
+    assert_eq!(
+        dev.store.outbox().unwrap().len(),
+        1,
+        "the edit waits for its retry"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_refused_as_too_large_is_retried_in_smaller_requests() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    complete_with_evidence(&mut dev.store, &ids[0]).unwrap();
+    // Small photos that go in batched uploads, three in one request by default.
+    let order = dev.store.order(&ids[1]).unwrap().order;
+    let now = Utc::now();
+    let mut ops = Vec::new();
+    for i in 0..3u8 {
+        let bytes = vec![i; 20_000];
+        let meta = dev.store.put_attachment(&bytes, "image/jpeg", now).unwrap();
+        ops.push(Op::Add(ListItem::Photos(PhotoRef {
+            hash: meta.hash,
+            caption: format!("{i}.jpg"),
+            media_type: "image/jpeg".into(),
+        })));
+    }
+    let sig = dev.store.put_attachment(b"sig", "image/png", now).unwrap();
+    ops.push(Op::Set(SetOp::Signature(Some(Signature {
+        hash: sig.hash,
+        signer: "Customer".into(),
+    }))));
+    dev.store
+        .record(
+            Mutation {
+                mutation_id: Uuid::now_v7(),
+                device_id: Uuid::nil(),
+                entity: EntityKind::WorkOrder,
+                entity_id: order.id,
+                kind: MutationKind::Complete,
+                base_version: order.version,
+                format: FORMAT_VERSION,
+                device_time: now,
+                ops,
+                base_epoch: None,
+                seen: Vec::new(),
+            },
+            now,
+        )
+        .unwrap();
+    // A reverse proxy in front of the server takes at most 40 kB per request.
+    server.lock().refusals.upload_bytes = Some(40_000);
+
+    dev.pass(&server, true).await.unwrap();
+    for id in &ids {
+        assert_eq!(
+            server.lock().orders[&uuid(id)].status,
+            Status::Completed,
+            "{id}"
+        );
+    }
+    assert_eq!(server.lock().uploaded.len(), 1 + 1 + 3 + 1);
+    assert!(dev.store.outbox().unwrap().is_empty());
+    assert!(
+        server.lock().upload_requests < 30,
+        "the sizes shrink by halves, not byte by byte"
+    );
+}
+
+#[tokio::test]
+async fn a_clock_set_back_delays_a_deferred_change_by_at_most_the_longest_retry_delay() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "after the clock change").unwrap();
+    server.fail_push(0, PushFault::Unavailable);
+    dev.pass(&server, false).await.unwrap_err();
+
+    // The computer's clock is set back by an hour (a time zone fixed by hand).
+    dev.now -= Duration::hours(1);
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.pushed, 0, "still within its retry delay");
+    let longest = PassOptions::default().retry_delay_ms_max as i64;
+    dev.now += Duration::milliseconds(longest + 1_000);
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(
+        report.acknowledged, 1,
+        "retried no later than the longest retry delay after the clock went back"
+    );
+    assert_eq!(server.notes(&a, "after the clock change"), 1);
 }

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 
+use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
     BatchUploadResponse, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
 };
@@ -64,6 +65,11 @@ pub trait Transport: Sync {
         data: &[u8],
         chunk: usize,
     ) -> impl Future<Output = Result<usize, SyncError>> + Send;
+
+    /// What the device has not sent, to report on every request from now on (the
+    /// `x-outpost-unsent` header). Reporting is best effort: an implementation may
+    /// ignore it.
+    fn report_unsent(&self, _report: &UnsentReport) {}
 }
 
 impl Transport for SyncClient {
@@ -103,5 +109,9 @@ impl Transport for SyncClient {
         chunk: usize,
     ) -> Result<usize, SyncError> {
         SyncClient::upload_resumable(self, token, hash, data, chunk).await
+    }
+
+    fn report_unsent(&self, report: &UnsentReport) {
+        SyncClient::report_unsent(self, report)
     }
 }

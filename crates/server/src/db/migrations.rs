@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         template: include_str!("../../../../migrations/server/0002_device_time.sql"),
     },
+    Migration {
+        version: 3,
+        template: include_str!("../../../../migrations/server/0003_device_unsent.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.

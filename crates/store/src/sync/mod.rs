@@ -19,6 +19,7 @@
 //! syncs and conflicts is `records.rs`'s.
 
 use chrono::{DateTime, Utc};
+use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::RecordStatus;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -63,9 +64,17 @@ const SEALED_ROW_BY_MUTATION_ID: &str = "SELECT seq, entity_id, body FROM outbox
 const ACK_PULLED_MUTATION: &str = "DELETE FROM outbox
      WHERE mutation_id = ?1 AND state <> 'pending' AND state <> 'failed'";
 
-/// A failed sync that a dispatcher resolved.
+/// A failed sync that a dispatcher resolved: the refused row goes, whether the device
+/// had heard of the refusal (`failed`) or not yet (`sent`, its reply lost).
 const CLEAR_RESOLVED_FAILED: &str = "DELETE FROM outbox
-     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'";
+     WHERE mutation_id = ?1 AND state <> 'pending'";
+
+/// A pulled open failed-sync record names a sealed row whose refusal the device never
+/// heard (the reply was lost): the row becomes a failed sync now, with the reason, instead
+/// of being resent.
+const MARK_PULLED_REFUSAL: &str = "UPDATE outbox SET state = 'failed', last_error = ?2,
+        next_attempt_at = NULL
+     WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'sent'";
 
 /// Counts for the status line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -105,26 +114,62 @@ fn current_gen(tx: &rusqlite::Connection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Store a conflict or failed-sync record, from a pull page or a push answer.
+/// A conflict or failed-sync record as a pull page brings it.
+struct PulledRecord<'a> {
+    entity: &'a str,
+    id: &'a str,
+    order_id: &'a str,
+    status: RecordStatus,
+    body: &'a str,
+}
+
+/// Store a pulled conflict or failed-sync record, stamped with the current snapshot
+/// generation (a snapshot's last page removes the open records it did not bring).
 fn put_record(
     tx: &Transaction<'_>,
-    entity: &str,
-    id: &str,
-    order_id: &str,
-    status: RecordStatus,
-    body: &str,
+    r: &PulledRecord<'_>,
+    gen: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let status = match status {
+    let status = match r.status {
         RecordStatus::Open => "open",
         RecordStatus::Resolved => "resolved",
     };
     tx.execute(
-        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at, seen_gen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (entity, id) DO UPDATE SET order_id = excluded.order_id,
-            status = excluded.status, body = excluded.body, updated_at = excluded.updated_at",
-        params![entity, id, order_id, status, body, now.to_rfc3339()],
+            status = excluded.status, body = excluded.body, updated_at = excluded.updated_at,
+            seen_gen = excluded.seen_gen",
+        params![
+            r.entity,
+            r.id,
+            r.order_id,
+            status,
+            r.body,
+            now.to_rfc3339(),
+            gen
+        ],
+    )?;
+    Ok(())
+}
+
+/// Keep a conflict the push answer announced until the pulled record arrives. Never
+/// over a record already stored: the pulled record is the full one, and may say that a
+/// dispatcher already decided.
+fn put_placeholder(
+    tx: &Transaction<'_>,
+    id: &str,
+    order_id: &str,
+    body: &str,
+    gen: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sync_records (entity, id, order_id, status, body, updated_at, seen_gen)
+         VALUES ('conflict', ?1, ?2, 'open', ?3, ?4, ?5)
+         ON CONFLICT (entity, id) DO NOTHING",
+        params![id, order_id, body, now.to_rfc3339(), gen],
     )?;
     Ok(())
 }
@@ -138,6 +183,28 @@ impl Store {
 
     pub fn set_last_sync_at(&mut self, at: DateTime<Utc>) -> Result<(), StoreError> {
         kv_set(&self.conn, KV_LAST_SYNC, &at.to_rfc3339())
+    }
+
+    /// What this device has not sent, as it reports it to the server on each request:
+    /// every change the server has not accepted (pending, sealed without an answer, or
+    /// set aside by the device itself, which the server never saw) and the age of the
+    /// oldest by the device's clock. Failed syncs the server refused are not counted:
+    /// the server keeps a record of each.
+    pub fn unsent_report(&self, now: DateTime<Utc>) -> Result<UnsentReport, StoreError> {
+        let (count, set_aside, oldest): (i64, i64, Option<String>) = self.conn.query_row(
+            "SELECT count(*), count(set_aside_at), min(created_at) FROM outbox
+             WHERE state <> 'failed' OR set_aside_at IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let oldest_secs = oldest
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0) as u64);
+        Ok(UnsentReport {
+            count: count.max(0) as u64,
+            set_aside: set_aside.max(0) as u64,
+            oldest_secs: oldest_secs.filter(|_| count > 0),
+        })
     }
 
     pub fn sync_counts(&self) -> Result<SyncCounts, StoreError> {

@@ -1,8 +1,10 @@
 //! Full snapshots (the first sync, or the server's `resync_required`).
 //!
 //! Starting one opens a new scope generation and forgets the cursor; every row a
-//! snapshot page brings is stamped with that generation, and the page that completes
-//! the snapshot sweeps away what it did not bring, except what is still needed here.
+//! snapshot page brings (orders, inventory, conflict and failed-sync records) is
+//! stamped with that generation, and the page that completes the snapshot sweeps away
+//! what it did not bring, except what is still needed here: orders with unsynced work
+//! or an open conflict stay, marked; open records the server no longer has open go.
 //! Left out on purpose: applying the snapshot's pages, which is the ordinary pull path
 //! (`pull.rs`).
 
@@ -42,6 +44,15 @@ pub(super) fn finish_priming(
     // The snapshot is complete when a page no longer carries priming progress.
     let priming = kv_get(tx, KV_PRIMING)?.is_some();
     if priming && (page.priming.is_none() || !page.has_more) {
+        // Conflict and failed-sync records the snapshot did not bring are no longer
+        // open on the server for this user (settled while the device could not follow
+        // the log, or a previous user's): they go, before the orders they pinned are
+        // swept. The device's own refused changes (failed outbox rows) stay for the
+        // person to retry or discard.
+        removed += tx.execute(
+            "DELETE FROM sync_records WHERE seen_gen < ?1 AND status = 'open'",
+            [gen],
+        )?;
         // Orders the snapshot did not bring are gone from this device's scope:
         // removed, unless still needed here (queued or failed work, an open
         // conflict); those stay, marked like a `left_scope`, until nothing

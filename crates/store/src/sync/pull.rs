@@ -2,15 +2,20 @@
 //! one transaction.
 //!
 //! A page brings orders (stored rebased), inventory, conflict and failed-sync records,
-//! and orders or items that left this device's scope. A row of a kind this version does
-//! not know (a newer server's) is skipped and counted, never a reason to stop: the
-//! count shows in the status ("update Outpost"). The page's epoch (protocol 2) is kept
-//! once the device follows the log, for the `base_epoch` of the mutations it makes. Left out on purpose: how a row
-//! is rebased (`rebase.rs`), whether an order that left scope stays (`scope.rs`), and
-//! the sweep that ends a snapshot (`priming.rs`), which the completing page runs.
+//! and orders or items that left this device's scope. Every pulled row that names one
+//! of this device's sealed mutations settles it, so a push whose reply was lost is
+//! never resent into a placeholder: an order row or a conflict record acknowledges it
+//! (the conflict holds it for a person), an open failed-sync record makes it a failed
+//! sync with the server's reason, and a resolved one settles it. A row of a kind this
+//! version does not know (a newer server's) is skipped and counted, never a reason to
+//! stop: the count shows in the status ("update Outpost"). The page's epoch (protocol
+//! 2) is kept once the device follows the log, for the `base_epoch` of the mutations it
+//! makes. Left out on purpose: how a row is rebased (`rebase.rs`), whether an order
+//! that left scope stays (`scope.rs`), and the sweep that ends a snapshot
+//! (`priming.rs`), which the completing page runs.
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::{ChangeBody, PullResponse, RecordStatus};
+use outpost_protocol::wire::{ChangeBody, PullResponse, RecordStatus, Rejection};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -18,8 +23,8 @@ use super::priming::finish_priming;
 use super::rebase::put_server_row;
 use super::scope::{needed_here, settle_out_of_scope};
 use super::{
-    current_gen, kv_get, kv_set, put_record, ACK_PULLED_MUTATION, CLEAR_RESOLVED_FAILED, KV_CURSOR,
-    KV_EPOCH, KV_SKIPPED,
+    current_gen, kv_get, kv_set, put_record, PulledRecord, ACK_PULLED_MUTATION,
+    CLEAR_RESOLVED_FAILED, KV_CURSOR, KV_EPOCH, KV_SKIPPED, MARK_PULLED_REFUSAL,
 };
 use crate::db::Store;
 use crate::error::StoreError;
@@ -33,8 +38,12 @@ pub struct PageSummary {
     pub removed: usize,
     /// Orders that left this device's scope but were kept for their unsynced work.
     pub kept_for_work: usize,
-    /// Pending mutations acknowledged by a pulled row (the reply to their push was lost).
+    /// Sealed mutations acknowledged by a pulled row (the reply to their push was lost):
+    /// an order row, or a conflict record holding them.
     pub acknowledged: usize,
+    /// Sealed mutations a pulled failed-sync record says were refused (the reply to
+    /// their push was lost): failed syncs on the device now.
+    pub rejected: usize,
     /// Rows of a kind this version does not know, skipped.
     pub skipped: usize,
 }
@@ -97,13 +106,29 @@ impl Store {
                         s.inventory += 1;
                     }
                     ChangeBody::Conflict(c) => {
+                        // The record names the mutation it holds (and, once settled,
+                        // the resolution): a sealed row of this device among them was
+                        // received, whether or not the push's reply arrived.
+                        let held = c.mutation.mutation_id;
+                        let mut acked = 0;
+                        for m in change.mutation_ids.iter().filter(|m| **m != held) {
+                            acked += ack.execute([m.to_string()])?;
+                        }
+                        acked += ack.execute([held.to_string()])?;
+                        if acked > 0 {
+                            crate::records::refresh_local(tx, &c.order_id.to_string(), now)?;
+                            s.acknowledged += acked;
+                        }
                         put_record(
                             tx,
-                            "conflict",
-                            &c.id.to_string(),
-                            &c.order_id.to_string(),
-                            c.status,
-                            &serde_json::to_string(c)?,
+                            &PulledRecord {
+                                entity: "conflict",
+                                id: &c.id.to_string(),
+                                order_id: &c.order_id.to_string(),
+                                status: c.status,
+                                body: &serde_json::to_string(c)?,
+                            },
+                            gen,
                             now,
                         )?;
                         s.records += 1;
@@ -112,24 +137,43 @@ impl Store {
                         }
                     }
                     ChangeBody::FailedSync(f) => {
+                        let refused = f.mutation.mutation_id;
                         if f.status == RecordStatus::Resolved {
                             // A dispatcher decided: the device's copy of the refused
                             // change is settled, and the order shows the outcome.
-                            let cleared = tx.execute(
-                                CLEAR_RESOLVED_FAILED,
-                                [f.mutation.mutation_id.to_string()],
-                            )?;
+                            let cleared = tx.execute(CLEAR_RESOLVED_FAILED, [refused.to_string()])?;
                             if cleared > 0 {
                                 crate::records::refresh_local(tx, &f.order_id.to_string(), now)?;
                             }
+                        } else {
+                            // Refused, and the reply was lost: a failed sync for the
+                            // person now, with the server's reason, not a resend.
+                            let why = Rejection {
+                                code: f.code,
+                                message: f.message.clone(),
+                                field_errors: f.field_errors.clone(),
+                                failed_sync_id: Some(f.id),
+                                resolution: None,
+                            };
+                            s.rejected += tx.execute(
+                                MARK_PULLED_REFUSAL,
+                                params![refused.to_string(), serde_json::to_string(&why)?],
+                            )?;
+                        }
+                        // The resolution that settled it, if this device sent it.
+                        for m in change.mutation_ids.iter().filter(|m| **m != refused) {
+                            s.acknowledged += ack.execute([m.to_string()])?;
                         }
                         put_record(
                             tx,
-                            "failed_sync",
-                            &f.id.to_string(),
-                            &f.order_id.to_string(),
-                            f.status,
-                            &serde_json::to_string(f)?,
+                            &PulledRecord {
+                                entity: "failed_sync",
+                                id: &f.id.to_string(),
+                                order_id: &f.order_id.to_string(),
+                                status: f.status,
+                                body: &serde_json::to_string(f)?,
+                            },
+                            gen,
                             now,
                         )?;
                         s.records += 1;

@@ -11,12 +11,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::{MutationResult, PushOutcome, RecordStatus};
+use outpost_protocol::wire::{MutationResult, PushOutcome, Rejection};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::scope::{put_acknowledged_row, settle_out_of_scope};
-use super::{current_gen, put_record, SEALED_ROW_BY_MUTATION_ID};
+use super::{current_gen, put_placeholder, SEALED_ROW_BY_MUTATION_ID};
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::outbox::OutboxRow;
@@ -71,15 +71,60 @@ impl Store {
         Ok(out)
     }
 
+    /// The retry times of waiting rows, parsed (they are compared as times, not as
+    /// text: RFC 3339 strings with and without fractional seconds do not sort).
+    fn retry_times(&self) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, next_attempt_at FROM outbox
+             WHERE state <> 'failed' AND next_attempt_at IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, t)| {
+                let t = DateTime::parse_from_rfc3339(&t).ok()?;
+                Some((seq, t.with_timezone(&Utc)))
+            })
+            .collect())
+    }
+
     /// The earliest time a deferred mutation may be retried, if any waits.
     pub fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = self.conn.query_row(
-            "SELECT min(next_attempt_at) FROM outbox WHERE state <> 'failed'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        Ok(self.retry_times()?.into_iter().map(|(_, t)| t).min())
+    }
+
+    /// Bring every retry time later than `now + longest` back to `now + longest`, and
+    /// say how many moved. A retry time was `now + backoff` by the clock when it was
+    /// stored; one further away than the longest backoff means the clock has been set
+    /// back since (an hour, say), and the row would otherwise wait that long. The sync
+    /// pass does this before it reads the outbox.
+    pub fn clamp_retry_times(
+        &mut self,
+        now: DateTime<Utc>,
+        longest: chrono::Duration,
+    ) -> Result<usize, StoreError> {
+        let latest = now + longest;
+        let late: Vec<i64> = self
+            .retry_times()?
+            .into_iter()
+            .filter(|(_, t)| *t > latest)
+            .map(|(seq, _)| seq)
+            .collect();
+        if late.is_empty() {
+            return Ok(0);
+        }
+        let seqs = serde_json::to_string(&late)?;
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET next_attempt_at = ?2
+                 WHERE seq IN (SELECT value FROM json_each(?1))",
+                params![seqs, latest.to_rfc3339()],
+            )?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(late.len())
     }
 
     /// A transient failure: retry these no earlier than `at`.
@@ -97,6 +142,53 @@ impl Store {
                 "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3
                  WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'failed'",
                 params![ids, at.to_rfc3339(), error],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// A mutation refused on its own by a refusal of the whole request (too large, not
+    /// understood, an answer that does not match it): count it, and retry it no earlier
+    /// than `retry_at`. Returns how often it has been refused so.
+    pub fn record_refusal(
+        &mut self,
+        mutation_id: &str,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<u32, StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET refusals = refusals + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'sent'",
+                params![mutation_id, retry_at.to_rfc3339(), error],
+            )?;
+            let n: Option<i64> = tx
+                .query_row(
+                    "SELECT refusals FROM outbox WHERE mutation_id = ?1 AND state <> 'pending'",
+                    [mutation_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok::<_, StoreError>(n.unwrap_or(0).max(0) as u32)
+        })
+    }
+
+    /// The device sets a mutation aside: a failed sync with `why`, shown to the person
+    /// like a refusal by the server, and never sent again (a person retries it as a new
+    /// mutation, or discards it). The server never accepted it and keeps no record of
+    /// it, so the device counts it in the report of unsent work it sends.
+    pub fn set_aside(
+        &mut self,
+        mutation_id: &str,
+        why: &Rejection,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?2, next_attempt_at = NULL,
+                        set_aside_at = ?3
+                 WHERE mutation_id = ?1 AND state <> 'failed'",
+                params![mutation_id, serde_json::to_string(why)?, now.to_rfc3339()],
             )?;
             Ok::<_, StoreError>(())
         })
@@ -139,19 +231,20 @@ impl Store {
                     PushOutcome::AppliedWithConflicts(a) => {
                         tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
                         // Keep the device's side until the pulled conflict record
-                        // replaces this placeholder: nothing the person did is lost.
+                        // replaces this placeholder: nothing the person did is lost. A
+                        // record already pulled (the answer to a resend after a lost
+                        // reply) stays as it is.
                         let placeholder = serde_json::json!({
                             "pending_pull": true,
                             "conflict": a,
                             "mutation": serde_json::from_str::<serde_json::Value>(&body)?,
                         });
-                        put_record(
+                        put_placeholder(
                             tx,
-                            "conflict",
                             &a.conflict_id.to_string(),
                             &a.entity_id.to_string(),
-                            RecordStatus::Open,
                             &placeholder.to_string(),
+                            gen,
                             now,
                         )?;
                         match &a.order {
@@ -210,6 +303,10 @@ impl Store {
                             resolution: None,
                         };
                         mark_failed(tx, seq, &why)?;
+                        tx.execute(
+                            "UPDATE outbox SET set_aside_at = ?2 WHERE seq = ?1",
+                            params![seq, now.to_rfc3339()],
+                        )?;
                         summary.rejected += 1;
                     }
                     PushOutcome::MissingAttachments { hashes } => {

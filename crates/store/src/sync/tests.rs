@@ -220,3 +220,95 @@ fn sealed_rows_are_found_by_mutation_id_on_every_sync_path() {
     assert_eq!(left, vec![id(4)], "only the unsent row is left");
     assert!(store.check().expect("check").sound);
 }
+
+/// The answer to a resent mutation that the server held (`duplicate` of
+/// `applied_with_conflicts`) leaves a conflict record the device already pulled as it
+/// is: a placeholder never replaces the full record, and a record a dispatcher
+/// resolved never opens again.
+#[test]
+fn a_push_answer_never_overwrites_a_pulled_conflict_record() {
+    use outpost_protocol::wire::{
+        AppliedWithConflicts, Change, ChangeEntity, ConflictKind, ConflictRecord, Resolution,
+        ResolutionOutcome,
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let key = crate::DbKey::generate().expect("key");
+    let mut store = Store::create(tmp.path(), &key).expect("store");
+    let now = Utc::now();
+    let mut order = WorkOrder::blank(Uuid::now_v7());
+    order.title = "Held".into();
+    order.version = 2;
+    store
+        .put_server_orders(std::slice::from_ref(&order), now)
+        .expect("seed");
+    let edit = update(&order, vec![Op::Set(SetOp::Description("mine".into()))]);
+    store.record(edit.clone(), now).expect("record");
+    store
+        .mark_sent(&[edit.mutation_id.to_string()])
+        .expect("seal");
+
+    // The record the dispatcher already resolved, as pulled (about another mutation of
+    // the same order, so that nothing here acknowledges the sealed row).
+    let record = ConflictRecord {
+        id: Uuid::now_v7(),
+        version: 2,
+        status: RecordStatus::Resolved,
+        kind: ConflictKind::Reassigned,
+        order_id: order.id,
+        order_number: None,
+        assignee: Some("tech2".into()),
+        username: "tech1".into(),
+        device_id: Uuid::nil(),
+        created_at: now,
+        device_time: None,
+        fields: Vec::new(),
+        mutation: update(&order, vec![Op::Set(SetOp::Title("theirs".into()))]),
+        resolution: Some(Resolution {
+            outcome: ResolutionOutcome::KeptServer,
+            decided_by: "dispatcher".into(),
+            decided_at: now,
+            mutation_id: Uuid::now_v7(),
+            ops: Vec::new(),
+            order_version: None,
+        }),
+    };
+    let page = PullResponse {
+        changes: vec![Change {
+            seq: 7,
+            entity: ChangeEntity::Conflict,
+            id: record.id.to_string(),
+            version: 2,
+            mutation_ids: Vec::new(),
+            change: ChangeBody::Conflict(record.clone()),
+        }],
+        cursor: "c7".into(),
+        has_more: false,
+        priming: None,
+        server_time: now,
+        epoch: None,
+    };
+    store.apply_pull_page(&page, now).expect("pull");
+
+    let answer = vec![MutationResult {
+        mutation_id: edit.mutation_id,
+        outcome: PushOutcome::Duplicate {
+            first: Box::new(PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
+                entity_id: order.id,
+                version: 2,
+                number: None,
+                conflict_id: record.id,
+                fields: Vec::new(),
+                conflict_kind: ConflictKind::Reassigned,
+                order: None,
+            })),
+        },
+    }];
+    store.record_push_results(&answer, now).expect("answer");
+    let kept = store.conflicts().expect("conflicts");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].status, "resolved", "not opened again");
+    let body: ConflictRecord = serde_json::from_value(kept[0].body.clone())
+        .unwrap_or_else(|e| panic!("the full record, not a placeholder ({e}): {}", kept[0].body));
+    assert_eq!(body, record);
+    assert_eq!(store.sync_counts().expect("counts").conflicts, 0);
+}

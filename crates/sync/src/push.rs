@@ -1,0 +1,443 @@
+//! The push phase of a pass: the outbox goes up in batches, and one bad request never
+//! stops the others.
+//!
+//! Each round takes the eligible rows in lanes (`lanes.rs`), seals them, uploads the
+//! evidence their completions name (`upload.rs`) and sends exactly the sealed bytes.
+//! Then:
+//! - A completion whose photo or signature cannot be sent (missing or damaged on this
+//!   device, refused by the server) is set aside alone, as a failed sync with the reason;
+//!   the rest of the batch goes on.
+//! - A batch refused as a whole for what it carries (413 from a proxy's body limit, a
+//!   400 from a server that cannot parse one of its mutations, an answer that does not
+//!   match it) is split in halves until the mutation that causes the refusal is alone.
+//!   That one is deferred like a transient failure; refused alone
+//!   [`REFUSALS_BEFORE_SET_ASIDE`] times, it is set aside as a failed sync with the
+//!   server's reason. Every other mutation goes through in the same pass.
+//! - A transient failure (no route, a timeout, 5xx, 429) defers what was not answered
+//!   with capped, jittered backoff and ends the push; the pass still pulls.
+//! - A mutation the server answers `missing_attachments` (or `held_behind`) for is sent
+//!   again once in the pass, after its files are uploaded.
+//!
+//! An order whose mutation failed, waits or was set aside in this pass holds back its
+//! later mutations for the rest of the pass, so each order's changes keep their
+//! sequence. Every loop is bounded by the outbox's size.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use outpost_protocol::wire::{ErrorCode, PushOutcome, Rejection};
+use outpost_protocol::MutationKind;
+use outpost_store::{OutboxRow, Store};
+
+use crate::auth::authed;
+use crate::error::SyncError;
+use crate::lanes::in_lanes;
+use crate::machine::backoff_ms;
+use crate::pass::{report_unsent, PassOptions, PassReport, Progress};
+use crate::transport::Transport;
+use crate::upload::{too_large, upload, Unsendable, UploadSizes};
+
+/// How many times a mutation is refused on its own, by a refusal of the whole request,
+/// before the device sets it aside for a person.
+pub const REFUSALS_BEFORE_SET_ASIDE: u32 = 3;
+
+/// The retry jitter's seed for one mutation (FNV-1a of its id): the same for each of
+/// its retries, different between mutations, so a batch's retries spread out.
+fn jitter_seed(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// When a row that failed for a reason that may pass is tried again.
+fn retry_at(
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+    opts: &PassOptions,
+    e: &SyncError,
+) -> DateTime<Utc> {
+    let wait = backoff_ms(
+        row.attempts.max(0) as u32,
+        opts.retry_delay_ms_min,
+        opts.retry_delay_ms_max,
+        jitter_seed(&row.mutation_id),
+    )
+    .max(e.retry_after().map(|d| d.as_millis() as u64).unwrap_or(0));
+    now + chrono::Duration::milliseconds(wait as i64)
+}
+
+/// A refusal of the whole request because of what it carries: split the batch to find
+/// the mutation that causes it. Not so: a server that no longer speaks this protocol
+/// (it refuses every request alike), and a body that arrived cut short or mangled
+/// (`malformed_json`: the device sends the well-formed bytes it stored, so the network
+/// or a proxy broke them; the next pass sends them again).
+fn refuses_the_batch(e: &SyncError) -> bool {
+    if too_large(e) {
+        return true;
+    }
+    match e {
+        SyncError::BadAnswer(_) => true,
+        SyncError::Server {
+            status: 400, code, ..
+        } => !matches!(
+            code,
+            ErrorCode::UnsupportedProtocol | ErrorCode::MalformedJson | ErrorCode::InvalidUtf8
+        ),
+        _ => false,
+    }
+}
+
+/// The reason a mutation refused alone is set aside with, in words a person can act on.
+fn set_aside_reason(e: &SyncError) -> Rejection {
+    let (code, message) = match e {
+        SyncError::Server { status: 413, .. } => (
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "this change is too large for the server, or for a proxy in front of it, to \
+                 accept ({e}): shorten it (fewer or smaller notes) and retry, or discard it"
+            ),
+        ),
+        SyncError::Server { code, message, .. } => (
+            *code,
+            format!(
+                "the server cannot take this change ({message}); it may need a newer server: \
+                 ask your administrator, then retry, or discard it"
+            ),
+        ),
+        other => (
+            ErrorCode::Unknown,
+            format!("the server's answer to this change never matched it ({other}): retry later, or discard it"),
+        ),
+    };
+    Rejection {
+        code,
+        message,
+        field_errors: Vec::new(),
+        failed_sync_id: None,
+        resolution: None,
+    }
+}
+
+/// Which files each completion of `rows` names (those not known to be uploaded).
+fn evidence_of(store: &Store, rows: &[OutboxRow]) -> Result<Vec<(usize, Vec<String>)>, SyncError> {
+    let mut out = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        if row.mutation.kind == MutationKind::Complete {
+            let hashes = store.attachments_to_upload(std::slice::from_ref(row))?;
+            if !hashes.is_empty() {
+                out.push((i, hashes));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The push phase's bookkeeping across rounds.
+struct Push<'a> {
+    opts: &'a PassOptions,
+    sizes: &'a mut UploadSizes,
+    /// Rows sent (or set aside, or deferred) in this pass: not taken again.
+    tried: HashSet<String>,
+    /// Orders whose mutation failed, waits or was set aside in this pass, with that
+    /// row's place in the queue: the order's later rows wait behind it.
+    blocked: HashMap<String, i64>,
+    /// How often each row was answered `missing_attachments` or `held_behind`.
+    resent: HashMap<String, u32>,
+}
+
+impl Push<'_> {
+    /// Set `row` aside for a person; its order's later rows wait.
+    fn set_aside(
+        &mut self,
+        store: &mut Store,
+        row: &OutboxRow,
+        why: &Rejection,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), SyncError> {
+        tracing::warn!(mutation = %row.mutation_id, code = why.code.as_str(), "set aside: {}", why.message);
+        store.set_aside(&row.mutation_id, why, now)?;
+        self.tried.insert(row.mutation_id.clone());
+        self.block(row);
+        report.rejected += 1;
+        Ok(())
+    }
+
+    /// `row` failed, waits or was set aside: its order's later rows wait behind it.
+    fn block(&mut self, row: &OutboxRow) {
+        let at = self.blocked.entry(row.entity_id.clone()).or_insert(row.seq);
+        *at = (*at).min(row.seq);
+    }
+
+    /// Whether `row` waits behind an earlier row of its order (see [`Push::block`]).
+    fn held_back(&self, row: &OutboxRow) -> bool {
+        self.blocked
+            .get(&row.entity_id)
+            .is_some_and(|at| row.seq > *at)
+    }
+
+    /// Upload the evidence the batch's completions name. A completion whose files cannot
+    /// be sent is set aside alone; the rows left to push are returned.
+    async fn evidence(
+        &mut self,
+        store: &mut Store,
+        client: &impl Transport,
+        now: DateTime<Utc>,
+        batch: Vec<OutboxRow>,
+        report: &mut PassReport,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Vec<OutboxRow>, SyncError> {
+        let named = evidence_of(store, &batch)?;
+        let mut needed: Vec<String> = Vec::new();
+        for h in named.iter().flat_map(|(_, hashes)| hashes) {
+            if !needed.contains(h) {
+                needed.push(h.clone());
+            }
+        }
+        if needed.is_empty() {
+            return Ok(batch);
+        }
+        let unsendable: Vec<Unsendable> =
+            upload(store, client, now, &needed, self.sizes, report, progress).await?;
+        for (i, hashes) in &named {
+            if let Some(u) = unsendable.iter().find(|u| hashes.contains(&u.hash)) {
+                self.set_aside(store, &batch[*i], &u.why, now, report)?;
+            }
+        }
+        Ok(batch
+            .into_iter()
+            .filter(|r| !self.tried.contains(&r.mutation_id) && !self.held_back(r))
+            .collect())
+    }
+
+    /// Send `part` and apply the answer. `Ok(Some)`: the request failed or its answer
+    /// did not match it, and nothing was taken from it; `Err`: something else failed
+    /// (the store, or uploading the files the answer asked for).
+    async fn send(
+        &mut self,
+        store: &mut Store,
+        client: &impl Transport,
+        clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+        part: &[OutboxRow],
+        report: &mut PassReport,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Option<SyncError>, SyncError> {
+        let now = clock();
+        let bodies: Vec<&str> = part.iter().map(|r| r.body.as_str()).collect();
+        let (resp, sent) = match authed!(store, client, now, report, |t| client.push(&t, &bodies)) {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Some(e)),
+        };
+        report.bytes_sent += sent;
+        let answered: HashSet<String> = resp
+            .results
+            .iter()
+            .map(|r| r.mutation_id.to_string())
+            .collect();
+        if resp.results.len() != part.len()
+            || part.iter().any(|r| !answered.contains(&r.mutation_id))
+        {
+            return Ok(Some(SyncError::BadAnswer(
+                "the push answer does not match the mutations sent; they stay queued".into(),
+            )));
+        }
+        let summary = store.record_push_results(&resp.results, clock())?;
+        report_unsent(store, client, clock())?;
+        report.pushed += part.len();
+        report.acknowledged += summary.acknowledged;
+        report.rejected += summary.rejected;
+        report.conflicts += summary.conflicts;
+        // Answered for good (acknowledged, or a failed sync now): not sent again in
+        // this pass; a refusal holds back the order's later rows.
+        for r in &resp.results {
+            let id = r.mutation_id.to_string();
+            match r.outcome.first() {
+                PushOutcome::MissingAttachments { .. } | PushOutcome::HeldBehind { .. } => {}
+                PushOutcome::Rejected(why) if why.code != ErrorCode::AlreadyResolved => {
+                    self.tried.insert(id.clone());
+                    if let Some(row) = part.iter().find(|p| p.mutation_id == id) {
+                        self.block(row);
+                    }
+                }
+                _ => {
+                    self.tried.insert(id);
+                }
+            }
+        }
+        // Files the server is missing: uploaded, and the row sent once more in this pass
+        // (a row that comes back so twice, or held behind twice, waits for the next).
+        for (id, hashes) in &summary.missing_attachments {
+            let Some(row) = part.iter().find(|p| &p.mutation_id == id) else {
+                continue;
+            };
+            let n = self.resent.entry(id.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                self.tried.insert(id.clone());
+                self.block(row);
+                continue;
+            }
+            if !hashes.is_empty() {
+                let unsendable =
+                    upload(store, client, clock(), hashes, self.sizes, report, progress).await?;
+                if let Some(u) = unsendable.first() {
+                    self.set_aside(store, row, &u.why, clock(), report)?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A transient failure: the rows not answered wait for their retry time.
+    fn defer(
+        &self,
+        store: &mut Store,
+        rows: &[OutboxRow],
+        now: DateTime<Utc>,
+        e: &SyncError,
+    ) -> Result<(), SyncError> {
+        for r in rows {
+            store.defer_push(
+                std::slice::from_ref(&r.mutation_id),
+                retry_at(r, now, self.opts, e),
+                &e.to_string(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Push every eligible mutation (see the module's rules). `Err` is the failure that
+/// ended the push early; what could go went.
+pub(crate) async fn push(
+    store: &mut Store,
+    client: &impl Transport,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    opts: &PassOptions,
+    sizes: &mut UploadSizes,
+    report: &mut PassReport,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), SyncError> {
+    let mut p = Push {
+        opts,
+        sizes,
+        tried: HashSet::new(),
+        blocked: HashMap::new(),
+        resent: HashMap::new(),
+    };
+    let total_pending = store.sync_counts()?.pending;
+    // A retry time further away than the longest backoff means the clock was set back
+    // since it was stored: it waits no longer than the longest backoff from now.
+    let longest =
+        chrono::Duration::milliseconds(opts.retry_delay_ms_max.min(i64::MAX as u64) as i64);
+    let moved = store.clamp_retry_times(clock(), longest)?;
+    if moved > 0 {
+        tracing::info!(
+            moved,
+            "retry times beyond the longest backoff (the clock went back): brought forward"
+        );
+    }
+    // Bounded: each round settles at least one row not settled before in this pass (or
+    // resends, once, one that waited for its files).
+    for _round in 0..=total_pending.saturating_mul(2).saturating_add(1) {
+        let now = clock();
+        let eligible: Vec<_> = store
+            .next_push_batch(usize::MAX, usize::MAX, now, opts.ignore_backoff)?
+            .into_iter()
+            .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
+            .collect();
+        let batch: Vec<String> = in_lanes(eligible)
+            .into_iter()
+            .scan(0usize, |bytes, r| {
+                *bytes += r.body.len();
+                Some((*bytes, r))
+            })
+            .enumerate()
+            .take_while(|(i, (bytes, _))| {
+                *i == 0 || (*i < opts.batch_count && *bytes <= opts.batch_bytes)
+            })
+            .map(|(_, (_, r))| r.mutation_id)
+            .collect();
+        if batch.is_empty() {
+            break;
+        }
+        // Seal first, and send exactly the bytes sealed: an edit saved from here on
+        // (during a long upload, by the app or another process) makes a new row instead
+        // of changing one this request carries.
+        let sealed = store.mark_sent(&batch)?;
+        let sealed = match p
+            .evidence(store, client, now, sealed.clone(), report, progress)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                if e.is_transient() {
+                    p.defer(store, &sealed, now, &e)?;
+                }
+                return Err(e);
+            }
+        };
+        let mut parts = VecDeque::from([sealed]);
+        while let Some(part) = parts.pop_front() {
+            let part: Vec<OutboxRow> = part
+                .into_iter()
+                .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
+                .collect();
+            if part.is_empty() {
+                continue;
+            }
+            let e = match p.send(store, client, clock, &part, report, progress).await {
+                Ok(None) => continue,
+                Ok(Some(e)) => e,
+                Err(e) => {
+                    // The answer was applied; what failed came after (files it asked
+                    // for): the rest of the batch waits, as after a transient failure.
+                    if e.is_transient() {
+                        let waiting: Vec<OutboxRow> = parts.into_iter().flatten().collect();
+                        p.defer(store, &waiting, clock(), &e)?;
+                    }
+                    return Err(e);
+                }
+            };
+            if refuses_the_batch(&e) && part.len() > 1 {
+                tracing::info!(
+                    rows = part.len(),
+                    "push refused as a whole ({e}): split in halves"
+                );
+                let mut first = part;
+                let second = first.split_off(first.len() / 2);
+                parts.push_front(second);
+                parts.push_front(first);
+            } else if refuses_the_batch(&e) {
+                let row = &part[0];
+                let now = clock();
+                let n = store.record_refusal(
+                    &row.mutation_id,
+                    retry_at(row, now, opts, &e),
+                    &e.to_string(),
+                )?;
+                if n >= REFUSALS_BEFORE_SET_ASIDE {
+                    p.set_aside(store, row, &set_aside_reason(&e), now, report)?;
+                } else {
+                    tracing::info!(mutation = %row.mutation_id, refusals = n, "refused alone ({e}): deferred");
+                    p.tried.insert(row.mutation_id.clone());
+                    p.block(row);
+                }
+            } else {
+                if e.is_transient() {
+                    let waiting: Vec<OutboxRow> = part
+                        .into_iter()
+                        .chain(parts.into_iter().flatten())
+                        .collect();
+                    p.defer(store, &waiting, clock(), &e)?;
+                }
+                return Err(e);
+            }
+        }
+        progress(Progress::Pushing {
+            done: report.pushed,
+            total: total_pending.max(report.pushed),
+        });
+    }
+    Ok(())
+}
