@@ -296,3 +296,216 @@ async fn pass(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::{DateTime, Utc};
+    use outpost_protocol::wire::Health;
+    use outpost_protocol::Role;
+    use outpost_store::{random_bytes, DbKey, Session};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::Notify;
+
+    struct Fixed(DateTime<Utc>);
+
+    impl Clock for Fixed {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    /// A sync server that answers its health check and holds every other request open
+    /// until the client goes away: a pass stuck on a slow link.
+    struct StallServer {
+        url: String,
+        /// Requests held open so far, and a wake-up when one arrives.
+        held: Arc<(AtomicUsize, Notify)>,
+        /// Held requests whose connection has since closed.
+        closed: Arc<(AtomicUsize, Notify)>,
+        /// Close every held connection (the pass then fails as offline).
+        hang_up: Arc<Notify>,
+    }
+
+    impl StallServer {
+        async fn start() -> StallServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let held: Arc<(AtomicUsize, Notify)> = Arc::default();
+            let closed: Arc<(AtomicUsize, Notify)> = Arc::default();
+            let hang_up: Arc<Notify> = Arc::default();
+            let (h, c, u) = (held.clone(), closed.clone(), hang_up.clone());
+            tokio::spawn(async move {
+                while let Ok((conn, _)) = listener.accept().await {
+                    tokio::spawn(Self::serve(conn, h.clone(), c.clone(), u.clone()));
+                }
+            });
+            StallServer {
+                url,
+                held,
+                closed,
+                hang_up,
+            }
+        }
+
+        async fn serve(
+            mut conn: TcpStream,
+            held: Arc<(AtomicUsize, Notify)>,
+            closed: Arc<(AtomicUsize, Notify)>,
+            hang_up: Arc<Notify>,
+        ) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + length {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                buf.drain(..end + 4 + length);
+                if head.starts_with("get /health") {
+                    let body = serde_json::to_string(&Health {
+                        status: "ok".into(),
+                        protocol_version: outpost_protocol::PROTOCOL_VERSION,
+                        server_time: DateTime::UNIX_EPOCH,
+                    })
+                    .unwrap();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let hung_up = hang_up.notified();
+                held.0.fetch_add(1, Ordering::SeqCst);
+                held.1.notify_waiters();
+                // Never answer; notice when the client gives up on the connection.
+                tokio::select! {
+                    () = async { while matches!(conn.read(&mut chunk).await, Ok(n) if n > 0) {} } => {}
+                    () = hung_up => {}
+                }
+                closed.0.fetch_add(1, Ordering::SeqCst);
+                closed.1.notify_waiters();
+                return;
+            }
+        }
+
+        /// Wait until `count` reaches `n` (at most `within`); whether it did.
+        async fn reaches(count: &(AtomicUsize, Notify), n: usize, within: Duration) -> bool {
+            tokio::time::timeout(within, async {
+                loop {
+                    let woken = count.1.notified();
+                    if count.0.load(Ordering::SeqCst) >= n {
+                        return;
+                    }
+                    woken.await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    }
+
+    /// A signed-in data directory whose session names `url`.
+    fn signed_in(url: &str, now: DateTime<Utc>) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DbKey::from_bytes(random_bytes::<32>().unwrap());
+        let mut store = Store::create(dir.path(), &key).unwrap();
+        let device_id = store.device_id(now).unwrap();
+        store
+            .set_session(&Session {
+                server_url: url.into(),
+                username: "tech1".into(),
+                role: Role::Technician,
+                device_id,
+                access_token: "access".into(),
+                access_expires_at: now + chrono::Duration::hours(1),
+                refresh_token: "refresh".into(),
+                refresh_expires_at: now + chrono::Duration::days(30),
+                needs_sign_in: None,
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            client: ClientOptions {
+                ca_cert_pem: None,
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(120),
+            },
+            watch_network: false,
+            ..EngineConfig::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_engine_keeps_the_sync_lock_until_its_pass_has_really_ended() {
+        let server = StallServer::start().await;
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let (dir, store) = signed_in(&server.url, now);
+        let lock = SyncLock::acquire(dir.path()).unwrap();
+        let engine = spawn(store, lock, config(), Arc::new(Fixed(now))).unwrap();
+        assert!(
+            StallServer::reaches(&server.held, 1, Duration::from_secs(10)).await,
+            "the engine's first pass is waiting for the server"
+        );
+
+        engine.stop(Duration::from_millis(100)).await;
+
+        let _lock = SyncLock::acquire(dir.path())
+            .expect("stop returns once the engine's task has ended, and its lock with it");
+        assert!(
+            StallServer::reaches(&server.closed, 1, Duration::from_secs(5)).await,
+            "the sync lock was released while the stopped engine's pass still waits for the server"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_engine_holds_the_sync_lock_until_its_pass_ends() {
+        let server = StallServer::start().await;
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let (dir, store) = signed_in(&server.url, now);
+        let lock = SyncLock::acquire(dir.path()).unwrap();
+        let engine = spawn(store, lock, config(), Arc::new(Fixed(now))).unwrap();
+        assert!(StallServer::reaches(&server.held, 1, Duration::from_secs(10)).await);
+
+        drop(engine);
+        assert!(
+            SyncLock::acquire(dir.path()).is_err(),
+            "the pass still runs: its lock is held"
+        );
+        server.hang_up.notify_waiters();
+        assert!(StallServer::reaches(&server.closed, 1, Duration::from_secs(5)).await);
+        let start = Instant::now();
+        while SyncLock::acquire(dir.path()).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the task ended with its pass and let the lock go"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
