@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use outpost_core::{
-    ClientOptions, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions, PassReport,
+    ClientOptions, Clock, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions, PassReport,
     SystemClock,
 };
 use zeroize::Zeroizing;
@@ -233,6 +233,27 @@ impl Server {
         format!("sqlite:{}", self.db.display())
     }
 
+    /// How many requests to `route` (e.g. `paths::PUSH`) the server has answered with
+    /// `status`, from its metrics endpoint.
+    pub fn answered(&self, route: &str, status: u16) -> u64 {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(self.addr).expect("connect for /metrics");
+        write!(
+            conn,
+            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            outpost_protocol::wire::paths::METRICS,
+            self.addr
+        )
+        .expect("ask for /metrics");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("read /metrics");
+        let series = format!("route=\"{route}\",status=\"{status}\"}}");
+        text.lines()
+            .filter(|l| l.starts_with("outpost_http_requests_total{") && l.contains(&series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Run an `outpost-server` admin command on this server's database.
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
         let mut all: Vec<&str> = args.to_vec();
@@ -271,8 +292,54 @@ pub fn fast_client() -> ClientOptions {
     }
 }
 
+/// A device clock that is wrong by a fixed amount (`behind` the real time; negative:
+/// ahead), as a laptop's clock can be.
+#[derive(Debug, Clone, Copy)]
+pub struct SkewedClock {
+    pub behind: chrono::Duration,
+}
+
+impl Clock for SkewedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        SystemClock.now() - self.behind
+    }
+}
+
+/// A seeded server and a proxy in front of it; the directory holds the server's
+/// database.
+pub async fn start_fleet(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = seeded_db(tmp.path());
+    let server = Server::start(&db, extra);
+    let proxy = Proxy::start(server.addr).await;
+    (tmp, server, proxy)
+}
+
+/// Engine timers shortened so that a test sees retries within seconds.
+pub fn fast_engine() -> EngineConfig {
+    EngineConfig {
+        client: fast_client(),
+        timing: outpost_sync::Timing {
+            probe_backoff_min_ms: 100,
+            probe_backoff_max_ms: 1_000,
+            periodic_ms: 1_000,
+            debounce_ms: 50,
+        },
+        pass: PassOptions {
+            retry_delay_ms_min: 100,
+            retry_delay_ms_max: 1_000,
+            ..PassOptions::default()
+        },
+        watch_network: false,
+    }
+}
+
 impl Device {
     pub fn options(dir: &Path, key: &str) -> OpenOptions {
+        Self::options_with_clock(dir, key, Arc::new(SystemClock))
+    }
+
+    pub fn options_with_clock(dir: &Path, key: &str, clock: Arc<dyn Clock>) -> OpenOptions {
         OpenOptions {
             data_dir: dir.to_path_buf(),
             credentials: Arc::new(MemoryCredentialStore::default()),
@@ -280,14 +347,20 @@ impl Device {
                 db_key: Some(Zeroizing::new(key.to_owned())),
                 passphrase: None,
             },
-            clock: Arc::new(SystemClock),
+            clock,
         }
     }
 
     pub fn new() -> Device {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A device whose clock is `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Device {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = random_key();
-        let app = Outpost::init(Self::options(dir.path(), &key), None).expect("init device");
+        let app = Outpost::init(Self::options_with_clock(dir.path(), &key, clock), None)
+            .expect("init device");
         Device { app, dir, key }
     }
 

@@ -5,38 +5,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_core::{
     Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
 };
 use outpost_protocol::{Quantity, Status};
-use outpost_sync_timing::fast_engine;
-use outpost_tests::{bin, eventually, png, seeded_db, Device, Fault, Proxy, Server, TestAddress};
-
-mod outpost_sync_timing {
-    use outpost_core::EngineConfig;
-    use outpost_sync::{PassOptions, Timing};
-
-    /// Timers shortened so that a test sees retries within seconds.
-    pub fn fast_engine() -> EngineConfig {
-        EngineConfig {
-            client: outpost_tests::fast_client(),
-            timing: Timing {
-                probe_backoff_min_ms: 100,
-                probe_backoff_max_ms: 1_000,
-                periodic_ms: 1_000,
-                debounce_ms: 50,
-            },
-            pass: PassOptions {
-                retry_delay_ms_min: 100,
-                retry_delay_ms_max: 1_000,
-                ..PassOptions::default()
-            },
-            watch_network: false,
-        }
-    }
-}
+use outpost_protocol::wire::paths;
+use outpost_tests::{
+    bin, eventually, fast_engine, png, Device, Fault, Proxy, Server, SkewedClock, TestAddress,
+};
 
 fn stock(dev: &Device, sku: &str) -> i64 {
     dev.app
@@ -68,11 +48,7 @@ fn open_order(dev: &Device) -> String {
 }
 
 async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = seeded_db(tmp.path());
-    let server = Server::start(&db, extra);
-    let proxy = Proxy::start(server.addr).await;
-    (tmp, server, proxy)
+    outpost_tests::start_fleet(extra).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +125,13 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = proxy.refused();
+    eventually(
+        Duration::from_secs(10),
+        "the offline engine tries again (and is refused again)",
+        || proxy.refused() > refused,
+    )
+    .await;
     assert!(
         engine.status().pending > 0,
         "nothing was sent while offline"
@@ -233,13 +215,14 @@ async fn an_os_network_change_wakes_an_offline_engine_at_once() {
     };
     eventually(
         Duration::from_secs(10),
-        "the engine's first probe is refused",
-        || proxy.refused() > 0,
+        "the engine's first probe is refused and it says it is offline",
+        || proxy.refused() > 0 && offline(),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(offline());
     proxy.set(Fault::None);
+    // Not a wait for something to happen: two seconds in which nothing may (the next
+    // probe is minutes away), and in which the network watcher settles on the
+    // addresses present at its start.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         offline(),
@@ -554,14 +537,35 @@ async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
     assert_eq!(tech.app.inventory_count().unwrap(), 50_000);
 }
 
+/// Wait until the server's own clock (its health answer) has passed `at`.
+async fn server_time_passes(url: &str, at: chrono::DateTime<chrono::Utc>) {
+    let client = outpost_sync::SyncClient::new(url, &outpost_tests::fast_client()).unwrap();
+    let start = tokio::time::Instant::now();
+    while client.health().await.unwrap().server_time <= at {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server's clock did not pass {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_access_token_is_refreshed_mid_sync() {
-    let (_tmp, _server, proxy) = setup(&["--access-ttl-secs", "1"]).await;
-    let mut tech = Device::new();
+    // Access tokens live one second on the server, and the device's clock is an hour
+    // behind: to the device every token still looks fresh, so it is not renewed ahead
+    // of time and only the server's 401 says that it expired. Each sync below must
+    // take the refresh-and-retry path.
+    let (_tmp, server, proxy) = setup(&["--access-ttl-secs", "1"]).await;
+    let mut tech = Device::with_clock(Arc::new(SkewedClock {
+        behind: chrono::Duration::hours(1),
+    }));
     tech.login(&proxy.url(), "tech1").await;
     tech.sync().await.unwrap();
     for i in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let session = tech.app.store().session().unwrap().unwrap();
+        server_time_passes(&server.url, session.access_expires_at).await;
+        let refused_before = server.answered(paths::PUSH, 401);
         let a = open_order(&tech);
         tech.app
             .edit_order(
@@ -577,6 +581,13 @@ async fn an_expired_access_token_is_refreshed_mid_sync() {
             .await
             .expect("the token is refreshed, the sync goes on");
         assert_eq!(report.remaining.pending, 0);
+        assert_eq!(
+            server.answered(paths::PUSH, 401),
+            refused_before + 1,
+            "round {i}: the push was refused once as expired, then retried with a fresh token"
+        );
+        let renewed = tech.app.store().session().unwrap().unwrap();
+        assert_ne!(renewed.access_token, session.access_token, "round {i}");
     }
 }
 
@@ -613,15 +624,34 @@ async fn a_server_restart_mid_push_loses_nothing_and_doubles_nothing() {
         batch_count: 5,
         ..PassOptions::default()
     };
-    let mut ignore = |_| {};
-    let client = outpost_tests::fast_client();
-    let sync = tech.app.sync_once(&client, pass, &mut ignore);
-    let restart = async {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        server.kill();
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let mut count = {
+        let pushed = pushed.clone();
+        move |p| {
+            if let Progress::Pushing { done, .. } = p {
+                pushed.store(done, Ordering::SeqCst);
+            }
+        }
     };
-    let (result, ()) = tokio::join!(sync, restart);
+    let client = outpost_tests::fast_client();
+    let sync = tech.app.sync_once(&client, pass, &mut count);
+    let restart = async {
+        eventually(
+            Duration::from_secs(30),
+            "the first batch is acknowledged",
+            || pushed.load(Ordering::SeqCst) > 0,
+        )
+        .await;
+        server.kill();
+        pushed.load(Ordering::SeqCst)
+    };
+    let (result, pushed_at_kill) = tokio::join!(sync, restart);
     assert!(result.is_err(), "the pass broke off");
+    assert!(
+        pushed_at_kill < ids.len(),
+        "the server went down mid-push: {pushed_at_kill} of {} sent",
+        ids.len()
+    );
     server.restart();
     proxy.set_upstream(server.addr);
     proxy.set(Fault::None);
@@ -687,7 +717,20 @@ async fn the_client_killed_mid_push_resumes_and_applies_each_change_once() {
         bytes_per_sec: 3_000,
     });
     let mut child = outpost(&["sync"]).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Killed once it has sealed its first batch and is sending it.
+    let reader = outpost_core::Outpost::open(Device::options(dir.path(), &key)).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the sync has sealed a batch",
+        || {
+            reader
+                .outbox()
+                .unwrap()
+                .iter()
+                .any(|r| r.state == outpost_core::OutboxState::Sent)
+        },
+    )
+    .await;
     child.kill().unwrap();
     let _ = child.wait();
     proxy.set(Fault::None);

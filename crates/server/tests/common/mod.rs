@@ -83,6 +83,28 @@ pub async fn fresh_db_url(kind: Kind, dir: &std::path::Path) -> String {
     }
 }
 
+/// A server clock the test moves by hand (from the real time at its making), so that
+/// a test of an expiry or a grace period moves time past it instead of sleeping.
+#[derive(Debug)]
+pub struct MovableClock(std::sync::Mutex<chrono::DateTime<Utc>>);
+
+impl MovableClock {
+    pub fn new() -> std::sync::Arc<MovableClock> {
+        std::sync::Arc::new(MovableClock(std::sync::Mutex::new(Utc::now())))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += chrono::Duration::from_std(by).expect("a short duration");
+    }
+}
+
+impl outpost_protocol::Clock for MovableClock {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         password_cost: PasswordCost::for_tests(),
