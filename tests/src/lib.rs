@@ -428,9 +428,22 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
     }
 }
 
+/// Why a test that adds an address to `lo` is ignored in a plain `cargo test`.
+pub const NEEDS_ROOT: &str =
+    "needs root (CAP_NET_ADMIN) to add an address to lo: make test runs it, as root in CI";
+
+/// Whether this run asked for the ignored tests too (`--include-ignored` or
+/// `--ignored`, as `make test` passes them): for harness-less targets (the benches'
+/// smoke runs), which must follow the same rule as `#[ignore]`d tests.
+pub fn ignored_tests_asked_for() -> bool {
+    std::env::args().any(|a| a == "--include-ignored" || a == "--ignored")
+}
+
 /// An address from the documentation range (192.0.2.0/24) on the loopback interface,
 /// removed again on drop: a real OS network change, as joining a network makes one.
-/// Needs CAP_NET_ADMIN (root, as in CI) and the `ip` tool (iproute2).
+/// Needs CAP_NET_ADMIN (root, as in CI) and the `ip` tool (iproute2), so the tests that
+/// use it are ignored with [`NEEDS_ROOT`] as the reason: asked for without root, they
+/// fail saying so.
 pub struct TestAddress(String);
 
 impl TestAddress {

@@ -173,6 +173,7 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root (CAP_NET_ADMIN) to add an address to lo: make test runs it, as root in CI"]
 async fn an_os_network_change_wakes_an_offline_engine_at_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
     let mut tech = Device::new();
