@@ -1,8 +1,10 @@
 //! The background task: feeds events to the [`Machine`] and runs its instructions.
 //!
 //! [`spawn`] starts the task on its own store connection; the [`EngineHandle`] it
-//! returns sends it [`Command`]s (sync now, a local write, a network change, stop) and
-//! holds the data directory's [`SyncLock`] for as long as the engine runs. The task
+//! returns sends it [`Command`]s (sync now, a local write, a network change, stop).
+//! The task itself holds the data directory's [`SyncLock`] until it has ended, however
+//! it ends (stopped, its handle dropped, cancelled by [`EngineHandle::stop`] after the
+//! timeout, or a panic), so that no second syncer starts while a pass runs. The task
 //! turns commands and timers into machine events, probes the server and runs passes
 //! when the machine says, and publishes the outcome (`status.rs`). The client for the
 //! session's server is made once and reused while the address stays the same
@@ -56,13 +58,13 @@ enum Command {
     Stop,
 }
 
-/// The running engine. Dropping it stops the task; [`EngineHandle::stop`] waits for it.
+/// The running engine. Dropping it stops the task once a running pass has ended (the
+/// task keeps the sync lock until then); [`EngineHandle::stop`] waits for it.
 #[derive(Debug)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Command>,
     status: watch::Receiver<EngineStatus>,
     join: Option<JoinHandle<Store>>,
-    _lock: SyncLock,
 }
 
 impl EngineHandle {
@@ -87,11 +89,25 @@ impl EngineHandle {
         self.status.clone()
     }
 
-    /// Stop and wait (at most `timeout`) for a running pass to end.
+    /// Stop, and return once the task has ended (and released the sync lock). A
+    /// running pass gets `timeout` to finish; after that it is cancelled at its next
+    /// await point, as a crash there would end it: what it sealed is resent byte for
+    /// byte by the next pass, and what it had not committed was never kept.
     pub async fn stop(mut self, timeout: Duration) {
-        let _ = self.tx.send(Command::Stop).await;
-        if let Some(join) = self.join.take() {
-            let _ = tokio::time::timeout(timeout, join).await;
+        let Some(mut join) = self.join.take() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        let ended = tokio::time::timeout(timeout, async {
+            // Inside the timeout: with the command queue full, even sending waits.
+            let _ = tx.send(Command::Stop).await;
+            let _ = (&mut join).await;
+        })
+        .await;
+        if ended.is_err() {
+            join.abort();
+            // Returns once the cancelled task has been dropped, its lock with it.
+            let _ = join.await;
         }
     }
 }
@@ -123,12 +139,11 @@ pub fn spawn(
             }
         });
     }
-    let join = tokio::spawn(run(store, config, status, rx, clock));
+    let join = tokio::spawn(run(store, lock, config, status, rx, clock));
     Ok(EngineHandle {
         tx,
         status: status_rx,
         join: Some(join),
-        _lock: lock,
     })
 }
 
@@ -137,9 +152,11 @@ fn elapsed_ms(started: Instant) -> Millis {
     Instant::now().duration_since(started).as_millis() as Millis
 }
 
-/// The task's loop, until the machine says exit; gives the store back.
+/// The task's loop, until the machine says exit; gives the store back. `_lock` lives
+/// exactly as long as the task: it is dropped when the task ends or is cancelled.
 async fn run(
     mut store: Store,
+    _lock: SyncLock,
     config: EngineConfig,
     status: Publisher,
     mut rx: mpsc::Receiver<Command>,
@@ -499,13 +516,22 @@ mod tests {
         );
         server.hang_up.notify_waiters();
         assert!(StallServer::reaches(&server.closed, 1, Duration::from_secs(5)).await);
+        assert!(
+            lock_released(dir.path(), Duration::from_secs(10)).await,
+            "the task ended with its pass and let the lock go"
+        );
+    }
+
+    /// Poll until the data directory's sync lock can be taken (at most `within`):
+    /// whether it could.
+    async fn lock_released(dir: &std::path::Path, within: Duration) -> bool {
         let start = Instant::now();
-        while SyncLock::acquire(dir.path()).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the task ended with its pass and let the lock go"
-            );
+        while SyncLock::acquire(dir).is_err() {
+            if start.elapsed() > within {
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        true
     }
 }
