@@ -534,4 +534,31 @@ mod tests {
         }
         true
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_engine_that_watches_the_network_ends_and_lets_the_lock_go() {
+        // No server at this address: the engine is offline, between two probes.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let (dir, store) = signed_in(&url, now);
+        let lock = SyncLock::acquire(dir.path()).unwrap();
+        let engine = spawn(
+            store,
+            lock,
+            EngineConfig {
+                watch_network: true,
+                ..config()
+            },
+            Arc::new(Fixed(now)),
+        )
+        .unwrap();
+
+        drop(engine);
+        assert!(
+            lock_released(dir.path(), Duration::from_secs(10)).await,
+            "the dropped engine's task never ended: the network watcher kept it alive, and the sync lock with it"
+        );
+    }
 }
