@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use outpost_protocol::Clock;
 use outpost_store::Store;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -124,22 +124,27 @@ pub fn spawn(
     let initial = EngineStatus::starting(LocalState::read(&store)?);
     let (status, status_rx) = Publisher::new(initial);
     let (tx, rx) = mpsc::channel::<Command>(64);
+    // Dropped when the task ends: the network watcher stops then.
+    let (alive, task_ended) = oneshot::channel::<()>();
     if config.watch_network {
-        let net_tx = tx.clone();
+        // A weak sender: the watcher must not keep the command channel open, or a
+        // dropped handle would never end the task.
+        let wake = tx.downgrade();
         tokio::spawn(async move {
-            let wake = net_tx.clone();
             tokio::select! {
                 () = crate::netwatch::watch(move || {
-                    !matches!(
-                        wake.try_send(Command::NetworkChanged),
-                        Err(mpsc::error::TrySendError::Closed(_))
-                    )
+                    wake.upgrade().is_some_and(|tx| {
+                        !matches!(
+                            tx.try_send(Command::NetworkChanged),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
+                    })
                 }) => {}
-                () = net_tx.closed() => {}
+                _ = task_ended => {}
             }
         });
     }
-    let join = tokio::spawn(run(store, lock, config, status, rx, clock));
+    let join = tokio::spawn(run(store, lock, config, status, rx, clock, alive));
     Ok(EngineHandle {
         tx,
         status: status_rx,
@@ -161,6 +166,7 @@ async fn run(
     status: Publisher,
     mut rx: mpsc::Receiver<Command>,
     clock: Arc<dyn Clock>,
+    _alive: oneshot::Sender<()>,
 ) -> Store {
     let started = Instant::now();
     let seed = uuid::Uuid::new_v4().as_u128() as u64;
