@@ -1,7 +1,8 @@
 //! The background task: feeds events to the [`Machine`] and runs its instructions.
 //!
 //! [`spawn`] starts the task on its own store connection; the [`EngineHandle`] it
-//! returns sends it [`Command`]s (sync now, a local write, a network change, stop).
+//! returns sends it [`Command`]s (sync now, signed in, a local write, a network change,
+//! stop).
 //! The task itself holds the data directory's [`SyncLock`] until it has ended, however
 //! it ends (stopped, its handle dropped, cancelled by [`EngineHandle::stop`] after the
 //! timeout, or a panic), so that no second syncer starts while a pass runs. The task
@@ -53,6 +54,7 @@ impl Default for EngineConfig {
 #[derive(Debug)]
 enum Command {
     SyncNow,
+    SignedIn,
     LocalWrite,
     NetworkChanged,
     Stop,
@@ -70,6 +72,19 @@ pub struct EngineHandle {
 impl EngineHandle {
     pub fn sync_now(&self) {
         let _ = self.tx.try_send(Command::SyncNow);
+    }
+
+    /// Tell the engine the person signed in again (new tokens are stored): after "sign
+    /// in required" it runs a pass at once and its timers run again.
+    /// Not dropped when the command queue is full (as a repeated local write may be):
+    /// it is then sent as soon as there is room.
+    pub fn signed_in(&self) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(Command::SignedIn) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let tx = self.tx.clone();
+                rt.spawn(async move { tx.send(cmd).await });
+            }
+        }
     }
 
     /// Tell the engine a local write happened (it debounces).
@@ -223,6 +238,7 @@ async fn run(
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(Command::SyncNow) => queue.push_back(Event::SyncNow),
+                Some(Command::SignedIn) => queue.push_back(Event::SignedIn),
                 Some(Command::LocalWrite) => {
                     status.publish(&store, |_| {});
                     queue.push_back(Event::LocalWrite);

@@ -199,7 +199,7 @@ impl DesktopState {
         match result {
             Ok(info) => {
                 tracing::info!(user = %info.username, server = %info.server_url, "signed in");
-                self.start_engine();
+                self.engine_after_sign_in();
                 Ok(self.session_info())
             }
             Err(e) => {
@@ -234,6 +234,17 @@ impl DesktopState {
                 Err(e)
             }
         }
+    }
+
+    /// After a sign-in: a running engine (it may have stopped its passes on "sign in
+    /// required") is told, and resumes at once; else one starts.
+    fn engine_after_sign_in(&self) {
+        if let Some(e) = self.engine.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+            e.signed_in();
+            tracing::info!("sync engine told of the new sign-in");
+            return;
+        }
+        self.start_engine();
     }
 
     /// Start the background sync task if signed in and not running (inside a tokio
