@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use outpost_core::{
-    ClientOptions, Clock, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions, PassReport,
-    SystemClock,
+    ClientOptions, Clock, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost,
+    PassOptions, PassReport, SystemClock,
 };
 use zeroize::Zeroizing;
 

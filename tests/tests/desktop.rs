@@ -67,7 +67,11 @@ async fn the_database_stays_usable_while_a_sign_in_request_is_in_flight() {
 
     let info = signed_in.expect("signed in");
     assert!(info.signed_in);
-    assert_eq!(orders, Ok(0), "other commands answer during the sign-in request");
+    assert_eq!(
+        orders,
+        Ok(0),
+        "other commands answer during the sign-in request"
+    );
     assert_eq!(status, Ok(0));
 }
 

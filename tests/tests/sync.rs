@@ -12,8 +12,8 @@ use std::time::Duration;
 use outpost_core::{
     Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
 };
-use outpost_protocol::{Quantity, Status};
 use outpost_protocol::wire::paths;
+use outpost_protocol::{Quantity, Status};
 use outpost_tests::{
     bin, eventually, fast_engine, png, Device, Fault, Proxy, Server, SkewedClock, TestAddress,
 };

@@ -13,8 +13,8 @@
 //! `/openapi.json`, printed by `outpost-server openapi`, and held against a live server
 //! by `scripts/conformance.sh` (schemathesis, in `make test`).
 
-use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER};
 use outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION;
+use outpost_protocol::wire::{limits, paths, ErrorCode, PROTOCOL_HEADER};
 use outpost_protocol::{Quantity, PROTOCOL_VERSION};
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi as _;

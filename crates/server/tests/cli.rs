@@ -298,7 +298,9 @@ async fn sigterm_finishes_a_request_still_arriving_then_exits_cleanly() {
     let mut interim = Vec::new();
     while !interim.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
-        conn.read_exact(&mut byte).await.expect("the interim answer");
+        conn.read_exact(&mut byte)
+            .await
+            .expect("the interim answer");
         interim.push(byte[0]);
     }
     assert!(
