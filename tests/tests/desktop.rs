@@ -58,10 +58,21 @@ async fn the_database_stays_usable_while_a_sign_in_request_is_in_flight() {
             outpost_core::Outpost::is_initialized(state.data_dir()),
             "first run made the data directory before asking the server"
         );
-        (
+        let answers = (
             state.with(|o| o.orders()).map(|orders| orders.len()),
             state.sync_status().map(|s| s.pending),
-        )
+        );
+        assert!(
+            !state.session_info().signed_in,
+            "the answers above came while the sign-in was still waiting for the server"
+        );
+        let second = state.sign_out().await.map(|_| ()).map_err(|e| e.code);
+        assert_eq!(
+            second,
+            Err("busy".to_owned()),
+            "one sign-in or sign-out at a time"
+        );
+        answers
     };
     let (signed_in, (orders, status)) = tokio::join!(signing_in, meanwhile);
 

@@ -4,7 +4,9 @@
 //! so that tests drive it without a window; the shell's commands call one method each.
 //!
 //! Every use of the open data directory goes through [`DesktopState::with`], which
-//! locks, calls one `core` method and maps its error to the UI's [`AppError`]. The
+//! locks, calls one `core` method and maps its error to the UI's [`AppError`]; nothing
+//! holds that lock across a network request (a sign-in's request is sent between two
+//! short uses), so no command waits for the server. The
 //! engine needs a tokio runtime: the methods that may start one
 //! ([`DesktopState::start_engine`], [`DesktopState::sign_in`],
 //! [`DesktopState::sign_out`]) must run inside one. Whenever an engine starts, the
@@ -13,6 +15,7 @@
 //! here into `core` and are never returned, logged or stored.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +43,17 @@ pub struct DesktopState {
     engine: Mutex<Option<EngineHandle>>,
     open_error: Mutex<Option<AppError>>,
     on_engine: Mutex<Option<EngineListener>>,
+    /// A sign-in or sign-out is running.
+    busy: AtomicBool,
+}
+
+/// Clears [`DesktopState`]'s busy flag when dropped, however the sign-in ends.
+struct BusyGuard<'a>(&'a AtomicBool);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for DesktopState {
@@ -99,6 +113,7 @@ impl DesktopState {
             engine: Mutex::new(None),
             open_error: Mutex::new(open_error),
             on_engine: Mutex::new(None),
+            busy: AtomicBool::new(false),
         }
     }
 
@@ -170,49 +185,57 @@ impl DesktopState {
     }
 
     /// Sign in: on first run the form's fields are checked and the data directory is
-    /// made first; then the server is asked. The `Outpost` is taken out of the lock
-    /// while the request runs (other commands answer "not open" meanwhile) and always
-    /// put back, signed in or not.
+    /// made (and opened) first; then the server is asked. The database is locked only
+    /// to check the device before the request and to store the session after it
+    /// (checked again), so every other command keeps working while the server is asked.
+    /// One sign-in or sign-out at a time: another meanwhile is refused.
     pub async fn sign_in(&self, input: SignInInput) -> Result<SessionInfo, AppError> {
-        let taken = self.outpost.lock().ok().and_then(|mut g| g.take());
-        let mut o = match taken {
-            Some(o) => o,
-            None if Outpost::is_initialized(&self.data_dir) => {
-                return Err(AppError::new("not_open", "unlock this device's data first"))
-            }
-            None => Outpost::init_for_sign_in((self.open_options)(&self.data_dir), &input)
-                .map_err(|e| {
-                    tracing::warn!(
-                        code = e.code(),
-                        "first run: cannot make the data directory: {e}"
-                    );
-                    AppError::from(e)
-                })?,
+        let _busy = self.busy()?;
+        let attempt = {
+            let mut slot = lock(&self.outpost)?;
+            let o = match slot.take() {
+                Some(o) => o,
+                None if Outpost::is_initialized(&self.data_dir) => {
+                    return Err(AppError::new("not_open", "unlock this device's data first"))
+                }
+                None => Outpost::init_for_sign_in((self.open_options)(&self.data_dir), &input)
+                    .map_err(|e| {
+                        tracing::warn!(
+                            code = e.code(),
+                            "first run: cannot make the data directory: {e}"
+                        );
+                        AppError::from(e)
+                    })?,
+            };
+            let o = slot.insert(o);
+            *lock(&self.open_error)? = None;
+            o.prepare_sign_in(&input, &self.client)
         };
-        let result = o.sign_in(&input, &self.client).await;
-        if let Ok(mut g) = self.outpost.lock() {
-            *g = Some(o);
-        }
-        if let Ok(mut e) = self.open_error.lock() {
-            *e = None;
-        }
-        match result {
+        let signed_in = match attempt {
+            Ok(attempt) => match attempt.send().await {
+                Ok(answer) => self.with(|o| o.finish_login(answer)),
+                Err(e) => Err(AppError::from(e)),
+            },
+            Err(e) => Err(AppError::from(e)),
+        };
+        match signed_in {
             Ok(info) => {
                 tracing::info!(user = %info.username, server = %info.server_url, "signed in");
                 self.engine_after_sign_in();
                 Ok(self.session_info())
             }
             Err(e) => {
-                tracing::warn!(code = e.code(), "sign-in failed: {e}");
-                Err(AppError::from(e))
+                tracing::warn!(code = %e.code, "sign-in failed: {}", e.message);
+                Err(e)
             }
         }
     }
 
     /// Sign out, refused while work is unsynced (the UI then lists it). The engine
-    /// stops first so that no pass runs on a session being removed; it starts again if
-    /// sign-out is refused.
+    /// stops first, and its task has ended (its pass finished or cancelled) before the
+    /// session is removed; it starts again if sign-out is refused.
     pub async fn sign_out(&self) -> Result<SessionInfo, AppError> {
+        let _busy = self.busy()?;
         self.with(|o| {
             let n = o.pending_changes()?.len();
             if n > 0 {
@@ -220,7 +243,7 @@ impl DesktopState {
             }
             Ok(())
         })?;
-        let engine = self.engine.lock().ok().and_then(|mut g| g.take());
+        let engine = lock(&self.engine)?.take();
         if let Some(e) = engine {
             e.stop(STOP_TIMEOUT).await;
         }
@@ -234,6 +257,18 @@ impl DesktopState {
                 Err(e)
             }
         }
+    }
+
+    /// Mark a sign-in or sign-out as running until the guard is dropped; refused while
+    /// one already runs (a second click, or a sign-out during a sign-in).
+    fn busy(&self) -> Result<BusyGuard<'_>, AppError> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Err(AppError::new(
+                "busy",
+                "a sign-in or sign-out is already under way: wait for it to finish",
+            ));
+        }
+        Ok(BusyGuard(&self.busy))
     }
 
     /// After a sign-in: a running engine (it may have stopped its passes on "sign in
