@@ -368,6 +368,8 @@ mod tests {
         closed: Arc<(AtomicUsize, Notify)>,
         /// Close every held connection (the pass then fails as offline).
         hang_up: Arc<Notify>,
+        /// The request line (method and path) of each held request, in order.
+        requests: Arc<std::sync::Mutex<Vec<String>>>,
     }
 
     impl StallServer {
@@ -377,10 +379,22 @@ mod tests {
             let held: Arc<(AtomicUsize, Notify)> = Arc::default();
             let closed: Arc<(AtomicUsize, Notify)> = Arc::default();
             let hang_up: Arc<Notify> = Arc::default();
-            let (h, c, u) = (held.clone(), closed.clone(), hang_up.clone());
+            let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+            let (h, c, u, r) = (
+                held.clone(),
+                closed.clone(),
+                hang_up.clone(),
+                requests.clone(),
+            );
             tokio::spawn(async move {
                 while let Ok((conn, _)) = listener.accept().await {
-                    tokio::spawn(Self::serve(conn, h.clone(), c.clone(), u.clone()));
+                    tokio::spawn(Self::serve(
+                        conn,
+                        h.clone(),
+                        c.clone(),
+                        u.clone(),
+                        r.clone(),
+                    ));
                 }
             });
             StallServer {
@@ -388,6 +402,7 @@ mod tests {
                 held,
                 closed,
                 hang_up,
+                requests,
             }
         }
 
@@ -396,6 +411,7 @@ mod tests {
             held: Arc<(AtomicUsize, Notify)>,
             closed: Arc<(AtomicUsize, Notify)>,
             hang_up: Arc<Notify>,
+            requests: Arc<std::sync::Mutex<Vec<String>>>,
         ) {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
@@ -437,6 +453,8 @@ mod tests {
                     continue;
                 }
                 let hung_up = hang_up.notified();
+                let line = head.lines().next().unwrap_or_default();
+                requests.lock().unwrap().push(line.to_owned());
                 held.0.fetch_add(1, Ordering::SeqCst);
                 held.1.notify_waiters();
                 // Never answer; notice when the client gives up on the connection.
@@ -582,5 +600,26 @@ mod tests {
             lock_released(dir.path(), Duration::from_secs(10)).await,
             "the dropped engine's task never ended: the network watcher kept it alive, and the sync lock with it"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_engine_reads_the_injected_clock_not_the_wall_clock() {
+        // To the injected clock (October 2024) the access token is good for another
+        // hour; by the wall clock it expired long ago and would be refreshed first.
+        let server = StallServer::start().await;
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let (dir, store) = signed_in(&server.url, now);
+        let lock = SyncLock::acquire(dir.path()).unwrap();
+        let engine = spawn(store, lock, config(), Arc::new(Fixed(now))).unwrap();
+        assert!(
+            StallServer::reaches(&server.held, 1, Duration::from_secs(10)).await,
+            "the engine's first pass sends a request"
+        );
+        let first = server.requests.lock().unwrap()[0].clone();
+        assert!(
+            !first.contains(outpost_protocol::wire::paths::REFRESH),
+            "the pass refreshed a token that is fresh by the injected clock: {first}"
+        );
+        engine.stop(Duration::from_millis(100)).await;
     }
 }
