@@ -305,9 +305,9 @@ impl Clock for SkewedClock {
     }
 }
 
-/// A seeded server and a proxy in front of it; the directory holds the server's
-/// database.
-pub async fn start_fleet(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
+/// A fresh copy of the seeded server database, the server on it, and a proxy in
+/// front of the server (devices talk to the proxy).
+pub async fn setup(extra: &[&str]) -> (tempfile::TempDir, Server, Proxy) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let db = seeded_db(tmp.path());
     let server = Server::start(&db, extra);

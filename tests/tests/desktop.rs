@@ -41,7 +41,7 @@ fn connectivity(state: &DesktopState) -> SyncConnectivity {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_stays_usable_while_a_sign_in_request_is_in_flight() {
-    let (_tmp, _server, proxy) = outpost_tests::start_fleet(&[]).await;
+    let (_tmp, _server, proxy) = outpost_tests::setup(&[]).await;
     let (_dir, state) = first_run();
     proxy.set(Fault::Delay(Duration::from_millis(1_500)));
     let before = proxy.connections();
@@ -88,7 +88,7 @@ async fn the_database_stays_usable_while_a_sign_in_request_is_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_signing_in_again_background_sync_resumes_by_itself() {
-    let (_tmp, server, proxy) = outpost_tests::start_fleet(&[]).await;
+    let (_tmp, server, proxy) = outpost_tests::setup(&[]).await;
     let (_dir, state) = first_run();
     state.sign_in(form(&proxy, "tech1")).await.unwrap();
     eventually(
