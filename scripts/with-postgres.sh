@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Run a command with a throwaway PostgreSQL cluster on loopback, for the server's tests:
-#   scripts/with-postgres.sh cargo test -p outpost-server
+# Run a command with a throwaway PostgreSQL cluster on loopback, for the server's tests
+# (they are ignored unless asked for, so ask):
+#   scripts/with-postgres.sh cargo test -p outpost-server -- --include-ignored
 # Installs Debian's postgresql package if it is missing, makes a cluster in a temporary
 # folder owned by the postgres user (PostgreSQL refuses to run as root), starts it on
-# 127.0.0.1 and a free port, exports OUTPOST_TEST_PG_URL and OUTPOST_TEST_REQUIRE_PG=1
-# (so the PostgreSQL tests fail rather than skip), runs the command, and always stops
-# and deletes the cluster.
+# 127.0.0.1 and a free port, exports OUTPOST_TEST_PG_URL, runs the command, and always
+# stops and deletes the cluster.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -52,6 +52,5 @@ trap cleanup EXIT
     -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
 
 export OUTPOST_TEST_PG_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
-export OUTPOST_TEST_REQUIRE_PG=1
 echo "with-postgres: PostgreSQL on 127.0.0.1:$PORT (OUTPOST_TEST_PG_URL=$OUTPOST_TEST_PG_URL)" >&2
 "$@"

@@ -214,14 +214,14 @@ async fn quit_app(app: AppHandle) -> Res<()> {
 }
 
 #[tauri::command]
-async fn sign_in(app: AppHandle, shell: State<'_, Shell>, input: SignInInput) -> Res<SessionInfo> {
-    shell.sign_in(&app, input).await
+async fn sign_in(shell: State<'_, Shell>, input: SignInInput) -> Res<SessionInfo> {
+    shell.sign_in(input).await
 }
 
 /// Refused with code `unsynced_work` while changes wait: then list `pending_changes`.
 #[tauri::command]
-async fn sign_out(app: AppHandle, shell: State<'_, Shell>) -> Res<SessionInfo> {
-    shell.sign_out(&app).await
+async fn sign_out(shell: State<'_, Shell>) -> Res<SessionInfo> {
+    shell.sign_out().await
 }
 
 #[tauri::command]

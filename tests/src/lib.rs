@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use outpost_core::{
-    ClientOptions, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost, PassOptions,
-    PassReport, SystemClock,
+    ClientOptions, Clock, EngineConfig, KeyEnv, MemoryCredentialStore, OpenOptions, Outpost,
+    PassOptions, PassReport, SystemClock,
 };
 use outpost_protocol::Status;
 use outpost_sync::Timing;
@@ -235,6 +235,27 @@ impl Server {
         format!("sqlite:{}", self.db.display())
     }
 
+    /// How many requests to `route` (e.g. `paths::PUSH`) the server has answered with
+    /// `status`, from its metrics endpoint.
+    pub fn answered(&self, route: &str, status: u16) -> u64 {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(self.addr).expect("connect for /metrics");
+        write!(
+            conn,
+            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            outpost_protocol::wire::paths::METRICS,
+            self.addr
+        )
+        .expect("ask for /metrics");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("read /metrics");
+        let series = format!("route=\"{route}\",status=\"{status}\"}}");
+        text.lines()
+            .filter(|l| l.starts_with("outpost_http_requests_total{") && l.contains(&series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Run an `outpost-server` admin command on this server's database.
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
         let mut all: Vec<&str> = args.to_vec();
@@ -273,8 +294,25 @@ pub fn fast_client() -> ClientOptions {
     }
 }
 
+/// A device clock that is wrong by a fixed amount (`behind` the real time; negative:
+/// ahead), as a laptop's clock can be.
+#[derive(Debug, Clone, Copy)]
+pub struct SkewedClock {
+    pub behind: chrono::Duration,
+}
+
+impl Clock for SkewedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        SystemClock.now() - self.behind
+    }
+}
+
 impl Device {
     pub fn options(dir: &Path, key: &str) -> OpenOptions {
+        Self::options_with_clock(dir, key, Arc::new(SystemClock))
+    }
+
+    pub fn options_with_clock(dir: &Path, key: &str, clock: Arc<dyn Clock>) -> OpenOptions {
         OpenOptions {
             data_dir: dir.to_path_buf(),
             credentials: Arc::new(MemoryCredentialStore::default()),
@@ -282,14 +320,20 @@ impl Device {
                 db_key: Some(Zeroizing::new(key.to_owned())),
                 passphrase: None,
             },
-            clock: Arc::new(SystemClock),
+            clock,
         }
     }
 
     pub fn new() -> Device {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A device whose clock is `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Device {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = random_key();
-        let app = Outpost::init(Self::options(dir.path(), &key), None).expect("init device");
+        let app = Outpost::init(Self::options_with_clock(dir.path(), &key, clock), None)
+            .expect("init device");
         Device { app, dir, key }
     }
 
@@ -408,9 +452,22 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -
     }
 }
 
+/// Why a test that adds an address to `lo` is ignored in a plain `cargo test`.
+pub const NEEDS_ROOT: &str =
+    "needs root (CAP_NET_ADMIN) to add an address to lo: make test runs it, as root in CI";
+
+/// Whether this run asked for the ignored tests too (`--include-ignored` or
+/// `--ignored`, as `make test` passes them): for harness-less targets (the benches'
+/// smoke runs), which must follow the same rule as `#[ignore]`d tests.
+pub fn ignored_tests_asked_for() -> bool {
+    std::env::args().any(|a| a == "--include-ignored" || a == "--ignored")
+}
+
 /// An address from the documentation range (192.0.2.0/24) on the loopback interface,
 /// removed again on drop: a real OS network change, as joining a network makes one.
-/// Needs CAP_NET_ADMIN (root, as in CI) and the `ip` tool (iproute2).
+/// Needs CAP_NET_ADMIN (root, as in CI) and the `ip` tool (iproute2), so the tests that
+/// use it are ignored with [`NEEDS_ROOT`] as the reason: asked for without root, they
+/// fail saying so.
 pub struct TestAddress(String);
 
 impl TestAddress {

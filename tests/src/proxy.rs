@@ -201,6 +201,11 @@ impl Proxy {
         }
     }
 
+    /// Connections accepted and passed on so far.
+    pub fn connections(&self) -> u64 {
+        self.stats.lock().map(|s| s.connections).unwrap_or(0)
+    }
+
     pub fn refused(&self) -> u64 {
         self.stats.lock().map(|s| s.refused).unwrap_or(0)
     }

@@ -3,10 +3,11 @@
 //!
 //! Release 0.1.0's `outpost` binary is built once by `scripts/prev-release.sh` (which
 //! `make test` runs and which prints its path); the tests find it through
-//! `OUTPOST_PREV_OUTPOST`. Without it they say they are skipped and why, unless
-//! `OUTPOST_TEST_REQUIRE_PREV=1` (set by `make test`), which makes a missing binary a
-//! failure. The old client runs as a person would run it, on its own encrypted data
-//! directory, against a real server through the fault-injecting proxy.
+//! `OUTPOST_PREV_OUTPOST`. They are ignored in a plain `cargo test` (listed with the
+//! reason); `make test` runs them with `--include-ignored`, and asked for without the
+//! binary they fail, saying how to build it. The old client runs as a person would run
+//! it, on its own encrypted data directory, against a real server through the
+//! fault-injecting proxy.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,21 +17,17 @@ use std::process::{Command, Output, Stdio};
 use outpost_protocol::Mutation;
 use outpost_tests::{random_key, small_fleet, Device, Fault, Proxy, Server, DEMO_PASSWORD};
 
-/// The previous release's `outpost`, or `None` (skipped, with the reason printed).
-fn prev_outpost() -> Option<PathBuf> {
-    let why = match std::env::var_os("OUTPOST_PREV_OUTPOST") {
-        Some(p) if Path::new(&p).is_file() => return Some(PathBuf::from(p)),
-        Some(p) => format!("OUTPOST_PREV_OUTPOST names {p:?}, which is not a file"),
-        None => "OUTPOST_PREV_OUTPOST is not set".to_owned(),
-    };
-    if std::env::var("OUTPOST_TEST_REQUIRE_PREV").as_deref() == Ok("1") {
-        panic!("the previous release's client is required (OUTPOST_TEST_REQUIRE_PREV=1) but {why}: run scripts/prev-release.sh");
+/// Why the previous-release tests are ignored unless asked for.
+const NEEDS_PREV: &str = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)";
+
+/// The previous release's `outpost`. Only ignored tests ask for it, so a test that
+/// runs without it was asked to run and fails, saying how to build it.
+fn prev_outpost() -> PathBuf {
+    match std::env::var_os("OUTPOST_PREV_OUTPOST") {
+        Some(p) if Path::new(&p).is_file() => PathBuf::from(p),
+        Some(p) => panic!("OUTPOST_PREV_OUTPOST names {p:?}, which is not a file: {NEEDS_PREV}"),
+        None => panic!("OUTPOST_PREV_OUTPOST is not set: {NEEDS_PREV}"),
     }
-    eprintln!(
-        "SKIPPED: the previous-release test needs release 0.1.0's client, but {why}; \
-         run `export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh)` first (make test does)"
-    );
-    None
 }
 
 /// Release 0.1.0's CLI on its own data directory.
@@ -135,8 +132,9 @@ fn first_open_order(orders: &serde_json::Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)"]
 async fn release_0_1_0_signs_in_pulls_pushes_and_resends_a_sealed_row_to_this_server() {
-    let Some(prev) = prev_outpost() else { return };
+    let prev = prev_outpost();
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&small_fleet(tmp.path()), &[]);
     let proxy = Proxy::start(server.addr).await;
@@ -203,8 +201,9 @@ async fn release_0_1_0_signs_in_pulls_pushes_and_resends_a_sealed_row_to_this_se
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)"]
 async fn release_0_1_0_reads_conflicts_made_by_this_release_without_stalling() {
-    let Some(prev) = prev_outpost() else { return };
+    let prev = prev_outpost();
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&small_fleet(tmp.path()), &[]);
     let proxy = Proxy::start(server.addr).await;
@@ -245,8 +244,9 @@ async fn release_0_1_0_reads_conflicts_made_by_this_release_without_stalling() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)"]
 async fn a_release_the_server_no_longer_serves_is_told_to_update_outpost_and_keeps_its_work() {
-    let Some(prev) = prev_outpost() else { return };
+    let prev = prev_outpost();
     let tmp = tempfile::tempdir().unwrap();
     let db = small_fleet(tmp.path());
     let mut server = Server::start(&db, &[]);

@@ -5,14 +5,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use outpost_core::{
     Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions, Progress, SyncState,
 };
+use outpost_protocol::wire::paths;
 use outpost_protocol::{Quantity, Status};
 use outpost_tests::{
-    bin, eventually, fast_engine, notes_with, open_order, png, setup, Device, Fault, TestAddress,
+    bin, eventually, fast_engine, notes_with, open_order, png, setup, Device, Fault, SkewedClock,
+    TestAddress,
 };
 
 fn stock(dev: &Device, sku: &str) -> i64 {
@@ -98,7 +102,13 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = proxy.refused();
+    eventually(
+        Duration::from_secs(10),
+        "the offline engine tries again (and is refused again)",
+        || proxy.refused() > refused,
+    )
+    .await;
     assert!(
         engine.status().pending > 0,
         "nothing was sent while offline"
@@ -140,6 +150,7 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root (CAP_NET_ADMIN) to add an address to lo: make test runs it, as root in CI"]
 async fn an_os_network_change_wakes_an_offline_engine_at_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
     let mut tech = Device::new();
@@ -182,13 +193,14 @@ async fn an_os_network_change_wakes_an_offline_engine_at_once() {
     };
     eventually(
         Duration::from_secs(10),
-        "the engine's first probe is refused",
-        || proxy.refused() > 0,
+        "the engine's first probe is refused and it says it is offline",
+        || proxy.refused() > 0 && offline(),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(offline());
     proxy.set(Fault::None);
+    // Not a wait for something to happen: two seconds in which nothing may (the next
+    // probe is minutes away), and in which the network watcher settles on the
+    // addresses present at its start.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         offline(),
@@ -548,14 +560,35 @@ async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
     assert_eq!(notes_with(&tech, &a, "kept through the resync"), 1);
 }
 
+/// Wait until the server's own clock (its health answer) has passed `at`.
+async fn server_time_passes(url: &str, at: chrono::DateTime<chrono::Utc>) {
+    let client = outpost_sync::SyncClient::new(url, &outpost_tests::fast_client()).unwrap();
+    let start = tokio::time::Instant::now();
+    while client.health().await.unwrap().server_time <= at {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server's clock did not pass {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_access_token_is_refreshed_mid_sync() {
-    let (_tmp, _server, proxy) = setup(&["--access-ttl-secs", "1"]).await;
-    let mut tech = Device::new();
+    // Access tokens live one second on the server, and the device's clock is an hour
+    // behind: to the device every token still looks fresh, so it is not renewed ahead
+    // of time and only the server's 401 says that it expired. Each sync below must
+    // take the refresh-and-retry path.
+    let (_tmp, server, proxy) = setup(&["--access-ttl-secs", "1"]).await;
+    let mut tech = Device::with_clock(Arc::new(SkewedClock {
+        behind: chrono::Duration::hours(1),
+    }));
     tech.login(&proxy.url(), "tech1").await;
     tech.sync().await.unwrap();
     for i in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let session = tech.app.store().session().unwrap().unwrap();
+        server_time_passes(&server.url, session.access_expires_at).await;
+        let refused_before = server.answered(paths::PUSH, 401);
         let a = open_order(&tech);
         tech.app
             .edit_order(
@@ -571,6 +604,13 @@ async fn an_expired_access_token_is_refreshed_mid_sync() {
             .await
             .expect("the token is refreshed, the sync goes on");
         assert_eq!(report.remaining.pending, 0);
+        assert_eq!(
+            server.answered(paths::PUSH, 401),
+            refused_before + 1,
+            "round {i}: the push was refused once as expired, then retried with a fresh token"
+        );
+        let renewed = tech.app.store().session().unwrap().unwrap();
+        assert_ne!(renewed.access_token, session.access_token, "round {i}");
     }
 }
 
@@ -607,15 +647,34 @@ async fn a_server_restart_mid_push_loses_nothing_and_doubles_nothing() {
         batch_count: 5,
         ..PassOptions::default()
     };
-    let mut ignore = |_| {};
-    let client = outpost_tests::fast_client();
-    let sync = tech.app.sync_once(&client, pass, &mut ignore);
-    let restart = async {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        server.kill();
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let mut count = {
+        let pushed = pushed.clone();
+        move |p| {
+            if let Progress::Pushing { done, .. } = p {
+                pushed.store(done, Ordering::SeqCst);
+            }
+        }
     };
-    let (result, ()) = tokio::join!(sync, restart);
+    let client = outpost_tests::fast_client();
+    let sync = tech.app.sync_once(&client, pass, &mut count);
+    let restart = async {
+        eventually(
+            Duration::from_secs(30),
+            "the first batch is acknowledged",
+            || pushed.load(Ordering::SeqCst) > 0,
+        )
+        .await;
+        server.kill();
+        pushed.load(Ordering::SeqCst)
+    };
+    let (result, pushed_at_kill) = tokio::join!(sync, restart);
     assert!(result.is_err(), "the pass broke off");
+    assert!(
+        pushed_at_kill < ids.len(),
+        "the server went down mid-push: {pushed_at_kill} of {} sent",
+        ids.len()
+    );
     server.restart();
     proxy.set_upstream(server.addr);
     proxy.set(Fault::None);

@@ -14,7 +14,8 @@ use ts_rs::TS;
 use crate::records::{set_from_text, ConflictView, FieldChoice};
 use crate::views::FieldErrorView;
 use crate::{
-    ClientOptions, CoreError, EngineStatus, LoginInfo, OpenOptions, OutboxState, Outpost, Progress,
+    ClientOptions, CoreError, EngineStatus, LoginAttempt, OpenOptions, OutboxState, Outpost,
+    Progress,
 };
 
 /// The sign-in form.
@@ -465,20 +466,20 @@ impl Outpost {
         Outpost::init(opts, input.passphrase.as_deref())
     }
 
-    /// Sign in with the form (the data directory is open).
-    pub async fn sign_in(
-        &mut self,
+    /// Check the sign-in form against this device (the data directory is open) and make
+    /// its request, to be sent without the database ([`crate::LoginAttempt`]).
+    pub fn prepare_sign_in(
+        &self,
         input: &SignInInput,
         client: &ClientOptions,
-    ) -> Result<LoginInfo, CoreError> {
+    ) -> Result<LoginAttempt, CoreError> {
         input.validate()?;
-        self.login(
+        self.prepare_login(
             input.server_url.trim(),
             input.username.trim(),
             &input.password,
             client,
         )
-        .await
     }
 
     /// Every change not yet acknowledged, oldest first.

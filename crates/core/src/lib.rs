@@ -46,7 +46,7 @@ pub use outpost_sync::{
     SyncError,
 };
 pub use records::{set_from_text, ConflictView, FieldChoice};
-pub use sync::{connectivity_name, LoginInfo, StatusView};
+pub use sync::{connectivity_name, LoginAnswer, LoginAttempt, LoginInfo, StatusView};
 
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";

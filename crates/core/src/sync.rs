@@ -6,7 +6,7 @@
 //! engine and `sync_once` both take the directory's lock.
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::LoginRequest;
+use outpost_protocol::wire::{LoginRequest, TokenResponse};
 use outpost_protocol::Role;
 use outpost_store::{Session, SyncCounts};
 use outpost_sync::{
@@ -50,6 +50,37 @@ impl From<SyncError> for CoreError {
     }
 }
 
+/// A sign-in checked against this device and ready to be sent: [`LoginAttempt::send`]
+/// needs no database, so the app's other commands go on while the server is asked.
+/// From [`Outpost::prepare_login`]; the answer goes to [`Outpost::finish_login`].
+#[derive(Debug)]
+pub struct LoginAttempt {
+    client: SyncClient,
+    request: LoginRequest,
+}
+
+/// The server's answer to a [`LoginAttempt`], to be stored by [`Outpost::finish_login`].
+#[derive(Debug)]
+pub struct LoginAnswer {
+    server_url: String,
+    /// The user name as asked for (the rule about another user's unsynced work
+    /// compares it).
+    asked_as: String,
+    tokens: TokenResponse,
+}
+
+impl LoginAttempt {
+    /// Ask the server.
+    pub async fn send(self) -> Result<LoginAnswer, CoreError> {
+        let tokens = self.client.login(&self.request).await?;
+        Ok(LoginAnswer {
+            server_url: self.client.base_url().to_owned(),
+            asked_as: self.request.username,
+            tokens,
+        })
+    }
+}
+
 impl Outpost {
     /// Sign in to a server; the session is stored inside the encrypted database.
     pub async fn login(
@@ -59,31 +90,51 @@ impl Outpost {
         password: &str,
         client: &ClientOptions,
     ) -> Result<LoginInfo, CoreError> {
+        let answer = self
+            .prepare_login(server_url, username, password, client)?
+            .send()
+            .await?;
+        self.finish_login(answer)
+    }
+
+    /// Check a sign-in against this device (a user name; no other user's unsynced
+    /// work here) and make its request.
+    pub fn prepare_login(
+        &self,
+        server_url: &str,
+        username: &str,
+        password: &str,
+        client: &ClientOptions,
+    ) -> Result<LoginAttempt, CoreError> {
         let username = username.trim();
         if username.is_empty() {
             return Err(CoreError::BadInput(
                 "the user name must not be empty".into(),
             ));
         }
-        if let Some(existing) = self.store.session()? {
-            let unsynced = self.store.outbox_len()?;
-            if existing.username != username && unsynced > 0 {
-                return Err(CoreError::BadInput(format!(
-                    "this device holds {unsynced} unsynced change(s) of {}: sync them (or have a dispatcher resolve them) before another user signs in",
-                    existing.username
-                )));
-            }
-        }
-        let c = SyncClient::new(server_url, client)?;
-        let t = c
-            .login(&LoginRequest {
+        self.check_no_other_users_work(username)?;
+        Ok(LoginAttempt {
+            client: SyncClient::new(server_url, client)?,
+            request: LoginRequest {
                 username: username.to_owned(),
                 password: password.to_owned(),
                 device_id: self.device_id,
-            })
-            .await?;
+            },
+        })
+    }
+
+    /// Store the session the server granted, after checking the device again (work
+    /// may have been saved while the request was on its way).
+    pub fn finish_login(&mut self, answer: LoginAnswer) -> Result<LoginInfo, CoreError> {
+        self.check_no_other_users_work(&answer.asked_as)?;
+        let t = answer.tokens;
+        if t.device_id != self.device_id {
+            return Err(CoreError::Sync(SyncError::BadAnswer(
+                "the server signed in another device".into(),
+            )));
+        }
         let session = Session {
-            server_url: c.base_url().to_owned(),
+            server_url: answer.server_url,
             username: t.username.clone(),
             role: t.role,
             device_id: self.device_id,
@@ -102,6 +153,20 @@ impl Outpost {
             device_id: self.device_id,
             clock_skew_secs: (self.clock.now() - t.server_time).num_seconds(),
         })
+    }
+
+    /// Refused while another user's changes wait on this device.
+    fn check_no_other_users_work(&self, username: &str) -> Result<(), CoreError> {
+        if let Some(existing) = self.store.session()? {
+            let unsynced = self.store.outbox_len()?;
+            if existing.username != username && unsynced > 0 {
+                return Err(CoreError::BadInput(format!(
+                    "this device holds {unsynced} unsynced change(s) of {}: sync them (or have a dispatcher resolve them) before another user signs in",
+                    existing.username
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn session(&self) -> Result<Option<LoginInfo>, CoreError> {

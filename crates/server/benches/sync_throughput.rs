@@ -6,7 +6,10 @@
 //! - bytes: the full priming pull versus the pull after 1% of the items changed.
 //!
 //! Runs on SQLite; also on PostgreSQL when `OUTPOST_TEST_PG_URL` is set (see
-//! scripts/with-postgres.sh). Sizes can be lowered with `OUTPOST_BENCH_ITEMS`.
+//! scripts/with-postgres.sh). Sizes can be lowered with `OUTPOST_BENCH_ITEMS`. As a
+//! smoke test (`cargo test --benches`) the PostgreSQL run is an ignored test: it runs
+//! only with `--include-ignored` (as `make test` passes it), and then fails without
+//! PostgreSQL, like the other tests that need it (README, "Tests").
 
 // Test code: reading the wall clock is fine here.
 #![allow(clippy::disallowed_methods)]
@@ -54,9 +57,14 @@ async fn db_url(kind: &str, dir: &std::path::Path) -> Option<String> {
     Some(format!("{head}/{name}"))
 }
 
-async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
+/// `required`: fail rather than skip when the backend is not there.
+async fn run(kind: &str, items: usize, required: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let Some(url) = db_url(kind, dir.path()).await else {
+        anyhow::ensure!(
+            !required,
+            "{kind}: needs PostgreSQL (OUTPOST_TEST_PG_URL, through scripts/with-postgres.sh)"
+        );
         println!("{kind}: skipped (set OUTPOST_TEST_PG_URL)");
         return Ok(());
     };
@@ -281,8 +289,10 @@ async fn run(kind: &str, items: usize) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; `cargo test --benches` (part of `make test`) runs
-    // this once on small sizes, as a smoke test.
+    // this once on small sizes, as a smoke test, where the PostgreSQL run is an ignored
+    // test (see the header).
     let quick = !std::env::args().any(|a| a == "--bench");
+    let ignored_asked_for = std::env::args().any(|a| a == "--include-ignored" || a == "--ignored");
     let items: usize = std::env::var("OUTPOST_BENCH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -291,7 +301,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        run("sqlite", items).await?;
-        run("postgres", items).await
+        run("sqlite", items, true).await?;
+        if quick && !ignored_asked_for {
+            println!("postgres: ignored, needs PostgreSQL: scripts/with-postgres.sh cargo test -p outpost-server --benches -- --include-ignored (make test runs it)");
+            return Ok(());
+        }
+        run("postgres", items, quick).await
     })
 }

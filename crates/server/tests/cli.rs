@@ -280,9 +280,11 @@ async fn sigterm_finishes_a_request_still_arriving_then_exits_cleanly() {
         mutations: vec![m.clone()],
     })
     .expect("json");
+    // `Expect: 100-continue`: the server says when its handler starts reading the body,
+    // so the test knows the request is in flight without guessing a delay.
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
-         {}: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+         {}: 1\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         paths::PUSH,
         server.addr,
         d.tokens.access_token,
@@ -293,13 +295,34 @@ async fn sigterm_finishes_a_request_still_arriving_then_exits_cleanly() {
         .await
         .expect("connect");
     conn.write_all(head.as_bytes()).await.expect("head");
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        conn.read_exact(&mut byte)
+            .await
+            .expect("the interim answer");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     let half = body.len() / 2;
     conn.write_all(&body[..half]).await.expect("first half");
     conn.flush().await.expect("flush");
-    // The request is in flight (headers read, body half there) when SIGTERM arrives.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The request is in flight (headers read, body half there) when SIGTERM arrives;
+    // the rest of the body follows once the server has begun shutting down.
     server.terminate();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = std::time::Instant::now();
+    while !server.log().contains("shutting down") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no shutdown after SIGTERM: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     conn.write_all(&body[half..]).await.expect("second half");
     let mut reply = Vec::new();
     conn.read_to_end(&mut reply).await.expect("reply");

@@ -50,6 +50,6 @@ pub use pass::{
     fetch_attachment, run_pass, PassOptions, PassReport, Progress, PHOTO_UPLOADS_WITH_COMPLETIONS,
     SETTING_PHOTO_UPLOADS,
 };
-pub use status::EngineStatus;
+pub use status::{EngineStatus, StatusReceiver};
 pub use task::{spawn, EngineConfig, EngineHandle};
 pub use transport::Transport;

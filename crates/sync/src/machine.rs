@@ -20,8 +20,10 @@
 //!   pass after a reconnect (a probe answers after the server could not be reached):
 //!   the per-row retry times of work deferred meanwhile are cleared.
 //! - One pass at a time; what arrives during a pass is remembered and acted on after.
-//! - A revoked device or disabled user stops the engine's passes until a manual sync
-//!   (after the person signed in again).
+//! - A revoked device or disabled user stops the engine's passes until the person signs
+//!   in again (the embedder says so with `SignedIn`: a pass runs at once and the timers
+//!   run again) or asks for a manual sync. A sign-in during a pass that then ends in
+//!   "sign in required" (it ran on the old session) runs a new pass at once.
 
 use serde::Serialize;
 
@@ -65,6 +67,8 @@ pub enum Event {
         retry_after: Option<Millis>,
     },
     SignInRequired(String),
+    /// The person signed in (again): new tokens are stored.
+    SignedIn,
     Stop,
 }
 
@@ -125,6 +129,8 @@ pub struct Machine {
     /// A local write or timer asked for a pass while one was running.
     again: bool,
     manual: bool,
+    /// A sign-in came during the running step, which may have run on the old session.
+    signed_in_meanwhile: bool,
     rng: u64,
     stopped: bool,
 }
@@ -140,6 +146,7 @@ impl Machine {
             in_flight: false,
             again: false,
             manual: false,
+            signed_in_meanwhile: false,
             rng: seed | 1,
             stopped: false,
         }
@@ -179,6 +186,7 @@ impl Machine {
     fn start_pass(&mut self, ignore_backoff: bool, out: &mut Vec<Instruction>) {
         self.in_flight = true;
         self.again = false;
+        self.signed_in_meanwhile = false;
         self.set(Connectivity::Syncing, out);
         out.push(Instruction::RunPass { ignore_backoff });
     }
@@ -301,7 +309,21 @@ impl Machine {
             Event::SignInRequired(reason) => {
                 self.in_flight = false;
                 self.again = false;
-                self.set(Connectivity::SignInRequired(reason), &mut out);
+                if std::mem::take(&mut self.signed_in_meanwhile) {
+                    // That pass had the old session; the new one has not been tried.
+                    self.start_pass(false, &mut out);
+                } else {
+                    self.set(Connectivity::SignInRequired(reason), &mut out);
+                }
+            }
+            Event::SignedIn => {
+                self.failures = 0;
+                if self.in_flight {
+                    self.again = true;
+                    self.signed_in_meanwhile = true;
+                } else {
+                    self.start_pass(false, &mut out);
+                }
             }
         }
         out
@@ -602,6 +624,69 @@ mod tests {
         assert!(wake(&out).expect("wake") - (now + 3) <= 1_000);
     }
 
+    #[test]
+    fn after_sign_in_required_a_new_sign_in_resumes_passes_and_timers() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        m.handle(1, Event::ProbeOk);
+        m.handle(2, Event::SignInRequired("device revoked".into()));
+        assert!(m.handle(3, Event::LocalWrite).is_empty());
+
+        let out = m.handle(4, Event::SignedIn);
+        assert!(
+            has(
+                &out,
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "a pass at once: {out:?}"
+        );
+        assert_eq!(m.state(), &Connectivity::Syncing);
+        let out = m.handle(5, Event::PassOk { retry_at: None });
+        assert_eq!(m.state(), &Connectivity::Online);
+        assert_eq!(
+            wake(&out),
+            Some(5 + 30_000),
+            "the periodic timer runs again"
+        );
+        assert_eq!(
+            wake(&m.handle(6, Event::LocalWrite)),
+            Some(6 + 500),
+            "a local write is pushed after the debounce"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_during_a_pass_that_ends_in_sign_in_required_runs_a_new_pass() {
+        let mut m = machine();
+        m.handle(0, Event::Started);
+        m.handle(1, Event::ProbeOk);
+        assert!(
+            m.handle(2, Event::SignedIn).is_empty(),
+            "one pass at a time"
+        );
+        let out = m.handle(3, Event::SignInRequired("refresh token reused".into()));
+        assert!(
+            has(
+                &out,
+                &Instruction::RunPass {
+                    ignore_backoff: false
+                }
+            ),
+            "the pass ran on the old session: {out:?}"
+        );
+        assert_eq!(m.state(), &Connectivity::Syncing);
+        let out = m.handle(4, Event::SignInRequired("device revoked".into()));
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Instruction::Publish(Connectivity::SignInRequired(_))]
+            ),
+            "the new session is refused too: {out:?}"
+        );
+    }
+
     proptest! {
         #[test]
         fn backoff_is_bounded_and_never_below_half_its_step(attempt in 0u32..64, r in any::<u64>()) {
@@ -630,6 +715,7 @@ mod tests {
                     (4, Some(Io::Pass)) => Event::PassOk { retry_at: None },
                     (5, Some(Io::Pass)) => Event::PassFailed { offline: true, reason: "x".into(), retry_after: None },
                     (6, Some(_)) => Event::SignInRequired("revoked".into()),
+                    (7, _) => Event::SignedIn,
                     _ => Event::Started,
                 };
                 if matches!(ev, Event::ProbeOk | Event::ProbeFailed(_) | Event::PassOk { .. } | Event::PassFailed { .. } | Event::SignInRequired(_)) {

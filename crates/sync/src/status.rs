@@ -18,6 +18,9 @@ use tokio::sync::watch;
 use crate::machine::Connectivity;
 use crate::pass::Progress;
 
+/// The receiving side of the status channel ([`EngineHandle::subscribe`](crate::EngineHandle::subscribe)).
+pub type StatusReceiver = watch::Receiver<EngineStatus>;
+
 /// What the embedder shows: the sync indicator and the counts beside it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineStatus {
