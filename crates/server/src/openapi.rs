@@ -84,7 +84,15 @@ fn describe(doc: &mut Value) -> Result<(), DocumentError> {
              every /v1 request and `Authorization: Bearer <access_token>` on every /v1 request \
              but the auth ones. Every error is an `ErrorBody` with a stable `code`; branch on \
              the code, never on the message. Responses are gzip-compressed when the request \
-             accepts it."
+             accepts it. A device also sends `{UNSENT_HEADER}` (optional, informational): \
+             what it has not sent, as a structured-field dictionary of integers, `count` \
+             (changes the server has not accepted), `set_aside` (of those, set aside by the \
+             device itself; left out when 0) and `oldest_secs` (the age of the oldest; left \
+             out when `count` is 0), e.g. `count=3, set_aside=1, oldest_secs=5400`; the \
+             latest figures are kept per device, and an unreadable value is ignored, never \
+             refused. (It is described here rather than as a parameter of each operation: \
+             like any header a server does not need, its absence or any other header changes \
+             nothing.)"
         )),
     );
     info.remove("license");
@@ -272,19 +280,6 @@ fn shared_layers(doc: &mut Value) -> Result<(), DocumentError> {
                         version; another version is refused.",
         "schema": { "type": "integer", "enum": (PREVIOUS_PROTOCOL_VERSION..=PROTOCOL_VERSION).collect::<Vec<u32>>() }
     });
-    let unsent = json!({
-        "name": UNSENT_HEADER,
-        "in": "header",
-        "required": false,
-        "description": "What the device has not sent, as a structured-field dictionary of \
-                        integers: `count` (changes the server has not accepted, set-aside \
-                        ones included), `set_aside` (of those, set aside by the device \
-                        itself; left out when 0), `oldest_secs` (the age of the oldest; \
-                        left out when `count` is 0), e.g. `count=3, set_aside=1, \
-                        oldest_secs=5400`. Optional; the latest figures are kept per \
-                        device. An unreadable value is ignored, never refused.",
-        "schema": { "type": "string" }
-    });
 
     let paths = object(doc, "/paths")?;
     for (path, item) in paths.iter_mut() {
@@ -311,11 +306,6 @@ fn shared_layers(doc: &mut Value) -> Result<(), DocumentError> {
                 .as_array_mut()
                 .ok_or_else(|| DocumentError(format!("parameter list of {method} {path}")))?
                 .push(header.clone());
-            if bearer {
-                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
-                    params.push(unsent.clone());
-                }
-            }
             let responses = op
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)
