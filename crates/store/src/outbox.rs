@@ -201,6 +201,26 @@ impl Store {
         })
     }
 
+    /// Return rows sealed by [`Store::mark_sent`] to pending when the request that was to
+    /// carry them was never made (the pass failed before it, uploading their evidence):
+    /// the server has not seen their mutation ids, so they may still take later edits,
+    /// and the order shows as saved on this device rather than syncing. Only rows in the
+    /// `sent` state change.
+    pub fn unseal_unsent(&mut self, mutation_ids: &[String]) -> Result<(), StoreError> {
+        if mutation_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(mutation_ids)?;
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE outbox SET state = 'pending'
+                 WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state = 'sent'",
+                [&ids],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
     /// Number of rows the server has not acknowledged (any state).
     pub fn outbox_len(&self) -> Result<usize, StoreError> {
         let n: i64 = self

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use outpost_protocol::wire::{ErrorCode, PushOutcome, Rejection};
 use outpost_protocol::MutationKind;
-use outpost_store::{OutboxRow, Store};
+use outpost_store::{OutboxRow, OutboxState, Store};
 
 use crate::auth::authed;
 use crate::error::SyncError;
@@ -346,6 +346,12 @@ pub(crate) async fn push(
             .into_iter()
             .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
             .collect();
+        // Rows never sealed before this round: the server has not seen them.
+        let never_sent: HashSet<String> = eligible
+            .iter()
+            .filter(|r| r.state == OutboxState::Pending)
+            .map(|r| r.mutation_id.clone())
+            .collect();
         let batch: Vec<String> = in_lanes(eligible)
             .into_iter()
             .scan(0usize, |bytes, r| {
@@ -374,6 +380,15 @@ pub(crate) async fn push(
                 if e.is_transient() {
                     p.defer(store, &sealed, now, &e)?;
                 }
+                // The push that was to carry them was never made: rows sealed for it
+                // alone are pending again (saved on this device, not "syncing" while
+                // offline). Rows sent in an earlier pass stay sealed.
+                let unsent: Vec<String> = batch
+                    .iter()
+                    .filter(|id| never_sent.contains(*id))
+                    .cloned()
+                    .collect();
+                store.unseal_unsent(&unsent)?;
                 return Err(e);
             }
         };
