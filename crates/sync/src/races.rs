@@ -65,6 +65,8 @@ struct Refusals {
     garbled: HashSet<Uuid>,
     /// 413 for an upload request carrying more than this many bytes of files.
     upload_bytes: Option<usize>,
+    /// Every upload request fails as the network would (the server went away).
+    upload_offline: bool,
 }
 
 /// A local write made in the middle of a request (a person using the app meanwhile).
@@ -645,6 +647,9 @@ impl Transport for FakeServer {
         self.run_upload_hook();
         let mut s = self.lock();
         s.upload_requests += 1;
+        if s.refusals.upload_offline {
+            return Err(SyncError::Offline("connection refused".into()));
+        }
         let bytes: usize = files.iter().map(|(_, d)| d.len()).sum();
         if s.refusals.upload_bytes.is_some_and(|limit| bytes > limit) {
             return Err(refused(
@@ -679,6 +684,9 @@ impl Transport for FakeServer {
         assert_eq!(outpost_protocol::attachment_hash(data), hash);
         let mut s = self.lock();
         s.upload_requests += 1;
+        if s.refusals.upload_offline {
+            return Err(SyncError::Offline("connection refused".into()));
+        }
         if s.refusals
             .upload_bytes
             .is_some_and(|limit| chunk.min(data.len()) > limit)
@@ -892,6 +900,43 @@ async fn an_edit_saved_while_a_completions_evidence_uploads_reaches_the_server()
             assert_eq!(seen, body, "one body per mutation id");
         }
     }
+}
+
+#[tokio::test]
+async fn a_completion_whose_evidence_cannot_upload_offline_stays_saved_on_the_device() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    complete_with_evidence(&mut dev.store, &a).unwrap();
+    server.lock().refusals.upload_offline = true;
+
+    let err = dev.pass(&server, false).await.unwrap_err();
+    assert!(err.is_offline(), "{err}");
+    assert!(server.lock().upload_requests > 0, "the upload was tried");
+    assert!(server.pushes().is_empty(), "no push request was made");
+    let rows = dev.store.outbox().unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.state == OutboxState::Pending),
+        "never sent, so not sealed: {:?}",
+        rows.iter().map(|r| r.state).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        dev.store.order(&a).unwrap().sync_state,
+        outpost_store::SyncState::Saved,
+        "shown as saved on this device, not syncing"
+    );
+
+    server.lock().refusals.upload_offline = false;
+    dev.pass(&server, true).await.unwrap();
+    assert!(
+        dev.store.outbox().unwrap().is_empty(),
+        "sent once back online"
+    );
+    assert_eq!(
+        server.lock().orders[&Uuid::parse_str(&a).unwrap()].status,
+        Status::Completed
+    );
 }
 
 #[tokio::test]
