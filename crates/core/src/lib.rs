@@ -666,4 +666,6 @@ impl Outpost {
 }
 
 #[cfg(test)]
+mod rekey_tests;
+#[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ pub(crate) fn fresh() -> (tempfile::TempDir, MemoryCredentialStore, Outpost) {
 }
 
 /// Every file under `dir` with its bytes, to prove that a refused open changed nothing.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -66,7 +66,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn first_order(app: &Outpost) -> String {
+pub(crate) fn first_order(app: &Outpost) -> String {
     app.orders().expect("orders")[0].order.id.to_string()
 }
 
