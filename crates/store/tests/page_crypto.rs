@@ -171,3 +171,53 @@ fn a_tampered_page_is_detected() {
     let found = integrity(&conn);
     assert!(!found.is_empty(), "the flipped bit went unnoticed");
 }
+
+/// The fixture data directory was written by the page-crypto provider this crate had
+/// before (`outpost-ring-aes`, removed): it must keep opening, read and write, on
+/// SQLCipher's own provider, with its HMAC-SHA256 page layout.
+#[test]
+fn a_database_written_by_the_removed_provider_opens_with_sqlciphers_own() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/written-by-outpost-ring-aes");
+    copy_dir(&fixture, tmp.path());
+    let now = chrono::Utc::now();
+    let mut store = Store::open(tmp.path(), &key(0x5a)).expect("opens");
+    assert_eq!(
+        store.get_setting("made_by").expect("read").as_deref(),
+        Some("the outpost-ring-aes page-crypto provider")
+    );
+    store.set_setting("written", "now").expect("write");
+    let report = store.check().expect("check");
+    assert_eq!(report.cipher_provider, "openssl", "{report:?}");
+    assert_eq!(report.cipher_hmac, "HMAC_SHA256", "{report:?}");
+    assert!(report.sound, "{report:?}");
+    let device = store.device_id(now).expect("device");
+    drop(store);
+    let store = Store::open(tmp.path(), &key(0x5a)).expect("reopens");
+    assert_eq!(
+        store.get_setting("written").expect("read").as_deref(),
+        Some("now")
+    );
+    drop(store);
+    let mut store = Store::open(tmp.path(), &key(0x5a)).expect("reopens");
+    assert_eq!(store.device_id(now).expect("device"), device);
+    match Store::open(tmp.path(), &key(0x5b)) {
+        Err(OpenError::CannotDecrypt) => {}
+        other => panic!("expected a wrong-key error, got {:?}", other.err()),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
