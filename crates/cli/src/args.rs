@@ -21,7 +21,8 @@ const EXIT_CODES: &str = "EXIT CODES:
   6  not found (no data directory, no such order)
   7  the sync server cannot be reached, or the sync failed (the reason is printed)
   8  sign-in needed (not signed in, wrong password, device revoked, user disabled)
-  9  another Outpost process is syncing this data directory
+  9  another Outpost process is syncing this data directory, or has it open
+     during a re-key (close it first)
 
 ENVIRONMENT:
   OUTPOST_DATA_DIR       data directory (default: the platform's data directory)

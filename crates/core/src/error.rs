@@ -30,6 +30,12 @@ pub enum CoreError {
     BadInput(String),
     #[error("the disk is full: free some space and try again (nothing was saved)")]
     DiskFull,
+    /// Not enough free space for an operation that needs a known amount (a re-key).
+    #[error("{0}")]
+    NoSpace(String),
+    /// Another Outpost process (or connection) has the database open.
+    #[error("{0}")]
+    InUse(String),
     #[error("{0}")]
     Store(StoreError),
     #[error("{0}")]
@@ -55,7 +61,8 @@ impl CoreError {
             CoreError::Invalid(_) => "invalid",
             CoreError::NotFound(_) => "not_found",
             CoreError::BadInput(_) => "bad_input",
-            CoreError::DiskFull => "disk_full",
+            CoreError::DiskFull | CoreError::NoSpace(_) => "disk_full",
+            CoreError::InUse(_) => "in_use",
             CoreError::Store(_) => "store",
             CoreError::Io(_) => "io",
             CoreError::UnsyncedWork(_) => "unsynced_work",
@@ -87,7 +94,7 @@ impl CoreError {
                 | outpost_sync::SyncError::InvalidCredentials(_)
                 | outpost_sync::SyncError::NotSignedIn,
             ) => 8,
-            CoreError::Sync(outpost_sync::SyncError::Locked(_)) => 9,
+            CoreError::Sync(outpost_sync::SyncError::Locked(_)) | CoreError::InUse(_) => 9,
             CoreError::Sync(_) => 7,
             _ => 1,
         }
@@ -106,6 +113,7 @@ impl CoreError {
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::NotEnoughSpace { .. } => CoreError::NoSpace(e.to_string()),
             StoreError::Invalid(v) => CoreError::Invalid(v),
             StoreError::OrderNotFound(id) => {
                 CoreError::NotFound(format!("work order {id} is not on this device"))
@@ -114,6 +122,7 @@ impl From<StoreError> for CoreError {
                 CoreError::NotFound(format!("attachment {h} is not on this device"))
             }
             StoreError::DiskFull => CoreError::DiskFull,
+            StoreError::InUse(m) => CoreError::InUse(m),
             StoreError::Corrupt(m) => CoreError::Corrupt(format!(
                 "the database is damaged ({m}); restore it from a backup or sign in on a new data directory"
             )),

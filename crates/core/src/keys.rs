@@ -13,8 +13,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::ops::ControlFlow;
+
 use outpost_store::{
-    key_check_value, random_bytes, DbKey, OpenError, Store, PASSPHRASE_ITERATIONS,
+    key_check_value, random_bytes, DbKey, OpenError, RekeyStage, Store, PASSPHRASE_ITERATIONS,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -147,26 +149,57 @@ impl KeyEnv {
     }
 }
 
-/// Steps of a re-key, named so that tests can stop after each one.
+/// Steps of a re-key, named so that tests can stop after each one. A crash after any
+/// of them leaves a database that opens with the key it had or with the new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RekeyStep {
-    /// The new key is in the credential store as "staged" and in the key file.
+    /// The new key is in the credential store as "staged" (read back) and in the key
+    /// file.
     Staged,
-    /// The database is encrypted under the new key.
+    /// The store wrote a re-encrypted copy beside the database (`outpost.db.rekey`).
+    Exported,
+    /// The copy opened on a fresh connection with the new key and checked out.
+    Verified,
+    /// The copy replaced the database (renamed over it, directory synced).
+    Swapped,
+    /// The store is open again on the new file, under the new key.
     Rekeyed,
-    /// The credential store's current entry holds the new key.
+    /// The credential store's current entry holds the new key (read back).
     Promoted,
     /// The key file names the new key; only the staged entry's removal is left.
     KeyFileUpdated,
 }
 
 impl RekeyStep {
-    fn failpoint_name(self) -> &'static str {
+    /// Every step, in order.
+    pub const ALL: [RekeyStep; 7] = [
+        RekeyStep::Staged,
+        RekeyStep::Exported,
+        RekeyStep::Verified,
+        RekeyStep::Swapped,
+        RekeyStep::Rekeyed,
+        RekeyStep::Promoted,
+        RekeyStep::KeyFileUpdated,
+    ];
+
+    /// The value of `OUTPOST_FAILPOINT` that kills the process after this step.
+    pub fn failpoint_name(self) -> &'static str {
         match self {
             RekeyStep::Staged => "rekey:staged",
+            RekeyStep::Exported => "rekey:exported",
+            RekeyStep::Verified => "rekey:verified",
+            RekeyStep::Swapped => "rekey:swapped",
             RekeyStep::Rekeyed => "rekey:rekeyed",
             RekeyStep::Promoted => "rekey:promoted",
             RekeyStep::KeyFileUpdated => "rekey:key-file-updated",
+        }
+    }
+
+    fn of_stage(stage: RekeyStage) -> RekeyStep {
+        match stage {
+            RekeyStage::Exported => RekeyStep::Exported,
+            RekeyStage::Verified => RekeyStep::Verified,
+            RekeyStage::Swapped => RekeyStep::Swapped,
         }
     }
 }
@@ -195,6 +228,22 @@ fn no_store_message(creds: &dyn CredentialStore, why: &str) -> String {
 }
 
 impl KeyManager<'_> {
+    /// Write `key` under `name` in the credential store and read it back: some stores
+    /// accept a write they cannot keep (a locked collection), and a key that is not
+    /// really there must never be relied on.
+    fn put_key(&self, name: &str, key: &DbKey) -> Result<(), CoreError> {
+        let no_store = |why: &str| CoreError::NoCredentialStore(no_store_message(self.creds, why));
+        let hex = key.to_hex();
+        self.creds
+            .set(name, &hex)
+            .map_err(|e| no_store(&e.to_string()))?;
+        let back = self.creds.get(name).map_err(|e| no_store(&e.to_string()))?;
+        if back.as_deref().map(|s| s.as_str()) != Some(hex.as_str()) {
+            return Err(no_store("it did not keep the key it was given"));
+        }
+        Ok(())
+    }
+
     /// Make a new key according to the choice and create the database with it.
     pub fn create(&self, passphrase: Option<&str>) -> Result<(Store, KeyInfo, DbKey), CoreError> {
         let db_id = uuid::Uuid::new_v4().to_string();
@@ -217,20 +266,7 @@ impl KeyManager<'_> {
             (key, KeySource::Passphrase, Some(kdf))
         } else {
             let key = DbKey::generate()?;
-            let name = current_key_entry(&db_id);
-            self.creds.set(&name, &key.to_hex()).map_err(|e| {
-                CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
-            })?;
-            // Read it back: some stores accept a write they cannot keep.
-            let back = self.creds.get(&name).map_err(|e| {
-                CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
-            })?;
-            if back.as_deref().map(|s| s.as_str()) != Some(key.to_hex().as_str()) {
-                return Err(CoreError::NoCredentialStore(no_store_message(
-                    self.creds,
-                    "it did not keep the key it was given",
-                )));
-            }
+            self.put_key(&current_key_entry(&db_id), &key)?;
             (key, KeySource::CredentialStore, None)
         };
         let key_file = KeyFile {
@@ -421,9 +457,7 @@ impl KeyManager<'_> {
             return Ok(());
         }
         if was_staged {
-            self.creds
-                .set(&current_key_entry(&kf.db_id), &key.to_hex())
-                .map_err(|e| CoreError::KeyMissing(e.to_string()))?;
+            self.put_key(&current_key_entry(&kf.db_id), key)?;
         }
         if kf.key_check != kcv || kf.staged_key_check.is_some() {
             let mut updated = kf.clone();
@@ -439,7 +473,8 @@ impl KeyManager<'_> {
         Ok(())
     }
 
-    /// Re-encrypt under a new random key, crash-safe at every step. `stop_after` lets a
+    /// Re-encrypt under a new random key, crash-safe at every step (the store writes a
+    /// re-encrypted copy and swaps it in: `Store::rekey_with`). `stop_after` lets a
     /// test end the procedure after a step as a crash would (the `OUTPOST_FAILPOINT`
     /// variable does the same for a whole process, by aborting it).
     pub fn rekey(
@@ -469,24 +504,31 @@ impl KeyManager<'_> {
         };
         let new_key = DbKey::generate()?;
         let new_kcv = key_check_value(&new_key);
-        let no_store = |e: crate::credentials::CredentialError| {
-            CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
-        };
-        self.creds
-            .set(&staged_key_entry(&kf.db_id), &new_key.to_hex())
-            .map_err(no_store)?;
+        self.put_key(&staged_key_entry(&kf.db_id), &new_key)?;
         kf.staged_key_check = Some(new_kcv.clone());
         kf.write(self.dir)?;
         if reached(RekeyStep::Staged) {
             return Ok(None);
         }
-        store.rekey(&new_key)?;
+        let mut stopped = None;
+        store.rekey_with(&new_key, &mut |stage| {
+            let step = RekeyStep::of_stage(stage);
+            if reached(step) {
+                stopped = Some(step);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        match stopped {
+            Some(RekeyStep::Swapped) => return Ok(Some(new_key)),
+            Some(_) => return Ok(None),
+            None => {}
+        }
         if reached(RekeyStep::Rekeyed) {
             return Ok(Some(new_key));
         }
-        self.creds
-            .set(&current_key_entry(&kf.db_id), &new_key.to_hex())
-            .map_err(no_store)?;
+        self.put_key(&current_key_entry(&kf.db_id), &new_key)?;
         if reached(RekeyStep::Promoted) {
             return Ok(Some(new_key));
         }
@@ -498,7 +540,9 @@ impl KeyManager<'_> {
         }
         self.creds
             .delete(&staged_key_entry(&kf.db_id))
-            .map_err(no_store)?;
+            .map_err(|e| {
+                CoreError::NoCredentialStore(no_store_message(self.creds, &e.to_string()))
+            })?;
         Ok(Some(new_key))
     }
 }

@@ -144,6 +144,7 @@ fn a_rekey_on_a_nearly_full_disk_is_refused_with_the_space_it_needs_and_loses_no
     let err = result.expect_err("a re-key without the space for a second copy is refused");
     assert_eq!(err.code(), "disk_full", "{err}");
     let message = err.to_string();
+    eprintln!("refused: {message}");
     assert!(
         message.contains("needs") && message.contains("MB") && message.contains("free"),
         "the message says how much space is needed: {message}"

@@ -274,12 +274,7 @@ fn a_plaintext_database_is_refused() {
 
 #[test]
 fn rekey_interrupted_after_each_step_still_opens_and_settles_on_one_key() {
-    for step in [
-        RekeyStep::Staged,
-        RekeyStep::Rekeyed,
-        RekeyStep::Promoted,
-        RekeyStep::KeyFileUpdated,
-    ] {
+    for step in RekeyStep::ALL {
         let (tmp, creds, mut app) = fresh();
         let id = first_order(&app);
         app.edit_order(
@@ -291,6 +286,10 @@ fn rekey_interrupted_after_each_step_still_opens_and_settles_on_one_key() {
         )
         .expect("edit");
         let db_id = app.key_info().db_id.clone();
+        let old_key = creds
+            .get(&current_key_entry(&db_id))
+            .expect("get")
+            .expect("key");
         app.rekey_stopping_after(Some(step)).expect("partial rekey");
         drop(app);
         let app = Outpost::open(options(tmp.path(), &creds, None))
@@ -300,12 +299,33 @@ fn rekey_interrupted_after_each_step_still_opens_and_settles_on_one_key() {
             1,
             "{step:?}: work kept"
         );
+        assert!(app.check().expect("check").store.sound, "{step:?}");
         drop(app);
         assert_eq!(
             creds.names(),
             vec![current_key_entry(&db_id)],
             "{step:?}: the staged key is settled"
         );
+        let now_key = creds
+            .get(&current_key_entry(&db_id))
+            .expect("get")
+            .expect("key");
+        let swapped = !matches!(
+            step,
+            RekeyStep::Staged | RekeyStep::Exported | RekeyStep::Verified
+        );
+        assert_eq!(
+            now_key.as_str() != old_key.as_str(),
+            swapped,
+            "{step:?}: the new key is in force exactly when the new file is"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".rekey"))
+            .collect();
+        assert!(leftovers.is_empty(), "{step:?}: {leftovers:?} left behind");
         // And again: the settled state opens too.
         Outpost::open(options(tmp.path(), &creds, None)).expect("opens again");
     }

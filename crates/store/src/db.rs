@@ -4,7 +4,12 @@
 //! proves the key; then the schema version is checked before anything is written, so a
 //! wrong key, a damaged file or a database from a newer program is refused with the
 //! file untouched. Only then are WAL, `synchronous=FULL` and the migrations applied.
+//!
+//! Every open store holds a shared lock on the data directory (`lock.rs`); a re-key
+//! needs it exclusive, writes a re-encrypted copy beside the database, checks it on a
+//! fresh connection and renames it over the old file (see [`Store::rekey_with`]).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{OpenError, StoreError};
 use crate::key::{random_bytes, DbKey};
+use crate::lock::OpenLock;
 use crate::MIGRATIONS;
 
 pub const DB_FILE_NAME: &str = "outpost.db";
@@ -53,10 +59,38 @@ impl CipherLayout {
             CipherLayout::Sqlcipher4Defaults => "",
         }
     }
+
+    /// The same for an attached database (`schema` is one of this file's constants).
+    fn pragmas_for(self, schema: &str) -> &'static str {
+        match (self, schema) {
+            (CipherLayout::HmacSha256, "rekeyed") => {
+                "PRAGMA rekeyed.cipher_hmac_algorithm = HMAC_SHA256;"
+            }
+            _ => "",
+        }
+    }
 }
 
 /// The layout new databases are created with.
 const NEW_DATABASE_LAYOUT: CipherLayout = CipherLayout::HmacSha256;
+
+/// The suffix of the re-encrypted copy a re-key writes beside the database
+/// (`outpost.db.rekey`): removed at open (a re-key that never swapped it in left it).
+pub const REKEY_COPY_SUFFIX: &str = ".rekey";
+
+/// Stages of [`Store::rekey_with`], reported as each is reached. Stopping after any of
+/// them (as a crash would) leaves a database that opens with the old key (before
+/// `Swapped`) or the new one (from `Swapped` on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyStage {
+    /// A re-encrypted copy is written beside the database; the database is untouched.
+    Exported,
+    /// The copy opened on a fresh connection with the new key and passed the checks.
+    Verified,
+    /// The copy replaced the database (renamed over it, directory synced, the old
+    /// WAL and shared-memory files removed). The store is reopened after this.
+    Swapped,
+}
 
 /// Where a data directory keeps the files this crate owns.
 #[derive(Debug, Clone)]
@@ -80,6 +114,11 @@ pub struct Store {
     pub(crate) paths: StorePaths,
     pub(crate) attachment_key: Zeroizing<[u8; 32]>,
     encrypted: bool,
+    /// The key the database is under (none for the benchmark's plaintext store): a
+    /// re-key that fails after closing the connection opens it again with this one.
+    key: Option<DbKey>,
+    /// The shared open lock, held for as long as the store lives (`lock.rs`).
+    lock: OpenLock,
     /// The tab counts and assignee names of the last list page, kept until the data
     /// changes (`list.rs`): a keystroke of search does not count all orders again.
     pub(crate) list_cache: std::cell::RefCell<Option<crate::list::ListCache>>,
@@ -152,6 +191,140 @@ fn classify_first_read(e: rusqlite::Error) -> OpenError {
     }
 }
 
+fn open_to_store_error(e: OpenError) -> StoreError {
+    match e {
+        OpenError::Store(s) => s,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// `db` with `suffix` appended to its file name (`outpost.db-wal`, `outpost.db.rekey`).
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    db.with_file_name(name)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Remove what a re-key that never swapped its copy in left beside the database. Only
+/// called with the open lock held, so no re-key is running.
+fn remove_rekey_leftovers(db: &Path) -> Result<(), StoreError> {
+    let copy = sibling(db, REKEY_COPY_SUFFIX);
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        remove_if_present(&sibling(&copy, suffix))?;
+    }
+    Ok(())
+}
+
+/// Make a rename in `dir` durable (Unix: fsync the directory; Windows has no such call
+/// for directories and makes the rename durable itself).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if cfg!(unix) {
+        std::fs::File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuse a re-key when the file system cannot hold a second copy of the database:
+/// the copy is at most the database and its WAL (the export skips free pages), plus a
+/// tenth and 1 MiB for the copy's journal and the file system's own blocks.
+fn check_space_for_copy(db: &Path, dir: &Path) -> Result<(), StoreError> {
+    let used = file_len(db) + file_len(&sibling(db, "-wal"));
+    let needed = used + used / 10 + (1 << 20);
+    let available = fs4::available_space(dir).map_err(|e| io_err(dir, e))?;
+    if available < needed {
+        return Err(StoreError::NotEnoughSpace {
+            needed,
+            available,
+            dir: dir.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn table_counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let names: Vec<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let n: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\"")),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((name, n))
+        })
+        .collect()
+}
+
+/// Open the re-encrypted copy on a fresh connection with the new key and check it
+/// against what the database holds; then sync it to disk.
+fn verify_copy(
+    copy: &Path,
+    key: &DbKey,
+    expected: &[(String, i64)],
+    version: i64,
+) -> Result<(), StoreError> {
+    let failed = |what: String| {
+        StoreError::Migration(format!(
+            "the re-encrypted copy failed its check ({what}); the database was not changed"
+        ))
+    };
+    let conn = Store::open_keyed(copy, key, NEW_DATABASE_LAYOUT)
+        .map_err(|e| failed(format!("it does not open with the new key: {e}")))?;
+    let cipher: Vec<String> = {
+        let mut stmt = conn.prepare("PRAGMA cipher_integrity_check")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    if !cipher.is_empty() {
+        return Err(failed(cipher.join("; ")));
+    }
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if integrity != "ok" {
+        return Err(failed(integrity));
+    }
+    let found_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found_version != version {
+        return Err(failed(format!(
+            "schema version {found_version}, expected {version}"
+        )));
+    }
+    let found = table_counts(&conn)?;
+    if found != expected {
+        return Err(failed(format!(
+            "row counts {found:?}, expected {expected:?}"
+        )));
+    }
+    conn.close().map_err(|(_, e)| StoreError::from(e))?;
+    std::fs::File::open(copy)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(copy, e))?;
+    Ok(())
+}
+
 impl Store {
     /// Create a new encrypted database in `dir` (made if missing). Refuses if a
     /// database file is already there: a store is never created over another.
@@ -176,6 +349,8 @@ impl Store {
             ))
             .into());
         }
+        let lock = OpenLock::shared(dir)?;
+        remove_rekey_leftovers(&paths.db)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -183,7 +358,7 @@ impl Store {
         if let Some(key) = key {
             Self::apply_key(&conn, key, NEW_DATABASE_LAYOUT)?;
         }
-        Self::finish_open(conn, paths, key.is_some())
+        Self::finish_open(conn, paths, key.cloned(), lock)
     }
 
     /// Open an existing encrypted database with `key`.
@@ -192,6 +367,9 @@ impl Store {
         if !paths.db.is_file() {
             return Err(OpenError::NotFound(paths.db.display().to_string()));
         }
+        // Before the first read: a re-key in another process may be replacing the file.
+        let lock = OpenLock::shared(dir)?;
+        remove_rekey_leftovers(&paths.db)?;
         let mut header = [0u8; 16];
         {
             use std::io::Read;
@@ -224,7 +402,7 @@ impl Store {
                 supported: MIGRATIONS.len(),
             });
         }
-        Self::finish_open(conn, paths, true)
+        Self::finish_open(conn, paths, Some(key.clone()), lock)
     }
 
     /// `PRAGMA key` and the layout's settings, first on a connection.
@@ -254,13 +432,11 @@ impl Store {
         let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE;");
     }
 
-    fn finish_open(
-        mut conn: Connection,
-        paths: StorePaths,
-        encrypted: bool,
-    ) -> Result<Store, OpenError> {
+    /// The connection's settings, after the key is proven: WAL, `synchronous=FULL`,
+    /// foreign keys, the page cache.
+    fn configure(conn: &Connection, encrypted: bool) -> Result<(), OpenError> {
         if encrypted {
-            Self::quiet_cipher_log(&conn);
+            Self::quiet_cipher_log(conn);
         }
         conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::from)?;
         let mode: String = conn
@@ -279,6 +455,17 @@ impl Store {
              PRAGMA cache_size = -{PAGE_CACHE_KIB};"
         ))
         .map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn finish_open(
+        mut conn: Connection,
+        paths: StorePaths,
+        key: Option<DbKey>,
+        lock: OpenLock,
+    ) -> Result<Store, OpenError> {
+        let encrypted = key.is_some();
+        Self::configure(&conn, encrypted)?;
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -289,6 +476,8 @@ impl Store {
             paths,
             attachment_key,
             encrypted,
+            key,
+            lock,
             list_cache: std::cell::RefCell::new(None),
         })
     }
@@ -404,30 +593,172 @@ impl Store {
         })
     }
 
-    /// Re-encrypt the whole database under `new_key`, atomically (SQLCipher rewrites
-    /// every page in one transaction). The caller stages the new key before calling
-    /// this and promotes it after, so a crash at any point leaves a key that opens it.
+    /// Re-encrypt the whole database under `new_key`: [`Store::rekey_with`] to the end.
     pub fn rekey(&mut self, new_key: &DbKey) -> Result<(), StoreError> {
-        if !self.encrypted {
+        self.rekey_with(new_key, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// Re-encrypt the whole database under `new_key` without ever rewriting the file in
+    /// place. The caller stages the new key before calling this and promotes it after:
+    /// at every point the database on disk opens with the old key or the new one.
+    ///
+    /// 1. The open lock becomes exclusive: refused ("close Outpost first") while any
+    ///    other store, in this process or another, has the database open.
+    /// 2. Refused when the disk lacks room for a second copy (the message says how much).
+    /// 3. `sqlcipher_export` writes a re-encrypted copy beside the database
+    ///    (`outpost.db.rekey`, in the current page layout) in one transaction.
+    /// 4. The copy is opened on a fresh connection with the new key and checked:
+    ///    `cipher_integrity_check`, `integrity_check`, the schema version and every
+    ///    table's row count against the database; then synced to disk.
+    /// 5. The database is checkpointed and its connection closed (its WAL is then gone
+    ///    or empty, so nothing of the old file can be applied to the new one).
+    /// 6. The copy is renamed over the database, the directory synced, stale `-wal`
+    ///    and `-shm` files removed; the store opens the new file with the new key.
+    ///
+    /// `on_stage` is told of each [`RekeyStage`]; `Break` ends the procedure there and
+    /// leaves the files as they are, as a crash would (tests; the store is unusable if
+    /// it stopped after `Swapped`). A failure before the swap removes the copy and
+    /// keeps the store open on the old key.
+    pub fn rekey_with(
+        &mut self,
+        new_key: &DbKey,
+        on_stage: &mut dyn FnMut(RekeyStage) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let Some(old_key) = self.key.clone() else {
             return Err(StoreError::Migration(
                 "a plaintext database cannot be re-keyed".into(),
             ));
+        };
+        let db = self.paths.db.clone();
+        let dir = db
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| StoreError::Decode("the database path has no directory".into()))?;
+        let _exclusive = self.lock.exclusive(&dir)?;
+        remove_rekey_leftovers(&db)?;
+        check_space_for_copy(&db, &dir)?;
+        let copy = sibling(&db, REKEY_COPY_SUFFIX);
+        let expected = self.table_counts()?;
+        let version = self.schema_version()?;
+
+        if let Err(e) = self.export_to(&copy, new_key, version) {
+            let _ = remove_rekey_leftovers(&db);
+            return Err(e);
         }
-        // PRAGMA rekey does not work in WAL mode in every SQLCipher release; switch to a
-        // rollback journal for the rewrite, then back.
-        self.conn
-            .query_row("PRAGMA journal_mode = DELETE", [], |r| {
-                r.get::<_, String>(0)
-            })?;
-        let result = self.conn.execute_batch(&new_key.pragma("rekey"));
-        self.conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        if on_stage(RekeyStage::Exported).is_break() {
+            return Ok(());
+        }
+        if let Err(e) = verify_copy(&copy, new_key, &expected, version) {
+            let _ = remove_rekey_leftovers(&db);
+            return Err(e);
+        }
+        if on_stage(RekeyStage::Verified).is_break() {
+            return Ok(());
+        }
+
+        // Close the only connection: checkpointed, so its WAL is empty or removed.
+        let closed = self.close_connection();
+        let wal_left = file_len(&sibling(&db, "-wal"));
+        if let Err(e) = closed.and_then(|()| {
+            if wal_left > 0 {
+                Err(StoreError::Migration(format!(
+                    "the database's WAL still holds {wal_left} bytes after the last connection closed"
+                )))
+            } else {
+                Ok(())
+            }
+        }) {
+            let _ = remove_rekey_leftovers(&db);
+            self.reopen(&old_key)?;
+            return Err(e);
+        }
+        if let Err(e) = std::fs::rename(&copy, &db) {
+            let _ = remove_rekey_leftovers(&db);
+            self.reopen(&old_key)?;
+            return Err(io_err(&db, e));
+        }
+        // From here on the database is under the new key, whatever happens.
+        self.key = Some(new_key.clone());
+        sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
+        for stale in ["-wal", "-shm"] {
+            remove_if_present(&sibling(&db, stale))?;
+        }
+        sync_dir(&dir).map_err(|e| io_err(&dir, e))?;
+        if on_stage(RekeyStage::Swapped).is_break() {
+            return Ok(());
+        }
+        self.reopen(new_key)
+    }
+
+    /// Every table's row count (SQLite's own tables left out), by name.
+    fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        table_counts(&self.conn)
+    }
+
+    /// Write a re-encrypted copy of the database to `copy`, in one transaction.
+    fn export_to(&self, copy: &Path, new_key: &DbKey, version: i64) -> Result<(), StoreError> {
+        let copy_name = copy
+            .to_str()
+            .ok_or_else(|| StoreError::Decode("the data directory's path is not UTF-8".into()))?;
+        // The connection was opened without SQLITE_OPEN_CREATE (opening never makes a
+        // database), which ATTACH inherits: the copy starts as an empty file, which
+        // SQLite takes for a new database.
+        std::fs::File::create(copy).map_err(|e| io_err(copy, e))?;
+        self.conn.execute(
+            "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
+            rusqlite::params![copy_name, new_key.raw_key_literal().as_str()],
+        )?;
+        let export = || -> Result<(), StoreError> {
+            self.conn
+                .execute_batch(NEW_DATABASE_LAYOUT.pragmas_for("rekeyed"))?;
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let copied = self
+                .conn
+                .query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))
+                .and_then(|()| {
+                    self.conn
+                        .execute_batch(&format!("PRAGMA rekeyed.user_version = {version};"))
+                });
+            match copied {
+                Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            }
+        };
+        let result = export();
+        let detached = self.conn.execute_batch("DETACH DATABASE rekeyed");
         result?;
-        // Prove the new key is in force before anyone promotes it.
+        detached?;
+        Ok(())
+    }
+
+    /// Checkpoint the WAL into the database and close the connection; the store keeps
+    /// an in-memory placeholder until [`Store::reopen`].
+    fn close_connection(&mut self) -> Result<(), StoreError> {
         self.conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let placeholder = Connection::open_in_memory()?;
+        let conn = std::mem::replace(&mut self.conn, placeholder);
+        conn.close().map_err(|(_, e)| StoreError::from(e))
+    }
+
+    /// Open the database file again with `key` (after a re-key, or after one failed
+    /// with the connection closed).
+    fn reopen(&mut self, key: &DbKey) -> Result<(), StoreError> {
+        let conn = Self::open_keyed(&self.paths.db, key, NEW_DATABASE_LAYOUT)
+            .or_else(|e| match e {
+                OpenError::CannotDecrypt => {
+                    Self::open_keyed(&self.paths.db, key, CipherLayout::Sqlcipher4Defaults)
+                }
+                other => Err(other),
+            })
+            .map_err(open_to_store_error)?;
+        Self::configure(&conn, true).map_err(open_to_store_error)?;
+        self.conn = conn;
+        self.key = Some(key.clone());
+        self.list_cache.replace(None);
         Ok(())
     }
 
@@ -545,6 +876,8 @@ mod tests {
             .expect("list")
             .filter_map(|e| e.ok())
             .filter(|e| e.path().is_file())
+            // The open lock's file holds nothing; opening makes it.
+            .filter(|e| e.file_name() != crate::lock::OPEN_LOCK_FILE)
             .map(|e| {
                 (
                     e.file_name().to_string_lossy().into_owned(),
@@ -594,7 +927,8 @@ mod tests {
     }
 
     #[test]
-    fn databases_made_with_sqlcipher4_defaults_still_open_and_keep_their_layout() {
+    fn databases_made_with_sqlcipher4_defaults_still_open_and_a_rekey_moves_them_to_the_current_layout(
+    ) {
         let tmp = tempfile::tempdir().expect("tmp");
         let key = DbKey::generate().expect("key");
         create_with_sqlcipher4_defaults(tmp.path(), &key);
@@ -614,12 +948,19 @@ mod tests {
             store.get_setting("written").expect("read").as_deref(),
             Some("now")
         );
-        // Re-keying keeps the layout; the database opens with the new key afterwards.
+        // A re-key writes a new file, in the current layout; it opens with the new key.
         let new_key = DbKey::generate().expect("key");
         store.rekey(&new_key).expect("rekey");
+        assert_eq!(
+            store
+                .get_setting("written")
+                .expect("read after the re-key")
+                .as_deref(),
+            Some("now")
+        );
         drop(store);
         let store = Store::open(tmp.path(), &new_key).expect("open with the new key");
-        assert_eq!(store.check().expect("check").cipher_hmac, "HMAC_SHA512");
+        assert_eq!(store.check().expect("check").cipher_hmac, "HMAC_SHA256");
     }
 
     #[test]

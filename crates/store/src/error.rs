@@ -42,6 +42,23 @@ pub enum StoreError {
     Crypto,
     #[error("the disk is full: free some space and try again (nothing was saved)")]
     DiskFull,
+    /// Refused before starting: the operation needs about `needed` bytes free in `dir`.
+    #[error(
+        "the re-key needs about {:.1} MB free in {dir} (it writes a re-encrypted copy of the \
+         database before replacing it) and only {:.1} MB is free: free some space and try \
+         again; nothing was changed",
+        *needed as f64 / 1e6,
+        *available as f64 / 1e6
+    )]
+    NotEnoughSpace {
+        needed: u64,
+        available: u64,
+        dir: String,
+    },
+    /// Another store has the database open (or a re-key holds it): the message says
+    /// what to close.
+    #[error("{0}")]
+    InUse(String),
     #[error(
         "the database is damaged ({0}); restore it from a backup or re-sync a new data directory"
     )]

@@ -70,6 +70,12 @@ impl DbKey {
         &self.0
     }
 
+    /// The key as SQLCipher's raw-key literal (`x'…'`), for binding as a parameter
+    /// (`ATTACH … KEY ?`), in a buffer wiped on drop.
+    pub(crate) fn raw_key_literal(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("x'{}'", self.to_hex().as_str()))
+    }
+
     /// The SQL that sets this key on a connection, in a buffer wiped on drop.
     pub(crate) fn pragma(&self, verb: &str) -> Zeroizing<String> {
         Zeroizing::new(format!(

@@ -19,6 +19,7 @@ mod db;
 mod error;
 mod key;
 mod list;
+mod lock;
 mod orders;
 mod outbox;
 mod records;
@@ -28,10 +29,14 @@ mod test_support;
 
 pub use attachments::AttachmentMeta;
 pub use crypto::{use_page_crypto, PageCrypto, PROVIDER_NAME};
-pub use db::{key_check_value, CheckReport, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB};
+pub use db::{
+    key_check_value, CheckReport, RekeyStage, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB,
+    REKEY_COPY_SUFFIX,
+};
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
 pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
+pub use lock::OPEN_LOCK_FILE;
 pub use orders::{OrderRow, SyncState};
 pub use outbox::{OutboxRow, OutboxState};
 pub use records::{FailedSync, LocalRecord};
