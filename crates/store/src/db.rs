@@ -44,7 +44,9 @@ enum CipherLayout {
     /// encrypted and authenticated again; on CPUs with SHA-256 instructions (current
     /// x86 and ARM laptops; SHA-512 has none there) the HMAC of a 4 KiB page costs about
     /// half of what HMAC-SHA512 does, a fifth of SQLCipher's cost per page
-    /// (docs/benchmarks.md, "Local write path"). New databases use this layout.
+    /// (docs/benchmarks.md, "Local write path"). New databases use this layout, and so
+    /// did those written by the page-crypto provider this crate once had (the format
+    /// is SQLCipher's either way: `tests/page_crypto.rs` opens one).
     HmacSha256,
     /// SQLCipher 4's defaults (HMAC-SHA512): databases created before the change keep
     /// it and keep opening.
@@ -150,8 +152,8 @@ pub struct CheckReport {
     /// The page HMAC (`HMAC_SHA256` for databases made now, `HMAC_SHA512` for earlier
     /// ones); empty for a plaintext database.
     pub cipher_hmac: String,
-    /// Who computes the page crypto (`outpost-ring-aes`, see `crypto.rs`, or SQLCipher's
-    /// built-in `openssl`); empty for a plaintext database.
+    /// Who computes the page crypto: SQLCipher's own provider (`openssl`); empty for a
+    /// plaintext database.
     pub cipher_provider: String,
     pub cipher_integrity: Vec<String>,
     pub integrity: Vec<String>,
@@ -407,7 +409,6 @@ impl Store {
 
     /// `PRAGMA key` and the layout's settings, first on a connection.
     fn apply_key(conn: &Connection, key: &DbKey, layout: CipherLayout) -> Result<(), StoreError> {
-        crate::crypto::install();
         conn.execute_batch(&key.pragma("key"))?;
         conn.execute_batch(layout.pragmas())?;
         Ok(())

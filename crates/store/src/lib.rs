@@ -14,7 +14,6 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 mod attachments;
-mod crypto;
 mod db;
 mod error;
 mod key;
@@ -28,7 +27,6 @@ mod sync;
 mod test_support;
 
 pub use attachments::AttachmentMeta;
-pub use crypto::{use_page_crypto, PageCrypto, PROVIDER_NAME};
 pub use db::{
     key_check_value, CheckReport, RekeyStage, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB,
     REKEY_COPY_SUFFIX,
