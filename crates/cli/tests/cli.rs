@@ -404,6 +404,34 @@ fn a_passphrase_protects_a_database_without_a_credential_store() {
         "{}",
         stderr(&out)
     );
+
+    // `outpost db passphrase`: opened with the current one, the new one from stdin.
+    let mut child = d
+        .command(&["db", "passphrase"])
+        .env("OUTPOST_DB_PASSPHRASE", "correct horse battery")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"a brand new passphrase\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (pass, code) in [
+        ("correct horse battery", Some(4)),
+        ("a brand new passphrase", Some(0)),
+    ] {
+        let out = d
+            .command(&["orders", "list"])
+            .env("OUTPOST_DB_PASSPHRASE", pass)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), code, "{pass}: {}", stderr(&out));
+    }
 }
 
 #[test]

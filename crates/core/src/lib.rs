@@ -666,6 +666,8 @@ impl Outpost {
 }
 
 #[cfg(test)]
+mod passphrase_tests;
+#[cfg(test)]
 mod rekey_tests;
 #[cfg(test)]
 mod tests;
