@@ -68,6 +68,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         set_update_channel,
         check_for_update,
         install_update,
+        change_passphrase,
     ]
 }
 
@@ -351,4 +352,16 @@ async fn check_for_update(app: AppHandle) -> Res<Option<UpdateView>> {
 #[tauri::command]
 async fn install_update(app: AppHandle) -> Res<()> {
     crate::updates::install(&app).await
+}
+
+/// Wraps the database key under the `replacement` passphrase after checking `current`;
+/// the database is not rewritten. Refused with `wrong_key` when `current` is wrong,
+/// `bad_input` when the replacement is too short or the database has no passphrase.
+#[tauri::command]
+async fn change_passphrase(
+    shell: State<'_, Shell>,
+    current: String,
+    replacement: String,
+) -> Res<()> {
+    shell.with(|o| o.change_passphrase(Some(&current), &replacement))
 }

@@ -234,6 +234,10 @@ pub(crate) enum DbCmd {
     Check,
     /// Re-encrypt under a new random key kept in the OS credential store
     Rekey,
+    /// Change the passphrase of a passphrase-protected database: the new one is read
+    /// from stdin (the database opens with OUTPOST_DB_PASSPHRASE); only the key file
+    /// is rewritten
+    Passphrase,
 }
 
 #[derive(Subcommand, Debug)]

@@ -36,6 +36,7 @@ fn run(cli: Cli) -> Result<(), CoreError> {
         Command::Outbox(OutboxCmd::List) => cmd::outbox::list(&dir, json),
         Command::Db(DbCmd::Check) => cmd::db::check(&dir, json),
         Command::Db(DbCmd::Rekey) => cmd::db::rekey(&dir, json),
+        Command::Db(DbCmd::Passphrase) => cmd::db::passphrase(&dir, json),
         Command::Login {
             server,
             username,

@@ -4,9 +4,14 @@
 //! The key file beside the database (`outpost-key.json`) holds no secret: the
 //! database's random id (which names its credential-store entries), where the key
 //! comes from, a key check value (so a wrong key and a damaged file give different
-//! errors), and for passphrases the KDF salt. Sources, always an explicit choice:
+//! errors), and for passphrases the key derivation's salt and costs and the database
+//! key wrapped under the passphrase (`keywrap.rs`). Sources, always an explicit choice:
 //! - the OS credential store (the default): a random key made by the CSPRNG;
-//! - a passphrase through PBKDF2 with a stored random salt (machines without one);
+//! - a passphrase (machines without a credential store): a random key wrapped with
+//!   AES-256-GCM under an Argon2id key of the passphrase. Key files of earlier versions
+//!   (format 1: the database key was PBKDF2 of the passphrase) keep opening and are
+//!   converted once, at the first open, by wrapping that same key: the database is
+//!   not rewritten. Changing the passphrase rewraps, nothing more;
 //! - `OUTPOST_DB_KEY` (automation): when set it is the only key tried and is never
 //!   written to the credential store.
 
@@ -15,14 +20,13 @@ use std::path::{Path, PathBuf};
 
 use std::ops::ControlFlow;
 
-use outpost_store::{
-    key_check_value, random_bytes, DbKey, OpenError, RekeyStage, Store, PASSPHRASE_ITERATIONS,
-};
+use outpost_store::{key_check_value, DbKey, OpenError, RekeyStage, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::credentials::{current_key_entry, staged_key_entry, CredentialStore};
 use crate::error::CoreError;
+pub use crate::keywrap::{Kdf, WrappedKey};
 
 pub const KEY_FILE_NAME: &str = "outpost-key.json";
 
@@ -45,12 +49,9 @@ impl KeySource {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Kdf {
-    pub algorithm: String,
-    pub salt: String,
-    pub iterations: u32,
-}
+/// The key file's format: 1 until passphrases were wrapped (PBKDF2 derived the
+/// database key), 2 since (Argon2id wraps a random one).
+pub const KEY_FILE_FORMAT: u32 = 2;
 
 /// The non-secret key file kept beside the database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +64,9 @@ pub struct KeyFile {
     pub staged_key_check: Option<String>,
     #[serde(default)]
     pub kdf: Option<Kdf>,
+    /// The database key under the passphrase's key (passphrase sources, format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<WrappedKey>,
 }
 
 impl KeyFile {
@@ -218,6 +222,16 @@ pub(crate) struct KeyManager<'a> {
     pub env: &'a KeyEnv,
 }
 
+fn check_new_passphrase(pass: &str) -> Result<(), CoreError> {
+    if crate::rules::passphrase_too_short(pass) {
+        return Err(CoreError::BadInput(format!(
+            "the passphrase must be at least {} characters",
+            crate::rules::PASSPHRASE_MIN_CHARS
+        )));
+    }
+    Ok(())
+}
+
 fn no_store_message(creds: &dyn CredentialStore, why: &str) -> String {
     format!(
         "{} is not available ({why}). Choose how to protect the database: \
@@ -247,35 +261,27 @@ impl KeyManager<'_> {
     /// Make a new key according to the choice and create the database with it.
     pub fn create(&self, passphrase: Option<&str>) -> Result<(Store, KeyInfo, DbKey), CoreError> {
         let db_id = uuid::Uuid::new_v4().to_string();
-        let (key, source, kdf) = if let Some(key) = self.env.env_key()? {
-            (key, KeySource::Environment, None)
+        let (key, source, kdf, wrapped_key) = if let Some(key) = self.env.env_key()? {
+            (key, KeySource::Environment, None, None)
         } else if let Some(pass) = passphrase {
-            if crate::rules::passphrase_too_short(pass) {
-                return Err(CoreError::BadInput(format!(
-                    "the passphrase must be at least {} characters",
-                    crate::rules::PASSPHRASE_MIN_CHARS
-                )));
-            }
-            let salt = random_bytes::<16>()?;
-            let key = DbKey::from_passphrase(pass, &salt, PASSPHRASE_ITERATIONS);
-            let kdf = Kdf {
-                algorithm: "pbkdf2-hmac-sha256".into(),
-                salt: hex::encode(salt),
-                iterations: PASSPHRASE_ITERATIONS,
-            };
-            (key, KeySource::Passphrase, Some(kdf))
+            check_new_passphrase(pass)?;
+            let key = DbKey::generate()?;
+            let kdf = Kdf::new_argon2id()?;
+            let wrapped = crate::keywrap::wrap(&kdf, pass, &db_id, &key)?;
+            (key, KeySource::Passphrase, Some(kdf), Some(wrapped))
         } else {
             let key = DbKey::generate()?;
             self.put_key(&current_key_entry(&db_id), &key)?;
-            (key, KeySource::CredentialStore, None)
+            (key, KeySource::CredentialStore, None, None)
         };
         let key_file = KeyFile {
-            format: 1,
+            format: KEY_FILE_FORMAT,
             db_id: db_id.clone(),
             key_source: source,
             key_check: key_check_value(&key),
             staged_key_check: None,
             kdf,
+            wrapped_key,
         };
         key_file.write(self.dir)?;
         let store = Store::create(self.dir, &key)?;
@@ -303,17 +309,18 @@ impl KeyManager<'_> {
                 let kdf = kf.kdf.as_ref().ok_or_else(|| {
                     CoreError::Corrupt("the key file names a passphrase but has no salt".into())
                 })?;
-                let salt = hex::decode(&kdf.salt)
-                    .map_err(|_| CoreError::Corrupt("the key file's salt is damaged".into()))?;
                 let pass = self.env.passphrase.as_ref().ok_or_else(|| {
                     CoreError::KeyMissing(
                         "this database is protected by a passphrase: set OUTPOST_DB_PASSPHRASE (or enter it in the app)".into(),
                     )
                 })?;
-                Ok(vec![(
-                    DbKey::from_passphrase(pass, &salt, kdf.iterations),
-                    false,
-                )])
+                match &kf.wrapped_key {
+                    Some(wrapped) => match crate::keywrap::unwrap(kdf, wrapped, pass, &kf.db_id)? {
+                        Some(key) => Ok(vec![(key, false)]),
+                        None => Err(self.wrong_key(kf)),
+                    },
+                    None => Ok(vec![(kdf.legacy_key(pass)?, false)]),
+                }
             }
             KeySource::CredentialStore => {
                 let unavailable = |e: crate::credentials::CredentialError| {
@@ -453,6 +460,9 @@ impl KeyManager<'_> {
             }
             return Ok(());
         }
+        if kf.key_source == KeySource::Passphrase && kf.wrapped_key.is_none() {
+            return self.convert_legacy_passphrase(kf, key);
+        }
         if kf.key_source != KeySource::CredentialStore {
             return Ok(());
         }
@@ -471,6 +481,66 @@ impl KeyManager<'_> {
                 .map_err(|e| CoreError::KeyMissing(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// An earlier key file (format 1) derived the database key from the passphrase with
+    /// PBKDF2: wrap that same key under an Argon2id key of the passphrase and write the
+    /// key file in the current format. The database is not touched; the key file is
+    /// replaced atomically, so a crash leaves the one or the other, and both open.
+    fn convert_legacy_passphrase(&self, kf: &KeyFile, key: &DbKey) -> Result<(), CoreError> {
+        let Some(pass) = self.env.passphrase.as_ref() else {
+            return Ok(());
+        };
+        let kdf = Kdf::new_argon2id()?;
+        let wrapped = crate::keywrap::wrap(&kdf, pass, &kf.db_id, key)?;
+        let mut updated = kf.clone();
+        updated.format = KEY_FILE_FORMAT;
+        updated.kdf = Some(kdf);
+        updated.wrapped_key = Some(wrapped);
+        updated.key_check = key_check_value(key);
+        updated.write(self.dir)
+    }
+
+    /// Wrap `key` (the open database's) under a new passphrase: a new salt, a new
+    /// Argon2id key, one atomic key-file write. `current`, when given, must unwrap the
+    /// key as the key file stands (the app asks for it; the CLI opened the database
+    /// with it already). Nothing else changes: the database is not rewritten.
+    pub fn change_passphrase(
+        &self,
+        key: &DbKey,
+        current: Option<&str>,
+        new: &str,
+    ) -> Result<(), CoreError> {
+        let kf = KeyFile::read(self.dir)?
+            .ok_or_else(|| CoreError::NotInitialized(self.dir.display().to_string()))?;
+        if kf.key_source != KeySource::Passphrase {
+            return Err(CoreError::BadInput(format!(
+                "this database is protected by {}, not by a passphrase: there is no passphrase to change",
+                kf.key_source.describe()
+            )));
+        }
+        if let Some(current) = current {
+            let right = match (&kf.kdf, &kf.wrapped_key) {
+                (Some(kdf), Some(wrapped)) => {
+                    crate::keywrap::unwrap(kdf, wrapped, current, &kf.db_id)?.as_ref() == Some(key)
+                }
+                (Some(kdf), None) => &kdf.legacy_key(current)? == key,
+                (None, _) => false,
+            };
+            if !right {
+                return Err(CoreError::WrongKey(
+                    "the current passphrase is wrong; nothing was changed".into(),
+                ));
+            }
+        }
+        check_new_passphrase(new)?;
+        let kdf = Kdf::new_argon2id()?;
+        let wrapped = crate::keywrap::wrap(&kdf, new, &kf.db_id, key)?;
+        let mut updated = kf;
+        updated.format = KEY_FILE_FORMAT;
+        updated.kdf = Some(kdf);
+        updated.wrapped_key = Some(wrapped);
+        updated.write(self.dir)
     }
 
     /// Re-encrypt under a new random key, crash-safe at every step (the store writes a

@@ -14,6 +14,7 @@ pub mod desktop;
 mod error;
 pub mod first_run;
 pub mod keys;
+mod keywrap;
 pub mod photos;
 mod records;
 pub mod rules;
@@ -656,6 +657,22 @@ impl Outpost {
         if let Some(k) = new_key {
             self.key = k;
         }
+        Ok(())
+    }
+
+    /// Change the passphrase of a passphrase-protected database: the database key is
+    /// wrapped under the new one (a new salt and Argon2id key) in one atomic key-file
+    /// write; the database itself is not rewritten. `current`, when given, must be the
+    /// passphrase in force (the app asks for it again; the CLI opened the database
+    /// with it).
+    pub fn change_passphrase(&mut self, current: Option<&str>, new: &str) -> Result<(), CoreError> {
+        keys::KeyManager {
+            dir: &self.data_dir,
+            creds: self.credentials.as_ref(),
+            env: &self.env,
+        }
+        .change_passphrase(&self.key, current, new)?;
+        self.env.passphrase = Some(zeroize::Zeroizing::new(new.to_owned()));
         Ok(())
     }
 

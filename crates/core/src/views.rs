@@ -680,6 +680,8 @@ pub struct SessionInfo {
     pub server_url: Option<String>,
     /// Where the database key comes from, in words (never the key).
     pub key_source: Option<String>,
+    /// The database is protected by a passphrase (the About screen offers to change it).
+    pub passphrase: bool,
     /// Why it could not be opened, when it could not.
     pub open_error: Option<AppError>,
     /// A system tray is there (closing the window keeps Outpost running in it).

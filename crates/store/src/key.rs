@@ -18,10 +18,6 @@ impl std::fmt::Debug for DbKey {
     }
 }
 
-/// Iterations of PBKDF2-HMAC-SHA256 for passphrases (OWASP's 2023 figure): slow enough
-/// to make guessing expensive, paid once per open.
-pub const PASSPHRASE_ITERATIONS: u32 = 600_000;
-
 impl DbKey {
     /// A new random key from the operating system's CSPRNG.
     pub fn generate() -> Result<DbKey, StoreError> {
@@ -52,7 +48,9 @@ impl DbKey {
         Zeroizing::new(hex::encode(self.0))
     }
 
-    /// Derive a key from a passphrase and a stored random salt.
+    /// Derive a key from a passphrase and a stored random salt with PBKDF2-HMAC-SHA256:
+    /// how key files of format 1 made the database key (`core` converts them to a
+    /// wrapped random key; new passphrases go through Argon2id there).
     pub fn from_passphrase(passphrase: &str, salt: &[u8], iterations: u32) -> DbKey {
         let mut bytes = [0u8; 32];
         let iterations = NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -68,6 +66,11 @@ impl DbKey {
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The raw key, in a buffer wiped on drop (for wrapping it under a passphrase).
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0)
     }
 
     /// The key as SQLCipher's raw-key literal (`x'…'`), for binding as a parameter

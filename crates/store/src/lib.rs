@@ -32,7 +32,7 @@ pub use db::{
     REKEY_COPY_SUFFIX,
 };
 pub use error::{OpenError, StoreError};
-pub use key::{random_bytes, DbKey, PASSPHRASE_ITERATIONS};
+pub use key::{random_bytes, DbKey};
 pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
 pub use lock::OPEN_LOCK_FILE;
 pub use orders::{OrderRow, SyncState};

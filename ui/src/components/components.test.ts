@@ -11,6 +11,7 @@ import SyncIndicator from './SyncIndicator.svelte';
 import OrderList from '../screens/OrderList.svelte';
 import FirstRun from '../screens/FirstRun.svelte';
 import OrderDetail from '../screens/OrderDetail.svelte';
+import PassphraseSettings from './PassphraseSettings.svelte';
 import { detail, engineStatus, fakePage, summary } from '../lib/fixtures';
 import type { OrderSummary } from '../generated/OrderSummary';
 import type { OrderQueryInput } from '../generated/OrderQueryInput';
@@ -114,7 +115,7 @@ describe('OrderList', () => {
 
 describe('FirstRun', () => {
   const session = {
-    data_dir: '/tmp/x', initialized: false, open: false, username: null, key_source: null,
+    data_dir: '/tmp/x', initialized: false, open: false, username: null, key_source: null, passphrase: false,
     open_error: null, tray: false, default_server_url: null, signed_in: false, role: null, server_url: null,
   };
   it('asks for a passphrase, with a warning, when there is no credential store', async () => {
@@ -173,5 +174,32 @@ describe('OrderDetail', () => {
     expect(screen.getByText('Saved on this device')).toBeTruthy();
     const call = invoke.mock.calls.find((c) => c[0] === 'edit_order')!;
     expect(call[1]).toMatchObject({ id: 'x', edit: { notes: ['Replaced the gasket'], status: null, parts: [] } });
+  });
+});
+
+describe('PassphraseSettings', () => {
+  async function fill(current: string, next: string, again: string) {
+    await fireEvent.input(screen.getByTestId('passphrase-current'), { target: { value: current } });
+    await fireEvent.input(screen.getByTestId('passphrase-new'), { target: { value: next } });
+    await fireEvent.input(screen.getByTestId('passphrase-again'), { target: { value: again } });
+    await fireEvent.click(screen.getByTestId('passphrase-change'));
+  }
+
+  it('asks for the new passphrase twice and sends nothing when they differ', async () => {
+    render(PassphraseSettings);
+    await fill('old passphrase', 'new passphrase one', 'new passphrase two');
+    expect(screen.getByTestId('passphrase-error').textContent).toContain('differ');
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
+  it('sends the current and the new passphrase and shows the refusal in words', async () => {
+    invoke.mockRejectedValueOnce({ code: 'wrong_key', message: 'the current passphrase is wrong; nothing was changed', field_errors: [] });
+    render(PassphraseSettings);
+    await fill('not it', 'a new passphrase', 'a new passphrase');
+    await vi.waitFor(() => expect(screen.getByTestId('passphrase-error').textContent).toContain('current passphrase is wrong'));
+    expect(invoke).toHaveBeenCalledWith('change_passphrase', { current: 'not it', replacement: 'a new passphrase' });
+    invoke.mockResolvedValueOnce(null);
+    await fill('old passphrase', 'a new passphrase', 'a new passphrase');
+    await vi.waitFor(() => expect(screen.getByTestId('passphrase-changed')).toBeTruthy());
   });
 });

@@ -27,6 +27,10 @@ role: UserRole | null, server_url: string | null,
  */
 key_source: string | null, 
 /**
+ * The database is protected by a passphrase (the About screen offers to change it).
+ */
+passphrase: boolean, 
+/**
  * Why it could not be opened, when it could not.
  */
 open_error: AppError | null, 

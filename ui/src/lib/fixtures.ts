@@ -77,6 +77,7 @@ export function session(over: Partial<SessionInfo> = {}): SessionInfo {
     role: 'technician',
     server_url: 'https://outpost.example.com',
     key_source: 'the OS credential store',
+    passphrase: false,
     open_error: null,
     tray: false,
     default_server_url: null,

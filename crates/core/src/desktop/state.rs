@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use crate::app::{EngineStatusView, SignInInput};
 use crate::views::{AppError, SessionInfo};
-use crate::{ClientOptions, CoreError, EngineConfig, EngineHandle, OpenOptions, Outpost};
+use crate::{
+    ClientOptions, CoreError, EngineConfig, EngineHandle, KeySource, OpenOptions, Outpost,
+};
 
 /// The engine's status channel, as the shell forwards it.
 pub type StatusReceiver = outpost_sync::StatusReceiver;
@@ -178,6 +180,7 @@ impl DesktopState {
             role: session.as_ref().map(|s| s.role.into()),
             server_url: session.map(|s| s.server_url),
             key_source: open.map(|o| o.key_info().key_source.describe().to_owned()),
+            passphrase: open.is_some_and(|o| o.key_info().key_source == KeySource::Passphrase),
             open_error: self.open_error.lock().ok().and_then(|e| e.clone()),
             tray: false,
             default_server_url: None,

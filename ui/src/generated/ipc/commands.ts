@@ -54,7 +54,8 @@ export type CommandName =
   | 'app_info'
   | 'set_update_channel'
   | 'check_for_update'
-  | 'install_update';
+  | 'install_update'
+  | 'change_passphrase';
 
 /**
  * How a command reaches the shell: `ui/src/lib/ipc.ts` passes its wrapper over
@@ -148,6 +149,13 @@ export function bindCommands(invoke: Invoke) {
      */
     installUpdate: () =>
       invoke<void>('install_update'),
+    /**
+     * Wraps the database key under the `replacement` passphrase after checking `current`;
+     * the database is not rewritten. Refused with `wrong_key` when `current` is wrong,
+     * `bad_input` when the replacement is too short or the database has no passphrase.
+     */
+    changePassphrase: (current: string, replacement: string) =>
+      invoke<void>('change_passphrase', { current, replacement }),
   };
 }
 
