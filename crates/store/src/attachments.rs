@@ -1,10 +1,23 @@
 //! Encrypted attachment files (photos, signatures).
 //!
-//! Each file is named by the SHA-256 of its plaintext and holds `nonce || ciphertext ||
-//! tag` under AES-256-GCM with the data key kept inside the database (so a re-key of
-//! the database never touches them). The hash is the associated data, so a file moved
-//! under another name fails to decrypt. Files are written to a temporary name, synced
-//! and renamed, so a crash never leaves a half-written attachment under a real name.
+//! An attachment is known everywhere by the SHA-256 of its plaintext (its name on the
+//! wire, `protocol/src/digest.rs`), but its file on disk is named by a *keyed* hash:
+//! HMAC-SHA256 of that SHA-256 under a naming key kept inside the encrypted database.
+//! A plain SHA-256 as a file name would let anyone holding the disk confirm that a
+//! known photo is there; the keyed name tells them nothing without the database key.
+//! Every content-addressed file the device keeps (cached documents too) follows the
+//! same rule: [`Store::private_file_name`].
+//!
+//! Each file holds `nonce || ciphertext || tag` under AES-256-GCM with the data key
+//! kept inside the database (so a re-key of the database never touches them). The
+//! SHA-256 is the associated data, so a file moved under another name fails to
+//! decrypt. Files are written to a temporary name, synced and renamed, so a crash
+//! never leaves a half-written attachment under a real name.
+//!
+//! Files of earlier versions, named by the plain SHA-256, are renamed at open
+//! ([`Store::rename_attachment_files`]): each rename is atomic, the pass is repeated
+//! until the database records that it finished, so a crash in the middle only leaves
+//! work for the next open.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,11 +43,107 @@ pub struct AttachmentMeta {
     pub media_type: String,
 }
 
-pub(crate) fn file_path(dir: &Path, hash: &str) -> PathBuf {
-    dir.join(&hash[..2]).join(hash)
+/// The `kv` entry that records that every file has its keyed name.
+const NAMES_DONE_KEY: &str = "attachment_names";
+const NAMES_DONE_VALUE: &str = "keyed-hmac-sha256-v1";
+
+/// Where a file named `name` lives under `dir`: a directory per first two characters.
+fn file_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(&name[..2]).join(name)
+}
+
+/// The keyed name of a content-addressed file whose SHA-256 is `hash`: HMAC-SHA256 of
+/// the hash under `name_key`, hex.
+fn private_name(name_key: &[u8], hash: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, name_key);
+    hex::encode(ring::hmac::sign(&key, hash.as_bytes()).as_ref())
+}
+
+/// Where the file of the attachment whose SHA-256 is `hash` lives under `dir`, named
+/// under `name_key` ([`Store::private_file_name`]'s rule), for code that holds the
+/// paths and the key but not the `Store` (inside a write transaction).
+pub(crate) fn keyed_file_path(dir: &Path, name_key: &[u8], hash: &str) -> PathBuf {
+    file_path(dir, &private_name(name_key, hash))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if cfg!(unix) {
+        std::fs::File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
 }
 
 impl Store {
+    /// The name on disk of a content-addressed file whose SHA-256 is `hash`:
+    /// HMAC-SHA256 of the hash under this data directory's naming key, hex. The rule
+    /// for every such file the device keeps (attachments, cached documents).
+    pub fn private_file_name(&self, hash: &str) -> String {
+        private_name(self.name_key.as_ref(), hash)
+    }
+
+    fn attachment_path(&self, hash: &str) -> PathBuf {
+        file_path(&self.paths.attachments, &self.private_file_name(hash))
+    }
+
+    /// Give files of earlier versions (named by the plain SHA-256) their keyed names.
+    /// Idempotent and crash-safe: each rename is atomic and synced, a file already
+    /// renamed is skipped, and the pass is recorded as done only after all of them.
+    pub(crate) fn rename_attachment_files(&mut self) -> Result<(), StoreError> {
+        let done: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM kv WHERE key = ?1",
+                [NAMES_DONE_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.as_deref() == Some(NAMES_DONE_VALUE) {
+            return Ok(());
+        }
+        let hashes: Vec<String> = {
+            let mut stmt = self.conn.prepare("SELECT hash FROM attachments")?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let dir = self.paths.attachments.clone();
+        for hash in hashes
+            .iter()
+            .filter(|h| outpost_protocol::validate::is_sha256_hex(h))
+        {
+            let old = file_path(&dir, hash);
+            if !old.is_file() {
+                continue;
+            }
+            let new = self.attachment_path(hash);
+            let parent = new
+                .parent()
+                .ok_or_else(|| StoreError::Decode("attachment path has no parent".into()))?;
+            std::fs::create_dir_all(parent)?;
+            if new.is_file() {
+                // Both exist only if the same content was written again under its new
+                // name: the old copy is redundant.
+                std::fs::remove_file(&old)?;
+            } else {
+                std::fs::rename(&old, &new)?;
+            }
+            sync_dir(parent)?;
+            if let Some(old_parent) = old.parent() {
+                sync_dir(old_parent)?;
+                // Remove the old two-letter directory once it is empty.
+                let _ = std::fs::remove_dir(old_parent);
+            }
+        }
+        self.conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [NAMES_DONE_KEY, NAMES_DONE_VALUE],
+        )?;
+        Ok(())
+    }
+
     fn cipher(&self) -> Result<LessSafeKey, StoreError> {
         let key = UnboundKey::new(&AES_256_GCM, self.attachment_key.as_ref())
             .map_err(|_| StoreError::Crypto)?;
@@ -57,7 +166,8 @@ impl Store {
             });
         }
         let hash = attachment_hash(bytes);
-        let path = file_path(&self.paths.attachments, &hash);
+        let name = self.private_file_name(&hash);
+        let path = file_path(&self.paths.attachments, &name);
         if !path.exists() {
             let nonce_bytes = random_bytes::<NONCE_LEN>()?;
             let mut sealed = bytes.to_vec();
@@ -72,7 +182,7 @@ impl Store {
                 .parent()
                 .ok_or_else(|| StoreError::Decode("attachment path has no parent".into()))?;
             std::fs::create_dir_all(parent)?;
-            let tmp = parent.join(format!(".{hash}.tmp"));
+            let tmp = parent.join(format!(".{name}.tmp"));
             let write = || -> std::io::Result<()> {
                 let mut f = std::fs::File::create(&tmp)?;
                 f.write_all(&nonce_bytes)?;
@@ -107,7 +217,7 @@ impl Store {
         if !outpost_protocol::validate::is_sha256_hex(hash) {
             return Err(StoreError::AttachmentNotFound(hash.to_owned()));
         }
-        let path = file_path(&self.paths.attachments, hash);
+        let path = self.attachment_path(hash);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -167,7 +277,7 @@ impl Store {
             rows
         };
         for hash in &doomed {
-            let path = file_path(&self.paths.attachments, hash);
+            let path = self.attachment_path(hash);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -115,6 +115,8 @@ pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) paths: StorePaths,
     pub(crate) attachment_key: Zeroizing<[u8; 32]>,
+    /// The key of attachment files' names (`attachments.rs`), kept in the database.
+    pub(crate) name_key: Zeroizing<[u8; 32]>,
     encrypted: bool,
     /// The key the database is under (none for the benchmark's plaintext store): a
     /// re-key that fails after closing the connection opens it again with this one.
@@ -471,39 +473,43 @@ impl Store {
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         std::fs::create_dir_all(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
-        let attachment_key = Self::load_or_make_attachment_key(&conn)?;
-        Ok(Store {
+        let attachment_key = Self::load_or_make_key(&conn, "attachment_key")?;
+        let name_key = Self::load_or_make_key(&conn, "attachment_name_key")?;
+        let mut store = Store {
             conn,
             paths,
             attachment_key,
+            name_key,
             encrypted,
             key,
             lock,
             list_cache: std::cell::RefCell::new(None),
-        })
+        };
+        store.rename_attachment_files()?;
+        Ok(store)
     }
 
-    fn load_or_make_attachment_key(conn: &Connection) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    /// A 256-bit key kept (hex) in the `kv` table under `name`, made on first use. The
+    /// database is encrypted, so these keys are as safe as the data itself.
+    fn load_or_make_key(conn: &Connection, name: &str) -> Result<Zeroizing<[u8; 32]>, StoreError> {
         let existing: Option<Zeroizing<String>> = conn
-            .query_row(
-                "SELECT value FROM kv WHERE key = 'attachment_key'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
+            .query_row("SELECT value FROM kv WHERE key = ?1", [name], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()?
             .map(Zeroizing::new);
         let mut key = Zeroizing::new([0u8; 32]);
         match existing {
             Some(hex_key) => {
                 hex::decode_to_slice(hex_key.as_bytes(), key.as_mut())
-                    .map_err(|_| StoreError::Corrupt("the attachment key is damaged".into()))?;
+                    .map_err(|_| StoreError::Corrupt(format!("the {name} is damaged")))?;
             }
             None => {
                 *key = random_bytes::<32>()?;
                 let hex_key = Zeroizing::new(hex::encode(key.as_ref()));
                 conn.execute(
-                    "INSERT INTO kv (key, value) VALUES ('attachment_key', ?1)",
-                    [hex_key.as_str()],
+                    "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                    [name, hex_key.as_str()],
                 )?;
             }
         }

@@ -1450,14 +1450,15 @@ async fn a_push_answer_that_never_matches_is_split_and_only_that_change_is_set_a
     .await;
 }
 
-/// Where the store keeps an attachment's file (`attachments/<2 hex>/<hash>`).
+/// Where the store keeps an attachment's file (`attachments/<2 hex>/<keyed name>`).
 fn attachment_file(dev: &Device, hash: &str) -> std::path::PathBuf {
+    let name = dev.store.private_file_name(hash);
     let path = dev
         .dir
         .path()
         .join("attachments")
-        .join(&hash[..2])
-        .join(hash);
+        .join(&name[..2])
+        .join(&name);
     assert!(path.exists(), "{}", path.display());
     path
 }

@@ -202,6 +202,8 @@ impl Store {
         results: &[MutationResult],
         now: DateTime<Utc>,
     ) -> Result<PushSummary, StoreError> {
+        // Attachment files are named by a keyed hash (`attachments.rs`).
+        let name_key = self.name_key.clone();
         self.write(|tx, paths| {
             let gen = current_gen(tx)?;
             let mut summary = PushSummary::default();
@@ -289,7 +291,7 @@ impl Store {
                     PushOutcome::MissingAttachments { hashes }
                         if hashes
                             .iter()
-                            .any(|h| !crate::attachments::file_path(&paths.attachments, h).exists()) =>
+                            .any(|h| !crate::attachments::keyed_file_path(&paths.attachments, name_key.as_ref(), h).exists()) =>
                     {
                         // Files this device never had (a dispatcher's decision that
                         // completes an order with a technician's evidence): uploading
