@@ -42,6 +42,14 @@ start=$(date +%s)
 echo "built in $(( $(date +%s) - start )) s"
 BIN=$TARGET_DIR/release/outpost-desktop
 
+# Test hooks exist only in test builds: the release binaries just built hold none
+# (crates/cli/tests/release_build.rs reads them; ignored in the workspace's run, which
+# has no release build). The same package selection as scripts/test.sh, so that cargo
+# resolves the same features and reuses that run's debug build: only this one test
+# target is compiled.
+step "no test hook in the release binaries"
+"$CARGO" test --workspace --exclude outpost-desktop --test release_build -- --ignored
+
 # --- tests -------------------------------------------------------------------------
 # (The generated TypeScript's staleness test runs with the workspace's tests:
 # `cargo test -p outpost-core bindings`.)

@@ -25,7 +25,10 @@ use crate::shell::Shell;
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    // First, while this is the only thread: WebKit reads it when the window is made.
+    // First, while this is the only thread: the key variables leave the environment
+    // (the web view's helper processes would inherit them), and the rendering choice
+    // goes in (WebKit reads it when the window is made).
+    let key_env = outpost_core::KeyEnv::take_from_process_env();
     let rendering = outpost_core::desktop::rendering::apply();
     let log_file = logging::init();
     tracing::info!(
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
         log_file = %log_file.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         "outpost-desktop starting"
     );
-    let shell = Shell::start(data_dir, log_file, lock, started);
+    let shell = Shell::start(data_dir, key_env, log_file, lock, started);
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())

@@ -15,7 +15,7 @@ use outpost_core::desktop::state::DesktopState;
 use outpost_core::first_run::DEMO_ORDERS;
 use outpost_core::updates::{AppInfoView, UpdateChannel};
 use outpost_core::views::{AppError, SessionInfo};
-use outpost_core::{ClientOptions, CoreError, EngineConfig, OpenOptions, Outpost};
+use outpost_core::{ClientOptions, CoreError, EngineConfig, KeyEnv, OpenOptions, Outpost};
 use tauri::AppHandle;
 
 /// The data directory: `OUTPOST_DATA_DIR`, else the platform's (the CLI's rule too).
@@ -36,9 +36,12 @@ pub struct Shell {
 
 impl Shell {
     /// Open the data directory if it holds a database; remember why not if it fails
-    /// (a passphrase to ask for, a wrong key), so the first screen can say so.
+    /// (a passphrase to ask for, a wrong key), so the first screen can say so. Every
+    /// open and first run uses `key_env`, what `main` took from the process environment
+    /// at start ([`KeyEnv::take_from_process_env`]).
     pub fn start(
         data_dir: PathBuf,
+        key_env: KeyEnv,
         log_file: Option<PathBuf>,
         lock: InstanceLock,
         started: Instant,
@@ -46,7 +49,7 @@ impl Shell {
         Shell {
             state: DesktopState::start(
                 data_dir,
-                |dir: &std::path::Path| OpenOptions::new(dir),
+                move |dir: &std::path::Path| OpenOptions::new(dir, key_env.clone()),
                 ClientOptions::default(),
                 engine_config(),
             ),

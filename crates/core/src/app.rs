@@ -659,7 +659,7 @@ mod tests {
     #[test]
     fn a_form_error_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = OpenOptions::new(dir.path().join("data"));
+        let opts = OpenOptions::new(dir.path().join("data"), crate::KeyEnv::default());
         let e = Outpost::init_for_sign_in(opts, &input("", "tech1", "pw", None)).unwrap_err();
         assert_eq!(e.code(), "invalid");
         assert!(!dir.path().join("data").exists());

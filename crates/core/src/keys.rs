@@ -18,9 +18,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::ops::ControlFlow;
-
-use outpost_store::{key_check_value, DbKey, OpenError, RekeyStage, Store};
+use outpost_store::{key_check_value, DbKey, OpenError, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -111,8 +109,11 @@ impl KeyFile {
     }
 }
 
-/// Key material from the process environment (read once by the embedder).
-#[derive(Default)]
+/// Key material from the process environment, taken once by the embedder's `main`
+/// ([`KeyEnv::take_from_process_env`]) and handed to every open in [`OpenOptions`].
+///
+/// [`OpenOptions`]: crate::OpenOptions
+#[derive(Default, Clone)]
 pub struct KeyEnv {
     /// `OUTPOST_DB_KEY`: 64 hex digits.
     pub db_key: Option<Zeroizing<String>>,
@@ -130,16 +131,22 @@ impl std::fmt::Debug for KeyEnv {
 }
 
 impl KeyEnv {
-    pub fn from_process_env() -> KeyEnv {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(Zeroizing::new)
+    /// Read `OUTPOST_DB_KEY` and `OUTPOST_DB_PASSPHRASE` and remove them from the
+    /// process environment, so that nothing later (a library, a child process such as
+    /// the web view's helpers, a crash report) finds them there. Call it first thing in
+    /// `main`, while the process has one thread: removing a variable races with any
+    /// other thread that reads the environment. An empty variable counts as unset and
+    /// is removed too. (The bytes the kernel placed at start, `/proc/<pid>/environ` on
+    /// Linux, stay as they were: rewriting them would take `unsafe` code.)
+    pub fn take_from_process_env() -> KeyEnv {
+        let take = |name: &str| {
+            let value = std::env::var(name).ok().map(Zeroizing::new);
+            std::env::remove_var(name);
+            value.filter(|v| !v.is_empty())
         };
         KeyEnv {
-            db_key: var("OUTPOST_DB_KEY"),
-            passphrase: var("OUTPOST_DB_PASSPHRASE"),
+            db_key: take("OUTPOST_DB_KEY"),
+            passphrase: take("OUTPOST_DB_PASSPHRASE"),
         }
     }
 
@@ -186,7 +193,9 @@ impl RekeyStep {
         RekeyStep::KeyFileUpdated,
     ];
 
-    /// The value of `OUTPOST_FAILPOINT` that kills the process after this step.
+    /// The value of `OUTPOST_FAILPOINT` that kills the process after this step (test
+    /// builds only).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn failpoint_name(self) -> &'static str {
         match self {
             RekeyStep::Staged => "rekey:staged",
@@ -199,7 +208,9 @@ impl RekeyStep {
         }
     }
 
-    fn of_stage(stage: RekeyStage) -> RekeyStep {
+    #[cfg(any(test, feature = "test-support"))]
+    fn of_stage(stage: outpost_store::RekeyStage) -> RekeyStep {
+        use outpost_store::RekeyStage;
         match stage {
             RekeyStage::Exported => RekeyStep::Exported,
             RekeyStage::Verified => RekeyStep::Verified,
@@ -544,9 +555,9 @@ impl KeyManager<'_> {
     }
 
     /// Re-encrypt under a new random key, crash-safe at every step (the store writes a
-    /// re-encrypted copy and swaps it in: `Store::rekey_with`). `stop_after` lets a
-    /// test end the procedure after a step as a crash would (the `OUTPOST_FAILPOINT`
-    /// variable does the same for a whole process, by aborting it).
+    /// re-encrypted copy and swaps it in: `Store::rekey`). In test builds `stop_after`
+    /// ends the procedure after a step as a crash would, and `OUTPOST_FAILPOINT` does
+    /// the same for a whole process ([`stops_after`]); a product build always goes on.
     pub fn rekey(
         &self,
         store: &mut Store,
@@ -565,13 +576,7 @@ impl KeyManager<'_> {
                 kf.key_source.describe()
             )));
         }
-        let reached = |step: RekeyStep| -> bool {
-            if std::env::var("OUTPOST_FAILPOINT").ok().as_deref() == Some(step.failpoint_name()) {
-                // A crash, as a power cut or a kill would cause it.
-                std::process::abort();
-            }
-            stop_after == Some(step)
-        };
+        let reached = |step: RekeyStep| stops_after(step, stop_after);
         let new_key = DbKey::generate()?;
         let new_kcv = key_check_value(&new_key);
         self.put_key(&staged_key_entry(&kf.db_id), &new_key)?;
@@ -580,17 +585,7 @@ impl KeyManager<'_> {
         if reached(RekeyStep::Staged) {
             return Ok(None);
         }
-        let mut stopped = None;
-        store.rekey_with(&new_key, &mut |stage| {
-            let step = RekeyStep::of_stage(stage);
-            if reached(step) {
-                stopped = Some(step);
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        match stopped {
+        match rekey_store(store, &new_key, stop_after)? {
             Some(RekeyStep::Swapped) => return Ok(Some(new_key)),
             Some(_) => return Ok(None),
             None => {}
@@ -615,4 +610,53 @@ impl KeyManager<'_> {
             })?;
         Ok(Some(new_key))
     }
+}
+
+/// Whether a re-key ends after `step`, as a crash there would: when the test asked for
+/// it (`stop_after`), or when `OUTPOST_FAILPOINT` names the step, by aborting the
+/// process as a power cut or a kill would. Test builds only.
+#[cfg(any(test, feature = "test-support"))]
+fn stops_after(step: RekeyStep, stop_after: Option<RekeyStep>) -> bool {
+    if std::env::var("OUTPOST_FAILPOINT").ok().as_deref() == Some(step.failpoint_name()) {
+        std::process::abort();
+    }
+    stop_after == Some(step)
+}
+
+/// A product build has no way to stop a re-key half-way.
+#[cfg(not(any(test, feature = "test-support")))]
+fn stops_after(_step: RekeyStep, _stop_after: Option<RekeyStep>) -> bool {
+    false
+}
+
+/// The store's part of a re-key (export, verify, swap); in test builds it may end
+/// after one of those steps ([`stops_after`]), which is returned.
+#[cfg(any(test, feature = "test-support"))]
+fn rekey_store(
+    store: &mut Store,
+    new_key: &DbKey,
+    stop_after: Option<RekeyStep>,
+) -> Result<Option<RekeyStep>, CoreError> {
+    use std::ops::ControlFlow;
+    let mut stopped = None;
+    store.rekey_with(new_key, &mut |stage| {
+        let step = RekeyStep::of_stage(stage);
+        if stops_after(step, stop_after) {
+            stopped = Some(step);
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    Ok(stopped)
+}
+
+#[cfg(not(any(test, feature = "test-support")))]
+fn rekey_store(
+    store: &mut Store,
+    new_key: &DbKey,
+    _stop_after: Option<RekeyStep>,
+) -> Result<Option<RekeyStep>, CoreError> {
+    store.rekey(new_key)?;
+    Ok(None)
 }

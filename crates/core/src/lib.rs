@@ -64,13 +64,14 @@ pub struct OpenOptions {
 }
 
 impl OpenOptions {
-    /// The production set-up: the OS credential store, the process environment and
-    /// the system clock.
-    pub fn new(data_dir: impl Into<PathBuf>) -> OpenOptions {
+    /// The production set-up: the OS credential store, the key material `main` took
+    /// from the process environment ([`KeyEnv::take_from_process_env`]) and the system
+    /// clock.
+    pub fn new(data_dir: impl Into<PathBuf>, env: KeyEnv) -> OpenOptions {
         OpenOptions {
             data_dir: data_dir.into(),
             credentials: Arc::new(OsCredentialStore),
-            env: KeyEnv::from_process_env(),
+            env,
             clock: Arc::new(SystemClock),
         }
     }
@@ -642,12 +643,17 @@ impl Outpost {
 
     /// Re-encrypt the database under a new random key kept in the credential store.
     pub fn rekey(&mut self) -> Result<(), CoreError> {
-        self.rekey_stopping_after(None)
+        self.rekey_ending_after(None)
     }
 
-    /// [`Outpost::rekey`], ending after `step` as a crash there would: for tests.
-    #[doc(hidden)]
+    /// [`Outpost::rekey`], ending after `step` as a crash there would. Test builds
+    /// only.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn rekey_stopping_after(&mut self, step: Option<RekeyStep>) -> Result<(), CoreError> {
+        self.rekey_ending_after(step)
+    }
+
+    fn rekey_ending_after(&mut self, step: Option<RekeyStep>) -> Result<(), CoreError> {
         let new_key = keys::KeyManager {
             dir: &self.data_dir,
             creds: self.credentials.as_ref(),

@@ -13,8 +13,11 @@ fn the_key_variables_are_read_once_and_then_gone_from_the_environment() {
     std::env::set_var("OUTPOST_DB_KEY", &key);
     std::env::set_var("OUTPOST_DB_PASSPHRASE", "correct horse battery");
 
-    let env = KeyEnv::from_process_env();
-    assert_eq!(env.db_key.as_deref().map(String::as_str), Some(key.as_str()));
+    let env = KeyEnv::take_from_process_env();
+    assert_eq!(
+        env.db_key.as_deref().map(String::as_str),
+        Some(key.as_str())
+    );
     assert_eq!(
         env.passphrase.as_deref().map(String::as_str),
         Some("correct horse battery")
@@ -28,9 +31,7 @@ fn the_key_variables_are_read_once_and_then_gone_from_the_environment() {
     }
     #[cfg(unix)]
     {
-        let child = std::process::Command::new("env")
-            .output()
-            .expect("run env");
+        let child = std::process::Command::new("env").output().expect("run env");
         let seen = String::from_utf8_lossy(&child.stdout);
         assert!(
             !seen.contains("OUTPOST_DB_"),
@@ -40,10 +41,14 @@ fn the_key_variables_are_read_once_and_then_gone_from_the_environment() {
 
     // Read once: a second reading finds nothing, and an empty variable counts as unset
     // but is removed as well.
-    let again = KeyEnv::from_process_env();
+    let again = KeyEnv::take_from_process_env();
     assert!(again.db_key.is_none() && again.passphrase.is_none());
     std::env::set_var("OUTPOST_DB_KEY", "");
-    let empty = KeyEnv::from_process_env();
+    let empty = KeyEnv::take_from_process_env();
     assert!(empty.db_key.is_none());
-    assert_eq!(std::env::var_os("OUTPOST_DB_KEY"), None, "the empty variable too");
+    assert_eq!(
+        std::env::var_os("OUTPOST_DB_KEY"),
+        None,
+        "the empty variable too"
+    );
 }

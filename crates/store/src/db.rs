@@ -80,9 +80,10 @@ const NEW_DATABASE_LAYOUT: CipherLayout = CipherLayout::HmacSha256;
 /// (`outpost.db.rekey`): removed at open (a re-key that never swapped it in left it).
 pub const REKEY_COPY_SUFFIX: &str = ".rekey";
 
-/// Stages of [`Store::rekey_with`], reported as each is reached. Stopping after any of
-/// them (as a crash would) leaves a database that opens with the old key (before
-/// `Swapped`) or the new one (from `Swapped` on).
+/// Stages of a re-key ([`Store::rekey`]), reported as each is reached (to tests:
+/// `Store::rekey_with`). Stopping after any of them (as a crash would) leaves a
+/// database that opens with the old key (before `Swapped`) or the new one (from
+/// `Swapped` on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RekeyStage {
     /// A re-encrypted copy is written beside the database; the database is untouched.
@@ -337,8 +338,9 @@ impl Store {
     }
 
     /// A store on plain SQLite with the same code path, for the benchmark that measures
-    /// what encryption costs. The application never calls this.
-    #[doc(hidden)]
+    /// what encryption costs and the test that a plaintext database is refused. Test
+    /// builds only.
+    #[cfg(feature = "test-support")]
     pub fn create_plaintext_for_benchmark(dir: &Path) -> Result<Store, OpenError> {
         Self::create_inner(dir, None)
     }
@@ -600,11 +602,6 @@ impl Store {
         })
     }
 
-    /// Re-encrypt the whole database under `new_key`: [`Store::rekey_with`] to the end.
-    pub fn rekey(&mut self, new_key: &DbKey) -> Result<(), StoreError> {
-        self.rekey_with(new_key, &mut |_| ControlFlow::Continue(()))
-    }
-
     /// Re-encrypt the whole database under `new_key` without ever rewriting the file in
     /// place. The caller stages the new key before calling this and promotes it after:
     /// at every point the database on disk opens with the old key or the new one.
@@ -622,11 +619,25 @@ impl Store {
     /// 6. The copy is renamed over the database, the directory synced, stale `-wal`
     ///    and `-shm` files removed; the store opens the new file with the new key.
     ///
-    /// `on_stage` is told of each [`RekeyStage`]; `Break` ends the procedure there and
-    /// leaves the files as they are, as a crash would (tests; the store is unusable if
-    /// it stopped after `Swapped`). A failure before the swap removes the copy and
-    /// keeps the store open on the old key.
+    /// A failure before the swap removes the copy and keeps the store open on the old
+    /// key. (Tests can stop after each [`RekeyStage`]: `Store::rekey_with`.)
+    pub fn rekey(&mut self, new_key: &DbKey) -> Result<(), StoreError> {
+        self.rekey_in_stages(new_key, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Store::rekey`], telling `on_stage` of each [`RekeyStage`]: `Break` ends the
+    /// procedure there and leaves the files as they are, as a crash would (the store
+    /// is unusable if it stopped after `Swapped`). Test builds only.
+    #[cfg(feature = "test-support")]
     pub fn rekey_with(
+        &mut self,
+        new_key: &DbKey,
+        on_stage: &mut dyn FnMut(RekeyStage) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.rekey_in_stages(new_key, on_stage)
+    }
+
+    fn rekey_in_stages(
         &mut self,
         new_key: &DbKey,
         on_stage: &mut dyn FnMut(RekeyStage) -> ControlFlow<()>,

@@ -5,9 +5,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use outpost_core::{CoreError, OpenOptions, Outpost};
+use outpost_core::{CoreError, Outpost};
 use zeroize::Zeroizing;
 
+use super::options;
 use crate::print::{outln, print_json};
 
 pub(crate) fn run(
@@ -26,7 +27,7 @@ pub(crate) fn run(
     } else {
         None
     };
-    let mut app = Outpost::init(OpenOptions::new(dir), pass.as_ref().map(|p| p.as_str()))?;
+    let mut app = Outpost::init(options(dir), pass.as_ref().map(|p| p.as_str()))?;
     if let Some(u) = user {
         app.set_username(&u)?;
     }

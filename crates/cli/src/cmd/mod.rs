@@ -5,8 +5,9 @@
 //! and exit code in `main`: a command returns a `CoreError` and prints no error itself.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
-use outpost_core::{CoreError, OpenOptions, Outpost};
+use outpost_core::{CoreError, KeyEnv, OpenOptions, Outpost};
 
 pub(crate) mod conflicts;
 pub(crate) mod db;
@@ -18,8 +19,23 @@ pub(crate) mod orders;
 pub(crate) mod outbox;
 pub(crate) mod sync;
 
+/// The key material `main` took from the process environment before anything else ran
+/// (the CLI runs one command per process).
+static KEY_ENV: OnceLock<KeyEnv> = OnceLock::new();
+
+/// Keeps what `main` took with [`KeyEnv::take_from_process_env`] for the command.
+pub(crate) fn keep_key_env(env: KeyEnv) {
+    // Only `main` calls this, once.
+    let _ = KEY_ENV.set(env);
+}
+
+/// How every command opens or makes the data directory in `dir`.
+fn options(dir: &Path) -> OpenOptions {
+    OpenOptions::new(dir, KEY_ENV.get().cloned().unwrap_or_default())
+}
+
 /// Opens the existing database in `dir`, the first step of every command but `init`
 /// and `login`.
 fn open(dir: &Path) -> Result<Outpost, CoreError> {
-    Outpost::open(OpenOptions::new(dir))
+    Outpost::open(options(dir))
 }

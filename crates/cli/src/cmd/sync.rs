@@ -9,12 +9,11 @@ use std::io::Read;
 use std::path::Path;
 
 use outpost_core::{
-    connectivity_name, ClientOptions, CoreError, EngineConfig, OpenOptions, Outpost, PassOptions,
-    Progress,
+    connectivity_name, ClientOptions, CoreError, EngineConfig, Outpost, PassOptions, Progress,
 };
 use zeroize::Zeroizing;
 
-use super::open;
+use super::{open, options};
 use crate::print::{outln, print_json};
 
 pub(crate) fn login(dir: &Path, server: &str, username: &str, json: bool) -> Result<(), CoreError> {
@@ -26,7 +25,7 @@ pub(crate) fn login(dir: &Path, server: &str, username: &str, json: bool) -> Res
     let mut app = if Outpost::is_initialized(dir) {
         open(dir)?
     } else {
-        Outpost::init(OpenOptions::new(dir), None)?
+        Outpost::init(options(dir), None)?
     };
     let info =
         runtime()?.block_on(app.login(server, username, &password, &ClientOptions::default()))?;
