@@ -63,6 +63,7 @@ pub const PROTOCOL_NO_IO: &str = "protocol does no I/O";
 pub const CLOCK: &str = "no wall-clock reads outside clock modules";
 pub const NO_UNSAFE: &str = "no unsafe code in the workspace";
 pub const RUST_VERSION: &str = "every member's rust-version covers its dependencies";
+pub const TEST_HOOKS: &str = "only dev-dependencies turn on test hooks";
 
 /// Files where `unsafe` is allowed: none. (The store's own SQLCipher crypto provider,
 /// C callbacks behind `unsafe`, was the one exception until it was removed for
@@ -130,6 +131,9 @@ pub struct Graph {
     pub rust_version: BTreeMap<String, Option<String>>,
     /// The highest `rust-version` a resolved dependency declares, and which one.
     pub deps_rust_version: Option<(String, String)>,
+    /// Workspace package name -> how its product build would turn on a `test-support`
+    /// feature ([`test_hook_switches`]); empty when none does.
+    pub test_hooks: BTreeMap<String, Vec<String>>,
 }
 
 /// This machine's target triple (`rustc -vV`): the graph is the one built here.
@@ -248,6 +252,7 @@ pub fn graph_from_metadata(meta: &serde_json::Value, root: &Path) -> Result<Grap
             name.to_owned(),
             p["rust_version"].as_str().map(str::to_owned),
         );
+        g.test_hooks.insert(name.to_owned(), test_hook_switches(p));
         let direct = edges.get(id).cloned().unwrap_or_default();
         g.direct
             .insert(name.to_owned(), name_all(&mut direct.iter()));
@@ -262,6 +267,41 @@ pub fn graph_from_metadata(meta: &serde_json::Value, root: &Path) -> Result<Grap
             .insert(name.to_owned(), name_all(&mut runtime.iter()));
     }
     Ok(g)
+}
+
+/// How a package (its `cargo metadata` entry) would turn on test hooks in a product
+/// build: a dependency other than a dev-dependency that asks for a `test-support`
+/// feature, or a feature of its own other than `test-support` that turns one on.
+pub fn test_hook_switches(package: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in package["dependencies"].as_array().into_iter().flatten() {
+        let asks = d["features"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == TEST_SUPPORT));
+        if asks && d["kind"] != "dev" {
+            out.push(format!(
+                "its {} dependency on {} turns on {TEST_SUPPORT}",
+                d["kind"].as_str().unwrap_or("normal"),
+                d["name"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    for (feature, turns_on) in package["features"].as_object().into_iter().flatten() {
+        if feature == TEST_SUPPORT {
+            continue;
+        }
+        for t in turns_on
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str())
+        {
+            if t == TEST_SUPPORT || t.ends_with(&format!("/{TEST_SUPPORT}")) {
+                out.push(format!("its feature {feature} turns on {t}"));
+            }
+        }
+    }
+    out
 }
 
 /// The id as the key `names` holds (so the edges borrow from one place).
@@ -317,6 +357,15 @@ pub fn check_graph(g: &Graph) -> Vec<Violation> {
                 format!("says rust-version {v}, but {by} needs {needed}; raise the workspace's"),
             ),
             _ => {}
+        }
+    }
+    for (name, switches) in &g.test_hooks {
+        for how in switches {
+            flag(
+                TEST_HOOKS,
+                name,
+                format!("{how}; ask for it in [dev-dependencies] only, so that no product build holds test hooks"),
+            );
         }
     }
     for (name, dir) in &g.members {
@@ -431,6 +480,8 @@ pub fn rust_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// The cargo feature that turns on a crate's test hooks (never in a product build).
+pub const TEST_SUPPORT: &str = "test-support";
+/// The same as a `cfg` predicate, spaces removed.
 pub const TEST_FEATURE: &str = "feature=\"test-support\"";
 
 /// Test-only code by its `cfg`: `test`, the test-support feature, either of them, or a
@@ -1016,6 +1067,37 @@ mod tests {
             broken,
             BTreeSet::from([PROTOCOL_NO_IO, ONLY_STORE_SQL, NO_TAURI, SIDES_APART])
         );
+    }
+
+    #[test]
+    fn test_hooks_are_turned_on_by_dev_dependencies_only() {
+        let package = |deps: serde_json::Value, features: serde_json::Value| serde_json::json!({"name": "outpost-cli", "dependencies": deps, "features": features});
+        let fine = package(
+            serde_json::json!([
+                {"name": "outpost-core", "kind": null, "features": []},
+                {"name": "outpost-core", "kind": "dev", "features": ["test-support"]},
+            ]),
+            serde_json::json!({"test-support": ["outpost-core/test-support"]}),
+        );
+        assert_eq!(test_hook_switches(&fine), Vec::<String>::new());
+        let leaky = package(
+            serde_json::json!([
+                {"name": "outpost-core", "kind": null, "features": ["test-support"]},
+                {"name": "outpost-store", "kind": "build", "features": ["test-support"]},
+            ]),
+            serde_json::json!({"default": ["outpost-core?/test-support"], "local": ["test-support"]}),
+        );
+        assert_eq!(
+            test_hook_switches(&leaky).len(),
+            4,
+            "{:?}",
+            test_hook_switches(&leaky)
+        );
+        let mut g = graph(&[("outpost-cli", "crates/cli", &[], &[])]);
+        g.test_hooks
+            .insert("outpost-cli".into(), test_hook_switches(&leaky));
+        let broken: Vec<&str> = check_graph(&g).iter().map(|v| v.rule).collect();
+        assert_eq!(broken, vec![TEST_HOOKS; 4]);
     }
 
     #[test]
