@@ -76,6 +76,23 @@ impl CipherLayout {
 /// The layout new databases are created with.
 const NEW_DATABASE_LAYOUT: CipherLayout = CipherLayout::HmacSha256;
 
+/// Open a connection to `path`, SQLite and SQLCipher fully set up first.
+///
+/// `sqlite3_initialize` marks SQLite initialised, and lets the threads waiting for it
+/// go, before it runs SQLCipher's own set-up (`SQLITE_EXTRA_INIT`: its private heap,
+/// the OpenSSL provider, random masks); a connection keyed in that window fails with
+/// "An error occurred with PRAGMA key or rekey". rusqlite does not serialise first
+/// opens, so the process's first one runs alone here, on an in-memory connection whose
+/// opening returns only once that set-up has ended, while other threads wait for it.
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    static SET_UP: std::sync::Once = std::sync::Once::new();
+    SET_UP.call_once(|| {
+        // If this fails, the open below fails the same way and reports it.
+        let _ = Connection::open_in_memory();
+    });
+    Ok(Connection::open_with_flags(path, flags)?)
+}
+
 /// The suffix of the re-encrypted copy a re-key writes beside the database
 /// (`outpost.db.rekey`): removed at open (a re-key that never swapped it in left it).
 pub const REKEY_COPY_SUFFIX: &str = ".rekey";
@@ -360,7 +377,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&paths.db, flags).map_err(StoreError::from)?;
+        let conn = open_connection(&paths.db, flags)?;
         if let Some(key) = key {
             Self::apply_key(&conn, key, NEW_DATABASE_LAYOUT)?;
         }
@@ -421,7 +438,7 @@ impl Store {
     /// Open `db` with `key` in `layout` and prove both with one read; nothing is written.
     fn open_keyed(db: &Path, key: &DbKey, layout: CipherLayout) -> Result<Connection, OpenError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(db, flags).map_err(StoreError::from)?;
+        let conn = open_connection(db, flags)?;
         Self::apply_key(&conn, key, layout)?;
         Self::quiet_cipher_log(&conn);
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
@@ -876,7 +893,7 @@ impl Store {
     ) -> Result<Connection, OpenError> {
         let paths = StorePaths::in_dir(dir);
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let mut conn = Connection::open(&paths.db).map_err(StoreError::from)?;
+        let mut conn = open_connection(&paths.db, OpenFlags::default())?;
         Self::apply_key(&conn, key, NEW_DATABASE_LAYOUT)?;
         migrations()
             .to_version(&mut conn, version)
