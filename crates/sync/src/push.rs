@@ -35,7 +35,7 @@ use crate::lanes::in_lanes;
 use crate::machine::backoff_ms;
 use crate::pass::{report_unsent, PassOptions, PassReport, Progress};
 use crate::transport::Transport;
-use crate::upload::{too_large, upload, Unsendable, UploadSizes};
+use crate::upload::{rejection, too_large, upload, Unsendable, UploadSizes};
 
 /// How many times a mutation is refused on its own, by a refusal of the whole request,
 /// before the device sets it aside for a person.
@@ -109,13 +109,7 @@ fn set_aside_reason(e: &SyncError) -> Rejection {
             format!("the server's answer to this change never matched it ({other}): retry later, or discard it"),
         ),
     };
-    Rejection {
-        code,
-        message,
-        field_errors: Vec::new(),
-        failed_sync_id: None,
-        resolution: None,
-    }
+    rejection(code, message)
 }
 
 /// Which files each completion of `rows` names (those not known to be uploaded).

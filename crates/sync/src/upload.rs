@@ -42,7 +42,8 @@ pub(crate) struct Unsendable {
     pub why: Rejection,
 }
 
-fn rejection(code: ErrorCode, message: String) -> Rejection {
+/// A refusal the device makes itself (no failed-sync record on the server yet).
+pub(crate) fn rejection(code: ErrorCode, message: String) -> Rejection {
     Rejection {
         code,
         message,
