@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod http_faults;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
