@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod cli;
+pub mod oracle;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
