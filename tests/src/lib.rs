@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod cli;
 pub mod http_faults;
+pub mod oracle;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
