@@ -117,6 +117,20 @@ impl IntoResponse for Error {
                 e.body.retry_after_secs = Some(1);
                 e.into_response()
             }
+            Error::DiskFull(detail) => {
+                tracing::error!(
+                    %detail,
+                    "the database's disk is full: free space on its volume; every write fails until then"
+                );
+                let mut e = ApiError::new(
+                    503,
+                    ErrorCode::Unavailable,
+                    "the server's disk is full: your work stays on this device and is sent once \
+                     the administrator frees space",
+                );
+                e.body.retry_after_secs = Some(30);
+                e.into_response()
+            }
         }
     }
 }
