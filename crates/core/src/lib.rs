@@ -517,13 +517,41 @@ impl Outpost {
         let m = self.mutation(current.id, MutationKind::Complete, current.version, ops);
         // Dry run first, so refused input leaves no attachment files behind.
         apply_mutation(Some(&current), &m)?;
-        self.store
-            .put_attachment(&c.signature_png.bytes, "image/png", now)?;
-        for (_, p) in &photos {
-            self.store.put_attachment(&p.bytes, p.media_type, now)?;
-        }
-        self.store.record(m, now)?;
+        let files: Vec<(&[u8], &str)> = std::iter::once((&c.signature_png.bytes[..], "image/png"))
+            .chain(photos.iter().map(|(_, p)| (&p.bytes[..], p.media_type)))
+            .collect();
+        self.record_with_evidence(&files, m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Encrypt `files` (bytes, media type) to disk, then record `m`. When either fails
+    /// (the disk filled part-way), what this left on disk that nothing names is removed
+    /// again: the person is told nothing was saved, and nothing was.
+    fn record_with_evidence(
+        &mut self,
+        files: &[(&[u8], &str)],
+        m: Mutation,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let hashes: Vec<String> = files
+            .iter()
+            .map(|(bytes, _)| outpost_protocol::attachment_hash(bytes))
+            .collect();
+        let result = files
+            .iter()
+            .try_for_each(|(bytes, media_type)| {
+                self.store
+                    .put_attachment(bytes, media_type, now)
+                    .map(|_| ())
+            })
+            .and_then(|()| self.store.record(m, now).map(|_| ()));
+        if let Err(e) = result {
+            if let Err(cleanup) = self.store.forget_unnamed_attachments(&hashes) {
+                tracing::warn!(error = %cleanup, "files of a failed action could not be removed");
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Attach photos to an order outside a completion (downscaled on import). They
@@ -558,10 +586,11 @@ impl Outpost {
             .collect();
         let m = self.mutation(current.id, MutationKind::Update, current.version, ops);
         apply_mutation(Some(&current), &m)?;
-        for (_, p) in &prepared {
-            self.store.put_attachment(&p.bytes, p.media_type, now)?;
-        }
-        self.store.record(m, now)?;
+        let files: Vec<(&[u8], &str)> = prepared
+            .iter()
+            .map(|(_, p)| (&p.bytes[..], p.media_type))
+            .collect();
+        self.record_with_evidence(&files, m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
     }
 
