@@ -12,6 +12,7 @@ pub mod cli;
 pub mod http_faults;
 pub mod oracle;
 pub mod proxy;
+pub mod results;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

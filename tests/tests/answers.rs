@@ -47,17 +47,43 @@ fn save_note(tech: &mut Device, what: &str) -> (String, String) {
 }
 
 /// The server's final state, read by a dispatcher straight from the server: each
-/// note arrived exactly once.
-async fn assert_on_server_once(server: &Server, notes: &[(String, String)]) {
+/// note arrived exactly once. The counts go to `<target>/reliability/answers.json`
+/// (one row per test, with `detail`) before they are checked.
+async fn assert_on_server_once(
+    server: &Server,
+    notes: &[(String, String)],
+    test: &str,
+    detail: String,
+) {
     let mut dispatcher = Device::new();
     dispatcher.login(&server.url, "dispatcher").await;
     dispatcher.sync().await.unwrap();
-    for (order, text) in notes {
-        assert_eq!(
-            notes_with(&dispatcher, order, text),
-            1,
-            "{text:?} is on the server exactly once"
-        );
+    let counts: Vec<usize> = notes
+        .iter()
+        .map(|(order, text)| notes_with(&dispatcher, order, text))
+        .collect();
+    let lost = counts.iter().filter(|n| **n == 0).count();
+    let doubled = counts.iter().filter(|n| **n > 1).count();
+    outpost_tests::results::add_row(
+        &outpost_tests::results::Part {
+            part: "answers",
+            title: "Bad answers",
+            what: "server answers made bad by the HTTP fault proxy (cut short, malformed, of \
+                   another protocol version, enormous); each must give a clear error, keep the \
+                   client's memory bounded and lose nothing: every change saved meanwhile \
+                   reaches the server exactly once",
+            command: "cargo test -p outpost-tests --test answers -- --nocapture",
+        },
+        serde_json::json!({
+            "test": test,
+            "changes": notes.len(),
+            "lost": lost,
+            "doubled": doubled,
+            "detail": detail,
+        }),
+    );
+    for ((_, text), n) in notes.iter().zip(counts) {
+        assert_eq!(n, 1, "{text:?} is on the server exactly once");
     }
 }
 
@@ -141,7 +167,13 @@ async fn a_truncated_answer_is_a_clear_error_and_the_next_sync_applies_each_chan
     }
     assert_eq!(proxy.fired(), 3, "every fault fired: {:?}", proxy.seen());
     assert_device_clean(&tech);
-    assert_on_server_once(&server, &notes).await;
+    assert_on_server_once(
+        &server,
+        &notes,
+        "truncated answers",
+        "a push answer cut after 20 bytes (the server had committed), pull answers cut after 0 and 50 bytes: each a clear error, the next sync completes".into(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +197,13 @@ async fn a_malformed_answer_is_a_clear_error_and_the_next_sync_applies_each_chan
     }
     assert_eq!(proxy.fired(), 3, "every fault fired: {:?}", proxy.seen());
     assert_device_clean(&tech);
-    assert_on_server_once(&server, &notes).await;
+    assert_on_server_once(
+        &server,
+        &notes,
+        "malformed answers",
+        "a push answer of broken JSON (after commit), a pull answered with an HTML page, a pull answer of the wrong shape: each a clear error (or, for the push, settled by the same pass's pull)".into(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +251,13 @@ async fn an_answer_of_another_protocol_version_is_a_clear_error_and_nothing_is_s
         .await
         .expect("the server speaks this version again");
     assert_device_clean(&tech);
-    assert_on_server_once(&server, &notes).await;
+    assert_on_server_once(
+        &server,
+        &notes,
+        "another protocol version",
+        "a push answer with an outcome this build does not know; four passes refused `unsupported_protocol` (\"update Outpost\"): nothing set aside, the change waits and goes once the server speaks this version".into(),
+    )
+    .await;
 }
 
 /// The process's resident memory in bytes (Linux), sampled by a thread while `run` goes.
@@ -280,6 +324,7 @@ async fn an_enormous_answer_is_refused_with_bounded_memory_and_nothing_is_lost()
     let cap = outpost_protocol::limits::ANSWER_BYTES_MAX as u64;
     let bound: u64 = 2 * cap + 64 * 1024 * 1024;
     let mut notes = Vec::new();
+    let mut figures = Vec::new();
     for (endpoint, announce) in [
         (Endpoint::Pull, true),
         (Endpoint::Pull, false),
@@ -315,6 +360,12 @@ async fn an_enormous_answer_is_refused_with_bounded_memory_and_nothing_is_lost()
             started.elapsed(),
             growth >> 20
         );
+        figures.push(format!(
+            "{endpoint:?} answer of {} MiB, length announced: {announce}: refused in {} ms, memory +{} MiB",
+            enormous >> 20,
+            started.elapsed().as_millis(),
+            growth >> 20
+        ));
         assert!(
             growth < bound,
             "memory stayed under {} MiB: it grew {} MiB for a {} MiB answer",
@@ -330,5 +381,15 @@ async fn an_enormous_answer_is_refused_with_bounded_memory_and_nothing_is_lost()
     }
     assert_eq!(proxy.fired(), 3, "every fault fired: {:?}", proxy.seen());
     assert_device_clean(&tech);
-    assert_on_server_once(&server, &notes).await;
+    assert_on_server_once(
+        &server,
+        &notes,
+        "enormous answers",
+        format!(
+            "cap {} MiB (limits::ANSWER_BYTES_MAX); {}",
+            cap >> 20,
+            figures.join("; ")
+        ),
+    )
+    .await;
 }

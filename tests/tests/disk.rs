@@ -130,8 +130,15 @@ fn assert_sound(dev: &Device, when: &str) {
     assert!(c.store.sound, "the store is sound {when}: {:?}", c.store);
 }
 
-/// The oracle and the device's invariants, once everyone synced.
-async fn assert_oracle(server_url: &str, journal: &Journal, dev: &Device) {
+/// The oracle and the device's invariants, once everyone synced; the counts go to
+/// `<target>/reliability/disk.json` (one row per test, with `detail`) first.
+async fn assert_oracle(
+    server_url: &str,
+    journal: &Journal,
+    dev: &Device,
+    test: &str,
+    detail: &str,
+) {
     let mut state = ServerState::fetch(server_url, journal).await.unwrap();
     state.add_device_records(
         dev.app
@@ -142,6 +149,26 @@ async fn assert_oracle(server_url: &str, journal: &Journal, dev: &Device) {
     );
     let verdict = check(journal, &state);
     println!("oracle: {verdict:?}");
+    outpost_tests::results::add_row(
+        &outpost_tests::results::Part {
+            part: "disk",
+            title: "Full disks",
+            what: "the device's data directory, or the server's database, on a size-limited \
+                   tmpfs filled up during a sync, a photo import and a push: a clear error, \
+                   the databases' integrity checks pass, and the work completes once space is \
+                   freed (oracle against the server's final state)",
+            command:
+                "cargo test -p outpost-tests --test disk -- --include-ignored --nocapture (as root)",
+        },
+        serde_json::json!({
+            "test": test,
+            "changes": verdict.checked,
+            "applied": verdict.applied,
+            "lost": verdict.lost.len(),
+            "doubled": verdict.doubled.len(),
+            "detail": detail,
+        }),
+    );
     verdict.assert_clean("full disk");
     assert_eq!(
         verdict.applied, verdict.checked,
@@ -240,7 +267,14 @@ async fn the_devices_disk_filling_during_a_sync_is_a_clear_error_corrupts_nothin
         on_device >= 65,
         "the device pulled everything: {on_device} notes"
     );
-    assert_oracle(&server.url, &journal, &tech).await;
+    assert_oracle(
+        &server.url,
+        &journal,
+        &tech,
+        "device disk full during a sync",
+        &format!("48 MiB tmpfs, 32 KiB left; the sync said: {err}"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,7 +376,14 @@ async fn the_devices_disk_filling_during_a_photo_import_is_a_clear_error_saves_n
     );
     tech.sync().await.expect("sync");
     assert_sound(&tech, "after the sync");
-    assert_oracle(&server.url, &journal, &tech).await;
+    assert_oracle(
+        &server.url,
+        &journal,
+        &tech,
+        "device disk full during a photo import",
+        &format!("48 MiB tmpfs, 16 KiB left; the completion with a photo said: {err}; nothing recorded, no file left"),
+    )
+    .await;
 }
 
 /// Files under `dir` (the database's side files aside).
@@ -432,7 +473,14 @@ async fn the_servers_disk_filling_during_a_push_is_a_clear_error_corrupts_nothin
     assert_eq!(tech.app.sync_counts().unwrap().pending, 0);
     // And after a restart on the same database.
     server.restart();
-    assert_oracle(&server.url, &journal, &tech).await;
+    assert_oracle(
+        &server.url,
+        &journal,
+        &tech,
+        "server disk full during a push",
+        &format!("64 MiB tmpfs under the SQLite database, filled; the device was told: {err}; PRAGMA integrity_check ok"),
+    )
+    .await;
 }
 
 fn tail(s: &str, n: usize) -> &str {

@@ -510,19 +510,6 @@ async fn run(schedule: Schedule, k: u32, changes: usize) -> Outcome {
     }
 }
 
-/// `<target>/reliability/<part>.json`, the result file docs/RELIABILITY.md is made
-/// from (`cargo xtask reliability`).
-fn write_result(part: &str, body: &serde_json::Value) {
-    let dir = outpost_tests::target_tmp()
-        .parent()
-        .map(|t| t.join("reliability"))
-        .unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{part}.json"));
-    std::fs::write(&path, serde_json::to_string_pretty(body).unwrap()).unwrap();
-    println!("results: {}", path.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_http_fault_schedule_ends_with_nothing_lost_or_doubled_and_the_engine_recovers_within_its_backoff_bound(
 ) {
@@ -593,7 +580,7 @@ async fn every_http_fault_schedule_ends_with_nothing_lost_or_doubled_and_the_eng
             })
         })
         .collect();
-    write_result(
+    outpost_tests::results::write(
         "faults",
         &serde_json::json!({
             "part": "faults",
