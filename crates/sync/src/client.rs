@@ -179,6 +179,10 @@ impl SyncClient {
     /// [`SyncError`] its status and error body mean. The one place answers are mapped.
     async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, SyncError> {
         let resp = rb.send().await.map_err(transport_error)?;
+        #[cfg(feature = "test-support")]
+        if resp.url().path().ends_with(paths::PUSH) {
+            crate::crash_point!("client:after-request-sent");
+        }
         let status = resp.status();
         let retry_after = resp
             .headers()
