@@ -25,6 +25,7 @@ for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 # features (the binaries with their crash points) and reuses that build; PostgreSQL is
 # a throwaway cluster (scripts/with-postgres.sh).
 start=$(date +%s)
+"$CARGO" test --workspace --exclude outpost-desktop --all-targets --no-run
 scripts/with-postgres.sh "$CARGO" test --workspace --exclude outpost-desktop "${test_args[@]}" \
   -- --include-ignored --test-threads 1 --nocapture
 echo "reliability tests took $(( $(date +%s) - start )) s"
