@@ -85,7 +85,9 @@ pub const CRASH_POINTS: &[CrashPoint] = &[
     CrashPoint {
         name: "client:after-record-results",
         side: Side::Client,
-        needs: Needs::Edits,
+        // Once the last batch is recorded the outbox may be empty: the server change
+        // not yet pulled is the work pending.
+        needs: Needs::ServerChange,
     },
     CrashPoint {
         name: "client:pull-page-before-commit",
@@ -395,13 +397,18 @@ impl Fleet {
         rt.block_on(dispatcher.login(&proxies[0].url(), "dispatcher"));
         rt.block_on(dispatcher.sync())
             .expect("dispatcher's first sync");
+        let journal = Journal::new();
+        journal.set_stock_baseline(
+            rt.block_on(ServerState::fetch_stock(&proxies[0].url()))
+                .expect("the stock before the run"),
+        );
         Fleet {
             rt,
             servers,
             proxies,
             techs,
             dispatcher,
-            journal: Journal::new(),
+            journal,
             rng: Rng::new(seed),
             tally: Tally::default(),
             files: tempfile::tempdir().expect("temp dir"),
@@ -645,7 +652,8 @@ impl Fleet {
         if point.needs == Needs::Photo || self.rng.one_in(5) {
             self.complete(t, &orders);
         }
-        if point.needs == Needs::ServerChange || self.rng.one_in(4) {
+        let office = point.needs == Needs::ServerChange || self.rng.one_in(4);
+        if office {
             let reassign = self.rng.one_in(4);
             self.office(t, &orders, reassign);
         }
@@ -702,9 +710,9 @@ impl Fleet {
                 died
             }
         };
-        let counted = killed
-            && (self.pending(t)
-                || (point.needs == Needs::ServerChange && point.side == Side::Client));
+        // Pending at the moment of death: rows the server has not acknowledged, or
+        // (the client killed before its pull) an office change it has not applied.
+        let counted = killed && (self.pending(t) || (office && point.side == Side::Client));
         if killed || point.side == Side::Server || target == Target::Both {
             self.restart_server(via, &[]);
         }
