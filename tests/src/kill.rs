@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use outpost_core::{FieldChoice, OrderEdit};
+use outpost_core::{FieldChoice, NewOrder, OrderEdit};
 use outpost_protocol::Quantity;
 use uuid::Uuid;
 
@@ -419,7 +419,7 @@ impl Fleet {
 
     /// Orders on `t`'s device that can still be edited (not completed or cancelled, not
     /// held for a person).
-    fn open_orders(&self, t: usize) -> Vec<serde_json::Value> {
+    pub fn open_orders(&self, t: usize) -> Vec<serde_json::Value> {
         self.techs[t]
             .dev
             .orders()
@@ -497,7 +497,7 @@ impl Fleet {
     }
 
     /// Complete one of `t`'s orders with a new photo (its checklist ticked first).
-    fn complete(&mut self, t: usize, orders: &[serde_json::Value]) -> bool {
+    pub fn complete(&mut self, t: usize, orders: &[serde_json::Value]) -> bool {
         if orders.is_empty() {
             return false;
         }
@@ -601,6 +601,30 @@ impl Fleet {
         let _ = self.rt.block_on(self.dispatcher.sync());
     }
 
+    /// The office creates `n` orders for tech `t` (long runs complete orders faster
+    /// than the demo fleet has them).
+    pub fn replenish(&mut self, t: usize, n: usize) {
+        let _ = self.rt.block_on(self.dispatcher.sync());
+        let user = self.techs[t].user.clone();
+        for _ in 0..n {
+            let title = self.journal.unique_text("Follow-up");
+            let created = self.dispatcher.app.create_order(NewOrder {
+                title,
+                description: String::new(),
+                customer: "Kill loop".into(),
+                address: String::new(),
+                priority: None,
+            });
+            if let Ok(row) = created {
+                let _ = self
+                    .dispatcher
+                    .app
+                    .assign_order(&row.order.id.to_string(), &user);
+            }
+        }
+        let _ = self.rt.block_on(self.dispatcher.sync());
+    }
+
     /// Start `outpost sync` on tech `t`, with `env`.
     fn spawn_sync(&self, t: usize, env: &[(&str, String)]) -> Child {
         let mut c = self.techs[t].dev.command(&["sync"]);
@@ -646,10 +670,13 @@ impl Fleet {
         self.tally.rounds += 1;
         let t = self.rng.below(self.techs.len());
         let orders = self.open_orders(t);
+        if orders.len() < 15 {
+            self.replenish(t, 10);
+        }
         for _ in 0..1 + self.rng.below(3) {
             self.edit(t, &orders);
         }
-        if point.needs == Needs::Photo || self.rng.one_in(5) {
+        if point.needs == Needs::Photo || self.rng.one_in(8) {
             self.complete(t, &orders);
         }
         let office = point.needs == Needs::ServerChange || self.rng.one_in(4);
