@@ -19,6 +19,13 @@
 //! died before it could confirm the save ([`Journal::record_unconfirmed`]) may be absent
 //! (the person never saw it saved), never doubled.
 //!
+//! Part lines are also counted where a double apply shows even when the line itself is
+//! not repeated: the stock. With a baseline taken before the run
+//! ([`Journal::set_stock_baseline`], from [`ServerState::fetch_stock`]), each journaled
+//! SKU's final stock must be the baseline less the applied lines' quantities; less
+//! than that is a doubled decrement, more a lost one. (The harness must be the only
+//! one using parts of those SKUs.)
+//!
 //! [`DeviceReport`] holds the invariants a quiet device must meet: an empty outbox, a
 //! sound database (integrity check), and no order left "saved" or "syncing".
 
@@ -28,9 +35,10 @@ use std::sync::{Arc, Mutex};
 
 use outpost_protocol::mutation::ListItem;
 use outpost_protocol::wire::{
-    paths, ConflictList, ConflictRecord, FailedSyncList, FailedSyncRecord, LoginRequest,
-    RecordStatus, TokenResponse,
+    paths, ChangeBody, ConflictList, ConflictRecord, FailedSyncList, FailedSyncRecord,
+    LoginRequest, PullRequest, PullResponse, RecordStatus, TokenResponse, PROTOCOL_HEADER,
 };
+use outpost_protocol::PROTOCOL_VERSION;
 use outpost_protocol::{Mutation, Op, Quantity, WorkOrder};
 use uuid::Uuid;
 
@@ -166,6 +174,7 @@ pub struct Journal {
     entries: Arc<Mutex<Vec<Entry>>>,
     seq: Arc<AtomicU64>,
     milli: Arc<AtomicI64>,
+    stock_baseline: Arc<Mutex<Option<HashMap<String, i64>>>>,
 }
 
 impl Journal {
@@ -231,6 +240,16 @@ impl Journal {
         self.len() == 0
     }
 
+    /// Stock per SKU (thousandths) before any journaled part line: turns on the stock
+    /// check ([`ServerState::fetch_stock`] reads it).
+    pub fn set_stock_baseline(&self, stock: HashMap<String, i64>) {
+        *self.stock_baseline.lock().unwrap() = Some(stock);
+    }
+
+    pub fn stock_baseline(&self) -> Option<HashMap<String, i64>> {
+        self.stock_baseline.lock().unwrap().clone()
+    }
+
     /// The orders the journal names.
     pub fn orders(&self) -> Vec<Uuid> {
         let mut ids: Vec<Uuid> = self
@@ -256,6 +275,8 @@ pub struct ServerState {
     /// Mutations a device set aside itself and shows a person (never reached the
     /// server's records).
     pub on_devices: Vec<Mutation>,
+    /// Stock per SKU (thousandths), read when the journal has a stock baseline.
+    pub stock: Option<HashMap<String, i64>>,
 }
 
 /// Why the server's state could not be read.
@@ -274,33 +295,79 @@ fn fetch_err(what: &str) -> impl Fn(reqwest::Error) -> FetchError + '_ {
     move |e| FetchError(format!("{what}: {e}"))
 }
 
+/// An HTTP client and a dispatcher's bearer header for `url`.
+async fn sign_in(url: &str) -> Result<(reqwest::Client, String), FetchError> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(fetch_err("an HTTP client"))?;
+    let login = LoginRequest {
+        username: "dispatcher".into(),
+        password: crate::DEMO_PASSWORD.into(),
+        device_id: Uuid::new_v4(),
+    };
+    let tokens: TokenResponse = http
+        .post(format!("{url}{}", paths::LOGIN))
+        .json(&login)
+        .send()
+        .await
+        .map_err(fetch_err("sign in"))?
+        .error_for_status()
+        .map_err(fetch_err("sign in"))?
+        .json()
+        .await
+        .map_err(fetch_err("sign-in answer"))?;
+    Ok((http, format!("Bearer {}", tokens.access_token)))
+}
+
 impl ServerState {
-    /// Sign in to `url` as the demo dispatcher (a device id of its own) and read the
-    /// journal's orders and every conflict and failed-sync record.
-    pub async fn fetch(url: &str, journal: &Journal) -> Result<ServerState, FetchError> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(fetch_err("an HTTP client"))?;
+    /// Every item's total stock (thousandths), pulled from scratch as a dispatcher.
+    pub async fn fetch_stock(url: &str) -> Result<HashMap<String, i64>, FetchError> {
         let url = url.trim_end_matches('/');
-        let login = LoginRequest {
-            username: "dispatcher".into(),
-            password: crate::DEMO_PASSWORD.into(),
-            device_id: Uuid::new_v4(),
-        };
-        let tokens: TokenResponse = http
-            .post(format!("{url}{}", paths::LOGIN))
-            .json(&login)
-            .send()
-            .await
-            .map_err(fetch_err("sign in"))?
-            .error_for_status()
-            .map_err(fetch_err("sign in"))?
-            .json()
-            .await
-            .map_err(fetch_err("sign-in answer"))?;
-        let bearer = format!("Bearer {}", tokens.access_token);
+        let (http, bearer) = sign_in(url).await?;
+        let mut stock = HashMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page: PullResponse = http
+                .post(format!("{url}{}", paths::PULL))
+                .header("authorization", &bearer)
+                .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+                .json(&PullRequest {
+                    cursor: cursor.clone(),
+                    ..PullRequest::default()
+                })
+                .send()
+                .await
+                .map_err(fetch_err("a pull page"))?
+                .error_for_status()
+                .map_err(fetch_err("a pull page"))?
+                .json()
+                .await
+                .map_err(fetch_err("a pull page's body"))?;
+            for c in &page.changes {
+                if let ChangeBody::InventoryItem(item) = &c.change {
+                    stock.insert(item.sku.clone(), item.total_stock().milli());
+                }
+            }
+            let more = page.has_more && cursor.as_deref() != Some(page.cursor.as_str());
+            cursor = Some(page.cursor);
+            if !more {
+                break;
+            }
+        }
+        Ok(stock)
+    }
+
+    /// Sign in to `url` as the demo dispatcher (a device id of its own) and read the
+    /// journal's orders, every conflict and failed-sync record, and (when the journal
+    /// has a stock baseline) the stock.
+    pub async fn fetch(url: &str, journal: &Journal) -> Result<ServerState, FetchError> {
+        let url = url.trim_end_matches('/');
+        let (http, bearer) = sign_in(url).await?;
         let mut state = ServerState::default();
+        if journal.stock_baseline().is_some() {
+            state.stock = Some(ServerState::fetch_stock(url).await?);
+        }
         for id in journal.orders() {
             let resp = http
                 .get(format!("{url}{}/{id}", paths::ORDERS))
@@ -422,6 +489,8 @@ pub fn check(journal: &Journal, server: &ServerState) -> Verdict {
         checked: entries.len(),
         ..Verdict::default()
     };
+    // Thousandths of each SKU the applied part lines took.
+    let mut taken: HashMap<String, i64> = HashMap::new();
     for e in &entries {
         let what = format!("{} (by {}, #{})", e.change.describe(), e.actor, e.seq);
         if let Change::Reassign { order, .. } = &e.change {
@@ -436,12 +505,38 @@ pub fn check(journal: &Journal, server: &ServerState) -> Verdict {
             }
             other => other.count_in(other.order().and_then(|id| server.orders.get(&id))),
         };
+        if let Change::Part { sku, quantity, .. } = &e.change {
+            *taken.entry(sku.clone()).or_insert(0) += quantity.milli() * count as i64;
+        }
         match count {
             1 => v.applied += 1,
             0 if server.shown(&e.change) => v.shown += 1,
             0 if !e.confirmed => v.unconfirmed_absent += 1,
             0 => v.lost.push(what),
             _ => v.doubled.push(what),
+        }
+    }
+    if let (Some(base), Some(now)) = (journal.stock_baseline(), server.stock.as_ref()) {
+        let mut skus: Vec<&String> = taken.keys().collect();
+        skus.sort();
+        for sku in skus {
+            let (Some(before), Some(after)) = (base.get(sku), now.get(sku)) else {
+                v.lost
+                    .push(format!("stock of {sku}: not readable on the server"));
+                continue;
+            };
+            let expected = before - taken[sku];
+            if *after < expected {
+                v.doubled.push(format!(
+                    "stock of {sku}: {after} thousandths, {} below what the applied part lines leave ({expected}): a decrement applied twice",
+                    expected - after
+                ));
+            } else if *after > expected {
+                v.lost.push(format!(
+                    "stock of {sku}: {after} thousandths, {} above what the applied part lines leave ({expected}): a decrement lost",
+                    after - expected
+                ));
+            }
         }
     }
     v
@@ -640,6 +735,41 @@ mod tests {
         o.assignee = Some("tech3".into());
         state.orders.insert(id, o);
         assert!(check(&j, &state).is_clean());
+    }
+
+    #[test]
+    fn a_part_line_applied_once_but_its_stock_taken_twice_is_doubled() {
+        let j = Journal::new();
+        let id = Uuid::new_v4();
+        let q = j.unique_quantity();
+        j.set_stock_baseline(HashMap::from([("SKU-1".to_owned(), 10_000)]));
+        j.record(
+            "tech1",
+            Change::Part {
+                order: id,
+                sku: "SKU-1".into(),
+                quantity: q,
+            },
+        );
+        let mut o = order(id);
+        o.parts_used = vec![PartUsed {
+            id: Uuid::new_v4(),
+            sku: "SKU-1".into(),
+            quantity: q,
+        }];
+        let mut state = ServerState::default();
+        state.orders.insert(id, o);
+        state.stock = Some(HashMap::from([("SKU-1".to_owned(), 10_000 - q.milli())]));
+        assert!(check(&j, &state).is_clean());
+        state.stock = Some(HashMap::from([(
+            "SKU-1".to_owned(),
+            10_000 - 2 * q.milli(),
+        )]));
+        let v = check(&j, &state);
+        assert_eq!(v.doubled.len(), 1, "{v:?}");
+        assert!(v.doubled[0].contains("stock of SKU-1"));
+        state.stock = Some(HashMap::from([("SKU-1".to_owned(), 10_000)]));
+        assert_eq!(check(&j, &state).lost.len(), 1);
     }
 
     #[test]

@@ -49,6 +49,19 @@ pub use outpost_sync::{
 pub use records::{set_from_text, ConflictView, FieldChoice};
 pub use sync::{connectivity_name, LoginAnswer, LoginAttempt, LoginInfo, StatusView};
 
+/// Arm the kill tests' crash points from the `FAILPOINTS` variable; `main` calls it
+/// first. Only test builds (`test-support`) have crash points: in a product build this
+/// does nothing. The point `process:start` right here lets a test tell a binary with
+/// crash points from one without (`FAILPOINTS=process:start=return` aborts at once).
+pub fn arm_crash_points() {
+    #[cfg(feature = "test-support")]
+    {
+        // Armed for the whole life of the process.
+        std::mem::forget(fail::FailScenario::setup());
+        let _: Option<()> = fail::eval("process:start", |_| std::process::abort());
+    }
+}
+
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";
 /// Settings key for the longest side of imported photos.

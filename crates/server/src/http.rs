@@ -566,6 +566,7 @@ async fn push_handler(
         .db
         .write(move |sql| push::push_batch(sql, &who, protocol, &body.mutations, now, &state.rows))
         .await?;
+    crate::crash_point!("server:after-commit");
     // Committed: the rows it wrote may now serve the next push.
     app.rows.insert_committed(batch.written);
     app.metrics.push(batch.stats);

@@ -211,6 +211,10 @@ impl SyncClient {
         cap: usize,
     ) -> Result<Vec<u8>, SyncError> {
         let resp = rb.send().await.map_err(transport_error)?;
+        #[cfg(feature = "test-support")]
+        if resp.url().path().ends_with(paths::PUSH) {
+            crate::crash_point!("client:after-request-sent");
+        }
         let status = resp.status();
         let retry_after = resp
             .headers()
