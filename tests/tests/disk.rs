@@ -156,9 +156,8 @@ async fn assert_oracle(
             what: "the device's data directory, or the server's database, on a size-limited \
                    tmpfs filled up during a sync, a photo import and a push: a clear error, \
                    the databases' integrity checks pass, and the work completes once space is \
-                   freed (oracle against the server's final state)",
-            command:
-                "cargo test -p outpost-tests --test disk -- --include-ignored --nocapture (as root)",
+                   freed (oracle against the server's final state); needs root (tmpfs mounts)",
+            command: "cargo test -p outpost-tests --test disk -- --include-ignored --nocapture",
         },
         serde_json::json!({
             "test": test,
