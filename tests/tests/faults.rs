@@ -53,6 +53,9 @@ fn bound(retry_after: Duration) -> Duration {
         + Duration::from_secs(5)
 }
 
+/// How long the technician's pull answer is held while the dispatcher's push passes.
+const HELD_PULL: Duration = Duration::from_secs(4);
+
 /// What a schedule does to the traffic.
 #[derive(Clone)]
 enum Fault {
@@ -179,7 +182,7 @@ fn schedules() -> Vec<Schedule> {
             dispatcher_meanwhile: true,
             ..rules(
                 "pull delayed while another device's push passes it",
-                vec![once(Pull, 1, Action::DelayReply(Duration::from_secs(3)))],
+                vec![once(Pull, 1, Action::DelayReply(HELD_PULL))],
             )
         },
         Schedule {
@@ -436,7 +439,7 @@ async fn run(schedule: Schedule, k: u32, changes: usize) -> Outcome {
                         .await
                         .expect("the dispatcher's push passes");
                     assert!(
-                        held.elapsed() < Duration::from_secs(3),
+                        held.elapsed() < HELD_PULL,
                         "the dispatcher's push passed while the pull was held"
                     );
                     dispatcher_pushed = true;
