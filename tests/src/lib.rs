@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod cli;
+pub mod convergence;
 pub mod http_faults;
 pub mod kill;
 pub mod oracle;
