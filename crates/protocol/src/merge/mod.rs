@@ -92,7 +92,9 @@ pub enum Base {
     /// This version of the order in the server's current timeline.
     Known(u64),
     /// A version the server cannot place: from another epoch (before a restore), or
-    /// newer than the order. Every field another device set counts as changed since.
+    /// newer than the order. Every field another device set after the order's create
+    /// counts as changed since: whatever the base, it is a version of this order, so it
+    /// holds the create (version 1, the same in every timeline that has the order).
     Unknown,
 }
 
@@ -101,7 +103,7 @@ impl Base {
     fn precedes(self, version: u64) -> bool {
         match self {
             Base::Known(b) => version > b,
-            Base::Unknown => true,
+            Base::Unknown => version > 1,
         }
     }
 }
