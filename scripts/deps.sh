@@ -9,7 +9,8 @@ build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Service), secret-tool to look inside it, PostgreSQL for the server's second
 # backend, iproute2 (`ip`) to make a real OS network change for the engine's
 # network-event test, and sqlite3 to check a server database after its disk filled
-# (tests/tests/disk.rs).
+# (tests/tests/disk.rs) and to read its idempotency records in the convergence
+# property (tests/tests/convergence.rs).
 test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2 sqlite3)
 
 missing=()

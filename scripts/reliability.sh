@@ -8,7 +8,9 @@
 # A seed is printed and written with the results; OUTPOST_KILL_SEED=<seed> repeats a
 # run. Other parts (fault schedules, full disks, bad answers) add their tests to
 # RELIABILITY_TESTS and write their own result files: the HTTP fault schedules
-# (faults), bad answers (answers) and full disks (disk) do.
+# (faults), bad answers (answers), full disks (disk) and the convergence property
+# (convergence, issue 17: OUTPOST_CONVERGENCE_CASES schedules, 5,000 by default;
+# OUTPOST_CONVERGENCE_SEED=<seed> repeats a run) do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,8 @@ export OUTPOST_KILLS=${OUTPOST_KILLS:-600}
 # (answers.rs) and the full disks (disk.rs, root) have one size.
 export OUTPOST_FAULTS_FULL=1
 export OUTPOST_KILL_HITS=${OUTPOST_KILL_HITS:-3}
-tests=(${RELIABILITY_TESTS:-kill faults answers disk})
+export OUTPOST_CONVERGENCE_CASES=${OUTPOST_CONVERGENCE_CASES:-5000}
+tests=(${RELIABILITY_TESTS:-kill faults answers disk convergence})
 test_args=()
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 

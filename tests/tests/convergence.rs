@@ -5,7 +5,7 @@
 //! invariant of `outpost_tests::convergence::Fleet::check` holds. proptest shrinks a
 //! failing schedule to a minimal one, printed with the seed.
 //!
-//! Cases: `OUTPOST_CONVERGENCE_CASES` (default 150, as `make test` runs it;
+//! Cases: `OUTPOST_CONVERGENCE_CASES` (default 250, as `make test` runs it;
 //! `make reliability` sets 5,000). Seed: `OUTPOST_CONVERGENCE_SEED` (default: random,
 //! printed). Results: `<target>/reliability/convergence.json`.
 
@@ -63,7 +63,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn every_device_converges_on_the_server_and_nothing_is_lost_or_doubled_in_random_schedules() {
-    let cases = env_u64("OUTPOST_CONVERGENCE_CASES").unwrap_or(150) as u32;
+    let cases = env_u64("OUTPOST_CONVERGENCE_CASES").unwrap_or(250) as u32;
     let seed = env_u64("OUTPOST_CONVERGENCE_SEED").unwrap_or_else(|| {
         u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap())
     });
@@ -114,11 +114,18 @@ fn every_device_converges_on_the_server_and_nothing_is_lost_or_doubled_in_random
         &serde_json::json!({
             "part": "convergence",
             "title": "Convergence property (issue 17 item 1)",
-            "what": "Random schedules of three technicians and a dispatcher (offline windows, notes, part lines, checklist ticks, title/priority/status sets, checklist items added, completions with and without a photo, cancellations, reassignment away and back, conflict resolutions by both roles, server epoch resets) on the real server; at quiescence: device rows equal the server's in scope, every queued mutation applied or held for a person, stock = start − applied part lines, open conflicts and failed syncs equal per user, no change in scope skipped.",
+            "what": "Random schedules of three technicians and a dispatcher (offline windows, notes, part lines, checklist ticks, title/priority/status sets, checklist items added, completions with and without a photo, cancellations, reassignment away and back, conflict resolutions by both roles, server epoch resets) on the real server; at quiescence: device rows equal the server's in scope, every queued mutation applied or held for a person, stock = start − applied part lines, open conflicts and failed syncs equal per user, no change in scope skipped (docs/protocol.md, \"A cursor never skips a change in scope\")",
             "command": command,
             "seed": seed.to_string(),
             "lost": lost,
             "doubled": doubled,
+            "seconds": secs,
+            "figures": {
+                "property cases run (shrinking included)": fleet.cases,
+                "longest schedule (actions)": fleet.longest,
+                "journaled changes checked": fleet.checked,
+                "server epoch resets": fleet.epoch_resets,
+            },
             "rows": [{
                 "test": "random schedules",
                 "cases": fleet.cases,
@@ -172,4 +179,34 @@ fn a_signed_completion_made_after_an_epoch_reset_is_applied_not_refused_for_a_mi
         completed, 1,
         "the order is completed on the server and the device"
     );
+}
+
+/// Shrunk from seed 2 (issue 17 item 1): a technician completes its order while the
+/// dispatcher, not yet synced, adds a part line to it. The dispatcher's line is refused
+/// (the order is completed) and the failed sync reaches both the dispatcher and the
+/// technician whose order it is, as the server lists it for each.
+#[test]
+fn a_dispatchers_part_line_on_an_order_completed_meanwhile_is_a_failed_sync_on_both_devices() {
+    let mut fleet = Fleet::start();
+    fleet
+        .run(&[
+            Action::Complete(1, 1, false),
+            Action::Part(DISPATCHER, 1, 0),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Shrunk from seed 2 (issue 17 item 1): a completion, an epoch reset, then a note on
+/// the same order, all before a sync. Whatever the completion's fate, the note is
+/// applied, or waits behind a change held for a person, never dropped.
+#[test]
+fn a_note_queued_after_a_completion_across_an_epoch_reset_is_not_dropped() {
+    let mut fleet = Fleet::start();
+    fleet
+        .run(&[
+            Action::Complete(0, 0, false),
+            Action::EpochReset,
+            Action::Note(0, 0),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
 }
