@@ -6,8 +6,9 @@
 //! shrinks a failing one to a minimal schedule.
 //!
 //! Cases are cheap because the server, its dispatcher "follower" and the four devices
-//! live for the whole run: each case creates its own orders (one per technician), so
-//! that what earlier cases left behind is out of the case's scope. The follower pulls
+//! live for [`CASES_PER_FLEET`] cases (then a new fleet starts): each case creates its
+//! own orders (one per technician), so that what earlier cases left behind is out of
+//! the case's scope. The follower pulls
 //! the server's change log as a dispatcher over raw HTTP (never through the app's own
 //! engine), so it sees every change's sequence, version and mutation ids, and every
 //! item's stock.
@@ -25,6 +26,11 @@ use uuid::Uuid;
 
 use crate::oracle::{self, Change, Journal, ServerState};
 use crate::{png, small_fleet, Device, Server};
+
+/// Cases on one fleet before it is started afresh: each case leaves three orders and
+/// their records behind, and a case's cost grows with them (about 0.5 s per case at
+/// first, 2.5 s after 800), so a long run renews the server and the devices.
+pub const CASES_PER_FLEET: usize = 100;
 
 /// The technicians (devices 0, 1, 2); the dispatcher is device [`DISPATCHER`].
 pub const TECHS: usize = 3;
@@ -278,13 +284,19 @@ pub struct Fleet {
     online: Vec<bool>,
     _tmp: tempfile::TempDir,
     photo_seed: u32,
-    /// Cases run.
+    /// Cases run (on this fleet and the ones it renewed).
     pub cases: usize,
+    /// Cases run on this server and these devices.
+    cases_here: usize,
     /// The longest schedule run (actions).
     pub longest: usize,
     /// Changes the oracle checked, and how many were applied / shown to a person.
     pub checked: usize,
     pub epoch_resets: usize,
+    /// Conflict and failed-sync records the cases opened (so that a run shows it
+    /// reached those paths).
+    pub conflicts: usize,
+    pub failed_syncs: usize,
 }
 
 /// One case: its orders, journal and the mutation ids the devices queued.
@@ -330,9 +342,12 @@ impl Fleet {
             _tmp: tmp,
             photo_seed: 0,
             cases: 0,
+            cases_here: 0,
             longest: 0,
             checked: 0,
             epoch_resets: 0,
+            conflicts: 0,
+            failed_syncs: 0,
         };
         fleet.follow().expect("the follower's first pull");
         fleet
@@ -709,8 +724,24 @@ impl Fleet {
         }
     }
 
+    /// A new server and new devices, keeping the run's figures.
+    fn renew(&mut self) {
+        let mut next = Fleet::start();
+        next.cases = self.cases;
+        next.longest = self.longest;
+        next.checked = self.checked;
+        next.epoch_resets = self.epoch_resets;
+        next.conflicts = self.conflicts;
+        next.failed_syncs = self.failed_syncs;
+        *self = next;
+    }
+
     /// Run one schedule from a fresh case to quiescence, then check every invariant.
     pub fn run(&mut self, schedule: &[Action]) -> Result<(), String> {
+        if self.cases_here >= CASES_PER_FLEET {
+            self.renew();
+        }
+        self.cases_here += 1;
         let mut case = self.new_case()?;
         for a in schedule {
             self.act(&mut case, a)?;
@@ -860,6 +891,8 @@ impl Fleet {
                 .cloned()
                 .collect(),
         };
+        self.conflicts += state.conflicts.len();
+        self.failed_syncs += state.failed.len();
         let verdict = oracle::check(&case.journal, &state);
         self.checked += verdict.checked;
         problems.extend(verdict.lost.iter().map(|l| format!("lost: {l}")));

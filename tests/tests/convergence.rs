@@ -106,8 +106,8 @@ fn every_device_converges_on_the_server_and_nothing_is_lost_or_doubled_in_random
         }
     };
     println!(
-        "convergence: {} cases run (shrinking included), longest schedule {} actions, {} changes checked, {} epoch resets, {secs} s",
-        fleet.cases, fleet.longest, fleet.checked, fleet.epoch_resets
+        "convergence: {} cases run (shrinking included), longest schedule {} actions, {} changes checked, {} epoch resets, {} conflicts and {} failed syncs opened, {secs} s",
+        fleet.cases, fleet.longest, fleet.checked, fleet.epoch_resets, fleet.conflicts, fleet.failed_syncs
     );
     results::write(
         "convergence",
@@ -125,6 +125,8 @@ fn every_device_converges_on_the_server_and_nothing_is_lost_or_doubled_in_random
                 "longest schedule (actions)": fleet.longest,
                 "journaled changes checked": fleet.checked,
                 "server epoch resets": fleet.epoch_resets,
+                "conflicts opened": fleet.conflicts,
+                "failed syncs opened": fleet.failed_syncs,
             },
             "rows": [{
                 "test": "random schedules",
@@ -132,6 +134,8 @@ fn every_device_converges_on_the_server_and_nothing_is_lost_or_doubled_in_random
                 "longest_schedule": fleet.longest,
                 "changes_checked": fleet.checked,
                 "epoch_resets": fleet.epoch_resets,
+                "conflicts": fleet.conflicts,
+                "failed_syncs": fleet.failed_syncs,
                 "seconds": secs,
                 "passed": outcome.is_ok(),
                 "lost": lost,
