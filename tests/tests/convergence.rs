@@ -214,3 +214,23 @@ fn a_note_queued_after_a_completion_across_an_epoch_reset_is_not_dropped() {
         ])
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Shrunk from seed 2326335795943211019 (issue 17 item 1): tech1 adds a note to its
+/// order while offline; the dispatcher reassigns the order to tech2; both sync (the
+/// note is held whole as a `reassigned` conflict); tech1 resolves it keeping the
+/// server's values. The resolution must close the conflict on the server and on every
+/// device. NOT FIXED YET: the server keeps the conflict open and the devices show a
+/// record the server does not list.
+#[test]
+fn a_technician_resolving_a_reassigned_conflict_with_the_servers_values_closes_it_everywhere() {
+    let mut fleet = Fleet::start();
+    fleet
+        .run(&[
+            Action::Note(0, 0),
+            Action::Reassign(0, 1),
+            Action::Online(DISPATCHER),
+            Action::Online(0),
+            Action::Resolve(0, false),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+}
