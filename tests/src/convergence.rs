@@ -263,9 +263,7 @@ impl Api {
             failed
                 .items
                 .iter()
-                .filter(|f| {
-                    f.status == RecordStatus::Open && orders.contains(&f.mutation.entity_id)
-                })
+                .filter(|f| f.status == RecordStatus::Open && orders.contains(&f.order_id))
                 .map(|f| f.mutation.mutation_id),
         );
         ids.sort();

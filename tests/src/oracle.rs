@@ -131,6 +131,10 @@ impl Change {
 
     /// Whether `m` (a mutation a person has in front of them) carries this change.
     fn carried_by(&self, m: &Mutation) -> bool {
+        if let Change::Resolve { record } = self {
+            // A resolution is a mutation of the record itself.
+            return m.entity_id == *record;
+        }
         if self.order() != Some(m.entity_id) {
             return false;
         }

@@ -218,11 +218,12 @@ fn a_note_queued_after_a_completion_across_an_epoch_reset_is_not_dropped() {
 /// Shrunk from seed 2326335795943211019 (issue 17 item 1): tech1 adds a note to its
 /// order while offline; the dispatcher reassigns the order to tech2; both sync (the
 /// note is held whole as a `reassigned` conflict); tech1 resolves it keeping the
-/// server's values. The resolution must close the conflict on the server and on every
-/// device. NOT FIXED YET: the server keeps the conflict open and the devices show a
-/// record the server does not list.
+/// server's values. The server refuses that resolution as a failed sync (tech1 no
+/// longer holds the order); it must be in front of tech1 and the dispatcher, on the
+/// server as on their devices. (The harness first missed it: a resolution's mutation
+/// names the record, not the order.)
 #[test]
-fn a_technician_resolving_a_reassigned_conflict_with_the_servers_values_closes_it_everywhere() {
+fn a_technicians_resolution_of_a_conflict_on_an_order_reassigned_away_is_in_front_of_a_person() {
     let mut fleet = Fleet::start();
     fleet
         .run(&[
