@@ -13,7 +13,10 @@ use outpost_protocol::wire::*;
 use outpost_protocol::*;
 use uuid::Uuid;
 
-both!(a_technician_settles_a_conflict_only_with_its_fields_and_within_the_status_machine,);
+both!(
+    a_technician_settles_a_conflict_only_with_its_fields_and_within_the_status_machine,
+    only_staff_may_reopen_a_cancelled_order,
+);
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
     d.get(&format!("{}/{id}", paths::ORDERS))
@@ -141,4 +144,61 @@ async fn a_technician_settles_a_conflict_only_with_its_fields_and_within_the_sta
     let now = order_now(&d, order.id).await;
     assert_eq!(now.title, "Dispatcher's and technician's title");
     assert_eq!(now.status, Status::InProgress);
+}
+
+/// Item 3: reopening a cancelled order (back to scheduled) is for dispatchers and
+/// administrators, whether pushed as an edit or as a resolution.
+async fn only_staff_may_reopen_a_cancelled_order(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(
+            order.id,
+            MutationKind::Cancel,
+            1,
+            vec![Op::Set(SetOp::Status(Status::Cancelled))],
+        ))
+        .await
+    else {
+        panic!("the dispatcher cancels")
+    };
+    let reopen = vec![Op::Set(SetOp::Status(Status::Scheduled))];
+    let edit = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 2, reopen.clone()))
+        .await;
+    assert!(
+        matches!(&edit, PushOutcome::Rejected(r) if r.code == ErrorCode::Forbidden),
+        "a technician's edit does not reopen: {edit:?}"
+    );
+    assert_eq!(order_now(&d, order.id).await.status, Status::Cancelled);
+
+    // The same change on the old base is held; settling it must not reopen either.
+    let PushOutcome::AppliedWithConflicts(c) = t1
+        .push1(t1.mutation(order.id, MutationKind::Update, 1, reopen.clone()))
+        .await
+    else {
+        panic!("held behind the cancellation")
+    };
+    let record = open_conflicts(&t1)
+        .await
+        .into_iter()
+        .find(|r| r.id == c.conflict_id)
+        .expect("the technician sees their conflict");
+    let settle = t1.push1(resolve_with(&t1, &record, reopen.clone())).await;
+    assert!(
+        matches!(&settle, PushOutcome::Rejected(r) if r.code == ErrorCode::Forbidden),
+        "a technician's resolution does not reopen: {settle:?}"
+    );
+    assert_eq!(order_now(&d, order.id).await.status, Status::Cancelled);
+
+    let staff = d
+        .push1(d.mutation(order.id, MutationKind::Update, 2, reopen))
+        .await;
+    assert!(
+        matches!(&staff, PushOutcome::Applied(_)),
+        "a dispatcher reopens: {staff:?}"
+    );
+    assert_eq!(order_now(&d, order.id).await.status, Status::Scheduled);
 }
