@@ -24,7 +24,7 @@
 //!   validation against the changed row (a completion is never refused for a checklist
 //!   or status its maker could not see): the completion and its evidence are kept;
 //! - technicians push only on orders assigned to them (now or at the base), never
-//!   reassign or cancel; their new orders are assigned to them; dispatchers and
+//!   reassign, cancel or reopen; their new orders are assigned to them; dispatchers and
 //!   administrators may push on any order;
 //! - validation and the status machine are [`crate::apply::apply_mutation`], the same
 //!   function the device runs before saving.
@@ -555,6 +555,11 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         Ok(a) => a,
         Err(e) => return Decision::Reject(MergeRejected::validation(e)),
     };
+    if technician {
+        if let Err(r) = technician_reopens(order, &whole) {
+            return Decision::Reject(r);
+        }
+    }
 
     // Decide each op in order against the row as the earlier ops of this mutation left
     // it. Only the last `set` of a field in a mutation counts (coalescing makes that the
@@ -667,6 +672,19 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         stock,
         created: false,
     }))
+}
+
+/// Reopening (cancelled back to scheduled) is for dispatchers and administrators: a
+/// technician's change that would take `before` out of cancelled into `after` is
+/// refused, whether pushed as an edit or as a resolution.
+fn technician_reopens(before: &WorkOrder, after: &WorkOrder) -> Result<(), MergeRejected> {
+    if before.status == Status::Cancelled && after.status != Status::Cancelled {
+        return Err(MergeRejected::new(
+            ErrorCode::Forbidden,
+            "only a dispatcher may reopen a cancelled order",
+        ));
+    }
+    Ok(())
 }
 
 fn check_envelope(m: &Mutation, actor: &Actor) -> Result<(), MergeRejected> {

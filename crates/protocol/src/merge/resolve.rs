@@ -15,8 +15,8 @@
 use uuid::Uuid;
 
 use super::{
-    check_envelope, current_as_set, restamp, same_ignoring_version, stock_deltas, Actor, Current,
-    FieldStamp, FieldStamps, MergeRejected, StockDelta,
+    check_envelope, current_as_set, restamp, same_ignoring_version, stock_deltas,
+    technician_reopens, Actor, Current, FieldStamp, FieldStamps, MergeRejected, StockDelta,
 };
 use crate::apply::{apply_mutation, apply_ops};
 use crate::domain::WorkOrder;
@@ -284,9 +284,8 @@ fn technician_may_apply(
         ops: ops.to_vec(),
         ..c.mutation.clone()
     };
-    apply_mutation(Some(order), &as_edit)
-        .map(drop)
-        .map_err(MergeRejected::validation)
+    let after = apply_mutation(Some(order), &as_edit).map_err(MergeRejected::validation)?;
+    technician_reopens(order, &after)
 }
 
 /// Split a resolution's ops into those that apply and the `set`s withheld because
