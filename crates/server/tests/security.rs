@@ -16,6 +16,7 @@ use uuid::Uuid;
 both!(
     a_technician_settles_a_conflict_only_with_its_fields_and_within_the_status_machine,
     only_staff_may_reopen_a_cancelled_order,
+    a_former_assignee_learns_nothing_new_from_a_held_push_and_its_conflicts_collapse,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -201,4 +202,174 @@ async fn only_staff_may_reopen_a_cancelled_order(kind: Kind) {
         "a dispatcher reopens: {staff:?}"
     );
     assert_eq!(order_now(&d, order.id).await.status, Status::Scheduled);
+}
+
+/// Item 2: a former assignee pushing on an old base is held whole; the answer, the
+/// conflict record and the pull must not hand them the order as it is now (the new
+/// assignee's notes, the customer's details), and repeating it must not pile up
+/// conflicts: one per device and order.
+async fn a_former_assignee_learns_nothing_new_from_a_held_push_and_its_conflicts_collapse(
+    kind: Kind,
+) {
+    const SECRET_NAME: &str = "Customer-name-only-the-new-assignee-may-see";
+    const SECRET_NOTE: &str = "Door-code-only-the-new-assignee-may-see";
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let order = d.create_order(Some("tech1")).await;
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(
+            order.id,
+            MutationKind::Assign,
+            1,
+            vec![Op::Set(SetOp::Assignee(Some("tech2".into())))],
+        ))
+        .await
+    else {
+        panic!("reassigned to tech2")
+    };
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(
+            order.id,
+            MutationKind::Update,
+            2,
+            vec![Op::Set(SetOp::Customer(Customer {
+                name: SECRET_NAME.into(),
+                phone: "+1 555 0100".into(),
+                email: String::new(),
+            }))],
+        ))
+        .await
+    else {
+        panic!("the dispatcher's edit applies")
+    };
+    let PushOutcome::Applied(_) = t2
+        .push1(t2.mutation(
+            order.id,
+            MutationKind::Update,
+            3,
+            vec![Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: "tech2".into(),
+                    text: SECRET_NOTE.into(),
+                    at: chrono::Utc::now(),
+                },
+            }],
+        ))
+        .await
+    else {
+        panic!("the new assignee's note applies")
+    };
+
+    // tech1, offline since version 1, pushes an edit of the customer and the title.
+    let first = t1.mutation(
+        order.id,
+        MutationKind::Update,
+        1,
+        vec![
+            Op::Set(SetOp::Customer(Customer {
+                name: "Customer as tech1 knew it".into(),
+                phone: String::new(),
+                email: String::new(),
+            })),
+            Op::Set(SetOp::Title("tech1's title".into())),
+        ],
+    );
+    let answer = t1
+        .post(paths::PUSH)
+        .json(&PushRequest {
+            mutations: vec![first],
+        })
+        .send()
+        .await
+        .expect("push")
+        .text()
+        .await
+        .expect("body");
+    let parsed: PushResponse = serde_json::from_str(&answer).expect("a push response");
+    let PushOutcome::AppliedWithConflicts(c) = &parsed.results[0].outcome else {
+        panic!("held whole: {answer}")
+    };
+    assert_eq!(c.conflict_kind, ConflictKind::Reassigned);
+    for secret in [SECRET_NAME, SECRET_NOTE] {
+        assert!(
+            !answer.contains(secret),
+            "the push answer hands the former assignee {secret}: {answer}"
+        );
+    }
+    let listed = t1
+        .get(paths::CONFLICTS)
+        .send()
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        !listed.contains(SECRET_NAME),
+        "the conflict record shows the former assignee the server's values: {listed}"
+    );
+    let (changes, _, _) = t1.pull_all(None, 500).await;
+    let pulled = serde_json::to_string(&changes).expect("json");
+    for secret in [SECRET_NAME, SECRET_NOTE] {
+        assert!(
+            !pulled.contains(secret),
+            "the pull hands the former assignee {secret}"
+        );
+    }
+    // Staff still see both sides to decide.
+    let record = open_conflicts(&d)
+        .await
+        .into_iter()
+        .find(|r| r.id == c.conflict_id)
+        .expect("listed for dispatchers");
+    assert!(
+        record.fields.iter().any(|f| f.server
+            == Some(SetOp::Customer(Customer {
+                name: SECRET_NAME.into(),
+                phone: "+1 555 0100".into(),
+                email: String::new(),
+            }))),
+        "a dispatcher sees the server's side: {record:?}"
+    );
+
+    // Pushing again on the old base (as a modified client could, at will) adds to the
+    // same conflict instead of opening another.
+    for i in 0..3 {
+        let again = t1
+            .push1(t1.mutation(
+                order.id,
+                MutationKind::Update,
+                1,
+                vec![Op::Set(SetOp::Title(format!("tech1's title, take {i}")))],
+            ))
+            .await;
+        let PushOutcome::AppliedWithConflicts(a) = &again else {
+            panic!("held again: {again:?}")
+        };
+        assert_eq!(a.conflict_id, c.conflict_id, "the same conflict");
+    }
+    let open: Vec<_> = open_conflicts(&d)
+        .await
+        .into_iter()
+        .filter(|r| r.order_id == order.id)
+        .collect();
+    assert_eq!(open.len(), 1, "one conflict per device and order: {open:?}");
+    let title = open[0]
+        .fields
+        .iter()
+        .find(|f| f.field == "title")
+        .expect("the title is a field of the conflict");
+    assert_eq!(
+        title.device,
+        SetOp::Title("tech1's title, take 2".into()),
+        "the latest value the device pushed"
+    );
+    assert!(
+        open[0].fields.iter().any(|f| f.field == "customer"),
+        "nothing the device pushed earlier is dropped: {:?}",
+        open[0].fields
+    );
 }
