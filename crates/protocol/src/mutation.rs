@@ -239,8 +239,22 @@ impl Mutation {
     /// [`Mutation::can_coalesce_with`] first.
     pub fn coalesce(&mut self, next: Mutation) {
         debug_assert!(self.can_coalesce_with(&next));
-        self.ops.extend(next.ops);
-        self.device_time = next.device_time.max(self.device_time);
+        self.fold(next.ops, next.device_time);
+    }
+
+    /// Fold a later change of the same order and device that the server holds in the
+    /// same conflict as this one (any kind): as [`Mutation::coalesce`], and a
+    /// completion makes the whole a completion (its evidence is among the ops).
+    pub fn absorb_held(&mut self, next: &Mutation) {
+        if next.kind == MutationKind::Complete {
+            self.kind = MutationKind::Complete;
+        }
+        self.fold(next.ops.clone(), next.device_time);
+    }
+
+    fn fold(&mut self, ops: Vec<Op>, device_time: DateTime<Utc>) {
+        self.ops.extend(ops);
+        self.device_time = device_time.max(self.device_time);
         let mut seen = std::collections::HashSet::new();
         let mut kept: Vec<Op> = Vec::with_capacity(self.ops.len());
         for op in self.ops.drain(..).rev() {

@@ -681,6 +681,53 @@ impl ConflictRecord {
         }
     }
 
+    /// Add a later held change `m` of the same device and order to this open record,
+    /// so that one device's repeated conflicts on one order stay one record (one place
+    /// to decide, and no pile of records a client can grow at will by pushing on an
+    /// old base): each field takes the later device and server values (the earliest
+    /// base is kept), new fields are added, the held mutation absorbs the later ops
+    /// ([`Mutation::absorb_held`]: nothing pushed is dropped), and a hold of the whole
+    /// change outranks a field conflict. The version goes up, so a decision made on
+    /// the earlier state is refused as `version_mismatch` instead of settling changes
+    /// nobody saw.
+    pub fn absorb(&mut self, m: &Mutation, kind: ConflictKind, fields: Vec<ConflictField>) {
+        for f in fields {
+            match self.fields.iter_mut().find(|e| e.field == f.field) {
+                Some(e) => {
+                    e.device = f.device;
+                    e.server = f.server;
+                    if e.base.is_none() {
+                        e.base = f.base;
+                    }
+                }
+                None => self.fields.push(f),
+            }
+        }
+        if kind.holds_whole_mutation() {
+            self.kind = kind;
+        }
+        self.mutation.absorb_held(m);
+        self.device_time = Some(m.device_time);
+        self.version += 1;
+    }
+
+    /// Whether `username`, a technician, is shown the server's side of the fields:
+    /// only when the order was theirs when the record was opened. A former assignee
+    /// pushing on an old base sees their own change and what they knew (the base), not
+    /// the order as it is now.
+    pub fn shows_server_side_to(&self, username: &str) -> bool {
+        self.assignee.as_deref() == Some(username)
+    }
+
+    /// Leave out the server's side of every field (see
+    /// [`ConflictRecord::shows_server_side_to`]).
+    pub fn without_server_side(mut self) -> Self {
+        for f in &mut self.fields {
+            f.server = None;
+        }
+        self
+    }
+
     /// The `resolve` mutation a device sends for `choice` (through push, like any
     /// other change, so a dispatcher's decision is offline-first too).
     pub fn resolve_mutation(

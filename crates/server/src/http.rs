@@ -716,7 +716,7 @@ async fn list_conflicts(
         .map(|r| {
             let mut c: ConflictRecord = serde_json::from_str(r)?;
             c.mutation = c.mutation.for_protocol(protocol).into_owned();
-            Ok(c)
+            Ok(crate::pull::conflict_as_seen_by(&who, c))
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
     Ok(json_response(StatusCode::OK, &ConflictList { items }))

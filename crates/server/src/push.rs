@@ -377,7 +377,14 @@ fn push_order(
                 conflict_kind: kind,
                 order: None,
             });
-            Ok((outcome, current_json))
+            // The order as it is now goes back only to whom it is assigned (or staff):
+            // a former assignee pushing on an old base learns nothing new from it.
+            let row = if merge::not_theirs(order, &actor) {
+                None
+            } else {
+                current_json
+            };
+            Ok((outcome, row))
         }
         Decision::Apply(a) => {
             let mut a = *a;
@@ -649,6 +656,14 @@ fn open_conflict(
     kind: ConflictKind,
     fields: Vec<ConflictField>,
 ) -> Result<Uuid, Error> {
+    // One open conflict per device and order: a later hold is absorbed into it.
+    if let Some(mut open) =
+        repo::open_conflict_of(sql, order.id, &ctx.who.username, ctx.who.device_id)?
+    {
+        open.absorb(m, kind, fields);
+        write_conflict(sql, log, ctx, &open, m)?;
+        return Ok(open.id);
+    }
     let record = ConflictRecord {
         id: Uuid::now_v7(),
         version: 1,

@@ -820,6 +820,27 @@ pub fn get_conflict(sql: &mut dyn Sql, id: Uuid) -> Result<Option<ConflictRecord
         .transpose()
 }
 
+/// The open conflict `username`'s device `device_id` has on `order_id`, if any (one per
+/// device and order: later held pushes are absorbed into it).
+pub fn open_conflict_of(
+    sql: &mut dyn Sql,
+    order_id: Uuid,
+    username: &str,
+    device_id: Uuid,
+) -> Result<Option<ConflictRecord>, Error> {
+    let rows = sql.query(
+        "SELECT body FROM conflicts WHERE order_id = ?1 AND username = ?2 AND status = 'open' ORDER BY created_us, id",
+        &[order_id.into(), username.into()],
+    )?;
+    for r in rows {
+        let c: ConflictRecord = serde_json::from_str(&r.text(0)?)?;
+        if c.device_id == device_id {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
 pub fn put_failed_sync(
     sql: &mut dyn Sql,
     f: &FailedSyncRecord,
