@@ -17,6 +17,8 @@ both!(
     a_technician_settles_a_conflict_only_with_its_fields_and_within_the_status_machine,
     only_staff_may_reopen_a_cancelled_order,
     a_former_assignee_learns_nothing_new_from_a_held_push_and_its_conflicts_collapse,
+    a_partial_upload_belongs_to_its_uploader,
+    knowing_a_hash_neither_reveals_nor_grants_access_to_a_file,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -372,4 +374,91 @@ async fn a_former_assignee_learns_nothing_new_from_a_held_push_and_its_conflicts
         "nothing the device pushed earlier is dropped: {:?}",
         open[0].fields
     );
+}
+
+fn photo_of(hash: &str) -> Op {
+    Op::Add(outpost_protocol::mutation::ListItem::Photos(PhotoRef {
+        hash: hash.into(),
+        caption: "site".into(),
+        media_type: "image/jpeg".into(),
+    }))
+}
+
+/// Item 4: another user can neither append to, overwrite nor delete someone's partial
+/// upload of the same file.
+async fn a_partial_upload_belongs_to_its_uploader(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = outpost_protocol::attachment_hash(&bytes);
+    let total = bytes.len();
+    let resp = t1.put_chunk(&hash, 0, total, &bytes[..1000]).await;
+    assert_eq!(resp.status(), 200, "tech1's first chunk");
+    // tech2 sends garbage where tech1 would resume.
+    let _ = t2.put_chunk(&hash, 1000, total, &[0u8; 1000]).await;
+    assert_eq!(
+        t1.attachment_status(&hash).await.received,
+        1000,
+        "tech1's upload is where tech1 left it"
+    );
+    let resp = t1.put_chunk(&hash, 1000, total, &bytes[1000..]).await;
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert_eq!(status, 200, "tech1 resumes and completes: {body}");
+    let st: AttachmentStatus = serde_json::from_str(&body).expect("status");
+    assert!(st.complete, "{st:?}");
+}
+
+/// Item 4: `status` does not tell a stranger whether a file exists, and naming its
+/// hash in one's own order does not grant its bytes; uploading the bytes does.
+async fn knowing_a_hash_neither_reveals_nor_grants_access_to_a_file(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let bytes = b"a photo of tech1's customer's meter".to_vec();
+    let hash = outpost_protocol::attachment_hash(&bytes);
+    let resp = t1.put_chunk(&hash, 0, bytes.len(), &bytes).await;
+    assert_eq!(resp.status(), 200);
+
+    let st = t2.attachment_status(&hash).await;
+    assert!(
+        !st.complete && st.received == 0,
+        "status tells a stranger the file exists: {st:?}"
+    );
+
+    let order = d.create_order(Some("tech2")).await;
+    let out = t2
+        .push1(t2.mutation(order.id, MutationKind::Update, 1, vec![photo_of(&hash)]))
+        .await;
+    assert!(
+        !out.is_acknowledged(),
+        "a reference to bytes tech2 never had is not applied: {out:?}"
+    );
+    let got = t2
+        .get(&format!("/v1/attachments/{hash}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.status(),
+        404,
+        "naming a hash in one's own order grants its bytes"
+    );
+
+    // Whoever has the bytes sends them, even when the server has them already.
+    let resp = t2.put_chunk(&hash, 0, bytes.len(), &bytes).await;
+    assert_eq!(resp.status(), 200);
+    let out = t2
+        .push1(t2.mutation(order.id, MutationKind::Update, 1, vec![photo_of(&hash)]))
+        .await;
+    assert!(matches!(out, PushOutcome::Applied(_)), "{out:?}");
+    let got = t2
+        .get(&format!("/v1/attachments/{hash}"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), bytes);
 }

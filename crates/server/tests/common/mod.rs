@@ -259,6 +259,36 @@ impl Session {
         r.results.into_iter().map(|r| r.outcome).collect()
     }
 
+    /// `PUT /v1/attachments/{hash}`: one chunk of a file of `total` bytes at `offset`.
+    pub async fn put_chunk(
+        &self,
+        hash: &str,
+        offset: usize,
+        total: usize,
+        bytes: &[u8],
+    ) -> reqwest::Response {
+        self.http
+            .put(self.url(&format!(
+                "/v1/attachments/{hash}?offset={offset}&total={total}"
+            )))
+            .bearer_auth(&self.tokens.access_token)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("chunk")
+    }
+
+    /// `GET /v1/attachments/{hash}/status`.
+    pub async fn attachment_status(&self, hash: &str) -> AttachmentStatus {
+        let resp = self
+            .get(&format!("/v1/attachments/{hash}/status"))
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(resp.status(), 200, "status answers");
+        resp.json().await.expect("status body")
+    }
+
     pub async fn push1(&self, m: Mutation) -> PushOutcome {
         self.push(vec![m]).await.remove(0)
     }
