@@ -808,11 +808,11 @@ struct ChunkQuery {
     params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the whole file."), ChunkQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The chunk's bytes."),
     responses(
-        (status = 200, description = "The upload's state after this chunk.", body = AttachmentStatus),
+        (status = 200, description = "The caller's upload's state after this chunk (complete at once for a file the caller may already read).", body = AttachmentStatus),
         (status = 400, description = "The name is not a SHA-256 (`invalid_body`), a parameter is missing or malformed (`invalid_body`), the chunk is empty or goes past `total` (`out_of_range`), or the body could not be read (`malformed_json`).", body = ErrorBody),
-        (status = 409, description = "`offset` is not where the stored bytes end, or `total` differs from the upload's (`offset_mismatch`).", body = ErrorBody),
+        (status = 409, description = "`offset` is not where the caller's stored bytes end, or `total` differs from the caller's upload's (`offset_mismatch`). Each user's upload in progress is their own.", body = ErrorBody),
         (status = 413, description = "The chunk or the file is too large (`payload_too_large`).", body = ErrorBody),
-        (status = 422, description = "The whole file's bytes do not match its name; the upload is discarded (`hash_mismatch`).", body = ErrorBody),
+        (status = 422, description = "The whole file's bytes do not match its name; the caller's upload is discarded, start again from byte 0 (`hash_mismatch`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -830,7 +830,7 @@ async fn put_attachment(
     let status = app
         .db
         .write(move |sql| attachments::put_chunk(sql, &who, &hash, q.offset, q.total, data, now_us))
-        .await?;
+        .await??;
     Ok(json_response(StatusCode::OK, &status))
 }
 
@@ -865,7 +865,9 @@ async fn get_attachment(
 
 /// The state of an upload
 ///
-/// A file the caller may not read looks like one never uploaded.
+/// Complete for a file the caller may read (they sent its bytes, an order in their
+/// scope refers to it, or they are staff); else the caller's own upload in progress;
+/// a file the caller may not read looks like one never uploaded, whoever stored it.
 #[utoipa::path(get, path = "/v1/attachments/{hash}/status", tag = "attachments", operation_id = "attachment_status",
     params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the file.")),
     responses(

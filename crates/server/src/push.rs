@@ -243,6 +243,19 @@ fn push_one(
         let json = serde_json::to_string(&outcome)?;
         return Ok((outcome, json, None));
     }
+    // A technician refers only to files they sent or may already read: naming a hash
+    // grants nothing (issue 19 item 4). An honest device has the bytes and uploads them.
+    if !who.is_staff() {
+        let hashes = completion_hashes(m, None);
+        if !hashes.is_empty() {
+            let unreadable = crate::attachments::unreadable(sql, who, &hashes)?;
+            if !unreadable.is_empty() {
+                let outcome = PushOutcome::MissingAttachments { hashes: unreadable };
+                let json = serde_json::to_string(&outcome)?;
+                return Ok((outcome, json, None));
+            }
+        }
+    }
     let (outcome, row_json) = match m.entity {
         EntityKind::WorkOrder => push_order(sql, log, ctx, m)?,
         EntityKind::Conflict | EntityKind::FailedSync => (push_resolve(sql, log, ctx, m)?, None),

@@ -965,13 +965,101 @@ pub fn chunks(sql: &mut dyn Sql, hash: &str) -> Result<Vec<Vec<u8>>, Error> {
     .collect()
 }
 
-pub fn delete_attachment(sql: &mut dyn Sql, hash: &str) -> Result<(), Error> {
-    sql.exec(
-        "DELETE FROM attachment_chunks WHERE hash = ?1",
-        &[hash.into()],
+/// A user's upload in progress: `(total, received)`.
+pub fn get_upload(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+) -> Result<Option<(u64, u64)>, Error> {
+    let rows = sql.query(
+        "SELECT total, received FROM attachment_uploads WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
     )?;
-    sql.exec("DELETE FROM attachments WHERE hash = ?1", &[hash.into()])?;
+    rows.first().map(|r| Ok((r.u64(0)?, r.u64(1)?))).transpose()
+}
+
+/// Record a chunk of `username`'s upload in progress and its new `received`.
+pub fn put_upload_chunk(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+    (offset, total): (u64, u64),
+    data: Vec<u8>,
+    now_us: i64,
+) -> Result<(), Error> {
+    let received = offset + data.len() as u64;
+    sql.exec(
+        "INSERT INTO attachment_upload_chunks (hash, username, offset_bytes, data) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (hash, username, offset_bytes) DO UPDATE SET data = excluded.data",
+        &[hash.into(), username.into(), offset.into(), V::B(Some(data))],
+    )?;
+    sql.exec(
+        "INSERT INTO attachment_uploads (hash, username, total, received, created_us) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (hash, username) DO UPDATE SET received = excluded.received",
+        &[hash.into(), username.into(), total.into(), received.into(), now_us.into()],
+    )?;
     Ok(())
+}
+
+/// The chunks of `username`'s upload in progress, in order.
+pub fn upload_chunks(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<Vec<Vec<u8>>, Error> {
+    sql.query(
+        "SELECT data FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2 ORDER BY offset_bytes",
+        &[hash.into(), username.into()],
+    )?
+    .iter()
+    .map(|r| r.blob(0))
+    .collect()
+}
+
+/// Make `username`'s finished, verified upload the stored file (when no one stored it
+/// first), then drop the upload.
+pub fn promote_upload(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+    store: bool,
+) -> Result<(), Error> {
+    if store {
+        sql.exec(
+            "INSERT INTO attachment_chunks (hash, offset_bytes, data) \
+             SELECT hash, offset_bytes, data FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2",
+            &[hash.into(), username.into()],
+        )?;
+    }
+    delete_upload(sql, hash, username)
+}
+
+/// Drop `username`'s upload in progress (no one else's).
+pub fn delete_upload(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "DELETE FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_uploads WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// `username` sent the verified bytes of `hash`.
+pub fn add_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachment_holders (hash, username) VALUES (?1, ?2) ON CONFLICT (hash, username) DO NOTHING",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// Whether `username` sent the verified bytes of `hash`.
+pub fn is_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, Error> {
+    Ok(!sql
+        .query(
+            "SELECT 1 FROM attachment_holders WHERE hash = ?1 AND username = ?2",
+            &[hash.into(), username.into()],
+        )?
+        .is_empty())
 }
 
 /// Whether a technician may see an attachment: an order assigned to them refers to it.
