@@ -19,6 +19,7 @@ both!(
     a_former_assignee_learns_nothing_new_from_a_held_push_and_its_conflicts_collapse,
     a_partial_upload_belongs_to_its_uploader,
     knowing_a_hash_neither_reveals_nor_grants_access_to_a_file,
+    a_push_with_too_many_ops_is_refused_before_the_write_transaction,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -461,4 +462,49 @@ async fn knowing_a_hash_neither_reveals_nor_grants_access_to_a_file(kind: Kind) 
         .expect("get");
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.expect("bytes").to_vec(), bytes);
+}
+
+/// Item 5: the number of ops in one mutation and in one push is capped (the merge runs
+/// inside the server's single write transaction), and the refusal comes at once.
+async fn a_push_with_too_many_ops_is_refused_before_the_write_transaction(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let order = d.create_order(None).await;
+    let title_ops = |n: usize| -> Vec<Op> {
+        (0..n)
+            .map(|i| Op::Set(SetOp::Title(format!("t{i}"))))
+            .collect()
+    };
+    let send = |mutations: Vec<Mutation>| {
+        let req = d.post(paths::PUSH).json(&PushRequest { mutations });
+        async move {
+            let started = std::time::Instant::now();
+            let resp = tokio::time::timeout(std::time::Duration::from_secs(20), req.send())
+                .await
+                .expect("an answer within 20 s")
+                .expect("push");
+            (resp.status().as_u16(), started.elapsed())
+        }
+    };
+    // One mutation with more ops than any order needs.
+    let one = d.mutation(order.id, MutationKind::Update, 1, title_ops(6_000));
+    let (status, took) = send(vec![one]).await;
+    assert_eq!(
+        status, 413,
+        "a mutation of 6000 ops is refused (took {took:?})"
+    );
+    // A push of mutations each within bounds but too many ops together.
+    let many: Vec<Mutation> = (0..20)
+        .map(|_| d.mutation(order.id, MutationKind::Update, 1, title_ops(3_000)))
+        .collect();
+    let (status, took) = send(many).await;
+    assert_eq!(
+        status, 413,
+        "a push of 60000 ops is refused (took {took:?})"
+    );
+    assert_eq!(
+        order_now(&d, order.id).await.version,
+        1,
+        "nothing of either applied"
+    );
 }
