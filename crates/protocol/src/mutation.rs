@@ -223,13 +223,21 @@ pub struct Mutation {
 impl Mutation {
     /// Whether `next` (a later, unsent mutation of the same entity) may be folded into
     /// this one. Completions, cancellations, assignments and resolutions stay separate
-    /// so that each keeps its own meaning (and its own lane) on the wire.
+    /// so that each keeps its own meaning (and its own lane) on the wire; and a
+    /// mutation never grows past the ops the server accepts in one.
     pub fn can_coalesce_with(&self, next: &Mutation) -> bool {
         self.entity == next.entity
             && self.entity_id == next.entity_id
             && self.device_id == next.device_id
             && matches!(self.kind, MutationKind::Create | MutationKind::Update)
             && next.kind == MutationKind::Update
+            && self.op_count() + next.op_count() <= crate::limits::OPS_PER_MUTATION_MAX
+    }
+
+    /// The operations this mutation carries, as [`crate::limits::OPS_PER_MUTATION_MAX`]
+    /// counts them: its `ops` and its `seen` values.
+    pub fn op_count(&self) -> usize {
+        self.ops.len() + self.seen.len()
     }
 
     /// Fold `next` into this mutation: its ops follow ours in order; the oldest base

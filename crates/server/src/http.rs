@@ -528,7 +528,7 @@ async fn logout(
     request_body = PushRequest,
     responses(
         (status = 200, description = "One result per mutation.", body = PushResponse),
-        (status = 413, description = "More mutations than a push may carry (`payload_too_large`).", body = ErrorBody),
+        (status = 413, description = "More mutations than a push may carry, a mutation with more operations (`ops` and `seen`) than one may carry, or more operations in all than a push may carry (`payload_too_large`; `outpost_protocol::limits`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -543,6 +543,35 @@ async fn push_handler(
             413,
             ErrorCode::PayloadTooLarge,
             format!("at most {} mutations per push", limits::PUSH_MUTATIONS_MAX),
+        )
+        .into());
+    }
+    // Ops are counted before the write transaction, where the merge runs.
+    let mut ops = 0;
+    for m in &body.mutations {
+        if m.op_count() > limits::OPS_PER_MUTATION_MAX {
+            return Err(ApiError::new(
+                413,
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "mutation {} carries {} operations; at most {} per mutation",
+                    m.mutation_id,
+                    m.op_count(),
+                    limits::OPS_PER_MUTATION_MAX
+                ),
+            )
+            .into());
+        }
+        ops += m.op_count();
+    }
+    if ops > limits::OPS_PER_PUSH_MAX {
+        return Err(ApiError::new(
+            413,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the push carries {ops} operations; at most {} per push: send fewer mutations",
+                limits::OPS_PER_PUSH_MAX
+            ),
         )
         .into());
     }

@@ -380,6 +380,9 @@ fn push_order(
                     return Ok((PushOutcome::MissingAttachments { hashes: missing }, None));
                 }
             }
+            if let Some(full) = conflict_full(sql, ctx, order.id, m)? {
+                return Ok((full, None));
+            }
             let conflict_id = open_conflict(sql, log, ctx, m, order, kind, fields.clone())?;
             let outcome = PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
                 entity_id: m.entity_id,
@@ -429,6 +432,11 @@ fn push_order(
                         }),
                         None,
                     ));
+                }
+            }
+            if !a.conflicts.is_empty() {
+                if let Some(full) = conflict_full(sql, ctx, m.entity_id, m)? {
+                    return Ok((full, None));
                 }
             }
             let mut row_json = current_json;
@@ -658,6 +666,35 @@ fn adjust_stock(
         now_us,
     )?;
     Ok(())
+}
+
+/// The refusal for `m` when the device's open conflict on the order cannot take it: its
+/// held mutation would grow past the ops one mutation may carry (a client pushing on an
+/// old base again and again must not grow one record without end). The person is told
+/// to have the conflict settled first; nothing is written for `m` but its failed sync.
+fn conflict_full(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    order_id: Uuid,
+    m: &Mutation,
+) -> Result<Option<PushOutcome>, Error> {
+    let Some(open) = repo::open_conflict_of(sql, order_id, &ctx.who.username, ctx.who.device_id)?
+    else {
+        return Ok(None);
+    };
+    if open.mutation.op_count() + m.op_count() <= outpost_protocol::limits::OPS_PER_MUTATION_MAX {
+        return Ok(None);
+    }
+    let message = "too many changes of this order wait in its open conflict; ask a dispatcher to settle it, then make the change again";
+    Ok(Some(rejected(merge::MergeRejected {
+        code: ErrorCode::ValidationFailed,
+        message: message.into(),
+        field_errors: vec![outpost_protocol::FieldError {
+            field: "ops".into(),
+            code: "too_many".into(),
+            message: message.into(),
+        }],
+    })))
 }
 
 fn open_conflict(
