@@ -20,6 +20,7 @@ both!(
     a_partial_upload_belongs_to_its_uploader,
     knowing_a_hash_neither_reveals_nor_grants_access_to_a_file,
     a_push_with_too_many_ops_is_refused_before_the_write_transaction,
+    a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -506,5 +507,53 @@ async fn a_push_with_too_many_ops_is_refused_before_the_write_transaction(kind: 
         order_now(&d, order.id).await.version,
         1,
         "nothing of either applied"
+    );
+}
+
+/// Item 6: 300 concurrent wrong passwords for one user (as the review measured): only
+/// the allowed attempts are hashed (the rest are refused before Argon2), an oversized
+/// username is refused before it becomes a limiter key or a log field, and the real
+/// user signs in once the delay has passed (a growing delay, not a hard lockout).
+async fn a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out(kind: Kind) {
+    let clock = MovableClock::new();
+    let cfg = outpost_server::ServerConfig {
+        login_max_failures: 10,
+        clock: clock.clone(),
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let attempt = |username: String, password: &str| {
+        let req = s.http.post(s.url(paths::LOGIN)).json(&LoginRequest {
+            username,
+            password: password.into(),
+            device_id: Uuid::new_v4(),
+        });
+        async move { req.send().await.expect("login").status().as_u16() }
+    };
+    let mut storm = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        storm.spawn(attempt("tech1".into(), "wrong password"));
+    }
+    let answers = storm.join_all().await;
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    let limited = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + limited, 300, "{answers:?}");
+    assert!(
+        checked <= 11,
+        "{checked} of 300 concurrent wrong passwords were hashed; the limit allows 10"
+    );
+
+    let long = "u".repeat(100_000);
+    assert_eq!(
+        attempt(long, "wrong password").await,
+        400,
+        "a username no account can have is refused before anything else"
+    );
+
+    clock.advance(std::time::Duration::from_secs(120));
+    assert_eq!(
+        attempt("tech1".into(), PASSWORD).await,
+        200,
+        "two minutes later the real user signs in"
     );
 }
