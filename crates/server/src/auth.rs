@@ -10,9 +10,9 @@
 //! device (it was probably stolen). Nothing here logs a secret: tokens and passwords
 //! never reach a `tracing` field.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -169,57 +169,97 @@ impl Keys {
     }
 }
 
-/// Failed-login counter per user and per address, in memory (per instance).
+/// Sign-in attempts per key (user, client address, the pair), in memory (per
+/// instance). An attempt is *reserved* before its password is checked, so concurrent
+/// attempts see each other; once a key has used its free failures, each further attempt
+/// must wait a delay that doubles up to a cap, instead of a lockout an attacker could
+/// keep up for anyone. Time is the server's clock (tests move it).
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    keys: Mutex<HashMap<String, Attempts>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    /// Attempts not forgiven (each reserved one counts until it succeeds).
+    count: u32,
+    /// No attempt before this (microseconds).
+    next_us: i64,
+    /// The last attempt (microseconds): a key idle for the window is forgotten.
+    last_us: i64,
+}
+
+/// The limiter's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy {
+    pub free: u32,
+    pub window: Duration,
+    pub delay_max: Duration,
 }
 
 impl LoginLimiter {
-    /// Seconds to wait if any of `keys` has used up its failures, else `None`.
-    pub fn blocked(&self, keys: &[String], max: u32, window: Duration) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let mut wait = None;
-        for k in keys {
-            if let Some(q) = map.get_mut(k) {
-                while q.front().is_some_and(|t| now.duration_since(*t) > window) {
-                    q.pop_front();
-                }
-                if q.len() >= max as usize {
-                    let oldest = q.front().copied().unwrap_or(now);
-                    let secs = window
-                        .saturating_sub(now.duration_since(oldest))
-                        .as_secs()
-                        .max(1);
-                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
-                }
-            }
-        }
-        // Bound memory: forget idle keys when the map grows large.
+    /// Reserve an attempt for every key at `now_us`, or the seconds to wait when any
+    /// key's delay has not passed (nothing is reserved then).
+    pub fn reserve(&self, keys: &[String], policy: LoginPolicy, now_us: i64) -> Result<(), u64> {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let window_us = i64::try_from(policy.window.as_micros()).unwrap_or(i64::MAX);
         if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
+            // Bound memory: forget idle keys.
+            map.retain(|_, a| now_us.saturating_sub(a.last_us) <= window_us);
         }
-        wait
-    }
-
-    pub fn record_failure(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
+        let mut wait_us = 0;
         for k in keys {
-            let q = map.entry(k.clone()).or_default();
-            q.push_back(now);
-            if q.len() > 1000 {
-                q.pop_front();
+            if let Some(a) = map.get(k) {
+                if now_us.saturating_sub(a.last_us) <= window_us && a.next_us > now_us {
+                    wait_us = wait_us.max(a.next_us - now_us);
+                }
             }
         }
+        if wait_us > 0 {
+            let secs = u64::try_from(wait_us)
+                .unwrap_or(u64::MAX)
+                .div_ceil(1_000_000);
+            return Err(secs.max(1));
+        }
+        let max_us = i64::try_from(policy.delay_max.as_micros()).unwrap_or(i64::MAX);
+        for k in keys {
+            let a = map.entry(k.clone()).or_insert(Attempts {
+                count: 0,
+                next_us: now_us,
+                last_us: now_us,
+            });
+            if now_us.saturating_sub(a.last_us) > window_us {
+                a.count = 0;
+            }
+            a.count = a.count.saturating_add(1);
+            a.last_us = now_us;
+            a.next_us = now_us;
+            if a.count >= policy.free {
+                let doublings = (a.count - policy.free).min(40);
+                let delay = 1_000_000i64.saturating_mul(1i64 << doublings).min(max_us);
+                a.next_us = now_us.saturating_add(delay);
+            }
+        }
+        Ok(())
     }
 
-    pub fn clear(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+    /// A reserved attempt succeeded: the first key's attempts (the user's) are
+    /// forgiven, and the others' reservation is given back (many people signing in
+    /// from one office address are not a storm).
+    pub fn succeeded(&self, keys: &[String], policy: LoginPolicy) {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((user, others)) = keys.split_first() else {
+            return;
+        };
+        map.remove(user);
+        for k in others {
+            if let Some(a) = map.get_mut(k) {
+                a.count = a.count.saturating_sub(1);
+                if a.count < policy.free {
+                    a.next_us = a.last_us;
+                }
+            }
+        }
     }
 }
 
@@ -402,15 +442,42 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_blocks_after_the_allowed_failures() {
+    fn the_limiter_delays_more_and_more_after_the_free_failures_then_forgets() {
         let l = LoginLimiter::default();
-        let keys = vec!["u:a".to_string()];
+        let keys = vec!["u:a".to_string(), "ip:x".to_string()];
+        let policy = LoginPolicy {
+            free: 3,
+            window: Duration::from_secs(600),
+            delay_max: Duration::from_secs(8),
+        };
+        let s = 1_000_000;
         for _ in 0..3 {
-            assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_none());
-            l.record_failure(&keys);
+            assert_eq!(l.reserve(&keys, policy, 0), Ok(()));
         }
-        assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_some());
-        l.clear("u:a");
-        assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_none());
+        // After the third: 1 s, then 2 s, 4 s, 8 s, 8 s.
+        assert_eq!(l.reserve(&keys, policy, 0), Err(1));
+        let mut t = s;
+        for delay in [2, 4, 8, 8] {
+            assert_eq!(l.reserve(&keys, policy, t), Ok(()));
+            assert_eq!(l.reserve(&keys, policy, t + 1), Err(delay));
+            t += delay as i64 * s;
+        }
+        // Idle for the window: forgotten.
+        assert_eq!(l.reserve(&keys, policy, t + 601 * s), Ok(()));
+    }
+
+    #[test]
+    fn successful_sign_ins_from_one_address_never_add_up() {
+        let l = LoginLimiter::default();
+        let policy = LoginPolicy {
+            free: 3,
+            window: Duration::from_secs(600),
+            delay_max: Duration::from_secs(8),
+        };
+        for i in 0..50 {
+            let keys = vec![format!("u:{i}"), "ip:office".to_string()];
+            assert_eq!(l.reserve(&keys, policy, 0), Ok(()), "sign-in {i}");
+            l.succeeded(&keys, policy);
+        }
     }
 }

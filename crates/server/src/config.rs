@@ -47,9 +47,23 @@ pub struct ServerConfig {
     pub refresh_ttl: Duration,
     /// How long a rotated refresh token is still accepted (a lost reply).
     pub refresh_grace: Duration,
-    /// Failed logins allowed per user and per address within `login_window`.
+    /// Failed sign-ins allowed per user, per client address and per pair before each
+    /// further attempt waits a growing delay (1 s, 2 s, 4 s, … up to
+    /// `login_delay_max`); a key's failures are forgotten after `login_window` without
+    /// one, and a successful sign-in forgets the user's.
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// The longest delay between attempts once the failures are used up (never a hard
+    /// lockout: whoever has the password gets in once the delay has passed).
+    pub login_delay_max: Duration,
+    /// Password checks (Argon2, 19 MiB each) that may run at once; further sign-ins
+    /// wait up to a few seconds for one, then are told to retry. About the core count.
+    pub password_hashers: usize,
+    /// The request header a trusted reverse proxy sets to the client's address
+    /// (`x-forwarded-for`: its last entry, the one the proxy added). `None`: the
+    /// connection's address; the header is then ignored, so a client cannot choose its
+    /// own limiter key.
+    pub trusted_proxy_header: Option<String>,
     pub password_cost: PasswordCost,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
@@ -68,6 +82,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("refresh_grace", &self.refresh_grace)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window", &self.login_window)
+            .field("login_delay_max", &self.login_delay_max)
+            .field("password_hashers", &self.password_hashers)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
             .field("password_cost", &self.password_cost)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
@@ -83,6 +100,9 @@ impl Default for ServerConfig {
             refresh_grace: Duration::from_secs(30),
             login_max_failures: 10,
             login_window: Duration::from_secs(15 * 60),
+            login_delay_max: Duration::from_secs(60),
+            password_hashers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trusted_proxy_header: None,
             password_cost: PasswordCost::default(),
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub cfg: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
+    /// Password checks that may run at once (`ServerConfig::password_hashers`).
+    pub hashers: std::sync::Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     /// Parsed order rows of committed pushes (see [`crate::row_cache`]).
     pub rows: crate::row_cache::RowCache,
@@ -378,39 +380,80 @@ async fn openapi() -> Result<Response, Error> {
     Ok(json_response(StatusCode::OK, &doc))
 }
 
-fn client_addr(req_ext: Option<&ConnectInfo<SocketAddr>>) -> String {
-    req_ext.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+/// The client's address for the sign-in limiter: from the configured trusted proxy's
+/// header (its last entry, the one that proxy added) when there is one, else the
+/// connection's. Without a configured header, no header is read: a client cannot pick
+/// its own key.
+fn client_addr(req: &Request, cfg: &crate::ServerConfig) -> String {
+    let from_proxy = cfg.trusted_proxy_header.as_deref().and_then(|name| {
+        let value = req.headers().get(name)?.to_str().ok()?;
+        let last = value.rsplit(',').next()?.trim();
+        last.parse::<std::net::IpAddr>().ok()
+    });
+    match from_proxy {
+        Some(ip) => ip.to_string(),
+        None => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+    }
+}
+
+/// A 429 `rate_limited` answer with its `Retry-After`.
+fn rate_limited(message: String, wait: u64) -> Error {
+    let mut e = ApiError::new(429, ErrorCode::RateLimited, message);
+    e.body.retry_after_secs = Some(wait);
+    e.into()
 }
 
 /// Sign in on a device
 ///
-/// Failed sign-ins are limited per username and per client address.
+/// Attempts are limited per username and per client address: after the free failures,
+/// each further attempt waits a growing delay (never a lockout). A username no account
+/// can have is refused first (400).
 #[utoipa::path(post, path = paths::LOGIN, tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in: a new access and refresh token for this device.", body = TokenResponse),
+        (status = 400, description = "A username no account can have (1 to 64 of a-z, 0-9, '.', '_', '-'), or a malformed body (`invalid_body`, `malformed_json`).", body = ErrorBody),
         (status = 401, description = "Wrong username or password (`invalid_credentials`).", body = ErrorBody),
         (status = 403, description = "The account is disabled (`user_disabled`).", body = ErrorBody),
-        (status = 429, description = "Too many failed sign-ins (`rate_limited`); wait `retry_after_secs`.", body = ErrorBody,
+        (status = 429, description = "Too many sign-in attempts, or too many being checked at once (`rate_limited`); wait `retry_after_secs`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
 )]
 async fn login(State(app): St, req: Request) -> Result<Response, Error> {
-    let ip = client_addr(req.extensions().get::<ConnectInfo<SocketAddr>>());
+    let ip = client_addr(&req, &app.cfg);
     let JsonBody(body) = JsonBody::<LoginRequest>::from_request(req, &()).await?;
+    // A name no account can have is refused before it becomes a limiter key or a log
+    // field.
+    crate::check_username(&body.username)?;
     let keys = vec![format!("u:{}", body.username), format!("ip:{ip}")];
-    if let Some(wait) = app
-        .limiter
-        .blocked(&keys, app.cfg.login_max_failures, app.cfg.login_window)
-    {
-        let mut e = ApiError::new(
-            429,
-            ErrorCode::RateLimited,
+    // The attempt is reserved before the password is checked, so concurrent attempts
+    // count against each other.
+    let policy = auth::LoginPolicy {
+        free: app.cfg.login_max_failures,
+        window: app.cfg.login_window,
+        delay_max: app.cfg.login_delay_max,
+    };
+    if let Err(wait) = app.limiter.reserve(&keys, policy, app.cfg.now_us()) {
+        return Err(rate_limited(
             format!("too many failed sign-ins; try again in {wait} s"),
-        );
-        e.body.retry_after_secs = Some(wait);
-        return Err(e.into());
+            wait,
+        ));
     }
+    // At most `password_hashers` Argon2 checks at once (19 MiB each).
+    let Ok(Ok(_permit)) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.hashers.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return Err(rate_limited(
+            "the server is checking many sign-ins; try again in a moment".into(),
+            1,
+        ));
+    };
     let username = body.username.clone();
     let user = {
         let u = username.clone();
@@ -431,7 +474,6 @@ async fn login(State(app): St, req: Request) -> Result<Response, Error> {
     .await
     .map_err(|e| Error::store(format!("password check task: {e}")))?;
     let Some(user) = user.filter(|_| ok) else {
-        app.limiter.record_failure(&keys);
         app.metrics.login_failure();
         tracing::info!(username = %username, "sign-in refused");
         return Err(ApiError::unauthorized(
@@ -448,7 +490,7 @@ async fn login(State(app): St, req: Request) -> Result<Response, Error> {
         )
         .into());
     }
-    app.limiter.clear(&keys[0]);
+    app.limiter.succeeded(&keys, policy);
     let device = body.device_id;
     let state = app.clone();
     let resp = app

@@ -42,11 +42,13 @@ pub use serve::{spawn, Running, TlsFiles};
 pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
     let now_us = cfg.now_us();
     let keys = db.write(move |sql| auth::Keys::load(sql, now_us)).await?;
+    let cfg_hashers = cfg.password_hashers.max(1);
     Ok(Arc::new(AppState {
         db,
         cfg,
         keys,
         limiter: auth::LoginLimiter::default(),
+        hashers: Arc::new(tokio::sync::Semaphore::new(cfg_hashers)),
         metrics: metrics::Metrics::default(),
         rows: row_cache::RowCache::default(),
         unsent: unsent::Ledger::default(),

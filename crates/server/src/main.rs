@@ -47,11 +47,24 @@ enum Command {
         /// Grace period for a rotated refresh token, in seconds.
         #[arg(long, default_value_t = 30)]
         refresh_grace_secs: u64,
-        /// Failed sign-ins allowed per user and per address within the window.
+        /// Failed sign-ins allowed per user and per address before each further
+        /// attempt waits a growing delay (1 s, 2 s, 4 s, … up to --login-delay-max-secs).
         #[arg(long, default_value_t = 10)]
         login_max_failures: u32,
+        /// A user's or address's failures are forgotten after this long without one.
         #[arg(long, default_value_t = 900)]
         login_window_secs: u64,
+        /// The longest delay between sign-in attempts (never a lockout).
+        #[arg(long, default_value_t = 60)]
+        login_delay_max_secs: u64,
+        /// Password checks (Argon2, 19 MiB each) run at once; default: the core count.
+        #[arg(long)]
+        password_hashers: Option<usize>,
+        /// The header a trusted reverse proxy sets to the client's address (e.g.
+        /// x-forwarded-for; its last entry is used). Only behind such a proxy: a client
+        /// reaching the server directly could otherwise choose its own address.
+        #[arg(long)]
+        trusted_proxy_header: Option<String>,
         /// The oldest sync protocol served (default: the previous release's). Raise it
         /// once every device is updated: older ones are then told to update Outpost.
         #[arg(long, default_value_t = outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
@@ -233,6 +246,9 @@ async fn main() -> anyhow::Result<()> {
             refresh_grace_secs,
             login_max_failures,
             login_window_secs,
+            login_delay_max_secs,
+            password_hashers,
+            trusted_proxy_header,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -241,6 +257,13 @@ async fn main() -> anyhow::Result<()> {
                 refresh_grace: Duration::from_secs(refresh_grace_secs),
                 login_max_failures: login_max_failures.max(1),
                 login_window: Duration::from_secs(login_window_secs.max(1)),
+                login_delay_max: Duration::from_secs(login_delay_max_secs.max(1)),
+                password_hashers: password_hashers
+                    .unwrap_or(ServerConfig::default().password_hashers)
+                    .max(1),
+                trusted_proxy_header: trusted_proxy_header
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty()),
                 min_protocol,
                 ..ServerConfig::default()
             };

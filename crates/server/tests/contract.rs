@@ -469,7 +469,8 @@ async fn text_with_nul_characters_gets_an_answer_not_a_server_error(kind: Kind) 
         .send()
         .await
         .expect("login");
-    assert_eq!(error_of(resp).await.0, 401, "no such user");
+    // A name no account can have is refused before anything else (issue 19 item 6).
+    assert_eq!(error_of(resp).await.0, 400, "not a username");
     for path in [paths::REFRESH, paths::LOGOUT] {
         let body = if path == paths::REFRESH {
             json!({"refresh_token": nul, "device_id": Uuid::new_v4()})

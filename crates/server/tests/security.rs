@@ -21,6 +21,7 @@ both!(
     knowing_a_hash_neither_reveals_nor_grants_access_to_a_file,
     a_push_with_too_many_ops_is_refused_before_the_write_transaction,
     a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out,
+    behind_a_trusted_proxy_each_client_has_its_own_limiter_key,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -556,4 +557,48 @@ async fn a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out(kin
         200,
         "two minutes later the real user signs in"
     );
+}
+
+/// Item 6: behind a load balancer every client arrives from the proxy's address; with
+/// the proxy's header configured, one client's failures do not delay another's sign-in,
+/// and without it the header is ignored (a client cannot choose its own key).
+async fn behind_a_trusted_proxy_each_client_has_its_own_limiter_key(kind: Kind) {
+    for trusted in [true, false] {
+        let cfg = outpost_server::ServerConfig {
+            login_max_failures: 3,
+            trusted_proxy_header: trusted.then(|| "x-forwarded-for".to_owned()),
+            ..test_config()
+        };
+        let s = TestServer::start_with(kind, cfg).await;
+        let attempt = |username: &str, password: &str, client: &str| {
+            s.http
+                .post(s.url(paths::LOGIN))
+                .header("x-forwarded-for", format!("203.0.113.9, {client}"))
+                .json(&LoginRequest {
+                    username: username.into(),
+                    password: password.into(),
+                    device_id: Uuid::new_v4(),
+                })
+                .send()
+        };
+        for _ in 0..3 {
+            let st = attempt("tech1", "wrong password", "198.51.100.1")
+                .await
+                .expect("login")
+                .status();
+            assert_eq!(st, 401);
+        }
+        let other = attempt("tech2", PASSWORD, "198.51.100.2")
+            .await
+            .expect("login")
+            .status();
+        if trusted {
+            assert_eq!(other, 200, "another client behind the proxy signs in");
+        } else {
+            assert_eq!(
+                other, 429,
+                "an untrusted header is ignored: one address, one key"
+            );
+        }
+    }
 }
