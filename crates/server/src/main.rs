@@ -140,6 +140,16 @@ enum UserAction {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Give a user a new password (read from stdin) and end all their sessions: every
+    /// device they are signed in on must sign in again, with the new password.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,21 +321,14 @@ async fn main() -> anyhow::Result<()> {
                 db,
             } => {
                 let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-                if !password_stdin {
-                    bail!("give the password on stdin with --password-stdin");
-                }
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut password)
-                    .context("reading the password from stdin")?;
-                let password = password.trim_end_matches(['\n', '\r']);
+                let password = password_from_stdin(password_stdin)?;
                 let db = open(&db).await?;
                 if outpost_server::add_user(
                     &db,
                     &ServerConfig::default(),
                     &username,
                     role,
-                    password,
+                    &password,
                 )
                 .await?
                 {
@@ -333,6 +336,25 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     bail!("a user named {username} already exists");
                 }
+            }
+            UserAction::ResetPassword {
+                username,
+                password_stdin,
+                db,
+            } => {
+                let password = password_from_stdin(password_stdin)?;
+                let db = open(&db).await?;
+                if !outpost_server::reset_password(
+                    &db,
+                    &ServerConfig::default(),
+                    &username,
+                    &password,
+                )
+                .await?
+                {
+                    bail!("no user named {username}");
+                }
+                println!("new password for {username}; all their sessions ended");
             }
             UserAction::Disable { username, db } => {
                 let db = open(&db).await?;
@@ -404,4 +426,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The password given on stdin (`--password-stdin`), without its line ending.
+fn password_from_stdin(password_stdin: bool) -> anyhow::Result<String> {
+    if !password_stdin {
+        bail!("give the password on stdin with --password-stdin");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from stdin")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -243,6 +243,33 @@ pub fn set_user_disabled(sql: &mut dyn Sql, username: &str, disabled: bool) -> R
     Ok(n == 1)
 }
 
+/// A new password hash for `username`, and every session of theirs ended: all their
+/// refresh tokens revoked and each of their devices' tokens issued until `now_us`
+/// refused. `false` when there is no such user.
+pub fn reset_password(
+    sql: &mut dyn Sql,
+    username: &str,
+    password_hash: &str,
+    now_us: i64,
+) -> Result<bool, Error> {
+    let n = sql.exec(
+        "UPDATE users SET password_hash = ?2 WHERE username = ?1",
+        &[username.into(), password_hash.into()],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    sql.exec(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE username = ?1",
+        &[username.into()],
+    )?;
+    sql.exec(
+        "UPDATE devices SET revoked_before_us = ?2 WHERE username = ?1",
+        &[username.into(), now_us.into()],
+    )?;
+    Ok(true)
+}
+
 pub fn touch_device(
     sql: &mut dyn Sql,
     device: Uuid,
