@@ -22,6 +22,7 @@ both!(
     a_push_with_too_many_ops_is_refused_before_the_write_transaction,
     a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out,
     behind_a_trusted_proxy_each_client_has_its_own_limiter_key,
+    a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -601,4 +602,42 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limiter_key(kind: Kind) 
             );
         }
     }
+}
+
+/// Item 10: reusing a rotated refresh token inside the grace window (a lost reply, or a
+/// thief racing the device) must neither revoke the legitimate successor nor hand out a
+/// second, independent pair: it answers the same successor.
+async fn a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor(kind: Kind) {
+    let clock = MovableClock::new();
+    let cfg = outpost_server::ServerConfig {
+        refresh_grace: std::time::Duration::from_secs(30),
+        clock: clock.clone(),
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let t = s.login("tech1").await;
+    let refresh = |token: String| {
+        let req = s.http.post(s.url(paths::REFRESH)).json(&RefreshRequest {
+            refresh_token: token,
+            device_id: t.device,
+        });
+        async move { req.send().await.expect("refresh") }
+    };
+    let first = refresh(t.tokens.refresh_token.clone()).await;
+    assert_eq!(first.status(), 200);
+    let first: TokenResponse = first.json().await.expect("tokens");
+    clock.advance(std::time::Duration::from_secs(5));
+    let again = refresh(t.tokens.refresh_token.clone()).await;
+    assert_eq!(again.status(), 200, "within the grace window");
+    let again: TokenResponse = again.json().await.expect("tokens");
+    assert_eq!(
+        again.refresh_token, first.refresh_token,
+        "the same successor, not a second pair"
+    );
+    let next = refresh(first.refresh_token.clone()).await;
+    assert_eq!(
+        next.status(),
+        200,
+        "the legitimate successor still works after the reuse"
+    );
 }
