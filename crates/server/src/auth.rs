@@ -5,8 +5,10 @@
 //! in the store, so they survive a restart and every instance over one PostgreSQL
 //! database accepts them. Each request still checks the user and device rows, so
 //! disabling a user or revoking a device takes effect at once. Refresh tokens are
-//! random, stored only as their SHA-256, and rotate on every use; the previous one is
-//! accepted for a short grace period (a lost reply), and reuse after that revokes the
+//! random at sign-in, stored only as their SHA-256, and rotate on every use; the
+//! successor is derived from its predecessor with a server secret, so the previous one,
+//! accepted for a short grace period (a lost reply), answers the same successor again
+//! (never a second pair, and the successor keeps working); reuse after that revokes the
 //! device (it was probably stolen). Nothing here logs a secret: tokens and passwords
 //! never reach a `tracing` field.
 
@@ -93,9 +95,11 @@ struct Claims {
     kid: String,
 }
 
-/// The signing keys, loaded from the store (newest first).
+/// The signing keys, loaded from the store (newest first), and the secret refresh-token
+/// successors are derived with.
 pub struct Keys {
     keys: RwLock<Vec<(String, ring::hmac::Key)>>,
+    refresh_secret: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Keys {
@@ -120,9 +124,30 @@ impl Keys {
                 hex::decode(&secret_hex).map_err(|e| Error::store(format!("signing key: {e}")))?;
             keys.push((kid, ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)));
         }
+        let secret_hex = match repo::meta_get(sql, repo::META_REFRESH_SECRET)? {
+            Some(hex) => hex,
+            None => {
+                let hex = hex::encode(random_bytes::<32>()?);
+                repo::meta_set(sql, repo::META_REFRESH_SECRET, &hex)?;
+                hex
+            }
+        };
+        let secret =
+            hex::decode(&secret_hex).map_err(|e| Error::store(format!("refresh secret: {e}")))?;
         Ok(Keys {
             keys: RwLock::new(keys),
+            refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         })
+    }
+
+    /// The refresh token that succeeds `token` when it is rotated: derived from it with
+    /// the server's secret, so a second use inside the grace window (a lost reply)
+    /// answers the same successor instead of a second, independent one. Only the
+    /// server can compute it, and only from the predecessor itself.
+    fn successor_of(&self, token: &str) -> String {
+        let mut msg = b"outpost refresh successor v1\0".to_vec();
+        msg.extend_from_slice(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(ring::hmac::sign(&self.refresh_secret, &msg).as_ref())
     }
 
     fn sign(&self, claims: &Claims) -> Result<String, Error> {
@@ -272,6 +297,35 @@ pub fn issue(
     role: Role,
     device: Uuid,
 ) -> Result<(TokenResponse, String), Error> {
+    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    issue_with(
+        sql,
+        keys,
+        cfg,
+        username,
+        role,
+        device,
+        Refresh::New(refresh),
+    )
+}
+
+/// The refresh token a [`TokenResponse`] carries.
+enum Refresh {
+    /// A token to store now (a sign-in's random one, or a rotation's successor).
+    New(String),
+    /// A successor stored already (a reuse inside the grace window): sent again as it is.
+    Stored { token: String, expires_us: i64 },
+}
+
+fn issue_with(
+    sql: &mut dyn Sql,
+    keys: &Keys,
+    cfg: &ServerConfig,
+    username: &str,
+    role: Role,
+    device: Uuid,
+    refresh: Refresh,
+) -> Result<(TokenResponse, String), Error> {
     let now = cfg.now();
     let now_us = now.timestamp_micros();
     let access_exp =
@@ -286,16 +340,24 @@ pub fn issue(
         kid: keys.current_kid()?,
     };
     let access = keys.sign(&claims)?;
-    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let (refresh, refresh_exp) = match refresh {
+        Refresh::New(token) => {
+            repo::insert_refresh(
+                sql,
+                &sha256_hex(token.as_bytes()),
+                username,
+                device,
+                now_us,
+                refresh_exp.timestamp_micros(),
+            )?;
+            (token, refresh_exp)
+        }
+        Refresh::Stored { token, expires_us } => (
+            token,
+            chrono::DateTime::from_timestamp_micros(expires_us).unwrap_or(refresh_exp),
+        ),
+    };
     let refresh_hash = sha256_hex(refresh.as_bytes());
-    repo::insert_refresh(
-        sql,
-        &refresh_hash,
-        username,
-        device,
-        now_us,
-        refresh_exp.timestamp_micros(),
-    )?;
     repo::touch_device(sql, device, username, now_us)?;
     Ok((
         TokenResponse {
@@ -412,13 +474,50 @@ pub fn refresh(
                 "this sign-in was used twice and has been revoked; sign in again",
             )));
         }
-        // Within the grace period (a lost reply): the successor issued before is
-        // superseded by the one issued now.
-        if let Some(successor) = &row.replaced_by {
-            repo::revoke_refresh(sql, successor)?;
+        // Within the grace period (a lost reply, or someone racing the device): the
+        // same successor again, never a second pair, and the legitimate successor
+        // keeps working.
+        let successor = keys.successor_of(token);
+        let successor_hash = sha256_hex(successor.as_bytes());
+        if row.replaced_by.as_deref() == Some(successor_hash.as_str()) {
+            let stored = repo::get_refresh(sql, &successor_hash)?.ok_or_else(invalid)?;
+            if stored.revoked {
+                return Err(ApiError::unauthorized(
+                    ErrorCode::TokenRevoked,
+                    "this sign-in was revoked; sign in again",
+                )
+                .into());
+            }
+            let (resp, _) = issue_with(
+                sql,
+                keys,
+                cfg,
+                &user.username,
+                user.role,
+                device,
+                Refresh::Stored {
+                    token: successor,
+                    expires_us: stored.expires_us,
+                },
+            )?;
+            return Ok(Ok(resp));
+        }
+        // A successor from before successors were derived: it gives way to the
+        // derived one.
+        if let Some(old) = &row.replaced_by {
+            repo::revoke_refresh(sql, old)?;
         }
     }
-    let (resp, new_hash) = issue(sql, keys, cfg, &user.username, user.role, device)?;
+    let successor = keys.successor_of(token);
+    let (resp, new_hash) = issue_with(
+        sql,
+        keys,
+        cfg,
+        &user.username,
+        user.role,
+        device,
+        Refresh::New(successor),
+    )?;
     repo::mark_refresh_replaced(sql, &hash, &new_hash, now_us)?;
     Ok(Ok(resp))
 }

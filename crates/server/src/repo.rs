@@ -18,6 +18,8 @@ pub const META_EPOCH: &str = "epoch";
 pub const META_LAST_SEQ: &str = "last_seq";
 pub const META_LOG_FLOOR: &str = "log_floor";
 pub const META_NEXT_NUMBER: &str = "next_number";
+/// The secret refresh-token successors are derived with (hex; made on first start).
+pub const META_REFRESH_SECRET: &str = "refresh_secret";
 
 /// Create the singleton rows a new database needs (idempotent).
 pub fn bootstrap(sql: &mut dyn Sql) -> Result<(), Error> {
