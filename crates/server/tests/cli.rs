@@ -352,6 +352,48 @@ async fn reset_password_takes_the_new_password_from_stdin_and_ends_the_users_ses
     }
 }
 
+/// Issue 19 item 11: an administrator rotates the token signing key; nobody is signed
+/// out (tokens signed with the previous key still work, on the running server and after
+/// a restart) and new tokens are signed with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_signing_key_signs_nobody_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = sqlite_url(dir.path());
+    add_users(&url, &[("tech1", Role::Technician)]).await;
+    let server = ServerProcess::start(&url, &[]);
+    let http = http();
+    let before = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    let out = run(&["keys", "rotate", "--db", &url], "");
+    assert!(
+        out.status.success(),
+        "keys rotate runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        before.pull_raw(&PullRequest::default()).await.status(),
+        200,
+        "a token signed before the rotation still works"
+    );
+    let after = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    assert_ne!(
+        after.tokens.access_token.split('.').nth(1),
+        before.tokens.access_token.split('.').nth(1),
+        "a new token"
+    );
+    drop(server);
+    let server = ServerProcess::start(&url, &[]);
+    for s in [&before, &after] {
+        assert_eq!(
+            via(s, &server.base)
+                .pull_raw(&PullRequest::default())
+                .await
+                .status(),
+            200,
+            "after a restart, tokens of both keys work"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_a_request_still_arriving_then_exits_cleanly() {
     let dir = tempfile::tempdir().expect("dir");

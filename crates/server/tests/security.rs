@@ -23,6 +23,7 @@ both!(
     a_password_guessing_storm_is_bounded_and_does_not_lock_the_user_out,
     behind_a_trusted_proxy_each_client_has_its_own_limiter_key,
     a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor,
+    metrics_need_their_token_and_logout_ends_the_access_token,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -639,5 +640,36 @@ async fn a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_succes
         next.status(),
         200,
         "the legitimate successor still works after the reuse"
+    );
+}
+
+/// Item 11: `/metrics` is not open to anyone who can reach the server, and signing out
+/// ends the access token too, not only the refresh token.
+async fn metrics_need_their_token_and_logout_ends_the_access_token(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let anonymous = s
+        .http
+        .get(s.url(paths::METRICS))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(anonymous.status(), 401, "metrics without a token");
+
+    let t = s.login("tech1").await;
+    let resp = s
+        .http
+        .post(s.url(paths::LOGOUT))
+        .json(&LogoutRequest {
+            refresh_token: t.tokens.refresh_token.clone(),
+        })
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(resp.status(), 204);
+    let after = t.pull_raw(&PullRequest::default()).await;
+    assert_eq!(
+        after.status(),
+        401,
+        "the access token ends with the sign-out"
     );
 }
