@@ -157,6 +157,9 @@ pub struct Server {
     pub log: Arc<Mutex<String>>,
 }
 
+/// The metrics token the servers these tests start are given (`/metrics` needs it).
+pub const METRICS_TOKEN: &str = "e2e-metrics-token";
+
 impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin("outpost-server"))
@@ -164,6 +167,7 @@ impl Server {
             .arg(format!("sqlite:{}", db.display()))
             .args(extra)
             .env("RUST_LOG", "info")
+            .env("OUTPOST_METRICS_TOKEN", METRICS_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -242,7 +246,7 @@ impl Server {
         let mut conn = std::net::TcpStream::connect(self.addr).expect("connect for /metrics");
         write!(
             conn,
-            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            "GET {} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\r\n",
             outpost_protocol::wire::paths::METRICS,
             self.addr
         )

@@ -150,6 +150,27 @@ impl Keys {
         URL_SAFE_NO_PAD.encode(ring::hmac::sign(&self.refresh_secret, &msg).as_ref())
     }
 
+    /// Read the keys again from the store when it holds others than these (a key
+    /// rotated by `keys rotate`, perhaps through another instance).
+    fn reload(&self, sql: &mut dyn Sql) -> Result<(), Error> {
+        let stored = repo::signing_keys(sql)?;
+        {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            if keys.len() == stored.len() && keys.iter().zip(&stored).all(|((a, _), (b, _))| a == b)
+            {
+                return Ok(());
+            }
+        }
+        let mut fresh = Vec::with_capacity(stored.len());
+        for (kid, secret_hex) in stored {
+            let secret =
+                hex::decode(&secret_hex).map_err(|e| Error::store(format!("signing key: {e}")))?;
+            fresh.push((kid, ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)));
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
     fn sign(&self, claims: &Claims) -> Result<String, Error> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let (_, key) = keys
@@ -167,6 +188,15 @@ impl Keys {
         keys.first()
             .map(|(k, _)| k.clone())
             .ok_or_else(|| Error::store("no signing key"))
+    }
+
+    /// Whether the key named in `token`'s claims is loaded (`None`: not a token).
+    fn knows_kid_of(&self, token: &str) -> Option<bool> {
+        let (signed, _) = token.rsplit_once('.')?;
+        let payload = signed.strip_prefix("v1.")?;
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        Some(keys.iter().any(|(kid, _)| *kid == claims.kid))
     }
 
     fn verify(&self, token: &str) -> Result<Claims, ApiError> {
@@ -332,6 +362,7 @@ fn issue_with(
         now + chrono::Duration::from_std(cfg.access_ttl).unwrap_or(chrono::Duration::minutes(15));
     let refresh_exp =
         now + chrono::Duration::from_std(cfg.refresh_ttl).unwrap_or(chrono::Duration::days(60));
+    keys.reload(sql)?;
     let claims = Claims {
         sub: username.to_owned(),
         dev: device,
@@ -381,7 +412,15 @@ pub fn authenticate(
     cfg: &ServerConfig,
     token: &str,
 ) -> Result<Principal, Error> {
-    let claims = keys.verify(token)?;
+    let claims = match keys.verify(token) {
+        Ok(c) => c,
+        // A key this instance has not loaded yet (rotated meanwhile): read them again.
+        Err(e) if keys.knows_kid_of(token) == Some(false) => {
+            keys.reload(sql)?;
+            keys.verify(token).map_err(|_| e)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if claims.exp <= cfg.now_us() {
         return Err(ApiError::unauthorized(
             ErrorCode::TokenExpired,
@@ -522,9 +561,30 @@ pub fn refresh(
     Ok(Ok(resp))
 }
 
-/// Revoke one refresh token (sign out on this device).
-pub fn logout(sql: &mut dyn Sql, token: &str) -> Result<(), Error> {
-    repo::revoke_refresh(sql, &sha256_hex(token.as_bytes()))
+/// Sign out on this device: the refresh token and the session's access tokens (those of
+/// its user on its device issued until `now_us`) stop working.
+pub fn logout(sql: &mut dyn Sql, token: &str, now_us: i64) -> Result<(), Error> {
+    let hash = sha256_hex(token.as_bytes());
+    repo::revoke_refresh(sql, &hash)?;
+    if let Some(row) = repo::get_refresh(sql, &hash)? {
+        if let Ok(device) = row.device_id.parse::<Uuid>() {
+            repo::revoke_device(sql, device, Some(&row.username), now_us)?;
+        }
+    }
+    Ok(())
+}
+
+/// Add a new signing key, which signs every token from now on (the `keys rotate`
+/// command). The previous keys stay to verify the tokens they signed, so nobody is
+/// signed out; each server instance picks the new key up at its next sign-in or
+/// refresh, and accepts its tokens at once. Returns the new key's id.
+pub fn rotate_signing_key(sql: &mut dyn Sql, now_us: i64) -> Result<String, Error> {
+    let kid = Uuid::new_v4().simple().to_string();
+    let secret = hex::encode(random_bytes::<32>()?);
+    // Newest first by creation time: never older than the current key.
+    let newest = repo::newest_signing_key_us(sql)?.unwrap_or(0);
+    repo::insert_signing_key(sql, &kid, &secret, now_us.max(newest + 1))?;
+    Ok(kid)
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// connection's address; the header is then ignored, so a client cannot choose its
     /// own limiter key.
     pub trusted_proxy_header: Option<String>,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` answers no one (401).
+    pub metrics_token: Option<String>,
     pub password_cost: PasswordCost,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
@@ -85,6 +87,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("login_delay_max", &self.login_delay_max)
             .field("password_hashers", &self.password_hashers)
             .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
             .field("password_cost", &self.password_cost)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
@@ -103,6 +106,7 @@ impl Default for ServerConfig {
             login_delay_max: Duration::from_secs(60),
             password_hashers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trusted_proxy_header: None,
+            metrics_token: None,
             password_cost: PasswordCost::default(),
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,

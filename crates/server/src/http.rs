@@ -353,12 +353,35 @@ async fn health(State(app): St) -> Response {
 }
 
 /// Prometheus metrics
+///
+/// Only with the metrics token (`serve --metrics-token`, or `OUTPOST_METRICS_TOKEN`) as
+/// a bearer token; a server started without one answers no one.
 #[utoipa::path(get, path = paths::METRICS, tag = "service", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+        (status = 401, description = "No metrics token, a wrong one, or none configured on the server (`token_invalid`).", body = ErrorBody),
     ),
+    security(("bearer" = [])),
 )]
-async fn metrics(State(app): St) -> Response {
+async fn metrics(State(app): St, headers: axum::http::HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared as digests: equal lengths, and nothing about the token's length leaks.
+    let allowed = match (&app.cfg.metrics_token, given) {
+        (Some(want), Some(got)) => {
+            auth::sha256_hex(want.as_bytes()) == auth::sha256_hex(got.as_bytes())
+        }
+        _ => false,
+    };
+    if !allowed {
+        return ApiError::unauthorized(
+            ErrorCode::TokenInvalid,
+            "metrics need the server's metrics token (serve --metrics-token)",
+        )
+        .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -543,9 +566,10 @@ async fn refresh(
     Ok(json_response(StatusCode::OK, &resp))
 }
 
-/// Sign out: the refresh token stops working
+/// Sign out: the session ends
 ///
-/// An unknown or already revoked token is signed out too.
+/// The refresh token and every access token of that sign-in (the device's, issued
+/// until now) stop working. An unknown or already revoked token is signed out too.
 #[utoipa::path(post, path = paths::LOGOUT, tag = "auth", operation_id = "logout",
     request_body = LogoutRequest,
     responses(
@@ -556,8 +580,9 @@ async fn logout(
     State(app): St,
     JsonBody(body): JsonBody<LogoutRequest>,
 ) -> Result<Response, Error> {
+    let now_us = app.cfg.now_us();
     app.db
-        .write(move |sql| auth::logout(sql, &body.refresh_token))
+        .write(move |sql| auth::logout(sql, &body.refresh_token, now_us))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

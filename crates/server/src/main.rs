@@ -60,6 +60,9 @@ enum Command {
         /// Password checks (Argon2, 19 MiB each) run at once; default: the core count.
         #[arg(long)]
         password_hashers: Option<usize>,
+        /// The bearer token `/metrics` asks for (without one, `/metrics` answers no one).
+        #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
         /// The header a trusted reverse proxy sets to the client's address (e.g.
         /// x-forwarded-for; its last entry is used). Only behind such a proxy: a client
         /// reaching the server directly could otherwise choose its own address.
@@ -96,6 +99,11 @@ enum Command {
     Epoch {
         #[command(subcommand)]
         action: EpochAction,
+    },
+    /// Manage the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Manage the inventory catalogue.
     Inventory {
@@ -169,6 +177,16 @@ enum InventoryAction {
     Discontinue {
         #[arg(long)]
         sku: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Make a new signing key for every token from now on. The previous keys still
+    /// verify the tokens they signed: nobody is signed out.
+    Rotate {
         #[command(flatten)]
         db: DbArg,
     },
@@ -259,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
             login_delay_max_secs,
             password_hashers,
             trusted_proxy_header,
+            metrics_token,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -274,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
                 trusted_proxy_header: trusted_proxy_header
                     .map(|h| h.trim().to_ascii_lowercase())
                     .filter(|h| !h.is_empty()),
+                metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
                 min_protocol,
                 ..ServerConfig::default()
             };
@@ -409,6 +429,18 @@ async fn main() -> anyhow::Result<()> {
             let db = open(&db).await?;
             let epoch = db.write(repo::reset_epoch).await?;
             println!("new epoch {epoch}: every device will re-prime on its next pull");
+        }
+        Command::Keys {
+            action: KeysAction::Rotate { db },
+        } => {
+            let db = open(&db).await?;
+            let now_us = SystemClock.now().timestamp_micros();
+            let kid = db
+                .write(move |sql| outpost_server::auth::rotate_signing_key(sql, now_us))
+                .await?;
+            println!(
+                "new signing key {kid}: new tokens are signed with it; earlier ones still work"
+            );
         }
         Command::Prune { keep_days, db } => {
             let db = open(&db).await?;

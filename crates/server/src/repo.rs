@@ -406,6 +406,15 @@ pub fn signing_keys(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, Error> {
     .collect()
 }
 
+/// When the newest signing key was made.
+pub fn newest_signing_key_us(sql: &mut dyn Sql) -> Result<Option<i64>, Error> {
+    sql.query("SELECT MAX(created_us) FROM signing_keys", &[])?
+        .first()
+        .map(|r| r.opt_i64(0))
+        .transpose()
+        .map(Option::flatten)
+}
+
 pub fn insert_signing_key(
     sql: &mut dyn Sql,
     kid: &str,

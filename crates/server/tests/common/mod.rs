@@ -103,10 +103,14 @@ impl outpost_protocol::Clock for MovableClock {
     }
 }
 
+/// The metrics token of test servers.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         password_cost: PasswordCost::for_tests(),
         login_max_failures: 1000,
+        metrics_token: Some(METRICS_TOKEN.into()),
         ..ServerConfig::default()
     }
 }
