@@ -24,6 +24,7 @@ both!(
     behind_a_trusted_proxy_each_client_has_its_own_limiter_key,
     a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor,
     metrics_need_their_token_and_logout_ends_the_access_token,
+    a_client_that_never_finishes_its_headers_is_disconnected,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -671,5 +672,34 @@ async fn metrics_need_their_token_and_logout_ends_the_access_token(kind: Kind) {
         after.status(),
         401,
         "the access token ends with the sign-out"
+    );
+}
+
+/// Item 7: a client that opens a connection and sends its headers a byte at a time
+/// (slowloris) is disconnected once the header-read timeout passes, instead of holding
+/// the connection (and its task) for ever.
+async fn a_client_that_never_finishes_its_headers_is_disconnected(kind: Kind) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = TestServer::start_with(kind, slow_client_config()).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"POST /v1/auth/login HTTP/1.1\r\nHost: outpost\r\nX-Slow: a")
+        .await
+        .expect("the first bytes");
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the connection is still open 5 s after the last header byte"
     );
 }
