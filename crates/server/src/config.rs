@@ -66,6 +66,14 @@ pub struct ServerConfig {
     pub trusted_proxy_header: Option<String>,
     /// The bearer token `/metrics` asks for; `None`: `/metrics` answers no one (401).
     pub metrics_token: Option<String>,
+    /// The longest a client may take to send a request's headers, or to finish a TLS
+    /// handshake; then the connection is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// The longest one request may take (its body included) before it is answered 503
+    /// `unavailable`.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
     pub password_cost: PasswordCost,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
@@ -88,6 +96,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("password_hashers", &self.password_hashers)
             .field("trusted_proxy_header", &self.trusted_proxy_header)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
             .field("password_cost", &self.password_cost)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
@@ -107,6 +118,9 @@ impl Default for ServerConfig {
             password_hashers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trusted_proxy_header: None,
             metrics_token: None,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 1024,
             password_cost: PasswordCost::default(),
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,

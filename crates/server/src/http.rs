@@ -263,7 +263,17 @@ async fn observe(State(app): St, req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let resp = next.run(req).await;
+    // A request that takes longer than the timeout (a body sent a byte at a time, or a
+    // stuck store) is answered, not held for ever.
+    let resp = match tokio::time::timeout(app.cfg.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            503,
+            ErrorCode::Unavailable,
+            "the request took too long; try again",
+        )
+        .into_response(),
+    };
     let micros = start.elapsed().as_micros() as u64;
     let status = resp.status().as_u16();
     app.metrics.request(method.as_str(), &route, status, micros);

@@ -60,6 +60,16 @@ enum Command {
         /// Password checks (Argon2, 19 MiB each) run at once; default: the core count.
         #[arg(long)]
         password_hashers: Option<usize>,
+        /// Seconds a client may take to send a request's headers or finish the TLS
+        /// handshake before the connection is closed.
+        #[arg(long, default_value_t = 10)]
+        header_read_timeout_secs: u64,
+        /// Seconds one request (its body included) may take before it is answered 503.
+        #[arg(long, default_value_t = 120)]
+        request_timeout_secs: u64,
+        /// Connections served at once (more wait in the kernel's backlog).
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
         /// The bearer token `/metrics` asks for (without one, `/metrics` answers no one).
         #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
@@ -278,6 +288,9 @@ async fn main() -> anyhow::Result<()> {
             password_hashers,
             trusted_proxy_header,
             metrics_token,
+            header_read_timeout_secs,
+            request_timeout_secs,
+            max_connections,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -294,6 +307,9 @@ async fn main() -> anyhow::Result<()> {
                     .map(|h| h.trim().to_ascii_lowercase())
                     .filter(|h| !h.is_empty()),
                 metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
+                header_read_timeout: Duration::from_secs(header_read_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+                max_connections: max_connections.max(1),
                 min_protocol,
                 ..ServerConfig::default()
             };

@@ -118,7 +118,10 @@ pub fn test_config() -> ServerConfig {
 /// The configuration of a test that plays a slow client: the server's connection
 /// timeouts as short as a test can wait for.
 pub fn slow_client_config() -> ServerConfig {
-    test_config()
+    ServerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..test_config()
+    }
 }
 
 pub struct TestServer {
