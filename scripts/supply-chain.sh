@@ -39,7 +39,7 @@ const allow = JSON.parse(require("fs").readFileSync(allowPath, "utf8"));
 let r;
 try { r = JSON.parse(report); } catch { r = null; }
 if (!r || r.error || !r.vulnerabilities) {
-  const why = r && r.error ? (r.error.summary || r.error.code) : "no answer";
+  const why = (r && (r.message || (r.error && (r.error.summary || r.error.code)))) || "no answer";
   console.log(`SKIPPED: npm audit: the registry's advisory endpoint did not answer (${why})`);
   process.exit(0);
 }
