@@ -12,9 +12,12 @@
 //! (`attachment_holders`), even when the server had them already (an uploader always
 //! sends the bytes: knowing a hash proves nothing). A user may read a file they hold,
 //! one an order in their scope refers to, or any file if they are staff; `status`
-//! answers "never uploaded" for anything else. A push that refers to a file its
+//! answers "never uploaded" for anything else. A push that refers to a stored file its
 //! technician may not read answers `missing_attachments` for it ([`unreadable`]), so a
-//! reference in scope never grants bytes by itself.
+//! reference to someone else's stored bytes grants nothing by itself. Left open (issue
+//! 19, docs/SECURITY.md): a reference to a file *not yet stored* is accepted (deferred
+//! photo uploads need it), so if someone else later uploads those exact bytes, the
+//! referring order's technician can read them.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -56,8 +59,10 @@ pub fn may_read(sql: &mut dyn Sql, who: &Principal, hash: &str) -> Result<bool, 
         || repo::attachment_visible_to(sql, hash, &who.username)?)
 }
 
-/// Of the files `hashes`, those `who` may not refer to in a push: not stored, or stored
-/// but not readable by them. Staff may refer to any stored file.
+/// Of the files `hashes`, those the server stores but `who` may not read: a push may
+/// refer to them only once `who` has sent their bytes. A file not stored yet may be
+/// referred to (a photo whose upload waits for a better link; a completion still needs
+/// its files stored, see `push`), and `who` becomes its holder by uploading it.
 pub fn unreadable(
     sql: &mut dyn Sql,
     who: &Principal,
@@ -66,7 +71,7 @@ pub fn unreadable(
     let mut out = Vec::new();
     for h in hashes {
         let stored = repo::get_attachment(sql, h)?.is_some_and(|r| r.complete);
-        if (!stored || !may_read(sql, who, h)?) && !out.contains(h) {
+        if stored && !may_read(sql, who, h)? && !out.contains(h) {
             out.push(h.clone());
         }
     }

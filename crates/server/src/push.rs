@@ -243,8 +243,10 @@ fn push_one(
         let json = serde_json::to_string(&outcome)?;
         return Ok((outcome, json, None));
     }
-    // A technician refers only to files they sent or may already read: naming a hash
-    // grants nothing (issue 19 item 4). An honest device has the bytes and uploads them.
+    // A technician refers to someone else's stored file only once they sent its bytes or
+    // may read it already: naming a hash grants nothing (issue 19 item 4). An honest
+    // device has the bytes and uploads them. A file not stored yet may be referred to
+    // (deferred photo uploads).
     if !who.is_staff() {
         let hashes = completion_hashes(m, None);
         if !hashes.is_empty() {
