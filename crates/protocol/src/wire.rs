@@ -214,6 +214,9 @@ impl ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// 1 to 64 of a-z, 0-9, '.', '_' and '-' (what any account's name is); anything
+    /// else is refused before a password is checked (400).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9._-]{1,64}$"))]
     pub username: String,
     pub password: String,
     /// The device's id (a UUID made once per data directory).
