@@ -703,3 +703,42 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected(kind: Kind) {
         "the connection is still open 5 s after the last header byte"
     );
 }
+
+/// Item 9: a PostgreSQL URL asking for verified TLS (`sslmode=verify-full` with the
+/// cluster's certificate as `sslrootcert`) connects over TLS, and the same URL with a
+/// certificate that did not sign the server's is refused instead of trusting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/with-postgres.sh cargo test -p outpost-server -- --include-ignored (make test runs it)"]
+async fn postgres_with_sslmode_verify_full_connects_over_verified_tls() {
+    let ca = std::env::var("OUTPOST_TEST_PG_CA")
+        .expect("OUTPOST_TEST_PG_CA: run through scripts/with-postgres.sh");
+    let dir = tempfile::tempdir().expect("dir");
+    let url = fresh_db_url(Kind::Postgres, dir.path()).await;
+    let db = outpost_server::Db::open(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"))
+        .await
+        .expect("connects with verified TLS");
+    let ssl = db
+        .read(|sql| {
+            sql.query(
+                "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )?[0]
+                .i64(0)
+        })
+        .await
+        .expect("pg_stat_ssl");
+    assert_eq!(ssl, 1, "the connection uses TLS");
+
+    let other = dir.path().join("other-ca.pem");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    std::fs::write(&other, made.cert.pem()).expect("write");
+    let refused = outpost_server::Db::open(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .await;
+    assert!(
+        refused.is_err(),
+        "a server certificate the given root did not sign is refused"
+    );
+}
