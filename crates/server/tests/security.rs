@@ -25,6 +25,7 @@ both!(
     a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor,
     metrics_need_their_token_and_logout_ends_the_access_token,
     a_client_that_never_finishes_its_headers_is_disconnected,
+    an_incomplete_upload_expires_with_the_prune,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -740,5 +741,26 @@ async fn postgres_with_sslmode_verify_full_connects_over_verified_tls() {
     assert!(
         refused.is_err(),
         "a server certificate the given root did not sign is refused"
+    );
+}
+
+/// Item 7: an upload that is never finished does not keep its bytes for ever: `prune`
+/// drops incomplete uploads last touched before its cutoff.
+async fn an_incomplete_upload_expires_with_the_prune(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let t1 = s.login("tech1").await;
+    let bytes = vec![7u8; 3000];
+    let hash = outpost_protocol::attachment_hash(&bytes);
+    let resp = t1.put_chunk(&hash, 0, bytes.len(), &bytes[..1000]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(t1.attachment_status(&hash).await.received, 1000);
+    let later = s.cfg.now_us() + 1;
+    s.db.write(move |sql| outpost_server::repo::prune(sql, later))
+        .await
+        .expect("prune");
+    assert_eq!(
+        t1.attachment_status(&hash).await.received,
+        0,
+        "the incomplete upload is gone after the prune"
     );
 }
