@@ -124,6 +124,9 @@ enum Command {
     Prune {
         #[arg(long, default_value_t = 90)]
         keep_days: u64,
+        /// Uploads started longer ago than this and never finished are dropped.
+        #[arg(long, default_value_t = 7)]
+        upload_keep_days: u64,
         #[command(flatten)]
         db: DbArg,
     },
@@ -458,13 +461,23 @@ async fn main() -> anyhow::Result<()> {
                 "new signing key {kid}: new tokens are signed with it; earlier ones still work"
             );
         }
-        Command::Prune { keep_days, db } => {
+        Command::Prune {
+            keep_days,
+            upload_keep_days,
+            db,
+        } => {
             let db = open(&db).await?;
-            let before = SystemClock.now() - chrono::Duration::days(keep_days as i64);
-            let (changes, idem) = db
-                .write(move |sql| repo::prune(sql, before.timestamp_micros()))
+            let now = SystemClock.now();
+            let before = now - chrono::Duration::days(keep_days as i64);
+            let uploads_before = now - chrono::Duration::days(upload_keep_days as i64);
+            let (changes, idem, uploads) = db
+                .write(move |sql| {
+                    let (changes, idem) = repo::prune(sql, before.timestamp_micros())?;
+                    let uploads = repo::prune_uploads(sql, uploads_before.timestamp_micros())?;
+                    Ok((changes, idem, uploads))
+                })
                 .await?;
-            println!("pruned {changes} change-log rows and {idem} idempotency records older than {keep_days} days");
+            println!("pruned {changes} change-log rows and {idem} idempotency records older than {keep_days} days, and {uploads} unfinished uploads older than {upload_keep_days} days");
         }
         Command::Openapi => {
             println!(

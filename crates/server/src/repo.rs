@@ -1124,8 +1124,9 @@ pub fn missing_attachments(sql: &mut dyn Sql, hashes: &[String]) -> Result<Vec<S
 
 // ---- maintenance ---------------------------------------------------------------------
 
-/// Drop change-log rows and idempotency records older than `before_us`. Devices whose
-/// cursor is older than what was dropped get `resync_required`.
+/// Drop change-log rows, idempotency records and unfinished uploads older than
+/// `before_us`. Devices whose cursor is older than what was dropped get
+/// `resync_required`.
 pub fn prune(sql: &mut dyn Sql, before_us: i64) -> Result<(u64, u64), Error> {
     let rows = sql.query(
         "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE created_us < ?1",
@@ -1143,7 +1144,23 @@ pub fn prune(sql: &mut dyn Sql, before_us: i64) -> Result<(u64, u64), Error> {
         "DELETE FROM idempotency WHERE created_us < ?1",
         &[before_us.into()],
     )?;
+    prune_uploads(sql, before_us)?;
     Ok((dropped, idem))
+}
+
+/// Drop the uploads in progress started before `before_us` (never finished: their bytes
+/// must not stay for ever; the device starts again from byte 0). Returns how many.
+pub fn prune_uploads(sql: &mut dyn Sql, before_us: i64) -> Result<u64, Error> {
+    sql.exec(
+        "DELETE FROM attachment_upload_chunks WHERE EXISTS (SELECT 1 FROM attachment_uploads u \
+         WHERE u.hash = attachment_upload_chunks.hash AND u.username = attachment_upload_chunks.username \
+         AND u.created_us < ?1)",
+        &[before_us.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_uploads WHERE created_us < ?1",
+        &[before_us.into()],
+    )
 }
 
 /// A new epoch: every device's cursor becomes foreign and re-primes (after a restore).
