@@ -94,6 +94,9 @@ pub enum ErrorCode {
     ResyncRequired,
     OffsetMismatch,
     HashMismatch,
+    /// The user's storage quota for files is used up (413; protocol 2 clients only:
+    /// protocol 1 clients get `payload_too_large`, `compat::since::QUOTA_EXCEEDED`).
+    QuotaExceeded,
     // Per-mutation outcomes inside a push answer.
     MutationIdReused,
     ValidationFailed,
@@ -137,6 +140,7 @@ impl ErrorCode {
             ResyncRequired => "resync_required",
             OffsetMismatch => "offset_mismatch",
             HashMismatch => "hash_mismatch",
+            QuotaExceeded => "quota_exceeded",
             MutationIdReused => "mutation_id_reused",
             ValidationFailed => "validation_failed",
             UnknownEntity => "unknown_entity",

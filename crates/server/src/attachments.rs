@@ -18,9 +18,17 @@
 //! 19, docs/SECURITY.md): a reference to a file *not yet stored* is accepted (deferred
 //! photo uploads need it), so if someone else later uploads those exact bytes, the
 //! referring order's technician can read them.
+//!
+//! Storage quota (issue 19 item 7): each user may hold at most [`Quota::bytes`] of
+//! files (those they sent, plus the full size of their uploads in progress). A file
+//! that would go past it is refused before any of its bytes are stored: 413
+//! `quota_exceeded` (protocol 1 clients: `payload_too_large`, which they also set the
+//! completion aside for), so the device sets aside the completion that names it, with
+//! the reason, instead of sending it again.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use outpost_protocol::compat;
 use outpost_protocol::validate::is_sha256_hex;
 use outpost_protocol::wire::{
     limits, AttachmentStatus, BatchFile, BatchFileResult, ErrorBody, ErrorCode,
@@ -39,6 +47,42 @@ pub fn check_hash(hash: &str) -> Result<(), ApiError> {
             ErrorCode::InvalidBody,
             "an attachment is named by the lowercase hex SHA-256 of its bytes",
         ))
+    }
+}
+
+/// A user's storage quota for files, and the protocol its refusal is worded for.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub bytes: u64,
+    /// The client's protocol (`quota_exceeded` is new in protocol 2).
+    pub protocol: u32,
+}
+
+impl Quota {
+    /// The refusal when `who` may not store `total` more bytes, else `None`.
+    fn check(
+        self,
+        sql: &mut dyn Sql,
+        who: &Principal,
+        total: u64,
+    ) -> Result<Option<ErrorBody>, Error> {
+        let used = repo::storage_used(sql, &who.username)?;
+        if used.saturating_add(total) <= self.bytes {
+            return Ok(None);
+        }
+        let code = if self.protocol >= compat::since::QUOTA_EXCEEDED {
+            ErrorCode::QuotaExceeded
+        } else {
+            ErrorCode::PayloadTooLarge
+        };
+        Ok(Some(ErrorBody::new(
+            code,
+            format!(
+                "your storage quota for photos and signatures is used up: {used} of {} bytes \
+                 stored, and this file needs {total}; ask your administrator to raise it",
+                self.bytes
+            ),
+        )))
     }
 }
 
@@ -106,7 +150,7 @@ pub fn put_chunk(
     who: &Principal,
     hash: &str,
     offset: u64,
-    total: u64,
+    (total, quota): (u64, Quota),
     data: Vec<u8>,
     now_us: i64,
 ) -> Result<Result<AttachmentStatus, ApiError>, Error> {
@@ -128,8 +172,13 @@ pub fn put_chunk(
             return Ok(Ok(status_of(hash, Some(r))));
         }
     }
-    let (started_total, received) =
-        repo::get_upload(sql, hash, &who.username)?.unwrap_or((total, 0));
+    let upload = repo::get_upload(sql, hash, &who.username)?;
+    if upload.is_none() {
+        if let Some(refusal) = quota.check(sql, who, total)? {
+            return Err(ApiError::new(413, refusal.code, refusal.message).into());
+        }
+    }
+    let (started_total, received) = upload.unwrap_or((total, 0));
     if started_total != total {
         return Err(ApiError::new(
             409,
@@ -197,6 +246,7 @@ pub fn put_batch(
     sql: &mut dyn Sql,
     who: &Principal,
     files: &[BatchFile],
+    quota: Quota,
     now_us: i64,
 ) -> Result<Vec<BatchFileResult>, Error> {
     let mut out = Vec::with_capacity(files.len());
@@ -227,6 +277,16 @@ pub fn put_batch(
                 "the bytes do not match the name (SHA-256)",
             ));
             continue;
+        }
+        if !repo::is_holder(sql, &f.hash, &who.username)? {
+            if let Some(refusal) = quota.check(sql, who, data.len() as u64)? {
+                out.push(BatchFileResult {
+                    hash: f.hash.clone(),
+                    complete: false,
+                    error: Some(refusal),
+                });
+                continue;
+            }
         }
         // The bytes are verified: the sender holds the file, whether or not it was
         // stored already (by them or anyone else), and their own upload of it in

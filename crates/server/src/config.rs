@@ -41,6 +41,9 @@ impl PasswordCost {
     }
 }
 
+/// The default storage quota per user: 2 GiB (about a thousand downscaled photos).
+pub const DEFAULT_ATTACHMENT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct ServerConfig {
     pub access_ttl: Duration,
@@ -75,6 +78,10 @@ pub struct ServerConfig {
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     pub password_cost: PasswordCost,
+    /// The most bytes of files (photos, signatures) one user may hold on the server:
+    /// the files they sent plus their uploads in progress (issue 19 item 7). A file
+    /// past it is refused (413 `quota_exceeded`) before any byte is stored.
+    pub attachment_quota_bytes: u64,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
     pub retention: Duration,
@@ -100,6 +107,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
             .field("password_cost", &self.password_cost)
+            .field("attachment_quota_bytes", &self.attachment_quota_bytes)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
             .finish()
@@ -122,6 +130,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(120),
             max_connections: 1024,
             password_cost: PasswordCost::default(),
+            attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_BYTES,
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
             clock: Arc::new(SystemClock),

@@ -54,6 +54,16 @@ pub struct AppState {
     pub unsent: crate::unsent::Ledger,
 }
 
+impl AppState {
+    /// The storage quota for a request served with `protocol`.
+    fn quota(&self, protocol: u32) -> attachments::Quota {
+        attachments::Quota {
+            bytes: self.cfg.attachment_quota_bytes,
+            protocol,
+        }
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("db", &self.db).finish()
@@ -917,7 +927,7 @@ struct ChunkQuery {
         (status = 200, description = "The caller's upload's state after this chunk (complete at once for a file the caller may already read).", body = AttachmentStatus),
         (status = 400, description = "The name is not a SHA-256 (`invalid_body`), a parameter is missing or malformed (`invalid_body`), the chunk is empty or goes past `total` (`out_of_range`), or the body could not be read (`malformed_json`).", body = ErrorBody),
         (status = 409, description = "`offset` is not where the caller's stored bytes end, or `total` differs from the caller's upload's (`offset_mismatch`). Each user's upload in progress is their own.", body = ErrorBody),
-        (status = 413, description = "The chunk or the file is too large (`payload_too_large`).", body = ErrorBody),
+        (status = 413, description = "The chunk or the file is too large (`payload_too_large`), or the file would take the caller past their storage quota (`quota_exceeded`; a protocol 1 client gets `payload_too_large`). Checked when an upload starts, before any byte is stored.", body = ErrorBody),
         (status = 422, description = "The whole file's bytes do not match its name; the caller's upload is discarded, start again from byte 0 (`hash_mismatch`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -925,6 +935,7 @@ struct ChunkQuery {
 async fn put_attachment(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     Path(hash): Path<String>,
     q: Result<Query<ChunkQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
@@ -933,9 +944,12 @@ async fn put_attachment(
     attachments::check_hash(&hash)?;
     let data = read_body(body, limits::CHUNK_BYTES_MAX).await?.to_vec();
     let now_us = app.cfg.now_us();
+    let quota = app.quota(protocol);
     let status = app
         .db
-        .write(move |sql| attachments::put_chunk(sql, &who, &hash, q.offset, q.total, data, now_us))
+        .write(move |sql| {
+            attachments::put_chunk(sql, &who, &hash, q.offset, (q.total, quota), data, now_us)
+        })
         .await??;
     Ok(json_response(StatusCode::OK, &status))
 }
@@ -1000,7 +1014,7 @@ async fn attachment_status(
 #[utoipa::path(post, path = paths::ATTACHMENTS_BATCH, tag = "attachments", operation_id = "upload_batch",
     request_body = BatchUploadRequest,
     responses(
-        (status = 200, description = "One result per file (a refused file carries its `error`).", body = BatchUploadResponse),
+        (status = 200, description = "One result per file (a refused file carries its `error`: among others `quota_exceeded` for a file past the caller's storage quota, `payload_too_large` for a protocol 1 client).", body = BatchUploadResponse),
         (status = 413, description = "More files than a batch may carry (`payload_too_large`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -1008,6 +1022,7 @@ async fn attachment_status(
 async fn batch_upload(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     JsonBody(body): JsonBody<BatchUploadRequest>,
 ) -> Result<Response, Error> {
     if body.files.len() > limits::BATCH_FILES_MAX {
@@ -1019,9 +1034,10 @@ async fn batch_upload(
         .into());
     }
     let now_us = app.cfg.now_us();
+    let quota = app.quota(protocol);
     let results = app
         .db
-        .write(move |sql| attachments::put_batch(sql, &who, &body.files, now_us))
+        .write(move |sql| attachments::put_batch(sql, &who, &body.files, quota, now_us))
         .await?;
     Ok(json_response(
         StatusCode::OK,

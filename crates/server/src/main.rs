@@ -70,6 +70,11 @@ enum Command {
         /// Connections served at once (more wait in the kernel's backlog).
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// The most bytes of files (photos, signatures) one user may hold on the server,
+        /// uploads in progress included; a file past it is refused and its completion
+        /// set aside on the device with the reason. Default 2 GiB.
+        #[arg(long, default_value_t = outpost_server::config::DEFAULT_ATTACHMENT_QUOTA_BYTES)]
+        attachment_quota_bytes: u64,
         /// The bearer token `/metrics` asks for (without one, `/metrics` answers no one).
         #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
@@ -294,6 +299,7 @@ async fn main() -> anyhow::Result<()> {
             header_read_timeout_secs,
             request_timeout_secs,
             max_connections,
+            attachment_quota_bytes,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -313,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
                 header_read_timeout: Duration::from_secs(header_read_timeout_secs.max(1)),
                 request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
                 max_connections: max_connections.max(1),
+                attachment_quota_bytes,
                 min_protocol,
                 ..ServerConfig::default()
             };

@@ -1081,6 +1081,18 @@ pub fn delete_upload(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<()
     Ok(())
 }
 
+/// The bytes `username`'s storage quota counts: the files they hold (sent the verified
+/// bytes of) and the full size of each of their uploads in progress.
+pub fn storage_used(sql: &mut dyn Sql, username: &str) -> Result<u64, Error> {
+    let rows = sql.query(
+        "SELECT CAST(COALESCE((SELECT SUM(a.total) FROM attachment_holders h \
+         JOIN attachments a ON a.hash = h.hash WHERE h.username = ?1), 0) \
+         + COALESCE((SELECT SUM(u.total) FROM attachment_uploads u WHERE u.username = ?1), 0) AS BIGINT)",
+        &[username.into()],
+    )?;
+    rows.first().map_or(Ok(0), |r| r.u64(0))
+}
+
 /// `username` sent the verified bytes of `hash`.
 pub fn add_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
     sql.exec(

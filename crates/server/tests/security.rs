@@ -26,6 +26,7 @@ both!(
     metrics_need_their_token_and_logout_ends_the_access_token,
     a_client_that_never_finishes_its_headers_is_disconnected,
     an_incomplete_upload_expires_with_the_prune,
+    a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -763,4 +764,80 @@ async fn an_incomplete_upload_expires_with_the_prune(kind: Kind) {
         0,
         "the incomplete upload is gone after the prune"
     );
+}
+
+/// Item 7: each user's files count against their own storage quota; a file past it is
+/// refused before any byte is stored, as `quota_exceeded` for a protocol 2 client and
+/// `payload_too_large` (which release 0.1.0 sets the completion aside for) for protocol 1.
+async fn a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands(
+    kind: Kind,
+) {
+    let cfg = outpost_server::config::ServerConfig {
+        attachment_quota_bytes: 5000,
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let file = |seed: u8| -> (String, Vec<u8>) {
+        let bytes: Vec<u8> = (0..3000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+        (outpost_protocol::attachment_hash(&bytes), bytes)
+    };
+    let (a, a_bytes) = file(3);
+    let (b, b_bytes) = file(5);
+    let (c, c_bytes) = file(7);
+    assert_eq!(t1.put_chunk(&a, 0, 3000, &a_bytes).await.status(), 200);
+
+    // Protocol 1 (no header): a code release 0.1.0 knows.
+    let (status, body) = error_of(t1.put_chunk(&b, 0, 3000, &b_bytes[..1000]).await).await;
+    assert_eq!(
+        (status, body.code),
+        (413, ErrorCode::PayloadTooLarge),
+        "{body:?}"
+    );
+    assert!(body.message.contains("storage quota"), "{}", body.message);
+    assert_eq!(t1.attachment_status(&b).await.received, 0, "nothing stored");
+
+    // Protocol 2: its own code, for a resumable upload and in a batch.
+    let resp = s
+        .http
+        .put(t1.url(&format!("/v1/attachments/{b}?offset=0&total=3000")))
+        .bearer_auth(&t1.tokens.access_token)
+        .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .body(b_bytes.clone())
+        .send()
+        .await
+        .expect("chunk");
+    let (status, body) = error_of(resp).await;
+    assert_eq!(
+        (status, body.code),
+        (413, ErrorCode::QuotaExceeded),
+        "{body:?}"
+    );
+    let batch = BatchUploadRequest {
+        files: vec![BatchFile {
+            hash: c.clone(),
+            data_base64: base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                &c_bytes,
+            ),
+        }],
+    };
+    let resp = t1
+        .post(paths::ATTACHMENTS_BATCH)
+        .json(&batch)
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(resp.status(), 200);
+    let r: BatchUploadResponse = resp.json().await.expect("batch answer");
+    assert!(!r.results[0].complete);
+    assert_eq!(
+        r.results[0].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::QuotaExceeded)
+    );
+
+    // A file the user holds already costs nothing more; another user has their own quota.
+    assert_eq!(t1.put_chunk(&a, 0, 3000, &a_bytes).await.status(), 200);
+    assert_eq!(t2.put_chunk(&b, 0, 3000, &b_bytes).await.status(), 200);
 }
