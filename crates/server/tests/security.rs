@@ -27,6 +27,7 @@ both!(
     a_client_that_never_finishes_its_headers_is_disconnected,
     an_incomplete_upload_expires_with_the_prune,
     a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
+    a_list_of_failed_syncs_stops_at_its_byte_budget,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -840,4 +841,53 @@ async fn a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_u
     // A file the user holds already costs nothing more; another user has their own quota.
     assert_eq!(t1.put_chunk(&a, 0, 3000, &a_bytes).await.status(), 200);
     assert_eq!(t2.put_chunk(&b, 0, 3000, &b_bytes).await.status(), 200);
+}
+
+/// Item 7: a list answer has a byte budget. Failed syncs carry their whole payload (a
+/// push may be 8 MiB), and a list may ask for thousands: the answer stops at 4 MiB
+/// (at least one record), newest first.
+async fn a_list_of_failed_syncs_stops_at_its_byte_budget(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let order = d.create_order(Some("tech1")).await;
+    // Each refused mutation (an unknown part) carries about 1 MB of notes.
+    let big = "n".repeat(10_000);
+    for _ in 0..6 {
+        let mut ops: Vec<Op> = (0..100)
+            .map(|_| Op::AppendNote {
+                note: NoteEntry {
+                    id: Uuid::now_v7(),
+                    author: "tech1".into(),
+                    text: big.clone(),
+                    at: chrono::Utc::now(),
+                },
+            })
+            .collect();
+        ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(PartUsed {
+            id: Uuid::now_v7(),
+            sku: "NO-SUCH-SKU".into(),
+            quantity: Quantity(1000),
+        })));
+        let out = t1
+            .push1(t1.mutation(order.id, MutationKind::Update, 1, ops))
+            .await;
+        assert!(matches!(out, PushOutcome::Rejected(_)), "{out:?}");
+    }
+    let resp = d
+        .get(&format!("{}?status=all&limit=5000", paths::FAILED_SYNCS))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.expect("body");
+    assert!(
+        body.len() <= 4 * 1024 * 1024,
+        "the answer is {} bytes, over its 4 MiB budget",
+        body.len()
+    );
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let n = list["items"].as_array().map_or(0, Vec::len);
+    assert!((1..6).contains(&n), "some records, not all: {n}");
+    assert_eq!(list["more"], true, "the answer says there are more");
 }
