@@ -32,6 +32,9 @@ pub mod since {
     /// message: it sets the completion naming the file aside, as for any file too
     /// large to send).
     pub const QUOTA_EXCEEDED: u32 = 2;
+    /// `more` on conflict and failed-sync lists cut at their byte budget (a protocol 1
+    /// client gets the shorter list without it).
+    pub const LIST_MORE: u32 = 2;
 }
 
 /// Why a client's announced version is not served.

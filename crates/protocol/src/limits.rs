@@ -22,6 +22,10 @@ pub const OPS_PER_PUSH_MAX: usize = 50_000;
 pub const PUSH_BYTES_DEFAULT: usize = 768 * 1024;
 /// Bytes of one JSON request body (push, login, pull, batch upload).
 pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Bytes of records in one list answer (conflicts, failed syncs: each carries its whole
+/// mutation); the answer stops there, newest first, and says `more` (a single larger
+/// record still travels alone).
+pub const LIST_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Rows in one pull page, and the default.
 pub const PULL_LIMIT_MAX: u32 = 5_000;
 pub const PULL_LIMIT_DEFAULT: u32 = 1_000;

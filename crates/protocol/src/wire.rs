@@ -839,12 +839,20 @@ impl FailedSyncRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictList {
     pub items: Vec<ConflictRecord>,
+    /// The answer stopped at its byte budget (`limits::LIST_BYTES_MAX`): older records
+    /// exist (protocol 2 clients only; left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedSyncList {
     pub items: Vec<FailedSyncRecord>,
+    /// The answer stopped at its byte budget (`limits::LIST_BYTES_MAX`): older records
+    /// exist (protocol 2 clients only; left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// An inventory item whose stock went below zero (parts used beyond what was booked).

@@ -803,13 +803,35 @@ fn list_filter(q: &ListQuery) -> Result<(Option<RecordStatus>, u32), ApiError> {
     Ok((status, limit))
 }
 
+/// The records of a list answer that fit its byte budget as the client reads them
+/// (`limits::LIST_BYTES_MAX`, at least one; the store's sizes were close, this is
+/// exact), and whether any were left out: told only to a client that knows `more`.
+fn within_list_budget<T: serde::Serialize>(
+    mut items: Vec<T>,
+    more: bool,
+    protocol: u32,
+) -> (Vec<T>, bool) {
+    let mut bytes = 0usize;
+    let mut fit = 0;
+    for item in &items {
+        bytes += serde_json::to_vec(item).map_or(0, |b| b.len() + 1);
+        if fit > 0 && bytes > limits::LIST_BYTES_MAX - 64 {
+            break;
+        }
+        fit += 1;
+    }
+    let more = more || fit < items.len();
+    items.truncate(fit);
+    (items, more && protocol >= compat::since::LIST_MORE)
+}
+
 /// Conflicts
 ///
 /// Dispatchers see every conflict; technicians see those of their orders and devices.
 #[utoipa::path(get, path = paths::CONFLICTS, tag = "records", operation_id = "list_conflicts",
     params(ListQuery),
     responses(
-        (status = 200, description = "The conflicts, each with the mutation that caused it.", body = ConflictList),
+        (status = 200, description = "The conflicts, each with the mutation that caused it, newest first; at most `limit` and about 4 MiB of them (`limits::LIST_BYTES_MAX`; a single larger one travels alone), with `more` when older ones were left out.", body = ConflictList),
         (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -823,9 +845,17 @@ async fn list_conflicts(
     let Query(q) = q.map_err(query_error)?;
     let (status, limit) = list_filter(&q)?;
     let me = (!who.is_staff()).then(|| who.username.clone());
-    let rows = app
+    let (rows, more) = app
         .db
-        .read(move |sql| repo::list_records(sql, "conflicts", status, me.as_deref(), limit))
+        .read(move |sql| {
+            repo::list_records(
+                sql,
+                "conflicts",
+                status,
+                me.as_deref(),
+                (limit, limits::LIST_BYTES_MAX),
+            )
+        })
         .await?;
     let items = rows
         .iter()
@@ -835,7 +865,8 @@ async fn list_conflicts(
             Ok(crate::pull::conflict_as_seen_by(&who, c))
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    Ok(json_response(StatusCode::OK, &ConflictList { items }))
+    let (items, more) = within_list_budget(items, more, protocol);
+    Ok(json_response(StatusCode::OK, &ConflictList { items, more }))
 }
 
 /// Failed syncs
@@ -845,7 +876,7 @@ async fn list_conflicts(
 #[utoipa::path(get, path = paths::FAILED_SYNCS, tag = "records", operation_id = "list_failed_syncs",
     params(ListQuery),
     responses(
-        (status = 200, description = "The failed syncs.", body = FailedSyncList),
+        (status = 200, description = "The failed syncs, newest first; at most `limit` and about 4 MiB of them (`limits::LIST_BYTES_MAX`; a single larger one travels alone), with `more` when older ones were left out.", body = FailedSyncList),
         (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -859,9 +890,17 @@ async fn list_failed(
     let Query(q) = q.map_err(query_error)?;
     let (status, limit) = list_filter(&q)?;
     let me = (!who.is_staff()).then(|| who.username.clone());
-    let rows = app
+    let (rows, more) = app
         .db
-        .read(move |sql| repo::list_records(sql, "failed_syncs", status, me.as_deref(), limit))
+        .read(move |sql| {
+            repo::list_records(
+                sql,
+                "failed_syncs",
+                status,
+                me.as_deref(),
+                (limit, limits::LIST_BYTES_MAX),
+            )
+        })
         .await?;
     let items = rows
         .iter()
@@ -871,7 +910,11 @@ async fn list_failed(
             Ok(f)
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    Ok(json_response(StatusCode::OK, &FailedSyncList { items }))
+    let (items, more) = within_list_budget(items, more, protocol);
+    Ok(json_response(
+        StatusCode::OK,
+        &FailedSyncList { items, more },
+    ))
 }
 
 /// Inventory below zero

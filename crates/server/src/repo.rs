@@ -909,31 +909,48 @@ pub fn get_failed_sync(sql: &mut dyn Sql, id: Uuid) -> Result<Option<FailedSyncR
 }
 
 /// List conflicts or failed syncs (`table` is one of the two), newest first, filtered
-/// by status (`None`: all) and, for technicians, by who may see them.
+/// by status (`None`: all) and, for technicians, by who may see them; at most `limit`
+/// records and about `budget` bytes of them (at least one). The second value: records
+/// were left out for the budget. Their sizes are read first, so bodies past the budget
+/// are never loaded.
 pub fn list_records(
     sql: &mut dyn Sql,
     table: &str,
     status: Option<RecordStatus>,
     visible_to: Option<&str>,
-    limit: u32,
-) -> Result<Vec<String>, Error> {
+    (limit, budget): (u32, usize),
+) -> Result<(Vec<String>, bool), Error> {
     let table = match table {
         "conflicts" => "conflicts",
         _ => "failed_syncs",
     };
-    let q = format!(
-        "SELECT body FROM {table} WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR assignee = ?2 OR username = ?2) \
+    let filter = format!(
+        "FROM {table} WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR assignee = ?2 OR username = ?2) \
          ORDER BY created_us DESC, id LIMIT ?3"
     );
-    let rows = sql.query(
-        &q,
-        &[
+    let params = |n: u32| {
+        [
             status.map(status_str).unwrap_or("").into(),
             visible_to.unwrap_or("").into(),
-            i64::from(limit).into(),
-        ],
-    )?;
-    rows.iter().map(|r| r.text(0)).collect()
+            i64::from(n).into(),
+        ]
+    };
+    let sizes = sql.query(&format!("SELECT LENGTH(body) {filter}"), &params(limit))?;
+    let mut bytes = 0usize;
+    let mut fit = 0u32;
+    for r in &sizes {
+        bytes = bytes.saturating_add(usize::try_from(r.u64(0)?).unwrap_or(usize::MAX));
+        if fit > 0 && bytes > budget {
+            break;
+        }
+        fit += 1;
+    }
+    let more = (fit as usize) < sizes.len();
+    let rows = sql.query(&format!("SELECT body {filter}"), &params(fit))?;
+    Ok((
+        rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?,
+        more,
+    ))
 }
 
 // ---- attachments --------------------------------------------------------------------

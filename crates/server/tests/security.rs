@@ -864,11 +864,13 @@ async fn a_list_of_failed_syncs_stops_at_its_byte_budget(kind: Kind) {
                 },
             })
             .collect();
-        ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(PartUsed {
-            id: Uuid::now_v7(),
-            sku: "NO-SUCH-SKU".into(),
-            quantity: Quantity(1000),
-        })));
+        ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(
+            PartUsed {
+                id: Uuid::now_v7(),
+                sku: "NO-SUCH-SKU".into(),
+                quantity: Quantity(1000),
+            },
+        )));
         let out = t1
             .push1(t1.mutation(order.id, MutationKind::Update, 1, ops))
             .await;
