@@ -28,6 +28,7 @@ both!(
     an_incomplete_upload_expires_with_the_prune,
     a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
     a_list_of_failed_syncs_stops_at_its_byte_budget,
+    a_reference_made_before_the_bytes_exist_grants_only_the_bytes_its_maker_uploads,
 );
 
 async fn order_now(d: &Session, id: Uuid) -> WorkOrder {
@@ -892,4 +893,62 @@ async fn a_list_of_failed_syncs_stops_at_its_byte_budget(kind: Kind) {
     let n = list["items"].as_array().map_or(0, Vec::len);
     assert!((1..6).contains(&n), "some records, not all: {n}");
     assert_eq!(list["more"], true, "the answer says there are more");
+}
+
+/// Item 4 (rest): a reference to a file the server does not store yet records who made
+/// it. Bytes someone else uploads later do not become readable through it; the maker's
+/// own deferred upload still completes their reference.
+async fn a_reference_made_before_the_bytes_exist_grants_only_the_bytes_its_maker_uploads(
+    kind: Kind,
+) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let read = |who: &Session, hash: &str| who.get(&format!("/v1/attachments/{hash}")).send();
+    let secret = b"tech2's photo of another customer's meter".to_vec();
+    let secret_hash = outpost_protocol::attachment_hash(&secret);
+    let own = b"tech1's own photo, uploaded later on a better link".to_vec();
+    let own_hash = outpost_protocol::attachment_hash(&own);
+
+    let order = d.create_order(Some("tech1")).await;
+    let out = t1
+        .push1(t1.mutation(
+            order.id,
+            MutationKind::Update,
+            1,
+            vec![photo_of(&secret_hash), photo_of(&own_hash)],
+        ))
+        .await;
+    assert!(
+        matches!(out, PushOutcome::Applied(_)),
+        "deferred uploads: {out:?}"
+    );
+
+    // Someone else uploads exactly the bytes tech1 named.
+    assert_eq!(
+        t2.put_chunk(&secret_hash, 0, secret.len(), &secret)
+            .await
+            .status(),
+        200
+    );
+    let got = read(&t1, &secret_hash).await.expect("get");
+    assert_eq!(
+        got.status(),
+        404,
+        "bytes tech2 uploaded are readable through tech1's earlier reference"
+    );
+    let st = t1.attachment_status(&secret_hash).await;
+    assert!(!st.complete && st.received == 0, "{st:?}");
+
+    // tech1's own deferred upload completes their reference.
+    assert_eq!(
+        t1.put_chunk(&own_hash, 0, own.len(), &own).await.status(),
+        200
+    );
+    let got = read(&t1, &own_hash).await.expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), own);
+    // And the dispatcher (staff) reads both.
+    assert_eq!(read(&d, &secret_hash).await.expect("get").status(), 200);
 }
