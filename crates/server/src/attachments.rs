@@ -15,9 +15,10 @@
 //! answers "never uploaded" for anything else. A push that refers to a stored file its
 //! technician may not read answers `missing_attachments` for it ([`unreadable`]), so a
 //! reference to someone else's stored bytes grants nothing by itself. Left open (issue
-//! 19, docs/SECURITY.md): a reference to a file *not yet stored* is accepted (deferred
-//! photo uploads need it), so if someone else later uploads those exact bytes, the
-//! referring order's technician can read them.
+//! A reference to a file *not yet stored* is accepted (deferred photo uploads need it)
+//! and records who made it (`attachment_claims`, [`claim_unstored`]): that user reads
+//! the file only once they send its bytes themselves, so bytes someone else uploads
+//! later do not become readable through the reference.
 //!
 //! Storage quota (issue 19 item 7): each user may hold at most [`Quota::bytes`] of
 //! files (those they sent, plus the full size of their uploads in progress). A file
@@ -120,6 +121,18 @@ pub fn unreadable(
         }
     }
     Ok(out)
+}
+
+/// Record that `who` refers to those of `hashes` the server does not store yet: they
+/// may read such a file only once they send its bytes, never through the reference
+/// (bytes someone else uploads later are not theirs to read).
+pub fn claim_unstored(sql: &mut dyn Sql, who: &Principal, hashes: &[String]) -> Result<(), Error> {
+    for h in hashes {
+        if !repo::get_attachment(sql, h)?.is_some_and(|r| r.complete) {
+            repo::add_claim(sql, h, &who.username)?;
+        }
+    }
+    Ok(())
 }
 
 /// The upload state, as the caller may see it: a complete file they may read, else

@@ -246,7 +246,8 @@ fn push_one(
     // A technician refers to someone else's stored file only once they sent its bytes or
     // may read it already: naming a hash grants nothing (issue 19 item 4). An honest
     // device has the bytes and uploads them. A file not stored yet may be referred to
-    // (deferred photo uploads).
+    // (deferred photo uploads); the reference is claimed by its maker, who reads the
+    // file only once they send its bytes.
     if !who.is_staff() {
         let hashes = completion_hashes(m, None);
         if !hashes.is_empty() {
@@ -256,6 +257,7 @@ fn push_one(
                 let json = serde_json::to_string(&outcome)?;
                 return Ok((outcome, json, None));
             }
+            crate::attachments::claim_unstored(sql, who, &hashes)?;
         }
     }
     let (outcome, row_json) = match m.entity {

@@ -1110,10 +1110,24 @@ pub fn storage_used(sql: &mut dyn Sql, username: &str) -> Result<u64, Error> {
     rows.first().map_or(Ok(0), |r| r.u64(0))
 }
 
-/// `username` sent the verified bytes of `hash`.
+/// `username` sent the verified bytes of `hash` (their claim on it, if any, is met).
 pub fn add_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
     sql.exec(
         "INSERT INTO attachment_holders (hash, username) VALUES (?1, ?2) ON CONFLICT (hash, username) DO NOTHING",
+        &[hash.into(), username.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_claims WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// `username` pushed a reference to `hash` before the server stored it: they may read
+/// it only once they send its bytes themselves (issue 19 item 4).
+pub fn add_claim(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachment_claims (hash, username) VALUES (?1, ?2) ON CONFLICT (hash, username) DO NOTHING",
         &[hash.into(), username.into()],
     )?;
     Ok(())
@@ -1133,7 +1147,8 @@ pub fn is_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, 
 pub fn attachment_visible_to(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, Error> {
     Ok(!sql
         .query(
-            "SELECT 1 FROM order_attachments oa JOIN orders o ON o.id = oa.order_id WHERE oa.hash = ?1 AND o.assignee = ?2 LIMIT 1",
+            "SELECT 1 FROM order_attachments oa JOIN orders o ON o.id = oa.order_id WHERE oa.hash = ?1 AND o.assignee = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM attachment_claims c WHERE c.hash = oa.hash AND c.username = ?2) LIMIT 1",
             &[hash.into(), username.into()],
         )?
         .is_empty())

@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         template: include_str!("../../../../migrations/server/0004_attachment_owners.sql"),
     },
+    Migration {
+        version: 5,
+        template: include_str!("../../../../migrations/server/0005_attachment_claims.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.
