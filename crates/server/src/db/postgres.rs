@@ -7,8 +7,9 @@
 //! sequences are handed out and committed in order (a pull never skips a row) and the
 //! idempotency check-then-insert cannot race. Reads run in REPEATABLE READ, READ ONLY
 //! transactions for a consistent snapshot. Queries run on the blocking pool and drive
-//! tokio-postgres futures with `Handle::block_on`; each pooled connection caches its
-//! prepared statements. Migrations (the shared files of `migrations/server/`, see
+//! tokio-postgres futures with `Handle::block_on`. Connections come from
+//! `deadpool-postgres` (issue 19 item 9): at most 16, a closed one replaced, each with
+//! its cache of prepared statements. Migrations (the shared files of `migrations/server/`, see
 //! [`super::migrations`]) are applied at connect under the same lock, so two instances
 //! starting together do not collide; each applied version is a row of
 //! `outpost_migrations`.
@@ -20,17 +21,17 @@
 //! certificate and name, so `require` verifies too (stricter than libpq). Without
 //! `sslmode`, a loopback host or a Unix socket connects without TLS, as before, and any
 //! other host gets `verify-full`. Connecting times out after 10 s unless the URL says
-//! `connect_timeout`, and waiting for a free pooled connection after 30 s. (The pool is
-//! still this module's own, not a maintained crate's: issue 19 item 9, left open.)
-
-use std::collections::HashMap;
-use std::sync::{Condvar, Mutex};
+//! `connect_timeout`, and waiting for a free pooled connection after 30 s (the pool's
+//! wait timeout).
 
 use bytes::BytesMut;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use tokio::runtime::Handle;
 use tokio_postgres::config::{Host, SslMode as PgSslMode};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::{Client, IsolationLevel, Statement};
+use tokio_postgres::{IsolationLevel, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
@@ -80,11 +81,6 @@ impl ToSql for V {
     }
 
     to_sql_checked!();
-}
-
-struct Conn {
-    client: Client,
-    statements: HashMap<String, Statement>,
 }
 
 /// Where and how to connect: the URL's settings, and the TLS connector.
@@ -195,10 +191,8 @@ fn default_mode(hosts: &[Host]) -> SslMode {
 }
 
 pub struct PgBackend {
-    target: Target,
+    pool: Pool,
     handle: Handle,
-    idle: Mutex<(Vec<Conn>, usize)>,
-    freed: Condvar,
 }
 
 fn pg_sql(sql: &str) -> String {
@@ -207,80 +201,56 @@ fn pg_sql(sql: &str) -> String {
 
 impl PgBackend {
     pub fn connect(url: &str, handle: Handle) -> Result<Self, Error> {
-        let backend = PgBackend {
-            target: Target::parse(url)?,
-            handle,
-            idle: Mutex::new((Vec::new(), 0)),
-            freed: Condvar::new(),
-        };
+        let target = Target::parse(url)?;
+        let manager = Manager::from_config(
+            target.config,
+            target.tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(CONNECTIONS_MAX)
+            .wait_timeout(Some(CHECKOUT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::store(format!("PostgreSQL connection pool: {e}")))?;
+        let backend = PgBackend { pool, handle };
         backend.migrate()?;
         backend.write(&mut |sql| crate::repo::bootstrap(sql))?;
         Ok(backend)
     }
 
-    fn new_conn(&self) -> Result<Conn, Error> {
-        let (client, connection) = self
-            .handle
-            .block_on(self.target.config.connect(self.target.tls.clone()))?;
-        self.handle.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "postgres connection ended");
+    /// A pooled connection: deadpool hands out an idle one (a closed one is dropped and
+    /// replaced), opens a new one up to [`CONNECTIONS_MAX`], or waits at most
+    /// [`CHECKOUT_TIMEOUT`] (a stuck query elsewhere must not hang every request).
+    fn checkout(&self) -> Result<Object, Error> {
+        self.handle.block_on(self.pool.get()).map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => Error::Unavailable(format!(
+                "all {CONNECTIONS_MAX} PostgreSQL connections stayed busy for {} s",
+                CHECKOUT_TIMEOUT.as_secs()
+            )),
+            PoolError::Timeout(_) => {
+                Error::Unavailable("connecting to PostgreSQL timed out".into())
             }
-        });
-        Ok(Conn {
-            client,
-            statements: HashMap::new(),
+            PoolError::Backend(e) => Error::from(e),
+            other => Error::Unavailable(format!("PostgreSQL connection pool: {other}")),
         })
     }
 
-    fn checkout(&self) -> Result<Conn, Error> {
-        let mut guard = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            while let Some(c) = guard.0.pop() {
-                if !c.client.is_closed() {
-                    return Ok(c);
-                }
-                guard.1 -= 1;
-            }
-            if guard.1 < CONNECTIONS_MAX {
-                guard.1 += 1;
-                drop(guard);
-                return self.new_conn().inspect_err(|_| {
-                    let mut g = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                    g.1 -= 1;
-                });
-            }
-            // Every connection busy: wait for one, but not for ever (a stuck query
-            // elsewhere must not hang every request behind it).
-            let (g, waited) = self
-                .freed
-                .wait_timeout(guard, CHECKOUT_TIMEOUT)
-                .unwrap_or_else(|e| e.into_inner());
-            guard = g;
-            if waited.timed_out() && guard.0.is_empty() && guard.1 >= CONNECTIONS_MAX {
-                return Err(Error::Unavailable(format!(
-                    "all {CONNECTIONS_MAX} PostgreSQL connections stayed busy for {} s",
-                    CHECKOUT_TIMEOUT.as_secs()
-                )));
-            }
+    /// Give `conn` back to the pool, or drop it after a failure that may have left it
+    /// unusable (a network error, a timeout).
+    fn checkin(conn: Object, healthy: bool) {
+        if !healthy {
+            drop(Object::take(conn));
         }
-    }
-
-    fn checkin(&self, conn: Conn, healthy: bool) {
-        let mut guard = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if healthy && !conn.client.is_closed() {
-            guard.0.push(conn);
-        } else {
-            guard.1 -= 1;
-        }
-        self.freed.notify_one();
     }
 
     fn migrate(&self) -> Result<(), Error> {
         let mut conn = self.checkout()?;
         let h = &self.handle;
         let result = (|| -> Result<(), Error> {
-            let tx = h.block_on(conn.client.transaction())?;
+            let tx = h.block_on(conn.transaction())?;
             h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY]))?;
             h.block_on(tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS outpost_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)",
@@ -307,7 +277,7 @@ impl PgBackend {
             h.block_on(tx.commit())?;
             Ok(())
         })();
-        self.checkin(conn, result.is_ok());
+        Self::checkin(conn, result.is_ok());
         result
     }
 
@@ -315,13 +285,11 @@ impl PgBackend {
         let mut conn = self.checkout()?;
         let h = &self.handle;
         let result = (|| -> Result<(), Error> {
-            let Conn { client, statements } = &mut conn;
             let tx = if write {
-                h.block_on(client.transaction())?
+                h.block_on(conn.transaction())?
             } else {
                 h.block_on(
-                    client
-                        .build_transaction()
+                    conn.build_transaction()
                         .isolation_level(IsolationLevel::RepeatableRead)
                         .read_only(true)
                         .start(),
@@ -330,11 +298,7 @@ impl PgBackend {
             if write {
                 h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY]))?;
             }
-            let mut pg = PgTx {
-                tx: &tx,
-                handle: h,
-                statements,
-            };
+            let mut pg = PgTx { tx: &tx, handle: h };
             match f(&mut pg) {
                 Ok(()) => {
                     h.block_on(tx.commit())?;
@@ -348,25 +312,20 @@ impl PgBackend {
             }
         })();
         let healthy = !matches!(result, Err(Error::Unavailable(_)));
-        self.checkin(conn, healthy);
+        Self::checkin(conn, healthy);
         result
     }
 }
 
 struct PgTx<'t, 'c> {
-    tx: &'t tokio_postgres::Transaction<'c>,
+    tx: &'t deadpool_postgres::Transaction<'c>,
     handle: &'t Handle,
-    statements: &'t mut HashMap<String, Statement>,
 }
 
 impl PgTx<'_, '_> {
+    /// The prepared statement for `sql`, from the connection's cache (deadpool's).
     fn statement(&mut self, sql: &str) -> Result<Statement, Error> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.handle.block_on(self.tx.prepare(&pg_sql(sql)))?;
-        self.statements.insert(sql.to_owned(), s.clone());
-        Ok(s)
+        Ok(self.handle.block_on(self.tx.prepare_cached(&pg_sql(sql)))?)
     }
 }
 
