@@ -394,6 +394,77 @@ async fn rotating_the_signing_key_signs_nobody_out() {
     }
 }
 
+/// Item 11 (rest): `keys retire` drops signing keys replaced longer ago than the
+/// longest access-token lifetime (no token they signed is still valid); the newest key
+/// always stays, and a key replaced too recently stays too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_old_signing_keys_keeps_every_key_a_valid_token_needs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = sqlite_url(dir.path());
+    add_users(&url, &[("tech1", Role::Technician)]).await;
+    let server = ServerProcess::start(&url, &[]);
+    let http = http();
+    let old = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    run_ok(&["keys", "rotate", "--db", &url], "");
+    let new = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    drop(server);
+
+    // Replaced a moment ago: its tokens may still be valid, so it stays.
+    let out = run(&["keys", "retire", "--db", &url], "");
+    assert!(
+        out.status.success(),
+        "keys retire runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retired 0 "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(count(&url, "signing_keys").await, 2);
+
+    // Told that access tokens live 0 s: the replaced key goes, the newest stays.
+    let out = run(
+        &["keys", "retire", "--access-ttl-secs", "0", "--db", &url],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retired 1 "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(count(&url, "signing_keys").await, 1);
+    let server = ServerProcess::start(&url, &[]);
+    assert_eq!(
+        via(&new, &server.base)
+            .pull_raw(&PullRequest::default())
+            .await
+            .status(),
+        200,
+        "a token of the newest key works"
+    );
+    assert_eq!(
+        via(&old, &server.base)
+            .pull_raw(&PullRequest::default())
+            .await
+            .status(),
+        401,
+        "a token of a retired key is refused"
+    );
+    // Nothing more to retire: the newest key is never retired.
+    let out = run(
+        &["keys", "retire", "--access-ttl-secs", "0", "--db", &url],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retired 0 "));
+    assert_eq!(count(&url, "signing_keys").await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_a_request_still_arriving_then_exits_cleanly() {
     let dir = tempfile::tempdir().expect("dir");
