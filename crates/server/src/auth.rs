@@ -587,6 +587,20 @@ pub fn rotate_signing_key(sql: &mut dyn Sql, now_us: i64) -> Result<String, Erro
     Ok(kid)
 }
 
+/// Retire the signing keys no valid access token needs: a key signs nothing once a
+/// newer one exists, so one replaced more than `access_ttl` ago verifies only expired
+/// tokens. The newest key always stays; refresh tokens are not signed (stored hashed),
+/// so no device is signed out. A running server keeps the keys it loaded until it
+/// restarts. Returns how many were retired.
+pub fn retire_signing_keys(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    access_ttl: std::time::Duration,
+) -> Result<u64, Error> {
+    let ttl_us = i64::try_from(access_ttl.as_micros()).unwrap_or(i64::MAX);
+    repo::retire_signing_keys(sql, now_us.saturating_sub(ttl_us))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

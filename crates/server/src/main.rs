@@ -208,6 +208,17 @@ enum KeysAction {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Delete the signing keys replaced longer ago than the access-token lifetime: no
+    /// valid token needs them (the newest key always stays; nobody is signed out).
+    /// Restart running servers afterwards so they forget them too.
+    Retire {
+        /// The longest access-token lifetime any server of this database was started
+        /// with (`serve --access-ttl-secs`), in seconds.
+        #[arg(long, default_value_t = 900)]
+        access_ttl_secs: u64,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +477,24 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!(
                 "new signing key {kid}: new tokens are signed with it; earlier ones still work"
+            );
+        }
+        Command::Keys {
+            action:
+                KeysAction::Retire {
+                    access_ttl_secs,
+                    db,
+                },
+        } => {
+            let db = open(&db).await?;
+            let now_us = SystemClock.now().timestamp_micros();
+            let ttl = Duration::from_secs(access_ttl_secs);
+            let n = db
+                .write(move |sql| outpost_server::auth::retire_signing_keys(sql, now_us, ttl))
+                .await?;
+            println!(
+                "retired {n} signing keys replaced more than {access_ttl_secs} s ago (every \
+                 token they signed has expired); restart running servers to drop them there too"
             );
         }
         Command::Prune {

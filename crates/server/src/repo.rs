@@ -415,6 +415,16 @@ pub fn newest_signing_key_us(sql: &mut dyn Sql) -> Result<Option<i64>, Error> {
         .map(Option::flatten)
 }
 
+/// Delete the signing keys a newer key replaced at or before `replaced_before_us`
+/// (the newest key is never deleted). Returns how many went.
+pub fn retire_signing_keys(sql: &mut dyn Sql, replaced_before_us: i64) -> Result<u64, Error> {
+    sql.exec(
+        "DELETE FROM signing_keys WHERE EXISTS (SELECT 1 FROM signing_keys n \
+         WHERE n.created_us > signing_keys.created_us AND n.created_us <= ?1)",
+        &[replaced_before_us.into()],
+    )
+}
+
 pub fn insert_signing_key(
     sql: &mut dyn Sql,
     kid: &str,
