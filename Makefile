@@ -3,12 +3,13 @@
 #   make demo   walk through the command-line client on a demo data directory
 #   make test   the whole suite (installs missing system packages first)
 #   make bench  the benchmarks, figures printed to the terminal
+#   make reliability  the long crash and fault suite; writes docs/RELIABILITY.md
 #   make lint   rustfmt, clippy and the supply-chain checks, as CI runs them
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-rust test-conformance test-desktop test-package release-check test-updater bench lint fmt
+.PHONY: deps build run demo test reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -43,6 +44,21 @@ bench: deps
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p outpost-tests --bench sync
 	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
+
+# The long reliability suite (issue 16): kill loops at every crash point of the sync
+# path, client and server, on SQLite and two PostgreSQL instances, checked by the
+# oracle; writes docs/RELIABILITY.md (scripts/reliability.sh). `make test` runs a
+# reduced version of each part.
+reliability: deps
+	@scripts/reliability.sh
+
+# Issue 16 items 4–6 alone at full size: every HTTP fault schedule at k = 1, 2 and 3
+# (the k-th matching request is hit), the bad answers and the full disks (root:
+# size-limited tmpfs mounts), each checked by the oracle; result files in
+# <target>/reliability/ (faults.json, answers.json, disk.json). `make reliability` runs
+# them too (scripts/reliability.sh).
+reliability-faults: deps
+	OUTPOST_FAULTS_FULL=1 $(CARGO) test -p outpost-tests --test faults --test answers --test disk -- --include-ignored --nocapture
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -7,9 +7,10 @@ set -euo pipefail
 build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # Tests: a private D-Bus session with an unlocked GNOME keyring (the real Secret
 # Service), secret-tool to look inside it, PostgreSQL for the server's second
-# backend, and iproute2 (`ip`) to make a real OS network change for the engine's
-# network-event test.
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2)
+# backend, iproute2 (`ip`) to make a real OS network change for the engine's
+# network-event test, and sqlite3 to check a server database after its disk filled
+# (tests/tests/disk.rs).
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2 sqlite3)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

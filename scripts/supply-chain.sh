@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 if ! command -v cargo-deny >/dev/null 2>&1; then
-  step "installing cargo-deny (once, from crates.io)"
-  cargo install --locked cargo-deny
+  step "installing cargo-deny 0.20.2 (once, from crates.io; pinned so a new release cannot break lint)"
+  cargo install --locked cargo-deny --version 0.20.2
 fi
 
 step "cargo deny: licences, bans, sources"

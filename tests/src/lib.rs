@@ -8,7 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod cli;
+pub mod http_faults;
+pub mod kill;
+pub mod oracle;
 pub mod proxy;
+pub mod results;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -155,6 +160,8 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     extra: Vec<String>,
     pub log: Arc<Mutex<String>>,
+    /// The `--db` argument (`sqlite:PATH` or a PostgreSQL URL).
+    pub db_url: String,
 }
 
 /// The metrics token the servers these tests start are given (`/metrics` needs it).
@@ -162,12 +169,20 @@ pub const METRICS_TOKEN: &str = "e2e-metrics-token";
 
 impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
+        Server::start_with(&format!("sqlite:{}", db.display()), extra, &[])
+    }
+
+    /// Start on any database (`sqlite:PATH` or a PostgreSQL URL) with extra
+    /// environment variables (e.g. `FAILPOINTS`, to arm a crash point).
+    pub fn start_with(db_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin("outpost-server"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(format!("sqlite:{}", db.display()))
+            .arg(db_url)
             .args(extra)
             .env("RUST_LOG", "info")
             .env("OUTPOST_METRICS_TOKEN", METRICS_TOKEN)
+            .env_remove("FAILPOINTS")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -212,12 +227,28 @@ impl Server {
             });
         Server {
             child,
-            db: db.to_path_buf(),
+            db: PathBuf::from(db_url.strip_prefix("sqlite:").unwrap_or("")),
             url: format!("http://{addr}"),
             addr,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log,
+            db_url: db_url.to_owned(),
         }
+    }
+
+    /// Whether the process has ended (a crash point aborted it, say).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Start again on the same database (on a new port) with `env` (e.g. a crash
+    /// point armed, or none).
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let next = Server::start_with(&self.db_url, &extra, env);
+        let old = std::mem::replace(self, next);
+        drop(old);
     }
 
     /// Kill the process (no graceful shutdown: as a crash would).
@@ -228,15 +259,11 @@ impl Server {
 
     /// Start again on the same database (on a new port).
     pub fn restart(&mut self) {
-        self.kill();
-        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        let next = Server::start(&self.db, &extra);
-        let old = std::mem::replace(self, next);
-        drop(old);
+        self.restart_with(&[]);
     }
 
     pub fn db_arg(&self) -> String {
-        format!("sqlite:{}", self.db.display())
+        self.db_url.clone()
     }
 
     /// How many requests to `route` (e.g. `paths::PUSH`) the server has answered with

@@ -10,6 +10,10 @@
 //! - [`tidy`]: the architecture's invariants (ARCHITECTURE.md), checked over the
 //!   dependency graph and the sources.
 //!
+//! - [`reliability`]: docs/RELIABILITY.md, written from the result files the
+//!   reliability tests leave (`make reliability`); its test is a unit test of the
+//!   rendering (the figures themselves come from a long run, not from the tree).
+//!
 //! Another task goes beside these the same way: a module here, a row in `main.rs`'s
 //! `TASKS`, a test file under `tests/`.
 //!
@@ -22,6 +26,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod codegen;
+pub mod reliability;
 pub mod tidy;
 
 /// The repository's root: this crate lives in `xtask/` under it.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use outpost_xtask::{codegen, repo_root, tidy};
+use outpost_xtask::{codegen, reliability, repo_root, tidy};
 
 /// One task: its name on the command line, a line of help, and its entry point (the
 /// repository's root and the arguments after the task's name).
@@ -19,6 +19,11 @@ const TASKS: &[Task] = &[
         name: "codegen",
         usage: codegen::USAGE,
         run: codegen::run,
+    },
+    Task {
+        name: "reliability",
+        usage: reliability::USAGE,
+        run: reliability::run,
     },
     Task {
         name: "tidy",

@@ -52,6 +52,7 @@ fn run(cli: Cli) -> Result<(), CoreError> {
 }
 
 fn main() -> ExitCode {
+    outpost_core::arm_crash_points();
     // First, while the process has one thread: the key variables leave the environment.
     cmd::keep_key_env(outpost_core::KeyEnv::take_from_process_env());
     let cli = Cli::parse();

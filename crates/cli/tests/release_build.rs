@@ -8,12 +8,26 @@
 
 use std::path::PathBuf;
 
-/// What a test hook leaves in a binary: the failpoint variable and its step names
-/// (string constants), the test-only functions' names (symbols).
+/// What a test hook leaves in a binary: the failpoint variables and the crash points'
+/// and steps' names (string constants), the test-only functions' names (symbols).
 const HOOK_MARKERS: &[&str] = &[
     "OUTPOST_FAILPOINT",
     "rekey:staged",
     "rekey:key-file-updated",
+    // The kill tests' crash points (tikv's `fail`, armed from `FAILPOINTS`): the
+    // variable and every point's name (tests/src/kill.rs, `CRASH_POINTS`).
+    "FAILPOINTS",
+    "process:start",
+    "client:after-read-batch",
+    "client:after-seal",
+    "client:after-upload",
+    "client:after-request-sent",
+    "client:before-record-results",
+    "client:after-record-results",
+    "client:pull-page-before-commit",
+    "server:after-mutation",
+    "server:before-commit",
+    "server:after-commit",
     "rekey_stopping_after",
     "execute_batch_for_tests",
     "create_plaintext_for_benchmark",
@@ -63,6 +77,12 @@ fn hooks_in(name: &str) -> Vec<&'static str> {
 #[ignore = "reads the release binaries: scripts/test-desktop.sh builds them and runs this with --ignored"]
 fn the_release_outpost_binary_holds_no_test_hook() {
     assert_eq!(hooks_in("outpost"), Vec::<&str>::new());
+}
+
+#[test]
+#[ignore = "reads the release binaries: scripts/test-desktop.sh builds them and runs this with --ignored"]
+fn the_release_server_binary_holds_no_test_hook() {
+    assert_eq!(hooks_in("outpost-server"), Vec::<&str>::new());
 }
 
 #[test]

@@ -49,6 +49,19 @@ pub use outpost_sync::{
 pub use records::{set_from_text, ConflictView, FieldChoice};
 pub use sync::{connectivity_name, LoginAnswer, LoginAttempt, LoginInfo, StatusView};
 
+/// Arm the kill tests' crash points from the `FAILPOINTS` variable; `main` calls it
+/// first. Only test builds (`test-support`) have crash points: in a product build this
+/// does nothing. The point `process:start` right here lets a test tell a binary with
+/// crash points from one without (`FAILPOINTS=process:start=return` aborts at once).
+pub fn arm_crash_points() {
+    #[cfg(feature = "test-support")]
+    {
+        // Armed for the whole life of the process.
+        std::mem::forget(fail::FailScenario::setup());
+        let _: Option<()> = fail::eval("process:start", |_| std::process::abort());
+    }
+}
+
 /// Settings key for the name shown as the author of notes.
 const SETTING_USERNAME: &str = "username";
 /// Settings key for the longest side of imported photos.
@@ -517,13 +530,41 @@ impl Outpost {
         let m = self.mutation(current.id, MutationKind::Complete, current.version, ops);
         // Dry run first, so refused input leaves no attachment files behind.
         apply_mutation(Some(&current), &m)?;
-        self.store
-            .put_attachment(&c.signature_png.bytes, "image/png", now)?;
-        for (_, p) in &photos {
-            self.store.put_attachment(&p.bytes, p.media_type, now)?;
-        }
-        self.store.record(m, now)?;
+        let files: Vec<(&[u8], &str)> = std::iter::once((&c.signature_png.bytes[..], "image/png"))
+            .chain(photos.iter().map(|(_, p)| (&p.bytes[..], p.media_type)))
+            .collect();
+        self.record_with_evidence(&files, m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Encrypt `files` (bytes, media type) to disk, then record `m`. When either fails
+    /// (the disk filled part-way), what this left on disk that nothing names is removed
+    /// again: the person is told nothing was saved, and nothing was.
+    fn record_with_evidence(
+        &mut self,
+        files: &[(&[u8], &str)],
+        m: Mutation,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let hashes: Vec<String> = files
+            .iter()
+            .map(|(bytes, _)| outpost_protocol::attachment_hash(bytes))
+            .collect();
+        let result = files
+            .iter()
+            .try_for_each(|(bytes, media_type)| {
+                self.store
+                    .put_attachment(bytes, media_type, now)
+                    .map(|_| ())
+            })
+            .and_then(|()| self.store.record(m, now).map(|_| ()));
+        if let Err(e) = result {
+            if let Err(cleanup) = self.store.forget_unnamed_attachments(&hashes) {
+                tracing::warn!(error = %cleanup, "files of a failed action could not be removed");
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Attach photos to an order outside a completion (downscaled on import). They
@@ -558,10 +599,11 @@ impl Outpost {
             .collect();
         let m = self.mutation(current.id, MutationKind::Update, current.version, ops);
         apply_mutation(Some(&current), &m)?;
-        for (_, p) in &prepared {
-            self.store.put_attachment(&p.bytes, p.media_type, now)?;
-        }
-        self.store.record(m, now)?;
+        let files: Vec<(&[u8], &str)> = prepared
+            .iter()
+            .map(|(_, p)| (&p.bytes[..], p.media_type))
+            .collect();
+        self.record_with_evidence(&files, m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
     }
 

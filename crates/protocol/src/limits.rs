@@ -32,8 +32,16 @@ pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
 /// Bytes of rows in one pull page (a single larger row still travels alone).
 pub const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
 pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
-/// Size of one attachment.
+/// Size of one attachment (also the most a client reads of a download's answer).
 pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// Bytes of one JSON answer a client reads (push, pull, sign-in, uploads, and error
+/// answers): a longer one, announced by its `Content-Length` or not, is refused as soon
+/// as it passes this, so a broken server or a proxy in front of it cannot make a device
+/// hold more in memory. Room for a full pull page (`PULL_BYTES_MAX`) or the single
+/// larger row that travels alone (an order at every validation limit is about 30 MB as
+/// JSON). A push answer that would be larger (many mutations, each answered with its
+/// order) is refused like any bad answer and the batch is split until each answer fits.
+pub const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// One chunk of a resumable upload: at most, and a client's chunk by default.
 pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 pub const CHUNK_BYTES_DEFAULT: usize = 512 * 1024;
@@ -59,6 +67,7 @@ const _: () = {
     assert!(PUSH_BYTES_DEFAULT <= JSON_BODY_BYTES_MAX);
     assert!(PULL_LIMIT_DEFAULT <= PULL_LIMIT_MAX);
     assert!(PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
+    assert!(PULL_BYTES_MAX < ANSWER_BYTES_MAX as u64);
     assert!(CHUNK_BYTES_DEFAULT <= CHUNK_BYTES_MAX);
     assert!(BATCH_FILE_BYTES_DEFAULT as u64 <= BATCH_FILE_BYTES_MAX);
     assert!(BATCH_FILES_DEFAULT <= BATCH_FILES_MAX);

@@ -52,6 +52,11 @@ pub enum Error {
     /// The store is unreachable: answered as `unavailable` (retryable).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The database's disk is full (SQLite's `SQLITE_FULL`, PostgreSQL's `53100`): logged
+    /// as such for the administrator, answered as `unavailable` with a message that
+    /// says so (retryable: the device keeps the work and sends it once space is freed).
+    #[error("the database's disk is full: {0}")]
+    DiskFull(String),
 }
 
 impl Error {
@@ -79,6 +84,9 @@ impl From<rusqlite::Error> for Error {
             ) {
                 return Error::Unavailable(e.to_string());
             }
+            if f.code == rusqlite::ErrorCode::DiskFull {
+                return Error::DiskFull(e.to_string());
+            }
         }
         Error::Store(e.to_string())
     }
@@ -90,6 +98,9 @@ impl From<tokio_postgres::Error> for Error {
             return Error::Unavailable(e.to_string());
         }
         match e.as_db_error() {
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::DISK_FULL => {
+                Error::DiskFull(db.message().to_owned())
+            }
             Some(db) => Error::Store(format!("{}: {}", db.code().code(), db.message())),
             None => Error::Unavailable(e.to_string()),
         }

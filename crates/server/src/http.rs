@@ -129,6 +129,20 @@ impl IntoResponse for Error {
                 e.body.retry_after_secs = Some(1);
                 e.into_response()
             }
+            Error::DiskFull(detail) => {
+                tracing::error!(
+                    %detail,
+                    "the database's disk is full: free space on its volume; every write fails until then"
+                );
+                let mut e = ApiError::new(
+                    503,
+                    ErrorCode::Unavailable,
+                    "the server's disk is full: your work stays on this device and is sent once \
+                     the administrator frees space",
+                );
+                e.body.retry_after_secs = Some(30);
+                e.into_response()
+            }
         }
     }
 }
@@ -668,6 +682,7 @@ async fn push_handler(
         .db
         .write(move |sql| push::push_batch(sql, &who, protocol, &body.mutations, now, &state.rows))
         .await?;
+    crate::crash_point!("server:after-commit");
     // Committed: the rows it wrote may now serve the next push.
     app.rows.insert_committed(batch.written);
     app.metrics.push(batch.stats);

@@ -11,6 +11,33 @@
 //! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
 //! has not sent.
 
+/// A named crash point of the kill tests (tests/src/kill.rs). With the `test-support`
+/// feature, `FAILPOINTS="NAME=K*off->return"` in the environment aborts the process at
+/// the point's (K+1)-th hit, as a kill or a power cut would (tikv's `fail`); without
+/// it, in every product build, it is nothing and its name is not in the binary.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "test-support")]
+        {
+            let _: Option<()> = fail::eval($name, |_| std::process::abort());
+        }
+    };
+}
+pub(crate) use crash_point;
+
+/// Arm the crash points from the `FAILPOINTS` variable; `main` calls it first. Only
+/// test builds (`test-support`) have crash points: in a product build this does
+/// nothing. The point `process:start` right here lets a test tell a binary with crash
+/// points from one without (`FAILPOINTS=process:start=return` aborts at once).
+pub fn arm_crash_points() {
+    #[cfg(feature = "test-support")]
+    {
+        // Armed for the whole life of the process.
+        std::mem::forget(fail::FailScenario::setup());
+        crash_point!("process:start");
+    }
+}
+
 pub mod attachments;
 pub mod auth;
 pub mod clock;

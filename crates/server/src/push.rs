@@ -115,6 +115,7 @@ pub fn push_batch(
                     }
                     None => push_one(sql, log, &ctx, m)?,
                 };
+            crate::crash_point!("server:after-mutation");
             if on_order && blocks_later(&outcome) {
                 blocked.entry(m.entity_id).or_insert(m.mutation_id);
             }
@@ -134,6 +135,8 @@ pub fn push_batch(
         }
         Ok(())
     })?;
+    // Everything written, the transaction not yet committed (the caller commits).
+    crate::crash_point!("server:before-commit");
     Ok(BatchResult {
         results,
         stats,

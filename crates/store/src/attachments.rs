@@ -298,6 +298,38 @@ impl Store {
         Ok(doomed.len())
     }
 
+    /// Remove what an action that then failed (a full disk part-way through a
+    /// completion) stored of `hashes`: each file and row that nothing names (no local
+    /// order, no queued mutation, no open record) and that was never uploaded. The
+    /// file goes first, so that the space comes back even when the disk is too full to
+    /// delete the row (a row without its file is written again by the next import of
+    /// the same bytes). Returns how many files were removed.
+    pub fn forget_unnamed_attachments(&mut self, hashes: &[String]) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for hash in hashes {
+            let named: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?1 AND uploaded = 1)
+                     OR EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, ?1) > 0)
+                     OR EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, ?1) > 0)
+                     OR EXISTS (SELECT 1 FROM sync_records r
+                                WHERE r.status = 'open' AND instr(r.body, ?1) > 0)",
+                [hash],
+                |r| r.get(0),
+            )?;
+            if named {
+                continue;
+            }
+            match std::fs::remove_file(self.attachment_path(hash)) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.conn
+                .execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;
+        }
+        Ok(removed)
+    }
+
     pub fn attachment_meta(&self, hash: &str) -> Result<Option<AttachmentMeta>, StoreError> {
         Ok(self
             .conn

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use outpost_protocol::limits;
 use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
     paths, BatchFile, BatchUploadRequest, BatchUploadResponse, ErrorBody, ErrorCode, Health,
@@ -116,6 +117,32 @@ fn transport_error(e: reqwest::Error) -> SyncError {
     SyncError::Offline(full)
 }
 
+/// Read an answer's body, refusing it as soon as it is known to pass `cap` bytes (its
+/// announced length, or the bytes read so far; after decompression): what a broken
+/// server or proxy sends cannot make the device hold more than `cap`.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, SyncError> {
+    let too_large = || {
+        SyncError::BadAnswer(format!(
+            "the server's answer is larger than {} MiB, more than any answer of this protocol, \
+             and was not read; nothing was changed (the server, or a proxy in front of it, \
+             is misbehaving)",
+            cap >> 20
+        ))
+    };
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > cap as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 impl SyncClient {
     pub fn new(server_url: &str, opts: &ClientOptions) -> Result<SyncClient, SyncError> {
         let base = check_server_url(server_url)?;
@@ -177,8 +204,17 @@ impl SyncClient {
 
     /// Send a request; a success gives the body's bytes, anything else the
     /// [`SyncError`] its status and error body mean. The one place answers are mapped.
-    async fn send_raw(&self, rb: reqwest::RequestBuilder) -> Result<Vec<u8>, SyncError> {
+    /// At most `cap` bytes of the answer are read ([`read_capped`]).
+    async fn send_raw(
+        &self,
+        rb: reqwest::RequestBuilder,
+        cap: usize,
+    ) -> Result<Vec<u8>, SyncError> {
         let resp = rb.send().await.map_err(transport_error)?;
+        #[cfg(feature = "test-support")]
+        if resp.url().path().ends_with(paths::PUSH) {
+            crate::crash_point!("client:after-request-sent");
+        }
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -186,9 +222,9 @@ impl SyncClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let bytes = read_capped(resp, cap).await?;
         if status.is_success() {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
         let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
         Err(match body {
@@ -229,7 +265,7 @@ impl SyncClient {
         &self,
         rb: reqwest::RequestBuilder,
     ) -> Result<(T, usize), SyncError> {
-        let bytes = self.send_raw(rb).await?;
+        let bytes = self.send_raw(rb, limits::ANSWER_BYTES_MAX).await?;
         let value = serde_json::from_slice(&bytes).map_err(|e| {
             SyncError::BadAnswer(format!(
                 "the server's answer could not be read ({e}); nothing was changed"
@@ -300,7 +336,8 @@ impl SyncClient {
     /// Download an attachment the caller may see.
     pub async fn download(&self, token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
         let path = format!("{}/{hash}", paths::ATTACHMENTS);
-        self.send_raw(self.request(reqwest::Method::GET, &path, Some(token)))
+        let cap = usize::try_from(limits::ATTACHMENT_BYTES_MAX).unwrap_or(usize::MAX);
+        self.send_raw(self.request(reqwest::Method::GET, &path, Some(token)), cap)
             .await
     }
 

@@ -25,6 +25,20 @@
 // Tests may read the wall clock; product code takes a Clock (clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+/// A named crash point of the kill tests (tests/src/kill.rs). With the `test-support`
+/// feature, `FAILPOINTS="NAME=K*off->return"` in the environment aborts the process at
+/// the point's (K+1)-th hit, as a kill or a power cut would (tikv's `fail`); without
+/// it, in every product build, it is nothing and its name is not in the binary.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "test-support")]
+        {
+            let _: Option<()> = fail::eval($name, |_| std::process::abort());
+        }
+    };
+}
+pub(crate) use crash_point;
+
 mod auth;
 pub mod client;
 mod error;

@@ -235,7 +235,9 @@ impl Push<'_> {
                 "the push answer does not match the mutations sent; they stay queued".into(),
             )));
         }
+        crate::crash_point!("client:before-record-results");
         let summary = store.record_push_results(&resp.results, clock())?;
+        crate::crash_point!("client:after-record-results");
         report_unsent(store, client, clock())?;
         report.pushed += part.len();
         report.acknowledged += summary.acknowledged;
@@ -340,6 +342,7 @@ pub(crate) async fn push(
             .into_iter()
             .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
             .collect();
+        crate::crash_point!("client:after-read-batch");
         // Rows never sealed before this round: the server has not seen them.
         let never_sent: HashSet<String> = eligible
             .iter()
@@ -365,6 +368,7 @@ pub(crate) async fn push(
         // (during a long upload, by the app or another process) makes a new row instead
         // of changing one this request carries.
         let sealed = store.mark_sent(&batch)?;
+        crate::crash_point!("client:after-seal");
         let sealed = match p
             .evidence(store, client, now, sealed.clone(), report, progress)
             .await

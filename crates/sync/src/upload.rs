@@ -139,6 +139,7 @@ pub(crate) async fn upload(
                 for r in resp.results {
                     if r.complete {
                         store.mark_uploaded(&r.hash)?;
+                        crate::crash_point!("client:after-upload");
                         report.uploaded += 1;
                     } else if let Some(e) = r.error {
                         unsendable.push(refused(&r.hash, e.code, &e.message));
@@ -187,6 +188,7 @@ async fn resumable(
             Ok(sent) => {
                 report.bytes_sent += sent;
                 store.mark_uploaded(hash)?;
+                crate::crash_point!("client:after-upload");
                 report.uploaded += 1;
                 return Ok(None);
             }

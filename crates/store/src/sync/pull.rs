@@ -219,6 +219,7 @@ impl Store {
                 kv_set(tx, KV_SKIPPED, &(before + s.skipped).to_string())?;
             }
             s.removed += finish_priming(tx, page, gen)?;
+            crate::crash_point!("client:pull-page-before-commit");
             Ok::<_, StoreError>(s)
         })
     }
