@@ -4,7 +4,7 @@
 #   make test   the whole suite (installs missing system packages first)
 #   make bench  the benchmarks, figures printed to the terminal
 #   make reliability  the long crash and fault suite; writes docs/RELIABILITY.md
-#   make lint   rustfmt and clippy, as CI runs them
+#   make lint   rustfmt, clippy and the supply-chain checks, as CI runs them
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -65,6 +65,7 @@ lint: deps
 	@scripts/desktop-deps.sh
 	@scripts/build-ui.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@scripts/supply-chain.sh
 
 # The desktop app: WebKit build, Vitest and the real-window tests under Xvfb.
 test-desktop: deps

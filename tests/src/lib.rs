@@ -165,6 +165,9 @@ pub struct Server {
     pub db_url: String,
 }
 
+/// The metrics token the servers these tests start are given (`/metrics` needs it).
+pub const METRICS_TOKEN: &str = "e2e-metrics-token";
+
 impl Server {
     pub fn start(db: &Path, extra: &[&str]) -> Server {
         Server::start_with(&format!("sqlite:{}", db.display()), extra, &[])
@@ -178,6 +181,7 @@ impl Server {
             .arg(db_url)
             .args(extra)
             .env("RUST_LOG", "info")
+            .env("OUTPOST_METRICS_TOKEN", METRICS_TOKEN)
             .env_remove("FAILPOINTS")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -270,7 +274,7 @@ impl Server {
         let mut conn = std::net::TcpStream::connect(self.addr).expect("connect for /metrics");
         write!(
             conn,
-            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            "GET {} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\r\n",
             outpost_protocol::wire::paths::METRICS,
             self.addr
         )

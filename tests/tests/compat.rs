@@ -188,7 +188,10 @@ async fn release_0_1_0_signs_in_pulls_pushes_and_resends_a_sealed_row_to_this_se
     old.ok(&["sync"]);
     assert_eq!(old.json(&["outbox", "list"]), serde_json::json!([]));
     assert_eq!(old.json(&["failed", "list"]), serde_json::json!([]));
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(outpost_tests::METRICS_TOKEN)
+        .send()
         .await
         .unwrap()
         .text()

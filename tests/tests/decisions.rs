@@ -717,3 +717,48 @@ async fn the_cli_lists_shows_and_discards_failed_syncs() {
     let out = cli(&["--json", "conflicts", "list"]);
     assert!(out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_refused_by_the_storage_quota_is_a_failed_sync_with_that_reason_never_a_retry_loop(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = seeded_db(tmp.path());
+    // Each user may store 20,000 bytes of files: the signature fits, the photo does not.
+    let server = Server::start(&db, &["--attachment-quota-bytes", "20000"]);
+    let proxy = Proxy::start(server.addr).await;
+    let mut tech1 = Device::new();
+    tech1.login(&proxy.url(), "tech1").await;
+    tech1.sync().await.unwrap();
+    let id = open_orders(&tech1, 1).remove(0);
+    let photo = outpost_core::photos::synthetic_photo(3000, 2250, 31);
+    let row = complete_with_evidence(&mut tech1, &id, photo);
+    let hash = row.order.photos[0].hash.clone();
+    assert!(tech1.app.attachment(&hash).unwrap().len() > 20_000);
+
+    let report = tech1.sync().await.unwrap();
+    let failed = tech1.app.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "{report:?}");
+    assert_eq!(failed[0].order_id, id);
+    assert_eq!(failed[0].code, "quota_exceeded", "{:?}", failed[0]);
+    assert!(
+        failed[0].message.contains("storage quota"),
+        "the reason reaches the technician: {}",
+        failed[0].message
+    );
+    assert_eq!(tech1.app.order(&id).unwrap().sync_state, SyncState::Failed);
+
+    // Never a retry loop: further passes (backoff ignored) send no file and no
+    // completion, and the failed sync stays one, waiting for a person.
+    proxy.record_requests();
+    for _ in 0..3 {
+        tech1.sync().await.unwrap();
+    }
+    let sent: Vec<String> = proxy
+        .request_heads()
+        .into_iter()
+        .filter(|h| h.contains("/attachments") || h.starts_with("POST /v1/sync/push"))
+        .collect();
+    assert!(sent.is_empty(), "nothing is sent again: {sent:?}");
+    assert_eq!(tech1.app.failed_syncs().unwrap().len(), 1);
+    drop(server);
+}

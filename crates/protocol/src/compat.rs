@@ -27,6 +27,14 @@ pub mod since {
     /// The `held_behind` push outcome (a protocol 1 client gets
     /// `missing_attachments` with no hashes instead: not acknowledged, resent).
     pub const HELD_BEHIND: u32 = 2;
+    /// The `quota_exceeded` error code (413) for a file refused by the uploader's
+    /// storage quota (a protocol 1 client gets 413 `payload_too_large` with the same
+    /// message: it sets the completion naming the file aside, as for any file too
+    /// large to send).
+    pub const QUOTA_EXCEEDED: u32 = 2;
+    /// `more` on conflict and failed-sync lists cut at their byte budget (a protocol 1
+    /// client gets the shorter list without it).
+    pub const LIST_MORE: u32 = 2;
 }
 
 /// Why a client's announced version is not served.

@@ -9,12 +9,23 @@
 /// Mutations in one push: at most, and a client's batch by default.
 pub const PUSH_MUTATIONS_MAX: usize = 500;
 pub const PUSH_MUTATIONS_DEFAULT: usize = 100;
+/// Operations in one mutation (its `ops` and `seen` together), and in one push. The
+/// server checks both before its write transaction (the merge runs inside it), and a
+/// device never coalesces a mutation beyond the first. A whole order (every list full,
+/// every field set) fits in one mutation; a client's default push, bounded by
+/// [`PUSH_BYTES_DEFAULT`], cannot reach the second (both checked below).
+pub const OPS_PER_MUTATION_MAX: usize = 5_000;
+pub const OPS_PER_PUSH_MAX: usize = 50_000;
 /// Bytes of mutation bodies a client puts in one push by default (one mutation larger
 /// than this still travels, alone). Every default request fits under the 1 MiB body
 /// limit reverse proxies commonly apply (nginx's `client_max_body_size`).
 pub const PUSH_BYTES_DEFAULT: usize = 768 * 1024;
 /// Bytes of one JSON request body (push, login, pull, batch upload).
 pub const JSON_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Bytes of records in one list answer (conflicts, failed syncs: each carries its whole
+/// mutation); the answer stops there, newest first, and says `more` (a single larger
+/// record still travels alone).
+pub const LIST_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Rows in one pull page, and the default.
 pub const PULL_LIMIT_MAX: u32 = 5_000;
 pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
@@ -52,6 +63,7 @@ pub const BATCH_FILES_FLOOR: usize = 1;
 // Every default is within its maximum (checked when the crate compiles).
 const _: () = {
     assert!(PUSH_MUTATIONS_DEFAULT <= PUSH_MUTATIONS_MAX);
+    assert!(OPS_PER_MUTATION_MAX <= OPS_PER_PUSH_MAX);
     assert!(PUSH_BYTES_DEFAULT <= JSON_BODY_BYTES_MAX);
     assert!(PULL_LIMIT_DEFAULT <= PULL_LIMIT_MAX);
     assert!(PULL_BYTES_DEFAULT <= PULL_BYTES_MAX);
@@ -71,6 +83,41 @@ mod tests {
     /// The request body limit reverse proxies commonly apply (nginx's
     /// `client_max_body_size` is 1 MiB unless configured).
     const COMMON_PROXY_BODY_LIMIT: usize = 1024 * 1024;
+
+    /// A whole order fits in one mutation: every list at its most items, a done tick
+    /// and a stopped timer per item, and every scalar field.
+    #[test]
+    fn a_whole_order_fits_in_one_mutation() {
+        let lists = 5; // checklist, notes, time entries, parts, photos
+        let scalars = 11;
+        let whole =
+            lists * crate::validate::LIST_MAX_ITEMS + 2 * crate::validate::LIST_MAX_ITEMS + scalars;
+        assert!(whole <= OPS_PER_MUTATION_MAX, "{whole} ops");
+    }
+
+    /// A client's default push cannot carry more ops than a push may: the smallest op
+    /// on the wire, into the default bytes of a push.
+    #[test]
+    fn a_clients_default_push_stays_within_the_ops_per_push() {
+        use crate::mutation::{ListName, Op, SetOp};
+        let smallest = [
+            Op::Set(SetOp::Title(String::new())),
+            Op::Set(SetOp::Scheduled(None)),
+            Op::Remove {
+                list: ListName::Checklist,
+                item_id: String::new(),
+            },
+        ]
+        .iter()
+        .map(|op| serde_json::to_vec(op).expect("an op serializes").len() + 1)
+        .min()
+        .expect("ops");
+        assert!(
+            PUSH_BYTES_DEFAULT / smallest <= OPS_PER_PUSH_MAX,
+            "{} ops of {smallest} bytes",
+            PUSH_BYTES_DEFAULT / smallest
+        );
+    }
 
     #[test]
     fn a_clients_default_requests_fit_under_a_reverse_proxys_common_body_limit() {

@@ -223,13 +223,21 @@ pub struct Mutation {
 impl Mutation {
     /// Whether `next` (a later, unsent mutation of the same entity) may be folded into
     /// this one. Completions, cancellations, assignments and resolutions stay separate
-    /// so that each keeps its own meaning (and its own lane) on the wire.
+    /// so that each keeps its own meaning (and its own lane) on the wire; and a
+    /// mutation never grows past the ops the server accepts in one.
     pub fn can_coalesce_with(&self, next: &Mutation) -> bool {
         self.entity == next.entity
             && self.entity_id == next.entity_id
             && self.device_id == next.device_id
             && matches!(self.kind, MutationKind::Create | MutationKind::Update)
             && next.kind == MutationKind::Update
+            && self.op_count() + next.op_count() <= crate::limits::OPS_PER_MUTATION_MAX
+    }
+
+    /// The operations this mutation carries, as [`crate::limits::OPS_PER_MUTATION_MAX`]
+    /// counts them: its `ops` and its `seen` values.
+    pub fn op_count(&self) -> usize {
+        self.ops.len() + self.seen.len()
     }
 
     /// Fold `next` into this mutation: its ops follow ours in order; the oldest base
@@ -239,8 +247,22 @@ impl Mutation {
     /// [`Mutation::can_coalesce_with`] first.
     pub fn coalesce(&mut self, next: Mutation) {
         debug_assert!(self.can_coalesce_with(&next));
-        self.ops.extend(next.ops);
-        self.device_time = next.device_time.max(self.device_time);
+        self.fold(next.ops, next.device_time);
+    }
+
+    /// Fold a later change of the same order and device that the server holds in the
+    /// same conflict as this one (any kind): as [`Mutation::coalesce`], and a
+    /// completion makes the whole a completion (its evidence is among the ops).
+    pub fn absorb_held(&mut self, next: &Mutation) {
+        if next.kind == MutationKind::Complete {
+            self.kind = MutationKind::Complete;
+        }
+        self.fold(next.ops.clone(), next.device_time);
+    }
+
+    fn fold(&mut self, ops: Vec<Op>, device_time: DateTime<Utc>) {
+        self.ops.extend(ops);
+        self.device_time = device_time.max(self.device_time);
         let mut seen = std::collections::HashSet::new();
         let mut kept: Vec<Op> = Vec::with_capacity(self.ops.len());
         for op in self.ops.drain(..).rev() {

@@ -2,7 +2,8 @@
 //!
 //! `completed` is reached only through the complete action (which also checks the
 //! evidence); `cancelled` only through cancel. Both are terminal for technicians; a
-//! dispatcher may reopen a cancelled order to `scheduled`.
+//! dispatcher or administrator may reopen a cancelled order to `scheduled`
+//! (a technician may not: `merge::technician_reopens`).
 
 use serde::{Deserialize, Serialize};
 

@@ -94,6 +94,9 @@ pub enum ErrorCode {
     ResyncRequired,
     OffsetMismatch,
     HashMismatch,
+    /// The user's storage quota for files is used up (413; protocol 2 clients only:
+    /// protocol 1 clients get `payload_too_large`, `compat::since::QUOTA_EXCEEDED`).
+    QuotaExceeded,
     // Per-mutation outcomes inside a push answer.
     MutationIdReused,
     ValidationFailed,
@@ -137,6 +140,7 @@ impl ErrorCode {
             ResyncRequired => "resync_required",
             OffsetMismatch => "offset_mismatch",
             HashMismatch => "hash_mismatch",
+            QuotaExceeded => "quota_exceeded",
             MutationIdReused => "mutation_id_reused",
             ValidationFailed => "validation_failed",
             UnknownEntity => "unknown_entity",
@@ -214,6 +218,9 @@ impl ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// 1 to 64 of a-z, 0-9, '.', '_' and '-' (what any account's name is); anything
+    /// else is refused before a password is checked (400).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9._-]{1,64}$"))]
     pub username: String,
     pub password: String,
     /// The device's id (a UUID made once per data directory).
@@ -681,6 +688,53 @@ impl ConflictRecord {
         }
     }
 
+    /// Add a later held change `m` of the same device and order to this open record,
+    /// so that one device's repeated conflicts on one order stay one record (one place
+    /// to decide, and no pile of records a client can grow at will by pushing on an
+    /// old base): each field takes the later device and server values (the earliest
+    /// base is kept), new fields are added, the held mutation absorbs the later ops
+    /// ([`Mutation::absorb_held`]: nothing pushed is dropped), and a hold of the whole
+    /// change outranks a field conflict. The version goes up, so a decision made on
+    /// the earlier state is refused as `version_mismatch` instead of settling changes
+    /// nobody saw.
+    pub fn absorb(&mut self, m: &Mutation, kind: ConflictKind, fields: Vec<ConflictField>) {
+        for f in fields {
+            match self.fields.iter_mut().find(|e| e.field == f.field) {
+                Some(e) => {
+                    e.device = f.device;
+                    e.server = f.server;
+                    if e.base.is_none() {
+                        e.base = f.base;
+                    }
+                }
+                None => self.fields.push(f),
+            }
+        }
+        if kind.holds_whole_mutation() {
+            self.kind = kind;
+        }
+        self.mutation.absorb_held(m);
+        self.device_time = Some(m.device_time);
+        self.version += 1;
+    }
+
+    /// Whether `username`, a technician, is shown the server's side of the fields:
+    /// only when the order was theirs when the record was opened. A former assignee
+    /// pushing on an old base sees their own change and what they knew (the base), not
+    /// the order as it is now.
+    pub fn shows_server_side_to(&self, username: &str) -> bool {
+        self.assignee.as_deref() == Some(username)
+    }
+
+    /// Leave out the server's side of every field (see
+    /// [`ConflictRecord::shows_server_side_to`]).
+    pub fn without_server_side(mut self) -> Self {
+        for f in &mut self.fields {
+            f.server = None;
+        }
+        self
+    }
+
     /// The `resolve` mutation a device sends for `choice` (through push, like any
     /// other change, so a dispatcher's decision is offline-first too).
     pub fn resolve_mutation(
@@ -785,12 +839,20 @@ impl FailedSyncRecord {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictList {
     pub items: Vec<ConflictRecord>,
+    /// The answer stopped at its byte budget (`limits::LIST_BYTES_MAX`): older records
+    /// exist (protocol 2 clients only; left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailedSyncList {
     pub items: Vec<FailedSyncRecord>,
+    /// The answer stopped at its byte budget (`limits::LIST_BYTES_MAX`): older records
+    /// exist (protocol 2 clients only; left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// An inventory item whose stock went below zero (parts used beyond what was booked).

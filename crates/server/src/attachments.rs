@@ -6,11 +6,30 @@
 //! "complete" only once all its bytes are stored and their hash matches its name; a
 //! completion naming it is applied only then. Small files may come several to a request.
 //!
-//! Left out on purpose: deduplication across users is by hash, so a user who already
-//! has a file's bytes (and thus its hash) can refer to it.
+//! Who may use a file (issue 19 item 4): an upload in progress belongs to its uploader
+//! (`attachment_uploads`: another user's chunks go to their own upload, never into
+//! someone else's); a user who sent a file's verified bytes holds it
+//! (`attachment_holders`), even when the server had them already (an uploader always
+//! sends the bytes: knowing a hash proves nothing). A user may read a file they hold,
+//! one an order in their scope refers to, or any file if they are staff; `status`
+//! answers "never uploaded" for anything else. A push that refers to a stored file its
+//! technician may not read answers `missing_attachments` for it ([`unreadable`]), so a
+//! reference to someone else's stored bytes grants nothing by itself. Left open (issue
+//! A reference to a file *not yet stored* is accepted (deferred photo uploads need it)
+//! and records who made it (`attachment_claims`, [`claim_unstored`]): that user reads
+//! the file only once they send its bytes themselves, so bytes someone else uploads
+//! later do not become readable through the reference.
+//!
+//! Storage quota (issue 19 item 7): each user may hold at most [`Quota::bytes`] of
+//! files (those they sent, plus the full size of their uploads in progress). A file
+//! that would go past it is refused before any of its bytes are stored: 413
+//! `quota_exceeded` (protocol 1 clients: `payload_too_large`, which they also set the
+//! completion aside for), so the device sets aside the completion that names it, with
+//! the reason, instead of sending it again.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use outpost_protocol::compat;
 use outpost_protocol::validate::is_sha256_hex;
 use outpost_protocol::wire::{
     limits, AttachmentStatus, BatchFile, BatchFileResult, ErrorBody, ErrorCode,
@@ -32,6 +51,42 @@ pub fn check_hash(hash: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A user's storage quota for files, and the protocol its refusal is worded for.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub bytes: u64,
+    /// The client's protocol (`quota_exceeded` is new in protocol 2).
+    pub protocol: u32,
+}
+
+impl Quota {
+    /// The refusal when `who` may not store `total` more bytes, else `None`.
+    fn check(
+        self,
+        sql: &mut dyn Sql,
+        who: &Principal,
+        total: u64,
+    ) -> Result<Option<ErrorBody>, Error> {
+        let used = repo::storage_used(sql, &who.username)?;
+        if used.saturating_add(total) <= self.bytes {
+            return Ok(None);
+        }
+        let code = if self.protocol >= compat::since::QUOTA_EXCEEDED {
+            ErrorCode::QuotaExceeded
+        } else {
+            ErrorCode::PayloadTooLarge
+        };
+        Ok(Some(ErrorBody::new(
+            code,
+            format!(
+                "your storage quota for photos and signatures is used up: {used} of {} bytes \
+                 stored, and this file needs {total}; ask your administrator to raise it",
+                self.bytes
+            ),
+        )))
+    }
+}
+
 fn status_of(hash: &str, row: Option<&AttachmentRow>) -> AttachmentStatus {
     AttachmentStatus {
         hash: hash.to_owned(),
@@ -41,39 +96,77 @@ fn status_of(hash: &str, row: Option<&AttachmentRow>) -> AttachmentStatus {
     }
 }
 
-/// Whether `who` may read the attachment.
-pub fn may_read(
-    sql: &mut dyn Sql,
-    who: &Principal,
-    hash: &str,
-    row: &AttachmentRow,
-) -> Result<bool, Error> {
+/// Whether `who` may read the complete file `hash`: staff, a holder, or a technician
+/// an order of whose refers to it.
+pub fn may_read(sql: &mut dyn Sql, who: &Principal, hash: &str) -> Result<bool, Error> {
     Ok(who.is_staff()
-        || row.uploaded_by == who.username
+        || repo::is_holder(sql, hash, &who.username)?
         || repo::attachment_visible_to(sql, hash, &who.username)?)
 }
 
-/// The upload state, as the caller may see it (an attachment they may not read looks
-/// like one never uploaded).
-pub fn status(sql: &mut dyn Sql, who: &Principal, hash: &str) -> Result<AttachmentStatus, Error> {
-    check_hash(hash)?;
-    let row = repo::get_attachment(sql, hash)?;
-    match row {
-        Some(r) if may_read(sql, who, hash, &r)? || r.complete => Ok(status_of(hash, Some(&r))),
-        _ => Ok(status_of(hash, None)),
+/// Of the files `hashes`, those the server stores but `who` may not read: a push may
+/// refer to them only once `who` has sent their bytes. A file not stored yet may be
+/// referred to (a photo whose upload waits for a better link; a completion still needs
+/// its files stored, see `push`), and `who` becomes its holder by uploading it.
+pub fn unreadable(
+    sql: &mut dyn Sql,
+    who: &Principal,
+    hashes: &[String],
+) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for h in hashes {
+        let stored = repo::get_attachment(sql, h)?.is_some_and(|r| r.complete);
+        if stored && !may_read(sql, who, h)? && !out.contains(h) {
+            out.push(h.clone());
+        }
     }
+    Ok(out)
 }
 
-/// Store one chunk at `offset` of a file of `total` bytes.
+/// Record that `who` refers to those of `hashes` the server does not store yet: they
+/// may read such a file only once they send its bytes, never through the reference
+/// (bytes someone else uploads later are not theirs to read).
+pub fn claim_unstored(sql: &mut dyn Sql, who: &Principal, hashes: &[String]) -> Result<(), Error> {
+    for h in hashes {
+        if !repo::get_attachment(sql, h)?.is_some_and(|r| r.complete) {
+            repo::add_claim(sql, h, &who.username)?;
+        }
+    }
+    Ok(())
+}
+
+/// The upload state, as the caller may see it: a complete file they may read, else
+/// their own upload in progress, else nothing (a file they may not read looks like one
+/// never uploaded).
+pub fn status(sql: &mut dyn Sql, who: &Principal, hash: &str) -> Result<AttachmentStatus, Error> {
+    check_hash(hash)?;
+    if let Some(r) = repo::get_attachment(sql, hash)?.filter(|r| r.complete) {
+        if may_read(sql, who, hash)? {
+            return Ok(status_of(hash, Some(&r)));
+        }
+    }
+    let mine = repo::get_upload(sql, hash, &who.username)?.map(|(total, received)| AttachmentRow {
+        total: Some(total),
+        received,
+        complete: false,
+        uploaded_by: who.username.clone(),
+    });
+    Ok(status_of(hash, mine.as_ref()))
+}
+
+/// Store one chunk at `offset` of `who`'s upload of a file of `total` bytes. The inner
+/// error is an answer to send after the transaction commits: a whole file whose bytes
+/// do not match its name is discarded (the caller's upload only), so that the upload
+/// can start again from byte 0.
 pub fn put_chunk(
     sql: &mut dyn Sql,
     who: &Principal,
     hash: &str,
     offset: u64,
-    total: u64,
+    (total, quota): (u64, Quota),
     data: Vec<u8>,
     now_us: i64,
-) -> Result<AttachmentStatus, Error> {
+) -> Result<Result<AttachmentStatus, ApiError>, Error> {
     check_hash(hash)?;
     if total == 0 || total > limits::ATTACHMENT_BYTES_MAX {
         return Err(ApiError::new(
@@ -86,34 +179,33 @@ pub fn put_chunk(
         )
         .into());
     }
-    let mut row = match repo::get_attachment(sql, hash)? {
-        Some(r) if r.complete => return Ok(status_of(hash, Some(&r))),
-        Some(r) => r,
-        None => AttachmentRow {
-            total: Some(total),
-            received: 0,
-            complete: false,
-            uploaded_by: who.username.clone(),
-        },
-    };
-    if row.total != Some(total) {
+    let stored = repo::get_attachment(sql, hash)?.filter(|r| r.complete);
+    if let Some(r) = &stored {
+        if may_read(sql, who, hash)? {
+            return Ok(Ok(status_of(hash, Some(r))));
+        }
+    }
+    let upload = repo::get_upload(sql, hash, &who.username)?;
+    if upload.is_none() {
+        if let Some(refusal) = quota.check(sql, who, total)? {
+            return Err(ApiError::new(413, refusal.code, refusal.message).into());
+        }
+    }
+    let (started_total, received) = upload.unwrap_or((total, 0));
+    if started_total != total {
         return Err(ApiError::new(
             409,
             ErrorCode::OffsetMismatch,
-            format!(
-                "this upload was started with another total size ({:?})",
-                row.total
-            ),
+            format!("this upload was started with another total size ({started_total})"),
         )
         .into());
     }
-    if offset != row.received {
+    if offset != received {
         return Err(ApiError::new(
             409,
             ErrorCode::OffsetMismatch,
             format!(
-                "the server has {} bytes of this file; resume from there",
-                row.received
+                "the server has {received} bytes of your upload of this file; resume from there"
             ),
         )
         .into());
@@ -126,26 +218,40 @@ pub fn put_chunk(
         )
         .into());
     }
-    repo::put_chunk(sql, hash, offset, data)?;
-    row.received += len;
-    if row.received == total {
-        let mut ctx = outpost_protocol::digest::Sha256Hex::default();
-        for chunk in repo::chunks(sql, hash)? {
-            ctx.update(&chunk);
-        }
-        if ctx.finish() != hash {
-            repo::delete_attachment(sql, hash)?;
-            return Err(ApiError::new(
-                422,
-                ErrorCode::HashMismatch,
-                "the bytes do not match the file's name (SHA-256); upload it again from the start",
-            )
-            .into());
-        }
-        row.complete = true;
+    repo::put_upload_chunk(sql, hash, &who.username, (offset, total), data, now_us)?;
+    let received = received + len;
+    if received < total {
+        return Ok(Ok(AttachmentStatus {
+            hash: hash.to_owned(),
+            received,
+            total: Some(total),
+            complete: false,
+        }));
     }
-    repo::put_attachment(sql, hash, &row, now_us)?;
-    Ok(status_of(hash, Some(&row)))
+    let mut ctx = outpost_protocol::digest::Sha256Hex::default();
+    for chunk in repo::upload_chunks(sql, hash, &who.username)? {
+        ctx.update(&chunk);
+    }
+    if ctx.finish() != hash {
+        repo::delete_upload(sql, hash, &who.username)?;
+        return Ok(Err(ApiError::new(
+            422,
+            ErrorCode::HashMismatch,
+            "the bytes do not match the file's name (SHA-256); upload it again from the start",
+        )));
+    }
+    let row = AttachmentRow {
+        total: Some(total),
+        received: total,
+        complete: true,
+        uploaded_by: who.username.clone(),
+    };
+    repo::promote_upload(sql, hash, &who.username, stored.is_none())?;
+    if stored.is_none() {
+        repo::put_attachment(sql, hash, &row, now_us)?;
+    }
+    repo::add_holder(sql, hash, &who.username)?;
+    Ok(Ok(status_of(hash, Some(&row))))
 }
 
 /// Store several small files, each whole; one result per file.
@@ -153,6 +259,7 @@ pub fn put_batch(
     sql: &mut dyn Sql,
     who: &Principal,
     files: &[BatchFile],
+    quota: Quota,
     now_us: i64,
 ) -> Result<Vec<BatchFileResult>, Error> {
     let mut out = Vec::with_capacity(files.len());
@@ -184,28 +291,36 @@ pub fn put_batch(
             ));
             continue;
         }
-        if repo::get_attachment(sql, &f.hash)?.is_some_and(|r| r.complete) {
-            out.push(BatchFileResult {
-                hash: f.hash.clone(),
-                complete: true,
-                error: None,
-            });
-            continue;
+        if !repo::is_holder(sql, &f.hash, &who.username)? {
+            if let Some(refusal) = quota.check(sql, who, data.len() as u64)? {
+                out.push(BatchFileResult {
+                    hash: f.hash.clone(),
+                    complete: false,
+                    error: Some(refusal),
+                });
+                continue;
+            }
         }
-        repo::delete_attachment(sql, &f.hash)?;
-        let total = data.len() as u64;
-        repo::put_chunk(sql, &f.hash, 0, data)?;
-        repo::put_attachment(
-            sql,
-            &f.hash,
-            &AttachmentRow {
-                total: Some(total),
-                received: total,
-                complete: true,
-                uploaded_by: who.username.clone(),
-            },
-            now_us,
-        )?;
+        // The bytes are verified: the sender holds the file, whether or not it was
+        // stored already (by them or anyone else), and their own upload of it in
+        // progress, if any, is done with. No one else's upload is touched.
+        if !repo::get_attachment(sql, &f.hash)?.is_some_and(|r| r.complete) {
+            let total = data.len() as u64;
+            repo::put_chunk(sql, &f.hash, 0, data)?;
+            repo::put_attachment(
+                sql,
+                &f.hash,
+                &AttachmentRow {
+                    total: Some(total),
+                    received: total,
+                    complete: true,
+                    uploaded_by: who.username.clone(),
+                },
+                now_us,
+            )?;
+        }
+        repo::delete_upload(sql, &f.hash, &who.username)?;
+        repo::add_holder(sql, &f.hash, &who.username)?;
         out.push(BatchFileResult {
             hash: f.hash.clone(),
             complete: true,
@@ -220,7 +335,7 @@ pub fn read(sql: &mut dyn Sql, who: &Principal, hash: &str) -> Result<Vec<u8>, E
     check_hash(hash)?;
     let not_found = || Error::from(ApiError::not_found("no such attachment"));
     let row = repo::get_attachment(sql, hash)?.ok_or_else(not_found)?;
-    if !row.complete || !may_read(sql, who, hash, &row)? {
+    if !row.complete || !may_read(sql, who, hash)? {
         return Err(not_found());
     }
     Ok(repo::chunks(sql, hash)?.concat())

@@ -5,14 +5,16 @@
 //! in the store, so they survive a restart and every instance over one PostgreSQL
 //! database accepts them. Each request still checks the user and device rows, so
 //! disabling a user or revoking a device takes effect at once. Refresh tokens are
-//! random, stored only as their SHA-256, and rotate on every use; the previous one is
-//! accepted for a short grace period (a lost reply), and reuse after that revokes the
+//! random at sign-in, stored only as their SHA-256, and rotate on every use; the
+//! successor is derived from its predecessor with a server secret, so the previous one,
+//! accepted for a short grace period (a lost reply), answers the same successor again
+//! (never a second pair, and the successor keeps working); reuse after that revokes the
 //! device (it was probably stolen). Nothing here logs a secret: tokens and passwords
 //! never reach a `tracing` field.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -93,9 +95,11 @@ struct Claims {
     kid: String,
 }
 
-/// The signing keys, loaded from the store (newest first).
+/// The signing keys, loaded from the store (newest first), and the secret refresh-token
+/// successors are derived with.
 pub struct Keys {
     keys: RwLock<Vec<(String, ring::hmac::Key)>>,
+    refresh_secret: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Keys {
@@ -120,9 +124,51 @@ impl Keys {
                 hex::decode(&secret_hex).map_err(|e| Error::store(format!("signing key: {e}")))?;
             keys.push((kid, ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)));
         }
+        let secret_hex = match repo::meta_get(sql, repo::META_REFRESH_SECRET)? {
+            Some(hex) => hex,
+            None => {
+                let hex = hex::encode(random_bytes::<32>()?);
+                repo::meta_set(sql, repo::META_REFRESH_SECRET, &hex)?;
+                hex
+            }
+        };
+        let secret =
+            hex::decode(&secret_hex).map_err(|e| Error::store(format!("refresh secret: {e}")))?;
         Ok(Keys {
             keys: RwLock::new(keys),
+            refresh_secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         })
+    }
+
+    /// The refresh token that succeeds `token` when it is rotated: derived from it with
+    /// the server's secret, so a second use inside the grace window (a lost reply)
+    /// answers the same successor instead of a second, independent one. Only the
+    /// server can compute it, and only from the predecessor itself.
+    fn successor_of(&self, token: &str) -> String {
+        let mut msg = b"outpost refresh successor v1\0".to_vec();
+        msg.extend_from_slice(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(ring::hmac::sign(&self.refresh_secret, &msg).as_ref())
+    }
+
+    /// Read the keys again from the store when it holds others than these (a key
+    /// rotated by `keys rotate`, perhaps through another instance).
+    fn reload(&self, sql: &mut dyn Sql) -> Result<(), Error> {
+        let stored = repo::signing_keys(sql)?;
+        {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            if keys.len() == stored.len() && keys.iter().zip(&stored).all(|((a, _), (b, _))| a == b)
+            {
+                return Ok(());
+            }
+        }
+        let mut fresh = Vec::with_capacity(stored.len());
+        for (kid, secret_hex) in stored {
+            let secret =
+                hex::decode(&secret_hex).map_err(|e| Error::store(format!("signing key: {e}")))?;
+            fresh.push((kid, ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)));
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     fn sign(&self, claims: &Claims) -> Result<String, Error> {
@@ -142,6 +188,15 @@ impl Keys {
         keys.first()
             .map(|(k, _)| k.clone())
             .ok_or_else(|| Error::store("no signing key"))
+    }
+
+    /// Whether the key named in `token`'s claims is loaded (`None`: not a token).
+    fn knows_kid_of(&self, token: &str) -> Option<bool> {
+        let (signed, _) = token.rsplit_once('.')?;
+        let payload = signed.strip_prefix("v1.")?;
+        let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        Some(keys.iter().any(|(kid, _)| *kid == claims.kid))
     }
 
     fn verify(&self, token: &str) -> Result<Claims, ApiError> {
@@ -169,57 +224,97 @@ impl Keys {
     }
 }
 
-/// Failed-login counter per user and per address, in memory (per instance).
+/// Sign-in attempts per key (user, client address, the pair), in memory (per
+/// instance). An attempt is *reserved* before its password is checked, so concurrent
+/// attempts see each other; once a key has used its free failures, each further attempt
+/// must wait a delay that doubles up to a cap, instead of a lockout an attacker could
+/// keep up for anyone. Time is the server's clock (tests move it).
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    keys: Mutex<HashMap<String, Attempts>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    /// Attempts not forgiven (each reserved one counts until it succeeds).
+    count: u32,
+    /// No attempt before this (microseconds).
+    next_us: i64,
+    /// The last attempt (microseconds): a key idle for the window is forgotten.
+    last_us: i64,
+}
+
+/// The limiter's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy {
+    pub free: u32,
+    pub window: Duration,
+    pub delay_max: Duration,
 }
 
 impl LoginLimiter {
-    /// Seconds to wait if any of `keys` has used up its failures, else `None`.
-    pub fn blocked(&self, keys: &[String], max: u32, window: Duration) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let mut wait = None;
-        for k in keys {
-            if let Some(q) = map.get_mut(k) {
-                while q.front().is_some_and(|t| now.duration_since(*t) > window) {
-                    q.pop_front();
-                }
-                if q.len() >= max as usize {
-                    let oldest = q.front().copied().unwrap_or(now);
-                    let secs = window
-                        .saturating_sub(now.duration_since(oldest))
-                        .as_secs()
-                        .max(1);
-                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
-                }
-            }
-        }
-        // Bound memory: forget idle keys when the map grows large.
+    /// Reserve an attempt for every key at `now_us`, or the seconds to wait when any
+    /// key's delay has not passed (nothing is reserved then).
+    pub fn reserve(&self, keys: &[String], policy: LoginPolicy, now_us: i64) -> Result<(), u64> {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let window_us = i64::try_from(policy.window.as_micros()).unwrap_or(i64::MAX);
         if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
+            // Bound memory: forget idle keys.
+            map.retain(|_, a| now_us.saturating_sub(a.last_us) <= window_us);
         }
-        wait
-    }
-
-    pub fn record_failure(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
+        let mut wait_us = 0;
         for k in keys {
-            let q = map.entry(k.clone()).or_default();
-            q.push_back(now);
-            if q.len() > 1000 {
-                q.pop_front();
+            if let Some(a) = map.get(k) {
+                if now_us.saturating_sub(a.last_us) <= window_us && a.next_us > now_us {
+                    wait_us = wait_us.max(a.next_us - now_us);
+                }
             }
         }
+        if wait_us > 0 {
+            let secs = u64::try_from(wait_us)
+                .unwrap_or(u64::MAX)
+                .div_ceil(1_000_000);
+            return Err(secs.max(1));
+        }
+        let max_us = i64::try_from(policy.delay_max.as_micros()).unwrap_or(i64::MAX);
+        for k in keys {
+            let a = map.entry(k.clone()).or_insert(Attempts {
+                count: 0,
+                next_us: now_us,
+                last_us: now_us,
+            });
+            if now_us.saturating_sub(a.last_us) > window_us {
+                a.count = 0;
+            }
+            a.count = a.count.saturating_add(1);
+            a.last_us = now_us;
+            a.next_us = now_us;
+            if a.count >= policy.free {
+                let doublings = (a.count - policy.free).min(40);
+                let delay = 1_000_000i64.saturating_mul(1i64 << doublings).min(max_us);
+                a.next_us = now_us.saturating_add(delay);
+            }
+        }
+        Ok(())
     }
 
-    pub fn clear(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+    /// A reserved attempt succeeded: the first key's attempts (the user's) are
+    /// forgiven, and the others' reservation is given back (many people signing in
+    /// from one office address are not a storm).
+    pub fn succeeded(&self, keys: &[String], policy: LoginPolicy) {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((user, others)) = keys.split_first() else {
+            return;
+        };
+        map.remove(user);
+        for k in others {
+            if let Some(a) = map.get_mut(k) {
+                a.count = a.count.saturating_sub(1);
+                if a.count < policy.free {
+                    a.next_us = a.last_us;
+                }
+            }
+        }
     }
 }
 
@@ -232,12 +327,42 @@ pub fn issue(
     role: Role,
     device: Uuid,
 ) -> Result<(TokenResponse, String), Error> {
+    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    issue_with(
+        sql,
+        keys,
+        cfg,
+        username,
+        role,
+        device,
+        Refresh::New(refresh),
+    )
+}
+
+/// The refresh token a [`TokenResponse`] carries.
+enum Refresh {
+    /// A token to store now (a sign-in's random one, or a rotation's successor).
+    New(String),
+    /// A successor stored already (a reuse inside the grace window): sent again as it is.
+    Stored { token: String, expires_us: i64 },
+}
+
+fn issue_with(
+    sql: &mut dyn Sql,
+    keys: &Keys,
+    cfg: &ServerConfig,
+    username: &str,
+    role: Role,
+    device: Uuid,
+    refresh: Refresh,
+) -> Result<(TokenResponse, String), Error> {
     let now = cfg.now();
     let now_us = now.timestamp_micros();
     let access_exp =
         now + chrono::Duration::from_std(cfg.access_ttl).unwrap_or(chrono::Duration::minutes(15));
     let refresh_exp =
         now + chrono::Duration::from_std(cfg.refresh_ttl).unwrap_or(chrono::Duration::days(60));
+    keys.reload(sql)?;
     let claims = Claims {
         sub: username.to_owned(),
         dev: device,
@@ -246,16 +371,24 @@ pub fn issue(
         kid: keys.current_kid()?,
     };
     let access = keys.sign(&claims)?;
-    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let (refresh, refresh_exp) = match refresh {
+        Refresh::New(token) => {
+            repo::insert_refresh(
+                sql,
+                &sha256_hex(token.as_bytes()),
+                username,
+                device,
+                now_us,
+                refresh_exp.timestamp_micros(),
+            )?;
+            (token, refresh_exp)
+        }
+        Refresh::Stored { token, expires_us } => (
+            token,
+            chrono::DateTime::from_timestamp_micros(expires_us).unwrap_or(refresh_exp),
+        ),
+    };
     let refresh_hash = sha256_hex(refresh.as_bytes());
-    repo::insert_refresh(
-        sql,
-        &refresh_hash,
-        username,
-        device,
-        now_us,
-        refresh_exp.timestamp_micros(),
-    )?;
     repo::touch_device(sql, device, username, now_us)?;
     Ok((
         TokenResponse {
@@ -279,7 +412,15 @@ pub fn authenticate(
     cfg: &ServerConfig,
     token: &str,
 ) -> Result<Principal, Error> {
-    let claims = keys.verify(token)?;
+    let claims = match keys.verify(token) {
+        Ok(c) => c,
+        // A key this instance has not loaded yet (rotated meanwhile): read them again.
+        Err(e) if keys.knows_kid_of(token) == Some(false) => {
+            keys.reload(sql)?;
+            keys.verify(token).map_err(|_| e)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if claims.exp <= cfg.now_us() {
         return Err(ApiError::unauthorized(
             ErrorCode::TokenExpired,
@@ -372,20 +513,92 @@ pub fn refresh(
                 "this sign-in was used twice and has been revoked; sign in again",
             )));
         }
-        // Within the grace period (a lost reply): the successor issued before is
-        // superseded by the one issued now.
-        if let Some(successor) = &row.replaced_by {
-            repo::revoke_refresh(sql, successor)?;
+        // Within the grace period (a lost reply, or someone racing the device): the
+        // same successor again, never a second pair, and the legitimate successor
+        // keeps working.
+        let successor = keys.successor_of(token);
+        let successor_hash = sha256_hex(successor.as_bytes());
+        if row.replaced_by.as_deref() == Some(successor_hash.as_str()) {
+            let stored = repo::get_refresh(sql, &successor_hash)?.ok_or_else(invalid)?;
+            if stored.revoked {
+                return Err(ApiError::unauthorized(
+                    ErrorCode::TokenRevoked,
+                    "this sign-in was revoked; sign in again",
+                )
+                .into());
+            }
+            let (resp, _) = issue_with(
+                sql,
+                keys,
+                cfg,
+                &user.username,
+                user.role,
+                device,
+                Refresh::Stored {
+                    token: successor,
+                    expires_us: stored.expires_us,
+                },
+            )?;
+            return Ok(Ok(resp));
+        }
+        // A successor from before successors were derived: it gives way to the
+        // derived one.
+        if let Some(old) = &row.replaced_by {
+            repo::revoke_refresh(sql, old)?;
         }
     }
-    let (resp, new_hash) = issue(sql, keys, cfg, &user.username, user.role, device)?;
+    let successor = keys.successor_of(token);
+    let (resp, new_hash) = issue_with(
+        sql,
+        keys,
+        cfg,
+        &user.username,
+        user.role,
+        device,
+        Refresh::New(successor),
+    )?;
     repo::mark_refresh_replaced(sql, &hash, &new_hash, now_us)?;
     Ok(Ok(resp))
 }
 
-/// Revoke one refresh token (sign out on this device).
-pub fn logout(sql: &mut dyn Sql, token: &str) -> Result<(), Error> {
-    repo::revoke_refresh(sql, &sha256_hex(token.as_bytes()))
+/// Sign out on this device: the refresh token and the session's access tokens (those of
+/// its user on its device issued until `now_us`) stop working.
+pub fn logout(sql: &mut dyn Sql, token: &str, now_us: i64) -> Result<(), Error> {
+    let hash = sha256_hex(token.as_bytes());
+    repo::revoke_refresh(sql, &hash)?;
+    if let Some(row) = repo::get_refresh(sql, &hash)? {
+        if let Ok(device) = row.device_id.parse::<Uuid>() {
+            repo::revoke_device(sql, device, Some(&row.username), now_us)?;
+        }
+    }
+    Ok(())
+}
+
+/// Add a new signing key, which signs every token from now on (the `keys rotate`
+/// command). The previous keys stay to verify the tokens they signed, so nobody is
+/// signed out; each server instance picks the new key up at its next sign-in or
+/// refresh, and accepts its tokens at once. Returns the new key's id.
+pub fn rotate_signing_key(sql: &mut dyn Sql, now_us: i64) -> Result<String, Error> {
+    let kid = Uuid::new_v4().simple().to_string();
+    let secret = hex::encode(random_bytes::<32>()?);
+    // Newest first by creation time: never older than the current key.
+    let newest = repo::newest_signing_key_us(sql)?.unwrap_or(0);
+    repo::insert_signing_key(sql, &kid, &secret, now_us.max(newest + 1))?;
+    Ok(kid)
+}
+
+/// Retire the signing keys no valid access token needs: a key signs nothing once a
+/// newer one exists, so one replaced more than `access_ttl` ago verifies only expired
+/// tokens. The newest key always stays; refresh tokens are not signed (stored hashed),
+/// so no device is signed out. A running server keeps the keys it loaded until it
+/// restarts. Returns how many were retired.
+pub fn retire_signing_keys(
+    sql: &mut dyn Sql,
+    now_us: i64,
+    access_ttl: std::time::Duration,
+) -> Result<u64, Error> {
+    let ttl_us = i64::try_from(access_ttl.as_micros()).unwrap_or(i64::MAX);
+    repo::retire_signing_keys(sql, now_us.saturating_sub(ttl_us))
 }
 
 #[cfg(test)]
@@ -402,15 +615,42 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_blocks_after_the_allowed_failures() {
+    fn the_limiter_delays_more_and_more_after_the_free_failures_then_forgets() {
         let l = LoginLimiter::default();
-        let keys = vec!["u:a".to_string()];
+        let keys = vec!["u:a".to_string(), "ip:x".to_string()];
+        let policy = LoginPolicy {
+            free: 3,
+            window: Duration::from_secs(600),
+            delay_max: Duration::from_secs(8),
+        };
+        let s = 1_000_000;
         for _ in 0..3 {
-            assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_none());
-            l.record_failure(&keys);
+            assert_eq!(l.reserve(&keys, policy, 0), Ok(()));
         }
-        assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_some());
-        l.clear("u:a");
-        assert!(l.blocked(&keys, 3, Duration::from_secs(60)).is_none());
+        // After the third: 1 s, then 2 s, 4 s, 8 s, 8 s.
+        assert_eq!(l.reserve(&keys, policy, 0), Err(1));
+        let mut t = s;
+        for delay in [2, 4, 8, 8] {
+            assert_eq!(l.reserve(&keys, policy, t), Ok(()));
+            assert_eq!(l.reserve(&keys, policy, t + 1), Err(delay));
+            t += delay as i64 * s;
+        }
+        // Idle for the window: forgotten.
+        assert_eq!(l.reserve(&keys, policy, t + 601 * s), Ok(()));
+    }
+
+    #[test]
+    fn successful_sign_ins_from_one_address_never_add_up() {
+        let l = LoginLimiter::default();
+        let policy = LoginPolicy {
+            free: 3,
+            window: Duration::from_secs(600),
+            delay_max: Duration::from_secs(8),
+        };
+        for i in 0..50 {
+            let keys = vec![format!("u:{i}"), "ip:office".to_string()];
+            assert_eq!(l.reserve(&keys, policy, 0), Ok(()), "sign-in {i}");
+            l.succeeded(&keys, policy);
+        }
     }
 }

@@ -41,16 +41,47 @@ impl PasswordCost {
     }
 }
 
+/// The default storage quota per user: 2 GiB (about a thousand downscaled photos).
+pub const DEFAULT_ATTACHMENT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct ServerConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     /// How long a rotated refresh token is still accepted (a lost reply).
     pub refresh_grace: Duration,
-    /// Failed logins allowed per user and per address within `login_window`.
+    /// Failed sign-ins allowed per user, per client address and per pair before each
+    /// further attempt waits a growing delay (1 s, 2 s, 4 s, … up to
+    /// `login_delay_max`); a key's failures are forgotten after `login_window` without
+    /// one, and a successful sign-in forgets the user's.
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// The longest delay between attempts once the failures are used up (never a hard
+    /// lockout: whoever has the password gets in once the delay has passed).
+    pub login_delay_max: Duration,
+    /// Password checks (Argon2, 19 MiB each) that may run at once; further sign-ins
+    /// wait up to a few seconds for one, then are told to retry. About the core count.
+    pub password_hashers: usize,
+    /// The request header a trusted reverse proxy sets to the client's address
+    /// (`x-forwarded-for`: its last entry, the one the proxy added). `None`: the
+    /// connection's address; the header is then ignored, so a client cannot choose its
+    /// own limiter key.
+    pub trusted_proxy_header: Option<String>,
+    /// The bearer token `/metrics` asks for; `None`: `/metrics` answers no one (401).
+    pub metrics_token: Option<String>,
+    /// The longest a client may take to send a request's headers, or to finish a TLS
+    /// handshake; then the connection is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// The longest one request may take (its body included) before it is answered 503
+    /// `unavailable`.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
     pub password_cost: PasswordCost,
+    /// The most bytes of files (photos, signatures) one user may hold on the server:
+    /// the files they sent plus their uploads in progress (issue 19 item 7). A file
+    /// past it is refused (413 `quota_exceeded`) before any byte is stored.
+    pub attachment_quota_bytes: u64,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
     pub retention: Duration,
@@ -68,7 +99,15 @@ impl std::fmt::Debug for ServerConfig {
             .field("refresh_grace", &self.refresh_grace)
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window", &self.login_window)
+            .field("login_delay_max", &self.login_delay_max)
+            .field("password_hashers", &self.password_hashers)
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
             .field("password_cost", &self.password_cost)
+            .field("attachment_quota_bytes", &self.attachment_quota_bytes)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
             .finish()
@@ -83,7 +122,15 @@ impl Default for ServerConfig {
             refresh_grace: Duration::from_secs(30),
             login_max_failures: 10,
             login_window: Duration::from_secs(15 * 60),
+            login_delay_max: Duration::from_secs(60),
+            password_hashers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trusted_proxy_header: None,
+            metrics_token: None,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 1024,
             password_cost: PasswordCost::default(),
+            attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_BYTES,
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
             clock: Arc::new(SystemClock),

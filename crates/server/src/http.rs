@@ -45,11 +45,23 @@ pub struct AppState {
     pub cfg: ServerConfig,
     pub keys: Keys,
     pub limiter: LoginLimiter,
+    /// Password checks that may run at once (`ServerConfig::password_hashers`).
+    pub hashers: std::sync::Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     /// Parsed order rows of committed pushes (see [`crate::row_cache`]).
     pub rows: crate::row_cache::RowCache,
     /// What each device last reported it has not sent (see [`crate::unsent`]).
     pub unsent: crate::unsent::Ledger,
+}
+
+impl AppState {
+    /// The storage quota for a request served with `protocol`.
+    fn quota(&self, protocol: u32) -> attachments::Quota {
+        attachments::Quota {
+            bytes: self.cfg.attachment_quota_bytes,
+            protocol,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -275,7 +287,17 @@ async fn observe(State(app): St, req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let resp = next.run(req).await;
+    // A request that takes longer than the timeout (a body sent a byte at a time, or a
+    // stuck store) is answered, not held for ever.
+    let resp = match tokio::time::timeout(app.cfg.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            503,
+            ErrorCode::Unavailable,
+            "the request took too long; try again",
+        )
+        .into_response(),
+    };
     let micros = start.elapsed().as_micros() as u64;
     let status = resp.status().as_u16();
     app.metrics.request(method.as_str(), &route, status, micros);
@@ -365,12 +387,35 @@ async fn health(State(app): St) -> Response {
 }
 
 /// Prometheus metrics
+///
+/// Only with the metrics token (`serve --metrics-token`, or `OUTPOST_METRICS_TOKEN`) as
+/// a bearer token; a server started without one answers no one.
 #[utoipa::path(get, path = paths::METRICS, tag = "service", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+        (status = 401, description = "No metrics token, a wrong one, or none configured on the server (`token_invalid`).", body = ErrorBody),
     ),
+    security(("bearer" = [])),
 )]
-async fn metrics(State(app): St) -> Response {
+async fn metrics(State(app): St, headers: axum::http::HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared as digests: equal lengths, and nothing about the token's length leaks.
+    let allowed = match (&app.cfg.metrics_token, given) {
+        (Some(want), Some(got)) => {
+            auth::sha256_hex(want.as_bytes()) == auth::sha256_hex(got.as_bytes())
+        }
+        _ => false,
+    };
+    if !allowed {
+        return ApiError::unauthorized(
+            ErrorCode::TokenInvalid,
+            "metrics need the server's metrics token (serve --metrics-token)",
+        )
+        .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -392,39 +437,80 @@ async fn openapi() -> Result<Response, Error> {
     Ok(json_response(StatusCode::OK, &doc))
 }
 
-fn client_addr(req_ext: Option<&ConnectInfo<SocketAddr>>) -> String {
-    req_ext.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+/// The client's address for the sign-in limiter: from the configured trusted proxy's
+/// header (its last entry, the one that proxy added) when there is one, else the
+/// connection's. Without a configured header, no header is read: a client cannot pick
+/// its own key.
+fn client_addr(req: &Request, cfg: &crate::ServerConfig) -> String {
+    let from_proxy = cfg.trusted_proxy_header.as_deref().and_then(|name| {
+        let value = req.headers().get(name)?.to_str().ok()?;
+        let last = value.rsplit(',').next()?.trim();
+        last.parse::<std::net::IpAddr>().ok()
+    });
+    match from_proxy {
+        Some(ip) => ip.to_string(),
+        None => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+    }
+}
+
+/// A 429 `rate_limited` answer with its `Retry-After`.
+fn rate_limited(message: String, wait: u64) -> Error {
+    let mut e = ApiError::new(429, ErrorCode::RateLimited, message);
+    e.body.retry_after_secs = Some(wait);
+    e.into()
 }
 
 /// Sign in on a device
 ///
-/// Failed sign-ins are limited per username and per client address.
+/// Attempts are limited per username and per client address: after the free failures,
+/// each further attempt waits a growing delay (never a lockout). A username no account
+/// can have is refused first (400).
 #[utoipa::path(post, path = paths::LOGIN, tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in: a new access and refresh token for this device.", body = TokenResponse),
+        (status = 400, description = "A username no account can have (1 to 64 of a-z, 0-9, '.', '_', '-'), or a malformed body (`invalid_body`, `malformed_json`).", body = ErrorBody),
         (status = 401, description = "Wrong username or password (`invalid_credentials`).", body = ErrorBody),
         (status = 403, description = "The account is disabled (`user_disabled`).", body = ErrorBody),
-        (status = 429, description = "Too many failed sign-ins (`rate_limited`); wait `retry_after_secs`.", body = ErrorBody,
+        (status = 429, description = "Too many sign-in attempts, or too many being checked at once (`rate_limited`); wait `retry_after_secs`.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait."))),
     ),
 )]
 async fn login(State(app): St, req: Request) -> Result<Response, Error> {
-    let ip = client_addr(req.extensions().get::<ConnectInfo<SocketAddr>>());
+    let ip = client_addr(&req, &app.cfg);
     let JsonBody(body) = JsonBody::<LoginRequest>::from_request(req, &()).await?;
+    // A name no account can have is refused before it becomes a limiter key or a log
+    // field.
+    crate::check_username(&body.username)?;
     let keys = vec![format!("u:{}", body.username), format!("ip:{ip}")];
-    if let Some(wait) = app
-        .limiter
-        .blocked(&keys, app.cfg.login_max_failures, app.cfg.login_window)
-    {
-        let mut e = ApiError::new(
-            429,
-            ErrorCode::RateLimited,
+    // The attempt is reserved before the password is checked, so concurrent attempts
+    // count against each other.
+    let policy = auth::LoginPolicy {
+        free: app.cfg.login_max_failures,
+        window: app.cfg.login_window,
+        delay_max: app.cfg.login_delay_max,
+    };
+    if let Err(wait) = app.limiter.reserve(&keys, policy, app.cfg.now_us()) {
+        return Err(rate_limited(
             format!("too many failed sign-ins; try again in {wait} s"),
-        );
-        e.body.retry_after_secs = Some(wait);
-        return Err(e.into());
+            wait,
+        ));
     }
+    // At most `password_hashers` Argon2 checks at once (19 MiB each).
+    let Ok(Ok(_permit)) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.hashers.clone().acquire_owned(),
+    )
+    .await
+    else {
+        return Err(rate_limited(
+            "the server is checking many sign-ins; try again in a moment".into(),
+            1,
+        ));
+    };
     let username = body.username.clone();
     let user = {
         let u = username.clone();
@@ -445,7 +531,6 @@ async fn login(State(app): St, req: Request) -> Result<Response, Error> {
     .await
     .map_err(|e| Error::store(format!("password check task: {e}")))?;
     let Some(user) = user.filter(|_| ok) else {
-        app.limiter.record_failure(&keys);
         app.metrics.login_failure();
         tracing::info!(username = %username, "sign-in refused");
         return Err(ApiError::unauthorized(
@@ -462,7 +547,7 @@ async fn login(State(app): St, req: Request) -> Result<Response, Error> {
         )
         .into());
     }
-    app.limiter.clear(&keys[0]);
+    app.limiter.succeeded(&keys, policy);
     let device = body.device_id;
     let state = app.clone();
     let resp = app
@@ -515,9 +600,10 @@ async fn refresh(
     Ok(json_response(StatusCode::OK, &resp))
 }
 
-/// Sign out: the refresh token stops working
+/// Sign out: the session ends
 ///
-/// An unknown or already revoked token is signed out too.
+/// The refresh token and every access token of that sign-in (the device's, issued
+/// until now) stop working. An unknown or already revoked token is signed out too.
 #[utoipa::path(post, path = paths::LOGOUT, tag = "auth", operation_id = "logout",
     request_body = LogoutRequest,
     responses(
@@ -528,8 +614,9 @@ async fn logout(
     State(app): St,
     JsonBody(body): JsonBody<LogoutRequest>,
 ) -> Result<Response, Error> {
+    let now_us = app.cfg.now_us();
     app.db
-        .write(move |sql| auth::logout(sql, &body.refresh_token))
+        .write(move |sql| auth::logout(sql, &body.refresh_token, now_us))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -542,7 +629,7 @@ async fn logout(
     request_body = PushRequest,
     responses(
         (status = 200, description = "One result per mutation.", body = PushResponse),
-        (status = 413, description = "More mutations than a push may carry (`payload_too_large`).", body = ErrorBody),
+        (status = 413, description = "More mutations than a push may carry, a mutation with more operations (`ops` and `seen`) than one may carry, or more operations in all than a push may carry (`payload_too_large`; `outpost_protocol::limits`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -557,6 +644,35 @@ async fn push_handler(
             413,
             ErrorCode::PayloadTooLarge,
             format!("at most {} mutations per push", limits::PUSH_MUTATIONS_MAX),
+        )
+        .into());
+    }
+    // Ops are counted before the write transaction, where the merge runs.
+    let mut ops = 0;
+    for m in &body.mutations {
+        if m.op_count() > limits::OPS_PER_MUTATION_MAX {
+            return Err(ApiError::new(
+                413,
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "mutation {} carries {} operations; at most {} per mutation",
+                    m.mutation_id,
+                    m.op_count(),
+                    limits::OPS_PER_MUTATION_MAX
+                ),
+            )
+            .into());
+        }
+        ops += m.op_count();
+    }
+    if ops > limits::OPS_PER_PUSH_MAX {
+        return Err(ApiError::new(
+            413,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the push carries {ops} operations; at most {} per push: send fewer mutations",
+                limits::OPS_PER_PUSH_MAX
+            ),
         )
         .into());
     }
@@ -702,13 +818,35 @@ fn list_filter(q: &ListQuery) -> Result<(Option<RecordStatus>, u32), ApiError> {
     Ok((status, limit))
 }
 
+/// The records of a list answer that fit its byte budget as the client reads them
+/// (`limits::LIST_BYTES_MAX`, at least one; the store's sizes were close, this is
+/// exact), and whether any were left out: told only to a client that knows `more`.
+fn within_list_budget<T: serde::Serialize>(
+    mut items: Vec<T>,
+    more: bool,
+    protocol: u32,
+) -> (Vec<T>, bool) {
+    let mut bytes = 0usize;
+    let mut fit = 0;
+    for item in &items {
+        bytes += serde_json::to_vec(item).map_or(0, |b| b.len() + 1);
+        if fit > 0 && bytes > limits::LIST_BYTES_MAX - 64 {
+            break;
+        }
+        fit += 1;
+    }
+    let more = more || fit < items.len();
+    items.truncate(fit);
+    (items, more && protocol >= compat::since::LIST_MORE)
+}
+
 /// Conflicts
 ///
 /// Dispatchers see every conflict; technicians see those of their orders and devices.
 #[utoipa::path(get, path = paths::CONFLICTS, tag = "records", operation_id = "list_conflicts",
     params(ListQuery),
     responses(
-        (status = 200, description = "The conflicts, each with the mutation that caused it.", body = ConflictList),
+        (status = 200, description = "The conflicts, each with the mutation that caused it, newest first; at most `limit` and about 4 MiB of them (`limits::LIST_BYTES_MAX`; a single larger one travels alone), with `more` when older ones were left out.", body = ConflictList),
         (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -722,19 +860,28 @@ async fn list_conflicts(
     let Query(q) = q.map_err(query_error)?;
     let (status, limit) = list_filter(&q)?;
     let me = (!who.is_staff()).then(|| who.username.clone());
-    let rows = app
+    let (rows, more) = app
         .db
-        .read(move |sql| repo::list_records(sql, "conflicts", status, me.as_deref(), limit))
+        .read(move |sql| {
+            repo::list_records(
+                sql,
+                "conflicts",
+                status,
+                me.as_deref(),
+                (limit, limits::LIST_BYTES_MAX),
+            )
+        })
         .await?;
     let items = rows
         .iter()
         .map(|r| {
             let mut c: ConflictRecord = serde_json::from_str(r)?;
             c.mutation = c.mutation.for_protocol(protocol).into_owned();
-            Ok(c)
+            Ok(crate::pull::conflict_as_seen_by(&who, c))
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    Ok(json_response(StatusCode::OK, &ConflictList { items }))
+    let (items, more) = within_list_budget(items, more, protocol);
+    Ok(json_response(StatusCode::OK, &ConflictList { items, more }))
 }
 
 /// Failed syncs
@@ -744,7 +891,7 @@ async fn list_conflicts(
 #[utoipa::path(get, path = paths::FAILED_SYNCS, tag = "records", operation_id = "list_failed_syncs",
     params(ListQuery),
     responses(
-        (status = 200, description = "The failed syncs.", body = FailedSyncList),
+        (status = 200, description = "The failed syncs, newest first; at most `limit` and about 4 MiB of them (`limits::LIST_BYTES_MAX`; a single larger one travels alone), with `more` when older ones were left out.", body = FailedSyncList),
         (status = 400, description = "An unknown `status` or parameter (`invalid_body`), or `limit` out of range (`out_of_range`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -758,9 +905,17 @@ async fn list_failed(
     let Query(q) = q.map_err(query_error)?;
     let (status, limit) = list_filter(&q)?;
     let me = (!who.is_staff()).then(|| who.username.clone());
-    let rows = app
+    let (rows, more) = app
         .db
-        .read(move |sql| repo::list_records(sql, "failed_syncs", status, me.as_deref(), limit))
+        .read(move |sql| {
+            repo::list_records(
+                sql,
+                "failed_syncs",
+                status,
+                me.as_deref(),
+                (limit, limits::LIST_BYTES_MAX),
+            )
+        })
         .await?;
     let items = rows
         .iter()
@@ -770,7 +925,11 @@ async fn list_failed(
             Ok(f)
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    Ok(json_response(StatusCode::OK, &FailedSyncList { items }))
+    let (items, more) = within_list_budget(items, more, protocol);
+    Ok(json_response(
+        StatusCode::OK,
+        &FailedSyncList { items, more },
+    ))
 }
 
 /// Inventory below zero
@@ -823,17 +982,18 @@ struct ChunkQuery {
     params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the whole file."), ChunkQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The chunk's bytes."),
     responses(
-        (status = 200, description = "The upload's state after this chunk.", body = AttachmentStatus),
+        (status = 200, description = "The caller's upload's state after this chunk (complete at once for a file the caller may already read).", body = AttachmentStatus),
         (status = 400, description = "The name is not a SHA-256 (`invalid_body`), a parameter is missing or malformed (`invalid_body`), the chunk is empty or goes past `total` (`out_of_range`), or the body could not be read (`malformed_json`).", body = ErrorBody),
-        (status = 409, description = "`offset` is not where the stored bytes end, or `total` differs from the upload's (`offset_mismatch`).", body = ErrorBody),
-        (status = 413, description = "The chunk or the file is too large (`payload_too_large`).", body = ErrorBody),
-        (status = 422, description = "The whole file's bytes do not match its name; the upload is discarded (`hash_mismatch`).", body = ErrorBody),
+        (status = 409, description = "`offset` is not where the caller's stored bytes end, or `total` differs from the caller's upload's (`offset_mismatch`). Each user's upload in progress is their own.", body = ErrorBody),
+        (status = 413, description = "The chunk or the file is too large (`payload_too_large`), or the file would take the caller past their storage quota (`quota_exceeded`; a protocol 1 client gets `payload_too_large`). Checked when an upload starts, before any byte is stored.", body = ErrorBody),
+        (status = 422, description = "The whole file's bytes do not match its name; the caller's upload is discarded, start again from byte 0 (`hash_mismatch`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
 async fn put_attachment(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     Path(hash): Path<String>,
     q: Result<Query<ChunkQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
@@ -842,10 +1002,13 @@ async fn put_attachment(
     attachments::check_hash(&hash)?;
     let data = read_body(body, limits::CHUNK_BYTES_MAX).await?.to_vec();
     let now_us = app.cfg.now_us();
+    let quota = app.quota(protocol);
     let status = app
         .db
-        .write(move |sql| attachments::put_chunk(sql, &who, &hash, q.offset, q.total, data, now_us))
-        .await?;
+        .write(move |sql| {
+            attachments::put_chunk(sql, &who, &hash, q.offset, (q.total, quota), data, now_us)
+        })
+        .await??;
     Ok(json_response(StatusCode::OK, &status))
 }
 
@@ -880,7 +1043,9 @@ async fn get_attachment(
 
 /// The state of an upload
 ///
-/// A file the caller may not read looks like one never uploaded.
+/// Complete for a file the caller may read (they sent its bytes, an order in their
+/// scope refers to it, or they are staff); else the caller's own upload in progress;
+/// a file the caller may not read looks like one never uploaded, whoever stored it.
 #[utoipa::path(get, path = "/v1/attachments/{hash}/status", tag = "attachments", operation_id = "attachment_status",
     params(("hash" = String, Path, description = "The lowercase hex SHA-256 of the file.")),
     responses(
@@ -907,7 +1072,7 @@ async fn attachment_status(
 #[utoipa::path(post, path = paths::ATTACHMENTS_BATCH, tag = "attachments", operation_id = "upload_batch",
     request_body = BatchUploadRequest,
     responses(
-        (status = 200, description = "One result per file (a refused file carries its `error`).", body = BatchUploadResponse),
+        (status = 200, description = "One result per file (a refused file carries its `error`: among others `quota_exceeded` for a file past the caller's storage quota, `payload_too_large` for a protocol 1 client).", body = BatchUploadResponse),
         (status = 413, description = "More files than a batch may carry (`payload_too_large`).", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -915,6 +1080,7 @@ async fn attachment_status(
 async fn batch_upload(
     State(app): St,
     Extension(who): Extension<Principal>,
+    Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
     JsonBody(body): JsonBody<BatchUploadRequest>,
 ) -> Result<Response, Error> {
     if body.files.len() > limits::BATCH_FILES_MAX {
@@ -926,9 +1092,10 @@ async fn batch_upload(
         .into());
     }
     let now_us = app.cfg.now_us();
+    let quota = app.quota(protocol);
     let results = app
         .db
-        .write(move |sql| attachments::put_batch(sql, &who, &body.files, now_us))
+        .write(move |sql| attachments::put_batch(sql, &who, &body.files, quota, now_us))
         .await?;
     Ok(json_response(
         StatusCode::OK,

@@ -69,11 +69,13 @@ pub use serve::{spawn, Running, TlsFiles};
 pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
     let now_us = cfg.now_us();
     let keys = db.write(move |sql| auth::Keys::load(sql, now_us)).await?;
+    let cfg_hashers = cfg.password_hashers.max(1);
     Ok(Arc::new(AppState {
         db,
         cfg,
         keys,
         limiter: auth::LoginLimiter::default(),
+        hashers: Arc::new(tokio::sync::Semaphore::new(cfg_hashers)),
         metrics: metrics::Metrics::default(),
         rows: row_cache::RowCache::default(),
         unsent: unsent::Ledger::default(),
@@ -89,6 +91,30 @@ pub async fn add_user(
     password: &str,
 ) -> Result<bool, Error> {
     check_username(username)?;
+    let hash = new_password_hash(cfg, password).await?;
+    let (username, now_us) = (username.to_owned(), cfg.now_us());
+    db.write(move |sql| repo::insert_user(sql, &username, &hash, role, now_us))
+        .await
+}
+
+/// Give a user a new password and end every session they have (each device's access
+/// and refresh tokens stop working at once): the `user reset-password` command.
+/// `false` when there is no such user.
+pub async fn reset_password(
+    db: &Db,
+    cfg: &ServerConfig,
+    username: &str,
+    password: &str,
+) -> Result<bool, Error> {
+    check_username(username)?;
+    let hash = new_password_hash(cfg, password).await?;
+    let (username, now_us) = (username.to_owned(), cfg.now_us());
+    db.write(move |sql| repo::reset_password(sql, &username, &hash, now_us))
+        .await
+}
+
+/// The Argon2id hash of a new password (at least 8 characters), on the blocking pool.
+async fn new_password_hash(cfg: &ServerConfig, password: &str) -> Result<String, Error> {
     if password.chars().count() < 8 {
         return Err(ApiError::bad_request(
             outpost_protocol::wire::ErrorCode::InvalidBody,
@@ -96,16 +122,11 @@ pub async fn add_user(
         )
         .into());
     }
-    let hash = {
-        let password = password.to_owned();
-        let cost = cfg.password_cost;
-        tokio::task::spawn_blocking(move || auth::hash_password(&password, cost))
-            .await
-            .map_err(|e| Error::store(format!("hash task: {e}")))??
-    };
-    let (username, now_us) = (username.to_owned(), cfg.now_us());
-    db.write(move |sql| repo::insert_user(sql, &username, &hash, role, now_us))
+    let password = password.to_owned();
+    let cost = cfg.password_cost;
+    tokio::task::spawn_blocking(move || auth::hash_password(&password, cost))
         .await
+        .map_err(|e| Error::store(format!("hash task: {e}")))?
 }
 
 /// Usernames: 1 to 64 of `[a-z0-9._-]`, so they are safe in logs, paths and locations.

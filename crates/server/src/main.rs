@@ -47,11 +47,42 @@ enum Command {
         /// Grace period for a rotated refresh token, in seconds.
         #[arg(long, default_value_t = 30)]
         refresh_grace_secs: u64,
-        /// Failed sign-ins allowed per user and per address within the window.
+        /// Failed sign-ins allowed per user and per address before each further
+        /// attempt waits a growing delay (1 s, 2 s, 4 s, … up to --login-delay-max-secs).
         #[arg(long, default_value_t = 10)]
         login_max_failures: u32,
+        /// A user's or address's failures are forgotten after this long without one.
         #[arg(long, default_value_t = 900)]
         login_window_secs: u64,
+        /// The longest delay between sign-in attempts (never a lockout).
+        #[arg(long, default_value_t = 60)]
+        login_delay_max_secs: u64,
+        /// Password checks (Argon2, 19 MiB each) run at once; default: the core count.
+        #[arg(long)]
+        password_hashers: Option<usize>,
+        /// Seconds a client may take to send a request's headers or finish the TLS
+        /// handshake before the connection is closed.
+        #[arg(long, default_value_t = 10)]
+        header_read_timeout_secs: u64,
+        /// Seconds one request (its body included) may take before it is answered 503.
+        #[arg(long, default_value_t = 120)]
+        request_timeout_secs: u64,
+        /// Connections served at once (more wait in the kernel's backlog).
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// The most bytes of files (photos, signatures) one user may hold on the server,
+        /// uploads in progress included; a file past it is refused and its completion
+        /// set aside on the device with the reason. Default 2 GiB.
+        #[arg(long, default_value_t = outpost_server::config::DEFAULT_ATTACHMENT_QUOTA_BYTES)]
+        attachment_quota_bytes: u64,
+        /// The bearer token `/metrics` asks for (without one, `/metrics` answers no one).
+        #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// The header a trusted reverse proxy sets to the client's address (e.g.
+        /// x-forwarded-for; its last entry is used). Only behind such a proxy: a client
+        /// reaching the server directly could otherwise choose its own address.
+        #[arg(long)]
+        trusted_proxy_header: Option<String>,
         /// The oldest sync protocol served (default: the previous release's). Raise it
         /// once every device is updated: older ones are then told to update Outpost.
         #[arg(long, default_value_t = outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
@@ -84,6 +115,11 @@ enum Command {
         #[command(subcommand)]
         action: EpochAction,
     },
+    /// Manage the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Manage the inventory catalogue.
     Inventory {
         #[command(subcommand)]
@@ -93,6 +129,9 @@ enum Command {
     Prune {
         #[arg(long, default_value_t = 90)]
         keep_days: u64,
+        /// Uploads started longer ago than this and never finished are dropped.
+        #[arg(long, default_value_t = 7)]
+        upload_keep_days: u64,
         #[command(flatten)]
         db: DbArg,
     },
@@ -127,6 +166,16 @@ enum UserAction {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Give a user a new password (read from stdin) and end all their sessions: every
+    /// device they are signed in on must sign in again, with the new password.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +195,27 @@ enum InventoryAction {
     Discontinue {
         #[arg(long)]
         sku: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Make a new signing key for every token from now on. The previous keys still
+    /// verify the tokens they signed: nobody is signed out.
+    Rotate {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Delete the signing keys replaced longer ago than the access-token lifetime: no
+    /// valid token needs them (the newest key always stays; nobody is signed out).
+    /// Restart running servers afterwards so they forget them too.
+    Retire {
+        /// The longest access-token lifetime any server of this database was started
+        /// with (`serve --access-ttl-secs`), in seconds.
+        #[arg(long, default_value_t = 900)]
+        access_ttl_secs: u64,
         #[command(flatten)]
         db: DbArg,
     },
@@ -234,6 +304,14 @@ async fn main() -> anyhow::Result<()> {
             refresh_grace_secs,
             login_max_failures,
             login_window_secs,
+            login_delay_max_secs,
+            password_hashers,
+            trusted_proxy_header,
+            metrics_token,
+            header_read_timeout_secs,
+            request_timeout_secs,
+            max_connections,
+            attachment_quota_bytes,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -242,6 +320,18 @@ async fn main() -> anyhow::Result<()> {
                 refresh_grace: Duration::from_secs(refresh_grace_secs),
                 login_max_failures: login_max_failures.max(1),
                 login_window: Duration::from_secs(login_window_secs.max(1)),
+                login_delay_max: Duration::from_secs(login_delay_max_secs.max(1)),
+                password_hashers: password_hashers
+                    .unwrap_or(ServerConfig::default().password_hashers)
+                    .max(1),
+                trusted_proxy_header: trusted_proxy_header
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty()),
+                metrics_token: metrics_token.filter(|t| !t.trim().is_empty()),
+                header_read_timeout: Duration::from_secs(header_read_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+                max_connections: max_connections.max(1),
+                attachment_quota_bytes,
                 min_protocol,
                 ..ServerConfig::default()
             };
@@ -289,21 +379,14 @@ async fn main() -> anyhow::Result<()> {
                 db,
             } => {
                 let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-                if !password_stdin {
-                    bail!("give the password on stdin with --password-stdin");
-                }
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut password)
-                    .context("reading the password from stdin")?;
-                let password = password.trim_end_matches(['\n', '\r']);
+                let password = password_from_stdin(password_stdin)?;
                 let db = open(&db).await?;
                 if outpost_server::add_user(
                     &db,
                     &ServerConfig::default(),
                     &username,
                     role,
-                    password,
+                    &password,
                 )
                 .await?
                 {
@@ -311,6 +394,25 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     bail!("a user named {username} already exists");
                 }
+            }
+            UserAction::ResetPassword {
+                username,
+                password_stdin,
+                db,
+            } => {
+                let password = password_from_stdin(password_stdin)?;
+                let db = open(&db).await?;
+                if !outpost_server::reset_password(
+                    &db,
+                    &ServerConfig::default(),
+                    &username,
+                    &password,
+                )
+                .await?
+                {
+                    bail!("no user named {username}");
+                }
+                println!("new password for {username}; all their sessions ended");
             }
             UserAction::Disable { username, db } => {
                 let db = open(&db).await?;
@@ -366,13 +468,53 @@ async fn main() -> anyhow::Result<()> {
             let epoch = db.write(repo::reset_epoch).await?;
             println!("new epoch {epoch}: every device will re-prime on its next pull");
         }
-        Command::Prune { keep_days, db } => {
+        Command::Keys {
+            action: KeysAction::Rotate { db },
+        } => {
             let db = open(&db).await?;
-            let before = SystemClock.now() - chrono::Duration::days(keep_days as i64);
-            let (changes, idem) = db
-                .write(move |sql| repo::prune(sql, before.timestamp_micros()))
+            let now_us = SystemClock.now().timestamp_micros();
+            let kid = db
+                .write(move |sql| outpost_server::auth::rotate_signing_key(sql, now_us))
                 .await?;
-            println!("pruned {changes} change-log rows and {idem} idempotency records older than {keep_days} days");
+            println!(
+                "new signing key {kid}: new tokens are signed with it; earlier ones still work"
+            );
+        }
+        Command::Keys {
+            action:
+                KeysAction::Retire {
+                    access_ttl_secs,
+                    db,
+                },
+        } => {
+            let db = open(&db).await?;
+            let now_us = SystemClock.now().timestamp_micros();
+            let ttl = Duration::from_secs(access_ttl_secs);
+            let n = db
+                .write(move |sql| outpost_server::auth::retire_signing_keys(sql, now_us, ttl))
+                .await?;
+            println!(
+                "retired {n} signing keys replaced more than {access_ttl_secs} s ago (every \
+                 token they signed has expired); restart running servers to drop them there too"
+            );
+        }
+        Command::Prune {
+            keep_days,
+            upload_keep_days,
+            db,
+        } => {
+            let db = open(&db).await?;
+            let now = SystemClock.now();
+            let before = now - chrono::Duration::days(keep_days as i64);
+            let uploads_before = now - chrono::Duration::days(upload_keep_days as i64);
+            let (changes, idem, uploads) = db
+                .write(move |sql| {
+                    let (changes, idem) = repo::prune(sql, before.timestamp_micros())?;
+                    let uploads = repo::prune_uploads(sql, uploads_before.timestamp_micros())?;
+                    Ok((changes, idem, uploads))
+                })
+                .await?;
+            println!("pruned {changes} change-log rows and {idem} idempotency records older than {keep_days} days, and {uploads} unfinished uploads older than {upload_keep_days} days");
         }
         Command::Openapi => {
             println!(
@@ -382,4 +524,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The password given on stdin (`--password-stdin`), without its line ending.
+fn password_from_stdin(password_stdin: bool) -> anyhow::Result<String> {
+    if !password_stdin {
+        bail!("give the password on stdin with --password-stdin");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from stdin")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
 }

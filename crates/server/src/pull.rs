@@ -11,12 +11,16 @@
 //! log, or ahead of the log is answered `resync_required`. Row bodies are sent as
 //! stored (raw JSON), which is what keeps a page cheap to build; only for a client of
 //! an older protocol are conflict and failed-sync rows re-shaped, so that the mutation
-//! they carry has no member that protocol does not know (`Mutation::for_protocol`).
+//! they carry has no member that protocol does not know (`Mutation::for_protocol`),
+//! and for a technician a conflict of an order that was not theirs when it was opened
+//! loses the server's side of its fields ([`conflict_as_seen_by`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use outpost_protocol::compat;
-use outpost_protocol::wire::{limits, ChangeBody, ErrorCode, PrimingPhase, PrimingProgress};
+use outpost_protocol::wire::{
+    limits, ChangeBody, ConflictRecord, ErrorCode, PrimingPhase, PrimingProgress,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -153,20 +157,38 @@ fn raw(s: String) -> Result<Box<RawValue>, Error> {
 /// A stored change body as a client of `protocol` can read it: a conflict or failed
 /// sync whose mutation carries members that protocol does not know is re-encoded
 /// without them; everything else passes through untouched.
-fn shaped(protocol: u32, entity: &str, body: String) -> Result<String, Error> {
-    if protocol >= compat::since::BASE_EPOCH_AND_SEEN
-        || !matches!(entity, "conflict" | "failed_sync")
-        || !(body.contains("\"base_epoch\"") || body.contains("\"seen\""))
-    {
+fn shaped(who: &Principal, protocol: u32, entity: &str, body: String) -> Result<String, Error> {
+    let older = protocol < compat::since::BASE_EPOCH_AND_SEEN
+        && matches!(entity, "conflict" | "failed_sync")
+        && (body.contains("\"base_epoch\"") || body.contains("\"seen\""));
+    let redact = !who.is_staff() && entity == "conflict" && body.contains("\"server\"");
+    if !older && !redact {
         return Ok(body);
     }
-    let mut change: ChangeBody = serde_json::from_str(&body)?;
-    match &mut change {
-        ChangeBody::Conflict(c) => c.mutation = c.mutation.for_protocol(protocol).into_owned(),
-        ChangeBody::FailedSync(f) => f.mutation = f.mutation.for_protocol(protocol).into_owned(),
+    let change = match serde_json::from_str(&body)? {
+        ChangeBody::Conflict(mut c) => {
+            c.mutation = c.mutation.for_protocol(protocol).into_owned();
+            ChangeBody::Conflict(conflict_as_seen_by(who, c))
+        }
+        ChangeBody::FailedSync(mut f) => {
+            f.mutation = f.mutation.for_protocol(protocol).into_owned();
+            ChangeBody::FailedSync(f)
+        }
         _ => return Ok(body),
-    }
+    };
     Ok(serde_json::to_string(&change)?)
+}
+
+/// A conflict record as `who` may see it: whole for staff and for the technician the
+/// order was assigned to when it was opened; without the server's side of the fields
+/// for anyone else (a former assignee sees their own change, not the order as it is
+/// now). The pull and `GET /v1/conflicts` both serve records through it.
+pub fn conflict_as_seen_by(who: &Principal, c: ConflictRecord) -> ConflictRecord {
+    if who.is_staff() || c.shows_server_side_to(&who.username) {
+        c
+    } else {
+        c.without_server_side()
+    }
 }
 
 /// Rows of one priming phase after `after`, in key order.
@@ -337,7 +359,12 @@ pub fn pull_page(
             }
             let id = r.text(0)?;
             let version = r.u64(1)?;
-            let body = shaped(protocol, entity, repo::change_body(kind, &r.take_text(2)?))?;
+            let body = shaped(
+                who,
+                protocol,
+                entity,
+                repo::change_body(kind, &r.take_text(2)?),
+            )?;
             bytes += body.len() as u64;
             *after = id.clone();
             *done += 1;
@@ -404,7 +431,7 @@ pub fn pull_page(
                 }
                 let row_seq = r.u64(0)?;
                 let entity = r.text(1)?;
-                let body = shaped(protocol, &entity, r.take_text(4)?)?;
+                let body = shaped(who, protocol, &entity, r.take_text(4)?)?;
                 bytes += body.len() as u64;
                 let ids: Vec<Uuid> = serde_json::from_str(&r.text(5)?)?;
                 changes.push(RawChange {

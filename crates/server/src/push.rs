@@ -246,6 +246,23 @@ fn push_one(
         let json = serde_json::to_string(&outcome)?;
         return Ok((outcome, json, None));
     }
+    // A technician refers to someone else's stored file only once they sent its bytes or
+    // may read it already: naming a hash grants nothing (issue 19 item 4). An honest
+    // device has the bytes and uploads them. A file not stored yet may be referred to
+    // (deferred photo uploads); the reference is claimed by its maker, who reads the
+    // file only once they send its bytes.
+    if !who.is_staff() {
+        let hashes = completion_hashes(m, None);
+        if !hashes.is_empty() {
+            let unreadable = crate::attachments::unreadable(sql, who, &hashes)?;
+            if !unreadable.is_empty() {
+                let outcome = PushOutcome::MissingAttachments { hashes: unreadable };
+                let json = serde_json::to_string(&outcome)?;
+                return Ok((outcome, json, None));
+            }
+            crate::attachments::claim_unstored(sql, who, &hashes)?;
+        }
+    }
     let (outcome, row_json) = match m.entity {
         EntityKind::WorkOrder => push_order(sql, log, ctx, m)?,
         EntityKind::Conflict | EntityKind::FailedSync => (push_resolve(sql, log, ctx, m)?, None),
@@ -370,6 +387,9 @@ fn push_order(
                     return Ok((PushOutcome::MissingAttachments { hashes: missing }, None));
                 }
             }
+            if let Some(full) = conflict_full(sql, ctx, order.id, m)? {
+                return Ok((full, None));
+            }
             let conflict_id = open_conflict(sql, log, ctx, m, order, kind, fields.clone())?;
             let outcome = PushOutcome::AppliedWithConflicts(AppliedWithConflicts {
                 entity_id: m.entity_id,
@@ -380,7 +400,14 @@ fn push_order(
                 conflict_kind: kind,
                 order: None,
             });
-            Ok((outcome, current_json))
+            // The order as it is now goes back only to whom it is assigned (or staff):
+            // a former assignee pushing on an old base learns nothing new from it.
+            let row = if merge::not_theirs(order, &actor) {
+                None
+            } else {
+                current_json
+            };
+            Ok((outcome, row))
         }
         Decision::Apply(a) => {
             let mut a = *a;
@@ -412,6 +439,11 @@ fn push_order(
                         }),
                         None,
                     ));
+                }
+            }
+            if !a.conflicts.is_empty() {
+                if let Some(full) = conflict_full(sql, ctx, m.entity_id, m)? {
+                    return Ok((full, None));
                 }
             }
             let mut row_json = current_json;
@@ -643,6 +675,35 @@ fn adjust_stock(
     Ok(())
 }
 
+/// The refusal for `m` when the device's open conflict on the order cannot take it: its
+/// held mutation would grow past the ops one mutation may carry (a client pushing on an
+/// old base again and again must not grow one record without end). The person is told
+/// to have the conflict settled first; nothing is written for `m` but its failed sync.
+fn conflict_full(
+    sql: &mut dyn Sql,
+    ctx: &Ctx<'_>,
+    order_id: Uuid,
+    m: &Mutation,
+) -> Result<Option<PushOutcome>, Error> {
+    let Some(open) = repo::open_conflict_of(sql, order_id, &ctx.who.username, ctx.who.device_id)?
+    else {
+        return Ok(None);
+    };
+    if open.mutation.op_count() + m.op_count() <= outpost_protocol::limits::OPS_PER_MUTATION_MAX {
+        return Ok(None);
+    }
+    let message = "too many changes of this order wait in its open conflict; ask a dispatcher to settle it, then make the change again";
+    Ok(Some(rejected(merge::MergeRejected {
+        code: ErrorCode::ValidationFailed,
+        message: message.into(),
+        field_errors: vec![outpost_protocol::FieldError {
+            field: "ops".into(),
+            code: "too_many".into(),
+            message: message.into(),
+        }],
+    })))
+}
+
 fn open_conflict(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
@@ -652,6 +713,14 @@ fn open_conflict(
     kind: ConflictKind,
     fields: Vec<ConflictField>,
 ) -> Result<Uuid, Error> {
+    // One open conflict per device and order: a later hold is absorbed into it.
+    if let Some(mut open) =
+        repo::open_conflict_of(sql, order.id, &ctx.who.username, ctx.who.device_id)?
+    {
+        open.absorb(m, kind, fields);
+        write_conflict(sql, log, ctx, &open, m)?;
+        return Ok(open.id);
+    }
     let record = ConflictRecord {
         id: Uuid::now_v7(),
         version: 1,

@@ -18,6 +18,8 @@ pub const META_EPOCH: &str = "epoch";
 pub const META_LAST_SEQ: &str = "last_seq";
 pub const META_LOG_FLOOR: &str = "log_floor";
 pub const META_NEXT_NUMBER: &str = "next_number";
+/// The secret refresh-token successors are derived with (hex; made on first start).
+pub const META_REFRESH_SECRET: &str = "refresh_secret";
 
 /// Create the singleton rows a new database needs (idempotent).
 pub fn bootstrap(sql: &mut dyn Sql) -> Result<(), Error> {
@@ -243,6 +245,33 @@ pub fn set_user_disabled(sql: &mut dyn Sql, username: &str, disabled: bool) -> R
     Ok(n == 1)
 }
 
+/// A new password hash for `username`, and every session of theirs ended: all their
+/// refresh tokens revoked and each of their devices' tokens issued until `now_us`
+/// refused. `false` when there is no such user.
+pub fn reset_password(
+    sql: &mut dyn Sql,
+    username: &str,
+    password_hash: &str,
+    now_us: i64,
+) -> Result<bool, Error> {
+    let n = sql.exec(
+        "UPDATE users SET password_hash = ?2 WHERE username = ?1",
+        &[username.into(), password_hash.into()],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    sql.exec(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE username = ?1",
+        &[username.into()],
+    )?;
+    sql.exec(
+        "UPDATE devices SET revoked_before_us = ?2 WHERE username = ?1",
+        &[username.into(), now_us.into()],
+    )?;
+    Ok(true)
+}
+
 pub fn touch_device(
     sql: &mut dyn Sql,
     device: Uuid,
@@ -375,6 +404,25 @@ pub fn signing_keys(sql: &mut dyn Sql) -> Result<Vec<(String, String)>, Error> {
     .iter()
     .map(|r| Ok((r.text(0)?, r.text(1)?)))
     .collect()
+}
+
+/// When the newest signing key was made.
+pub fn newest_signing_key_us(sql: &mut dyn Sql) -> Result<Option<i64>, Error> {
+    sql.query("SELECT MAX(created_us) FROM signing_keys", &[])?
+        .first()
+        .map(|r| r.opt_i64(0))
+        .transpose()
+        .map(Option::flatten)
+}
+
+/// Delete the signing keys a newer key replaced at or before `replaced_before_us`
+/// (the newest key is never deleted). Returns how many went.
+pub fn retire_signing_keys(sql: &mut dyn Sql, replaced_before_us: i64) -> Result<u64, Error> {
+    sql.exec(
+        "DELETE FROM signing_keys WHERE EXISTS (SELECT 1 FROM signing_keys n \
+         WHERE n.created_us > signing_keys.created_us AND n.created_us <= ?1)",
+        &[replaced_before_us.into()],
+    )
 }
 
 pub fn insert_signing_key(
@@ -820,6 +868,27 @@ pub fn get_conflict(sql: &mut dyn Sql, id: Uuid) -> Result<Option<ConflictRecord
         .transpose()
 }
 
+/// The open conflict `username`'s device `device_id` has on `order_id`, if any (one per
+/// device and order: later held pushes are absorbed into it).
+pub fn open_conflict_of(
+    sql: &mut dyn Sql,
+    order_id: Uuid,
+    username: &str,
+    device_id: Uuid,
+) -> Result<Option<ConflictRecord>, Error> {
+    let rows = sql.query(
+        "SELECT body FROM conflicts WHERE order_id = ?1 AND username = ?2 AND status = 'open' ORDER BY created_us, id",
+        &[order_id.into(), username.into()],
+    )?;
+    for r in rows {
+        let c: ConflictRecord = serde_json::from_str(&r.text(0)?)?;
+        if c.device_id == device_id {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
 pub fn put_failed_sync(
     sql: &mut dyn Sql,
     f: &FailedSyncRecord,
@@ -850,31 +919,48 @@ pub fn get_failed_sync(sql: &mut dyn Sql, id: Uuid) -> Result<Option<FailedSyncR
 }
 
 /// List conflicts or failed syncs (`table` is one of the two), newest first, filtered
-/// by status (`None`: all) and, for technicians, by who may see them.
+/// by status (`None`: all) and, for technicians, by who may see them; at most `limit`
+/// records and about `budget` bytes of them (at least one). The second value: records
+/// were left out for the budget. Their sizes are read first, so bodies past the budget
+/// are never loaded.
 pub fn list_records(
     sql: &mut dyn Sql,
     table: &str,
     status: Option<RecordStatus>,
     visible_to: Option<&str>,
-    limit: u32,
-) -> Result<Vec<String>, Error> {
+    (limit, budget): (u32, usize),
+) -> Result<(Vec<String>, bool), Error> {
     let table = match table {
         "conflicts" => "conflicts",
         _ => "failed_syncs",
     };
-    let q = format!(
-        "SELECT body FROM {table} WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR assignee = ?2 OR username = ?2) \
+    let filter = format!(
+        "FROM {table} WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR assignee = ?2 OR username = ?2) \
          ORDER BY created_us DESC, id LIMIT ?3"
     );
-    let rows = sql.query(
-        &q,
-        &[
+    let params = |n: u32| {
+        [
             status.map(status_str).unwrap_or("").into(),
             visible_to.unwrap_or("").into(),
-            i64::from(limit).into(),
-        ],
-    )?;
-    rows.iter().map(|r| r.text(0)).collect()
+            i64::from(n).into(),
+        ]
+    };
+    let sizes = sql.query(&format!("SELECT LENGTH(body) {filter}"), &params(limit))?;
+    let mut bytes = 0usize;
+    let mut fit = 0u32;
+    for r in &sizes {
+        bytes = bytes.saturating_add(usize::try_from(r.u64(0)?).unwrap_or(usize::MAX));
+        if fit > 0 && bytes > budget {
+            break;
+        }
+        fit += 1;
+    }
+    let more = (fit as usize) < sizes.len();
+    let rows = sql.query(&format!("SELECT body {filter}"), &params(fit))?;
+    Ok((
+        rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?,
+        more,
+    ))
 }
 
 // ---- attachments --------------------------------------------------------------------
@@ -944,20 +1030,135 @@ pub fn chunks(sql: &mut dyn Sql, hash: &str) -> Result<Vec<Vec<u8>>, Error> {
     .collect()
 }
 
-pub fn delete_attachment(sql: &mut dyn Sql, hash: &str) -> Result<(), Error> {
-    sql.exec(
-        "DELETE FROM attachment_chunks WHERE hash = ?1",
-        &[hash.into()],
+/// A user's upload in progress: `(total, received)`.
+pub fn get_upload(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+) -> Result<Option<(u64, u64)>, Error> {
+    let rows = sql.query(
+        "SELECT total, received FROM attachment_uploads WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
     )?;
-    sql.exec("DELETE FROM attachments WHERE hash = ?1", &[hash.into()])?;
+    rows.first().map(|r| Ok((r.u64(0)?, r.u64(1)?))).transpose()
+}
+
+/// Record a chunk of `username`'s upload in progress and its new `received`.
+pub fn put_upload_chunk(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+    (offset, total): (u64, u64),
+    data: Vec<u8>,
+    now_us: i64,
+) -> Result<(), Error> {
+    let received = offset + data.len() as u64;
+    sql.exec(
+        "INSERT INTO attachment_upload_chunks (hash, username, offset_bytes, data) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (hash, username, offset_bytes) DO UPDATE SET data = excluded.data",
+        &[hash.into(), username.into(), offset.into(), V::B(Some(data))],
+    )?;
+    sql.exec(
+        "INSERT INTO attachment_uploads (hash, username, total, received, created_us) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (hash, username) DO UPDATE SET received = excluded.received",
+        &[hash.into(), username.into(), total.into(), received.into(), now_us.into()],
+    )?;
     Ok(())
+}
+
+/// The chunks of `username`'s upload in progress, in order.
+pub fn upload_chunks(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<Vec<Vec<u8>>, Error> {
+    sql.query(
+        "SELECT data FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2 ORDER BY offset_bytes",
+        &[hash.into(), username.into()],
+    )?
+    .iter()
+    .map(|r| r.blob(0))
+    .collect()
+}
+
+/// Make `username`'s finished, verified upload the stored file (when no one stored it
+/// first), then drop the upload.
+pub fn promote_upload(
+    sql: &mut dyn Sql,
+    hash: &str,
+    username: &str,
+    store: bool,
+) -> Result<(), Error> {
+    if store {
+        sql.exec(
+            "INSERT INTO attachment_chunks (hash, offset_bytes, data) \
+             SELECT hash, offset_bytes, data FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2",
+            &[hash.into(), username.into()],
+        )?;
+    }
+    delete_upload(sql, hash, username)
+}
+
+/// Drop `username`'s upload in progress (no one else's).
+pub fn delete_upload(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "DELETE FROM attachment_upload_chunks WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_uploads WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// The bytes `username`'s storage quota counts: the files they hold (sent the verified
+/// bytes of) and the full size of each of their uploads in progress.
+pub fn storage_used(sql: &mut dyn Sql, username: &str) -> Result<u64, Error> {
+    let rows = sql.query(
+        "SELECT CAST(COALESCE((SELECT SUM(a.total) FROM attachment_holders h \
+         JOIN attachments a ON a.hash = h.hash WHERE h.username = ?1), 0) \
+         + COALESCE((SELECT SUM(u.total) FROM attachment_uploads u WHERE u.username = ?1), 0) AS BIGINT)",
+        &[username.into()],
+    )?;
+    rows.first().map_or(Ok(0), |r| r.u64(0))
+}
+
+/// `username` sent the verified bytes of `hash` (their claim on it, if any, is met).
+pub fn add_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachment_holders (hash, username) VALUES (?1, ?2) ON CONFLICT (hash, username) DO NOTHING",
+        &[hash.into(), username.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_claims WHERE hash = ?1 AND username = ?2",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// `username` pushed a reference to `hash` before the server stored it: they may read
+/// it only once they send its bytes themselves (issue 19 item 4).
+pub fn add_claim(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<(), Error> {
+    sql.exec(
+        "INSERT INTO attachment_claims (hash, username) VALUES (?1, ?2) ON CONFLICT (hash, username) DO NOTHING",
+        &[hash.into(), username.into()],
+    )?;
+    Ok(())
+}
+
+/// Whether `username` sent the verified bytes of `hash`.
+pub fn is_holder(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, Error> {
+    Ok(!sql
+        .query(
+            "SELECT 1 FROM attachment_holders WHERE hash = ?1 AND username = ?2",
+            &[hash.into(), username.into()],
+        )?
+        .is_empty())
 }
 
 /// Whether a technician may see an attachment: an order assigned to them refers to it.
 pub fn attachment_visible_to(sql: &mut dyn Sql, hash: &str, username: &str) -> Result<bool, Error> {
     Ok(!sql
         .query(
-            "SELECT 1 FROM order_attachments oa JOIN orders o ON o.id = oa.order_id WHERE oa.hash = ?1 AND o.assignee = ?2 LIMIT 1",
+            "SELECT 1 FROM order_attachments oa JOIN orders o ON o.id = oa.order_id WHERE oa.hash = ?1 AND o.assignee = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM attachment_claims c WHERE c.hash = oa.hash AND c.username = ?2) LIMIT 1",
             &[hash.into(), username.into()],
         )?
         .is_empty())
@@ -977,8 +1178,9 @@ pub fn missing_attachments(sql: &mut dyn Sql, hashes: &[String]) -> Result<Vec<S
 
 // ---- maintenance ---------------------------------------------------------------------
 
-/// Drop change-log rows and idempotency records older than `before_us`. Devices whose
-/// cursor is older than what was dropped get `resync_required`.
+/// Drop change-log rows, idempotency records and unfinished uploads older than
+/// `before_us`. Devices whose cursor is older than what was dropped get
+/// `resync_required`.
 pub fn prune(sql: &mut dyn Sql, before_us: i64) -> Result<(u64, u64), Error> {
     let rows = sql.query(
         "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE created_us < ?1",
@@ -996,7 +1198,23 @@ pub fn prune(sql: &mut dyn Sql, before_us: i64) -> Result<(u64, u64), Error> {
         "DELETE FROM idempotency WHERE created_us < ?1",
         &[before_us.into()],
     )?;
+    prune_uploads(sql, before_us)?;
     Ok((dropped, idem))
+}
+
+/// Drop the uploads in progress started before `before_us` (never finished: their bytes
+/// must not stay for ever; the device starts again from byte 0). Returns how many.
+pub fn prune_uploads(sql: &mut dyn Sql, before_us: i64) -> Result<u64, Error> {
+    sql.exec(
+        "DELETE FROM attachment_upload_chunks WHERE EXISTS (SELECT 1 FROM attachment_uploads u \
+         WHERE u.hash = attachment_upload_chunks.hash AND u.username = attachment_upload_chunks.username \
+         AND u.created_us < ?1)",
+        &[before_us.into()],
+    )?;
+    sql.exec(
+        "DELETE FROM attachment_uploads WHERE created_us < ?1",
+        &[before_us.into()],
+    )
 }
 
 /// A new epoch: every device's cursor becomes foreign and re-primes (after a restore).

@@ -1,10 +1,13 @@
-//! Running the server: plain HTTP through `axum::serve`, or TLS (rustls with the ring
-//! provider, from PEM files read with rustls' own `pki_types` PEM parser) through hyper
-//! directly. Both stop accepting on shutdown and let in-flight requests finish.
+//! Running the server: plain HTTP or TLS (rustls with the ring provider, from PEM files
+//! read with rustls' own `pki_types` PEM parser) through one hyper accept loop, with a
+//! header-read (and TLS handshake) timeout and a limit on connections served at once
+//! (issue 19 item 7: a slow client cannot hold the server's connections). Both stop
+//! accepting on shutdown and let in-flight requests finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper_util::rt::TokioIo;
@@ -104,7 +107,22 @@ fn tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, Error> {
     Ok(cfg)
 }
 
-/// Serve `state` on `listener` until the returned handle is stopped.
+/// The connection limits `serve` enforces (from [`crate::ServerConfig`]).
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    /// The longest a client may take to send a request's headers (and, over TLS, to
+    /// finish the handshake): a slow client holding connections open (slowloris) is
+    /// disconnected.
+    header_read: Duration,
+    /// Connections served at once; the next is accepted when one ends (the kernel's
+    /// backlog holds the rest).
+    max_connections: usize,
+}
+
+/// Serve `state` on `listener` until the returned handle is stopped: one accept loop
+/// for plain HTTP and TLS, so both get the same header-read and handshake timeouts and
+/// connection limit (`axum::serve` offers neither), and stop accepting on shutdown
+/// while in-flight requests finish.
 pub fn spawn(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -115,68 +133,94 @@ pub fn spawn(
         .map_err(|e| Error::store(format!("listener: {e}")))?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
-    let task = match tls {
-        None => tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-        }),
-        Some(files) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&files)?));
-            tokio::spawn(async move {
-                let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-                let mut rx = rx;
-                loop {
-                    tokio::select! {
-                        accepted = listener.accept() => {
-                            let (tcp, peer) = match accepted {
-                                Ok(a) => a,
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "accept failed");
-                                    continue;
-                                }
-                            };
-                            let acceptor = acceptor.clone();
-                            let app = app.clone();
-                            let watcher = graceful.watcher();
-                            tokio::spawn(async move {
-                                let tls = match acceptor.accept(tcp).await {
-                                    Ok(t) => t,
-                                    Err(e) => {
-                                        tracing::debug!(error = %e, "TLS handshake failed");
-                                        return;
-                                    }
-                                };
-                                let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                                    req.extensions_mut().insert(ConnectInfo(peer));
-                                    app.clone().oneshot(req.map(axum::body::Body::new))
-                                });
-                                let conn = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(tls), svc);
-                                if let Err(e) = watcher.watch(conn).await {
-                                    tracing::debug!(error = %e, "connection ended with an error");
-                                }
-                            });
-                        }
-                        _ = &mut rx => break,
-                    }
-                }
-                graceful.shutdown().await;
-                Ok(())
-            })
-        }
+    let acceptor = match tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+            &files,
+        )?))),
+        None => None,
     };
+    let limits = ConnLimits {
+        header_read: state.cfg.header_read_timeout,
+        max_connections: state.cfg.max_connections.max(1),
+    };
+    let task = tokio::spawn(accept_loop(listener, app, acceptor, limits, rx));
     Ok(Running {
         addr,
         state,
         shutdown: Some(tx),
         task,
     })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
+    mut rx: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = &mut rx => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut rx => break,
+        };
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            match acceptor {
+                None => serve_connection(tcp, peer, app, watcher, limits).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, peer, app, watcher, limits).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Serve one connection (plain or TLS) with HTTP/1.1 and the header-read timeout.
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: ConnLimits,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use outpost_protocol::*;
 use uuid::Uuid;
 
 both!(
-    health_and_metrics_answer_without_a_token,
+    health_answers_without_a_token_and_metrics_with_theirs,
     login_refuses_wrong_credentials_and_malformed_bodies,
     everything_under_v1_needs_a_token,
     refresh_rotates_with_a_grace_period_and_reuse_revokes_the_device,
@@ -25,7 +25,7 @@ both!(
     bad_input_gets_a_stable_code_and_writes_nothing,
 );
 
-async fn health_and_metrics_answer_without_a_token(kind: Kind) {
+async fn health_answers_without_a_token_and_metrics_with_theirs(kind: Kind) {
     let s = TestServer::start(kind).await;
     let h: Health = s
         .http
@@ -42,6 +42,7 @@ async fn health_and_metrics_answer_without_a_token(kind: Kind) {
     let m = s
         .http
         .get(s.url(paths::METRICS))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .expect("m")

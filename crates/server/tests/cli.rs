@@ -1,5 +1,6 @@
 //! The admin CLI and `serve` as real processes: `seed --demo` (idempotent, `--items`),
-//! `user add --password-stdin`, `user disable`/`enable`, `device revoke` and
+//! `user add --password-stdin`, `user disable`/`enable`, `user reset-password`,
+//! `device revoke` and
 //! `epoch reset` against a running server, graceful shutdown on SIGTERM finishing a
 //! request that is still arriving, and TLS with a certificate made in the test.
 
@@ -260,6 +261,208 @@ async fn the_admin_commands_take_effect_on_a_running_server_at_once() {
     assert_eq!((status, body.code), (409, ErrorCode::ResyncRequired));
     let (changes, _, _) = ada.pull_all(None, 500).await;
     assert!(changes.iter().any(|c| c.id == order.id.to_string()));
+}
+
+/// Issue 19 item 8: an administrator resets a password from stdin; the old password
+/// stops working and every session of that user ends (their access and refresh tokens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_password_takes_the_new_password_from_stdin_and_ends_the_users_sessions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = sqlite_url(dir.path());
+    add_users(
+        &url,
+        &[("tech1", Role::Technician), ("tech2", Role::Technician)],
+    )
+    .await;
+    let server = ServerProcess::start(&url, &[]);
+    let http = http();
+    let t1 = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    let t2 = login_at(&http, &server.base, "tech2", Uuid::new_v4()).await;
+
+    let out = run(
+        &[
+            "user",
+            "reset-password",
+            "--username",
+            "tech1",
+            "--password-stdin",
+            "--db",
+            &url,
+        ],
+        "a-brand-new-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "reset-password runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = error_of(t1.pull_raw(&PullRequest::default()).await).await;
+    assert_eq!(status, 401, "tech1's access token ends: {body:?}");
+    let resp = http
+        .post(server.url(paths::REFRESH))
+        .json(&RefreshRequest {
+            refresh_token: t1.tokens.refresh_token.clone(),
+            device_id: t1.device,
+        })
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(resp.status(), 401, "tech1's refresh token ends");
+    let sign_in = |password: &'static str| {
+        http.post(server.url(paths::LOGIN))
+            .json(&LoginRequest {
+                username: "tech1".into(),
+                password: password.into(),
+                device_id: t1.device,
+            })
+            .send()
+    };
+    assert_eq!(sign_in(PASSWORD).await.expect("login").status(), 401);
+    assert_eq!(
+        sign_in("a-brand-new-password")
+            .await
+            .expect("login")
+            .status(),
+        200,
+        "the new password works (without its newline)"
+    );
+    assert_eq!(
+        t2.pull_raw(&PullRequest::default()).await.status(),
+        200,
+        "another user's session goes on"
+    );
+    for (username, stdin, why) in [
+        ("tech1", "short\n", "at least 8"),
+        ("nobody", "long-enough-pass\n", "no user named nobody"),
+    ] {
+        let out = run(
+            &[
+                "user",
+                "reset-password",
+                "--username",
+                username,
+                "--password-stdin",
+                "--db",
+                &url,
+            ],
+            stdin,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{err}");
+    }
+}
+
+/// Issue 19 item 11: an administrator rotates the token signing key; nobody is signed
+/// out (tokens signed with the previous key still work, on the running server and after
+/// a restart) and new tokens are signed with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_signing_key_signs_nobody_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = sqlite_url(dir.path());
+    add_users(&url, &[("tech1", Role::Technician)]).await;
+    let server = ServerProcess::start(&url, &[]);
+    let http = http();
+    let before = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    let out = run(&["keys", "rotate", "--db", &url], "");
+    assert!(
+        out.status.success(),
+        "keys rotate runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        before.pull_raw(&PullRequest::default()).await.status(),
+        200,
+        "a token signed before the rotation still works"
+    );
+    let after = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    assert_ne!(
+        after.tokens.access_token.split('.').nth(1),
+        before.tokens.access_token.split('.').nth(1),
+        "a new token"
+    );
+    drop(server);
+    let server = ServerProcess::start(&url, &[]);
+    for s in [&before, &after] {
+        assert_eq!(
+            via(s, &server.base)
+                .pull_raw(&PullRequest::default())
+                .await
+                .status(),
+            200,
+            "after a restart, tokens of both keys work"
+        );
+    }
+}
+
+/// Item 11 (rest): `keys retire` drops signing keys replaced longer ago than the
+/// longest access-token lifetime (no token they signed is still valid); the newest key
+/// always stays, and a key replaced too recently stays too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_old_signing_keys_keeps_every_key_a_valid_token_needs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = sqlite_url(dir.path());
+    add_users(&url, &[("tech1", Role::Technician)]).await;
+    let server = ServerProcess::start(&url, &[]);
+    let http = http();
+    let old = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    run_ok(&["keys", "rotate", "--db", &url], "");
+    let new = login_at(&http, &server.base, "tech1", Uuid::new_v4()).await;
+    drop(server);
+
+    // Replaced a moment ago: its tokens may still be valid, so it stays.
+    let out = run(&["keys", "retire", "--db", &url], "");
+    assert!(
+        out.status.success(),
+        "keys retire runs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retired 0 "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(count(&url, "signing_keys").await, 2);
+
+    // Told that access tokens live 0 s: the replaced key goes, the newest stays.
+    let out = run(
+        &["keys", "retire", "--access-ttl-secs", "0", "--db", &url],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("retired 1 "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(count(&url, "signing_keys").await, 1);
+    let server = ServerProcess::start(&url, &[]);
+    assert_eq!(
+        via(&new, &server.base)
+            .pull_raw(&PullRequest::default())
+            .await
+            .status(),
+        200,
+        "a token of the newest key works"
+    );
+    assert_eq!(
+        via(&old, &server.base)
+            .pull_raw(&PullRequest::default())
+            .await
+            .status(),
+        401,
+        "a token of a retired key is refused"
+    );
+    // Nothing more to retire: the newest key is never retired.
+    let out = run(
+        &["keys", "retire", "--access-ttl-secs", "0", "--db", &url],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retired 0 "));
+    assert_eq!(count(&url, "signing_keys").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,10 @@ impl Probe {
         self.token = Some(s.tokens.access_token.clone());
         self
     }
+    fn bearer(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
     fn json(mut self, v: Value) -> Self {
         self.body = Some(serde_json::to_vec(&v).expect("json"));
         self
@@ -142,7 +146,8 @@ async fn every_status_the_server_answers_is_documented_for_its_operation(kind: K
 
     let probes = vec![
         Probe::new(Method::GET, paths::HEALTH, u(paths::HEALTH)),
-        Probe::new(Method::GET, paths::METRICS, u(paths::METRICS)),
+        Probe::new(Method::GET, paths::METRICS, u(paths::METRICS)).expect(401),
+        Probe::new(Method::GET, paths::METRICS, u(paths::METRICS)).bearer(METRICS_TOKEN),
         Probe::new(Method::GET, paths::OPENAPI, u(paths::OPENAPI)),
         Probe::new(Method::POST, paths::LOGIN, u(paths::LOGIN))
             .json(json!({"username": "tech2", "password": PASSWORD, "device_id": device})),
@@ -469,7 +474,8 @@ async fn text_with_nul_characters_gets_an_answer_not_a_server_error(kind: Kind) 
         .send()
         .await
         .expect("login");
-    assert_eq!(error_of(resp).await.0, 401, "no such user");
+    // A name no account can have is refused before anything else (issue 19 item 6).
+    assert_eq!(error_of(resp).await.0, 400, "not a username");
     for path in [paths::REFRESH, paths::LOGOUT] {
         let body = if path == paths::REFRESH {
             json!({"refresh_token": nul, "device_id": Uuid::new_v4()})

@@ -564,7 +564,8 @@ async fn a_completion_after_a_cancellation_is_kept_as_a_conflict(kind: Kind) {
 /// The order the end-to-end tests found: the technician ticks the checklist and then
 /// completes (signature and photo only), both offline on v1, while the dispatcher
 /// cancels. Neither is refused; both wait for a person, with the evidence; a note still
-/// applies; accepting the tick and then the completion completes the order.
+/// applies; they wait in one conflict (one per device and order), and accepting it
+/// completes the order with the tick and the evidence.
 async fn a_tick_and_a_completion_behind_a_cancellation_are_both_held(kind: Kind) {
     let s = TestServer::start(kind).await;
     let d = s.login("dispatcher").await;
@@ -610,6 +611,9 @@ async fn a_tick_and_a_completion_behind_a_cancellation_are_both_held(kind: Kind)
     let out = t1.push(vec![complete, left_site.clone()]).await;
     held.push(conflict(&out[0]));
     assert_eq!(held[1].0, ConflictKind::CompletionAfterCancel);
+    // One conflict per device and order (issue 19 item 2): the completion joins the
+    // held tick's record, which becomes a held completion.
+    assert_eq!(held[1].1, held[0].1, "the same record");
     assert!(matches!(out[1], PushOutcome::HeldBehind { .. }), "{out:?}");
     let out = t1.push(vec![left_site]).await;
     let PushOutcome::Applied(a) = &out[0] else {
@@ -636,8 +640,10 @@ async fn a_tick_and_a_completion_behind_a_cancellation_are_both_held(kind: Kind)
         .json()
         .await
         .expect("j");
-    for (_, id) in &held {
-        let record = list.items.iter().find(|r| r.id == *id).expect("listed");
+    assert_eq!(list.items.len(), 1, "{:?}", list.items);
+    {
+        let record = &list.items[0];
+        assert_eq!(record.kind, ConflictKind::CompletionAfterCancel);
         let r = record.resolve_mutation(
             &ResolutionChoice::AcceptDevice,
             Uuid::now_v7(),

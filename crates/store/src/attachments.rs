@@ -247,11 +247,20 @@ impl Store {
         Ok(plain.to_vec())
     }
 
-    /// Hashes of attachments not yet uploaded, oldest first.
+    /// Hashes of attachments not yet uploaded, oldest first; except those named only by
+    /// changes set aside as failed syncs (the server refused them, e.g. past the user's
+    /// storage quota): they wait for a person's retry, which queues their change again,
+    /// instead of being sent and refused on every pass.
     pub fn attachments_pending_upload(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT hash FROM attachments WHERE uploaded = 0 ORDER BY created_at")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT a.hash FROM attachments a
+             WHERE a.uploaded = 0
+               AND NOT (EXISTS (SELECT 1 FROM outbox b
+                                WHERE b.state = 'failed' AND instr(b.body, a.hash) > 0)
+                        AND NOT EXISTS (SELECT 1 FROM outbox b
+                                        WHERE b.state <> 'failed' AND instr(b.body, a.hash) > 0))
+             ORDER BY a.created_at",
+        )?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;

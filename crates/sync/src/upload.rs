@@ -11,7 +11,8 @@
 //! sizes for the rest of the pass, by halves down to a floor
 //! (`outpost_protocol::limits::{BATCH_FILES_FLOOR, CHUNK_BYTES_FLOOR}`), and is tried
 //! again. A file that cannot be sent (missing or damaged on this device, refused by name
-//! in a batch answer, too large even at the floor) is reported back with the reason
+//! in a batch answer, past the user's storage quota (`quota_exceeded`), too large even
+//! at the floor) is reported back with the reason
 //! instead of failing the pass: the pass sets aside the completion that names it, and only that
 //! one. Downloads are not here ([`fetch_attachment`](crate::fetch_attachment)).
 
@@ -191,6 +192,13 @@ async fn resumable(
                 report.uploaded += 1;
                 return Ok(None);
             }
+            // Past the user's storage quota: sending it again will not help until
+            // someone acts, so the completion that names it is set aside with the reason.
+            Err(SyncError::Server {
+                code: ErrorCode::QuotaExceeded,
+                message,
+                ..
+            }) => return Ok(Some(refused(hash, ErrorCode::QuotaExceeded, &message))),
             Err(e) if too_large(&e) && chunk.min(data.len()) > limits::CHUNK_BYTES_FLOOR => {
                 sizes.chunk_bytes = (chunk.min(data.len()) / 2).max(limits::CHUNK_BYTES_FLOOR);
                 tracing::info!(chunk_bytes = sizes.chunk_bytes, "upload refused as too large: smaller chunks");

@@ -24,7 +24,7 @@
 //!   validation against the changed row (a completion is never refused for a checklist
 //!   or status its maker could not see): the completion and its evidence are kept;
 //! - technicians push only on orders assigned to them (now or at the base), never
-//!   reassign or cancel; their new orders are assigned to them; dispatchers and
+//!   reassign, cancel or reopen; their new orders are assigned to them; dispatchers and
 //!   administrators may push on any order;
 //! - validation and the status machine are [`crate::apply::apply_mutation`], the same
 //!   function the device runs before saving.
@@ -557,6 +557,11 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         Ok(a) => a,
         Err(e) => return Decision::Reject(MergeRejected::validation(e)),
     };
+    if technician {
+        if let Err(r) = technician_reopens(order, &whole) {
+            return Decision::Reject(r);
+        }
+    }
 
     // Decide each op in order against the row as the earlier ops of this mutation left
     // it. Only the last `set` of a field in a mutation counts (coalescing makes that the
@@ -566,13 +571,14 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
     // The row as the earlier ops left it, copied only once an op must be applied to it
     // for a later `set` to be compared against (list ops and notes alone need no copy).
     let mut working = Cow::Borrowed(order);
+    // What a later op of the mutation does to each op, found in one pass from the end
+    // (linear in the ops: the merge runs inside the server's write transaction).
+    let later = LaterOps::of(&m.ops);
     for (i, op) in m.ops.iter().enumerate() {
         let fate = match op {
             Op::Set(set) => {
                 let key = set.field_key();
-                let superseded = m.ops[i + 1..]
-                    .iter()
-                    .any(|later| matches!(later, Op::Set(l) if l.field_key() == key));
+                let superseded = later.set_again[i];
                 let now = current_as_set(&working, set);
                 if superseded {
                     OpFate::Superseded
@@ -592,20 +598,10 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
             }
             // A removal followed by a re-add of the same item is the add alone (an
             // upsert in place), so that a replay does not move the item in its list.
-            Op::Remove { list, item_id }
-                if m.ops[i + 1..].iter().any(|later| {
-                    matches!(later, Op::Add(item) if item.list() == *list && item.item_id() == *item_id)
-                }) =>
-            {
-                OpFate::Superseded
-            }
+            Op::Remove { .. } if later.added_again[i] => OpFate::Superseded,
             _ => OpFate::Applied,
         };
-        if fate == OpFate::Applied
-            && m.ops[i + 1..]
-                .iter()
-                .any(|later| matches!(later, Op::Set(_)))
-        {
+        if fate == OpFate::Applied && later.last_set.is_some_and(|last| i < last) {
             // Validity was checked above on the whole mutation; an op that cannot apply
             // here is caught again by `apply_mutation` on the kept ops below.
             let _ = crate::apply::apply_op(working.to_mut(), op);
@@ -669,6 +665,55 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
         stock,
         created: false,
     }))
+}
+
+/// For each op of a mutation, what a later op of the same mutation does to it, found
+/// in one pass from the end: whether a later `set` writes the same field (this one is
+/// superseded), whether a later `add` puts back the item a `remove` takes out (the
+/// removal is the add alone), and where the last `set` is.
+struct LaterOps {
+    set_again: Vec<bool>,
+    added_again: Vec<bool>,
+    last_set: Option<usize>,
+}
+
+impl LaterOps {
+    fn of(ops: &[Op]) -> LaterOps {
+        let mut set_again = vec![false; ops.len()];
+        let mut added_again = vec![false; ops.len()];
+        let mut keys = std::collections::HashSet::new();
+        let mut added = std::collections::HashSet::new();
+        for (i, op) in ops.iter().enumerate().rev() {
+            match op {
+                Op::Set(set) => set_again[i] = !keys.insert(set.field_key()),
+                Op::Add(item) => {
+                    added.insert((item.list(), item.item_id()));
+                }
+                Op::Remove { list, item_id } => {
+                    added_again[i] = added.contains(&(*list, item_id.clone()));
+                }
+                Op::AppendNote { .. } => {}
+            }
+        }
+        LaterOps {
+            set_again,
+            added_again,
+            last_set: ops.iter().rposition(|op| matches!(op, Op::Set(_))),
+        }
+    }
+}
+
+/// Reopening (cancelled back to scheduled) is for dispatchers and administrators: a
+/// technician's change that would take `before` out of cancelled into `after` is
+/// refused, whether pushed as an edit or as a resolution.
+fn technician_reopens(before: &WorkOrder, after: &WorkOrder) -> Result<(), MergeRejected> {
+    if before.status == Status::Cancelled && after.status != Status::Cancelled {
+        return Err(MergeRejected::new(
+            ErrorCode::Forbidden,
+            "only a dispatcher may reopen a cancelled order",
+        ));
+    }
+    Ok(())
 }
 
 fn check_envelope(m: &Mutation, actor: &Actor) -> Result<(), MergeRejected> {

@@ -2,7 +2,9 @@
 //! as the server holds it now.
 //!
 //! A resolution is authoritative about what the person saw, so it skips the conflict
-//! checks and the edit status machine of [`super::merge`]; but a field whose value
+//! checks of [`super::merge`] (and, for staff, its edit status machine; a technician's
+//! resolution sets only the conflict's fields and is held to the status machine, since
+//! a technician can open a conflict at will by pushing on an old base); but a field whose value
 //! changed after the person looked (its current value differs from the one in the
 //! resolution's `seen`, or, from a protocol 1 device, from the record's server side)
 //! is not overwritten: that `set` becomes a new conflict. what it shares with a push (the envelope check, field
@@ -13,17 +15,17 @@
 use uuid::Uuid;
 
 use super::{
-    check_envelope, current_as_set, restamp, same_ignoring_version, stock_deltas, Actor, Current,
-    FieldStamp, FieldStamps, MergeRejected, StockDelta,
+    check_envelope, current_as_set, restamp, same_ignoring_version, stock_deltas,
+    technician_reopens, Actor, Current, FieldStamp, FieldStamps, MergeRejected, StockDelta,
 };
-use crate::apply::apply_ops;
+use crate::apply::{apply_mutation, apply_ops};
 use crate::domain::WorkOrder;
-use crate::mutation::{Mutation, MutationKind, Op, SetOp};
+use crate::mutation::{EntityKind, Mutation, MutationKind, Op, SetOp};
 use crate::status::Status;
 use crate::validate::{validate_completion, validate_order};
 use crate::wire::{
     ConflictField, ConflictRecord, ErrorCode, FailedSyncRecord, RecordStatus, Resolution,
-    ResolutionOutcome,
+    ResolutionChoice, ResolutionOutcome,
 };
 
 /// The result of a resolution.
@@ -145,6 +147,11 @@ pub fn resolve(
                 "a technician may not reassign an order; ask a dispatcher",
             ));
         }
+        if let Resolvable::Conflict(c) = target {
+            if let Err(r) = technician_may_apply(c, cur.order, &m.ops) {
+                return ResolveDecision::Reject(r);
+            }
+        }
     }
     if m.base_version != version {
         return ResolveDecision::Reject(MergeRejected::new(
@@ -224,6 +231,61 @@ pub fn resolve(
         stock,
         conflicts,
     }))
+}
+
+/// What a technician's resolution of conflict `c` may do to `order`: keep the server's
+/// side (no ops), take the held change whole (exactly the record's accept-the-device
+/// ops), or set the conflict's own fields to the device's, the server's or an edited
+/// value (the Conflicts screen's merged text). Either way the result must be a change
+/// the technician could have pushed as an edit (or, for a held completion, as that
+/// completion): the status machine applies, so a resolution never cancels, reopens or
+/// un-completes an order.
+fn technician_may_apply(
+    c: &ConflictRecord,
+    order: &WorkOrder,
+    ops: &[Op],
+) -> Result<(), MergeRejected> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let whole = c.kind.holds_whole_mutation()
+        && ops == c.resolution_ops(&ResolutionChoice::AcceptDevice).as_slice();
+    if !whole {
+        let outside = ops.iter().find(|op| match op {
+            Op::Set(set) => {
+                let key = set.field_key();
+                !c.fields.iter().any(|f| f.field == key)
+            }
+            _ => true,
+        });
+        if let Some(op) = outside {
+            let what = match op {
+                Op::Set(set) => format!("the field {}", set.field_key()),
+                _ => "anything but the conflict's fields".to_owned(),
+            };
+            return Err(MergeRejected::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "a technician's resolution may set only the fields of the conflict ({}), not {what}; ask a dispatcher",
+                    c.fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let kind = if whole && c.mutation.kind == MutationKind::Complete {
+        MutationKind::Complete
+    } else {
+        MutationKind::Update
+    };
+    let as_edit = Mutation {
+        entity: EntityKind::WorkOrder,
+        entity_id: order.id,
+        kind,
+        ops: ops.to_vec(),
+        ..c.mutation.clone()
+    };
+    let after = apply_mutation(Some(order), &as_edit).map_err(MergeRejected::validation)?;
+    technician_reopens(order, &after)
 }
 
 /// Split a resolution's ops into those that apply and the `set`s withheld because

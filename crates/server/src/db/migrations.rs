@@ -63,6 +63,14 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         template: include_str!("../../../../migrations/server/0003_device_unsent.sql"),
     },
+    Migration {
+        version: 4,
+        template: include_str!("../../../../migrations/server/0004_attachment_owners.sql"),
+    },
+    Migration {
+        version: 5,
+        template: include_str!("../../../../migrations/server/0005_attachment_claims.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.

@@ -103,11 +103,24 @@ impl outpost_protocol::Clock for MovableClock {
     }
 }
 
+/// The metrics token of test servers.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         password_cost: PasswordCost::for_tests(),
         login_max_failures: 1000,
+        metrics_token: Some(METRICS_TOKEN.into()),
         ..ServerConfig::default()
+    }
+}
+
+/// The configuration of a test that plays a slow client: the server's connection
+/// timeouts as short as a test can wait for.
+pub fn slow_client_config() -> ServerConfig {
+    ServerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..test_config()
     }
 }
 
@@ -257,6 +270,36 @@ impl Session {
         assert_eq!(resp.status(), 200, "push answers 200");
         let r: PushResponse = resp.json().await.expect("push response");
         r.results.into_iter().map(|r| r.outcome).collect()
+    }
+
+    /// `PUT /v1/attachments/{hash}`: one chunk of a file of `total` bytes at `offset`.
+    pub async fn put_chunk(
+        &self,
+        hash: &str,
+        offset: usize,
+        total: usize,
+        bytes: &[u8],
+    ) -> reqwest::Response {
+        self.http
+            .put(self.url(&format!(
+                "/v1/attachments/{hash}?offset={offset}&total={total}"
+            )))
+            .bearer_auth(&self.tokens.access_token)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("chunk")
+    }
+
+    /// `GET /v1/attachments/{hash}/status`.
+    pub async fn attachment_status(&self, hash: &str) -> AttachmentStatus {
+        let resp = self
+            .get(&format!("/v1/attachments/{hash}/status"))
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(resp.status(), 200, "status answers");
+        resp.json().await.expect("status body")
     }
 
     pub async fn push1(&self, m: Mutation) -> PushOutcome {
