@@ -70,6 +70,35 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
   assert.match(pending0, /Nothing waiting/, 'a fresh demo has nothing to sync');
   await shot('02-orders');
 
+  // A compromised web view (docs/SECURITY.md): the Content-Security-Policy and the frozen
+  // prototypes of src-tauri/tauri.conf.json hold in the real window. An injected inline
+  // script does not run, code from strings is refused, a request to anything but the
+  // app's IPC is blocked, and Object.prototype cannot be changed (Tauri's
+  // freezePrototype freezes that one; Array.prototype stays writable).
+  const csp = await wd.exec(`
+    const violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => violations.push(e.effectiveDirective || e.violatedDirective));
+    const s = document.createElement('script');
+    s.textContent = 'window.__outpostInjected = true;';
+    document.head.appendChild(s);
+    let evalRan;
+    try { evalRan = new Function('return true')() === true; } catch (e) { evalRan = false; }
+    return fetch('http://127.0.0.1:9/').then(() => 'answered', (e) => 'refused')
+      .then((fetched) => new Promise((r) => setTimeout(() => r({
+        injected: window.__outpostInjected === true,
+        evalRan,
+        fetched,
+        violations,
+        frozen: Object.isFrozen(Object.prototype),
+      }), 300)));
+  `);
+  assert.equal(csp.injected, false, 'an injected inline script does not run');
+  assert.equal(csp.evalRan, false, 'code from a string is refused');
+  assert.equal(csp.fetched, 'refused', 'a request outside the IPC is refused');
+  assert.ok(csp.violations.some((d) => d.startsWith('script-src')), `the inline script is a CSP violation: ${JSON.stringify(csp.violations)}`);
+  assert.ok(csp.violations.includes('connect-src'), `the request is a CSP violation: ${JSON.stringify(csp.violations)}`);
+  assert.equal(csp.frozen, true, `Object.prototype is frozen: ${JSON.stringify(csp)}`);
+
   // Instant search narrows the list.
   const search = await wd.find('[data-testid="order-search"]');
   await wd.type(search, 'boiler');
