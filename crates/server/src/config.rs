@@ -43,6 +43,10 @@ impl PasswordCost {
 
 /// The default storage quota per user: 2 GiB (about a thousand downscaled photos).
 pub const DEFAULT_ATTACHMENT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The default budget of open failed-sync records kept for one person: 64 MiB (about
+/// eight of the largest request bodies the server accepts, or thousands of ordinary
+/// refusals).
+pub const DEFAULT_FAILED_SYNC_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -82,6 +86,11 @@ pub struct ServerConfig {
     /// the files they sent plus their uploads in progress (issue 19 item 7). A file
     /// past it is refused (413 `quota_exceeded`) before any byte is stored.
     pub attachment_quota_bytes: u64,
+    /// The most bytes of open failed-sync records the server keeps for one person
+    /// (issue 19 item 7). A refusal past it is answered but not stored: the device
+    /// keeps the change in front of the technician, who sends it again once a
+    /// dispatcher has decided the waiting ones.
+    pub failed_sync_budget_bytes: u64,
     /// How long change-log rows and idempotency records are kept (the longest a device
     /// may stay offline without a resync). Pruned by `outpost-server prune`.
     pub retention: Duration,
@@ -108,6 +117,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_connections", &self.max_connections)
             .field("password_cost", &self.password_cost)
             .field("attachment_quota_bytes", &self.attachment_quota_bytes)
+            .field("failed_sync_budget_bytes", &self.failed_sync_budget_bytes)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
             .finish()
@@ -131,6 +141,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             password_cost: PasswordCost::default(),
             attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_BYTES,
+            failed_sync_budget_bytes: DEFAULT_FAILED_SYNC_BUDGET_BYTES,
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
             clock: Arc::new(SystemClock),

@@ -28,6 +28,7 @@ both!(
     an_incomplete_upload_expires_with_the_prune,
     a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
     a_list_of_failed_syncs_stops_at_its_byte_budget,
+    the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budget_and_stay_on_the_device_past_it,
     a_reference_made_before_the_bytes_exist_grants_only_the_bytes_its_maker_uploads,
 );
 
@@ -893,6 +894,122 @@ async fn a_list_of_failed_syncs_stops_at_its_byte_budget(kind: Kind) {
     let n = list["items"].as_array().map_or(0, Vec::len);
     assert!((1..6).contains(&n), "some records, not all: {n}");
     assert_eq!(list["more"], true, "the answer says there are more");
+}
+
+/// A refused mutation of tech1 carrying about `kb` KB of notes (an unknown part refuses it).
+fn refused_with_notes(t1: &Session, order: Uuid, kb: usize) -> Mutation {
+    let text = "n".repeat(1_000);
+    let mut ops: Vec<Op> = (0..kb)
+        .map(|_| Op::AppendNote {
+            note: NoteEntry {
+                id: Uuid::now_v7(),
+                author: "tech1".into(),
+                text: text.clone(),
+                at: chrono::Utc::now(),
+            },
+        })
+        .collect();
+    ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(
+        PartUsed {
+            id: Uuid::now_v7(),
+            sku: "NO-SUCH-SKU".into(),
+            quantity: Quantity(1000),
+        },
+    )));
+    t1.mutation(order, MutationKind::Update, 1, ops)
+}
+
+/// Item 7 (rest): the open failed-sync records the server keeps for one person have a
+/// byte budget. Past it a refusal is still answered (with its own code, so the device
+/// sets the change aside in front of the technician, who can send it again), but not
+/// stored; once a dispatcher decides a waiting one, refusals are recorded again. Other
+/// people are not affected.
+async fn the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budget_and_stay_on_the_device_past_it(
+    kind: Kind,
+) {
+    let cfg = ServerConfig {
+        failed_sync_budget_bytes: 250_000,
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let t2 = s.login("tech2").await;
+    let order = d.create_order(Some("tech1")).await;
+    let mut recorded = Vec::new();
+    let mut unrecorded = Vec::new();
+    for _ in 0..5 {
+        // About 100 KB each: two fit in 250 KB, the third does not.
+        match t1.push1(refused_with_notes(&t1, order.id, 100)).await {
+            PushOutcome::Rejected(r) => {
+                assert_eq!(r.code, ErrorCode::UnknownSku, "the refusal keeps its own code: {r:?}");
+                match r.failed_sync_id {
+                    Some(id) => recorded.push(id),
+                    None => {
+                        assert!(
+                            r.message.contains("stays on this device"),
+                            "the message says where the change is: {}",
+                            r.message
+                        );
+                        unrecorded.push(r)
+                    }
+                }
+            }
+            other => panic!("refused expected: {other:?}"),
+        }
+    }
+    assert_eq!(recorded.len(), 2, "two refusals fit the budget");
+    assert_eq!(unrecorded.len(), 3, "the rest are answered but not stored");
+    let list: FailedSyncList = d
+        .get(&format!("{}?status=open&limit=5000", paths::FAILED_SYNCS))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let mine: Vec<FailedSyncRecord> = list
+        .items
+        .into_iter()
+        .filter(|f| f.username == "tech1")
+        .collect();
+    assert_eq!(mine.len(), 2, "only the recorded refusals are stored");
+    let bytes: usize = mine
+        .iter()
+        .map(|f| serde_json::to_string(f).expect("json").len())
+        .sum();
+    assert!(bytes <= 250_000, "{bytes} bytes stored, over the 250 KB budget");
+
+    // Someone else's refusals are recorded as usual.
+    let order2 = d.create_order(Some("tech2")).await;
+    let mut m2 = refused_with_notes(&t2, order2.id, 100);
+    m2.ops.truncate(m2.ops.len() - 1);
+    m2.ops.drain(..99);
+    m2.ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(
+        PartUsed {
+            id: Uuid::now_v7(),
+            sku: "NO-SUCH-SKU".into(),
+            quantity: Quantity(1000),
+        },
+    )));
+    match t2.push1(m2).await {
+        PushOutcome::Rejected(r) => assert!(r.failed_sync_id.is_some(), "{r:?}"),
+        other => panic!("refused expected: {other:?}"),
+    }
+
+    // A dispatcher decides one of tech1's; the next refusal is recorded again.
+    let first = mine.iter().find(|f| f.id == recorded[0]).expect("recorded");
+    let out = d
+        .push1(first.resolve_mutation(Vec::new(), Uuid::now_v7(), d.device, chrono::Utc::now()))
+        .await;
+    assert!(matches!(out, PushOutcome::Applied(_)), "{out:?}");
+    match t1.push1(refused_with_notes(&t1, order.id, 100)).await {
+        PushOutcome::Rejected(r) => assert!(
+            r.failed_sync_id.is_some(),
+            "recorded once there is room again: {r:?}"
+        ),
+        other => panic!("refused expected: {other:?}"),
+    }
 }
 
 /// Item 4 (rest): a reference to a file the server does not store yet records who made
