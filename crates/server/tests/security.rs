@@ -927,7 +927,7 @@ fn refused_with_notes(t1: &Session, order: Uuid, kb: usize) -> Mutation {
 async fn the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budget_and_stay_on_the_device_past_it(
     kind: Kind,
 ) {
-    let cfg = ServerConfig {
+    let cfg = outpost_server::ServerConfig {
         failed_sync_budget_bytes: 250_000,
         ..test_config()
     };
