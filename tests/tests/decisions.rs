@@ -21,9 +21,14 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
+    fleet_with(&[]).await
+}
+
+/// The fleet against a server started with `args`.
+async fn fleet_with(args: &[&str]) -> Fleet {
     let tmp = tempfile::tempdir().unwrap();
     let db = seeded_db(tmp.path());
-    let server = Server::start(&db, &[]);
+    let server = Server::start(&db, args);
     let proxy = Proxy::start(server.addr).await;
     let mut tech1 = Device::new();
     tech1.login(&proxy.url(), "tech1").await;
@@ -761,4 +766,48 @@ async fn a_completion_refused_by_the_storage_quota_is_a_failed_sync_with_that_re
     assert!(sent.is_empty(), "nothing is sent again: {sent:?}");
     assert_eq!(tech1.app.failed_syncs().unwrap().len(), 1);
     drop(server);
+}
+
+/// Issue 19 item 7 (rest): past the server's budget of refused changes kept for one
+/// person, a refusal is not stored there; the device still sets the change aside in
+/// front of the technician, with the reason and where the change is, never re-sends it
+/// by itself, and the technician can send it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_past_the_servers_budget_for_refused_changes_stays_in_front_of_the_technician() {
+    // No refused change fits a 1-byte budget.
+    let mut f = fleet_with(&["--failed-sync-budget-bytes", "1"]).await;
+    let (id, _) = refused_completion(&mut f).await;
+    let failed = f.tech1.app.failed_syncs().unwrap();
+    assert!(
+        failed[0].message.contains("stays on this device"),
+        "the technician reads where the change is: {}",
+        failed[0].message
+    );
+    assert_eq!(
+        f.tech1.app.order(&id).unwrap().sync_state,
+        SyncState::Failed
+    );
+    // The server kept no record of it.
+    f.dispatcher.sync().await.unwrap();
+    assert!(
+        !f.dispatcher
+            .app
+            .server_failed_syncs()
+            .unwrap()
+            .iter()
+            .any(|r| r.order_id.to_string() == id),
+        "nothing stored on the server"
+    );
+    f.proxy.record_requests();
+    for _ in 0..3 {
+        f.tech1.sync().await.unwrap();
+    }
+    let sent: Vec<String> = f
+        .proxy
+        .request_heads()
+        .into_iter()
+        .filter(|h| h.starts_with("POST /v1/sync/push"))
+        .collect();
+    assert!(sent.is_empty(), "nothing is sent again by itself: {sent:?}");
+    assert_eq!(f.tech1.app.failed_syncs().unwrap().len(), 1);
 }

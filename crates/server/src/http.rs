@@ -678,9 +678,20 @@ async fn push_handler(
     }
     let now = app.cfg.now();
     let state = app.clone();
+    let budget = app.cfg.failed_sync_budget_bytes;
     let batch = app
         .db
-        .write(move |sql| push::push_batch(sql, &who, protocol, &body.mutations, now, &state.rows))
+        .write(move |sql| {
+            push::push_batch(
+                sql,
+                &who,
+                protocol,
+                &body.mutations,
+                now,
+                &state.rows,
+                budget,
+            )
+        })
         .await?;
     crate::crash_point!("server:after-commit");
     // Committed: the rows it wrote may now serve the next push.

@@ -75,6 +75,12 @@ enum Command {
         /// set aside on the device with the reason. Default 2 GiB.
         #[arg(long, default_value_t = outpost_server::config::DEFAULT_ATTACHMENT_QUOTA_BYTES)]
         attachment_quota_bytes: u64,
+        /// The most bytes of refused changes (open failed syncs) kept for one person; a
+        /// refusal past it is answered but not stored, and stays on the device in front
+        /// of the technician until a dispatcher has decided the waiting ones. Default
+        /// 64 MiB.
+        #[arg(long, default_value_t = outpost_server::config::DEFAULT_FAILED_SYNC_BUDGET_BYTES)]
+        failed_sync_budget_bytes: u64,
         /// The bearer token `/metrics` asks for (without one, `/metrics` answers no one).
         #[arg(long, env = "OUTPOST_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
@@ -312,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
             request_timeout_secs,
             max_connections,
             attachment_quota_bytes,
+            failed_sync_budget_bytes,
             min_protocol,
         } => {
             let db = open(&db).await?;
@@ -332,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
                 request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
                 max_connections: max_connections.max(1),
                 attachment_quota_bytes,
+                failed_sync_budget_bytes,
                 min_protocol,
                 ..ServerConfig::default()
             };

@@ -54,6 +54,8 @@ struct Ctx<'a> {
     now: chrono::DateTime<chrono::Utc>,
     now_us: i64,
     cache: &'a RowCache,
+    /// The most bytes of open failed-sync records kept for one person.
+    failed_sync_budget: u64,
     /// Order rows this batch wrote (for the cache once the batch has committed).
     written: RefCell<HashMap<Uuid, Arc<CachedRow>>>,
 }
@@ -88,6 +90,7 @@ pub fn push_batch(
     mutations: &[Mutation],
     now: chrono::DateTime<chrono::Utc>,
     cache: &RowCache,
+    failed_sync_budget: u64,
 ) -> Result<BatchResult, Error> {
     let ctx = Ctx {
         who,
@@ -96,6 +99,7 @@ pub fn push_batch(
         now,
         now_us: now.timestamp_micros(),
         cache,
+        failed_sync_budget,
         written: RefCell::new(HashMap::new()),
     };
     let mut stats = PushStats::default();
@@ -240,7 +244,7 @@ fn push_one(
                 failed_sync_id: None,
                 resolution: None,
             };
-            r.failed_sync_id = Some(record_failed_sync(sql, log, ctx, m, &r)?);
+            record_failed_sync(sql, log, ctx, m, &mut r)?;
             PushOutcome::Rejected(r)
         };
         let json = serde_json::to_string(&outcome)?;
@@ -273,7 +277,7 @@ fn push_one(
             return Ok((outcome, json, None));
         }
         PushOutcome::Rejected(mut r) if r.code != ErrorCode::AlreadyResolved => {
-            r.failed_sync_id = Some(record_failed_sync(sql, log, ctx, m, &r)?);
+            record_failed_sync(sql, log, ctx, m, &mut r)?;
             PushOutcome::Rejected(r)
         }
         other => other,
@@ -797,13 +801,18 @@ fn write_failed(
     Ok(())
 }
 
+/// Keep a refusal for a person as a failed-sync record, and name it in `r`. Past the
+/// person's budget of open records (`ServerConfig::failed_sync_budget_bytes`) nothing
+/// is stored and `r`'s message says so: the refusal is still answered with its own
+/// code, so the device sets the change aside in front of the technician, who sends it
+/// again once a dispatcher has decided the waiting ones (issue 19 item 7).
 fn record_failed_sync(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
     ctx: &Ctx<'_>,
     m: &Mutation,
-    r: &Rejection,
-) -> Result<Uuid, Error> {
+    r: &mut Rejection,
+) -> Result<(), Error> {
     // The order it was about, when there is one: for a resolution, the record's order.
     let order_id = match m.entity {
         EntityKind::WorkOrder => m.entity_id,
@@ -837,8 +846,28 @@ fn record_failed_sync(
         mutation: m.clone(),
         resolution: None,
     };
+    let size = serde_json::to_string(&record)?.len() as u64;
+    let kept = repo::open_failed_sync_bytes(sql, &ctx.who.username)?;
+    if kept.saturating_add(size) > ctx.failed_sync_budget {
+        r.message = format!(
+            "{} — The server already keeps {} of your refused changes waiting for a dispatcher, the most it keeps for one person, so this one was not recorded there: it stays on this device, under Failed syncs. Send it again once a dispatcher has decided the waiting ones.",
+            r.message,
+            human_bytes(kept)
+        );
+        return Ok(());
+    }
     write_failed(sql, log, ctx, &record, m)?;
-    Ok(record.id)
+    r.failed_sync_id = Some(record.id);
+    Ok(())
+}
+
+/// `n` bytes in words ("3.2 MB").
+fn human_bytes(n: u64) -> String {
+    if n >= 1_000_000 {
+        format!("{:.1} MB", n as f64 / 1e6)
+    } else {
+        format!("{} KB", n.div_ceil(1000))
+    }
 }
 
 fn push_resolve(

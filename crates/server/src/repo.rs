@@ -911,6 +911,20 @@ pub fn put_failed_sync(
     Ok(body)
 }
 
+/// The bytes of `username`'s open failed-sync records (their stored bodies).
+pub fn open_failed_sync_bytes(sql: &mut dyn Sql, username: &str) -> Result<u64, Error> {
+    let rows = sql.query(
+        "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM failed_syncs WHERE username = ?1 AND status = 'open'",
+        &[username.into()],
+    )?;
+    Ok(rows
+        .first()
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
 pub fn get_failed_sync(sql: &mut dyn Sql, id: Uuid) -> Result<Option<FailedSyncRecord>, Error> {
     let rows = sql.query("SELECT body FROM failed_syncs WHERE id = ?1", &[id.into()])?;
     rows.first()

@@ -942,7 +942,11 @@ async fn the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budge
         // About 100 KB each: two fit in 250 KB, the third does not.
         match t1.push1(refused_with_notes(&t1, order.id, 100)).await {
             PushOutcome::Rejected(r) => {
-                assert_eq!(r.code, ErrorCode::UnknownSku, "the refusal keeps its own code: {r:?}");
+                assert_eq!(
+                    r.code,
+                    ErrorCode::UnknownSku,
+                    "the refusal keeps its own code: {r:?}"
+                );
                 match r.failed_sync_id {
                     Some(id) => recorded.push(id),
                     None => {
@@ -978,20 +982,24 @@ async fn the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budge
         .iter()
         .map(|f| serde_json::to_string(f).expect("json").len())
         .sum();
-    assert!(bytes <= 250_000, "{bytes} bytes stored, over the 250 KB budget");
+    assert!(
+        bytes <= 250_000,
+        "{bytes} bytes stored, over the 250 KB budget"
+    );
 
     // Someone else's refusals are recorded as usual.
     let order2 = d.create_order(Some("tech2")).await;
     let mut m2 = refused_with_notes(&t2, order2.id, 100);
     m2.ops.truncate(m2.ops.len() - 1);
     m2.ops.drain(..99);
-    m2.ops.push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(
-        PartUsed {
-            id: Uuid::now_v7(),
-            sku: "NO-SUCH-SKU".into(),
-            quantity: Quantity(1000),
-        },
-    )));
+    m2.ops
+        .push(Op::Add(outpost_protocol::mutation::ListItem::PartsUsed(
+            PartUsed {
+                id: Uuid::now_v7(),
+                sku: "NO-SUCH-SKU".into(),
+                quantity: Quantity(1000),
+            },
+        )));
     match t2.push1(m2).await {
         PushOutcome::Rejected(r) => assert!(r.failed_sync_id.is_some(), "{r:?}"),
         other => panic!("refused expected: {other:?}"),
