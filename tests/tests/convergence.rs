@@ -235,3 +235,19 @@ fn a_technicians_resolution_of_a_conflict_on_an_order_reassigned_away_is_in_fron
         ])
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Open finding (seed 3046060635729432864, 3,000-case run): see docs/RELIABILITY.md.
+#[test]
+fn open_finding_a_resolution_after_an_epoch_reset() {
+    let mut fleet = Fleet::start();
+    fleet
+        .run(&[
+            Action::Complete(0, 0, false),
+            Action::Cancel(0),
+            Action::Sync(3),
+            Action::Online(0),
+            Action::EpochReset,
+            Action::Resolve(0, false),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+}
