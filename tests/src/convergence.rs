@@ -645,8 +645,15 @@ impl Fleet {
                 }
             }
             Action::EpochReset => {
+                // The follower is a dispatcher who is always online: it reads the log up
+                // to the reset and primes again right after it. A prime carries only the
+                // open conflicts and failed syncs, so a record that opened before the
+                // reset and was decided after it would otherwise never reach the
+                // follower, and its decision would look lost.
+                self.follow()?;
                 self.server.admin(&["epoch", "reset"], None);
                 self.epoch_resets += 1;
+                self.follow()?;
             }
         }
         if let (Some(d), Some(before)) = (a.device(), before) {
