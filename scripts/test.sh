@@ -35,7 +35,6 @@ export OUTPOST_PREV_OUTPOST
 # The convergence property (tests/tests/convergence.rs) runs its 250 cases from a fixed
 # seed here, so that `make test` passes or fails the same way on every run; the long
 # run (`make reliability`, 5,000 cases) draws a new seed each time to find new schedules.
-# A random run found a schedule that still fails (docs/RELIABILITY.md, "Open findings").
 export OUTPOST_CONVERGENCE_SEED=${OUTPOST_CONVERGENCE_SEED:-11548538239819132006}
 
 # The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
