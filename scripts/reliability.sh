@@ -10,7 +10,8 @@
 # RELIABILITY_TESTS and write their own result files: the HTTP fault schedules
 # (faults), bad answers (answers), full disks (disk) and the convergence property
 # (convergence, issue 17: OUTPOST_CONVERGENCE_CASES schedules, 5,000 by default;
-# OUTPOST_CONVERGENCE_SEED=<seed> repeats a run) do.
+# OUTPOST_CONVERGENCE_SEED=<seed> repeats a run) do. The fuzz targets run after them
+# (scripts/fuzz.sh long: executions and time per target in fuzz.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,5 +37,11 @@ start=$(date +%s)
 scripts/with-postgres.sh "$CARGO" test --workspace --exclude outpost-desktop "${test_args[@]}" \
   -- --include-ignored --test-threads 1 --nocapture
 echo "reliability tests took $(( $(date +%s) - start )) s"
+
+# The fuzz targets (issue 17 item 2): OUTPOST_FUZZ_SECONDS per target (300 by default),
+# writing fuzz.json; OUTPOST_FUZZ=0 leaves them out.
+if [ "${OUTPOST_FUZZ:-1}" != 0 ]; then
+  scripts/fuzz.sh long
+fi
 
 "$CARGO" xtask reliability --target "$target"

@@ -57,8 +57,11 @@ pub struct RawPage {
     pub epoch: Option<String>,
 }
 
+/// A pull cursor as the server writes it: opaque to the device (URL-safe base64 of a
+/// small text), public so that the fuzz target `cursor` (fuzz/) can read any string
+/// with [`Cursor::decode`] and check that what it accepts writes back the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Cursor {
+pub enum Cursor {
     Log {
         epoch: String,
         seq: u64,
@@ -90,7 +93,8 @@ fn phase_str(p: PrimingPhase) -> &'static str {
 }
 
 impl Cursor {
-    fn encode(&self) -> String {
+    /// The cursor as the device receives it.
+    pub fn encode(&self) -> String {
         let raw = match self {
             Cursor::Log { epoch, seq } => format!("l:{epoch}:{seq}"),
             Cursor::Prime {
@@ -110,7 +114,9 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    fn decode(s: &str) -> Option<Cursor> {
+    /// A cursor the device sent back; `None` for anything this server did not write
+    /// (answered `resync_required`).
+    pub fn decode(s: &str) -> Option<Cursor> {
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
         let mut parts = raw.splitn(7, ':');
         match parts.next()? {

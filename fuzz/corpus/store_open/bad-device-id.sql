@@ -1,0 +1,1 @@
+INSERT INTO device (singleton, device_id, created_at) VALUES (1, 'not-a-uuid', 'yesterday');

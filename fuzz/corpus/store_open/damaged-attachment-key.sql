@@ -1,0 +1,1 @@
+INSERT INTO kv (key, value) VALUES ('attachment_key', 'zz');

@@ -1,0 +1,1 @@
+INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body, seen_gen) VALUES ('SKU-00000', 'Seal', 'pcs', 1200, 5000, '{"sku":"SKU-00000"}', 0);
