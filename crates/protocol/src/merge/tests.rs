@@ -1267,3 +1267,36 @@ fn a_resolution_withholds_a_field_changed_after_the_person_looked() {
     assert_eq!(done.conflicts[0].base, Some(SetOp::Title("Seen".into())));
     assert_eq!(done.resolution.outcome, ResolutionOutcome::Merged);
 }
+
+/// Found by the `merge` fuzz target (issue 17 item 2; fuzz/src/merge.rs), replayed here
+/// as the case it decoded to: a create whose title is set four times to "" and then to
+/// "Pump". Only the last `set` of a field counts, and the fates must say so: the earlier
+/// ones were reported `Applied` although their value is not on the new row, so a
+/// reader of the fates would believe an empty title had been written.
+#[test]
+fn a_create_reports_earlier_sets_of_the_same_field_as_superseded_not_applied() {
+    let admin = Actor {
+        username: "tech1".into(),
+        role: Role::Admin,
+        device_id: dev(1),
+    };
+    let mut ops: Vec<Op> = (0..4)
+        .map(|_| Op::Set(SetOp::Title(String::new())))
+        .collect();
+    ops.push(Op::Set(SetOp::Title("Pump".into())));
+    let m = mutation(&admin, Uuid::from_u128(0x0D), MutationKind::Create, 0, ops);
+    let Decision::Apply(a) = merge(None, &m, &admin) else {
+        panic!("a valid create applies");
+    };
+    assert_eq!(a.order.title, "Pump");
+    assert_eq!(
+        a.fates,
+        vec![
+            OpFate::Superseded,
+            OpFate::Superseded,
+            OpFate::Superseded,
+            OpFate::Superseded,
+            OpFate::Applied
+        ]
+    );
+}
