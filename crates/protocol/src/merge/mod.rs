@@ -763,8 +763,22 @@ fn merge_create(m: &Mutation, actor: &Actor, technician: bool) -> Decision {
         },
     );
     let stock = stock_deltas(None, &after);
+    // As for an edit: only the last `set` of a field counts, and a removal followed by
+    // a re-add of the same item is the add alone (issue 17, found by the merge fuzz
+    // target: every op of a create was reported applied).
+    let later = LaterOps::of(&m.ops);
+    let fates = m
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match op {
+            Op::Set(_) if later.set_again[i] => OpFate::Superseded,
+            Op::Remove { .. } if later.added_again[i] => OpFate::Superseded,
+            _ => OpFate::Applied,
+        })
+        .collect();
     Decision::Apply(Box::new(MergeApplied {
-        fates: vec![OpFate::Applied; m.ops.len()],
+        fates,
         order: after,
         stamps,
         changed: true,
