@@ -708,6 +708,47 @@ mod tests {
     }
 
     #[test]
+    fn searching_hash_122_or_122_lists_order_122_first() {
+        // Orders 1122, 1220 and 3122 also hold "122", scheduled earlier than 122.
+        let spec = |number: u64, start: i64| Spec {
+            number: Some(number),
+            title: (0, 1),
+            customer: 0,
+            status: Status::Scheduled,
+            priority: Priority::Normal,
+            start: Some(start),
+            assignee: None,
+            sync: 0,
+        };
+        let specs = [
+            spec(1122, -5),
+            spec(1220, -4),
+            spec(122, 10),
+            spec(3122, -3),
+            spec(7, -6),
+        ];
+        let (_tmp, store) = store_with(&specs);
+        for text in ["#122", "122", " #122 "] {
+            let q = OrderQuery {
+                text: text.into(),
+                ..OrderQuery::all(noon(), 50)
+            };
+            let numbers: Vec<Option<u64>> = store
+                .order_page(&q)
+                .expect("page")
+                .rows
+                .iter()
+                .map(|r| r.order.number)
+                .collect();
+            assert_eq!(
+                numbers,
+                [Some(122), Some(1122), Some(1220), Some(3122)],
+                "searching {text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_page_never_holds_more_than_the_maximum_and_the_total_counts_all() {
         let specs: Vec<Spec> = (0..PAGE_MAX as u64 + 1)
             .map(|i| Spec {
