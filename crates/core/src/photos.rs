@@ -129,6 +129,52 @@ mod tests {
         assert_eq!(p.bytes, small);
     }
 
+    /// `jpeg` with an EXIF APP1 segment saying how the camera was held (`orientation`,
+    /// 1–8; 6: the picture is stored on its side and shown turned 90° clockwise), as a
+    /// phone writes it.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"II*\0"); // little-endian TIFF
+        tiff.extend_from_slice(&8u32.to_le_bytes()); // the first IFD follows
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
+        tiff.extend_from_slice(&orientation.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0]); // padding of the value field
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn a_portrait_photo_from_a_phone_keeps_its_orientation() {
+        // Stored 2000×1000 on its side, to be shown turned: a portrait picture.
+        let phone = with_exif_orientation(&synthetic_photo(2000, 1000, 3), 6);
+        let p = prepare_photo(&phone, "portrait.jpg", 1600).expect("photo");
+        assert_eq!((p.width, p.height), (800, 1600), "upright, then downscaled");
+        let shown = image::load_from_memory(&p.bytes).expect("a JPEG");
+        assert_eq!((shown.width(), shown.height()), (800, 1600));
+        // A small one is turned too, not kept on its side.
+        let small = with_exif_orientation(&synthetic_photo(600, 300, 4), 6);
+        let p = prepare_photo(&small, "small-portrait.jpg", 1600).expect("photo");
+        assert_eq!((p.width, p.height), (300, 600));
+        let shown = image::load_from_memory(&p.bytes).expect("a JPEG");
+        assert_eq!((shown.width(), shown.height()), (300, 600));
+        // Upright already (orientation 1): kept byte for byte.
+        let upright = with_exif_orientation(&synthetic_photo(600, 300, 5), 1);
+        assert_eq!(
+            prepare_photo(&upright, "u.jpg", 1600).expect("photo").bytes,
+            upright
+        );
+    }
+
     #[test]
     fn a_file_that_is_not_an_image_is_refused_with_its_name() {
         let err = prepare_photo(b"GIF89a....", "scan.gif", 1600).expect_err("not an image");
