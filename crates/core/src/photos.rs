@@ -1,12 +1,15 @@
 //! Photos on import: decoded (which also proves they are images), downscaled to a
 //! configurable size, re-encoded as JPEG, so that a field laptop's 12-megapixel
-//! pictures do not fill a slow uplink. Signatures are kept exactly as drawn.
+//! pictures do not fill a slow uplink. A phone's picture is turned upright by its EXIF
+//! orientation first (the JPEG written carries no EXIF, so the turn must be in the
+//! pixels). Signatures are kept exactly as drawn.
 //!
 //! Decoding runs with limits, so a crafted file cannot exhaust memory.
 
 use std::io::Cursor;
 
-use image::{imageops::FilterType, DynamicImage, ImageFormat, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{imageops::FilterType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::CoreError;
 
@@ -27,7 +30,8 @@ pub struct PreparedPhoto {
     pub height: u32,
 }
 
-fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat), CoreError> {
+/// The picture upright, its format, and the EXIF orientation it was turned by.
+fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat, Orientation), CoreError> {
     let bad = |why: String| {
         CoreError::Invalid(outpost_protocol::ValidationErrors::single(
             "photos", "invalid", why,
@@ -45,19 +49,25 @@ fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat), CoreE
     limits.max_image_height = Some(DECODE_MAX_PX);
     limits.max_alloc = Some(DECODE_MAX_ALLOC);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| bad(format!("{name} is not a readable image ({e})")))?;
-    Ok((img, format))
+    let unreadable = |e: image::ImageError| bad(format!("{name} is not a readable image ({e})"));
+    let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    // How the camera was held (EXIF Orientation): a phone stores a portrait picture on
+    // its side and says so; the pixels are turned upright here, since the JPEG written
+    // below carries no EXIF. Unreadable EXIF counts as upright.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    img.apply_orientation(orientation);
+    Ok((img, format, orientation))
 }
 
-/// Downscale (if larger than `max_px` on its longest side) and re-encode as JPEG. A
-/// JPEG already within bounds is kept byte for byte.
+/// Turn upright (EXIF), downscale (if larger than `max_px` on its longest side) and
+/// re-encode as JPEG. An upright JPEG already within bounds is kept byte for byte.
 pub fn prepare_photo(bytes: &[u8], name: &str, max_px: u32) -> Result<PreparedPhoto, CoreError> {
-    let (img, format) = decode(bytes, name)?;
+    let (img, format, orientation) = decode(bytes, name)?;
     let (w, h) = (img.width(), img.height());
     let max_px = max_px.clamp(64, DECODE_MAX_PX);
-    if format == ImageFormat::Jpeg && w.max(h) <= max_px {
+    if format == ImageFormat::Jpeg && w.max(h) <= max_px && orientation == Orientation::NoTransforms
+    {
         return Ok(PreparedPhoto {
             bytes: bytes.to_vec(),
             media_type: "image/jpeg",
