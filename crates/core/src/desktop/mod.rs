@@ -9,3 +9,6 @@
 pub mod instance;
 pub mod rendering;
 pub mod state;
+
+#[cfg(test)]
+mod log_tests;
