@@ -60,6 +60,20 @@ describe('App', () => {
     await vi.waitFor(() => expect(screen.getByTestId('nav-dispatch')).toBeTruthy());
   });
 
+  it('lists a visit in the site\'s time zone, as the order shows it, naming the zone where it differs', async () => {
+    // 08:00 UTC is 09:00 in Oslo in December. The tests run with TZ=UTC (vite.config).
+    const visit = summary(2, { scheduled_start: '2026-12-07T08:00:00Z', time_zone: 'Europe/Oslo' } as never);
+    const local = summary(3, { scheduled_start: '2026-12-07T08:00:00Z', time_zone: 'UTC' } as never);
+    shell(session(), { list_orders: (a) => fakePage([visit, local], a.query as OrderQueryInput) });
+    render(App);
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row').length).toBe(2));
+    const [oslo, here] = screen.getAllByTestId('order-row').map((r) => r.querySelector('.when')?.textContent ?? '');
+    expect(oslo).toMatch(/09:00/);
+    expect(oslo).toMatch(/GMT\+1|CET/);
+    expect(here).toMatch(/08:00/);
+    expect(here).not.toMatch(/GMT|UTC/);
+  });
+
   it('keeps an order reassigned away visible, saying to whom', async () => {
     shell(session());
     render(App);
