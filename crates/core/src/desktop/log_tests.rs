@@ -20,8 +20,11 @@ fn the_desktop_log_keeps_a_bounded_number_of_files_and_writes_to_a_new_one() {
     std::fs::create_dir_all(&dir).expect("log folder");
     // A month of old logs, and the single ever-growing file of earlier releases.
     for day in 1..=30 {
-        std::fs::write(dir.join(format!("{LOG_PREFIX}.2026-11-{day:02}.log")), b"old\n")
-            .expect("old log");
+        std::fs::write(
+            dir.join(format!("{LOG_PREFIX}.2026-11-{day:02}.log")),
+            b"old\n",
+        )
+        .expect("old log");
     }
     std::fs::write(dir.join(format!("{LOG_PREFIX}.log")), b"older\n").expect("old log");
     let mut writer = rolling_file(&dir).expect("the log opens");
@@ -34,9 +37,7 @@ fn the_desktop_log_keeps_a_bounded_number_of_files_and_writes_to_a_new_one() {
     );
     let written: Vec<&String> = names
         .iter()
-        .filter(|n| {
-            std::fs::read_to_string(dir.join(n)).is_ok_and(|t| t.contains("a line"))
-        })
+        .filter(|n| std::fs::read_to_string(dir.join(n)).is_ok_and(|t| t.contains("a line")))
         .collect();
     assert_eq!(written.len(), 1, "{names:?}");
     assert!(written[0].ends_with(".log"), "{written:?}");
