@@ -74,6 +74,17 @@ describe('App', () => {
     expect(here).not.toMatch(/GMT|UTC/);
   });
 
+  it('opens on the dispatcher\'s queue for a dispatcher, and on My orders for a technician', async () => {
+    shell(session({ role: 'dispatcher', username: 'dispatcher' }));
+    const { unmount } = render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('nav-dispatch').getAttribute('aria-current')).toBe('page'));
+    unmount();
+    shell(session({ role: 'technician' }));
+    render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('order-row')).toBeTruthy());
+    expect(screen.queryByTestId('nav-dispatch')).toBeNull();
+  });
+
   it('keeps an order reassigned away visible, saying to whom', async () => {
     shell(session());
     render(App);
