@@ -19,6 +19,7 @@ use outpost_core::app::{
     ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
     PendingChangeView, ResolveInput, SignInInput,
 };
+use outpost_core::fleet::FleetView;
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
@@ -61,6 +62,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         conflicts,
         resolve_conflict,
         fleet_failed_syncs,
+        fleet_health,
         dismiss_fleet_failed,
         assign_order,
         cancel_order,
@@ -287,6 +289,11 @@ async fn resolve_conflict(
 #[tauri::command]
 async fn fleet_failed_syncs(shell: State<'_, Shell>) -> Res<Vec<FleetFailedSyncView>> {
     shell.with(|o| o.fleet_failed_views())
+}
+
+#[tauri::command]
+async fn fleet_health(shell: State<'_, Shell>) -> Res<FleetView> {
+    shell.fleet().await
 }
 
 #[tauri::command]

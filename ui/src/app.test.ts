@@ -157,3 +157,46 @@ describe('Dispatch', () => {
     expect(calls('cancel_order')[0][1]).toEqual({ id: orders[0].id, reason: 'Customer moved' });
   });
 });
+
+describe('Fleet', () => {
+  it('puts the warning for a laptop unseen for two days in words, and counts failed syncs', async () => {
+    const { default: Fleet } = await import('./screens/Fleet.svelte');
+    const device = (username: string, lastSeen: string, over: Record<string, unknown> = {}) => ({
+      username,
+      device_id: `0190000${username.length}-0000-7000-8000-000000000001`,
+      last_seen: lastSeen,
+      last_push: lastSeen,
+      last_pull: lastSeen,
+      unsent: 0,
+      unsent_set_aside: 0,
+      oldest_unsent: null,
+      open_failed_syncs: 0,
+      open_conflicts: 0,
+      app_version: '0.1.0',
+      stale: false,
+      ...over,
+    });
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd !== 'fleet_health') throw new Error(`unexpected ${cmd}`);
+      return {
+        as_of: '2026-12-07T12:00:00Z',
+        stale_after_secs: 86_400,
+        devices: [
+          device('tech2', '2026-12-05T11:00:00Z', { stale: true }),
+          device('tech1', '2026-12-07T11:58:00Z', { open_failed_syncs: 2, unsent: 3, oldest_unsent: '2026-12-07T07:00:00Z' }),
+        ],
+      };
+    });
+    render(Fleet);
+    const rows = await vi.waitFor(() => {
+      const r = screen.getAllByTestId('fleet-row');
+      expect(r.length).toBe(2);
+      return r;
+    });
+    expect(rows[0].textContent).toContain('tech2');
+    expect(rows[0].querySelector('[data-testid="fleet-stale"]')?.textContent).toContain('Not seen for 2 days');
+    expect(rows[1].querySelector('[data-testid="fleet-failed"]')?.textContent).toBe('2');
+    expect(rows[1].querySelector('[data-testid="fleet-unsent"]')?.textContent).toContain('oldest 5 hours ago');
+    expect(screen.getByTestId('fleet-limit').textContent).toContain('1 day');
+  });
+});

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod desktop;
 mod error;
 pub mod first_run;
+pub mod fleet;
 pub mod keys;
 mod keywrap;
 pub mod photos;

@@ -211,30 +211,6 @@ impl Outpost {
         Ok(outpost_sync::fetch_attachment(&mut self.store, &c, now, hash).await?)
     }
 
-    /// The fleet's sync health from the server, worst first (dispatchers only; issue
-    /// 21). `stale_after_secs`: the server's default limit when `None`.
-    pub async fn fleet_health(
-        &mut self,
-        client: &ClientOptions,
-        stale_after_secs: Option<u64>,
-    ) -> Result<outpost_protocol::fleet::FleetHealth, CoreError> {
-        self.require_dispatcher("the fleet view")?;
-        let session = self.store.session()?.ok_or(SyncError::NotSignedIn)?;
-        let c = SyncClient::new(&session.server_url, client)?;
-        let now = self.clock.now();
-        match outpost_sync::fetch_fleet(&mut self.store, &c, now, stale_after_secs).await {
-            Ok(f) => Ok(f),
-            Err(SyncError::Server {
-                status: 403,
-                message,
-                ..
-            }) => Err(CoreError::DispatchersOnly(format!(
-                "the fleet view is for dispatchers only ({message})"
-            ))),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Start the background engine on its own connection. Must be called inside a
     /// tokio runtime; fails with a clear message if another process syncs this data
     /// directory.

@@ -874,6 +874,7 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     crate::updates::UpdateProgressView::export_all(&cfg)?;
     UserRole::export_all(&cfg)?;
     crate::app::SyncConnectivity::export_all(&cfg)?;
+    crate::fleet::FleetView::export_all(&cfg)?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use super::sync::runtime;
 use crate::print::{outln, print_json};
 
 pub(crate) fn run(dir: &Path, stale_after: Option<u64>, json: bool) -> Result<(), CoreError> {
-    let mut app = open(dir)?;
+    let app = open(dir)?;
     app.require_dispatcher("the fleet view")?;
     let table = runtime()?.block_on(app.fleet_health(&ClientOptions::default(), stale_after))?;
     if json {

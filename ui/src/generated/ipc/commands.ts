@@ -8,6 +8,7 @@ import type { EngineStatusView } from '../EngineStatusView';
 import type { FailedSyncView } from '../FailedSyncView';
 import type { FixInput } from '../FixInput';
 import type { FleetFailedSyncView } from '../FleetFailedSyncView';
+import type { FleetView } from '../FleetView';
 import type { InventoryView } from '../InventoryView';
 import type { NewOrderInput } from '../NewOrderInput';
 import type { OrderDetail } from '../OrderDetail';
@@ -48,6 +49,7 @@ export type CommandName =
   | 'conflicts'
   | 'resolve_conflict'
   | 'fleet_failed_syncs'
+  | 'fleet_health'
   | 'dismiss_fleet_failed'
   | 'assign_order'
   | 'cancel_order'
@@ -129,6 +131,8 @@ export function bindCommands(invoke: Invoke) {
       invoke<ConflictDetailView>('resolve_conflict', { id, input }),
     fleetFailedSyncs: () =>
       invoke<FleetFailedSyncView[]>('fleet_failed_syncs'),
+    fleetHealth: () =>
+      invoke<FleetView>('fleet_health'),
     dismissFleetFailed: (id: string) =>
       invoke<void>('dismiss_fleet_failed', { id }),
     assignOrder: (id: string, assignee: string) =>
