@@ -43,6 +43,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         ui_ready,
         list_orders,
         get_order,
+        photo,
         create_order,
         edit_order,
         complete_order,
@@ -121,6 +122,12 @@ async fn list_orders(shell: State<'_, Shell>, query: OrderQueryInput) -> Res<Ord
 #[tauri::command]
 async fn get_order(shell: State<'_, Shell>, id: String) -> Res<OrderDetail> {
     shell.with(|o| Ok(OrderDetail::from(&o.order(&id)?)))
+}
+
+/// A stored photo as a `data:` URL, to be shown as it was stored (upright).
+#[tauri::command]
+async fn photo(shell: State<'_, Shell>, hash: String) -> Res<String> {
+    shell.with(|o| o.photo_data_url(&hash))
 }
 
 #[tauri::command]

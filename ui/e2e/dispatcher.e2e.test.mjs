@@ -198,6 +198,8 @@ test('the dispatcher at 1200 × 800: the queue first, one line of navigation, th
       tops: buttons.map((b) => Math.round(b.getBoundingClientRect().top)),
       labels: buttons.map((b) => b.textContent.trim()),
       scrolls: nav.scrollWidth > nav.clientWidth + 1,
+      navWidths: [nav.scrollWidth, nav.clientWidth],
+      bar: [...document.querySelector('header.topbar').children].map((c) => [c.className || c.tagName, Math.round(c.getBoundingClientRect().width)]),
     };`);
   assert.ok(nav.labels.includes('Fleet') && nav.labels.includes('Dispatch'), JSON.stringify(nav));
   assert.equal(new Set(nav.tops).size, 1, `the navigation is on one line: ${JSON.stringify(nav)}`);

@@ -95,6 +95,28 @@ pub fn prepare_photo(bytes: &[u8], name: &str, max_px: u32) -> Result<PreparedPh
     })
 }
 
+impl crate::Outpost {
+    /// A stored photo as a `data:` URL for the order screen (the web view's CSP allows
+    /// `data:` images), so a person sees it as it was stored: upright.
+    pub fn photo_data_url(&self, hash: &str) -> Result<String, CoreError> {
+        use base64::Engine as _;
+        let bytes = self.attachment(hash)?;
+        let media_type = match image::guess_format(&bytes) {
+            Ok(ImageFormat::Png) => "image/png",
+            Ok(ImageFormat::Jpeg) => "image/jpeg",
+            _ => {
+                return Err(CoreError::BadInput(format!(
+                    "attachment {hash} is not a JPEG or PNG picture"
+                )))
+            }
+        };
+        Ok(format!(
+            "data:{media_type};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        ))
+    }
+}
+
 /// A synthetic camera-like photo (gradient with sensor noise), for demos, tests and
 /// benchmarks.
 pub fn synthetic_photo(width: u32, height: u32, seed: u32) -> Vec<u8> {

@@ -30,6 +30,7 @@ export type CommandName =
   | 'ui_ready'
   | 'list_orders'
   | 'get_order'
+  | 'photo'
   | 'create_order'
   | 'edit_order'
   | 'complete_order'
@@ -84,6 +85,11 @@ export function bindCommands(invoke: Invoke) {
       invoke<OrderPageView>('list_orders', { query }),
     getOrder: (id: string) =>
       invoke<OrderDetail>('get_order', { id }),
+    /**
+     * A stored photo as a `data:` URL, to be shown as it was stored (upright).
+     */
+    photo: (hash: string) =>
+      invoke<string>('photo', { hash }),
     createOrder: (order: NewOrderInput) =>
       invoke<OrderDetail>('create_order', { order }),
     editOrder: (id: string, edit: OrderEditInput) =>
