@@ -22,5 +22,7 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.ts'],
     setupFiles: ['src/test-setup.ts'],
+    // Times are checked as a computer in UTC shows them (the site zone's tests).
+    env: { TZ: 'UTC' },
   },
 });

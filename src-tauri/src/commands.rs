@@ -19,6 +19,7 @@ use outpost_core::app::{
     ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
     PendingChangeView, ResolveInput, SignInInput,
 };
+use outpost_core::fleet::FleetView;
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
@@ -42,6 +43,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         ui_ready,
         list_orders,
         get_order,
+        photo,
         create_order,
         edit_order,
         complete_order,
@@ -61,6 +63,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         conflicts,
         resolve_conflict,
         fleet_failed_syncs,
+        fleet_health,
         dismiss_fleet_failed,
         assign_order,
         cancel_order,
@@ -119,6 +122,12 @@ async fn list_orders(shell: State<'_, Shell>, query: OrderQueryInput) -> Res<Ord
 #[tauri::command]
 async fn get_order(shell: State<'_, Shell>, id: String) -> Res<OrderDetail> {
     shell.with(|o| Ok(OrderDetail::from(&o.order(&id)?)))
+}
+
+/// A stored photo as a `data:` URL, to be shown as it was stored (upright).
+#[tauri::command]
+async fn photo(shell: State<'_, Shell>, hash: String) -> Res<String> {
+    shell.with(|o| o.photo_data_url(&hash))
 }
 
 #[tauri::command]
@@ -287,6 +296,11 @@ async fn resolve_conflict(
 #[tauri::command]
 async fn fleet_failed_syncs(shell: State<'_, Shell>) -> Res<Vec<FleetFailedSyncView>> {
     shell.with(|o| o.fleet_failed_views())
+}
+
+#[tauri::command]
+async fn fleet_health(shell: State<'_, Shell>) -> Res<FleetView> {
+    shell.fleet().await
 }
 
 #[tauri::command]

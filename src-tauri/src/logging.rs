@@ -1,13 +1,11 @@
-//! Logging to stderr and to a file in the platform's log directory (the same folder
-//! Tauri's path resolver names: `~/.local/share/org.outpost.desktop/logs` on Linux).
+//! Logging to stderr and to files in the platform's log directory (the same folder
+//! Tauri's path resolver names: `~/.local/share/org.outpost.desktop/logs` on Linux):
+//! one file a day, the last seven kept (`outpost_core::desktop::log`).
 //!
-//! Nothing secret is logged: keys, passphrases and tokens never reach a log call. The
-//! file is appended to and never rotated yet (a follow-up: size-capped rotation).
+//! Nothing secret is logged: keys, passphrases and tokens never reach a log call.
 
-use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -26,7 +24,7 @@ pub fn log_dir() -> Option<PathBuf> {
     }
 }
 
-/// Install the global subscriber; returns the log file's path when one could be
+/// Install the global subscriber; returns the log folder when a file in it could be
 /// opened (without one, logging goes to stderr only, and says so).
 pub fn init() -> Option<PathBuf> {
     let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -35,19 +33,13 @@ pub fn init() -> Option<PathBuf> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let file = log_dir().and_then(|dir| {
-        std::fs::create_dir_all(&dir).ok()?;
-        let path = dir.join("outpost-desktop.log");
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok()?;
-        Some((path, f))
+        let f = outpost_core::desktop::log::rolling_file(&dir).ok()?;
+        Some((dir, f))
     });
     match file {
         Some((path, f)) => {
             let layer = fmt::layer()
-                .with_writer(Mutex::new(f))
+                .with_writer(f)
                 .with_ansi(false)
                 .with_target(false);
             let _ = tracing_subscriber::registry()

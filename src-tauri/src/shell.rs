@@ -131,6 +131,11 @@ impl Shell {
         Ok(self.session_info())
     }
 
+    /// The fleet's sync health (dispatchers; the Fleet screen).
+    pub async fn fleet(&self) -> Result<outpost_core::fleet::FleetView, AppError> {
+        self.state.fleet().await
+    }
+
     /// Sign out, refused while work is unsynced (the UI then lists it).
     pub async fn sign_out(&self) -> Result<SessionInfo, AppError> {
         self.state.sign_out().await?;

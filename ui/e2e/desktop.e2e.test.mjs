@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -188,9 +188,13 @@ test('first run, local demo, an edit is saved on this device (real window)', { t
   assert.equal((await wd.findAll('[data-testid="update-found"]')).length, 0);
   await shot('08-about');
 
-  // The shell logged ui-ready (stderr goes to the driver; the log file has it too).
-  const logFile = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs/outpost-desktop.log');
-  const log = readFileSync(logFile, 'utf8');
+  // The shell logged ui-ready (stderr goes to the driver; the log file has it too). The
+  // log is one file a day in the folder the About screen names (issue 21 item 6).
+  const logDir = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs');
+  assert.equal(await wd.text(await wd.find('[data-testid="about-log-file"]')), logDir);
+  const logs = readdirSync(logDir).filter((f) => /^outpost-desktop\.\d{4}-\d{2}-\d{2}\.log$/.test(f));
+  assert.equal(logs.length, 1, `one log file for today: ${readdirSync(logDir)}`);
+  const log = readFileSync(join(logDir, logs[0]), 'utf8');
   assert.match(log, /ui-ready/, 'ui-ready is logged once the first screen rendered');
   assert.match(log, /no D-Bus session bus: no tray icon/, 'without a session bus the tray degrades with a log line');
   assert.ok(!log.includes(env.OUTPOST_DB_KEY), 'the key is never logged');

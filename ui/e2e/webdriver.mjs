@@ -11,7 +11,12 @@ const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
  * ends WebKitWebDriver and the app. Its output is kept for failure messages.
  */
 export function startDriver(driverBin, port, env) {
-  const p = spawn(driverBin, ['--port', String(port)], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // WebKitWebDriver on the next port, so that runs on other ports do not meet.
+  const p = spawn(driverBin, ['--port', String(port), '--native-port', String(port + 1)], {
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   p.stdout.on('data', (d) => (log += d));
   p.stderr.on('data', (d) => (log += d));

@@ -60,6 +60,31 @@ describe('App', () => {
     await vi.waitFor(() => expect(screen.getByTestId('nav-dispatch')).toBeTruthy());
   });
 
+  it('lists a visit in the site\'s time zone, as the order shows it, naming the zone where it differs', async () => {
+    // 08:00 UTC is 09:00 in Oslo in December. The tests run with TZ=UTC (vite.config).
+    const visit = summary(2, { scheduled_start: '2026-12-07T08:00:00Z', time_zone: 'Europe/Oslo' } as never);
+    const local = summary(3, { scheduled_start: '2026-12-07T08:00:00Z', time_zone: 'UTC' } as never);
+    shell(session(), { list_orders: (a) => fakePage([visit, local], a.query as OrderQueryInput) });
+    render(App);
+    await vi.waitFor(() => expect(screen.getAllByTestId('order-row').length).toBe(2));
+    const [oslo, here] = screen.getAllByTestId('order-row').map((r) => r.querySelector('.when')?.textContent ?? '');
+    expect(oslo).toMatch(/09:00/);
+    expect(oslo).toMatch(/GMT\+1|CET/);
+    expect(here).toMatch(/08:00/);
+    expect(here).not.toMatch(/GMT|UTC/);
+  });
+
+  it('opens on the dispatcher\'s queue for a dispatcher, and on My orders for a technician', async () => {
+    shell(session({ role: 'dispatcher', username: 'dispatcher' }));
+    const { unmount } = render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('nav-dispatch').getAttribute('aria-current')).toBe('page'));
+    unmount();
+    shell(session({ role: 'technician' }));
+    render(App);
+    await vi.waitFor(() => expect(screen.getByTestId('order-row')).toBeTruthy());
+    expect(screen.queryByTestId('nav-dispatch')).toBeNull();
+  });
+
   it('keeps an order reassigned away visible, saying to whom', async () => {
     shell(session());
     render(App);
@@ -130,5 +155,48 @@ describe('Dispatch', () => {
     await fireEvent.click(screen.getByTestId('confirm-cancel'));
     await vi.waitFor(() => expect(calls('cancel_order')).toHaveLength(1));
     expect(calls('cancel_order')[0][1]).toEqual({ id: orders[0].id, reason: 'Customer moved' });
+  });
+});
+
+describe('Fleet', () => {
+  it('puts the warning for a laptop unseen for two days in words, and counts failed syncs', async () => {
+    const { default: Fleet } = await import('./screens/Fleet.svelte');
+    const device = (username: string, lastSeen: string, over: Record<string, unknown> = {}) => ({
+      username,
+      device_id: `0190000${username.length}-0000-7000-8000-000000000001`,
+      last_seen: lastSeen,
+      last_push: lastSeen,
+      last_pull: lastSeen,
+      unsent: 0,
+      unsent_set_aside: 0,
+      oldest_unsent: null,
+      open_failed_syncs: 0,
+      open_conflicts: 0,
+      app_version: '0.1.0',
+      stale: false,
+      ...over,
+    });
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd !== 'fleet_health') throw new Error(`unexpected ${cmd}`);
+      return {
+        as_of: '2026-12-07T12:00:00Z',
+        stale_after_secs: 86_400,
+        devices: [
+          device('tech2', '2026-12-05T11:00:00Z', { stale: true }),
+          device('tech1', '2026-12-07T11:58:00Z', { open_failed_syncs: 2, unsent: 3, oldest_unsent: '2026-12-07T07:00:00Z' }),
+        ],
+      };
+    });
+    render(Fleet);
+    const rows = await vi.waitFor(() => {
+      const r = screen.getAllByTestId('fleet-row');
+      expect(r.length).toBe(2);
+      return r;
+    });
+    expect(rows[0].textContent).toContain('tech2');
+    expect(rows[0].querySelector('[data-testid="fleet-stale"]')?.textContent).toContain('Not seen for 2 days');
+    expect(rows[1].querySelector('[data-testid="fleet-failed"]')?.textContent).toBe('2');
+    expect(rows[1].querySelector('[data-testid="fleet-unsent"]')?.textContent).toContain('oldest 5 hours ago');
+    expect(screen.getByTestId('fleet-limit').textContent).toContain('1 day');
   });
 });

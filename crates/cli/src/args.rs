@@ -94,11 +94,20 @@ pub(crate) enum Command {
     /// Changes the server kept for a person to decide
     #[command(subcommand)]
     Conflicts(ConflictsCmd),
+    /// Every technician's device as the server saw it, worst first: last push and
+    /// pull, unsent changes, failed syncs, conflicts, app version (dispatchers only)
+    Fleet {
+        /// Warn about devices not seen for longer than this (e.g. 24h, 2d, 90m)
+        /// [default: the server's, 24h]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+        stale_after: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum FailedCmd {
-    /// Failed syncs on this device, oldest first
+    /// Failed syncs on this device, oldest first; for a dispatcher, the fleet's open
+    /// ones, one item per order
     List,
     /// One failed sync with the server's reason and the full payload
     Show { id: String },
@@ -115,7 +124,8 @@ pub(crate) enum FailedCmd {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum ConflictsCmd {
-    /// Conflicts on this device, open first
+    /// Conflicts on this device, open first; for a dispatcher, the fleet's open ones,
+    /// one item per order with each field side by side
     List,
     /// Both versions, field by field
     Show { id: String },
@@ -171,6 +181,21 @@ pub(crate) enum OrdersCmd {
         #[arg(long, value_name = "FILE")]
         photo: Vec<PathBuf>,
     },
+    /// Assign an order to a technician (dispatchers only)
+    Assign {
+        id: String,
+        /// The technician's user name
+        #[arg(long, value_name = "USER")]
+        to: String,
+    },
+    /// Cancel an order; the reason is added to its notes (dispatchers only)
+    Cancel {
+        id: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Reopen a cancelled order: back to scheduled (dispatchers only)
+    Reopen { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -246,6 +271,30 @@ pub(crate) enum DemoCmd {
     Load,
 }
 
+/// `90s`, `45m`, `24h`, `2d` (a bare number is hours) as seconds.
+pub(crate) fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "h"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 24h, 2d or 90m"))?;
+    let per = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{other:?} is not a unit: use s, m, h or d")),
+    };
+    match n.checked_mul(per) {
+        Some(0) => Err("the duration must be longer than zero".into()),
+        Some(secs) => Ok(secs),
+        None => Err(format!("{s:?} is too long")),
+    }
+}
+
 fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse()
 }
@@ -263,4 +312,21 @@ fn parse_part(s: &str) -> Result<(String, Quantity), String> {
         return Err("the SKU is empty".into());
     }
     Ok((sku.to_owned(), qty.parse()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_secs;
+
+    #[test]
+    fn a_duration_reads_with_its_unit_and_a_bare_number_is_hours() {
+        assert_eq!(parse_duration_secs("24h"), Ok(86_400));
+        assert_eq!(parse_duration_secs("2d"), Ok(172_800));
+        assert_eq!(parse_duration_secs("90m"), Ok(5_400));
+        assert_eq!(parse_duration_secs("30s"), Ok(30));
+        assert_eq!(parse_duration_secs("12"), Ok(43_200));
+        assert!(parse_duration_secs("0h").is_err());
+        assert!(parse_duration_secs("2 weeks").is_err());
+        assert!(parse_duration_secs("h").is_err());
+    }
 }

@@ -48,6 +48,7 @@ fn run(cli: Cli) -> Result<(), CoreError> {
         Command::Failed(sub) => cmd::failed::run(&dir, sub, json),
         Command::Conflicts(sub) => cmd::conflicts::run(&dir, sub, json),
         Command::Demo(DemoCmd::Load) => cmd::demo::load(&dir, json),
+        Command::Fleet { stale_after } => cmd::fleet::run(&dir, stale_after, json),
     }
 }
 

@@ -42,6 +42,9 @@ pub enum CoreError {
     Io(String),
     #[error("{0}")]
     Sync(outpost_sync::SyncError),
+    /// A dispatcher's command asked for by someone signed in as a technician.
+    #[error("{0}")]
+    DispatchersOnly(String),
     #[error("{0} change(s) have not reached the server yet: connect and let them sync (or have a dispatcher resolve them) before signing out")]
     UnsyncedWork(usize),
 }
@@ -66,6 +69,7 @@ impl CoreError {
             CoreError::Store(_) => "store",
             CoreError::Io(_) => "io",
             CoreError::UnsyncedWork(_) => "unsynced_work",
+            CoreError::DispatchersOnly(_) => "dispatchers_only",
             CoreError::Sync(e) => match e {
                 outpost_sync::SyncError::Offline(_) => "offline",
                 outpost_sync::SyncError::SignInRequired(_) => "sign_in_required",
@@ -82,7 +86,7 @@ impl CoreError {
     /// The CLI's exit code (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CoreError::Invalid(_) | CoreError::BadInput(_) => 3,
+            CoreError::Invalid(_) | CoreError::BadInput(_) | CoreError::DispatchersOnly(_) => 3,
             CoreError::WrongKey(_) | CoreError::KeyMissing(_) | CoreError::NoCredentialStore(_) => {
                 4
             }

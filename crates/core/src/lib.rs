@@ -13,6 +13,7 @@ pub mod demo;
 pub mod desktop;
 mod error;
 pub mod first_run;
+pub mod fleet;
 pub mod keys;
 mod keywrap;
 pub mod photos;
@@ -681,6 +682,43 @@ impl Outpost {
         let m = self.mutation(current.id, MutationKind::Cancel, current.version, ops);
         self.store.record(m, now)?;
         Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Reopen a cancelled order: back to `scheduled` (a dispatcher's action; the server
+    /// refuses it from a technician).
+    pub fn reopen_order(&mut self, reference: &str) -> Result<OrderRow, CoreError> {
+        let current = self.order(reference)?.order;
+        if current.status != Status::Cancelled {
+            return Err(CoreError::BadInput(format!(
+                "order {} is {}, not cancelled: only a cancelled order is reopened",
+                current
+                    .number
+                    .map(|n| format!("#{n}"))
+                    .unwrap_or_else(|| current.id.to_string()),
+                current.status.as_str()
+            )));
+        }
+        let ops = vec![Op::Set(SetOp::Status(Status::Scheduled))];
+        let m = self.mutation(current.id, MutationKind::Update, current.version, ops);
+        let now = self.now();
+        self.store.record(m, now)?;
+        Ok(self.store.order(&current.id.to_string())?)
+    }
+
+    /// Refuse `what` unless this device is signed in as a dispatcher or administrator
+    /// (the CLI's dispatcher commands; the server holds the same rule).
+    pub fn require_dispatcher(&self, what: &str) -> Result<(), CoreError> {
+        let session = self
+            .session()?
+            .ok_or(outpost_sync::SyncError::NotSignedIn)?;
+        if session.role.sees_all_orders() {
+            Ok(())
+        } else {
+            Err(CoreError::DispatchersOnly(format!(
+                "{what} is for dispatchers only: {} is signed in as a technician",
+                session.username
+            )))
+        }
     }
 
     /// Re-encrypt the database under a new random key kept in the credential store.

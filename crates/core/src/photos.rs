@@ -1,12 +1,15 @@
 //! Photos on import: decoded (which also proves they are images), downscaled to a
 //! configurable size, re-encoded as JPEG, so that a field laptop's 12-megapixel
-//! pictures do not fill a slow uplink. Signatures are kept exactly as drawn.
+//! pictures do not fill a slow uplink. A phone's picture is turned upright by its EXIF
+//! orientation first (the JPEG written carries no EXIF, so the turn must be in the
+//! pixels). Signatures are kept exactly as drawn.
 //!
 //! Decoding runs with limits, so a crafted file cannot exhaust memory.
 
 use std::io::Cursor;
 
-use image::{imageops::FilterType, DynamicImage, ImageFormat, ImageReader, Limits};
+use image::metadata::Orientation;
+use image::{imageops::FilterType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::CoreError;
 
@@ -27,7 +30,8 @@ pub struct PreparedPhoto {
     pub height: u32,
 }
 
-fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat), CoreError> {
+/// The picture upright, its format, and the EXIF orientation it was turned by.
+fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat, Orientation), CoreError> {
     let bad = |why: String| {
         CoreError::Invalid(outpost_protocol::ValidationErrors::single(
             "photos", "invalid", why,
@@ -45,19 +49,25 @@ fn decode(bytes: &[u8], name: &str) -> Result<(DynamicImage, ImageFormat), CoreE
     limits.max_image_height = Some(DECODE_MAX_PX);
     limits.max_alloc = Some(DECODE_MAX_ALLOC);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| bad(format!("{name} is not a readable image ({e})")))?;
-    Ok((img, format))
+    let unreadable = |e: image::ImageError| bad(format!("{name} is not a readable image ({e})"));
+    let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    // How the camera was held (EXIF Orientation): a phone stores a portrait picture on
+    // its side and says so; the pixels are turned upright here, since the JPEG written
+    // below carries no EXIF. Unreadable EXIF counts as upright.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    img.apply_orientation(orientation);
+    Ok((img, format, orientation))
 }
 
-/// Downscale (if larger than `max_px` on its longest side) and re-encode as JPEG. A
-/// JPEG already within bounds is kept byte for byte.
+/// Turn upright (EXIF), downscale (if larger than `max_px` on its longest side) and
+/// re-encode as JPEG. An upright JPEG already within bounds is kept byte for byte.
 pub fn prepare_photo(bytes: &[u8], name: &str, max_px: u32) -> Result<PreparedPhoto, CoreError> {
-    let (img, format) = decode(bytes, name)?;
+    let (img, format, orientation) = decode(bytes, name)?;
     let (w, h) = (img.width(), img.height());
     let max_px = max_px.clamp(64, DECODE_MAX_PX);
-    if format == ImageFormat::Jpeg && w.max(h) <= max_px {
+    if format == ImageFormat::Jpeg && w.max(h) <= max_px && orientation == Orientation::NoTransforms
+    {
         return Ok(PreparedPhoto {
             bytes: bytes.to_vec(),
             media_type: "image/jpeg",
@@ -83,6 +93,28 @@ pub fn prepare_photo(bytes: &[u8], name: &str, max_px: u32) -> Result<PreparedPh
         height: rgb.height(),
         bytes: out,
     })
+}
+
+impl crate::Outpost {
+    /// A stored photo as a `data:` URL for the order screen (the web view's CSP allows
+    /// `data:` images), so a person sees it as it was stored: upright.
+    pub fn photo_data_url(&self, hash: &str) -> Result<String, CoreError> {
+        use base64::Engine as _;
+        let bytes = self.attachment(hash)?;
+        let media_type = match image::guess_format(&bytes) {
+            Ok(ImageFormat::Png) => "image/png",
+            Ok(ImageFormat::Jpeg) => "image/jpeg",
+            _ => {
+                return Err(CoreError::BadInput(format!(
+                    "attachment {hash} is not a JPEG or PNG picture"
+                )))
+            }
+        };
+        Ok(format!(
+            "data:{media_type};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        ))
+    }
 }
 
 /// A synthetic camera-like photo (gradient with sensor noise), for demos, tests and
@@ -127,6 +159,52 @@ mod tests {
         let small = synthetic_photo(800, 600, 2);
         let p = prepare_photo(&small, "small.jpg", 1600).expect("photo");
         assert_eq!(p.bytes, small);
+    }
+
+    /// `jpeg` with an EXIF APP1 segment saying how the camera was held (`orientation`,
+    /// 1–8; 6: the picture is stored on its side and shown turned 90° clockwise), as a
+    /// phone writes it.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"II*\0"); // little-endian TIFF
+        tiff.extend_from_slice(&8u32.to_le_bytes()); // the first IFD follows
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes()); // one value
+        tiff.extend_from_slice(&orientation.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0]); // padding of the value field
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn a_portrait_photo_from_a_phone_keeps_its_orientation() {
+        // Stored 2000×1000 on its side, to be shown turned: a portrait picture.
+        let phone = with_exif_orientation(&synthetic_photo(2000, 1000, 3), 6);
+        let p = prepare_photo(&phone, "portrait.jpg", 1600).expect("photo");
+        assert_eq!((p.width, p.height), (800, 1600), "upright, then downscaled");
+        let shown = image::load_from_memory(&p.bytes).expect("a JPEG");
+        assert_eq!((shown.width(), shown.height()), (800, 1600));
+        // A small one is turned too, not kept on its side.
+        let small = with_exif_orientation(&synthetic_photo(600, 300, 4), 6);
+        let p = prepare_photo(&small, "small-portrait.jpg", 1600).expect("photo");
+        assert_eq!((p.width, p.height), (300, 600));
+        let shown = image::load_from_memory(&p.bytes).expect("a JPEG");
+        assert_eq!((shown.width(), shown.height()), (300, 600));
+        // Upright already (orientation 1): kept byte for byte.
+        let upright = with_exif_orientation(&synthetic_photo(600, 300, 5), 1);
+        assert_eq!(
+            prepare_photo(&upright, "u.jpg", 1600).expect("photo").bytes,
+            upright
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ impl Outpost {
 pub struct AppInfoView {
     pub version: String,
     pub data_dir: String,
+    /// The log folder (one file a day, the last seven kept); null when none could be
+    /// opened.
     pub log_file: Option<String>,
     pub update_channel: Option<UpdateChannel>,
     /// The channels there are to choose from.

@@ -140,6 +140,8 @@ pub struct OrderSummary {
     pub asset_tag: String,
     pub scheduled_start: Option<DateTime<Utc>>,
     pub scheduled_end: Option<DateTime<Utc>>,
+    /// The site's IANA time zone (the visit's times are shown in it, as on the order).
+    pub time_zone: Option<String>,
     pub assignee: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub sync_state: OrderSyncState,
@@ -335,7 +337,11 @@ fn small(n: u64) -> u32 {
 impl From<&OrderRow> for OrderSummary {
     fn from(row: &OrderRow) -> Self {
         let o = &row.order;
-        let ScheduledWindowParts { start, end, .. } = ScheduledWindowParts::of(&o.scheduled);
+        let ScheduledWindowParts {
+            start,
+            end,
+            time_zone,
+        } = ScheduledWindowParts::of(&o.scheduled);
         OrderSummary {
             id: o.id.to_string(),
             number: o.number.map(small),
@@ -347,6 +353,7 @@ impl From<&OrderRow> for OrderSummary {
             asset_tag: o.equipment.asset_tag.clone(),
             scheduled_start: start,
             scheduled_end: end,
+            time_zone,
             assignee: o.assignee.clone(),
             completed_at: o.completed_at,
             sync_state: row.sync_state.into(),
@@ -867,6 +874,7 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     crate::updates::UpdateProgressView::export_all(&cfg)?;
     UserRole::export_all(&cfg)?;
     crate::app::SyncConnectivity::export_all(&cfg)?;
+    crate::fleet::FleetView::export_all(&cfg)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod compat;
 pub mod digest;
 pub mod domain;
+pub mod fleet;
 pub mod limits;
 pub mod merge;
 pub mod mutation;

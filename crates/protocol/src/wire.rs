@@ -58,6 +58,8 @@ pub mod paths {
     pub const ATTACHMENTS: &str = "/v1/attachments";
     /// `POST`: several small files in one request.
     pub const ATTACHMENTS_BATCH: &str = "/v1/attachments-batch";
+    /// `GET /v1/fleet?stale_after_secs=N`: every device's sync health (dispatchers).
+    pub const FLEET: &str = "/v1/fleet";
 }
 
 /// Limits both sides know (`crate::limits`), here too for the wire's readers.

@@ -19,3 +19,30 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// The clock `serve` runs on: the wall clock. Test builds only (the `test-support`
+/// feature): `OUTPOST_TEST_CLOCK_OFFSET_SECS` moves it by that many seconds (negative:
+/// into the past), so that an end-to-end test can have a device last seen two days
+/// ago (the fleet view, issue 21). A product build never reads the variable.
+pub fn serving_clock() -> std::sync::Arc<dyn Clock> {
+    #[cfg(feature = "test-support")]
+    if let Some(secs) = std::env::var("OUTPOST_TEST_CLOCK_OFFSET_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
+        return std::sync::Arc::new(OffsetClock(chrono::Duration::seconds(secs)));
+    }
+    std::sync::Arc::new(SystemClock)
+}
+
+/// The wall clock moved by a fixed offset (test builds only).
+#[cfg(feature = "test-support")]
+#[derive(Debug, Clone, Copy)]
+struct OffsetClock(chrono::Duration);
+
+#[cfg(feature = "test-support")]
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.0
+    }
+}

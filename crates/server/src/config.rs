@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// The oldest sync protocol served (`outpost_protocol::compat`); a client that
     /// announces an older one is told to update Outpost.
     pub min_protocol: u32,
+    /// The fleet view warns about devices not seen for longer than this (issue 21;
+    /// `GET /v1/fleet` may ask for another limit).
+    pub fleet_stale_after: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -120,6 +123,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("failed_sync_budget_bytes", &self.failed_sync_budget_bytes)
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
+            .field("fleet_stale_after", &self.fleet_stale_after)
             .finish()
     }
 }
@@ -144,6 +148,9 @@ impl Default for ServerConfig {
             failed_sync_budget_bytes: DEFAULT_FAILED_SYNC_BUDGET_BYTES,
             retention: Duration::from_secs(90 * 24 * 3600),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
+            fleet_stale_after: Duration::from_secs(
+                outpost_protocol::fleet::STALE_AFTER_SECS_DEFAULT,
+            ),
             clock: Arc::new(SystemClock),
         }
     }

@@ -20,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Router};
+use outpost_protocol::fleet::FleetHealth;
 use outpost_protocol::wire::{
     limits, paths, AttachmentStatus, BatchUploadRequest, BatchUploadResponse, ConflictList,
     ConflictRecord, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest,
@@ -52,6 +53,8 @@ pub struct AppState {
     pub rows: crate::row_cache::RowCache,
     /// What each device last reported it has not sent (see [`crate::unsent`]).
     pub unsent: crate::unsent::Ledger,
+    /// When each device last pushed and pulled (see [`crate::fleet`]).
+    pub fleet: crate::fleet::Ledger,
 }
 
 impl AppState {
@@ -637,6 +640,7 @@ async fn push_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
     Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<PushRequest>,
 ) -> Result<Response, Error> {
     if body.mutations.len() > limits::PUSH_MUTATIONS_MAX {
@@ -679,6 +683,7 @@ async fn push_handler(
     let now = app.cfg.now();
     let state = app.clone();
     let budget = app.cfg.failed_sync_budget_bytes;
+    let pusher = who.clone();
     let batch = app
         .db
         .write(move |sql| {
@@ -697,6 +702,7 @@ async fn push_handler(
     // Committed: the rows it wrote may now serve the next push.
     app.rows.insert_committed(batch.written);
     app.metrics.push(batch.stats);
+    crate::fleet::seen(&app, &pusher, repo::Activity::Push, &headers).await;
     let bytes = push::encode_response(&batch.results, now)?;
     Ok((
         StatusCode::OK,
@@ -726,9 +732,11 @@ async fn pull_handler(
     State(app): St,
     Extension(who): Extension<Principal>,
     Extension(ClientProtocol(protocol)): Extension<ClientProtocol>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<PullRequest>,
 ) -> Result<Response, Error> {
     let now = app.cfg.now();
+    let puller = who.clone();
     let page = app
         .db
         .read(move |sql| {
@@ -746,6 +754,7 @@ async fn pull_handler(
     let bytes = serde_json::to_vec(&page)?;
     app.metrics
         .pull(page.changes.len() as u64, bytes.len() as u64);
+    crate::fleet::seen(&app, &puller, repo::Activity::Pull, &headers).await;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -941,6 +950,59 @@ async fn list_failed(
         StatusCode::OK,
         &FailedSyncList { items, more },
     ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FleetQuery {
+    /// Devices not seen for longer than this many seconds are `stale` (default: the
+    /// server's `--fleet-stale-after-secs`, 24 hours).
+    #[serde(default)]
+    #[param(minimum = 1)]
+    stale_after_secs: Option<u64>,
+}
+
+/// Fleet sync health
+///
+/// One row per user and device: the last push and pull the server answered, what the
+/// device reported it has not sent, its open failed syncs and conflicts, its app
+/// version, and whether it has gone unseen too long; worst first. Dispatchers only.
+#[utoipa::path(get, path = paths::FLEET, tag = "records", operation_id = "fleet_health",
+    params(FleetQuery),
+    responses(
+        (status = 200, description = "Every device of an enabled user, worst first.", body = FleetHealth),
+        (status = 400, description = "An unknown or malformed parameter (`invalid_body`), or `stale_after_secs` of 0 (`out_of_range`).", body = ErrorBody),
+        (status = 403, description = "The caller is a technician (`forbidden`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn fleet_health(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    q: Result<Query<FleetQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Error> {
+    if !who.is_staff() {
+        return Err(ApiError::forbidden("the fleet view is for dispatchers").into());
+    }
+    let Query(q) = q.map_err(query_error)?;
+    let stale_after = match q.stale_after_secs {
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::OutOfRange,
+                "stale_after_secs must be at least 1",
+            )
+            .into())
+        }
+        Some(s) => s,
+        None => app.cfg.fleet_stale_after.as_secs(),
+    };
+    let now = app.cfg.now();
+    let table = app
+        .db
+        .read(move |sql| crate::fleet::health(sql, now, stale_after))
+        .await?;
+    Ok(json_response(StatusCode::OK, &table))
 }
 
 /// Inventory below zero
@@ -1142,6 +1204,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::CONFLICTS, get(list_conflicts))
         .route(paths::FAILED_SYNCS, get(list_failed))
         .route(paths::STOCK_ALERTS, get(stock_alerts))
+        .route(paths::FLEET, get(fleet_health))
         .route(
             "/v1/attachments/{hash}",
             put(put_attachment).get(get_attachment),

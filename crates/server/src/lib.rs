@@ -9,7 +9,7 @@
 //! device runs the same.
 //! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
-//! has not sent.
+//! has not sent; [`fleet`] what the server saw of each device, for the fleet view.
 
 /// A named crash point of the kill tests (tests/src/kill.rs). With the `test-support`
 /// feature, `FAILPOINTS="NAME=K*off->return"` in the environment aborts the process at
@@ -44,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fleet;
 pub mod history;
 pub mod http;
 pub mod metrics;
@@ -79,6 +80,7 @@ pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
         metrics: metrics::Metrics::default(),
         rows: row_cache::RowCache::default(),
         unsent: unsent::Ledger::default(),
+        fleet: fleet::Ledger::default(),
     }))
 }
 

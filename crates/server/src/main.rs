@@ -94,6 +94,12 @@ enum Command {
         #[arg(long, default_value_t = outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
               value_parser = clap::value_parser!(u32).range(1..=i64::from(outpost_protocol::PROTOCOL_VERSION)))]
         min_protocol: u32,
+        /// The fleet view (`outpost fleet`, the dispatcher's Fleet screen) warns about
+        /// devices not seen for longer than this many seconds (default: 24 hours).
+        #[arg(long, env = "OUTPOST_FLEET_STALE_AFTER_SECS",
+              default_value_t = outpost_protocol::fleet::STALE_AFTER_SECS_DEFAULT,
+              value_parser = clap::value_parser!(u64).range(60..))]
+        fleet_stale_after_secs: u64,
     },
     /// Seed the demo fleet (idempotent).
     Seed {
@@ -320,6 +326,7 @@ async fn main() -> anyhow::Result<()> {
             attachment_quota_bytes,
             failed_sync_budget_bytes,
             min_protocol,
+            fleet_stale_after_secs,
         } => {
             let db = open(&db).await?;
             let cfg = ServerConfig {
@@ -341,6 +348,8 @@ async fn main() -> anyhow::Result<()> {
                 attachment_quota_bytes,
                 failed_sync_budget_bytes,
                 min_protocol,
+                fleet_stale_after: Duration::from_secs(fleet_stale_after_secs),
+                clock: outpost_server::clock::serving_clock(),
                 ..ServerConfig::default()
             };
             let state = outpost_server::state(db, cfg).await?;

@@ -36,6 +36,7 @@ use crate::http;
         http::list_conflicts,
         http::list_failed,
         http::stock_alerts,
+        http::fleet_health,
         http::put_attachment,
         http::get_attachment,
         http::attachment_status,

@@ -349,6 +349,118 @@ pub fn device_unsent(
     }))
 }
 
+/// What the server answered a device last, for the fleet view (issue 21 item 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activity {
+    Push,
+    Pull,
+}
+
+/// Keep the time of a device's latest push or pull, and the app version it named (a
+/// device not known yet for this user is recorded first, as a sign-in would).
+pub fn record_activity(
+    sql: &mut dyn Sql,
+    device: Uuid,
+    username: &str,
+    activity: Activity,
+    now_us: i64,
+    app_version: Option<&str>,
+) -> Result<(), Error> {
+    let column = match activity {
+        Activity::Push => "last_push_us",
+        Activity::Pull => "last_pull_us",
+    };
+    let update = format!(
+        "UPDATE devices SET {column} = ?3, app_version = COALESCE(?4, app_version) \
+         WHERE device_id = ?1 AND username = ?2"
+    );
+    let params = [
+        device.into(),
+        username.into(),
+        now_us.into(),
+        app_version.into(),
+    ];
+    if sql.exec(&update, &params)? == 0 {
+        touch_device(sql, device, username, now_us)?;
+        sql.exec(&update, &params)?;
+    }
+    Ok(())
+}
+
+/// One row of `devices` as the fleet view reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device_id: Uuid,
+    pub username: String,
+    pub first_seen_us: i64,
+    /// The latest of every time the server recorded hearing from the device.
+    pub last_seen_us: i64,
+    pub last_push_us: Option<i64>,
+    pub last_pull_us: Option<i64>,
+    pub unsent: Option<UnsentFigures>,
+    pub app_version: Option<String>,
+}
+
+/// Every device of an enabled user that was used since it was last revoked (a revoked
+/// laptop that never signed in again is gone from the fleet, not late).
+pub fn fleet_devices(sql: &mut dyn Sql) -> Result<Vec<DeviceRow>, Error> {
+    let rows = sql.query(
+        "SELECT d.device_id, d.username, d.first_seen_us, d.last_seen_us, d.last_push_us, \
+                d.last_pull_us, d.unsent_count, d.unsent_set_aside, d.oldest_unsent_us, \
+                d.unsent_reported_us, d.app_version, d.revoked_before_us \
+         FROM devices d JOIN users u ON u.username = d.username \
+         WHERE u.disabled = 0 ORDER BY d.username, d.device_id",
+        &[],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (push, pull, reported) = (r.opt_i64(4)?, r.opt_i64(5)?, r.opt_i64(9)?);
+        let last_seen_us = [Some(r.i64(3)?), push, pull, reported]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(0);
+        if r.i64(11)? > last_seen_us {
+            continue;
+        }
+        let device_id = Uuid::parse_str(&r.text(0)?)
+            .map_err(|e| Error::store(format!("a device id in the store is not a UUID: {e}")))?;
+        let unsent = match (r.opt_i64(6)?, reported) {
+            (Some(count), Some(reported_us)) => Some(UnsentFigures {
+                count,
+                set_aside: r.opt_i64(7)?.unwrap_or(0),
+                oldest_unsent_us: r.opt_i64(8)?,
+                reported_us,
+            }),
+            _ => None,
+        };
+        out.push(DeviceRow {
+            device_id,
+            username: r.text(1)?,
+            first_seen_us: r.i64(2)?,
+            last_seen_us,
+            last_push_us: push,
+            last_pull_us: pull,
+            unsent,
+            app_version: r.opt_text(10)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The bodies of every open conflict (`conflicts`) or failed sync (`failed_syncs`).
+pub fn open_record_bodies(sql: &mut dyn Sql, table: &str) -> Result<Vec<String>, Error> {
+    let table = match table {
+        "conflicts" => "conflicts",
+        _ => "failed_syncs",
+    };
+    let rows = sql.query(
+        &format!("SELECT body FROM {table} WHERE status = 'open'"),
+        &[],
+    )?;
+    rows.iter().map(|r| r.text(0)).collect()
+}
+
 /// Tokens of this device issued at or before this time no longer work.
 pub fn device_revoked_before(
     sql: &mut dyn Sql,

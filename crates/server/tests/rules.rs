@@ -27,6 +27,7 @@ both!(
     a_reused_mutation_id_is_kept_as_a_failed_sync_for_dispatchers,
     applied_changes_and_records_keep_the_receive_time_beside_the_device_time,
     the_latest_report_of_unsent_work_is_kept_per_device_and_never_needed,
+    the_fleet_table_has_each_devices_push_pull_and_failed_syncs_and_the_unseen_one_first,
 );
 
 fn title(t: &str) -> Vec<Op> {
@@ -497,4 +498,79 @@ async fn the_latest_report_of_unsent_work_is_kept_per_device_and_never_needed(ki
         (0, 0, None),
         "all sent"
     );
+}
+
+/// Issue 21 item 1: the server records each device's last push and pull and its app
+/// version; `GET /v1/fleet` puts a device unseen past the limit first, counts a
+/// device's open failed syncs, and answers technicians 403.
+async fn the_fleet_table_has_each_devices_push_pull_and_failed_syncs_and_the_unseen_one_first(
+    kind: Kind,
+) {
+    let clock = MovableClock::new();
+    let cfg = outpost_server::ServerConfig {
+        clock: clock.clone(),
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let d = s.login("dispatcher").await;
+    let order = d.create_order(Some("tech1")).await;
+    let t2 = s.login("tech2").await;
+    let pulled = t2
+        .post(paths::PULL)
+        .header("user-agent", "outpost/9.8.7")
+        .json(&PullRequest::default())
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(pulled.status(), 200);
+    clock.advance(std::time::Duration::from_secs(2 * 24 * 3600));
+    // Two days on, the dispatcher signs in again on the same device.
+    let d = s.login_device("dispatcher", d.device).await;
+
+    let t1 = s.login("tech1").await;
+    t1.pull(None, None).await;
+    // A technician may not cancel: refused, a failed sync of tech1's device.
+    let refused = t1
+        .push1(t1.mutation(
+            order.id,
+            MutationKind::Cancel,
+            order.version,
+            vec![Op::Set(SetOp::Status(Status::Cancelled))],
+        ))
+        .await;
+    assert!(matches!(refused, PushOutcome::Rejected(_)), "{refused:?}");
+
+    let table: outpost_protocol::fleet::FleetHealth = d
+        .get(paths::FLEET)
+        .send()
+        .await
+        .expect("fleet")
+        .json()
+        .await
+        .expect("a fleet table");
+    let rows = &table.items;
+    assert_eq!(rows[0].username, "tech2", "{rows:#?}");
+    assert!(rows[0].stale);
+    assert!(rows[0].last_pull.is_some() && rows[0].last_push.is_none());
+    assert_eq!(rows[0].app_version.as_deref(), Some("9.8.7"));
+    assert_eq!(rows[1].username, "tech1", "{rows:#?}");
+    assert_eq!(
+        (rows[1].device_id, rows[1].open_failed_syncs),
+        (t1.device, 1)
+    );
+    assert!(!rows[1].stale && rows[1].last_push.is_some() && rows[1].last_pull.is_some());
+
+    // A week's limit: nobody is late.
+    let week: outpost_protocol::fleet::FleetHealth = d
+        .get(&format!("{}?stale_after_secs=604800", paths::FLEET))
+        .send()
+        .await
+        .expect("fleet")
+        .json()
+        .await
+        .expect("a fleet table");
+    assert!(week.items.iter().all(|r| !r.stale));
+
+    let (status, body) = error_of(t1.get(paths::FLEET).send().await.expect("fleet")).await;
+    assert_eq!((status, body.code), (403, ErrorCode::Forbidden));
 }

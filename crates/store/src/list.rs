@@ -35,7 +35,8 @@ pub enum Bucket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderQuery {
     /// Words that must all appear (any case) in the number, title, customer, address,
-    /// asset tag, status or assignee.
+    /// asset tag, status or assignee. One number alone (`122`, `#122`) lists that
+    /// order first.
     pub text: String,
     /// One tab, or every order (the dispatcher's list).
     pub bucket: Option<Bucket>,
@@ -125,6 +126,15 @@ fn search_terms(text: &str) -> Vec<String> {
         .map(|t| t.trim_start_matches('#').to_owned())
         .filter(|t| !t.is_empty())
         .collect()
+}
+
+/// The order number a search names, when it is one number alone (`122` or `#122`):
+/// that order is listed first, before the others that merely contain the digits.
+fn number_searched(text: &str) -> Option<i64> {
+    match search_terms(text).as_slice() {
+        [one] if one.bytes().all(|b| b.is_ascii_digit()) => one.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Migration 4's hook: fill the new search column of the orders already stored.
@@ -220,11 +230,21 @@ impl Store {
     /// latest first; ties by number, then id.
     pub fn order_page(&self, q: &OrderQuery) -> Result<OrderPage, StoreError> {
         let limit = q.limit.min(PAGE_MAX);
-        let (filter_sql, values) = filter(q);
-        let order_by = if q.bucket == Some(Bucket::Completed) {
+        let (filter_sql, mut values) = filter(q);
+        let by_time = if q.bucket == Some(Bucket::Completed) {
             "o.scheduled_start IS NULL, o.scheduled_start DESC, o.number DESC, o.id"
         } else {
             "o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
+        };
+        // Searching "#122" lists order 122 first. Its parameter comes after the
+        // filter's, so the count below (the filter's alone) binds the same values.
+        let filter_values = values.len();
+        let order_by = match number_searched(&q.text) {
+            Some(n) => {
+                values.push(Value::Integer(n));
+                format!("o.number IS ?{} DESC, {by_time}", values.len())
+            }
+            None => by_time.to_owned(),
         };
         // The page and the number of all matches in one pass over the index: the
         // window count is taken before LIMIT applies.
@@ -248,7 +268,7 @@ impl Store {
                 // Past the end (or nothing matches): count on its own.
                 None if q.offset > 0 || limit == 0 => self.conn.query_row(
                     &format!("SELECT count(*) FROM work_orders o{filter_sql}"),
-                    rusqlite::params_from_iter(values.iter()),
+                    rusqlite::params_from_iter(values[..filter_values].iter()),
                     |r| r.get(0),
                 )?,
                 None => 0,
@@ -486,8 +506,10 @@ mod tests {
             })
             .collect();
         let desc = q.bucket == Some(Bucket::Completed);
+        let named = number_searched(&q.text).and_then(|n| u64::try_from(n).ok());
         hits.sort_by(|a, b| {
             let (a, b) = (&a.order, &b.order);
+            let first = |o: &WorkOrder| named.is_some() && o.number == named;
             let by_time = match (start(a), start(b)) {
                 (None, None) => std::cmp::Ordering::Equal,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -501,7 +523,9 @@ mod tests {
             } else {
                 a.number.cmp(&b.number)
             };
-            by_time
+            first(b)
+                .cmp(&first(a))
+                .then(by_time)
                 .then(by_number)
                 .then(a.id.to_string().cmp(&b.id.to_string()))
         });
@@ -705,6 +729,47 @@ mod tests {
             store.order_page(&next_day).expect("page").counts,
             counts(3, 0)
         );
+    }
+
+    #[test]
+    fn searching_hash_122_or_122_lists_order_122_first() {
+        // Orders 1122, 1220 and 3122 also hold "122", scheduled earlier than 122.
+        let spec = |number: u64, start: i64| Spec {
+            number: Some(number),
+            title: (0, 1),
+            customer: 0,
+            status: Status::Scheduled,
+            priority: Priority::Normal,
+            start: Some(start),
+            assignee: None,
+            sync: 0,
+        };
+        let specs = [
+            spec(1122, -5),
+            spec(1220, -4),
+            spec(122, 10),
+            spec(3122, -3),
+            spec(7, -6),
+        ];
+        let (_tmp, store) = store_with(&specs);
+        for text in ["#122", "122", " #122 "] {
+            let q = OrderQuery {
+                text: text.into(),
+                ..OrderQuery::all(noon(), 50)
+            };
+            let numbers: Vec<Option<u64>> = store
+                .order_page(&q)
+                .expect("page")
+                .rows
+                .iter()
+                .map(|r| r.order.number)
+                .collect();
+            assert_eq!(
+                numbers,
+                [Some(122), Some(1122), Some(1220), Some(3122)],
+                "searching {text:?}"
+            );
+        }
     }
 
     #[test]

@@ -296,6 +296,20 @@ impl SyncClient {
         Ok(self.send(rb).await?.0)
     }
 
+    /// The fleet's sync health (dispatchers; a technician is answered 403 `forbidden`).
+    pub async fn fleet(
+        &self,
+        token: &str,
+        stale_after_secs: Option<u64>,
+    ) -> Result<outpost_protocol::fleet::FleetHealth, SyncError> {
+        let path = match stale_after_secs {
+            Some(s) => format!("{}?stale_after_secs={s}", paths::FLEET),
+            None => paths::FLEET.to_owned(),
+        };
+        let rb = self.request(reqwest::Method::GET, &path, Some(token));
+        Ok(self.send(rb).await?.0)
+    }
+
     /// Push mutations given as their stored JSON bodies (sent byte for byte).
     pub async fn push(
         &self,

@@ -61,8 +61,8 @@ pub use lanes::in_lanes;
 pub use lock::SyncLock;
 pub use machine::{Connectivity, Timing};
 pub use pass::{
-    fetch_attachment, run_pass, PassOptions, PassReport, Progress, PHOTO_UPLOADS_WITH_COMPLETIONS,
-    SETTING_PHOTO_UPLOADS,
+    fetch_attachment, fetch_fleet, run_pass, PassOptions, PassReport, Progress,
+    PHOTO_UPLOADS_WITH_COMPLETIONS, SETTING_PHOTO_UPLOADS,
 };
 pub use status::{EngineStatus, StatusReceiver};
 pub use task::{spawn, EngineConfig, EngineHandle};

@@ -290,3 +290,17 @@ pub async fn fetch_attachment(
     }
     Ok(bytes)
 }
+
+/// The fleet's sync health as the server sees it (a dispatcher's view; issue 21).
+pub async fn fetch_fleet(
+    store: &mut Store,
+    client: &crate::client::SyncClient,
+    now: DateTime<Utc>,
+    stale_after_secs: Option<u64>,
+) -> Result<outpost_protocol::fleet::FleetHealth, SyncError> {
+    let mut report = PassReport::default();
+    let table = authed!(store, client, now, report, |t| client
+        .fleet(&t, stale_after_secs))?;
+    tracing::debug!(requests = report.requests, "fetched the fleet's health");
+    Ok(table)
+}

@@ -49,7 +49,7 @@ describe('About', () => {
     render(About, { version: '0.1.0', dataDir: '/data', logFile: '/data/log', onClose });
     await fireEvent.click(screen.getByTestId('about-copy'));
     await tick();
-    expect(writeText).toHaveBeenCalledWith('Outpost 0.1.0\nData: /data\nLog: /data/log');
+    expect(writeText).toHaveBeenCalledWith('Outpost 0.1.0\nData: /data\nLog folder: /data/log');
     expect(screen.getByRole('status').textContent).toBe('Copied.');
     await fireEvent.click(screen.getByTestId('about-close'));
     expect(onClose).toHaveBeenCalledOnce();

@@ -5,7 +5,12 @@ import type { UpdateChannel } from "./UpdateChannel";
  * What the About box shows: the one version of the workspace, where this device keeps
  * its data and log, and the update channel (absent before a database exists).
  */
-export type AppInfoView = { version: string, data_dir: string, log_file: string | null, update_channel: UpdateChannel | null, 
+export type AppInfoView = { version: string, data_dir: string, 
+/**
+ * The log folder (one file a day, the last seven kept); null when none could be
+ * opened.
+ */
+log_file: string | null, update_channel: UpdateChannel | null, 
 /**
  * The channels there are to choose from.
  */

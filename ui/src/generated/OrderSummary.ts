@@ -11,7 +11,11 @@ export type OrderSummary = { id: string,
 /**
  * Assigned by the server; null until then (shown as "new").
  */
-number: number | null, title: string, status: OrderStatus, priority: OrderPriority, customer: string, address: string, asset_tag: string, scheduled_start: string | null, scheduled_end: string | null, assignee: string | null, completed_at: string | null, sync_state: OrderSyncState, 
+number: number | null, title: string, status: OrderStatus, priority: OrderPriority, customer: string, address: string, asset_tag: string, scheduled_start: string | null, scheduled_end: string | null, 
+/**
+ * The site's IANA time zone (the visit's times are shown in it, as on the order).
+ */
+time_zone: string | null, assignee: string | null, completed_at: string | null, sync_state: OrderSyncState, 
 /**
  * Reassigned away while it held this device's unsynced work: who has it now. The
  * order stays, marked, until its work is settled.

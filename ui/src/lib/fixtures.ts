@@ -21,6 +21,7 @@ export function summary(i: number, over: Partial<OrderSummary> = {}): OrderSumma
     asset_tag: `BLR-${i}`,
     scheduled_start: new Date().toISOString(),
     scheduled_end: null,
+    time_zone: null,
     assignee: 'tech1',
     completed_at: null,
     sync_state: 'synced',

@@ -107,6 +107,34 @@ export function formatWhen(iso: string | null, timeZone?: string | null): string
   return f ? f.format(d) : d.toLocaleString();
 }
 
+// The same, without the zone's name: to tell whether the site's clock reads as this
+// computer's does.
+const plainFormatters = new Map<string, Intl.DateTimeFormat | null>();
+function plainFormatterFor(timeZone: string): Intl.DateTimeFormat | null {
+  if (!plainFormatters.has(timeZone)) {
+    try {
+      plainFormatters.set(timeZone, new Intl.DateTimeFormat(undefined, { ...WHEN_OPTIONS, timeZone }));
+    } catch {
+      plainFormatters.set(timeZone, null);
+    }
+  }
+  return plainFormatters.get(timeZone) ?? null;
+}
+
+/**
+ * A visit's time in the site's zone, as the order shows it; the zone is named only
+ * where the site's clock reads differently from this computer's (the list says 09:00
+ * GMT+1 for a site in Oslo seen from London, and plain 09:00 seen from Oslo).
+ */
+export function formatSiteWhen(iso: string | null, timeZone?: string | null): string {
+  if (!iso || !timeZone) return formatWhen(iso);
+  const d = new Date(iso);
+  const site = plainFormatterFor(timeZone);
+  const local = formatterFor(null);
+  if (site && local && site.format(d) === local.format(d)) return local.format(d);
+  return formatWhen(iso, timeZone);
+}
+
 /**
  * Who holds an order now when it was reassigned away from this device while it had
  * local work (`reassigned_to`): it stays visible, marked, until a person decides.

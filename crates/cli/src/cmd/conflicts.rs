@@ -9,7 +9,7 @@ use std::path::Path;
 use outpost_core::{CoreError, FieldChoice, Outpost};
 use outpost_protocol::wire::ConflictRecord;
 
-use super::open;
+use super::{desk, open};
 use crate::args::ConflictsCmd;
 use crate::print::{outln, print_json};
 
@@ -27,6 +27,9 @@ pub(crate) fn run(dir: &Path, cmd: ConflictsCmd, json: bool) -> Result<(), CoreE
 }
 
 fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {
+    if app.require_dispatcher("").is_ok() {
+        return fleet_list(app, json);
+    }
     let items = app.conflicts()?;
     if json {
         print_json(&items)?;
@@ -59,6 +62,39 @@ fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {
             };
             outln!("{}  {:<9} {}", c.id, state, what);
         }
+    }
+    Ok(())
+}
+
+/// A dispatcher's list: the fleet's open conflicts, one line (or item) per order.
+fn fleet_list(app: &Outpost, json: bool) -> Result<(), CoreError> {
+    let items = desk::conflicts_per_order(app)?;
+    if json {
+        return print_json(&items);
+    }
+    if items.is_empty() {
+        outln!("No open conflicts in the fleet.");
+    }
+    for o in items {
+        let mut fields: Vec<&str> = o
+            .conflicts
+            .iter()
+            .flat_map(|c| c.fields.iter().map(|f| f.field.as_str()))
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        outln!(
+            "{}  {} conflict{} ({}): {}",
+            desk::order_line(&o.order),
+            o.conflicts.len(),
+            if o.conflicts.len() == 1 { "" } else { "s" },
+            desk::who(o.conflicts.iter().filter_map(|c| c.username.clone())),
+            if fields.is_empty() {
+                "whole change".to_owned()
+            } else {
+                fields.join(", ")
+            }
+        );
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use outpost_core::{CoreError, Outpost};
 
-use super::open;
+use super::{desk, open};
 use crate::args::FailedCmd;
 use crate::print::{outln, print_json};
 
@@ -23,6 +23,9 @@ pub(crate) fn run(dir: &Path, cmd: FailedCmd, json: bool) -> Result<(), CoreErro
 }
 
 fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {
+    if app.require_dispatcher("").is_ok() {
+        return fleet_list(app, json);
+    }
     let items = app.failed_syncs()?;
     if json {
         print_json(&items)?;
@@ -38,6 +41,31 @@ fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {
                 f.message
             );
         }
+    }
+    Ok(())
+}
+
+/// A dispatcher's list: the fleet's open failed syncs, one line (or item) per order.
+fn fleet_list(app: &Outpost, json: bool) -> Result<(), CoreError> {
+    let items = desk::failed_per_order(app)?;
+    if json {
+        return print_json(&items);
+    }
+    if items.is_empty() {
+        outln!("No open failed syncs in the fleet.");
+    }
+    for o in items {
+        outln!(
+            "{}  {} failed ({}): {}",
+            desk::order_line(&o.order),
+            o.failed.len(),
+            desk::who(o.failed.iter().map(|f| f.username.clone())),
+            o.failed
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     Ok(())
 }

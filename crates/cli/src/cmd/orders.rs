@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use outpost_core::{Completion, CoreError, Evidence, NewOrder, OrderEdit, Outpost};
+use outpost_core::{Completion, CoreError, Evidence, NewOrder, OrderEdit, OrderRow, Outpost};
 
 use super::open;
 use crate::args::{EditArgs, OrdersCmd};
@@ -40,7 +40,40 @@ pub(crate) fn run(dir: &Path, cmd: OrdersCmd, json: bool) -> Result<(), CoreErro
             signer,
             photo,
         } => complete(&mut app, &id, &signature, signer, &photo, json),
+        OrdersCmd::Assign { id, to } => {
+            app.require_dispatcher("assigning an order")?;
+            let row = app.assign_order(&id, &to)?;
+            saved(&row, &format!("assigned to {}", to.trim()), json)
+        }
+        OrdersCmd::Cancel { id, reason } => {
+            app.require_dispatcher("cancelling an order")?;
+            if reason.trim().is_empty() {
+                return Err(CoreError::BadInput(
+                    "say why the order is cancelled: --reason TEXT".into(),
+                ));
+            }
+            let row = app.cancel_order(&id, &reason)?;
+            saved(&row, "cancelled", json)
+        }
+        OrdersCmd::Reopen { id } => {
+            app.require_dispatcher("reopening an order")?;
+            let row = app.reopen_order(&id)?;
+            saved(&row, "reopened (scheduled)", json)
+        }
     }
+}
+
+/// A dispatcher's change saved: the order as JSON, or one line for a person.
+fn saved(row: &OrderRow, what: &str, json: bool) -> Result<(), CoreError> {
+    if json {
+        print_json(row)?;
+    } else {
+        outln!(
+            "Order {} {what}; it travels with the next sync.",
+            number(&row.order)
+        );
+    }
+    Ok(())
 }
 
 fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {

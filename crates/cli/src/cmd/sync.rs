@@ -207,7 +207,7 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<(), CoreError> {
 }
 
 /// A single-threaded runtime for one request or one pass (`watch` builds its own).
-fn runtime() -> Result<tokio::runtime::Runtime, CoreError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CoreError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

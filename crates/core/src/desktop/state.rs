@@ -234,6 +234,14 @@ impl DesktopState {
         }
     }
 
+    /// The fleet's sync health for the dispatcher's Fleet screen: asked of the server on
+    /// a connection of its own, so the shared database is not held meanwhile.
+    pub async fn fleet(&self) -> Result<crate::fleet::FleetView, AppError> {
+        let request = self.with(|o| o.fleet_request())?;
+        let table = request.send(&self.client, None).await?;
+        Ok(crate::fleet::FleetView::from(&table))
+    }
+
     /// Sign out, refused while work is unsynced (the UI then lists it). The engine
     /// stops first, and its task has ended (its pass finished or cancelled) before the
     /// session is removed; it starts again if sign-out is refused.

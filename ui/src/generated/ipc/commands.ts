@@ -8,6 +8,7 @@ import type { EngineStatusView } from '../EngineStatusView';
 import type { FailedSyncView } from '../FailedSyncView';
 import type { FixInput } from '../FixInput';
 import type { FleetFailedSyncView } from '../FleetFailedSyncView';
+import type { FleetView } from '../FleetView';
 import type { InventoryView } from '../InventoryView';
 import type { NewOrderInput } from '../NewOrderInput';
 import type { OrderDetail } from '../OrderDetail';
@@ -29,6 +30,7 @@ export type CommandName =
   | 'ui_ready'
   | 'list_orders'
   | 'get_order'
+  | 'photo'
   | 'create_order'
   | 'edit_order'
   | 'complete_order'
@@ -48,6 +50,7 @@ export type CommandName =
   | 'conflicts'
   | 'resolve_conflict'
   | 'fleet_failed_syncs'
+  | 'fleet_health'
   | 'dismiss_fleet_failed'
   | 'assign_order'
   | 'cancel_order'
@@ -82,6 +85,11 @@ export function bindCommands(invoke: Invoke) {
       invoke<OrderPageView>('list_orders', { query }),
     getOrder: (id: string) =>
       invoke<OrderDetail>('get_order', { id }),
+    /**
+     * A stored photo as a `data:` URL, to be shown as it was stored (upright).
+     */
+    photo: (hash: string) =>
+      invoke<string>('photo', { hash }),
     createOrder: (order: NewOrderInput) =>
       invoke<OrderDetail>('create_order', { order }),
     editOrder: (id: string, edit: OrderEditInput) =>
@@ -129,6 +137,8 @@ export function bindCommands(invoke: Invoke) {
       invoke<ConflictDetailView>('resolve_conflict', { id, input }),
     fleetFailedSyncs: () =>
       invoke<FleetFailedSyncView[]>('fleet_failed_syncs'),
+    fleetHealth: () =>
+      invoke<FleetView>('fleet_health'),
     dismissFleetFailed: (id: string) =>
       invoke<void>('dismiss_fleet_failed', { id }),
     assignOrder: (id: string, assignee: string) =>
