@@ -7,7 +7,8 @@
 //! diffs ([`history`]) and a push reuses committed parsed rows ([`row_cache`]). The
 //! merge rules and wire types live in `outpost_protocol::{merge, wire}` so that the
 //! device runs the same.
-//! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
+//! [`inventory`] imports the business system's inventory exports and lists the parts
+//! used for it (the stock-move ledger). [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
 //! has not sent.
 
@@ -46,6 +47,7 @@ pub mod db;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod inventory;
 pub mod metrics;
 pub mod openapi;
 pub mod pull;

@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         template: include_str!("../../../../migrations/server/0005_attachment_claims.sql"),
     },
+    Migration {
+        version: 6,
+        template: include_str!("../../../../migrations/server/0006_stock_moves.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.
