@@ -23,6 +23,7 @@ both!(
     an_import_changes_exactly_the_differing_rows_a_device_pulls_exactly_those_and_a_reimport_changes_nothing,
     the_exports_quantity_is_the_truth_as_of_its_time_and_parts_used_after_it_are_subtracted,
     a_full_export_with_discontinue_missing_tombstones_the_skus_it_lacks_and_nothing_else,
+    the_parts_used_export_lists_the_parts_pushed_in_its_window_with_order_technician_sku_quantity_location_and_time,
 );
 
 /// The items the server has now, in SKU order.
@@ -420,4 +421,127 @@ async fn a_full_export_with_discontinue_missing_tombstones_the_skus_it_lacks_and
     assert_eq!(gone, BTreeSet::from(["SKU-00005", "SKU-00011"]));
     assert_eq!(pulled.len(), 2, "only the tombstones: {pulled:?}");
     assert_eq!(items(&s).await.len(), 18);
+}
+
+/// `outpost-server inventory export ARGS… --db URL`; its stdout.
+fn export_parts(s: &TestServer, args: &[&str]) -> String {
+    let mut all = vec!["inventory", "export"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--db", &s.url]);
+    run_ok(&all, "")
+}
+
+async fn the_parts_used_export_lists_the_parts_pushed_in_its_window_with_order_technician_sku_quantity_location_and_time(
+    kind: Kind,
+) {
+    let clock = MovableClock::new();
+    let s = TestServer::start_with(
+        kind,
+        outpost_server::ServerConfig {
+            clock: clock.clone(),
+            ..test_config()
+        },
+    )
+    .await;
+    use outpost_protocol::Clock as _;
+    let tech = s.login("tech1").await;
+    let order = order_for_tech1(&s).await;
+    let first_at = clock.now();
+    let order = use_parts(&tech, &order, &[("SKU-00001", 2)]).await;
+    clock.advance(Duration::from_secs(120));
+    let since = clock.now();
+    clock.advance(Duration::from_secs(120));
+    let second_at = clock.now();
+    let order = use_parts(&tech, &order, &[("SKU-00002", 3), ("SKU-00000", 1)]).await;
+
+    // CSV (the default): the parts recorded since `since`, oldest first.
+    let out = export_parts(&s, &["--since", &rfc3339(since)]);
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "recorded_at",
+            "used_at",
+            "order_id",
+            "order_number",
+            "technician",
+            "sku",
+            "quantity",
+            "location"
+        ]
+    );
+    let mut rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("a row").iter().map(str::to_owned).collect())
+        .collect();
+    rows.sort_by(|a, b| a[5].cmp(&b[5]));
+    let number = order.number.expect("a number").to_string();
+    let at = rfc3339(second_at);
+    let want = |sku: &str, qty: &str, location: &str| {
+        vec![
+            at.clone(),
+            String::new(),
+            order.id.to_string(),
+            number.clone(),
+            "tech1".to_owned(),
+            sku.to_owned(),
+            qty.to_owned(),
+            location.to_owned(),
+        ]
+    };
+    // used_at is the device's clock: checked apart.
+    for r in &mut rows {
+        assert!(!r[1].is_empty(), "the device's time of use is given");
+        r[1].clear();
+    }
+    assert_eq!(
+        rows,
+        vec![
+            want("SKU-00000", "1", "van-tech1"),
+            want("SKU-00002", "3", "main"),
+        ],
+        "the parts pushed after --since, where they came from"
+    );
+
+    // JSON, and a window that ends before the second push: only the first.
+    let out = export_parts(
+        &s,
+        &[
+            "--since",
+            &rfc3339(first_at - chrono::Duration::seconds(1)),
+            "--until",
+            &rfc3339(since),
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let parts = v["parts"].as_array().expect("parts");
+    assert_eq!(parts.len(), 1, "{v}");
+    assert_eq!(parts[0]["sku"], "SKU-00001");
+    assert_eq!(parts[0]["quantity"], "2");
+    assert_eq!(parts[0]["location"], "main");
+    assert_eq!(parts[0]["technician"], "tech1");
+    assert_eq!(parts[0]["order_id"], order.id.to_string());
+    assert_eq!(parts[0]["recorded_at"], rfc3339(first_at));
+    assert_eq!(v["since"], rfc3339(first_at - chrono::Duration::seconds(1)));
+    assert_eq!(v["until"], rfc3339(since));
+
+    // An import's corrections are not parts used.
+    let base = items(&s).await;
+    let file = write_file(
+        &s,
+        "erp.json",
+        &export_json(&base, since, &[("SKU-00001", &[("main", 99)])]),
+    );
+    import(&s, &file, &[]);
+    let out = export_parts(&s, &["--since", &rfc3339(first_at), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["parts"].as_array().expect("parts").len(), 3, "{v}");
 }
