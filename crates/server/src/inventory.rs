@@ -12,9 +12,11 @@
 //! system"): an export's quantity of a SKU at a location is the truth as of the time the
 //! export was taken, `T`. The parts used since are not in it, so the server sets the
 //! location to the export's quantity plus every part move of that SKU and location
-//! recorded on the server *after* `T` (used parts are negative, returned ones positive).
-//! Moves recorded at or before `T` are taken to be in the export (the ERP learns them
-//! from `inventory export`, which lists by the same server time). The sum is read inside
+//! recorded on the server at or after `T` (used parts are negative, returned ones
+//! positive). Moves recorded before `T` are taken to be in the export: the ERP learns
+//! them from [`parts_used`] (`inventory export`), whose window `[since, until)` is in the
+//! same server time, so an ERP that sets `T` to the `until` of the last parts export it
+//! booked gets exactly the right quantities. The sum is read inside
 //! the chunk's write transaction, so a push that lands between two chunks is counted
 //! exactly once, whichever chunk its SKU is in. An export older than one already
 //! imported is refused: it would undo what the newer one said.
@@ -33,7 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use outpost_protocol::{Clock, InventoryItem, Quantity, StockLevel};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{Db, Sql};
@@ -94,11 +96,11 @@ pub fn record_move(sql: &mut dyn Sql, m: &NewMove<'_>, now_us: i64) -> Result<()
     Ok(())
 }
 
-/// The sum of the part moves of `sku` at `location` recorded after `after_us`.
+/// The sum of the part moves of `sku` at `location` recorded at or after `after_us`.
 fn parts_after(sql: &mut dyn Sql, sku: &str, location: &str, after_us: i64) -> Result<i64, Error> {
     let rows = sql.query(
         "SELECT CAST(COALESCE(SUM(delta_milli), 0) AS BIGINT) FROM stock_moves \
-         WHERE sku = ?1 AND location = ?2 AND kind = 'part' AND recorded_us > ?3",
+         WHERE sku = ?1 AND location = ?2 AND kind = 'part' AND recorded_us >= ?3",
         &[sku.into(), location.into(), after_us.into()],
     )?;
     rows.first().map_or(Ok(0), |r| r.i64(0))
@@ -657,3 +659,109 @@ fn apply_item(
     )?;
     Ok(applied)
 }
+
+// ---- export -------------------------------------------------------------------------
+
+/// One part used, for the ERP. `quantity` is positive for parts used and negative for
+/// parts given back (a parts line removed or lowered), written as a decimal string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartUsedRow {
+    /// When the server recorded it (the time `--since`/`--until` select by).
+    pub recorded_at: String,
+    /// When the device says it was used (its clock).
+    pub used_at: Option<String>,
+    pub order_id: Option<String>,
+    pub order_number: Option<u64>,
+    /// The order's assignee at the time (whose van the stock rule took it from).
+    pub technician: Option<String>,
+    pub sku: String,
+    pub quantity: String,
+    pub location: String,
+}
+
+/// The parts used recorded in `[since_us, until_us)`, oldest first.
+pub fn parts_used(
+    sql: &mut dyn Sql,
+    since_us: i64,
+    until_us: i64,
+) -> Result<Vec<PartUsedRow>, Error> {
+    let rows = sql.query(
+        "SELECT m.recorded_us, m.device_us, m.order_id, o.number, m.technician, m.sku, m.delta_milli, m.location \
+         FROM stock_moves m LEFT JOIN orders o ON o.id = m.order_id \
+         WHERE m.kind = 'part' AND m.recorded_us >= ?1 AND m.recorded_us < ?2 \
+         ORDER BY m.recorded_us, m.id",
+        &[since_us.into(), until_us.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(PartUsedRow {
+                recorded_at: rfc3339_us(r.i64(0)?),
+                used_at: r.opt_i64(1)?.map(rfc3339_us),
+                order_id: r.opt_text(2)?,
+                order_number: r.opt_i64(3)?.and_then(|n| u64::try_from(n).ok()),
+                technician: r.opt_text(4)?,
+                sku: r.text(5)?,
+                quantity: Quantity(r.i64(6)?.saturating_neg()).to_string(),
+                location: r.text(7)?,
+            })
+        })
+        .collect()
+}
+
+/// The parts-used export as JSON: the window and its rows.
+#[derive(Debug, Serialize)]
+struct PartsJson<'a> {
+    since: String,
+    until: String,
+    parts: &'a [PartUsedRow],
+}
+
+/// Write `rows` (the window `[since, until)`) as CSV with a header row, or as JSON.
+pub fn write_parts(
+    out: &mut dyn std::io::Write,
+    format: FileFormat,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    rows: &[PartUsedRow],
+) -> Result<(), ExportFileError> {
+    let io = |e: std::io::Error| ExportFileError::File(format!("writing the export: {e}"));
+    match format {
+        FileFormat::Csv => {
+            let mut w = csv::WriterBuilder::new().has_headers(true).from_writer(out);
+            if rows.is_empty() {
+                w.write_record([
+                    "recorded_at",
+                    "used_at",
+                    "order_id",
+                    "order_number",
+                    "technician",
+                    "sku",
+                    "quantity",
+                    "location",
+                ])
+                .map_err(|e| ExportFileError::File(e.to_string()))?;
+            }
+            for r in rows {
+                w.serialize(r)
+                    .map_err(|e| ExportFileError::File(e.to_string()))?;
+            }
+            w.flush().map_err(io)?;
+        }
+        FileFormat::Json => {
+            let doc = PartsJson {
+                since: since.to_rfc3339_opts(SecondsFormat::Micros, true),
+                until: until.to_rfc3339_opts(SecondsFormat::Micros, true),
+                parts: rows,
+            };
+            serde_json::to_writer_pretty(&mut *out, &doc)
+                .map_err(|e| ExportFileError::File(e.to_string()))?;
+            writeln!(out).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// How long before now the parts export's window ends by default: a push reads the
+/// time before it waits for the write lock, so one still being written may carry a
+/// time a little in the past; it lands in the next window instead of between two.
+pub const EXPORT_SETTLE: chrono::Duration = chrono::Duration::minutes(5);

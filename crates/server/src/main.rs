@@ -220,6 +220,22 @@ enum InventoryAction {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Write the parts used on orders for the business system, recorded on the server
+    /// in [--since, --until): time, order, technician, SKU, quantity, location.
+    Export {
+        /// The start of the window (RFC 3339): the `until` of the previous export.
+        #[arg(long, value_parser = parse_time)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// The end of the window (excluded). Default: five minutes ago, so that a push
+        /// still being written when the export runs is in the next window, never lost
+        /// between two.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: inventory::FileFormat,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Remove an item from the catalogue: every device drops it on its next pull.
     Discontinue {
         #[arg(long)]
@@ -530,6 +546,31 @@ async fn main() -> anyhow::Result<()> {
                 r.unchanged,
                 r.discontinued,
                 r.chunks
+            );
+        }
+        Command::Inventory {
+            action:
+                InventoryAction::Export {
+                    since,
+                    until,
+                    format,
+                    db,
+                },
+        } => {
+            let until = until.unwrap_or_else(|| SystemClock.now() - inventory::EXPORT_SETTLE);
+            if until < since {
+                bail!("--until is before --since: nothing to export");
+            }
+            let db = open(&db).await?;
+            let (s, u) = (since.timestamp_micros(), until.timestamp_micros());
+            let rows = db.read(move |sql| inventory::parts_used(sql, s, u)).await?;
+            let mut out = std::io::stdout().lock();
+            inventory::write_parts(&mut out, format, since, until, &rows)?;
+            eprintln!(
+                "{} parts lines recorded from {} until {}",
+                rows.len(),
+                since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             );
         }
         Command::Epoch {

@@ -454,8 +454,11 @@ async fn the_parts_used_export_lists_the_parts_pushed_in_its_window_with_order_t
     let second_at = clock.now();
     let order = use_parts(&tech, &order, &[("SKU-00002", 3), ("SKU-00000", 1)]).await;
 
-    // CSV (the default): the parts recorded since `since`, oldest first.
-    let out = export_parts(&s, &["--since", &rfc3339(since)]);
+    // CSV (the default): the parts recorded in [since, until), oldest first. (Without
+    // --until the window ends five minutes before the real clock, before this test's
+    // clock, which the test moved ahead.)
+    let until = rfc3339(second_at + chrono::Duration::seconds(1));
+    let out = export_parts(&s, &["--since", &rfc3339(since), "--until", &until]);
     let mut reader = csv::Reader::from_reader(out.as_bytes());
     let header: Vec<String> = reader
         .headers()
@@ -541,7 +544,17 @@ async fn the_parts_used_export_lists_the_parts_pushed_in_its_window_with_order_t
         &export_json(&base, since, &[("SKU-00001", &[("main", 99)])]),
     );
     import(&s, &file, &[]);
-    let out = export_parts(&s, &["--since", &rfc3339(first_at), "--format", "json"]);
+    let out = export_parts(
+        &s,
+        &[
+            "--since",
+            &rfc3339(first_at),
+            "--until",
+            &until,
+            "--format",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["parts"].as_array().expect("parts").len(), 3, "{v}");
 }
