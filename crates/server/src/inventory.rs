@@ -765,3 +765,59 @@ pub fn write_parts(
 /// time before it waits for the write lock, so one still being written may carry a
 /// time a little in the past; it lands in the next window instead of between two.
 pub const EXPORT_SETTLE: chrono::Duration = chrono::Duration::minutes(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_export_saved_by_a_spreadsheet_with_a_byte_order_mark_and_quoted_commas_reads() {
+        let text = "\u{feff}SKU,Name,Unit,Price,Location,Quantity,Description\r\n\
+                    FLT-1,\"Filter, 600x600\",each,24.90,main,40,\"Pleated, G4\"\r\n\
+                    FLT-1,\"Filter, 600x600\",each,24.90,van-tech1,2.5,\"Pleated, G4\"\r\n\
+                    GAUGE,Gauge,each,10,,,\r\n";
+        let t: DateTime<Utc> = "2026-12-07T05:00:00Z".parse().expect("time");
+        let export = parse_csv(text, Some(t)).expect("reads");
+        assert_eq!(export.taken_at, t);
+        assert_eq!(export.items.len(), 2);
+        let f = &export.items[0];
+        assert_eq!(
+            (f.sku.as_str(), f.name.as_str(), f.price_cents),
+            ("FLT-1", "Filter, 600x600", 2490)
+        );
+        assert_eq!(f.description.as_deref(), Some("Pleated, G4"));
+        assert_eq!(
+            f.stock,
+            vec![
+                StockLevel {
+                    location: "main".into(),
+                    quantity: Quantity::from_units(40)
+                },
+                StockLevel {
+                    location: "van-tech1".into(),
+                    quantity: Quantity(2500)
+                },
+            ]
+        );
+        assert!(export.items[1].stock.is_empty(), "a SKU stocked nowhere");
+        assert_eq!(export.items[1].price_cents, 1000);
+    }
+
+    #[test]
+    fn rows_of_one_sku_that_disagree_or_a_price_with_three_decimals_are_refused_with_the_line() {
+        let t: DateTime<Utc> = "2026-12-07T05:00:00Z".parse().expect("time");
+        let text = "sku,name,unit,price,location,quantity\nA,One,each,1.00,main,1\nA,Two,each,1.00,van-tech1,1\n";
+        let err = parse_csv(text, Some(t)).expect_err("refused").to_string();
+        assert!(
+            err.starts_with("line 3:") && err.contains("line 2"),
+            "{err}"
+        );
+        let text = "sku,name,unit,price,location,quantity\nA,One,each,1.005,main,1\n";
+        let err = parse_csv(text, Some(t)).expect_err("refused").to_string();
+        assert!(err.starts_with("line 2:") && err.contains("price"), "{err}");
+        let err = parse_csv("sku,name,unit,price,location,quantity\n", None)
+            .expect_err("no time")
+            .to_string();
+        assert!(err.contains("--taken-at"), "{err}");
+    }
+}
