@@ -7,7 +7,8 @@
 //! diffs ([`history`]) and a push reuses committed parsed rows ([`row_cache`]). The
 //! merge rules and wire types live in `outpost_protocol::{merge, wire}` so that the
 //! device runs the same.
-//! [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
+//! [`inventory`] imports the business system's inventory exports and lists the parts
+//! used for it (the stock-move ledger). [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
 //! has not sent; [`fleet`] what the server saw of each device, for the fleet view.
 
@@ -47,6 +48,7 @@ pub mod error;
 pub mod fleet;
 pub mod history;
 pub mod http;
+pub mod inventory;
 pub mod metrics;
 pub mod openapi;
 pub mod pull;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use outpost_protocol::Role;
-use outpost_server::{repo, seed, Clock as _, Db, ServerConfig, SystemClock, TlsFiles};
+use outpost_server::{inventory, repo, seed, Clock as _, Db, ServerConfig, SystemClock, TlsFiles};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -203,6 +203,45 @@ enum DeviceAction {
 
 #[derive(Debug, Subcommand)]
 enum InventoryAction {
+    /// Apply an inventory export from the business system (CSV or JSON: SKU, name,
+    /// unit, price, quantity per location, the time it was taken). Only items that
+    /// differ are written; parts used after the export's time are subtracted from its
+    /// quantities (docs/server.md, "Inventory from the business system").
+    Import {
+        /// The export file.
+        file: PathBuf,
+        /// Its format (default: from the name, `.json`, or a first `{`; else CSV).
+        #[arg(long, value_enum)]
+        format: Option<inventory::FileFormat>,
+        /// When the export was taken (RFC 3339), when the file does not say.
+        #[arg(long, value_parser = parse_time)]
+        taken_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The export lists the whole catalogue: discontinue the items it does not list.
+        #[arg(long)]
+        discontinue_missing: bool,
+        /// Items per write transaction (pushes wait at most one chunk).
+        #[arg(long, default_value_t = inventory::ImportOptions::default().chunk_size,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+        chunk_size: usize,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Write the parts used on orders for the business system, recorded on the server
+    /// in [--since, --until): time, order, technician, SKU, quantity, location.
+    Export {
+        /// The start of the window (RFC 3339): the `until` of the previous export.
+        #[arg(long, value_parser = parse_time)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// The end of the window (excluded). Default: five minutes ago, so that a push
+        /// still being written when the export runs is in the next window, never lost
+        /// between two.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: inventory::FileFormat,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Remove an item from the catalogue: every device drops it on its next pull.
     Discontinue {
         #[arg(long)]
@@ -478,6 +517,71 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("discontinued {sku}: devices drop it on their next sync");
         }
+        Command::Inventory {
+            action:
+                InventoryAction::Import {
+                    file,
+                    format,
+                    taken_at,
+                    discontinue_missing,
+                    chunk_size,
+                    db,
+                },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let format = format.unwrap_or_else(|| {
+                inventory::FileFormat::guess(&file.display().to_string(), &text)
+            });
+            let export = match format {
+                inventory::FileFormat::Csv => inventory::parse_csv(&text, taken_at),
+                inventory::FileFormat::Json => inventory::parse_json(&text, taken_at),
+            }
+            .with_context(|| format!("{} was not imported", file.display()))?;
+            let (taken, count) = (export.taken_at, export.items.len());
+            let db = open(&db).await?;
+            let opts = inventory::ImportOptions {
+                chunk_size,
+                discontinue_missing,
+            };
+            let r = inventory::import(&db, &SystemClock, export, opts)
+                .await
+                .with_context(|| format!("{} was not imported", file.display()))?;
+            println!(
+                "imported {count} items as of {}: {} added, {} changed, {} unchanged, {} discontinued (in {} chunks)",
+                taken.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.added,
+                r.changed,
+                r.unchanged,
+                r.discontinued,
+                r.chunks
+            );
+        }
+        Command::Inventory {
+            action:
+                InventoryAction::Export {
+                    since,
+                    until,
+                    format,
+                    db,
+                },
+        } => {
+            let until = until.unwrap_or_else(|| SystemClock.now() - inventory::EXPORT_SETTLE);
+            if until < since {
+                bail!("--until is before --since: nothing to export");
+            }
+            let db = open(&db).await?;
+            let (s, u) = (since.timestamp_micros(), until.timestamp_micros());
+            let rows = db.read(move |sql| inventory::parts_used(sql, s, u)).await?;
+            let mut out = std::io::stdout().lock();
+            inventory::write_parts(&mut out, format, since, until, &rows)?;
+            eprintln!(
+                "{} parts lines recorded from {} until {}",
+                rows.len(),
+                since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            );
+        }
         Command::Epoch {
             action: EpochAction::Reset { db },
         } => {
@@ -541,6 +645,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A time on the command line: RFC 3339 with a zone.
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("{s:?} is not a time: use RFC 3339, e.g. 2026-12-07T06:00:00Z"))
 }
 
 /// The password given on stdin (`--password-stdin`), without its line ending.

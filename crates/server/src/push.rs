@@ -474,6 +474,7 @@ fn push_order(
                         &d.sku,
                         d.delta_milli,
                         location_hint.as_deref(),
+                        a.order.id,
                         m,
                     )?;
                 }
@@ -626,6 +627,7 @@ pub fn write_order(
 /// Add `delta_milli` to an item's stock at the technician's van (`van-<user>`) if the
 /// item is stocked there, else at its first location. Below zero is allowed and
 /// flagged for dispatchers.
+#[allow(clippy::too_many_arguments)]
 fn adjust_stock(
     sql: &mut dyn Sql,
     log: &mut ChangeLog,
@@ -633,6 +635,7 @@ fn adjust_stock(
     sku: &str,
     delta_milli: i64,
     assignee: Option<&str>,
+    order_id: Uuid,
     m: &Mutation,
 ) -> Result<(), Error> {
     let Some((mut item, version)) = repo::get_item(sql, sku)? else {
@@ -659,6 +662,20 @@ fn adjust_stock(
     if quantity < 0 {
         tracing::warn!(sku, location = %location, quantity_milli = quantity, "stock below zero");
     }
+    crate::inventory::record_move(
+        sql,
+        &crate::inventory::NewMove {
+            sku,
+            location: &location,
+            delta_milli,
+            kind: crate::inventory::MoveKind::Part,
+            order_id: Some(order_id),
+            technician: assignee,
+            mutation_id: Some(m.mutation_id),
+            device_us: Some(m.device_time.timestamp_micros()),
+        },
+        now_us,
+    )?;
     repo::set_stock_alert(sql, sku, &location, &item.name, quantity)?;
     let body = repo::put_item(sql, &item, version + 1)?;
     log.append(
@@ -987,6 +1004,7 @@ fn push_resolve(
                             &d.sku,
                             d.delta_milli,
                             done.order.assignee.as_deref(),
+                            done.order.id,
                             m,
                         )?;
                     }

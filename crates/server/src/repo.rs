@@ -844,11 +844,21 @@ pub fn put_item(sql: &mut dyn Sql, item: &InventoryItem, version: u64) -> Result
 /// uses it is rejected as `unknown_sku` and shown as a failed sync. Returns false when
 /// no such item exists.
 pub fn discontinue_item(sql: &mut dyn Sql, sku: &str, now_us: i64) -> Result<bool, Error> {
+    with_change_log(sql, |sql, log| discontinue_item_in(sql, log, sku, now_us))
+}
+
+/// [`discontinue_item`] inside a write transaction that numbers its log rows with `log`.
+pub fn discontinue_item_in(
+    sql: &mut dyn Sql,
+    log: &mut ChangeLog,
+    sku: &str,
+    now_us: i64,
+) -> Result<bool, Error> {
     let Some((_, version)) = get_item(sql, sku)? else {
         return Ok(false);
     };
     sql.exec("DELETE FROM inventory WHERE sku = ?1", &[sku.into()])?;
-    append_change(
+    log.append(
         sql,
         NewChange {
             entity: "inventory_item",

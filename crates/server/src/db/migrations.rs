@@ -75,6 +75,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         template: include_str!("../../../../migrations/server/0006_device_health.sql"),
     },
+    Migration {
+        version: 7,
+        template: include_str!("../../../../migrations/server/0007_stock_moves.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.
