@@ -242,8 +242,8 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
     assert_eq!(status.current.as_deref(), Some("Cancelled"));
     assert_eq!(status.current_by.as_deref(), Some("dispatcher"));
     assert!(
-        status.current_received_at.is_some(),
-        "when the server received it"
+        status.current_at.is_some(),
+        "when it was cancelled (device time)"
     );
     let description = item
         .fields
@@ -287,7 +287,11 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
         .find(|e| e.kind == "signature")
         .expect("signature");
     assert_eq!(sig.state, "not_downloaded");
-    d.dispatcher.app.fetch_desk_evidence(&id).await.unwrap();
+    d.dispatcher
+        .app
+        .fetch_desk_evidence(&id, &outpost_tests::fast_client())
+        .await
+        .unwrap();
     let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
     let item = page.items.iter().find(|i| i.order_id == id).unwrap();
     let sig = item

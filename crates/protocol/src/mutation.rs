@@ -218,6 +218,12 @@ pub struct Mutation {
     /// overwritten: it becomes a new conflict. Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<SetOp>,
+    /// Resolutions (issue 20): the dispatcher's reason, which the technician sees with
+    /// the outcome ("…was set aside: customer cancelled by phone"). Left out when
+    /// empty; never sent inside a record to a client older than
+    /// `compat::since::DECISION_REASON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Mutation {
@@ -289,13 +295,14 @@ impl Mutation {
     /// and failed-sync records with it for older clients.
     pub fn for_protocol(&self, version: u32) -> std::borrow::Cow<'_, Mutation> {
         if version >= crate::compat::since::BASE_EPOCH_AND_SEEN
-            || (self.base_epoch.is_none() && self.seen.is_empty())
+            || (self.base_epoch.is_none() && self.seen.is_empty() && self.reason.is_none())
         {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut older = self.clone();
         older.base_epoch = None;
         older.seen.clear();
+        older.reason = None;
         std::borrow::Cow::Owned(older)
     }
 }
@@ -371,6 +378,7 @@ mod tests {
                 .expect("valid timestamp"),
             ops: sample_ops(),
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         };
         let body = m.to_body().expect("serialize");
@@ -448,6 +456,7 @@ mod tests {
                 .expect("valid timestamp"),
             ops: vec![Op::Set(SetOp::Title(title.into()))],
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

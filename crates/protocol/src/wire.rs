@@ -614,6 +614,10 @@ pub struct Resolution {
     /// The order's version after the resolution, when it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_version: Option<u64>,
+    /// The dispatcher's reason (the resolving mutation's `reason`), for the
+    /// technician. Left out when empty; devices ignore it when they do not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An open or settled conflict, with the full payload of the mutation that caused it.
@@ -757,6 +761,7 @@ impl ConflictRecord {
             seen: self.seen_for(&ops),
             ops,
             base_epoch: None,
+            reason: None,
         }
     }
 
@@ -829,6 +834,7 @@ impl FailedSyncRecord {
             device_time,
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

@@ -48,6 +48,7 @@ fn mutation(actor: &Actor, id: Uuid, kind: MutationKind, base: u64, ops: Vec<Op>
         device_time: t0(),
         ops,
         base_epoch: None,
+        reason: None,
         seen: Vec::new(),
     }
 }
