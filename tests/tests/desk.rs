@@ -307,3 +307,197 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
         "kept behind a disclosure"
     );
 }
+
+/// `n` completions refused by the server (the office added a required step to each
+/// order while technician A completed it offline): `n` failed syncs, as after a price
+/// or checklist change.
+async fn refused_completions(d: &mut Desk, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| open_order(&d.tech_a, i)).collect();
+    d.proxy.set(Fault::Refuse);
+    for id in &ids {
+        let steps: Vec<String> = d
+            .tech_a
+            .app
+            .order(id)
+            .unwrap()
+            .order
+            .checklist
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        d.tech_a
+            .app
+            .edit_order(
+                id,
+                OrderEdit {
+                    check: steps,
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+        d.tech_a
+            .app
+            .complete_order(
+                id,
+                Completion {
+                    signature_png: Evidence {
+                        bytes: png(&format!("signature {id}")),
+                        name: "sig.png".into(),
+                    },
+                    signer: "Site manager".into(),
+                    photos: Vec::new(),
+                },
+            )
+            .unwrap();
+    }
+    d.proxy.set(Fault::None);
+    for id in &ids {
+        d.dispatcher
+            .app
+            .edit_order(
+                id,
+                OrderEdit {
+                    add_checklist: vec![outpost_protocol::ChecklistItem {
+                        id: "price-check".into(),
+                        label: "Confirm the new price list".into(),
+                        required: true,
+                        done: false,
+                    }],
+                    ..OrderEdit::default()
+                },
+            )
+            .unwrap();
+    }
+    d.dispatcher.sync().await.unwrap();
+    d.tech_a.sync().await.unwrap();
+    d.dispatcher.sync().await.unwrap();
+    d.other_dispatcher.sync().await.unwrap();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_decision_over_twenty_failed_syncs_is_previewed_held_for_an_undo_and_then_sent_as_one_unit(
+) {
+    let mut d = desk().await;
+    let ids = refused_completions(&mut d, 20).await;
+    let open = |dev: &Device| {
+        dev.app
+            .desk(&DeskFilter {
+                reason: Some("validation_failed".into()),
+                limit: Some(500),
+                ..DeskFilter::default()
+            })
+            .unwrap()
+    };
+    assert_eq!(open(&d.dispatcher).total, 20, "twenty items");
+    let reason = "price list changed: redo with the new prices";
+    let bulk = DecisionInput {
+        order_ids: ids.clone(),
+        ..DecisionInput::of(&ids[0], "discard", reason)
+    };
+    let previews = d.dispatcher.app.preview_decision(&bulk).unwrap();
+    assert_eq!(previews.len(), 20);
+    assert!(
+        previews.iter().all(|p| p.status != "Completed"),
+        "setting aside leaves each order as it is: {:?}",
+        previews[0]
+    );
+    // A decision without a reason is refused: the technician must hear why.
+    assert!(d
+        .dispatcher
+        .app
+        .decide(DecisionInput {
+            reason: " ".into(),
+            ..bulk.clone()
+        })
+        .is_err());
+    let receipt = d.dispatcher.app.decide(bulk.clone()).unwrap();
+    assert_eq!((receipt.orders, receipt.resolutions), (20, 20));
+    let page = open(&d.dispatcher);
+    assert_eq!(page.total, 0, "decided items leave the desk");
+    assert_eq!(page.held.len(), 20, "and wait in the undo window");
+    // Undo within the window: all twenty come back.
+    assert_eq!(
+        d.dispatcher
+            .app
+            .undo_decision(&receipt.mutation_ids)
+            .unwrap(),
+        20
+    );
+    assert_eq!(open(&d.dispatcher).total, 20);
+    // Decide again; a pass inside the window (even a manual one) sends nothing.
+    let receipt = d.dispatcher.app.decide(bulk).unwrap();
+    d.dispatcher.sync().await.unwrap();
+    d.other_dispatcher.sync().await.unwrap();
+    assert_eq!(
+        open(&d.other_dispatcher).total,
+        20,
+        "nothing sent during the window"
+    );
+    // The window ends: the engine sends them.
+    assert_eq!(d.dispatcher.app.send_held_decisions_now().unwrap(), 20);
+    d.dispatcher.sync().await.unwrap();
+    d.other_dispatcher.sync().await.unwrap();
+    assert_eq!(
+        open(&d.other_dispatcher).total,
+        0,
+        "all twenty decided on the server"
+    );
+    // After sending, an undo takes nothing back (a new decision reverses it).
+    assert_eq!(
+        d.dispatcher
+            .app
+            .undo_decision(&receipt.mutation_ids)
+            .unwrap(),
+        0
+    );
+
+    // The technician hears the outcome, with the reason, on each order.
+    d.tech_a.sync().await.unwrap();
+    let notices = d.tech_a.app.decision_notices().unwrap();
+    assert_eq!(notices.len(), 20, "{notices:#?}");
+    let n = &d.tech_a.app.order_decisions(&ids[0]).unwrap()[0];
+    assert!(
+        n.text.starts_with("Your completion of #")
+            && n.text.ends_with(&format!("was set aside: {reason}")),
+        "{}",
+        n.text
+    );
+    assert!(!n.read);
+    d.tech_a.app.mark_notices_read(&[n.id.clone()]).unwrap();
+    assert!(d.tech_a.app.order_decisions(&ids[0]).unwrap()[0].read);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_a_completion_after_a_cancellation_completes_the_order_and_tells_the_technician_why(
+) {
+    let mut d = desk().await;
+    let id = completion_after_cancellation(&mut d).await;
+    let accept = DecisionInput::accept(&id, "customer confirmed the visit by phone");
+    let preview = d.dispatcher.app.preview_decision(&accept).unwrap();
+    assert_eq!(preview[0].status, "Completed");
+    assert!(
+        preview[0].summary.contains("van-tech1"),
+        "{}",
+        preview[0].summary
+    );
+    d.dispatcher.app.decide(accept).unwrap();
+    d.dispatcher.app.send_held_decisions_now().unwrap();
+    d.dispatcher.sync().await.unwrap();
+    assert_eq!(
+        d.dispatcher.app.order(&id).unwrap().order.status,
+        Status::Completed
+    );
+    d.tech_a.sync().await.unwrap();
+    assert_eq!(
+        d.tech_a.app.order(&id).unwrap().order.status,
+        Status::Completed
+    );
+    let notices = d.tech_a.app.order_decisions(&id).unwrap();
+    assert!(
+        notices.iter().any(|n| n
+            .text
+            .ends_with("was accepted: customer confirmed the visit by phone")),
+        "{notices:#?}"
+    );
+}
