@@ -464,7 +464,10 @@ async fn a_bulk_decision_over_twenty_failed_syncs_is_previewed_held_for_an_undo_
         n.text
     );
     assert!(!n.read);
-    d.tech_a.app.mark_notices_read(&[n.id.clone()]).unwrap();
+    d.tech_a
+        .app
+        .mark_notices_read(std::slice::from_ref(&n.id))
+        .unwrap();
     assert!(d.tech_a.app.order_decisions(&ids[0]).unwrap()[0].read);
 }
 

@@ -293,6 +293,9 @@ pub struct DecisionPreview {
     pub summary: String,
 }
 
+/// The open records by order, and the ones decided elsewhere.
+type DeskRecords = (BTreeMap<Uuid, Vec<Rec>>, Vec<DecidedElsewhereView>);
+
 /// A record of the desk, either kind.
 #[derive(Debug, Clone)]
 enum Rec {
@@ -612,9 +615,7 @@ fn cancellation_of(order: &WorkOrder) -> Option<DeskCancellationView> {
 impl Outpost {
     /// The open records this device holds, by order, with the held decisions and the
     /// ones decided elsewhere.
-    fn desk_records(
-        &self,
-    ) -> Result<(BTreeMap<Uuid, Vec<Rec>>, Vec<DecidedElsewhereView>), CoreError> {
+    fn desk_records(&self) -> Result<DeskRecords, CoreError> {
         let queued: Vec<String> = self
             .store
             .outbox()?
@@ -1300,7 +1301,7 @@ impl Outpost {
                 });
             }
         }
-        out.sort_by(|a, b| b.decided_at.cmp(&a.decided_at));
+        out.sort_by_key(|n| std::cmp::Reverse(n.decided_at));
         Ok(out)
     }
 
