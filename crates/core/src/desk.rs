@@ -958,28 +958,60 @@ impl Outpost {
         order_id: &str,
         client: &ClientOptions,
     ) -> Result<usize, CoreError> {
+        self.prepare_evidence_fetch(order_id, client)?.run().await
+    }
+
+    /// The files of a desk item still to fetch, on a connection of its own so that the
+    /// download runs without holding this one (the desktop's commands share it).
+    pub fn prepare_evidence_fetch(
+        &self,
+        order_id: &str,
+        client: &ClientOptions,
+    ) -> Result<EvidenceFetch, CoreError> {
         let page = self.desk(&DeskFilter {
             limit: Some(u32::MAX),
             ..DeskFilter::default()
         })?;
-        let Some(item) = page.items.into_iter().find(|i| i.order_id == order_id) else {
-            return Ok(0);
+        let files = page
+            .items
+            .into_iter()
+            .filter(|i| i.order_id == order_id)
+            .flat_map(|i| i.evidence)
+            .filter(|e| e.state != "cached")
+            .map(|e| {
+                let media = if e.kind == "signature" {
+                    "image/png"
+                } else {
+                    "image/jpeg"
+                };
+                (e.hash, media.to_owned())
+            })
+            .collect();
+        Ok(EvidenceFetch {
+            store: self.connect()?,
+            client: client.clone(),
+            clock: self.clock.clone(),
+            files,
+        })
+    }
+
+    /// A cached signature or photo as a `data:` URL for an `<img>` (none while it is
+    /// not downloaded).
+    pub fn desk_evidence_url(&self, hash: &str) -> Result<Option<String>, CoreError> {
+        use base64::Engine as _;
+        let Ok(bytes) = self.store.attachment(hash) else {
+            return Ok(None);
         };
-        let mut fetched = 0;
-        for e in item.evidence.iter().filter(|e| e.state != "cached") {
-            let bytes = self.download_attachment(&e.hash, client).await?;
-            let media = if e.kind == "signature" {
-                "image/png"
-            } else {
-                "image/jpeg"
-            };
-            let now = self.clock.now();
-            self.store.put_attachment(&bytes, media, now)?;
-            // The server has it: nothing to upload.
-            self.store.mark_uploaded(&e.hash)?;
-            fetched += 1;
-        }
-        Ok(fetched)
+        let media = self
+            .store
+            .attachment_meta(hash)?
+            .map(|m| m.media_type)
+            .filter(|m| m.starts_with("image/"))
+            .unwrap_or_else(|| "image/png".into());
+        Ok(Some(format!(
+            "data:{media};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )))
     }
 
     /// A cached signature or photo of the desk (decrypted, checked).
@@ -1201,6 +1233,38 @@ impl Outpost {
     }
 }
 
+/// Files of a desk item to download ([`Outpost::prepare_evidence_fetch`]).
+pub struct EvidenceFetch {
+    store: outpost_store::Store,
+    client: ClientOptions,
+    clock: std::sync::Arc<dyn outpost_protocol::Clock>,
+    files: Vec<(String, String)>,
+}
+
+impl EvidenceFetch {
+    /// Download each file (checked against its name), keep it encrypted, and mark it
+    /// as on the server (nothing to upload). Returns how many were fetched.
+    pub async fn run(mut self) -> Result<usize, CoreError> {
+        if self.files.is_empty() {
+            return Ok(0);
+        }
+        let session = self
+            .store
+            .session()?
+            .ok_or(outpost_sync::SyncError::NotSignedIn)?;
+        let c = outpost_sync::SyncClient::new(&session.server_url, &self.client)?;
+        let mut fetched = 0;
+        for (hash, media) in &self.files {
+            let now = self.clock.now();
+            let bytes = outpost_sync::fetch_attachment(&mut self.store, &c, now, hash).await?;
+            self.store.put_attachment(&bytes, media, now)?;
+            self.store.mark_uploaded(hash)?;
+            fetched += 1;
+        }
+        Ok(fetched)
+    }
+}
+
 /// A decision's outcome in words.
 pub fn outcome_words(o: ResolutionOutcome) -> &'static str {
     match o {
@@ -1230,6 +1294,7 @@ pub struct NoticeView {
 }
 
 const READ_NOTICES: &str = "desk_notices_read";
+const ANNOUNCED_NOTICES: &str = "desk_notices_announced";
 
 fn notice_text(kind: MutationKind, number: Option<u64>, res: &Resolution) -> String {
     let what = kind_words(kind);
@@ -1312,6 +1377,29 @@ impl Outpost {
             .into_iter()
             .filter(|n| n.order_id == order_id)
             .collect())
+    }
+
+    /// The notices not announced yet (each once: the shell's notification after a
+    /// pass), remembered as announced.
+    pub fn take_new_decision_notices(&mut self) -> Result<Vec<NoticeView>, CoreError> {
+        let announced: Vec<String> = self
+            .store
+            .get_setting(ANNOUNCED_NOTICES)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        let fresh: Vec<NoticeView> = self
+            .decision_notices()?
+            .into_iter()
+            .filter(|n| !n.read && !announced.contains(&n.id))
+            .collect();
+        if !fresh.is_empty() {
+            let mut all = announced;
+            all.extend(fresh.iter().map(|n| n.id.clone()));
+            let json = serde_json::to_string(&all)
+                .map_err(|e| CoreError::BadInput(format!("notices cannot be saved: {e}")))?;
+            self.store.set_setting(ANNOUNCED_NOTICES, &json)?;
+        }
+        Ok(fresh)
     }
 
     /// Mark notices read (the notification was shown or dismissed).
