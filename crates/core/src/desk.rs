@@ -41,6 +41,7 @@ pub struct DeskFilter {
     /// `completion_after_cancel`, or a refusal code such as `validation_failed`).
     pub reason: Option<String>,
     /// Only items whose oldest record is at least this old.
+    #[ts(type = "number | null")]
     pub older_than_secs: Option<i64>,
     pub offset: Option<u32>,
     /// Items per page (default 50).

@@ -16,7 +16,7 @@ reason: string | null,
 /**
  * Only items whose oldest record is at least this old.
  */
-older_than_secs: bigint | null, offset: number | null, 
+older_than_secs: number | null, offset: number | null, 
 /**
  * Items per page (default 50).
  */
