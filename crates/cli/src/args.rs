@@ -171,6 +171,19 @@ pub(crate) enum OrdersCmd {
         #[arg(long, value_name = "FILE")]
         photo: Vec<PathBuf>,
     },
+    /// Cancel an order, with the reason the technician sees (dispatchers)
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Assign an order to a technician (dispatchers)
+    Assign {
+        id: String,
+        /// The technician's user name
+        #[arg(long, value_name = "USER")]
+        to: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -739,6 +739,7 @@ impl Outpost {
 
     fn held_decisions(&self, now: DateTime<Utc>) -> Result<Vec<HeldDecisionView>, CoreError> {
         let mut by_order: BTreeMap<String, HeldDecisionView> = BTreeMap::new();
+        let mut orders_of: Option<BTreeMap<String, String>> = None;
         for row in self.store.outbox()? {
             let Some(at) = row
                 .next_attempt_at
@@ -751,7 +752,19 @@ impl Outpost {
             if row.kind != "resolve" || row.state != crate::OutboxState::Pending || at <= now {
                 continue;
             }
-            let order = self.record_order(&row.entity_id)?.unwrap_or_default();
+            if orders_of.is_none() {
+                let mut m = BTreeMap::new();
+                for entity in ["conflict", "failed_sync"] {
+                    for r in self.store.records(entity)? {
+                        m.insert(r.id, r.order_id.unwrap_or_default());
+                    }
+                }
+                orders_of = Some(m);
+            }
+            let order = orders_of
+                .as_ref()
+                .and_then(|m| m.get(&row.entity_id).cloned())
+                .unwrap_or_default();
             let e = by_order.entry(order.clone()).or_insert(HeldDecisionView {
                 order_id: order,
                 resolutions: 0,
@@ -760,20 +773,6 @@ impl Outpost {
             e.resolutions += 1;
         }
         Ok(by_order.into_values().collect())
-    }
-
-    fn record_order(&self, record_id: &str) -> Result<Option<String>, CoreError> {
-        for entity in ["conflict", "failed_sync"] {
-            if let Some(r) = self
-                .store
-                .records(entity)?
-                .into_iter()
-                .find(|r| r.id == record_id)
-            {
-                return Ok(r.order_id);
-            }
-        }
-        Ok(None)
     }
 
     fn desk_item(
@@ -943,7 +942,8 @@ impl Outpost {
     }
 
     fn evidence_view(&self, kind: &str, hash: &str, label: &str) -> DeskEvidenceView {
-        let cached = self.store.attachment(hash).is_ok();
+        // Its row is written with the file (`put_attachment`): no decryption to know.
+        let cached = matches!(self.store.attachment_meta(hash), Ok(Some(_)));
         DeskEvidenceView {
             kind: kind.into(),
             hash: hash.into(),
@@ -1302,11 +1302,17 @@ fn notice_text(kind: MutationKind, number: Option<u64>, res: &Resolution) -> Str
     let order = number
         .map(|n| format!("#{n}"))
         .unwrap_or_else(|| "an order".into());
-    let verdict = match res.outcome {
-        ResolutionOutcome::AcceptedDevice | ResolutionOutcome::Applied => "was accepted",
-        ResolutionOutcome::Merged => "was partly accepted",
-        ResolutionOutcome::KeptServer | ResolutionOutcome::Dismissed => "was set aside",
+    let be = if kind == MutationKind::Update {
+        "were"
+    } else {
+        "was"
     };
+    let verdict = match res.outcome {
+        ResolutionOutcome::AcceptedDevice | ResolutionOutcome::Applied => "accepted",
+        ResolutionOutcome::Merged => "partly accepted",
+        ResolutionOutcome::KeptServer | ResolutionOutcome::Dismissed => "set aside",
+    };
+    let verdict = format!("{be} {verdict}");
     match &res.reason {
         Some(r) => format!("Your {what} of {order} {verdict}: {r}"),
         None => format!("Your {what} of {order} {verdict} by {}", res.decided_by),

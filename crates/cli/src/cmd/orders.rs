@@ -1,4 +1,5 @@
-//! `outpost orders …`: list, show, create, edit and complete work orders on this device.
+//! `outpost orders …`: list, show, create, edit, complete, cancel and assign work
+//! orders on this device.
 //!
 //! Every change is saved locally and queued for the server by `core`; sending it is
 //! `sync`. How one order is printed is shared with other output, in `print`.
@@ -40,7 +41,25 @@ pub(crate) fn run(dir: &Path, cmd: OrdersCmd, json: bool) -> Result<(), CoreErro
             signer,
             photo,
         } => complete(&mut app, &id, &signature, signer, &photo, json),
+        OrdersCmd::Cancel { id, reason } => {
+            let row = app.cancel_order(&id, &reason)?;
+            saved(&row, json)
+        }
+        OrdersCmd::Assign { id, to } => {
+            let row = app.assign_order(&id, &to)?;
+            saved(&row, json)
+        }
     }
+}
+
+fn saved(row: &outpost_core::OrderRow, json: bool) -> Result<(), CoreError> {
+    if json {
+        print_json(row)?;
+    } else {
+        outln!("Saved on this device:");
+        print_order(row);
+    }
+    Ok(())
 }
 
 fn list(app: &Outpost, json: bool) -> Result<(), CoreError> {
