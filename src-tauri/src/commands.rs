@@ -67,11 +67,6 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         dismiss_fleet_failed,
         assign_order,
         cancel_order,
-        app_info,
-        set_update_channel,
-        check_for_update,
-        install_update,
-        change_passphrase,
         desk,
         preview_decision,
         decide,
@@ -80,6 +75,11 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         desk_evidence,
         decision_notices,
         mark_notices_read,
+        app_info,
+        set_update_channel,
+        check_for_update,
+        install_update,
+        change_passphrase,
     ]
 }
 

@@ -11,7 +11,10 @@ const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
  * ends WebKitWebDriver and the app. Its output is kept for failure messages.
  */
 export function startDriver(driverBin, port, env) {
-  const p = spawn(driverBin, ['--port', String(port)], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // WebKitWebDriver's own port (tauri-driver's default 4445) is set apart per run when
+  // E2E_NATIVE_PORT is given, so that runs on one machine do not share its session.
+  const native = process.env.E2E_NATIVE_PORT ? ['--native-port', process.env.E2E_NATIVE_PORT] : [];
+  const p = spawn(driverBin, ['--port', String(port), ...native], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   p.stdout.on('data', (d) => (log += d));
   p.stderr.on('data', (d) => (log += d));

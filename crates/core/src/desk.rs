@@ -1213,8 +1213,17 @@ impl Outpost {
                 .filter(|p| p.stock_location.is_some())
                 .map(|p| format!("{} {}", p.name, p.effect))
                 .collect();
+            let name = current
+                .number
+                .map(|n| format!("#{n}"))
+                .unwrap_or_else(|| "The order".into());
             let summary = format!(
-                "The order will be {}{}.",
+                "{name} {} {}{}.",
+                if after.status == current.status {
+                    "stays"
+                } else {
+                    "will be"
+                },
                 status_words(after.status).to_lowercase(),
                 if moved.is_empty() {
                     "; no stock moves".to_owned()
