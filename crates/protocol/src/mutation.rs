@@ -415,6 +415,19 @@ mod tests {
         assert!(body.ends_with(r#","base_epoch":"e2","seen":[{"field":"title","value":"Old"}]}"#));
         assert_eq!(v2.for_protocol(1).to_body().expect("json"), v1.as_bytes());
         assert_eq!(*v2.for_protocol(2), v2);
+        // A decision's reason (issue 20): sent to protocol 2 readers, never to 1.
+        let mut reasoned = m.clone();
+        reasoned.reason = Some("customer cancelled by phone".into());
+        let body = String::from_utf8(reasoned.to_body().expect("json")).expect("utf-8");
+        assert!(
+            body.ends_with(r#","reason":"customer cancelled by phone"}"#),
+            "{body}"
+        );
+        assert_eq!(
+            reasoned.for_protocol(1).to_body().expect("json"),
+            v1.as_bytes()
+        );
+        assert_eq!(*reasoned.for_protocol(2), reasoned);
     }
 
     #[test]
