@@ -179,6 +179,7 @@ fn main() {
                                 device: s.clone(),
                                 server: outpost_protocol::merge::current_as_set(&order, s),
                                 base: None,
+                                server_set: None,
                             }),
                             _ => None,
                         })

@@ -504,3 +504,41 @@ async fn accepting_a_completion_after_a_cancellation_completes_the_order_and_tel
         "{notices:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_receive_times() {
+    let mut d = desk().await;
+    let id = open_order(&d.tech_a, 3);
+    let edit = |text: &str| OrderEdit {
+        description: Some(text.into()),
+        ..OrderEdit::default()
+    };
+    d.other_dispatcher
+        .app
+        .edit_order(&id, edit("Office: bring the long ladder"))
+        .unwrap();
+    d.other_dispatcher.sync().await.unwrap();
+    d.tech_a
+        .app
+        .edit_order(&id, edit("Field: ladder not needed"))
+        .unwrap();
+    d.tech_a.sync().await.unwrap();
+    d.dispatcher.sync().await.unwrap();
+    let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
+    let item = page
+        .items
+        .iter()
+        .find(|i| i.order_id == id)
+        .expect("the item");
+    let f = item
+        .fields
+        .iter()
+        .find(|f| f.field == "description")
+        .expect("the description");
+    assert_eq!(f.technician.as_deref(), Some("Field: ladder not needed"));
+    assert_eq!(f.current.as_deref(), Some("Office: bring the long ladder"));
+    assert_eq!(f.current_by.as_deref(), Some("dispatcher"), "{f:#?}");
+    assert!(f.current_at.is_some(), "the office device's time");
+    assert!(f.current_received_at.is_some(), "the server's receive time");
+    assert!(f.base.is_some(), "the value when the technician started");
+}

@@ -794,8 +794,8 @@ impl Outpost {
 
         // Fields: the status a completion or cancellation implies, then every `set`
         // of the technician's changes, in the order first met. Who set the current
-        // value is known here for a cancellation (its note); the server's per-field
-        // stamps do not reach the device yet.
+        // value and when: the record's `server_set` (the server's field stamp), else
+        // for a cancellation its note (device time only).
         let mut fields: Vec<DeskFieldView> = Vec::new();
         for r in recs {
             let implied = match r.mutation().kind {
@@ -828,8 +828,15 @@ impl Outpost {
                 let key = set.field_key();
                 let known = conflict_fields.iter().find(|f| f.field == key);
                 let cur = merge::current_as_set(&current, set);
-                let (by, at, received) = match (&cur, &cancellation) {
-                    (Some(SetOp::Status(Status::Cancelled)), Some(c)) => {
+                let stamped = known.and_then(|f| f.server_set.as_ref()).filter(|_| {
+                    // Only while the value is still the one the record names.
+                    known.and_then(|f| f.server.as_ref()) == cur.as_ref()
+                });
+                let (by, at, received) = match (stamped, &cur, &cancellation) {
+                    (Some(s), _, _) => {
+                        (Some(s.username.clone()), s.device_time, Some(s.received_at))
+                    }
+                    (None, Some(SetOp::Status(Status::Cancelled)), Some(c)) => {
                         (Some(c.by.clone()), Some(c.at), None)
                     }
                     _ => (None, None, None),

@@ -585,6 +585,22 @@ pub struct ConflictField {
     pub server: Option<SetOp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<SetOp>,
+    /// Who set the server's value and when (issue 20: the dispatcher's desk shows it
+    /// beside the value). Left out when unknown; devices ignore it when they do not
+    /// know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_set: Option<FieldChange>,
+}
+
+/// The last change of a field on the server: who made it, the device's clock when they
+/// acted, and when the server received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldChange {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -707,6 +723,7 @@ impl ConflictRecord {
                 Some(e) => {
                     e.device = f.device;
                     e.server = f.server;
+                    e.server_set = f.server_set;
                     if e.base.is_none() {
                         e.base = f.base;
                     }
@@ -735,6 +752,7 @@ impl ConflictRecord {
     pub fn without_server_side(mut self) -> Self {
         for f in &mut self.fields {
             f.server = None;
+            f.server_set = None;
         }
         self
     }

@@ -697,6 +697,8 @@ fn open_conflict(
     kind: ConflictKind,
     fields: Vec<ConflictField>,
 ) -> Result<Uuid, Error> {
+    let mut fields = fields;
+    repo::stamp_conflict_fields(sql, order.id, &mut fields)?;
     // One open conflict per device and order: a later hold is absorbed into it.
     if let Some(mut open) =
         repo::open_conflict_of(sql, order.id, &ctx.who.username, ctx.who.device_id)?

@@ -312,6 +312,7 @@ fn withhold_changed_since_seen(
                         device: set.clone(),
                         server: now,
                         base: Some(saw.clone()),
+                        server_set: None,
                     });
                     continue;
                 }
