@@ -50,6 +50,7 @@ bench: deps
 	$(CARGO) bench -p outpost-store --bench order_list
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p outpost-tests --bench sync
+	$(CARGO) bench -p outpost-tests --bench desk
 	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
 
 # The long reliability suite (issue 16): kill loops at every crash point of the sync

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 (cd ui && npm run --silent build)
 cargo build --release -p outpost-desktop --bin outpost-desktop --example empty_window
+# The desk's 500 open items (issue 20), in a data directory the window opens.
+export BENCH_DESK_DIR=$TARGET_DIR/bench-desk
+cargo bench -p outpost-tests --bench desk
 XVFB_PID=
 if [ -z "${DISPLAY:-}" ]; then
   for n in $(seq 99 120); do [ -e "/tmp/.X11-unix/X$n" ] || { DISPLAY_NUM=$n; break; }; done

@@ -20,6 +20,9 @@ use outpost_core::app::{
     PendingChangeView, ResolveInput, SignInInput,
 };
 use outpost_core::fleet::FleetView;
+use outpost_core::desk::{
+    DecisionInput, DecisionPreview, DecisionReceipt, DeskFilter, DeskPage, NoticeView,
+};
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
@@ -67,6 +70,14 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         dismiss_fleet_failed,
         assign_order,
         cancel_order,
+        desk,
+        preview_decision,
+        decide,
+        undo_decision,
+        fetch_desk_evidence,
+        desk_evidence,
+        decision_notices,
+        mark_notices_read,
         app_info,
         set_update_channel,
         check_for_update,
@@ -334,6 +345,68 @@ async fn cancel_order(
         &app,
         shell.with(|o| Ok(OrderDetail::from(&o.cancel_order(&id, &reason)?))),
     )
+}
+
+/// The dispatcher's desk: one item per order, oldest first.
+#[tauri::command]
+async fn desk(shell: State<'_, Shell>, filter: DeskFilter) -> Res<DeskPage> {
+    shell.with(|o| o.desk(&filter))
+}
+
+/// The orders as the decision would leave them, before confirming.
+#[tauri::command]
+async fn preview_decision(
+    shell: State<'_, Shell>,
+    input: DecisionInput,
+) -> Res<Vec<DecisionPreview>> {
+    shell.with(|o| o.preview_decision(&input))
+}
+
+/// Decide one or more items; held for the undo window before the engine sends it.
+#[tauri::command]
+async fn decide(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    input: DecisionInput,
+) -> Res<DecisionReceipt> {
+    let r = shell.with(|o| o.decide(input))?;
+    notify_changed(&app, "");
+    Ok(r)
+}
+
+/// Take back a decision still in its undo window; answers how many were taken back.
+#[tauri::command]
+async fn undo_decision(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    mutation_ids: Vec<String>,
+) -> Res<u32> {
+    let n = shell.with(|o| o.undo_decision(&mutation_ids))?;
+    notify_changed(&app, "");
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Download a desk item's signature and photos; answers how many were fetched.
+#[tauri::command]
+async fn fetch_desk_evidence(shell: State<'_, Shell>, order_id: String) -> Res<u32> {
+    shell.fetch_desk_evidence(&order_id).await
+}
+
+/// A cached signature or photo as a `data:` URL (none while not downloaded).
+#[tauri::command]
+async fn desk_evidence(shell: State<'_, Shell>, hash: String) -> Res<Option<String>> {
+    shell.with(|o| o.desk_evidence_url(&hash))
+}
+
+/// Decisions others made on this user's changes, newest first.
+#[tauri::command]
+async fn decision_notices(shell: State<'_, Shell>) -> Res<Vec<NoticeView>> {
+    shell.with(|o| o.decision_notices())
+}
+
+#[tauri::command]
+async fn mark_notices_read(shell: State<'_, Shell>, ids: Vec<String>) -> Res<()> {
+    shell.with(|o| o.mark_notices_read(&ids))
 }
 
 /// A change that is not an order edit (a discard, a resolution): refresh and push.

@@ -13,6 +13,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use outpost_core::app::EngineStatusView;
+use outpost_core::desk::NoticeView;
 use outpost_core::updates::{UpdateProgressView, UpdateView};
 use outpost_core::EngineStatus;
 use serde::Serialize;
@@ -60,6 +61,9 @@ pub const SYNC_NOW_REQUESTED: Event<()> = Event::new("sync-now-requested");
 pub const SYNC_STATUS: Event<EngineStatusView> = Event::new("sync-status");
 /// The quiet check after start-up found an update.
 pub const UPDATE_AVAILABLE: Event<UpdateView> = Event::new("update-available");
+/// A pass brought decisions on this user's changes (issue 20 item 4): the app shows
+/// them, and an OS notification says each.
+pub const DECISION_NOTICES: Event<Vec<NoticeView>> = Event::new("decision-notices");
 /// Download progress of the update being installed, in bytes.
 pub const UPDATE_PROGRESS: Event<UpdateProgressView> = Event::new("update-progress");
 
@@ -78,6 +82,7 @@ pub async fn forward_status(app: AppHandle, mut rx: watch::Receiver<EngineStatus
             if let Err(e) = ORDERS_CHANGED.emit(&app, "") {
                 tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
             }
+            announce_decisions(&app);
         }
         if status.notices > notices {
             notices = status.notices;
@@ -105,5 +110,36 @@ fn notify(app: &AppHandle, s: &EngineStatusView) {
         .show()
     {
         tracing::warn!("no OS notification ({e}); the app shows the counts");
+    }
+}
+
+/// Tell the user about decisions on their changes that a pass brought, once each.
+fn announce_decisions(app: &AppHandle) {
+    use tauri::Manager;
+    let shell = app.state::<crate::shell::Shell>();
+    let fresh = match shell.with(|o| o.take_new_decision_notices()) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot read decision notices: {}", e.message);
+            return;
+        }
+    };
+    if fresh.is_empty() {
+        return;
+    }
+    if let Err(e) = DECISION_NOTICES.emit(app, &fresh) {
+        tracing::warn!("cannot emit {DECISION_NOTICES}: {e}");
+    }
+    for n in &fresh {
+        tracing::info!("notification: {}", n.text);
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title("Outpost: a decision on your work")
+            .body(&n.text)
+            .show()
+        {
+            tracing::warn!("no OS notification ({e}); the order shows the decision");
+        }
     }
 }

@@ -77,6 +77,11 @@ impl Shell {
         self.state.with(f)
     }
 
+    /// Download a desk item's signature and photos (see `DesktopState`).
+    pub async fn fetch_desk_evidence(&self, order_id: &str) -> Result<u32, AppError> {
+        self.state.fetch_desk_evidence(order_id).await
+    }
+
     /// Replace the open data directory with the one `open` makes (first run, unlock).
     pub fn open_with(
         &self,

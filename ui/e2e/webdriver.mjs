@@ -11,8 +11,10 @@ const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
  * ends WebKitWebDriver and the app. Its output is kept for failure messages.
  */
 export function startDriver(driverBin, port, env) {
-  // WebKitWebDriver on the next port, so that runs on other ports do not meet.
-  const p = spawn(driverBin, ['--port', String(port), '--native-port', String(port + 1)], {
+  // WebKitWebDriver on its own port (E2E_NATIVE_PORT, else the port after tauri-driver's),
+  // so that runs on other ports do not share its session.
+  const native = process.env.E2E_NATIVE_PORT || String(port + 1);
+  const p = spawn(driverBin, ['--port', String(port), '--native-port', native], {
     env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod credentials;
 pub mod demo;
+pub mod desk;
 pub mod desktop;
 mod error;
 pub mod first_run;
@@ -303,6 +304,7 @@ impl Outpost {
             device_time: self.now(),
             ops,
             base_epoch: self.base_epoch(base_version),
+            reason: None,
             seen: Vec::new(),
         }
     }

@@ -104,6 +104,7 @@ impl Outpost {
             device_time: self.clock.now(),
             ops,
             base_epoch: self.base_epoch(base_version),
+            reason: None,
             seen: Vec::new(),
         };
         let now = self.clock.now();
@@ -219,6 +220,7 @@ impl Outpost {
             seen: record.seen_for(&ops),
             ops,
             base_epoch: None,
+            reason: None,
         };
         let now = self.clock.now();
         self.store.enqueue_resolution(m, now)?;

@@ -875,6 +875,12 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     UserRole::export_all(&cfg)?;
     crate::app::SyncConnectivity::export_all(&cfg)?;
     crate::fleet::FleetView::export_all(&cfg)?;
+    crate::desk::DeskFilter::export_all(&cfg)?;
+    crate::desk::DeskPage::export_all(&cfg)?;
+    crate::desk::DecisionInput::export_all(&cfg)?;
+    crate::desk::DecisionReceipt::export_all(&cfg)?;
+    crate::desk::DecisionPreview::export_all(&cfg)?;
+    crate::desk::NoticeView::export_all(&cfg)?;
     Ok(())
 }
 

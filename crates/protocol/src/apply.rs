@@ -264,6 +264,7 @@ mod tests {
             device_time: now(),
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

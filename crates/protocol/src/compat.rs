@@ -24,6 +24,9 @@ pub const PREVIOUS_PROTOCOL_VERSION: u32 = 1;
 pub mod since {
     /// Mutations carry `base_epoch` and `seen`; pull pages carry `epoch`.
     pub const BASE_EPOCH_AND_SEEN: u32 = 2;
+    /// A resolution's `reason` (issue 20): shaped away with `base_epoch` and `seen`
+    /// for protocol 1 readers, which refuse unknown members in a `Mutation`.
+    pub const DECISION_REASON: u32 = 2;
     /// The `held_behind` push outcome (a protocol 1 client gets
     /// `missing_attachments` with no hashes instead: not acknowledged, resent).
     pub const HELD_BEHIND: u32 = 2;

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod merge;
 pub mod mutation;
 pub mod status;
+pub mod stock;
 mod time_json;
 pub mod unsent;
 pub mod validate;

@@ -218,6 +218,12 @@ pub struct Mutation {
     /// overwritten: it becomes a new conflict. Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<SetOp>,
+    /// Resolutions (issue 20): the dispatcher's reason, which the technician sees with
+    /// the outcome ("…was set aside: customer cancelled by phone"). Left out when
+    /// empty; never sent inside a record to a client older than
+    /// `compat::since::DECISION_REASON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Mutation {
@@ -289,13 +295,14 @@ impl Mutation {
     /// and failed-sync records with it for older clients.
     pub fn for_protocol(&self, version: u32) -> std::borrow::Cow<'_, Mutation> {
         if version >= crate::compat::since::BASE_EPOCH_AND_SEEN
-            || (self.base_epoch.is_none() && self.seen.is_empty())
+            || (self.base_epoch.is_none() && self.seen.is_empty() && self.reason.is_none())
         {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut older = self.clone();
         older.base_epoch = None;
         older.seen.clear();
+        older.reason = None;
         std::borrow::Cow::Owned(older)
     }
 }
@@ -371,6 +378,7 @@ mod tests {
                 .expect("valid timestamp"),
             ops: sample_ops(),
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         };
         let body = m.to_body().expect("serialize");
@@ -407,6 +415,19 @@ mod tests {
         assert!(body.ends_with(r#","base_epoch":"e2","seen":[{"field":"title","value":"Old"}]}"#));
         assert_eq!(v2.for_protocol(1).to_body().expect("json"), v1.as_bytes());
         assert_eq!(*v2.for_protocol(2), v2);
+        // A decision's reason (issue 20): sent to protocol 2 readers, never to 1.
+        let mut reasoned = m.clone();
+        reasoned.reason = Some("customer cancelled by phone".into());
+        let body = String::from_utf8(reasoned.to_body().expect("json")).expect("utf-8");
+        assert!(
+            body.ends_with(r#","reason":"customer cancelled by phone"}"#),
+            "{body}"
+        );
+        assert_eq!(
+            reasoned.for_protocol(1).to_body().expect("json"),
+            v1.as_bytes()
+        );
+        assert_eq!(*reasoned.for_protocol(2), reasoned);
     }
 
     #[test]
@@ -448,6 +469,7 @@ mod tests {
                 .expect("valid timestamp"),
             ops: vec![Op::Set(SetOp::Title(title.into()))],
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

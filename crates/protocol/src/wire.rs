@@ -587,6 +587,22 @@ pub struct ConflictField {
     pub server: Option<SetOp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<SetOp>,
+    /// Who set the server's value and when (issue 20: the dispatcher's desk shows it
+    /// beside the value). Left out when unknown; devices ignore it when they do not
+    /// know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_set: Option<FieldChange>,
+}
+
+/// The last change of a field on the server: who made it, the device's clock when they
+/// acted, and when the server received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldChange {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -616,6 +632,10 @@ pub struct Resolution {
     /// The order's version after the resolution, when it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_version: Option<u64>,
+    /// The dispatcher's reason (the resolving mutation's `reason`), for the
+    /// technician. Left out when empty; devices ignore it when they do not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An open or settled conflict, with the full payload of the mutation that caused it.
@@ -705,6 +725,7 @@ impl ConflictRecord {
                 Some(e) => {
                     e.device = f.device;
                     e.server = f.server;
+                    e.server_set = f.server_set;
                     if e.base.is_none() {
                         e.base = f.base;
                     }
@@ -733,6 +754,7 @@ impl ConflictRecord {
     pub fn without_server_side(mut self) -> Self {
         for f in &mut self.fields {
             f.server = None;
+            f.server_set = None;
         }
         self
     }
@@ -759,6 +781,7 @@ impl ConflictRecord {
             seen: self.seen_for(&ops),
             ops,
             base_epoch: None,
+            reason: None,
         }
     }
 
@@ -831,6 +854,7 @@ impl FailedSyncRecord {
             device_time,
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

@@ -121,6 +121,7 @@ async fn run(kind: &str, items: usize, required: bool) -> anyhow::Result<()> {
         device_time: Utc::now(),
         ops,
         base_epoch: None,
+        reason: None,
         seen: Vec::new(),
     };
     let creates: Vec<Mutation> = orders

@@ -22,7 +22,7 @@ use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, ConflictField, ConflictKind, ConflictRecord, ErrorCode,
     FailedSyncRecord, PushOutcome, RecordStatus, Rejection,
 };
-use outpost_protocol::{compat, Mutation, MutationKind, Quantity, Status, StockLevel, WorkOrder};
+use outpost_protocol::{compat, Mutation, MutationKind, Status, WorkOrder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -624,9 +624,10 @@ pub fn write_order(
     Ok(body)
 }
 
-/// Add `delta_milli` to an item's stock at the technician's van (`van-<user>`) if the
-/// item is stocked there, else at its first location. Below zero is allowed and
-/// flagged for dispatchers.
+/// Add `delta_milli` to an item's stock where `outpost_protocol::stock` puts it (the
+/// technician's van when it stocks the item, else the warehouse): the rule the
+/// dispatcher's desk previews with. Below zero is allowed and flagged for dispatchers.
+/// The move is kept in the stock ledger (`inventory.rs`).
 #[allow(clippy::too_many_arguments)]
 fn adjust_stock(
     sql: &mut dyn Sql,
@@ -641,24 +642,8 @@ fn adjust_stock(
     let Some((mut item, version)) = repo::get_item(sql, sku)? else {
         return Ok(());
     };
-    let van = assignee.map(|a| format!("van-{a}"));
-    let idx = van
-        .as_ref()
-        .and_then(|v| item.stock.iter().position(|s| &s.location == v))
-        .or(if item.stock.is_empty() { None } else { Some(0) });
-    let idx = match idx {
-        Some(i) => i,
-        None => {
-            item.stock.push(StockLevel {
-                location: "main".into(),
-                quantity: Quantity(0),
-            });
-            item.stock.len() - 1
-        }
-    };
-    let level = &mut item.stock[idx];
-    level.quantity = Quantity(level.quantity.0.saturating_add(delta_milli));
-    let (location, quantity) = (level.location.clone(), level.quantity.0);
+    let moved = outpost_protocol::stock::apply_delta(&mut item, delta_milli, assignee);
+    let (location, quantity) = (moved.location, moved.after.0);
     if quantity < 0 {
         tracing::warn!(sku, location = %location, quantity_milli = quantity, "stock below zero");
     }
@@ -734,6 +719,8 @@ fn open_conflict(
     kind: ConflictKind,
     fields: Vec<ConflictField>,
 ) -> Result<Uuid, Error> {
+    let mut fields = fields;
+    repo::stamp_conflict_fields(sql, order.id, &mut fields)?;
     // One open conflict per device and order: a later hold is absorbed into it.
     if let Some(mut open) =
         repo::open_conflict_of(sql, order.id, &ctx.who.username, ctx.who.device_id)?

@@ -623,6 +623,51 @@ pub fn get_order(sql: &mut dyn Sql, id: Uuid) -> Result<Option<(WorkOrder, Field
     Ok(get_order_json(sql, id)?.map(|(order, stamps, _)| (order, stamps)))
 }
 
+/// Fill in who set each field's current value and when (the field's stamp: its
+/// version and device; that version's change-log row: the receive and device times; the
+/// device's user), for the dispatcher's desk. A field whose stamp or row is gone (a
+/// pruned log) keeps `server_set` empty.
+pub fn stamp_conflict_fields(
+    sql: &mut dyn Sql,
+    order_id: Uuid,
+    fields: &mut [outpost_protocol::wire::ConflictField],
+) -> Result<(), Error> {
+    let Some((_, stamps)) = get_order(sql, order_id)? else {
+        return Ok(());
+    };
+    for f in fields.iter_mut().filter(|f| f.server.is_some()) {
+        let Some(stamp) = stamps.get(&f.field) else {
+            continue;
+        };
+        let version = i64::try_from(stamp.version).unwrap_or(i64::MAX);
+        let rows = sql.query(
+            "SELECT created_us, device_us FROM changes
+             WHERE entity = 'work_order' AND entity_id = ?1 AND version = ?2
+             ORDER BY seq LIMIT 1",
+            &[order_id.to_string().into(), version.into()],
+        )?;
+        let Some(row) = rows.first() else { continue };
+        let (received_us, device_us) = (row.i64(0)?, row.opt_i64(1)?);
+        let users = sql.query(
+            "SELECT username FROM devices WHERE device_id = ?1 ORDER BY last_seen_us DESC LIMIT 1",
+            &[stamp.device_id.to_string().into()],
+        )?;
+        let Some(user) = users.first() else { continue };
+        let (Some(received_at), device_time) = (
+            chrono::DateTime::from_timestamp_micros(received_us),
+            device_us.and_then(chrono::DateTime::from_timestamp_micros),
+        ) else {
+            continue;
+        };
+        f.server_set = Some(outpost_protocol::wire::FieldChange {
+            username: user.text(0)?,
+            device_time,
+            received_at,
+        });
+    }
+    Ok(())
+}
+
 /// The order, its field stamps and the row's stored JSON (which is exactly the order's
 /// serialization, so it can be sent on without encoding it again).
 pub fn get_order_json(

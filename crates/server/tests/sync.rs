@@ -37,6 +37,7 @@ both!(
     a_technician_never_sees_or_changes_another_technicians_order,
     a_rejection_is_recorded_as_a_failed_sync_and_can_be_dismissed,
     parts_used_decrement_stock_exactly_once,
+    the_stock_effect_a_dispatcher_previews_is_what_the_server_applies,
     priming_pages_are_bounded_ordered_and_followed_by_deltas,
     a_foreign_or_pruned_cursor_needs_a_resync,
     a_technicians_new_order_is_assigned_to_them,
@@ -851,6 +852,85 @@ async fn stock_of(d: &Session, sku: &str) -> i64 {
             _ => None,
         })
         .expect("item pulled")
+}
+
+async fn item_of(d: &Session, sku: &str) -> InventoryItem {
+    let (changes, _, _) = d.pull_all(None, 1000).await;
+    changes
+        .iter()
+        .rev()
+        .find_map(|c| match &c.change {
+            ChangeBody::InventoryItem(i) if i.sku == sku => Some(i.clone()),
+            _ => None,
+        })
+        .expect("item pulled")
+}
+
+/// The desk previews what accepting a change does to stock with
+/// `outpost_protocol::stock::preview`; the server applies the same rule (the
+/// assignee's van when it stocks the item, else the warehouse). Cases: an item the
+/// van stocks, one it does not, a technician without that van, parts added, changed
+/// and removed (stock returned).
+async fn the_stock_effect_a_dispatcher_previews_is_what_the_server_applies(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    // demo item 0 is stocked in van-tech1 and the warehouse; item 3 only in the warehouse.
+    let in_van = outpost_server::seed::demo_sku(0);
+    let warehouse_only = outpost_server::seed::demo_sku(3);
+    let cases: [(&str, &str, i64, Option<i64>); 5] = [
+        ("tech1", &in_van, 2500, None),
+        ("tech1", &warehouse_only, 1000, None),
+        ("tech2", &in_van, 3000, None),
+        ("tech1", &in_van, 7000, Some(1000)), // more than the van holds, then less
+        ("tech1", &in_van, 1000, Some(0)),    // removed: stock comes back
+    ];
+    for (who, sku, first, then) in cases {
+        let t = s.login(who).await;
+        let order = d.create_order(Some(who)).await;
+        let line = PartUsed {
+            id: Uuid::now_v7(),
+            sku: sku.to_string(),
+            quantity: Quantity(first),
+        };
+        let mut steps = vec![Op::Add(ListItem::PartsUsed(line.clone()))];
+        if let Some(q) = then {
+            steps.push(if q == 0 {
+                Op::Remove {
+                    list: ListName::PartsUsed,
+                    item_id: line.id.to_string(),
+                }
+            } else {
+                Op::Add(ListItem::PartsUsed(PartUsed {
+                    quantity: Quantity(q),
+                    ..line.clone()
+                }))
+            });
+        }
+        let mut current = order.clone();
+        for op in steps {
+            let item = item_of(&d, sku).await;
+            let mut after = current.clone();
+            apply_ops(&mut after, std::slice::from_ref(&op)).expect("applies");
+            let preview = outpost_protocol::stock::preview(Some(&current), &after, |k| {
+                (k == sku).then(|| item.clone())
+            });
+            assert_eq!(preview.len(), 1, "{who} {sku}: one line moves");
+            let PushOutcome::Applied(a) = t
+                .push1(t.mutation(order.id, MutationKind::Update, current.version, vec![op]))
+                .await
+            else {
+                panic!("applies")
+            };
+            current = a.order.expect("order");
+            let server = item_of(&d, sku).await;
+            assert_eq!(
+                Some(&server.stock),
+                preview[0].item_after.as_ref().map(|i| &i.stock),
+                "{who} {sku} {first} {then:?}: the server applied what the preview showed ({:?})",
+                preview[0]
+            );
+        }
+    }
 }
 
 async fn parts_used_decrement_stock_exactly_once(kind: Kind) {

@@ -71,6 +71,7 @@ fn edit(order: &WorkOrder, device: Uuid, i: usize) -> Mutation {
             },
         ],
         base_epoch: None,
+        reason: None,
         seen: Vec::new(),
     }
 }

@@ -289,6 +289,64 @@ impl Store {
             .collect()
     }
 
+    /// Records whose decision from this device met `already_resolved`: someone else
+    /// decided first (the dispatcher's desk shows it).
+    pub fn decided_elsewhere(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .get_setting(DECIDED_ELSEWHERE)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    /// Queue a decision's resolutions (all the records of one order on the
+    /// dispatcher's desk) in one transaction: they are saved together or not at all,
+    /// and held until `hold_until` (the undo window) before a push takes them, a
+    /// manual "sync now" included ([`Store::next_push_batch`]).
+    pub fn enqueue_decision(
+        &mut self,
+        resolutions: Vec<Mutation>,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            for m in resolutions {
+                let id = m.mutation_id.to_string();
+                crate::outbox::enqueue(tx, m, now)?;
+                tx.execute(
+                    "UPDATE outbox SET next_attempt_at = ?2
+                     WHERE mutation_id = ?1 AND state = 'pending' AND kind = 'resolve'",
+                    params![id, hold_until.to_rfc3339()],
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Take back held resolutions that have not been sent (the desk's "undo").
+    /// Returns how many were removed; a resolution already sent stays (reverse it by a
+    /// new decision).
+    pub fn undo_held(&mut self, mutation_ids: &[String]) -> Result<usize, StoreError> {
+        let ids = serde_json::to_string(mutation_ids)?;
+        self.write(|tx, _| {
+            Ok::<_, StoreError>(tx.execute(
+                "DELETE FROM outbox WHERE mutation_id IN (SELECT value FROM json_each(?1))
+                 AND state = 'pending' AND kind = 'resolve'",
+                [ids],
+            )?)
+        })
+    }
+
+    /// End the undo window of every held resolution now.
+    pub fn release_held(&mut self) -> Result<usize, StoreError> {
+        self.write(|tx, _| {
+            Ok::<_, StoreError>(tx.execute(
+                "UPDATE outbox SET next_attempt_at = NULL
+                 WHERE state = 'pending' AND kind = 'resolve' AND next_attempt_at IS NOT NULL",
+                [],
+            )?)
+        })
+    }
+
     /// Queue a resolution (of a conflict or a failed sync) for the server.
     pub fn enqueue_resolution(
         &mut self,
@@ -300,4 +358,33 @@ impl Store {
             Ok::<_, StoreError>(())
         })
     }
+}
+
+const DECIDED_ELSEWHERE: &str = "decided_elsewhere";
+
+/// Remember, in the push answer's transaction, that `record_id` was decided by
+/// someone else before this device's decision arrived.
+pub(crate) fn note_decided_elsewhere(
+    tx: &Transaction<'_>,
+    record_id: &str,
+) -> Result<(), StoreError> {
+    let current: Option<String> = tx
+        .query_row(
+            "SELECT value FROM kv WHERE key = ?1",
+            [DECIDED_ELSEWHERE],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut ids: Vec<String> = current
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    if !ids.iter().any(|i| i == record_id) {
+        ids.push(record_id.to_owned());
+    }
+    tx.execute(
+        "INSERT INTO kv (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![DECIDED_ELSEWHERE, serde_json::to_string(&ids)?],
+    )?;
+    Ok(())
 }

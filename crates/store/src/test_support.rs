@@ -23,6 +23,7 @@ pub(crate) fn update_at(entity_id: Uuid, base_version: u64, ops: Vec<Op>) -> Mut
         device_time: Utc::now(),
         ops,
         base_epoch: None,
+        reason: None,
         seen: Vec::new(),
     }
 }

@@ -56,6 +56,7 @@ fn outbox_fixture() -> Vec<(i64, Mutation, &'static str)> {
                 device_time: "2026-01-01T00:00:00Z".parse().expect("time"),
                 ops: vec![Op::Set(SetOp::Title(format!("edit {seq}")))],
                 base_epoch: None,
+                reason: None,
                 seen: Vec::new(),
             };
             (seq, mutation, state)

@@ -68,6 +68,7 @@ mod tests {
             device_time: Utc::now(),
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         };
         outpost_store::OutboxRow {

@@ -201,6 +201,7 @@ impl State {
             mutation_id: Uuid::now_v7(),
             ops: Vec::new(),
             order_version: None,
+            reason: None,
         };
         if let Some(c) = self.conflicts.get_mut(&record_id) {
             c.version = 2;
@@ -807,6 +808,7 @@ fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
                 },
             }],
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         },
         now,
@@ -848,6 +850,7 @@ fn complete_with_evidence(store: &mut Store, id: &str) -> Result<(), StoreError>
                 Op::Set(SetOp::CompletedAt(Some(now))),
             ],
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         },
         now,
@@ -1610,6 +1613,7 @@ async fn an_upload_refused_as_too_large_is_retried_in_smaller_requests() {
                 device_time: now,
                 ops,
                 base_epoch: None,
+                reason: None,
                 seen: Vec::new(),
             },
             now,

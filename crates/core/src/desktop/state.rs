@@ -145,6 +145,14 @@ impl DesktopState {
         f(o).map_err(AppError::from)
     }
 
+    /// Fetch a desk item's signature and photos on a connection of their own, so the
+    /// window's other commands are not held while they download.
+    pub async fn fetch_desk_evidence(&self, order_id: &str) -> Result<u32, AppError> {
+        let fetch = self.with(|o| o.prepare_evidence_fetch(order_id, &self.client))?;
+        let n = fetch.run().await.map_err(AppError::from)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// Replace the open data directory with the one `open` makes (first run, unlock).
     pub fn open_with(
         &self,

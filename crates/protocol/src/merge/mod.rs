@@ -416,6 +416,7 @@ fn whole_fields(
                 device: set.clone(),
                 server: current_as_set(current, set),
                 base: at_base.and_then(|b| current_as_set(b, set)),
+                server_set: None,
             }),
             _ => None,
         })
@@ -590,6 +591,7 @@ pub fn merge(current: Option<Current<'_>>, m: &Mutation, actor: &Actor) -> Decis
                         device: set.clone(),
                         server: now,
                         base: cur.at_base.and_then(|b| current_as_set(b, set)),
+                        server_set: None,
                     });
                     OpFate::Conflict
                 } else {

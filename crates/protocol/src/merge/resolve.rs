@@ -118,6 +118,7 @@ pub fn resolve(
             mutation_id: m.mutation_id,
             ops: Vec::new(),
             order_version: None,
+            reason: m.reason.clone(),
         };
         let _ = assignee_then;
         let blank = WorkOrder::blank(Uuid::nil());
@@ -224,6 +225,7 @@ pub fn resolve(
             mutation_id: m.mutation_id,
             ops,
             order_version: changed.then_some(after.version),
+            reason: m.reason.clone(),
         },
         order: after,
         stamps,
@@ -310,6 +312,7 @@ fn withhold_changed_since_seen(
                         device: set.clone(),
                         server: now,
                         base: Some(saw.clone()),
+                        server_set: None,
                     });
                     continue;
                 }

@@ -48,6 +48,7 @@ fn mutation(actor: &Actor, id: Uuid, kind: MutationKind, base: u64, ops: Vec<Op>
         device_time: t0(),
         ops,
         base_epoch: None,
+        reason: None,
         seen: Vec::new(),
     }
 }
@@ -1218,12 +1219,14 @@ fn a_resolution_withholds_a_field_changed_after_the_person_looked() {
                 device: SetOp::Title("Mine".into()),
                 server: Some(SetOp::Title("Seen".into())),
                 base: None,
+                server_set: None,
             },
             ConflictField {
                 field: "description".into(),
                 device: SetOp::Description("Mine too".into()),
                 server: Some(SetOp::Description(String::new())),
                 base: None,
+                server_set: None,
             },
         ],
         mutation: mutation(&t1, id, MutationKind::Update, 1, vec![]),

@@ -364,6 +364,7 @@ impl Session {
             device_time: Utc::now(),
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         }
     }

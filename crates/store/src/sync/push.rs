@@ -52,12 +52,15 @@ impl Store {
             if blocked.contains(&row.entity_id) {
                 continue;
             }
-            let waiting = !ignore_backoff
-                && row
-                    .next_attempt_at
-                    .as_deref()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| t > now);
+            let later = row
+                .next_attempt_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t > now);
+            // A decision in its undo window (`Store::enqueue_decision`) waits even for a
+            // manual pass: never sent, so it is still pending.
+            let held = later && row.state == crate::OutboxState::Pending && row.kind == "resolve";
+            let waiting = held || (!ignore_backoff && later);
             if row.state == crate::OutboxState::Failed || waiting {
                 blocked.insert(row.entity_id.clone());
                 continue;
@@ -282,6 +285,8 @@ impl Store {
                                 params![entity, entity_id, v.to_string(), now.to_rfc3339()],
                             )?;
                         }
+                        // The desk shows that someone else decided first.
+                        crate::records::note_decided_elsewhere(tx, &entity_id)?;
                         summary.already_resolved += 1;
                     }
                     PushOutcome::Rejected(r) => {

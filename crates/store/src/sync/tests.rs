@@ -270,6 +270,7 @@ fn a_push_answer_never_overwrites_a_pulled_conflict_record() {
             mutation_id: Uuid::now_v7(),
             ops: Vec::new(),
             order_version: None,
+            reason: None,
         }),
     };
     let page = PullResponse {

@@ -4,6 +4,11 @@
 import type { AppInfoView } from '../AppInfoView';
 import type { CompletionInput } from '../CompletionInput';
 import type { ConflictDetailView } from '../ConflictDetailView';
+import type { DecisionInput } from '../DecisionInput';
+import type { DecisionPreview } from '../DecisionPreview';
+import type { DecisionReceipt } from '../DecisionReceipt';
+import type { DeskFilter } from '../DeskFilter';
+import type { DeskPage } from '../DeskPage';
 import type { EngineStatusView } from '../EngineStatusView';
 import type { FailedSyncView } from '../FailedSyncView';
 import type { FixInput } from '../FixInput';
@@ -11,6 +16,7 @@ import type { FleetFailedSyncView } from '../FleetFailedSyncView';
 import type { FleetView } from '../FleetView';
 import type { InventoryView } from '../InventoryView';
 import type { NewOrderInput } from '../NewOrderInput';
+import type { NoticeView } from '../NoticeView';
 import type { OrderDetail } from '../OrderDetail';
 import type { OrderEditInput } from '../OrderEditInput';
 import type { OrderPageView } from '../OrderPageView';
@@ -54,6 +60,14 @@ export type CommandName =
   | 'dismiss_fleet_failed'
   | 'assign_order'
   | 'cancel_order'
+  | 'desk'
+  | 'preview_decision'
+  | 'decide'
+  | 'undo_decision'
+  | 'fetch_desk_evidence'
+  | 'desk_evidence'
+  | 'decision_notices'
+  | 'mark_notices_read'
   | 'app_info'
   | 'set_update_channel'
   | 'check_for_update'
@@ -145,6 +159,43 @@ export function bindCommands(invoke: Invoke) {
       invoke<OrderDetail>('assign_order', { id, assignee }),
     cancelOrder: (id: string, reason: string) =>
       invoke<OrderDetail>('cancel_order', { id, reason }),
+    /**
+     * The dispatcher's desk: one item per order, oldest first.
+     */
+    desk: (filter: DeskFilter) =>
+      invoke<DeskPage>('desk', { filter }),
+    /**
+     * The orders as the decision would leave them, before confirming.
+     */
+    previewDecision: (input: DecisionInput) =>
+      invoke<DecisionPreview[]>('preview_decision', { input }),
+    /**
+     * Decide one or more items; held for the undo window before the engine sends it.
+     */
+    decide: (input: DecisionInput) =>
+      invoke<DecisionReceipt>('decide', { input }),
+    /**
+     * Take back a decision still in its undo window; answers how many were taken back.
+     */
+    undoDecision: (mutationIds: string[]) =>
+      invoke<number>('undo_decision', { mutationIds }),
+    /**
+     * Download a desk item's signature and photos; answers how many were fetched.
+     */
+    fetchDeskEvidence: (orderId: string) =>
+      invoke<number>('fetch_desk_evidence', { orderId }),
+    /**
+     * A cached signature or photo as a `data:` URL (none while not downloaded).
+     */
+    deskEvidence: (hash: string) =>
+      invoke<string | null>('desk_evidence', { hash }),
+    /**
+     * Decisions others made on this user's changes, newest first.
+     */
+    decisionNotices: () =>
+      invoke<NoticeView[]>('decision_notices'),
+    markNoticesRead: (ids: string[]) =>
+      invoke<void>('mark_notices_read', { ids }),
     appInfo: () =>
       invoke<AppInfoView>('app_info'),
     setUpdateChannel: (channel: string) =>

@@ -2,6 +2,7 @@
 // Change the declarations there and run it again (`cargo test -p outpost-xtask`
 // fails while this file is out of step).
 import type { EngineStatusView } from '../EngineStatusView';
+import type { NoticeView } from '../NoticeView';
 import type { UpdateProgressView } from '../UpdateProgressView';
 import type { UpdateView } from '../UpdateView';
 
@@ -12,6 +13,7 @@ export type EventName =
   | 'sync-now-requested'
   | 'sync-status'
   | 'update-available'
+  | 'decision-notices'
   | 'update-progress';
 
 /**
@@ -49,6 +51,12 @@ export function bindEvents(listen: Listen) {
      */
     updateAvailable: (handler: (payload: UpdateView) => void) =>
       listen<UpdateView>('update-available', handler),
+    /**
+     * A pass brought decisions on this user's changes (issue 20 item 4): the app shows
+     * them, and an OS notification says each.
+     */
+    decisionNotices: (handler: (payload: NoticeView[]) => void) =>
+      listen<NoticeView[]>('decision-notices', handler),
     /**
      * Download progress of the update being installed, in bytes.
      */
