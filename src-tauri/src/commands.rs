@@ -19,10 +19,10 @@ use outpost_core::app::{
     ConflictDetailView, EngineStatusView, FailedSyncView, FixInput, FleetFailedSyncView,
     PendingChangeView, ResolveInput, SignInInput,
 };
-use outpost_core::fleet::FleetView;
 use outpost_core::desk::{
     DecisionInput, DecisionPreview, DecisionReceipt, DeskFilter, DeskPage, NoticeView,
 };
+use outpost_core::fleet::FleetView;
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
     AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
