@@ -1,6 +1,6 @@
 //! Logging to stderr and to files in the platform's log directory (the same folder
 //! Tauri's path resolver names: `~/.local/share/org.outpost.desktop/logs` on Linux):
-//! one file a day, the last seven kept (`outpost_core::desktop::log`).
+//! one file a day, at most 20 MB each, the last seven kept (`outpost_core::desktop::log`).
 //!
 //! Nothing secret is logged: keys, passphrases and tokens never reach a log call.
 
@@ -33,8 +33,14 @@ pub fn init() -> Option<PathBuf> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let file = log_dir().and_then(|dir| {
-        let f = outpost_core::desktop::log::rolling_file(&dir).ok()?;
-        Some((dir, f))
+        use outpost_core::desktop::log::{capped_file, LOG_BYTES_PER_DAY};
+        let f = capped_file(
+            &dir,
+            LOG_BYTES_PER_DAY,
+            std::sync::Arc::new(outpost_core::clock::SystemClock),
+        )
+        .ok()?;
+        Some((dir, std::sync::Mutex::new(f)))
     });
     match file {
         Some((path, f)) => {
