@@ -542,3 +542,70 @@ async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_re
     assert!(f.current_received_at.is_some(), "the server's receive time");
     assert!(f.base.is_some(), "the value when the technician started");
 }
+
+/// A per-field decision with a value the dispatcher typed: the order takes the typed
+/// text, and the technician hears the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_field_decision_with_an_edited_value_sets_that_value_on_the_order() {
+    let mut d = desk().await;
+    let id = open_order(&d.tech_a, 4);
+    let edit = |text: &str| OrderEdit {
+        description: Some(text.into()),
+        ..OrderEdit::default()
+    };
+    d.other_dispatcher
+        .app
+        .edit_order(&id, edit("Office: bring the long ladder"))
+        .unwrap();
+    d.other_dispatcher.sync().await.unwrap();
+    d.tech_a
+        .app
+        .edit_order(&id, edit("Field: ladder not needed"))
+        .unwrap();
+    d.tech_a.sync().await.unwrap();
+    d.dispatcher.sync().await.unwrap();
+    let mut decision = DecisionInput::of(&id, "per_field", "both were partly right");
+    decision.edits = vec![outpost_core::desk::FieldEdit {
+        field: "description".into(),
+        value: "Ladder only for the roof unit".into(),
+    }];
+    d.dispatcher.app.decide(decision).unwrap();
+    d.dispatcher.app.send_held_decisions_now().unwrap();
+    d.dispatcher.sync().await.unwrap();
+    d.tech_a.sync().await.unwrap();
+    for dev in [&d.dispatcher, &d.tech_a] {
+        assert_eq!(
+            dev.app.order(&id).unwrap().order.description,
+            "Ladder only for the roof unit"
+        );
+    }
+    let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
+    assert!(
+        !page.items.iter().any(|i| i.order_id == id),
+        "decided: no longer on the desk"
+    );
+}
+
+/// Reopen and reassign: a completion made after a cancellation, decided by reopening
+/// the order for another technician.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_an_order_for_another_technician_schedules_it_for_them() {
+    let mut d = desk().await;
+    let id = completion_after_cancellation(&mut d).await;
+    let mut decision = DecisionInput::of(&id, "reopen", "customer rebooked; tech2 is nearer");
+    decision.assignee = Some("tech2".into());
+    d.dispatcher.app.decide(decision).unwrap();
+    d.dispatcher.app.send_held_decisions_now().unwrap();
+    d.dispatcher.sync().await.unwrap();
+    let order = d.dispatcher.app.order(&id).unwrap().order;
+    assert_eq!(order.status, Status::Scheduled);
+    assert_eq!(order.assignee.as_deref(), Some("tech2"));
+    d.tech_a.sync().await.unwrap();
+    let notices = d.tech_a.app.order_decisions(&id).unwrap_or_default();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.text.contains("customer rebooked; tech2 is nearer")),
+        "the technician hears why: {notices:#?}"
+    );
+}
