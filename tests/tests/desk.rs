@@ -505,10 +505,10 @@ async fn accepting_a_completion_after_a_cancellation_completes_the_order_and_tel
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_receive_times() {
-    let mut d = desk().await;
-    let id = open_order(&d.tech_a, 3);
+/// The office and the technician both change the description of the `skip`-th open
+/// order; the technician's push is a field conflict on the dispatcher's desk.
+async fn description_conflict(d: &mut Desk, skip: usize) -> String {
+    let id = open_order(&d.tech_a, skip);
     let edit = |text: &str| OrderEdit {
         description: Some(text.into()),
         ..OrderEdit::default()
@@ -524,6 +524,13 @@ async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_re
         .unwrap();
     d.tech_a.sync().await.unwrap();
     d.dispatcher.sync().await.unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_receive_times() {
+    let mut d = desk().await;
+    let id = description_conflict(&mut d, 3).await;
     let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
     let item = page
         .items
@@ -548,22 +555,7 @@ async fn a_field_conflict_shows_who_set_the_current_value_with_the_device_and_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_field_decision_with_an_edited_value_sets_that_value_on_the_order() {
     let mut d = desk().await;
-    let id = open_order(&d.tech_a, 4);
-    let edit = |text: &str| OrderEdit {
-        description: Some(text.into()),
-        ..OrderEdit::default()
-    };
-    d.other_dispatcher
-        .app
-        .edit_order(&id, edit("Office: bring the long ladder"))
-        .unwrap();
-    d.other_dispatcher.sync().await.unwrap();
-    d.tech_a
-        .app
-        .edit_order(&id, edit("Field: ladder not needed"))
-        .unwrap();
-    d.tech_a.sync().await.unwrap();
-    d.dispatcher.sync().await.unwrap();
+    let id = description_conflict(&mut d, 4).await;
     let mut decision = DecisionInput::of(&id, "per_field", "both were partly right");
     decision.edits = vec![outpost_core::desk::FieldEdit {
         field: "description".into(),
