@@ -260,6 +260,7 @@ impl Case {
             device_time: time(u)?,
             ops,
             base_epoch: None,
+            reason: None,
             seen: Vec::new(),
         };
         let role = pick(u, &[Role::Technician, Role::Dispatcher, Role::Admin])?;
