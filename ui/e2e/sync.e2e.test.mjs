@@ -355,9 +355,11 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
   await wd.waitFor('[data-testid="conflict-row"]', 15_000);
   await shot('17-conflict');
   cli(['sync']);
-  const conflicts = cliJson(['conflicts', 'list']);
-  const conflict = conflicts.find((x) => (x.record?.order_id ?? x.order_id) === c);
-  assert.ok(conflict, `the dispatcher sees the conflict: ${JSON.stringify(conflicts).slice(0, 400)}`);
+  // A dispatcher's list is the fleet's, one item per order with its conflicts.
+  const perOrder = cliJson(['conflicts', 'list']);
+  const item = perOrder.find((x) => x.order_id === c);
+  const conflict = item?.conflicts?.[0];
+  assert.ok(conflict?.id, `the dispatcher sees the conflict: ${JSON.stringify(perOrder).slice(0, 400)}`);
   cli(['conflicts', 'resolve', conflict.id, '--field', 'status=mine']);
   cli(['sync']);
   await wd.waitUntil(
