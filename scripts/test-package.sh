@@ -154,7 +154,8 @@ unset OUTPOST_DATA_DIR OUTPOST_DB_PASSPHRASE
 OUTPOST_DB_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 export OUTPOST_DB_KEY DBUS_SESSION_BUS_ADDRESS= OUTPOST_PROBE_MAX_MS=1000
 DATA_DIR=$XDG_DATA_HOME/outpost            # directories::ProjectDirs("", "", "Outpost")
-LOG=$XDG_DATA_HOME/org.outpost.desktop/logs/outpost-desktop.log
+# The log rolls daily by the UTC date (outpost-desktop.YYYY-MM-DD.log).
+LOG=$XDG_DATA_HOME/org.outpost.desktop/logs/outpost-desktop.$(date -u +%F).log
 cli() { "$CLI" --data-dir "$DATA_DIR" "$@"; }
 
 # --- display and server -----------------------------------------------------------------

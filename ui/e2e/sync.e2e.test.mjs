@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -377,7 +377,12 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
   );
   await shot('18-conflict-decided');
 
-  const log = readFileSync(join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs/outpost-desktop.log'), 'utf8');
+  // The log rolls daily (outpost-desktop.YYYY-MM-DD.log): every file of the run.
+  const logDir = join(env.XDG_DATA_HOME, 'org.outpost.desktop/logs');
+  const log = readdirSync(logDir)
+    .filter((n) => n.startsWith('outpost-desktop') && n.endsWith('.log'))
+    .map((n) => readFileSync(join(logDir, n), 'utf8'))
+    .join('\n');
   assert.match(log, /sync engine started/);
   assert.ok(!log.includes(env.OUTPOST_DB_KEY), 'the key is never logged');
   assert.ok(!log.includes('outpost-demo'), 'the password is never logged');
