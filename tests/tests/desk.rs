@@ -308,6 +308,32 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
     );
 }
 
+/// The current side of a completion held after a cancellation names who cancelled,
+/// their device's time and when the server received the cancellation, as a field
+/// conflict's current value does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_held_after_a_cancellation_shows_when_the_server_received_the_cancellation(
+) {
+    let started = chrono::Utc::now();
+    let mut d = desk().await;
+    let id = completion_after_cancellation(&mut d).await;
+    let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
+    let item = page.items.iter().find(|i| i.order_id == id).unwrap();
+    let status = item
+        .fields
+        .iter()
+        .find(|f| f.field == "status")
+        .expect("status row");
+    assert_eq!(status.current_by.as_deref(), Some("dispatcher"));
+    let received = status
+        .current_received_at
+        .expect("the server's receive time of the cancellation");
+    assert!(
+        received >= started && received <= chrono::Utc::now(),
+        "received at {received}, the test ran from {started}"
+    );
+}
+
 /// `n` completions refused by the server (the office added a required step to each
 /// order while technician A completed it offline): `n` failed syncs, as after a price
 /// or checklist change.
