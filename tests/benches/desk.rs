@@ -184,6 +184,7 @@ fn main() {
                             _ => None,
                         })
                         .collect(),
+                    held_by: None,
                     mutation: m,
                     resolution: None,
                 }),

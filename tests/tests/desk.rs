@@ -2,6 +2,8 @@
 //! failed sync of an order is one item, side by side in words, decided as one unit.
 
 #![allow(clippy::unwrap_used)]
+// The tests compare the server's receive times with the wall clock around them.
+#![allow(clippy::disallowed_methods)]
 
 use outpost_core::desk::{DecisionInput, DeskFilter};
 use outpost_core::{Completion, Evidence, OrderEdit};
@@ -312,8 +314,7 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
 /// their device's time and when the server received the cancellation, as a field
 /// conflict's current value does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_completion_held_after_a_cancellation_shows_when_the_server_received_the_cancellation(
-) {
+async fn a_completion_held_after_a_cancellation_shows_when_the_server_received_the_cancellation() {
     let started = chrono::Utc::now();
     let mut d = desk().await;
     let id = completion_after_cancellation(&mut d).await;

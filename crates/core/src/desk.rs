@@ -794,8 +794,21 @@ impl Outpost {
 
         // Fields: the status a completion or cancellation implies, then every `set`
         // of the technician's changes, in the order first met. Who set the current
-        // value and when: the record's `server_set` (the server's field stamp), else
-        // for a cancellation its note (device time only).
+        // value and when: the record's `server_set` (the server's field stamp) or, for
+        // the status of a held record, its `held_by` (who cancelled, their device's
+        // time, the server's receive time); else for a cancellation its note (device
+        // time only: a record from a server that did not stamp it).
+        let status_set = recs.iter().find_map(|r| match r {
+            Rec::Conflict(c) if c.kind.held_by_field() == Some("status") => c.held_by.clone(),
+            _ => None,
+        });
+        let (status_by, status_at, status_received) = match (&status_set, &cancellation) {
+            (Some(s), _) if current.status == Status::Cancelled => {
+                (Some(s.username.clone()), s.device_time, Some(s.received_at))
+            }
+            (_, Some(c)) => (Some(c.by.clone()), Some(c.at), None),
+            _ => (None, None, None),
+        };
         let mut fields: Vec<DeskFieldView> = Vec::new();
         for r in recs {
             let implied = match r.mutation().kind {
@@ -811,9 +824,9 @@ impl Outpost {
                     technician: Some(status_words(s).into()),
                     technician_at: r.view().device_time,
                     current: Some(status_words(current.status).into()),
-                    current_by: cancellation.as_ref().map(|c| c.by.clone()),
-                    current_at: cancellation.as_ref().map(|c| c.at),
-                    current_received_at: None,
+                    current_by: status_by.clone(),
+                    current_at: status_at,
+                    current_received_at: status_received,
                     text: false,
                 });
             }
@@ -836,8 +849,8 @@ impl Outpost {
                     (Some(s), _, _) => {
                         (Some(s.username.clone()), s.device_time, Some(s.received_at))
                     }
-                    (None, Some(SetOp::Status(Status::Cancelled)), Some(c)) => {
-                        (Some(c.by.clone()), Some(c.at), None)
+                    (None, Some(SetOp::Status(Status::Cancelled)), Some(_)) => {
+                        (status_by.clone(), status_at, status_received)
                     }
                     _ => (None, None, None),
                 };

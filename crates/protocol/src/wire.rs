@@ -573,6 +573,16 @@ impl ConflictKind {
     pub fn holds_whole_mutation(self) -> bool {
         !matches!(self, ConflictKind::Fields)
     }
+
+    /// The order field whose change on the server holds the whole mutation: `status`
+    /// after a cancellation, `assignee` after a reassignment; none for field conflicts.
+    pub fn held_by_field(self) -> Option<&'static str> {
+        match self {
+            ConflictKind::Fields => None,
+            ConflictKind::CompletionAfterCancel | ConflictKind::UpdateAfterCancel => Some("status"),
+            ConflictKind::CompletionAfterReassign | ConflictKind::Reassigned => Some("assignee"),
+        }
+    }
 }
 
 /// One field that waits for a person: the device's `set`, the server's current value
@@ -662,6 +672,13 @@ pub struct ConflictRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_time: Option<DateTime<Utc>>,
     pub fields: Vec<ConflictField>,
+    /// For a record that holds the whole mutation: the change on the server that made
+    /// it wait (the cancellation for `*_after_cancel`, the reassignment for
+    /// `completion_after_reassign` and `reassigned`), who made it, their device's time
+    /// and when the server received it, for the dispatcher's desk. Left out when
+    /// unknown; devices that do not know it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<FieldChange>,
     pub mutation: Mutation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
@@ -756,6 +773,7 @@ impl ConflictRecord {
             f.server = None;
             f.server_set = None;
         }
+        self.held_by = None;
         self
     }
 

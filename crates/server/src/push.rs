@@ -721,11 +721,15 @@ fn open_conflict(
 ) -> Result<Uuid, Error> {
     let mut fields = fields;
     repo::stamp_conflict_fields(sql, order.id, &mut fields)?;
+    let held_by = repo::held_by(sql, order.id, kind)?;
     // One open conflict per device and order: a later hold is absorbed into it.
     if let Some(mut open) =
         repo::open_conflict_of(sql, order.id, &ctx.who.username, ctx.who.device_id)?
     {
         open.absorb(m, kind, fields);
+        if held_by.is_some() {
+            open.held_by = held_by;
+        }
         write_conflict(sql, log, ctx, &open, m)?;
         return Ok(open.id);
     }
@@ -742,6 +746,7 @@ fn open_conflict(
         created_at: ctx.now,
         device_time: Some(m.device_time),
         fields,
+        held_by,
         mutation: m.clone(),
         resolution: None,
     };

@@ -636,36 +636,66 @@ pub fn stamp_conflict_fields(
         return Ok(());
     };
     for f in fields.iter_mut().filter(|f| f.server.is_some()) {
-        let Some(stamp) = stamps.get(&f.field) else {
-            continue;
-        };
-        let version = i64::try_from(stamp.version).unwrap_or(i64::MAX);
-        let rows = sql.query(
-            "SELECT created_us, device_us FROM changes
-             WHERE entity = 'work_order' AND entity_id = ?1 AND version = ?2
-             ORDER BY seq LIMIT 1",
-            &[order_id.to_string().into(), version.into()],
-        )?;
-        let Some(row) = rows.first() else { continue };
-        let (received_us, device_us) = (row.i64(0)?, row.opt_i64(1)?);
-        let users = sql.query(
-            "SELECT username FROM devices WHERE device_id = ?1 ORDER BY last_seen_us DESC LIMIT 1",
-            &[stamp.device_id.to_string().into()],
-        )?;
-        let Some(user) = users.first() else { continue };
-        let (Some(received_at), device_time) = (
-            chrono::DateTime::from_timestamp_micros(received_us),
-            device_us.and_then(chrono::DateTime::from_timestamp_micros),
-        ) else {
-            continue;
-        };
-        f.server_set = Some(outpost_protocol::wire::FieldChange {
-            username: user.text(0)?,
-            device_time,
-            received_at,
-        });
+        f.server_set = field_change(sql, order_id, &stamps, &f.field)?;
     }
     Ok(())
+}
+
+/// Who made the server-side change that holds a whole mutation of `kind` (the
+/// cancellation or the reassignment: [`ConflictKind::held_by_field`]) and when, as
+/// [`stamp_conflict_fields`] finds it for a field; `None` for field conflicts or when
+/// the stamp or its log row is gone.
+pub fn held_by(
+    sql: &mut dyn Sql,
+    order_id: Uuid,
+    kind: outpost_protocol::wire::ConflictKind,
+) -> Result<Option<outpost_protocol::wire::FieldChange>, Error> {
+    let Some(field) = kind.held_by_field() else {
+        return Ok(None);
+    };
+    let Some((_, stamps)) = get_order(sql, order_id)? else {
+        return Ok(None);
+    };
+    field_change(sql, order_id, &stamps, field)
+}
+
+/// The last change of `field` of an order: its stamp's change-log row (receive and
+/// device times) and the stamping device's user.
+fn field_change(
+    sql: &mut dyn Sql,
+    order_id: Uuid,
+    stamps: &FieldStamps,
+    field: &str,
+) -> Result<Option<outpost_protocol::wire::FieldChange>, Error> {
+    let Some(stamp) = stamps.get(field) else {
+        return Ok(None);
+    };
+    let version = i64::try_from(stamp.version).unwrap_or(i64::MAX);
+    let rows = sql.query(
+        "SELECT created_us, device_us FROM changes
+         WHERE entity = 'work_order' AND entity_id = ?1 AND version = ?2
+         ORDER BY seq LIMIT 1",
+        &[order_id.to_string().into(), version.into()],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let (received_us, device_us) = (row.i64(0)?, row.opt_i64(1)?);
+    let users = sql.query(
+        "SELECT username FROM devices WHERE device_id = ?1 ORDER BY last_seen_us DESC LIMIT 1",
+        &[stamp.device_id.to_string().into()],
+    )?;
+    let Some(user) = users.first() else {
+        return Ok(None);
+    };
+    let Some(received_at) = chrono::DateTime::from_timestamp_micros(received_us) else {
+        return Ok(None);
+    };
+    Ok(Some(outpost_protocol::wire::FieldChange {
+        username: user.text(0)?,
+        device_time: device_us.and_then(chrono::DateTime::from_timestamp_micros),
+        received_at,
+    }))
 }
 
 /// The order, its field stamps and the row's stored JSON (which is exactly the order's

@@ -170,6 +170,7 @@ impl State {
             created_at: Utc::now(),
             device_time: Some(m.device_time),
             fields: Vec::new(),
+            held_by: None,
             mutation: m.clone(),
             resolution: None,
         };

@@ -359,6 +359,7 @@ fn edits_and_a_completion_behind_a_cancellation_are_held_not_refused() {
         created_at: t0(),
         device_time: None,
         fields,
+        held_by: None,
         mutation: m.clone(),
         resolution: None,
     };
@@ -630,6 +631,7 @@ fn resolving_a_conflict_applies_the_chosen_side_once() {
         created_at: t0(),
         device_time: None,
         fields: a.conflicts.clone(),
+        held_by: None,
         mutation: m.clone(),
         resolution: None,
     };
@@ -1229,6 +1231,7 @@ fn a_resolution_withholds_a_field_changed_after_the_person_looked() {
                 server_set: None,
             },
         ],
+        held_by: None,
         mutation: mutation(&t1, id, MutationKind::Update, 1, vec![]),
         resolution: None,
     };

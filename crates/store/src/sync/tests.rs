@@ -262,6 +262,7 @@ fn a_push_answer_never_overwrites_a_pulled_conflict_record() {
         created_at: now,
         device_time: None,
         fields: Vec::new(),
+        held_by: None,
         mutation: update(&order, vec![Op::Set(SetOp::Title("theirs".into()))]),
         resolution: Some(Resolution {
             outcome: ResolutionOutcome::KeptServer,
