@@ -69,9 +69,8 @@ async fn after_a_pull_the_part_picker_lists_the_technicians_van_first_with_its_q
 
     // The part picker of one of tech1's orders: the van's items first (by name, as
     // the store lists them), each with its quantity in the van, then the rest.
-    let order = tech.order_id(|o| {
-        o.assignee.as_deref() == Some("tech1") && !o.status.is_terminal()
-    });
+    let order =
+        tech.order_id(|o| o.assignee.as_deref() == Some("tech1") && !o.status.is_terminal());
     let picker = tech.app.part_picker(&order, "", 30).unwrap();
     assert_eq!(picker.location.as_deref(), Some("van-tech1"));
     let expected_van: Vec<(String, Option<f64>)> = van
