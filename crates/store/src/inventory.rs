@@ -457,5 +457,15 @@ mod tests {
             )
             .expect("count");
         assert_eq!(left, 0);
+        // A completed snapshot removes the items it did not bring, with their levels.
+        let removed = store
+            .write(|tx, _| remove_items_older_than(tx, 1))
+            .expect("remove older");
+        assert_eq!(removed, 9);
+        let levels: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM inventory_stock", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(levels, 0);
     }
 }
