@@ -257,7 +257,9 @@ impl Store {
                 )?;
                 let offset = q.offset.saturating_sub(in_van as usize);
                 let mut stmt = self.conn.prepare(&format!(
-                    "SELECT i.body, NULL FROM inventory i
+                    // Named: without it SQLite may scan the table and sort every
+                    // item instead of walking the name index to the page's end.
+                    "SELECT i.body, NULL FROM inventory i INDEXED BY inventory_by_name
                       WHERE {MATCHES}
                         AND NOT EXISTS (SELECT 1 FROM inventory_stock s
                                          WHERE s.location = ?2 AND s.sku = i.sku)
