@@ -1,6 +1,9 @@
 -- index inventory_by_name
 CREATE INDEX inventory_by_name ON inventory (name COLLATE NOCASE);
 
+-- index inventory_stock_by_sku
+CREATE INDEX inventory_stock_by_sku ON inventory_stock (sku, van, quantity_milli);
+
 -- index outbox_by_entity
 CREATE INDEX outbox_by_entity ON outbox (entity_id, seq);
 
@@ -41,6 +44,15 @@ CREATE TABLE inventory (
     -- The full item as JSON (protocol::InventoryItem).
     body               TEXT NOT NULL
 , seen_gen INTEGER NOT NULL DEFAULT 0) STRICT;
+
+-- table inventory_stock
+CREATE TABLE inventory_stock (
+    location        TEXT NOT NULL,
+    sku             TEXT NOT NULL,
+    van             INTEGER NOT NULL CHECK (van IN (0, 1)),
+    quantity_milli  INTEGER NOT NULL,
+    PRIMARY KEY (location, sku)
+) STRICT, WITHOUT ROWID;
 
 -- table kv
 CREATE TABLE kv (

@@ -25,8 +25,8 @@ use outpost_core::desk::{
 use outpost_core::fleet::FleetView;
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
-    AppError, CompletionInput, InventoryView, NewOrderInput, OrderDetail, OrderEditInput,
-    OrderPageView, OrderQueryInput, SessionInfo, SyncSummary,
+    AppError, CompletionInput, InventoryPageInput, InventoryView, NewOrderInput, OrderDetail,
+    OrderEditInput, OrderPageView, OrderQueryInput, SessionInfo, StockPageView, SyncSummary,
 };
 use outpost_core::{Completion, OrderEdit, Outpost};
 use tauri::{AppHandle, Manager, State};
@@ -53,6 +53,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         start_time_entry,
         stop_time_entry,
         search_inventory,
+        part_picker,
+        inventory_page,
         sync_summary,
         quit_app,
         sign_in,
@@ -220,6 +222,24 @@ async fn search_inventory(
             .map(InventoryView::from)
             .collect())
     })
+}
+
+/// The part picker of an order: the items in the van its parts come out of first,
+/// with the quantity there, then the rest.
+#[tauri::command]
+async fn part_picker(
+    shell: State<'_, Shell>,
+    id: String,
+    query: String,
+    limit: u32,
+) -> Res<StockPageView> {
+    shell.with(|o| o.part_picker(&id, &query, limit as usize))
+}
+
+/// One page of the Inventory screen: the signed-in technician's van or the warehouse.
+#[tauri::command]
+async fn inventory_page(shell: State<'_, Shell>, input: InventoryPageInput) -> Res<StockPageView> {
+    shell.with(|o| o.inventory_page(&input))
 }
 
 #[tauri::command]

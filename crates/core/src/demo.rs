@@ -103,8 +103,9 @@ pub fn orders(now: DateTime<Utc>, assignee: &str) -> Vec<WorkOrder> {
         .collect()
 }
 
-/// A small demo inventory.
-pub fn inventory() -> Vec<InventoryItem> {
+/// A small demo inventory: each item in `user`'s van (so the part picker and "my van"
+/// show it, issue 23 item 3) and in the warehouse, four times as many there.
+pub fn inventory(user: &str) -> Vec<InventoryItem> {
     [
         ("FLT-100", "Air filter 600x600", "each", 2490, 40),
         ("SEAL-22", "Pump seal kit 22 mm", "each", 8900, 6),
@@ -119,10 +120,16 @@ pub fn inventory() -> Vec<InventoryItem> {
         description: String::new(),
         unit: unit.into(),
         price_cents: price,
-        stock: vec![StockLevel {
-            location: "van".into(),
-            quantity: Quantity::from_units(stock),
-        }],
+        stock: vec![
+            StockLevel {
+                location: outpost_protocol::stock::van_of(user),
+                quantity: Quantity::from_units(stock),
+            },
+            StockLevel {
+                location: outpost_protocol::stock::WAREHOUSE.into(),
+                quantity: Quantity::from_units(stock * 4),
+            },
+        ],
     })
     .collect()
 }
@@ -135,7 +142,7 @@ impl Outpost {
         let user = self.username()?;
         let orders = orders(now, &user);
         let n = self.store().put_server_orders(&orders, now)?;
-        self.store().put_inventory(&inventory())?;
+        self.store().put_inventory(&inventory(&user))?;
         Ok(n)
     }
 }

@@ -71,7 +71,7 @@ impl Outpost {
         for chunk in fleet.chunks(2_000) {
             written += self.store().put_server_orders(chunk, now)?;
         }
-        self.store().put_inventory(&demo::inventory())?;
+        self.store().put_inventory(&demo::inventory(&user))?;
         Ok(written)
     }
 }

@@ -349,6 +349,74 @@ impl Outpost {
         Ok(self.store.search_inventory(query, limit.clamp(1, 1000))?)
     }
 
+    /// Whose van is "my van": the signed-in user's; on a device that never signed in
+    /// (the local demo), the name given at first run; else nobody.
+    fn van_user(&self) -> Result<Option<String>, CoreError> {
+        match self.store.session()? {
+            Some(s) => Ok(Some(s.username)),
+            None => Ok(self.store.get_setting(SETTING_USERNAME)?),
+        }
+    }
+
+    /// The part picker of an order: the items in the van parts will come out of (the
+    /// order's assignee's, else the signed-in technician's: `protocol::stock`'s rule)
+    /// first with the quantity there, then the rest, each part by name; searched by
+    /// SKU or name.
+    pub fn part_picker(
+        &self,
+        order: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<views::StockPageView, CoreError> {
+        let row = self.order(order)?;
+        let signed_in = self.van_user()?;
+        let owner = row.order.assignee.clone().or_else(|| signed_in.clone());
+        let scope = match &owner {
+            Some(user) => outpost_store::StockScope::First(outpost_protocol::stock::van_of(user)),
+            // No van to put first: every item by name.
+            None => outpost_store::StockScope::All,
+        };
+        let page = self.store.inventory_page(&outpost_store::InventoryQuery {
+            text: query.to_owned(),
+            scope,
+            offset: 0,
+            limit: limit.clamp(1, 1000),
+        })?;
+        Ok(views::StockPageView::of(
+            &page,
+            owner.as_deref(),
+            signed_in.as_deref(),
+        ))
+    }
+
+    /// One page of the Inventory screen: the signed-in technician's van ("my van",
+    /// with the quantity in it; empty when the device knows nobody) or the warehouse (the
+    /// items stocked outside any van, with the quantity there); searched and paged.
+    pub fn inventory_page(
+        &self,
+        input: &views::InventoryPageInput,
+    ) -> Result<views::StockPageView, CoreError> {
+        let signed_in = self.van_user()?;
+        let owner = match input.place {
+            views::StockPlace::MyVan => match &signed_in {
+                Some(user) => Some(user.as_str()),
+                None => return Ok(views::StockPageView::of(&Default::default(), None, None)),
+            },
+            views::StockPlace::Warehouse => None,
+        };
+        let scope = match owner {
+            Some(user) => outpost_store::StockScope::At(outpost_protocol::stock::van_of(user)),
+            None => outpost_store::StockScope::Warehouse,
+        };
+        let page = self.store.inventory_page(&outpost_store::InventoryQuery {
+            text: input.query.clone(),
+            scope,
+            offset: input.offset as usize,
+            limit: (input.limit as usize).clamp(1, 1000),
+        })?;
+        Ok(views::StockPageView::of(&page, owner, signed_in.as_deref()))
+    }
+
     pub fn inventory_count(&self) -> Result<usize, CoreError> {
         Ok(self.store.inventory_count()?)
     }

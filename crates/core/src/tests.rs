@@ -644,3 +644,65 @@ fn sign_out_is_refused_while_work_is_unsynced_and_lists_it() {
     assert_eq!(pending[0].state, "pending");
     assert!(app.session().expect("session").is_some(), "still signed in");
 }
+
+#[test]
+fn on_a_device_that_never_signed_in_my_van_is_the_local_users_and_the_picker_puts_it_first() {
+    let (_tmp, _creds, mut app) = fresh();
+    // One item stocked only in the warehouse: the picker lists it after the van's.
+    let mut spare = demo::inventory("tech1").remove(0);
+    spare.sku = "AAA-1".into();
+    spare.name = "Anchor bolt".into();
+    spare
+        .stock
+        .retain(|s| !outpost_protocol::stock::is_van(&s.location));
+    app.store().put_inventory(&[spare]).expect("put");
+
+    let input = |place| views::InventoryPageInput {
+        place,
+        query: String::new(),
+        offset: 0,
+        limit: 50,
+    };
+    let mine = app
+        .inventory_page(&input(views::StockPlace::MyVan))
+        .expect("my van");
+    assert_eq!(mine.location.as_deref(), Some("van-tech1"));
+    assert!(mine.yours);
+    assert_eq!(mine.items.len(), 5, "the five demo items are in the van");
+    let filter = mine
+        .items
+        .iter()
+        .find(|i| i.item.sku == "FLT-100")
+        .expect("the filter");
+    assert_eq!(filter.here, Some(40.0));
+    let warehouse = app
+        .inventory_page(&input(views::StockPlace::Warehouse))
+        .expect("warehouse");
+    assert_eq!(warehouse.location, None);
+    assert_eq!(warehouse.items.len(), 6);
+    let names: Vec<&str> = warehouse
+        .items
+        .iter()
+        .map(|i| i.item.sku.as_str())
+        .collect();
+    assert_eq!(
+        names[..2],
+        ["FLT-100", "AAA-1"],
+        "by name: Air filter, Anchor bolt"
+    );
+
+    let order = first_order(&app);
+    let picker = app.part_picker(&order, "", 10).expect("picker");
+    let skus: Vec<(&str, bool)> = picker
+        .items
+        .iter()
+        .map(|i| (i.item.sku.as_str(), i.here.is_some()))
+        .collect();
+    assert_eq!(skus.len(), 6);
+    assert!(skus[..5].iter().all(|(_, in_van)| *in_van), "{skus:?}");
+    assert_eq!(
+        skus[5],
+        ("AAA-1", false),
+        "the warehouse-only item comes last"
+    );
+}

@@ -568,6 +568,75 @@ impl From<&InventoryItem> for InventoryView {
     }
 }
 
+/// Which stock the Inventory screen shows: the signed-in technician's van, or the
+/// warehouse (every location that is not a van, `protocol::stock::is_van`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum StockPlace {
+    MyVan,
+    Warehouse,
+}
+
+/// What an inventory page asks for: the place, search words (SKU or name) and the
+/// page. Searched and paged on the device's database; only the page crosses.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct InventoryPageInput {
+    pub place: StockPlace,
+    #[serde(default)]
+    pub query: String,
+    #[serde(default)]
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// An item and its quantity in the page's place (the van, the warehouse); null when
+/// it is not stocked there.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct StockedItemView {
+    pub item: InventoryView,
+    pub here: Option<f64>,
+}
+
+/// One page of the inventory seen from a place: the part picker (the van's items
+/// first, then the rest) or the Inventory screen's "my van" and "warehouse" views.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct StockPageView {
+    /// The van the page is about (`van-<user>`); null for the warehouse, and when the
+    /// device knows no technician to ask about (nobody signed in, order unassigned).
+    pub location: Option<String>,
+    /// Whose van it is (the order's assignee for the picker, else the signed-in user).
+    pub van_owner: Option<String>,
+    /// Whether that van is the signed-in person's ("in your van").
+    pub yours: bool,
+    pub items: Vec<StockedItemView>,
+    /// More items follow this page.
+    pub more: bool,
+}
+
+impl StockPageView {
+    /// The store's page, about `owner`'s van (`None`: the warehouse).
+    pub fn of(
+        page: &outpost_store::InventoryPage,
+        owner: Option<&str>,
+        signed_in: Option<&str>,
+    ) -> Self {
+        let outpost_store::InventoryPage { rows, more } = page;
+        StockPageView {
+            location: owner.map(outpost_protocol::stock::van_of),
+            van_owner: owner.map(str::to_owned),
+            yours: owner.is_some() && owner == signed_in,
+            items: rows
+                .iter()
+                .map(|outpost_store::StockRow { item, here }| StockedItemView {
+                    item: InventoryView::from(item),
+                    here: here.map(quantity_units),
+                })
+                .collect(),
+            more: *more,
+        }
+    }
+}
+
 /// What the sync indicator shows while no sync engine runs: the local half (how much
 /// is waiting, failed or in conflict). The engine's own status will join it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -853,6 +922,9 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     OrderSummary::export_all(&cfg)?;
     OrderDetail::export_all(&cfg)?;
     InventoryView::export_all(&cfg)?;
+    StockPlace::export_all(&cfg)?;
+    InventoryPageInput::export_all(&cfg)?;
+    StockPageView::export_all(&cfg)?;
     SyncSummary::export_all(&cfg)?;
     AppError::export_all(&cfg)?;
     SessionInfo::export_all(&cfg)?;

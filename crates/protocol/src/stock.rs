@@ -20,9 +20,18 @@ pub use crate::merge::{stock_deltas, StockDelta};
 /// The warehouse location an item without any stock level gets.
 pub const WAREHOUSE: &str = "main";
 
+/// How every van's location name begins.
+pub const VAN_PREFIX: &str = "van-";
+
 /// The location name of a technician's van.
 pub fn van_of(user: &str) -> String {
-    format!("van-{user}")
+    format!("{VAN_PREFIX}{user}")
+}
+
+/// Whether a location is a van (any technician's); every other location is a
+/// warehouse (the device's "warehouse" view sums those).
+pub fn is_van(location: &str) -> bool {
+    location.starts_with(VAN_PREFIX)
 }
 
 /// The index in `item.stock` a delta for an order assigned to `assignee` lands on:
@@ -143,6 +152,7 @@ mod tests {
         assert_eq!((m.location.as_str(), m.after), ("main", Quantity(9_000)));
         let m = apply_delta(&mut i, -1_000, None);
         assert_eq!(m.location, "main");
+        assert!(is_van(&van_of("tech1")) && !is_van(WAREHOUSE) && !is_van("vantage"));
         let mut empty = item(&[]);
         let m = apply_delta(&mut empty, 500, Some("tech1"));
         assert_eq!(

@@ -190,6 +190,10 @@ fn migrations() -> Migrations<'static> {
             .map(|(name, sql)| match *name {
                 // Fills the new search column of existing orders in Rust (Unicode case).
                 "0004_order_list.sql" => M::up_with_hook(sql, crate::list::fill_search_text),
+                // Fills the stock levels of the items already stored from their bodies.
+                "0008_inventory_stock.sql" => {
+                    M::up_with_hook(sql, crate::inventory::fill_inventory_stock)
+                }
                 _ => M::up(sql),
             })
             .collect(),

@@ -30,6 +30,7 @@ pub(crate) use crash_point;
 mod attachments;
 mod db;
 mod error;
+mod inventory;
 mod key;
 mod list;
 mod lock;
@@ -46,6 +47,7 @@ pub use db::{
     REKEY_COPY_SUFFIX,
 };
 pub use error::{OpenError, StoreError};
+pub use inventory::{InventoryPage, InventoryQuery, StockRow, StockScope};
 pub use key::{random_bytes, DbKey};
 pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
 pub use lock::OPEN_LOCK_FILE;
@@ -84,6 +86,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_outbox_set_aside.sql",
         include_str!("../../../migrations/client/0007_outbox_set_aside.sql"),
+    ),
+    (
+        "0008_inventory_stock.sql",
+        include_str!("../../../migrations/client/0008_inventory_stock.sql"),
     ),
 ];
 

@@ -1,9 +1,9 @@
-//! Work orders and inventory on the device, and the one way a user action is saved:
+//! Work orders on the device (inventory: `inventory.rs`), and the one way a user action is saved:
 //! [`Store::record`], which validates, updates the row and appends the mutation to the
 //! outbox in a single transaction.
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::{apply_mutation, InventoryItem, Mutation, WorkOrder};
+use outpost_protocol::{apply_mutation, Mutation, WorkOrder};
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -337,74 +337,6 @@ impl Store {
             .query_map([], order_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(decode_row).collect()
-    }
-
-    /// Replace or add inventory items (from the pull, or demo data).
-    pub fn put_inventory(&mut self, items: &[InventoryItem]) -> Result<(), StoreError> {
-        self.write(|tx, _| {
-            let mut stmt = tx.prepare(
-                "INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit = excluded.unit,
-                    price_cents = excluded.price_cents,
-                    total_stock_milli = excluded.total_stock_milli, body = excluded.body",
-            )?;
-            for item in items {
-                stmt.execute(params![
-                    item.sku,
-                    item.name,
-                    item.unit,
-                    item.price_cents,
-                    item.total_stock().milli(),
-                    serde_json::to_string(item)?,
-                ])?;
-            }
-            Ok::<_, StoreError>(())
-        })
-    }
-
-    /// Inventory items whose SKU or name contains `query` (case-insensitive), by name.
-    pub fn search_inventory(
-        &self,
-        query: &str,
-        limit: usize,
-    ) -> Result<Vec<InventoryItem>, StoreError> {
-        let escaped = query
-            .trim()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = format!("%{escaped}%");
-        let mut stmt = self.conn.prepare(
-            "SELECT body FROM inventory
-             WHERE sku LIKE ?1 ESCAPE '\\' OR name LIKE ?1 ESCAPE '\\'
-             ORDER BY name COLLATE NOCASE, sku LIMIT ?2",
-        )?;
-        let bodies = stmt
-            .query_map(params![pattern, limit as i64], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-            .collect()
-    }
-
-    pub fn inventory_count(&self) -> Result<usize, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM inventory", [], |r| r.get(0))?;
-        Ok(n as usize)
-    }
-
-    pub fn inventory_item(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
-        let body: Option<String> = self
-            .conn
-            .query_row("SELECT body FROM inventory WHERE sku = ?1", [sku], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
-            .transpose()
     }
 }
 

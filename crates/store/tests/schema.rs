@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::{Mutation, MutationKind, Op, SetOp, FORMAT_VERSION};
-use outpost_store::{DbKey, OpenError, Store, MIGRATIONS};
+use outpost_store::{DbKey, InventoryQuery, OpenError, StockScope, Store, MIGRATIONS};
 use uuid::Uuid;
 
 fn snapshot_path() -> PathBuf {
@@ -92,6 +92,16 @@ fn migrating_from_every_earlier_version_keeps_data_and_gives_the_snapshot_schema
                          '2026-01-01T00:00:00Z');",
             )
             .expect("fixture");
+            if version >= 2 {
+                // An inventory item with stock in the warehouse and a van (schema 8
+                // keeps the levels as rows, filled from the body by its hook).
+                conn.execute_batch(
+                    "INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body)
+                     VALUES ('SKU-1', 'Seal kit', 'each', 100, 7500,
+                             '{\"sku\":\"SKU-1\",\"name\":\"Seal kit\",\"unit\":\"each\",\"price_cents\":100,\"stock\":[{\"location\":\"main\",\"quantity\":5},{\"location\":\"van-tech1\",\"quantity\":2.5}]}');",
+                )
+                .expect("inventory fixture");
+            }
             // Outbox rows, pending and sealed, with gaps in `seq` (acknowledged rows
             // leave them).
             for (seq, mutation, state) in outbox_fixture() {
@@ -145,6 +155,26 @@ fn migrating_from_every_earlier_version_keeps_data_and_gives_the_snapshot_schema
             store.get_setting("username").expect("kv").as_deref(),
             Some("tech1")
         );
+        if version >= 2 {
+            let van = store
+                .inventory_page(&InventoryQuery {
+                    text: String::new(),
+                    scope: StockScope::At("van-tech1".into()),
+                    offset: 0,
+                    limit: 10,
+                })
+                .expect("van page");
+            let rows: Vec<(&str, Option<i64>)> = van
+                .rows
+                .iter()
+                .map(|r| (r.item.sku.as_str(), r.here.map(|q| q.milli())))
+                .collect();
+            assert_eq!(
+                rows,
+                [("SKU-1", Some(2_500))],
+                "the van's stock from schema {version}"
+            );
+        }
         let device = store.device_id(chrono::Utc::now()).expect("device");
         assert_eq!(device.to_string(), "8c1f2b8e-4a57-4a2a-9d43-5b1c5e2f7a10");
     }

@@ -71,7 +71,7 @@ pub(super) fn finish_priming(
              WHERE seen_gen < ?1 AND left_scope_to IS NULL AND server_body IS NOT NULL",
             [gen],
         )?;
-        removed += tx.execute("DELETE FROM inventory WHERE seen_gen < ?1", [gen])?;
+        removed += crate::inventory::remove_items_older_than(tx, gen)?;
         kv_delete(tx, KV_PRIMING)?;
     }
     Ok(removed)

@@ -71,14 +71,7 @@ impl Store {
         self.write(|tx, _| {
             let gen = current_gen(tx)?;
             let mut s = PageSummary::default();
-            let mut inv = tx.prepare(
-                "INSERT INTO inventory (sku, name, unit, price_cents, total_stock_milli, body, seen_gen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit = excluded.unit,
-                    price_cents = excluded.price_cents,
-                    total_stock_milli = excluded.total_stock_milli, body = excluded.body,
-                    seen_gen = excluded.seen_gen",
-            )?;
+            let mut items = crate::inventory::ItemWriter::new(tx)?;
             let mut ack = tx.prepare(ACK_PULLED_MUTATION)?;
             for change in &page.changes {
                 if change.is_unknown() {
@@ -94,15 +87,7 @@ impl Store {
                         s.orders += 1;
                     }
                     ChangeBody::InventoryItem(item) => {
-                        inv.execute(params![
-                            item.sku,
-                            item.name,
-                            item.unit,
-                            item.price_cents,
-                            item.total_stock().milli(),
-                            serde_json::to_string(item)?,
-                            gen,
-                        ])?;
+                        items.put(item, Some(gen))?;
                         s.inventory += 1;
                     }
                     ChangeBody::Conflict(c) => {
@@ -141,7 +126,8 @@ impl Store {
                         if f.status == RecordStatus::Resolved {
                             // A dispatcher decided: the device's copy of the refused
                             // change is settled, and the order shows the outcome.
-                            let cleared = tx.execute(CLEAR_RESOLVED_FAILED, [refused.to_string()])?;
+                            let cleared =
+                                tx.execute(CLEAR_RESOLVED_FAILED, [refused.to_string()])?;
                             if cleared > 0 {
                                 crate::records::refresh_local(tx, &f.order_id.to_string(), now)?;
                             }
@@ -185,7 +171,7 @@ impl Store {
                     ChangeBody::Unknown => {}
                     ChangeBody::LeftScope(_) | ChangeBody::Tombstone => {
                         if change.entity == outpost_protocol::wire::ChangeEntity::InventoryItem {
-                            tx.execute("DELETE FROM inventory WHERE sku = ?1", [&change.id])?;
+                            crate::inventory::remove_item(tx, &change.id)?;
                             s.removed += 1;
                         } else if needed_here(tx, &change.id)? {
                             let who = match &change.change {
@@ -209,7 +195,11 @@ impl Store {
             }
             kv_set(tx, KV_CURSOR, &page.cursor)?;
             // Kept from a page that follows the log, or that ends a snapshot.
-            if let Some(epoch) = page.epoch.as_ref().filter(|_| page.priming.is_none() || !page.has_more) {
+            if let Some(epoch) = page
+                .epoch
+                .as_ref()
+                .filter(|_| page.priming.is_none() || !page.has_more)
+            {
                 kv_set(tx, KV_EPOCH, epoch)?;
             }
             if s.skipped > 0 {

@@ -14,6 +14,7 @@ import type { FailedSyncView } from '../FailedSyncView';
 import type { FixInput } from '../FixInput';
 import type { FleetFailedSyncView } from '../FleetFailedSyncView';
 import type { FleetView } from '../FleetView';
+import type { InventoryPageInput } from '../InventoryPageInput';
 import type { InventoryView } from '../InventoryView';
 import type { NewOrderInput } from '../NewOrderInput';
 import type { NoticeView } from '../NoticeView';
@@ -25,6 +26,7 @@ import type { PendingChangeView } from '../PendingChangeView';
 import type { ResolveInput } from '../ResolveInput';
 import type { SessionInfo } from '../SessionInfo';
 import type { SignInInput } from '../SignInInput';
+import type { StockPageView } from '../StockPageView';
 import type { SyncSummary } from '../SyncSummary';
 import type { UpdateView } from '../UpdateView';
 
@@ -43,6 +45,8 @@ export type CommandName =
   | 'start_time_entry'
   | 'stop_time_entry'
   | 'search_inventory'
+  | 'part_picker'
+  | 'inventory_page'
   | 'sync_summary'
   | 'quit_app'
   | 'sign_in'
@@ -116,6 +120,17 @@ export function bindCommands(invoke: Invoke) {
       invoke<OrderDetail>('stop_time_entry', { id, entryId }),
     searchInventory: (query: string, limit: number) =>
       invoke<InventoryView[]>('search_inventory', { query, limit }),
+    /**
+     * The part picker of an order: the items in the van its parts come out of first,
+     * with the quantity there, then the rest.
+     */
+    partPicker: (id: string, query: string, limit: number) =>
+      invoke<StockPageView>('part_picker', { id, query, limit }),
+    /**
+     * One page of the Inventory screen: the signed-in technician's van or the warehouse.
+     */
+    inventoryPage: (input: InventoryPageInput) =>
+      invoke<StockPageView>('inventory_page', { input }),
     syncSummary: () =>
       invoke<SyncSummary>('sync_summary'),
     quitApp: () =>
