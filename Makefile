@@ -51,6 +51,7 @@ bench: deps
 	$(CARGO) build --release --bins
 	$(CARGO) bench -p outpost-tests --bench sync
 	$(CARGO) bench -p outpost-tests --bench desk
+	$(CARGO) bench -p outpost-tests --bench reconnect
 	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
 
 # The long reliability suite (issue 16): kill loops at every crash point of the sync

@@ -237,6 +237,11 @@ impl Server {
         }
     }
 
+    /// The server process's id (for a profiler to attach to).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process has ended (a crash point aborted it, say).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

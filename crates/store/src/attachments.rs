@@ -270,22 +270,39 @@ impl Store {
     /// Delete attachment files that nothing needs any more: uploaded, and named by no
     /// local order, no unacknowledged (pending, sent or failed) mutation and no open
     /// conflict. Returns how many were removed.
+    ///
+    /// Runs after every pass, so it must not cost a scan of every body per file (a
+    /// reconnect after a day offline holds a thousand signatures: that was most of the
+    /// pass's time). The candidates come from one pass over the bodies (the string values
+    /// of their JSON that could be a hash); each candidate is then checked with the
+    /// substring rule ([`Store::named_by_any_row`]), so the quick pass only narrows what
+    /// is checked and never deletes a file a body still names.
     pub fn prune_attachments(&mut self) -> Result<usize, StoreError> {
-        let doomed: Vec<String> = {
+        let candidates: Vec<String> = {
             let mut stmt = self.conn.prepare(
-                "SELECT a.hash FROM attachments a
-                 WHERE a.uploaded = 1
-                   AND NOT EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, a.hash) > 0)
-                   AND NOT EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, a.hash) > 0)
-                   AND NOT EXISTS (SELECT 1 FROM sync_records r
-                                   WHERE r.status = 'open' AND instr(r.body, a.hash) > 0)",
+                "WITH named(hash) AS (
+                   SELECT j.value FROM outbox b, json_tree(b.body) j
+                    WHERE json_valid(b.body) AND j.type = 'text' AND length(j.value) = 64
+                   UNION
+                   SELECT j.value FROM work_orders o, json_tree(o.body) j
+                    WHERE json_valid(o.body) AND j.type = 'text' AND length(j.value) = 64
+                   UNION
+                   SELECT j.value FROM sync_records r, json_tree(r.body) j
+                    WHERE r.status = 'open' AND json_valid(r.body)
+                      AND j.type = 'text' AND length(j.value) = 64)
+                 SELECT a.hash FROM attachments a
+                 WHERE a.uploaded = 1 AND a.hash NOT IN (SELECT hash FROM named)",
             )?;
             let rows = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        for hash in &doomed {
+        let mut removed = 0;
+        for hash in &candidates {
+            if self.named_by_any_row(hash)? {
+                continue;
+            }
             let path = self.attachment_path(hash);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -294,8 +311,22 @@ impl Store {
             }
             self.conn
                 .execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;
+            removed += 1;
         }
-        Ok(doomed.len())
+        Ok(removed)
+    }
+
+    /// Whether any local order, queued mutation (pending, sent or failed) or open record
+    /// names `hash` anywhere in its body.
+    fn named_by_any_row(&self, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, ?1) > 0)
+                 OR EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, ?1) > 0)
+                 OR EXISTS (SELECT 1 FROM sync_records r
+                            WHERE r.status = 'open' AND instr(r.body, ?1) > 0)",
+            [hash],
+            |r| r.get(0),
+        )?)
     }
 
     /// Remove what an action that then failed (a full disk part-way through a
@@ -307,16 +338,12 @@ impl Store {
     pub fn forget_unnamed_attachments(&mut self, hashes: &[String]) -> Result<usize, StoreError> {
         let mut removed = 0;
         for hash in hashes {
-            let named: bool = self.conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?1 AND uploaded = 1)
-                     OR EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, ?1) > 0)
-                     OR EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, ?1) > 0)
-                     OR EXISTS (SELECT 1 FROM sync_records r
-                                WHERE r.status = 'open' AND instr(r.body, ?1) > 0)",
+            let uploaded: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?1 AND uploaded = 1)",
                 [hash],
                 |r| r.get(0),
             )?;
-            if named {
+            if uploaded || self.named_by_any_row(hash)? {
                 continue;
             }
             match std::fs::remove_file(self.attachment_path(hash)) {
@@ -387,6 +414,47 @@ mod tests {
         assert!(
             store.attachment(&orphan.hash).is_err(),
             "unreferenced and uploaded: removed"
+        );
+    }
+
+    /// The quick pass over the bodies finds hashes that are whole JSON strings; a hash
+    /// a body holds some other way (inside a longer text) still keeps its file, and one
+    /// the order row names (after its mutation left the outbox) too.
+    #[test]
+    fn pruning_keeps_a_file_named_inside_a_longer_text_or_by_the_order_row() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = crate::DbKey::generate().expect("key");
+        let mut store = Store::create(tmp.path(), &key).expect("store");
+        let now = Utc::now();
+        let in_text = store
+            .put_attachment(b"named inside a note", "image/png", now)
+            .expect("put");
+        let gone = store
+            .put_attachment(b"named by nothing", "image/png", now)
+            .expect("put");
+        let order = WorkOrder::blank(Uuid::now_v7());
+        let mut m = update_at(order.id, 3, vec![Op::Set(SetOp::Title("t".into()))]);
+        m.kind = MutationKind::Create;
+        m.ops.push(Op::AppendNote {
+            note: outpost_protocol::NoteEntry {
+                id: Uuid::now_v7(),
+                author: "tech1".into(),
+                text: format!("see photo sha256:{}, taken at the valve", in_text.hash),
+                at: now,
+            },
+        });
+        store.record(m, now).expect("record");
+        for h in [&in_text.hash, &gone.hash] {
+            store.mark_uploaded(h).expect("uploaded");
+        }
+        assert_eq!(store.prune_attachments().expect("prune"), 1);
+        assert!(
+            store.attachment(&in_text.hash).is_ok(),
+            "named in a text: kept"
+        );
+        assert!(
+            store.attachment(&gone.hash).is_err(),
+            "named by nothing: removed"
         );
     }
 }

@@ -136,12 +136,19 @@ pub(crate) async fn upload(
         {
             Ok(resp) => {
                 report.bytes_sent += group.iter().map(|(_, d)| d.len() * 4 / 3).sum::<usize>();
-                for r in resp.results {
-                    if r.complete {
-                        store.mark_uploaded(&r.hash)?;
-                        crate::crash_point!("client:after-upload");
-                        report.uploaded += 1;
-                    } else if let Some(e) = r.error {
+                let done: Vec<&str> = resp
+                    .results
+                    .iter()
+                    .filter(|r| r.complete)
+                    .map(|r| r.hash.as_str())
+                    .collect();
+                store.mark_all_uploaded(&done)?;
+                if !done.is_empty() {
+                    crate::crash_point!("client:after-upload");
+                }
+                report.uploaded += done.len();
+                for r in resp.results.iter().filter(|r| !r.complete) {
+                    if let Some(e) = &r.error {
                         unsendable.push(refused(&r.hash, e.code, &e.message));
                     }
                 }

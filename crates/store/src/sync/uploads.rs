@@ -48,10 +48,23 @@ impl Store {
     }
 
     pub fn mark_uploaded(&mut self, hash: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE attachments SET uploaded = 1 WHERE hash = ?1",
-            [hash],
-        )?;
-        Ok(())
+        self.mark_all_uploaded(&[hash])
+    }
+
+    /// Mark the files of one upload batch as on the server, in one transaction (one
+    /// commit, one flush, instead of one per file: a reconnect uploads a day's
+    /// signatures). Losing the mark to a crash costs a second upload of the same bytes,
+    /// which the server takes as already there.
+    pub fn mark_all_uploaded(&mut self, hashes: &[&str]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx, _| {
+            let mut stmt = tx.prepare("UPDATE attachments SET uploaded = 1 WHERE hash = ?1")?;
+            for hash in hashes {
+                stmt.execute([hash])?;
+            }
+            Ok::<_, StoreError>(())
+        })
     }
 }
