@@ -23,9 +23,9 @@ use axum::{Extension, Router};
 use outpost_protocol::fleet::FleetHealth;
 use outpost_protocol::wire::{
     limits, paths, AttachmentStatus, BatchUploadRequest, BatchUploadResponse, ConflictList,
-    ConflictRecord, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest,
-    LogoutRequest, PullRequest, PullResponse, PushRequest, PushResponse, RecordStatus,
-    RefreshRequest, StockAlert, StockAlertList, TokenResponse, PROTOCOL_HEADER,
+    ConflictRecord, DocumentIndex, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health,
+    LoginRequest, LogoutRequest, PullRequest, PullResponse, PushRequest, PushResponse,
+    RecordStatus, RefreshRequest, StockAlert, StockAlertList, TokenResponse, PROTOCOL_HEADER,
 };
 use outpost_protocol::{compat, Quantity, WorkOrder, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
@@ -1176,6 +1176,155 @@ async fn batch_upload(
     ))
 }
 
+/// The documents the caller's open orders need
+///
+/// Each document linked to one of the caller's open orders, directly or through the
+/// order's equipment model or asset tag, in its current version, with those orders. A
+/// device keeps its cache to this list: a new version (another `sha256`) is fetched, a
+/// document no longer listed is deleted.
+#[utoipa::path(get, path = paths::DOCUMENTS, tag = "documents", operation_id = "document_index",
+    responses(
+        (status = 200, description = "The documents, by id.", body = DocumentIndex),
+    ),
+    security(("bearer" = [])),
+)]
+async fn document_index(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, Error> {
+    let mut index = app
+        .db
+        .read(move |sql| crate::documents::index(sql, &who))
+        .await?;
+    index.budget_bytes = app.cfg.documents.device_budget;
+    Ok(json_response(StatusCode::OK, &index))
+}
+
+/// The bytes of a document
+///
+/// Staff read every document; anyone else those linked to an order assigned to them.
+/// One byte range may be asked for (`Range: bytes=N-` to resume), with `If-Range`
+/// naming the `ETag` the first part had: when the document changed since, the whole
+/// new file is sent (200).
+#[utoipa::path(get, path = "/v1/documents/{id}/content", tag = "documents", operation_id = "document_content",
+    params(("id" = Uuid, Path, description = "The document's id.")),
+    responses(
+        (status = 200, description = "The whole document; `ETag` is its quoted SHA-256.", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for (`Content-Range`).", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "The id is not a UUID (`invalid_body`).", body = ErrorBody),
+        (status = 404, description = "No such document, removed, or not linked to an order of the caller (`not_found`): the same answer, so nothing leaks.", body = ErrorBody),
+        (status = 416, description = "The range starts past the end (`out_of_range`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn document_content(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let id = parse_uuid(&id)?;
+    let (doc, inline) = app
+        .db
+        .read(move |sql| crate::documents::readable(sql, &who, id))
+        .await?;
+    let etag = format!("\"{}\"", doc.sha256);
+    let wanted = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        // A range of another version is no use: send the whole file.
+        .filter(|_| {
+            headers
+                .get(header::IF_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == etag)
+        });
+    let range = match wanted.map(|h| crate::documents::byte_range(h, doc.size)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(r))) => Some(r),
+        Some(Err(())) => {
+            let mut resp = ApiError::new(
+                416,
+                ErrorCode::OutOfRange,
+                format!("the document has {} bytes", doc.size),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", doc.size)) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    let (start, end) = range.unwrap_or((0, doc.size));
+    let body = match inline {
+        Some(bytes) => {
+            let (s, e) = (start as usize, (end as usize).min(bytes.len()));
+            Body::from(bytes.get(s..e).unwrap_or_default().to_vec())
+        }
+        None => {
+            let path = app.cfg.documents.blob_path(&doc.sha256);
+            file_body(&path, start, end - start).await?
+        }
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set(header::CONTENT_TYPE, doc.media_type.clone());
+    set(header::CONTENT_LENGTH, (end - start).to_string());
+    set(header::ETAG, etag);
+    set(header::ACCEPT_RANGES, "bytes".into());
+    // Never compressed on the way: a range is of the file's own bytes.
+    set(header::CONTENT_ENCODING, "identity".into());
+    if range.is_some() {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{}", end.saturating_sub(1), doc.size),
+        );
+    }
+    Ok(resp)
+}
+
+/// `len` bytes of the file at `path` from `start`, streamed in 64 KiB reads.
+async fn file_body(path: &std::path::Path, start: u64, len: u64) -> Result<Body, Error> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::store(format!("opening {}: {e}", path.display())))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| Error::store(format!("reading {}: {e}", path.display())))?;
+    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; (64 * 1024).min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the document's file is shorter than its size",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(Body::from_stream(stream))
+}
+
 async fn not_found() -> Response {
     ApiError::not_found("no such endpoint").into_response()
 }
@@ -1211,6 +1360,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/attachments/{hash}/status", get(attachment_status))
         .route(paths::ATTACHMENTS_BATCH, post(batch_upload))
+        .route(paths::DOCUMENTS, get(document_index))
+        .route("/v1/documents/{id}/content", get(document_content))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
