@@ -29,6 +29,7 @@ pub(crate) use crash_point;
 
 mod attachments;
 mod db;
+mod documents;
 mod error;
 mod key;
 mod list;
@@ -45,6 +46,7 @@ pub use db::{
     key_check_value, CheckReport, RekeyStage, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB,
     REKEY_COPY_SUFFIX,
 };
+pub use documents::{DocumentPlan, DocumentRow, DocumentWork, DocumentsState};
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey};
 pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
@@ -84,6 +86,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_outbox_set_aside.sql",
         include_str!("../../../migrations/client/0007_outbox_set_aside.sql"),
+    ),
+    (
+        "0008_documents.sql",
+        include_str!("../../../migrations/client/0008_documents.sql"),
     ),
 ];
 
