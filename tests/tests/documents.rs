@@ -95,7 +95,13 @@ async fn a_document_added_on_the_server_is_served_to_the_technician_whose_order_
     let file = file_in(tmp.path(), "pump-manual.pdf", &bytes);
 
     let out = server.admin(
-        &["documents", "add", "--order", &order, file.to_str().unwrap()],
+        &[
+            "documents",
+            "add",
+            "--order",
+            &order,
+            file.to_str().unwrap(),
+        ],
         None,
     );
     let id = added_id(&out);
@@ -153,7 +159,10 @@ async fn a_document_added_on_the_server_is_served_to_the_technician_whose_order_
     assert_eq!(get(&server.url, &content, &tech2, &[]).await.status(), 404);
     // Staff read every document.
     let dispatcher = token(&server.url, "dispatcher").await;
-    assert_eq!(get(&server.url, &content, &dispatcher, &[]).await.status(), 200);
+    assert_eq!(
+        get(&server.url, &content, &dispatcher, &[]).await.status(),
+        200
+    );
 
     // Removed: gone from the index and the bytes are 404.
     server.admin(&["documents", "remove", &id], None);
@@ -206,7 +215,13 @@ async fn a_document_of_an_order_is_cached_on_the_device_encrypted_and_exported_w
     let bytes = document_bytes(marker, 2_500_000);
     let file = file_in(tmp.path(), "hx-200.pdf", &bytes);
     let id = added_id(&server.admin(
-        &["documents", "add", "--order", &order, file.to_str().unwrap()],
+        &[
+            "documents",
+            "add",
+            "--order",
+            &order,
+            file.to_str().unwrap(),
+        ],
         None,
     ));
 
@@ -228,15 +243,20 @@ async fn a_document_of_an_order_is_cached_on_the_device_encrypted_and_exported_w
     // The network cut: the server is gone, the document still reads.
     server.kill();
     let out = tmp.path().join("exported.pdf");
-    dev.ok(&["documents", "export", &id, "--output", out.to_str().unwrap()]);
+    dev.ok(&[
+        "documents",
+        "export",
+        &id,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(std::fs::read(&out).unwrap() == bytes, "byte-identical");
 }
 
 // ---- item 4: the CLI ---------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_the_device(
-) {
+async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_the_device() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&small_fleet(tmp.path()), &[]);
     let order = open_order_of(&server, "tech1").await;
@@ -247,11 +267,23 @@ async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_
     let bytes = document_bytes("LATE-MARKER", 10_000);
     let file = file_in(tmp.path(), "late.txt", &bytes);
     let id = added_id(&server.admin(
-        &["documents", "add", "--order", &order, file.to_str().unwrap()],
+        &[
+            "documents",
+            "add",
+            "--order",
+            &order,
+            file.to_str().unwrap(),
+        ],
         None,
     ));
-    let out = tmp.path().join("late.txt");
-    let refused = dev.run(&["documents", "export", &id, "--output", out.to_str().unwrap()]);
+    let out = tmp.path().join("late-exported.txt");
+    let refused = dev.run(&[
+        "documents",
+        "export",
+        &id,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(!refused.status.success());
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("not on this device"), "a clear reason: {why}");
@@ -263,6 +295,12 @@ async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_
         text.contains("late.txt") && text.contains("available offline"),
         "{text}"
     );
-    dev.ok(&["documents", "export", &id, "--output", out.to_str().unwrap()]);
+    dev.ok(&[
+        "documents",
+        "export",
+        &id,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
 }
