@@ -304,3 +304,235 @@ async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_
     ]);
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
 }
+
+// ---- item 2, continued: versions, the budget, scope, resuming ----------------------
+
+/// A signed-in, synced device of `user`.
+async fn synced_device(server_url: &str, user: &str) -> Device {
+    let mut d = Device::new();
+    d.login(server_url, user).await;
+    d.sync().await.unwrap();
+    d
+}
+
+/// `documents add` linking `file` to `order`; the document's id.
+fn add_for_order(server: &Server, order: &str, file: &Path) -> String {
+    added_id(&server.admin(
+        &["documents", "add", "--order", order, file.to_str().unwrap()],
+        None,
+    ))
+}
+
+/// The document `id` as `dev` shows it on `order`.
+fn shown(dev: &Device, order: &str, id: &str) -> outpost_core::documents::DocumentView {
+    dev.app
+        .order_documents(order)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id)
+        .unwrap_or_else(|| panic!("order {order} shows document {id}"))
+}
+
+/// Files under the device's documents directory (whole or partial).
+fn document_files(dev: &Device) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dev.dir.path().join("documents")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Export `id` from `dev` and read it back.
+fn exported(dev: &mut Device, id: &str) -> Vec<u8> {
+    let out = dev
+        .dir
+        .path()
+        .join(format!("export-{}", uuid::Uuid::new_v4()));
+    dev.app.export_document(id, &out).unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_on_the_server_replaces_the_old_one_on_the_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let mut dev = synced_device(&server.url, "tech1").await;
+    let order = dev.order_id(|o| !o.status.is_terminal());
+    let first = document_bytes("VERSION-ONE", 1_500_000);
+    let dir1 = tmp.path().join("v1");
+    std::fs::create_dir_all(&dir1).unwrap();
+    let id = add_for_order(&server, &order, &file_in(&dir1, "manual.pdf", &first));
+    dev.sync().await.unwrap();
+    assert_eq!(exported(&mut dev, &id), first);
+    assert_eq!(shown(&dev, &order, &id).version, 1);
+
+    // The same name and links: a new version of the same document.
+    let second = document_bytes("VERSION-TWO", 900_000);
+    let dir2 = tmp.path().join("v2");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let out = server.admin(
+        &[
+            "documents",
+            "add",
+            "--order",
+            &order,
+            file_in(&dir2, "manual.pdf", &second).to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.contains("version 2") && out.contains(&id), "{out}");
+    dev.sync().await.unwrap();
+    let doc = shown(&dev, &order, &id);
+    assert_eq!(
+        (doc.version, doc.size, doc.available_offline),
+        (2, 900_000, true)
+    );
+    assert_eq!(exported(&mut dev, &id), second);
+    assert_eq!(
+        document_files(&dev).len(),
+        1,
+        "the old version's file is gone"
+    );
+    assert!(files_holding(dev.dir.path(), b"VERSION-").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_budget_evicts_the_least_recently_needed_documents_but_never_todays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let mut dev = synced_device(&server.url, "tech1").await;
+    let now = chrono::Utc::now();
+    let today = dev.order_id(|o| {
+        !o.status.is_terminal()
+            && o.scheduled
+                .as_ref()
+                .is_some_and(|w| w.start < now + chrono::Duration::hours(20))
+    });
+    let later: Vec<String> = dev
+        .app
+        .orders()
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            !r.order.status.is_terminal()
+                && r.order
+                    .scheduled
+                    .as_ref()
+                    .is_some_and(|w| w.start > now + chrono::Duration::days(2))
+        })
+        .map(|r| r.order.id.to_string())
+        .take(2)
+        .collect();
+    assert_eq!(later.len(), 2, "two orders of later days");
+    let mut ids = Vec::new();
+    for (i, order) in [&today, &later[0], &later[1]].into_iter().enumerate() {
+        let d = tmp.path().join(format!("d{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let bytes = document_bytes(&format!("BUDGET-{i}"), 300_000);
+        ids.push(add_for_order(
+            &server,
+            order,
+            &file_in(&d, "manual.pdf", &bytes),
+        ));
+    }
+    dev.sync().await.unwrap();
+    for (i, order) in [&today, &later[0], &later[1]].into_iter().enumerate() {
+        assert!(
+            shown(&dev, order, &ids[i]).available_offline,
+            "all fit 500 MB"
+        );
+    }
+    // The first later one was opened more recently than the second.
+    exported(&mut dev, &ids[2]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    exported(&mut dev, &ids[1]);
+
+    // Room for two: today's, and the most recently needed of the others.
+    dev.app.set_documents_budget(Some(700_000)).unwrap();
+    dev.sync().await.unwrap();
+    assert!(shown(&dev, &today, &ids[0]).available_offline);
+    assert!(shown(&dev, &later[0], &ids[1]).available_offline);
+    let evicted = shown(&dev, &later[1], &ids[2]);
+    assert!(
+        !evicted.available_offline && evicted.over_budget,
+        "{evicted:?}"
+    );
+    assert_eq!(document_files(&dev).len(), 2, "the evicted file is deleted");
+    assert!(dev.app.local_status().unwrap().documents_note.is_some());
+
+    // Today's alone exceed the budget: kept, with a warning.
+    dev.app.set_documents_budget(Some(100_000)).unwrap();
+    dev.sync().await.unwrap();
+    assert!(
+        shown(&dev, &today, &ids[0]).available_offline,
+        "today's stays"
+    );
+    assert!(!shown(&dev, &later[0], &ids[1]).available_offline);
+    let note = dev.app.local_status().unwrap().documents_note.unwrap();
+    assert!(note.contains("today's orders"), "{note}");
+    assert_eq!(document_files(&dev).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_of_an_order_reassigned_to_someone_else_leave_the_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let mut tech1 = synced_device(&server.url, "tech1").await;
+    let order = tech1.order_id(|o| !o.status.is_terminal());
+    let bytes = document_bytes("REASSIGNED-MARKER", 200_000);
+    let id = add_for_order(&server, &order, &file_in(tmp.path(), "r.pdf", &bytes));
+    tech1.sync().await.unwrap();
+    assert!(shown(&tech1, &order, &id).available_offline);
+
+    let mut dispatcher = synced_device(&server.url, "dispatcher").await;
+    dispatcher.app.assign_order(&order, "tech2").unwrap();
+    dispatcher.sync().await.unwrap();
+    tech1.sync().await.unwrap();
+    assert!(tech1.app.store().all_documents().unwrap().is_empty());
+    assert!(document_files(&tech1).is_empty(), "its file is deleted");
+    // The new assignee gets it.
+    let tech2 = synced_device(&server.url, "tech2").await;
+    assert!(shown(&tech2, &order, &id).available_offline);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_midway_resumes_where_it_stopped() {
+    use outpost_tests::http_faults::{Action, Endpoint, HttpProxy, Rule};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let proxy = HttpProxy::start(server.addr).await;
+    let mut dev = synced_device(&proxy.url(), "tech1").await;
+    let order = dev.order_id(|o| !o.status.is_terminal());
+    // Four ranges of 1 MiB (the last shorter).
+    let bytes = document_bytes("RESUMED-MARKER", 3_500_000);
+    let id = add_for_order(&server, &order, &file_in(tmp.path(), "big.pdf", &bytes));
+
+    // The index, the first range, then the second range's answer is cut.
+    proxy.reset_counts();
+    proxy.rule(Rule::once(
+        Endpoint::Documents,
+        3,
+        Action::ResetMidResponse { after: 4096 },
+    ));
+    dev.sync().await.unwrap();
+    let doc = shown(&dev, &order, &id);
+    assert!(!doc.available_offline);
+    assert_eq!(doc.received, 1024 * 1024, "the first range is kept");
+    assert!(files_holding(dev.dir.path(), b"RESUMED-MARKER").is_empty());
+
+    // The next sync asks only for the rest: the index and three ranges.
+    proxy.reset_counts();
+    dev.sync().await.unwrap();
+    assert_eq!(proxy.count(Endpoint::Documents), 4, "{:?}", proxy.seen());
+    assert!(shown(&dev, &order, &id).available_offline);
+    assert_eq!(exported(&mut dev, &id), bytes);
+}

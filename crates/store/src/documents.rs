@@ -116,6 +116,11 @@ fn disk(e: std::io::Error) -> StoreError {
     }
 }
 
+/// A time as `needed_at` keeps it: fixed width, so that text order is time order.
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// The associated data of record `index` of the document `sha256`.
 fn record_aad(sha256: &str, index: u64) -> String {
     format!("{sha256}:{index}")
@@ -181,7 +186,7 @@ impl Store {
         };
         let mut stale: Vec<String> = Vec::new();
         let mut deleted = 0;
-        let now = now.to_rfc3339();
+        let now = instant(now);
         self.write(|tx, _| {
             for d in &index.items {
                 if !outpost_protocol::validate::is_sha256_hex(&d.sha256) {
@@ -652,7 +657,7 @@ impl Store {
     fn touch_document(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE documents SET needed_at = ?2 WHERE id = ?1",
-            params![id, now.to_rfc3339()],
+            params![id, instant(now)],
         )?;
         Ok(())
     }
