@@ -536,3 +536,38 @@ async fn a_download_cut_midway_resumes_where_it_stopped() {
     assert!(shown(&dev, &order, &id).available_offline);
     assert_eq!(exported(&mut dev, &id), bytes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_fetches_the_documents_after_the_orders_and_before_the_inventory_catalogue() {
+    use outpost_tests::http_faults::{Endpoint, HttpProxy};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let order = open_order_of(&server, "tech1").await;
+    let bytes = document_bytes("PRIMING-MARKER", 50_000);
+    let id = add_for_order(&server, &order, &file_in(tmp.path(), "p.pdf", &bytes));
+    let proxy = HttpProxy::start(server.addr).await;
+    let mut dev = Device::new();
+    dev.login(&proxy.url(), "tech1").await;
+    // Small pages: the inventory (200 items) takes several.
+    dev.sync_with(outpost_core::PassOptions {
+        pull_limit: Some(50),
+        ..outpost_core::PassOptions::default()
+    })
+    .await
+    .unwrap();
+    let seen = proxy.seen();
+    let first_document = seen
+        .iter()
+        .position(|s| s.endpoint == Endpoint::Documents)
+        .expect("documents were asked for");
+    let pulls_after = seen[first_document..]
+        .iter()
+        .filter(|s| s.endpoint == Endpoint::Pull)
+        .count();
+    assert!(
+        pulls_after >= 2,
+        "the inventory's pages come after the documents: {seen:?}"
+    );
+    assert!(shown(&dev, &order, &id).available_offline);
+    assert_eq!(dev.app.inventory_count().unwrap(), 200);
+}
