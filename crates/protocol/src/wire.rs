@@ -61,7 +61,8 @@ pub mod paths {
     /// `GET /v1/fleet?stale_after_secs=N`: every device's sync health (dispatchers).
     pub const FLEET: &str = "/v1/fleet";
     /// `GET`: the documents the caller's open orders need ([`super::DocumentIndex`]);
-    /// `GET /v1/documents/{id}/content`: a document's bytes (HTTP `Range`, `ETag`).
+    /// `POST ?name=…&model=…`: add one (staff); `GET /v1/documents/{id}/content`: a
+    /// document's bytes (HTTP `Range`, `ETag`).
     pub const DOCUMENTS: &str = "/v1/documents";
 }
 
@@ -925,6 +926,18 @@ pub struct DocumentInfo {
     /// The caller's open orders that need it (linked directly, or through their
     /// equipment's model or asset tag).
     pub orders: Vec<Uuid>,
+}
+
+/// `POST /v1/documents`: what an upload did (staff only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentAdded {
+    pub id: Uuid,
+    pub version: u64,
+    /// The file replaced an existing document's (same name and links, or `replace`).
+    pub replaced: bool,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// `GET /v1/documents`: every document the caller's open orders need.

@@ -19,9 +19,11 @@
 //! that is not removed replaces that document's file (same id, `version` + 1), as does
 //! `--replace ID`. Devices see the new SHA-256 in their next index and fetch it.
 //!
-//! Left out on purpose: document history (only the current file is kept), and
-//! uploads over HTTP (administrators add files on the server's host, like inventory
-//! imports).
+//! Files are added on the server's host (`documents add`, no request timeout) or by
+//! staff over HTTP (`POST /v1/documents`, within the request timeout); both take the
+//! same path through [`Storage::begin`] and [`add`].
+//!
+//! Left out on purpose: document history (only the current file is kept).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -169,6 +171,64 @@ pub struct Received {
     pub sha256: String,
 }
 
+/// A file arriving: written to a temporary file as it comes, hashed and counted. Dropped
+/// before [`Incoming::finish`] (refused, or the sender went away), it leaves nothing.
+pub struct Incoming {
+    storage: Storage,
+    tmp: PathBuf,
+    file: Option<std::fs::File>,
+    ctx: ring::digest::Context,
+    size: u64,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("tmp", &self.tmp)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Incoming {
+    /// The next bytes; 413 once the file passes the size limit.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.size += bytes.len() as u64;
+        if self.size > self.storage.max_bytes {
+            return Err(self.storage.too_large(self.size).into());
+        }
+        self.ctx.update(bytes);
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| Error::store("the document's file is closed"))?;
+        file.write_all(bytes)
+            .map_err(|e| io("writing", &self.tmp, e))
+    }
+
+    /// All bytes are here: sync the temporary file.
+    pub fn finish(mut self) -> Result<Received, Error> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::store("the document's file is closed"))?;
+        file.sync_all().map_err(|e| io("syncing", &self.tmp, e))?;
+        Ok(Received {
+            tmp: std::mem::take(&mut self.tmp),
+            size: self.size,
+            sha256: hex::encode(self.ctx.clone().finish().as_ref()),
+        })
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Where a received file's bytes went.
 #[derive(Debug)]
 pub enum Placed {
@@ -214,43 +274,36 @@ impl Storage {
         )
     }
 
+    /// Start receiving a file into a temporary file in the documents directory.
+    pub fn begin(&self) -> Result<Incoming, Error> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io("creating", &self.dir, e))?;
+        let tmp = self.dir.join(format!(".incoming-{}", Uuid::new_v4()));
+        let file = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+        Ok(Incoming {
+            storage: self.clone(),
+            tmp,
+            file: Some(file),
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            size: 0,
+        })
+    }
+
     /// Stream `reader` into a temporary file in the documents directory, hashing and
     /// counting; refused (413, the temporary file removed) as soon as it passes
     /// [`Storage::max_bytes`].
     pub fn receive(&self, mut reader: impl Read) -> Result<Received, Error> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io("creating", &self.dir, e))?;
-        let tmp = self.dir.join(format!(".incoming-{}", Uuid::new_v4()));
-        let result = (|| {
-            let mut file = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut size: u64 = 0;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::store(format!("reading the document: {e}"))),
-                };
-                size += n as u64;
-                if size > self.max_bytes {
-                    return Err(self.too_large(size).into());
-                }
-                ctx.update(&buf[..n]);
-                file.write_all(&buf[..n])
-                    .map_err(|e| io("writing", &tmp, e))?;
-            }
-            file.sync_all().map_err(|e| io("syncing", &tmp, e))?;
-            Ok(Received {
-                tmp: tmp.clone(),
-                size,
-                sha256: hex::encode(ctx.finish().as_ref()),
-            })
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let mut incoming = self.begin()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::store(format!("reading the document: {e}"))),
+            };
+            incoming.write(&buf[..n])?;
         }
-        result
+        incoming.finish()
     }
 
     /// Put a received file where it is kept: its bytes for the row when small, else
@@ -350,6 +403,41 @@ pub fn has_blob(sql: &mut dyn Sql, sha256: &str) -> Result<bool, Error> {
             &[sha256.into()],
         )?
         .is_empty())
+}
+
+/// Receive nothing more: put `received` where it is kept and record it (`new`), then
+/// delete the file of bytes no document names any more. The one way a file becomes
+/// a document, for the command line and HTTP alike.
+pub async fn store(
+    db: &crate::Db,
+    storage: &Storage,
+    new: NewDocument,
+    received: Received,
+    now_us: i64,
+) -> Result<(Added, u64, String), Error> {
+    let (sha256, size) = (received.sha256.clone(), received.size);
+    let placed = {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || storage.place(received))
+            .await
+            .map_err(|e| Error::store(format!("placing a document: {e}")))??
+    };
+    let inline = match placed {
+        Placed::Inline(b) => Some(b),
+        Placed::File => None,
+    };
+    let sha = sha256.clone();
+    let added = db
+        .write(move |sql| add(sql, &new, (&sha, size), inline, now_us))
+        .await?;
+    if let Some(old) = &added.orphan {
+        // Only if no add of the same bytes committed since.
+        let o = old.clone();
+        if !db.read(move |sql| has_blob(sql, &o)).await? {
+            storage.delete_file(old);
+        }
+    }
+    Ok((added, size, sha256))
 }
 
 /// Record a document (or a new version of one) whose bytes are placed: `inline` holds

@@ -23,9 +23,10 @@ use axum::{Extension, Router};
 use outpost_protocol::fleet::FleetHealth;
 use outpost_protocol::wire::{
     limits, paths, AttachmentStatus, BatchUploadRequest, BatchUploadResponse, ConflictList,
-    ConflictRecord, DocumentIndex, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health,
-    LoginRequest, LogoutRequest, PullRequest, PullResponse, PushRequest, PushResponse,
-    RecordStatus, RefreshRequest, StockAlert, StockAlertList, TokenResponse, PROTOCOL_HEADER,
+    ConflictRecord, DocumentAdded, DocumentIndex, ErrorBody, ErrorCode, FailedSyncList,
+    FailedSyncRecord, Health, LoginRequest, LogoutRequest, PullRequest, PullResponse, PushRequest,
+    PushResponse, RecordStatus, RefreshRequest, StockAlert, StockAlertList, TokenResponse,
+    PROTOCOL_HEADER,
 };
 use outpost_protocol::{compat, Quantity, WorkOrder, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
@@ -1200,6 +1201,119 @@ async fn document_index(
     Ok(json_response(StatusCode::OK, &index))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AddDocumentQuery {
+    /// The name devices show (e.g. `hx-200-service-manual.pdf`).
+    name: String,
+    /// Link to an equipment model (an order's `equipment.model`, exactly).
+    #[serde(default)]
+    model: Option<String>,
+    /// Link to an asset tag (an order's `equipment.asset_tag`, exactly).
+    #[serde(default)]
+    asset: Option<String>,
+    /// Link to an order.
+    #[serde(default)]
+    order: Option<Uuid>,
+    /// Default: from the name's extension.
+    #[serde(default)]
+    media_type: Option<String>,
+    /// Make the file the new version of this document (its links become these).
+    #[serde(default)]
+    replace: Option<Uuid>,
+}
+
+/// Add a document (staff)
+///
+/// The body is the file. A file with the same name and links as a document already
+/// there (or `replace`) is its new version, which devices fetch on their next sync.
+/// More links, and files too large to send within the request timeout:
+/// `outpost-server documents add` on the server's host.
+#[utoipa::path(post, path = paths::DOCUMENTS, tag = "documents", operation_id = "add_document",
+    params(AddDocumentQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file."),
+    responses(
+        (status = 200, description = "Added, or a new version.", body = DocumentAdded),
+        (status = 400, description = "No link, or a malformed parameter (`invalid_body`).", body = ErrorBody),
+        (status = 403, description = "The caller is a technician (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "`replace` names no document (`not_found`).", body = ErrorBody),
+        (status = 413, description = "The file is larger than the server takes (`payload_too_large`; `serve --document-max-bytes`, 256 MiB by default).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn add_document(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    q: Result<Query<AddDocumentQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, Error> {
+    use futures_util::StreamExt as _;
+    if !who.is_staff() {
+        return Err(
+            ApiError::forbidden("documents are added by dispatchers and administrators").into(),
+        );
+    }
+    let Query(q) = q.map_err(query_error)?;
+    use crate::documents::{Link, LinkKind, NewDocument};
+    let links: Vec<Link> = [
+        (LinkKind::Model, q.model),
+        (LinkKind::Asset, q.asset),
+        (LinkKind::Order, q.order.map(|o| o.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(kind, t)| {
+        t.map(|t| Link {
+            kind,
+            target: t.trim().to_owned(),
+        })
+    })
+    .filter(|l| !l.target.is_empty())
+    .collect();
+    let name = q.name.trim().to_owned();
+    if name.is_empty() || links.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "a document needs a name and a model, asset or order to link it to",
+        )
+        .into());
+    }
+    let new = NewDocument {
+        media_type: q
+            .media_type
+            .unwrap_or_else(|| crate::documents::media_type_of(&name).to_owned()),
+        name,
+        links,
+        replace: q.replace,
+    };
+    let storage = &app.cfg.documents;
+    let mut incoming = storage.begin()?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::MalformedJson,
+                "the file could not be read completely",
+            )
+        })?;
+        incoming.write(&chunk)?;
+    }
+    let received = incoming.finish()?;
+    let (added, size, sha256) =
+        crate::documents::store(&app.db, storage, new, received, app.cfg.now_us()).await?;
+    tracing::info!(id = %added.id, version = added.version, by = %who.username, "document added");
+    Ok(json_response(
+        StatusCode::OK,
+        &DocumentAdded {
+            id: added.id,
+            version: added.version,
+            replaced: added.replaced,
+            size,
+            sha256,
+        },
+    ))
+}
+
 /// The bytes of a document
 ///
 /// Staff read every document; anyone else those linked to an order assigned to them.
@@ -1360,7 +1474,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/attachments/{hash}/status", get(attachment_status))
         .route(paths::ATTACHMENTS_BATCH, post(batch_upload))
-        .route(paths::DOCUMENTS, get(document_index))
+        .route(paths::DOCUMENTS, get(document_index).post(add_document))
         .route("/v1/documents/{id}/content", get(document_content))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

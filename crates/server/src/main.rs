@@ -841,20 +841,8 @@ async fn documents_command(action: DocumentsAction) -> anyhow::Result<()> {
                 let storage = storage.clone();
                 tokio::task::spawn_blocking(move || storage.receive(reader)).await??
             };
-            let (sha256, size) = (received.sha256.clone(), received.size);
-            let placed = storage.place(received)?;
-            let inline = match placed {
-                docs::Placed::Inline(b) => Some(b),
-                docs::Placed::File => None,
-            };
             let now_us = SystemClock.now().timestamp_micros();
-            let sha = sha256.clone();
-            let added = db
-                .write(move |sql| docs::add(sql, &new, (&sha, size), inline, now_us))
-                .await?;
-            if let Some(old) = &added.orphan {
-                storage.delete_file(old);
-            }
+            let (added, size, sha256) = docs::store(&db, &storage, new, received, now_us).await?;
             if added.replaced {
                 println!(
                     "version {} of document {} ({size} bytes, sha256 {sha256}); devices replace the old one on their next sync",

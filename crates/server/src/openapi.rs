@@ -42,6 +42,7 @@ use crate::http;
         http::attachment_status,
         http::batch_upload,
         http::document_index,
+        http::add_document,
         http::document_content,
     ),
     tags(
