@@ -8,6 +8,8 @@
 //! data directory, HTTP in between.
 
 #![allow(clippy::unwrap_used)]
+// Test code: reading the wall clock is fine here.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 

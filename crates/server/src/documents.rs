@@ -767,6 +767,7 @@ pub fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -6,6 +6,7 @@
 
 // Test code: reading the wall clock is fine here.
 #![allow(clippy::disallowed_methods)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -376,7 +376,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let end = offset + bytes.len() as u64;
         let whole = bytes.len() as u64 == DOCUMENT_CHUNK_BYTES;
-        if offset % DOCUMENT_CHUNK_BYTES != 0
+        if !offset.is_multiple_of(DOCUMENT_CHUNK_BYTES)
             || bytes.is_empty()
             || end > work.size
             || !(whole || end == work.size)

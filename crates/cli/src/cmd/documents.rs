@@ -109,6 +109,7 @@ fn parse_size(text: &str) -> Result<u64, CoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
