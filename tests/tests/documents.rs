@@ -573,3 +573,38 @@ async fn a_first_sync_fetches_the_documents_after_the_orders_and_before_the_inve
     assert!(shown(&dev, &order, &id).available_offline);
     assert_eq!(dev.app.inventory_count().unwrap(), 200);
 }
+
+// ---- item 3's first step: the bytes for the viewer ---------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_gets_a_cached_documents_bytes_with_the_network_cut_and_a_clear_error_otherwise()
+{
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&small_fleet(tmp.path()), &[]);
+    let mut dev = synced_device(&server.url, "tech1").await;
+    let order = dev.order_id(|o| !o.status.is_terminal());
+    let bytes = document_bytes("VIEWER-MARKER", 1_200_000);
+    let id = add_for_order(&server, &order, &file_in(tmp.path(), "view.pdf", &bytes));
+    let missing = dev.app.document_content(&id).unwrap_err();
+    assert_eq!(missing.code(), "not_found", "{missing}");
+    assert!(
+        missing.to_string().contains("not on this device"),
+        "{missing}"
+    );
+    dev.sync().await.unwrap();
+    server.kill();
+    let content = dev.app.document_content(&id).unwrap();
+    assert_eq!(
+        (
+            content.name.as_str(),
+            content.media_type.as_str(),
+            content.size
+        ),
+        ("view.pdf", "application/pdf", bytes.len() as u64)
+    );
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&content.data_base64)
+        .unwrap();
+    assert!(decoded == bytes, "the viewer gets the document's own bytes");
+}

@@ -34,6 +34,21 @@ pub struct DocumentView {
     pub over_budget: bool,
 }
 
+/// A cached document's bytes for the viewer in the window. The bytes cross as base64
+/// (the IPC carries JSON); the viewer decodes them and renders them itself, offline.
+/// A document is untrusted input: nothing in it is read here, and the UI must not let
+/// anything in it reach the app's commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct DocumentContent {
+    pub id: String,
+    pub name: String,
+    pub media_type: String,
+    #[ts(type = "number")]
+    pub size: u64,
+    /// The whole file, base64 (standard alphabet, padded).
+    pub data_base64: String,
+}
+
 impl From<outpost_store::DocumentRow> for DocumentView {
     fn from(d: outpost_store::DocumentRow) -> Self {
         DocumentView {
@@ -73,6 +88,25 @@ impl Outpost {
     pub fn document_bytes(&mut self, id: &str) -> Result<Vec<u8>, CoreError> {
         let now = self.now();
         Ok(self.store.document_bytes(id, now)?)
+    }
+
+    /// A cached document for the viewer: its name, type and bytes (base64), checked
+    /// against its SHA-256; counts as needed now (the budget keeps it longer). Not on
+    /// this device: `not_found`, saying so.
+    pub fn document_content(&mut self, id: &str) -> Result<DocumentContent, CoreError> {
+        use base64::Engine as _;
+        let bytes = self.document_bytes(id)?;
+        let doc = self
+            .store
+            .document(id)?
+            .ok_or_else(|| CoreError::NotFound(format!("document {id} is not on this device")))?;
+        Ok(DocumentContent {
+            id: doc.id,
+            name: doc.name,
+            media_type: doc.media_type,
+            size: bytes.len() as u64,
+            data_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        })
     }
 
     /// The documents budget in force, in bytes: the person's, else the
