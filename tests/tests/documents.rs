@@ -608,3 +608,26 @@ async fn the_viewer_gets_a_cached_documents_bytes_with_the_network_cut_and_a_cle
         .unwrap();
     assert!(decoded == bytes, "the viewer gets the document's own bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_wait_for_a_better_connection_when_the_bandwidth_setting_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    let mut dev = synced_device(&server.url, "tech1").await;
+    let order = dev.order_id(|o| !o.status.is_terminal());
+    let bytes = document_bytes("METERED-MARKER", 100_000);
+    let id = add_for_order(&server, &order, &file_in(tmp.path(), "m.pdf", &bytes));
+    // The setting that keeps photos for a better link (a metered connection).
+    dev.app.set_defer_photos(true).unwrap();
+    dev.sync().await.unwrap();
+    let doc = shown(&dev, &order, &id);
+    assert!(!doc.available_offline && doc.received == 0, "{doc:?}");
+    let note = dev.app.local_status().unwrap().documents_note.unwrap();
+    assert!(note.contains("wait for a better connection"), "{note}");
+    assert!(document_files(&dev).is_empty());
+
+    dev.app.set_defer_photos(false).unwrap();
+    dev.sync().await.unwrap();
+    assert!(shown(&dev, &order, &id).available_offline);
+    assert_eq!(dev.app.local_status().unwrap().documents_note, None);
+}

@@ -68,6 +68,9 @@ async fn step(
     report: &mut PassReport,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SyncError> {
+    // Documents of orders that left the device go first, even if the server cannot
+    // be asked below.
+    store.forget_unneeded_documents()?;
     let now = clock();
     let index = authed!(store, client, now, report, |t| client.document_index(&t))?;
     match index.budget_bytes {
