@@ -1,3 +1,6 @@
+-- index document_orders_order
+CREATE INDEX document_orders_order ON document_orders (order_id);
+
 -- index inventory_by_name
 CREATE INDEX inventory_by_name ON inventory (name COLLATE NOCASE);
 
@@ -32,6 +35,26 @@ CREATE TABLE device (
     singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
     device_id   TEXT NOT NULL,
     created_at  TEXT NOT NULL
+) STRICT;
+
+-- table document_orders
+CREATE TABLE document_orders (
+    document_id TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    PRIMARY KEY (document_id, order_id)
+) STRICT;
+
+-- table documents
+CREATE TABLE documents (
+    id         TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    cached     INTEGER NOT NULL DEFAULT 0,
+    needed_at  TEXT NOT NULL,
+    held       TEXT
 ) STRICT;
 
 -- table inventory

@@ -22,6 +22,7 @@ use outpost_core::app::{
 use outpost_core::desk::{
     DecisionInput, DecisionPreview, DecisionReceipt, DeskFilter, DeskPage, NoticeView,
 };
+use outpost_core::documents::{DocumentContent, DocumentView};
 use outpost_core::fleet::FleetView;
 use outpost_core::updates::{AppInfoView, UpdateChannel, UpdateView};
 use outpost_core::views::{
@@ -47,6 +48,8 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Syn
         list_orders,
         get_order,
         photo,
+        order_documents,
+        document_content,
         create_order,
         edit_order,
         complete_order,
@@ -141,6 +144,18 @@ async fn get_order(shell: State<'_, Shell>, id: String) -> Res<OrderDetail> {
 #[tauri::command]
 async fn photo(shell: State<'_, Shell>, hash: String) -> Res<String> {
     shell.with(|o| o.photo_data_url(&hash))
+}
+
+/// An order's technical documents, each available offline or not yet (issue 22).
+#[tauri::command]
+async fn order_documents(shell: State<'_, Shell>, id: String) -> Res<Vec<DocumentView>> {
+    shell.with(|o| o.order_documents(&id))
+}
+
+/// A document kept on this device, its bytes as base64, for the viewer (no network).
+#[tauri::command]
+async fn document_content(shell: State<'_, Shell>, id: String) -> Res<DocumentContent> {
+    shell.with(|o| o.document_content(&id))
 }
 
 #[tauri::command]

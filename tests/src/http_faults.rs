@@ -30,6 +30,8 @@ pub enum Endpoint {
     Pull,
     /// Attachment uploads (batch, chunk, status) and downloads.
     Attachments,
+    /// The documents index and documents' bytes (issue 22).
+    Documents,
     Other,
 }
 
@@ -48,6 +50,8 @@ impl Endpoint {
             Endpoint::Pull
         } else if path.starts_with(paths::ATTACHMENTS) {
             Endpoint::Attachments
+        } else if path.starts_with(paths::DOCUMENTS) {
+            Endpoint::Documents
         } else {
             Endpoint::Other
         }

@@ -246,6 +246,65 @@ async fn release_0_1_0_reads_conflicts_made_by_this_release_without_stalling() {
     old.ok(&["sync"]);
 }
 
+/// Issue 22: documents are served outside the pull (their own endpoints, which a
+/// 0.1.0 client never calls), so a server holding documents for the old client's
+/// orders changes nothing for it: it primes, pulls and pushes as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)"]
+async fn release_0_1_0_syncs_while_documents_exist_for_its_orders() {
+    let prev = prev_outpost();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&small_fleet(tmp.path()), &[]);
+    // A document for one of tech1's orders, and one for a model on many of them.
+    let mut reader = Device::new();
+    reader.login(&server.url, "tech1").await;
+    reader.sync().await.unwrap();
+    let order = reader
+        .app
+        .order(&reader.order_id(|o| !o.status.is_terminal()))
+        .unwrap();
+    let manual = tmp.path().join("manual.pdf");
+    std::fs::write(&manual, b"%PDF-1.4 a manual").unwrap();
+    let id = order.order.id.to_string();
+    server.admin(
+        &["documents", "add", "--order", &id, manual.to_str().unwrap()],
+        None,
+    );
+    server.admin(
+        &[
+            "documents",
+            "add",
+            "--model",
+            &order.order.equipment.model,
+            manual.to_str().unwrap(),
+        ],
+        None,
+    );
+
+    let old = OldClient::new(&prev, tmp.path().join("old-tech1"));
+    old.login(&server.url, "tech1");
+    old.ok(&["sync"]);
+    let orders = old.json(&["orders", "list"]);
+    assert!(orders.to_string().contains(&id), "the order arrived");
+    old.ok(&[
+        "orders",
+        "edit",
+        &id,
+        "--title",
+        "Edited by 0.1.0 beside documents",
+    ]);
+    old.ok(&["sync"]);
+    assert_eq!(old.json(&["outbox", "list"]), serde_json::json!([]));
+    assert_eq!(old.json(&["failed", "list"]), serde_json::json!([]));
+    // A device of this release sees the edit and the documents.
+    reader.sync().await.unwrap();
+    assert_eq!(
+        reader.app.order(&id).unwrap().order.title,
+        "Edited by 0.1.0 beside documents"
+    );
+    assert!(!reader.app.order_documents(&id).unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs release 0.1.0's client: export OUTPOST_PREV_OUTPOST=$(scripts/prev-release.sh), then --include-ignored (make test does)"]
 async fn a_release_the_server_no_longer_serves_is_told_to_update_outpost_and_keeps_its_work() {

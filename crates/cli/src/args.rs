@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// The inventory cache
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// Technical documents (manuals) of the orders, kept on this device for offline use
+    #[command(subcommand)]
+    Documents(DocumentsCmd),
     /// Changes waiting for the server
     #[command(subcommand)]
     Outbox(OutboxCmd),
@@ -244,6 +247,25 @@ pub(crate) enum InventoryCmd {
         query: String,
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DocumentsCmd {
+    /// An order's documents (by id or number): available offline, or not yet
+    List { order: String },
+    /// Write a document kept on this device to a file (decrypted); works offline
+    Export {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        output: std::path::PathBuf,
+    },
+    /// Show the documents budget, or set it (e.g. 500MB, 2GB, 300000000; "default"
+    /// goes back to the administrator's or 500 MB). The least recently needed documents
+    /// go first, never those of an order due today.
+    Budget {
+        #[arg(value_name = "SIZE")]
+        size: Option<String>,
     },
 }
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use outpost_core::CoreError;
 
-use args::{Cli, Command, DbCmd, DemoCmd, InventoryCmd, OutboxCmd};
+use args::{Cli, Command, DbCmd, DemoCmd, DocumentsCmd, InventoryCmd, OutboxCmd};
 
 mod args;
 mod cmd;
@@ -32,6 +32,15 @@ fn run(cli: Cli) -> Result<(), CoreError> {
         Command::Orders(sub) => cmd::orders::run(&dir, sub, json),
         Command::Inventory(InventoryCmd::Search { query, limit }) => {
             cmd::inventory::search(&dir, &query, limit, json)
+        }
+        Command::Documents(DocumentsCmd::List { order }) => {
+            cmd::documents::list(&dir, &order, json)
+        }
+        Command::Documents(DocumentsCmd::Export { id, output }) => {
+            cmd::documents::export(&dir, &id, &output, json)
+        }
+        Command::Documents(DocumentsCmd::Budget { size }) => {
+            cmd::documents::budget(&dir, size.as_deref(), json)
         }
         Command::Outbox(OutboxCmd::List) => cmd::outbox::list(&dir, json),
         Command::Db(DbCmd::Check) => cmd::db::check(&dir, json),

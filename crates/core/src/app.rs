@@ -100,6 +100,16 @@ impl From<&Progress> for ProgressView {
                 done: n(*rows),
                 total: 0,
             },
+            Progress::Documents {
+                file,
+                files,
+                done_bytes,
+                total_bytes,
+            } => ProgressView {
+                label: format!("Downloading documents for offline use ({file} of {files}, KB)"),
+                done: n(done_bytes / 1000),
+                total: n(total_bytes / 1000),
+            },
         }
     }
 }
@@ -151,6 +161,9 @@ pub struct EngineStatusView {
     pub progress: Option<ProgressView>,
     /// Bumped when a pass finds new failed syncs or conflicts.
     pub notices: u32,
+    /// The cached documents' warning in words (today's past the budget, downloads
+    /// waiting for a better connection), or null.
+    pub documents_note: Option<String>,
 }
 
 fn n32(v: usize) -> u32 {
@@ -174,6 +187,7 @@ impl From<&EngineStatus> for EngineStatusView {
             last_sync: s.last_sync,
             progress: s.progress.as_ref().map(ProgressView::from),
             notices: u32::try_from(s.notices).unwrap_or(u32::MAX),
+            documents_note: s.documents_note.clone(),
         }
     }
 }
@@ -533,6 +547,7 @@ impl Outpost {
             last_sync: self.store.last_sync_at()?,
             progress: None,
             notices: 0,
+            documents_note: self.store.documents_state()?.note,
         })
     }
 

@@ -125,6 +125,7 @@ impl From<StoreError> for CoreError {
             StoreError::AttachmentNotFound(h) => {
                 CoreError::NotFound(format!("attachment {h} is not on this device"))
             }
+            e @ StoreError::DocumentNotCached(_) => CoreError::NotFound(e.to_string()),
             StoreError::DiskFull => CoreError::DiskFull,
             StoreError::InUse(m) => CoreError::InUse(m),
             StoreError::Corrupt(m) => CoreError::Corrupt(format!(

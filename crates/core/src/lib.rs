@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod demo;
 pub mod desk;
 pub mod desktop;
+pub mod documents;
 mod error;
 pub mod first_run;
 pub mod fleet;

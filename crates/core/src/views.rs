@@ -950,6 +950,8 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     crate::desk::DeskFilter::export_all(&cfg)?;
     crate::desk::DeskPage::export_all(&cfg)?;
     crate::desk::DecisionInput::export_all(&cfg)?;
+    crate::documents::DocumentView::export_all(&cfg)?;
+    crate::documents::DocumentContent::export_all(&cfg)?;
     crate::desk::DecisionReceipt::export_all(&cfg)?;
     crate::desk::DecisionPreview::export_all(&cfg)?;
     crate::desk::NoticeView::export_all(&cfg)?;

@@ -42,6 +42,23 @@ pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// JSON). A push answer that would be larger (many mutations, each answered with its
 /// order) is refused like any bad answer and the batch is split until each answer fits.
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// A document's bytes per download request (issue 22): the device asks for one range
+/// of this size at a time, and keeps each range as one encrypted record, so an
+/// interrupted download resumes from the last whole range.
+pub const DOCUMENT_CHUNK_BYTES: u64 = 1024 * 1024;
+
+/// The largest document a server takes by default (`outpost-server serve
+/// --document-max-bytes`, `documents add`): manuals of 50–200 MB exist.
+pub const DOCUMENT_BYTES_MAX_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Documents up to this size are kept in the server's database rows by default;
+/// larger ones as files in its documents directory (`--document-inline-max-bytes`).
+pub const DOCUMENT_INLINE_BYTES_DEFAULT: u64 = 1024 * 1024;
+
+/// The device's default budget for cached documents (a person or the administrator
+/// sets another): 500 MB.
+pub const DOCUMENT_BUDGET_BYTES_DEFAULT: u64 = 500 * 1000 * 1000;
 /// One chunk of a resumable upload: at most, and a client's chunk by default.
 pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
 pub const CHUNK_BYTES_DEFAULT: usize = 512 * 1024;

@@ -60,6 +60,10 @@ pub mod paths {
     pub const ATTACHMENTS_BATCH: &str = "/v1/attachments-batch";
     /// `GET /v1/fleet?stale_after_secs=N`: every device's sync health (dispatchers).
     pub const FLEET: &str = "/v1/fleet";
+    /// `GET`: the documents the caller's open orders need ([`super::DocumentIndex`]);
+    /// `POST ?name=…&model=…`: add one (staff); `GET /v1/documents/{id}/content`: a
+    /// document's bytes (HTTP `Range`, `ETag`).
+    pub const DOCUMENTS: &str = "/v1/documents";
 }
 
 /// Limits both sides know (`crate::limits`), here too for the wire's readers.
@@ -913,6 +917,56 @@ pub struct StockAlert {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockAlertList {
     pub items: Vec<StockAlert>,
+}
+
+// ---------------------------------------------------------------------------------
+// Documents (issue 22)
+// ---------------------------------------------------------------------------------
+
+/// One document (a manual, a drawing) the caller's open orders need, in its current
+/// version. The bytes are at `GET /v1/documents/{id}/content`, whose `ETag` is the
+/// quoted `sha256`. A new version keeps the `id` and changes `version`, `sha256` and
+/// `size`; a removed document is no longer listed. Only a device reads this: unknown
+/// members are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentInfo {
+    pub id: Uuid,
+    /// Bumped each time a new file replaces the document (1 for the first).
+    pub version: u64,
+    /// The file name the administrator gave (e.g. `hx-200-service-manual.pdf`).
+    pub name: String,
+    /// e.g. `application/pdf`, `image/png`, `text/plain`.
+    pub media_type: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// The caller's open orders that need it (linked directly, or through their
+    /// equipment's model or asset tag).
+    pub orders: Vec<Uuid>,
+}
+
+/// `POST /v1/documents`: what an upload did (staff only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentAdded {
+    pub id: Uuid,
+    pub version: u64,
+    /// The file replaced an existing document's (same name and links, or `replace`).
+    pub replaced: bool,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// `GET /v1/documents`: every document the caller's open orders need.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentIndex {
+    pub items: Vec<DocumentInfo>,
+    /// The administrator's default for the devices' documents budget, in bytes
+    /// (`serve --document-budget-bytes`); a budget the person set on the device wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_bytes: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------

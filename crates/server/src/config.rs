@@ -100,6 +100,8 @@ pub struct ServerConfig {
     /// The fleet view warns about devices not seen for longer than this (issue 21;
     /// `GET /v1/fleet` may ask for another limit).
     pub fleet_stale_after: Duration,
+    /// Where technical documents' bytes are kept, and their size limits (issue 22).
+    pub documents: crate::documents::Storage,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -124,6 +126,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("min_protocol", &self.min_protocol)
             .field("fleet_stale_after", &self.fleet_stale_after)
+            .field("documents", &self.documents)
             .finish()
     }
 }
@@ -151,6 +154,7 @@ impl Default for ServerConfig {
             fleet_stale_after: Duration::from_secs(
                 outpost_protocol::fleet::STALE_AFTER_SECS_DEFAULT,
             ),
+            documents: crate::documents::Storage::default(),
             clock: Arc::new(SystemClock),
         }
     }

@@ -23,9 +23,10 @@ use axum::{Extension, Router};
 use outpost_protocol::fleet::FleetHealth;
 use outpost_protocol::wire::{
     limits, paths, AttachmentStatus, BatchUploadRequest, BatchUploadResponse, ConflictList,
-    ConflictRecord, ErrorBody, ErrorCode, FailedSyncList, FailedSyncRecord, Health, LoginRequest,
-    LogoutRequest, PullRequest, PullResponse, PushRequest, PushResponse, RecordStatus,
-    RefreshRequest, StockAlert, StockAlertList, TokenResponse, PROTOCOL_HEADER,
+    ConflictRecord, DocumentAdded, DocumentIndex, ErrorBody, ErrorCode, FailedSyncList,
+    FailedSyncRecord, Health, LoginRequest, LogoutRequest, PullRequest, PullResponse, PushRequest,
+    PushResponse, RecordStatus, RefreshRequest, StockAlert, StockAlertList, TokenResponse,
+    PROTOCOL_HEADER,
 };
 use outpost_protocol::{compat, Quantity, WorkOrder, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
@@ -1176,6 +1177,268 @@ async fn batch_upload(
     ))
 }
 
+/// The documents the caller's open orders need
+///
+/// Each document linked to one of the caller's open orders, directly or through the
+/// order's equipment model or asset tag, in its current version, with those orders. A
+/// device keeps its cache to this list: a new version (another `sha256`) is fetched, a
+/// document no longer listed is deleted.
+#[utoipa::path(get, path = paths::DOCUMENTS, tag = "documents", operation_id = "document_index",
+    responses(
+        (status = 200, description = "The documents, by id.", body = DocumentIndex),
+    ),
+    security(("bearer" = [])),
+)]
+async fn document_index(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+) -> Result<Response, Error> {
+    let mut index = app
+        .db
+        .read(move |sql| crate::documents::index(sql, &who))
+        .await?;
+    index.budget_bytes = app.cfg.documents.device_budget;
+    Ok(json_response(StatusCode::OK, &index))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AddDocumentQuery {
+    /// The name devices show (e.g. `hx-200-service-manual.pdf`).
+    name: String,
+    /// Link to an equipment model (an order's `equipment.model`, exactly).
+    #[serde(default)]
+    model: Option<String>,
+    /// Link to an asset tag (an order's `equipment.asset_tag`, exactly).
+    #[serde(default)]
+    asset: Option<String>,
+    /// Link to an order.
+    #[serde(default)]
+    order: Option<Uuid>,
+    /// Default: from the name's extension.
+    #[serde(default)]
+    media_type: Option<String>,
+    /// Make the file the new version of this document (its links become these).
+    #[serde(default)]
+    replace: Option<Uuid>,
+}
+
+/// Add a document (staff)
+///
+/// The body is the file. A file with the same name and links as a document already
+/// there (or `replace`) is its new version, which devices fetch on their next sync.
+/// More links, and files too large to send within the request timeout:
+/// `outpost-server documents add` on the server's host.
+#[utoipa::path(post, path = paths::DOCUMENTS, tag = "documents", operation_id = "add_document",
+    params(AddDocumentQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file."),
+    responses(
+        (status = 200, description = "Added, or a new version.", body = DocumentAdded),
+        (status = 400, description = "No link, or a malformed parameter (`invalid_body`).", body = ErrorBody),
+        (status = 403, description = "The caller is a technician (`forbidden`).", body = ErrorBody),
+        (status = 404, description = "`replace` names no document (`not_found`).", body = ErrorBody),
+        (status = 413, description = "The file is larger than the server takes (`payload_too_large`; `serve --document-max-bytes`, 256 MiB by default).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn add_document(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    q: Result<Query<AddDocumentQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, Error> {
+    use futures_util::StreamExt as _;
+    if !who.is_staff() {
+        return Err(
+            ApiError::forbidden("documents are added by dispatchers and administrators").into(),
+        );
+    }
+    let Query(q) = q.map_err(query_error)?;
+    use crate::documents::{Link, LinkKind, NewDocument};
+    let links: Vec<Link> = [
+        (LinkKind::Model, q.model),
+        (LinkKind::Asset, q.asset),
+        (LinkKind::Order, q.order.map(|o| o.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(kind, t)| {
+        t.map(|t| Link {
+            kind,
+            target: t.trim().to_owned(),
+        })
+    })
+    .filter(|l| !l.target.is_empty())
+    .collect();
+    let name = q.name.trim().to_owned();
+    if name.is_empty() || links.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "a document needs a name and a model, asset or order to link it to",
+        )
+        .into());
+    }
+    let new = NewDocument {
+        media_type: q
+            .media_type
+            .unwrap_or_else(|| crate::documents::media_type_of(&name).to_owned()),
+        name,
+        links,
+        replace: q.replace,
+    };
+    let storage = &app.cfg.documents;
+    let mut incoming = storage.begin()?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::MalformedJson,
+                "the file could not be read completely",
+            )
+        })?;
+        incoming.write(&chunk)?;
+    }
+    let received = incoming.finish()?;
+    let (added, size, sha256) =
+        crate::documents::store(&app.db, storage, new, received, app.cfg.now_us()).await?;
+    tracing::info!(id = %added.id, version = added.version, by = %who.username, "document added");
+    Ok(json_response(
+        StatusCode::OK,
+        &DocumentAdded {
+            id: added.id,
+            version: added.version,
+            replaced: added.replaced,
+            size,
+            sha256,
+        },
+    ))
+}
+
+/// The bytes of a document
+///
+/// Staff read every document; anyone else those linked to an order assigned to them.
+/// One byte range may be asked for (`Range: bytes=N-` to resume), with `If-Range`
+/// naming the `ETag` the first part had: when the document changed since, the whole
+/// new file is sent (200).
+#[utoipa::path(get, path = "/v1/documents/{id}/content", tag = "documents", operation_id = "document_content",
+    params(("id" = Uuid, Path, description = "The document's id.")),
+    responses(
+        (status = 200, description = "The whole document; `ETag` is its quoted SHA-256.", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for (`Content-Range`).", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "The id is not a UUID (`invalid_body`).", body = ErrorBody),
+        (status = 404, description = "No such document, removed, or not linked to an order of the caller (`not_found`): the same answer, so nothing leaks.", body = ErrorBody),
+        (status = 416, description = "The range starts past the end (`out_of_range`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn document_content(
+    State(app): St,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let id = parse_uuid(&id)?;
+    let (doc, inline) = app
+        .db
+        .read(move |sql| crate::documents::readable(sql, &who, id))
+        .await?;
+    let etag = format!("\"{}\"", doc.sha256);
+    let wanted = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        // A range of another version is no use: send the whole file.
+        .filter(|_| {
+            headers
+                .get(header::IF_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.trim() == etag)
+        });
+    let range = match wanted.map(|h| crate::documents::byte_range(h, doc.size)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(r))) => Some(r),
+        Some(Err(())) => {
+            let mut resp = ApiError::new(
+                416,
+                ErrorCode::OutOfRange,
+                format!("the document has {} bytes", doc.size),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", doc.size)) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    let (start, end) = range.unwrap_or((0, doc.size));
+    let body = match inline {
+        Some(bytes) => {
+            let (s, e) = (start as usize, (end as usize).min(bytes.len()));
+            Body::from(bytes.get(s..e).unwrap_or_default().to_vec())
+        }
+        None => {
+            let path = app.cfg.documents.blob_path(&doc.sha256);
+            file_body(&path, start, end - start).await?
+        }
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set(header::CONTENT_TYPE, doc.media_type.clone());
+    set(header::CONTENT_LENGTH, (end - start).to_string());
+    set(header::ETAG, etag);
+    set(header::ACCEPT_RANGES, "bytes".into());
+    // Never compressed on the way: a range is of the file's own bytes.
+    set(header::CONTENT_ENCODING, "identity".into());
+    if range.is_some() {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{}", end.saturating_sub(1), doc.size),
+        );
+    }
+    Ok(resp)
+}
+
+/// `len` bytes of the file at `path` from `start`, streamed in 64 KiB reads.
+async fn file_body(path: &std::path::Path, start: u64, len: u64) -> Result<Body, Error> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::store(format!("opening {}: {e}", path.display())))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| Error::store(format!("reading {}: {e}", path.display())))?;
+    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; (64 * 1024).min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the document's file is shorter than its size",
+                )),
+                (file, 0),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(Body::from_stream(stream))
+}
+
 async fn not_found() -> Response {
     ApiError::not_found("no such endpoint").into_response()
 }
@@ -1211,6 +1474,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/attachments/{hash}/status", get(attachment_status))
         .route(paths::ATTACHMENTS_BATCH, post(batch_upload))
+        .route(paths::DOCUMENTS, get(document_index).post(add_document))
+        .route("/v1/documents/{id}/content", get(document_content))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))

@@ -11,6 +11,7 @@
 //! used for it (the stock-move ledger). [`seed`] makes the demo fleet; [`openapi`] describes the API; [`serve`] runs it
 //! (plain or TLS) with graceful shutdown. [`unsent`] keeps what each device reports it
 //! has not sent; [`fleet`] what the server saw of each device, for the fleet view.
+//! [`documents`] keeps technical documents and says who may read them (issue 22).
 
 /// A named crash point of the kill tests (tests/src/kill.rs). With the `test-support`
 /// feature, `FAILPOINTS="NAME=K*off->return"` in the environment aborts the process at
@@ -44,6 +45,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod fleet;
 pub mod history;

@@ -27,6 +27,17 @@ struct DbArg {
     db: Option<String>,
 }
 
+/// Where documents' files are kept (issue 22).
+#[derive(Debug, clap::Args)]
+struct DocumentsDirArg {
+    /// The directory for documents' large files (and files arriving). Default: a
+    /// `documents` directory beside a SQLite database, or in the platform data
+    /// directory for PostgreSQL. Every server instance and `documents add` must use
+    /// the same.
+    #[arg(long, env = "OUTPOST_SERVER_DOCUMENTS_DIR")]
+    documents_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
@@ -100,6 +111,26 @@ enum Command {
               default_value_t = outpost_protocol::fleet::STALE_AFTER_SECS_DEFAULT,
               value_parser = clap::value_parser!(u64).range(60..))]
         fleet_stale_after_secs: u64,
+        #[command(flatten)]
+        documents: DocumentsDirArg,
+        /// The largest document taken (`documents add`), in bytes. Default 256 MiB.
+        #[arg(long, env = "OUTPOST_SERVER_DOCUMENT_MAX_BYTES",
+              default_value_t = outpost_protocol::limits::DOCUMENT_BYTES_MAX_DEFAULT)]
+        document_max_bytes: u64,
+        /// Documents up to this size are kept in the database's rows, larger ones as
+        /// files in the documents directory. Default 1 MiB.
+        #[arg(long, default_value_t = outpost_protocol::limits::DOCUMENT_INLINE_BYTES_DEFAULT)]
+        document_inline_max_bytes: u64,
+        /// The devices' documents budget in bytes (default: theirs, 500 MB); a budget
+        /// a person set on a device wins.
+        #[arg(long)]
+        document_budget_bytes: Option<u64>,
+    },
+    /// Technical documents (manuals, drawings) for the equipment on orders: devices
+    /// keep those their technician's open orders need.
+    Documents {
+        #[command(subcommand)]
+        action: DocumentsAction,
     },
     /// Seed the demo fleet (idempotent).
     Seed {
@@ -149,6 +180,64 @@ enum Command {
     },
     /// Print the OpenAPI description.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum DocumentsAction {
+    /// Add a document linked to models, assets or orders (at least one). A file with
+    /// the same name and the same links as a document already there is its new
+    /// version: it replaces the old one on every device.
+    Add {
+        file: PathBuf,
+        /// An equipment model (an order's equipment model, exactly), e.g. HX-200.
+        #[arg(long)]
+        model: Vec<String>,
+        /// An asset tag (an order's equipment asset tag, exactly).
+        #[arg(long)]
+        asset: Vec<String>,
+        /// An order id.
+        #[arg(long)]
+        order: Vec<Uuid>,
+        /// The name devices show (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The media type (default: from the name's extension).
+        #[arg(long)]
+        media_type: Option<String>,
+        /// Make the file the new version of this document (its links become these).
+        #[arg(long)]
+        replace: Option<Uuid>,
+        /// The largest document taken, in bytes (default 256 MiB).
+        #[arg(long, env = "OUTPOST_SERVER_DOCUMENT_MAX_BYTES",
+              default_value_t = outpost_protocol::limits::DOCUMENT_BYTES_MAX_DEFAULT)]
+        max_bytes: u64,
+        /// Documents up to this size go into the database's rows (default 1 MiB).
+        #[arg(long, default_value_t = outpost_protocol::limits::DOCUMENT_INLINE_BYTES_DEFAULT)]
+        inline_max_bytes: u64,
+        #[command(flatten)]
+        documents: DocumentsDirArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List documents with their links.
+    List {
+        /// Removed documents too.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove a document: devices delete it on their next sync.
+    Remove {
+        id: Uuid,
+        #[command(flatten)]
+        documents: DocumentsDirArg,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,11 +378,28 @@ fn default_db() -> anyhow::Result<String> {
     ))
 }
 
+fn db_url(db: &DbArg) -> anyhow::Result<String> {
+    match &db.db {
+        Some(u) => Ok(u.clone()),
+        None => default_db(),
+    }
+}
+
+/// The documents directory: given, beside a SQLite database, or the platform's.
+fn documents_dir(arg: &DocumentsDirArg, db: &DbArg) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &arg.documents_dir {
+        return Ok(d.clone());
+    }
+    if let Some(d) = outpost_server::documents::dir_beside(&db_url(db)?) {
+        return Ok(d);
+    }
+    let dirs = directories::ProjectDirs::from("", "", "outpost-server")
+        .context("no data directory for this user; pass --documents-dir")?;
+    Ok(dirs.data_dir().join("documents"))
+}
+
 async fn open(db: &DbArg) -> anyhow::Result<Db> {
-    let url = match &db.db {
-        Some(u) => u.clone(),
-        None => default_db()?,
-    };
+    let url = db_url(db)?;
     Db::open(&url)
         .await
         .with_context(|| format!("cannot open the database ({})", redact(&url)))
@@ -366,7 +472,17 @@ async fn main() -> anyhow::Result<()> {
             failed_sync_budget_bytes,
             min_protocol,
             fleet_stale_after_secs,
+            documents,
+            document_max_bytes,
+            document_inline_max_bytes,
+            document_budget_bytes,
         } => {
+            let storage = outpost_server::documents::Storage {
+                dir: documents_dir(&documents, &db)?,
+                inline_max: document_inline_max_bytes,
+                max_bytes: document_max_bytes,
+                device_budget: document_budget_bytes,
+            };
             let db = open(&db).await?;
             let cfg = ServerConfig {
                 access_ttl: Duration::from_secs(access_ttl_secs.max(1)),
@@ -388,6 +504,7 @@ async fn main() -> anyhow::Result<()> {
                 failed_sync_budget_bytes,
                 min_protocol,
                 fleet_stale_after: Duration::from_secs(fleet_stale_after_secs),
+                documents: storage,
                 clock: outpost_server::clock::serving_clock(),
                 ..ServerConfig::default()
             };
@@ -413,6 +530,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Documents { action } => documents_command(action).await?,
         Command::Seed { demo, items, db } => {
             if !demo {
                 bail!("only --demo seeding exists");
@@ -664,4 +782,119 @@ fn password_from_stdin(password_stdin: bool) -> anyhow::Result<String> {
         .read_to_string(&mut password)
         .context("reading the password from stdin")?;
     Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// `outpost-server documents …`.
+async fn documents_command(action: DocumentsAction) -> anyhow::Result<()> {
+    use outpost_server::documents::{self as docs, Link, LinkKind};
+    match action {
+        DocumentsAction::Add {
+            file,
+            model,
+            asset,
+            order,
+            name,
+            media_type,
+            replace,
+            max_bytes,
+            inline_max_bytes,
+            documents,
+            db,
+        } => {
+            let storage = docs::Storage {
+                dir: documents_dir(&documents, &db)?,
+                inline_max: inline_max_bytes,
+                max_bytes,
+                device_budget: None,
+            };
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .context("the file has no name; pass --name")?,
+            };
+            let mut links: Vec<Link> = Vec::new();
+            for (kind, targets) in [
+                (LinkKind::Model, model),
+                (LinkKind::Asset, asset),
+                (LinkKind::Order, order.iter().map(Uuid::to_string).collect()),
+            ] {
+                links.extend(targets.into_iter().map(|target| Link {
+                    kind,
+                    target: target.trim().to_owned(),
+                }));
+            }
+            if links.is_empty() {
+                bail!("link the document to something: --model, --asset or --order");
+            }
+            let new = docs::NewDocument {
+                media_type: media_type.unwrap_or_else(|| docs::media_type_of(&name).to_owned()),
+                name,
+                links,
+                replace,
+            };
+            let db = open(&db).await?;
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let received = {
+                let storage = storage.clone();
+                tokio::task::spawn_blocking(move || storage.receive(reader)).await??
+            };
+            let now_us = SystemClock.now().timestamp_micros();
+            let (added, size, sha256) = docs::store(&db, &storage, new, received, now_us).await?;
+            if added.replaced {
+                println!(
+                    "version {} of document {} ({size} bytes, sha256 {sha256}); devices replace the old one on their next sync",
+                    added.version, added.id
+                );
+            } else {
+                println!(
+                    "added document {} ({size} bytes, sha256 {sha256})",
+                    added.id
+                );
+            }
+        }
+        DocumentsAction::List { all, json, db } => {
+            let db = open(&db).await?;
+            let rows = db.read(move |sql| docs::list(sql, all)).await?;
+            for d in rows {
+                if json {
+                    println!("{}", serde_json::to_string(&d)?);
+                    continue;
+                }
+                let links: Vec<String> = d
+                    .links
+                    .iter()
+                    .map(|l| format!("{}:{}", l.kind.as_str(), l.target))
+                    .collect();
+                println!(
+                    "{}  v{}  {}  {}  {} bytes  {}{}",
+                    d.id,
+                    d.version,
+                    d.name,
+                    d.media_type,
+                    d.size,
+                    links.join(","),
+                    if d.removed { "  (removed)" } else { "" }
+                );
+            }
+        }
+        DocumentsAction::Remove { id, documents, db } => {
+            let dir = documents_dir(&documents, &db)?;
+            let db = open(&db).await?;
+            let Some(orphan) = db.write(move |sql| docs::remove(sql, id)).await? else {
+                bail!("no document {id}");
+            };
+            if let Some(sha) = orphan {
+                let storage = docs::Storage {
+                    dir,
+                    ..docs::Storage::default()
+                };
+                storage.delete_file(&sha);
+            }
+            println!("removed document {id}: devices delete it on their next sync");
+        }
+    }
+    Ok(())
 }

@@ -41,12 +41,16 @@ use crate::http;
         http::get_attachment,
         http::attachment_status,
         http::batch_upload,
+        http::document_index,
+        http::add_document,
+        http::document_content,
     ),
     tags(
         (name = "auth", description = "Signing in and out on a device."),
         (name = "sync", description = "Pushing mutations and pulling changes."),
         (name = "records", description = "Orders, conflicts, failed syncs and stock alerts as the caller may see them."),
         (name = "attachments", description = "Photos and signatures, named by the SHA-256 of their bytes."),
+        (name = "documents", description = "Technical documents for the equipment on the caller's orders (issue 22)."),
         (name = "service", description = "Health, metrics and this document."),
     )
 )]

@@ -117,6 +117,8 @@ pub enum RekeyStage {
 pub struct StorePaths {
     pub db: PathBuf,
     pub attachments: PathBuf,
+    /// Cached technical documents, encrypted (`documents.rs`).
+    pub documents: PathBuf,
 }
 
 impl StorePaths {
@@ -124,6 +126,7 @@ impl StorePaths {
         StorePaths {
             db: dir.join(DB_FILE_NAME),
             attachments: dir.join(ATTACHMENTS_DIR),
+            documents: dir.join("documents"),
         }
     }
 }

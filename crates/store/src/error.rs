@@ -32,6 +32,12 @@ pub enum StoreError {
     AttachmentNotFound(String),
     #[error("attachment {hash} is damaged: its content does not match its name")]
     AttachmentDamaged { hash: String },
+    #[error("document {0} is not on this device (not yet downloaded, kept out by the documents budget, or no longer needed by an order here): sync while online")]
+    DocumentNotCached(String),
+    #[error(
+        "document {0} is damaged on this device: it will be downloaded again on the next sync"
+    )]
+    DocumentDamaged(String),
     #[error("the file is too large ({size} bytes; the limit is {limit})")]
     TooLarge { size: u64, limit: u64 },
     #[error("a database key must be 64 hex digits")]

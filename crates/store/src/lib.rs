@@ -29,6 +29,7 @@ pub(crate) use crash_point;
 
 mod attachments;
 mod db;
+mod documents;
 mod error;
 mod inventory;
 mod key;
@@ -46,6 +47,7 @@ pub use db::{
     key_check_value, CheckReport, RekeyStage, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB,
     REKEY_COPY_SUFFIX,
 };
+pub use documents::{DocumentPlan, DocumentRow, DocumentWork, DocumentsState};
 pub use error::{OpenError, StoreError};
 pub use inventory::{InventoryPage, InventoryQuery, StockRow, StockScope};
 pub use key::{random_bytes, DbKey};
@@ -90,6 +92,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_inventory_stock.sql",
         include_str!("../../../migrations/client/0008_inventory_stock.sql"),
+    ),
+    (
+        "0009_documents.sql",
+        include_str!("../../../migrations/client/0009_documents.sql"),
     ),
 ];
 

@@ -14,8 +14,8 @@ use base64::Engine as _;
 use outpost_protocol::limits;
 use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
-    paths, BatchFile, BatchUploadRequest, BatchUploadResponse, ErrorBody, ErrorCode, Health,
-    LoginRequest, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
+    paths, BatchFile, BatchUploadRequest, BatchUploadResponse, DocumentIndex, ErrorBody, ErrorCode,
+    Health, LoginRequest, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
     PROTOCOL_HEADER, UNSENT_HEADER,
 };
 use outpost_protocol::PROTOCOL_VERSION;
@@ -210,6 +210,15 @@ impl SyncClient {
         rb: reqwest::RequestBuilder,
         cap: usize,
     ) -> Result<Vec<u8>, SyncError> {
+        Ok(self.send_with_headers(rb, cap).await?.1)
+    }
+
+    /// [`Self::send_raw`], with the answer's status and headers.
+    async fn send_with_headers(
+        &self,
+        rb: reqwest::RequestBuilder,
+        cap: usize,
+    ) -> Result<((u16, reqwest::header::HeaderMap), Vec<u8>), SyncError> {
         let resp = rb.send().await.map_err(transport_error)?;
         #[cfg(feature = "test-support")]
         if resp.url().path().ends_with(paths::PUSH) {
@@ -222,9 +231,10 @@ impl SyncClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let headers = resp.headers().clone();
         let bytes = read_capped(resp, cap).await?;
         if status.is_success() {
-            return Ok(bytes);
+            return Ok(((status.as_u16(), headers), bytes));
         }
         let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
         Err(match body {
@@ -353,6 +363,61 @@ impl SyncClient {
         let cap = usize::try_from(limits::ATTACHMENT_BYTES_MAX).unwrap_or(usize::MAX);
         self.send_raw(self.request(reqwest::Method::GET, &path, Some(token)), cap)
             .await
+    }
+
+    /// The documents this user's open orders need. A server older than documents
+    /// (404 for the path) has none.
+    pub async fn document_index(&self, token: &str) -> Result<DocumentIndex, SyncError> {
+        let rb = self.request(reqwest::Method::GET, paths::DOCUMENTS, Some(token));
+        match self.send(rb).await {
+            Ok((index, _)) => Ok(index),
+            Err(SyncError::Server {
+                status: 404,
+                code: ErrorCode::NotFound,
+                ..
+            }) => Ok(DocumentIndex::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes `start..end` of a document, only if its content is still `sha256` (its
+    /// `ETag`): another version answers with another tag, which is refused here
+    /// without keeping anything (the next index names the new version).
+    pub async fn document_range(
+        &self,
+        token: &str,
+        id: &str,
+        sha256: &str,
+        (start, end): (u64, u64),
+    ) -> Result<Vec<u8>, SyncError> {
+        let path = format!("{}/{id}/content", paths::DOCUMENTS);
+        let tag = format!("\"{sha256}\"");
+        let rb = self
+            .request(reqwest::Method::GET, &path, Some(token))
+            .header(
+                reqwest::header::RANGE,
+                format!("bytes={start}-{}", end.saturating_sub(1)),
+            )
+            .header(reqwest::header::IF_RANGE, &tag);
+        let cap = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
+        let ((status, headers), bytes) = self.send_with_headers(rb, cap).await?;
+        let etag = headers
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if etag != tag {
+            return Err(SyncError::BadAnswer(format!(
+                "document {id} changed on the server while it was downloaded; the new version is fetched on the next sync"
+            )));
+        }
+        let whole_file = status == 200 && start == 0;
+        if (status != 206 && !whole_file) || bytes.len() as u64 != end - start {
+            return Err(SyncError::BadAnswer(format!(
+                "the server sent {} bytes of document {id} for the range {start}-{end} (status {status})",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// Upload small files in one request.

@@ -11,6 +11,8 @@
 //!   what cannot be sent).
 //! - `lanes.rs`: the order the outbox is pushed in ([`in_lanes`]).
 //! - `upload.rs`: attachment uploads, batched and resumable.
+//! - `documents.rs`: the documents step (issue 22): the cached technical documents
+//!   follow the server's index, within the budget, downloaded range by range.
 //! - `auth.rs`: access tokens, refreshed before they expire and once on a 401.
 //! - `lock.rs`: one process syncs a data directory at a time ([`SyncLock`]).
 //! - `task.rs`: the background task ([`spawn`], [`EngineHandle`], [`EngineConfig`]).
@@ -41,6 +43,7 @@ pub(crate) use crash_point;
 
 mod auth;
 pub mod client;
+mod documents;
 mod error;
 mod lanes;
 mod lock;
@@ -56,6 +59,7 @@ pub mod transport;
 mod upload;
 
 pub use client::{check_server_url, ClientOptions, SyncClient};
+pub use documents::{documents_budget, SETTING_DOCUMENTS_BUDGET};
 pub use error::SyncError;
 pub use lanes::in_lanes;
 pub use lock::SyncLock;

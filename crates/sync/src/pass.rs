@@ -17,6 +17,7 @@ use outpost_store::{Store, SyncCounts};
 use serde::Serialize;
 
 use crate::auth::authed;
+use crate::documents::sync_documents;
 use crate::error::SyncError;
 use crate::push::push;
 use crate::transport::Transport;
@@ -83,6 +84,13 @@ pub enum Progress {
     },
     Pulling {
         rows: u64,
+    },
+    /// Downloading technical documents: `file` of `files`, bytes of all of them.
+    Documents {
+        file: usize,
+        files: usize,
+        done_bytes: u64,
+        total_bytes: u64,
     },
 }
 
@@ -213,6 +221,9 @@ async fn pass(
     }
     pulled?;
     store.set_last_sync_at(clock())?;
+    // Documents after the orders they are for (when priming, the pull ran them
+    // before the inventory catalogue already; this brings later changes).
+    sync_documents(store, client, clock, &mut report, progress).await?;
     store.prune_attachments()?;
     report.remaining = store.sync_counts()?;
     Ok(report)
@@ -229,6 +240,7 @@ async fn pull(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SyncError> {
     let mut rows: u64 = 0;
+    let mut documents_done = false;
     for _page in 0..1_000_000u32 {
         if store.pull_cursor()?.is_none() && !store.is_priming()? {
             store.begin_priming()?;
@@ -250,6 +262,17 @@ async fn pull(
             Err(e) => return Err(e),
         };
         report.bytes_received += received;
+        // A first sync fetches the documents of its orders before the inventory
+        // catalogue: once the snapshot reaches the inventory, the orders are all here.
+        if !documents_done
+            && page
+                .priming
+                .as_ref()
+                .is_some_and(|p| p.phase == PrimingPhase::Inventory)
+        {
+            documents_done = true;
+            sync_documents(store, client, clock, report, progress).await?;
+        }
         let summary = store.apply_pull_page(&page, clock())?;
         report.pages += 1;
         report.pulled_rows += page.changes.len();

@@ -36,6 +36,9 @@ pub struct EngineStatus {
     pub last_error: Option<String>,
     /// Bumped when a pass finds new failed syncs or conflicts (for notifications).
     pub notices: u64,
+    /// The cached documents' warning (today's documents past the budget, downloads
+    /// waiting for a better connection), or `None`.
+    pub documents_note: Option<String>,
 }
 
 /// How `last_error` starts when the local database could not be read.
@@ -46,6 +49,7 @@ const UNREADABLE: &str = "cannot read the local database: ";
 pub(crate) struct LocalState {
     pub(crate) counts: SyncCounts,
     pub(crate) last_sync: Option<DateTime<Utc>>,
+    pub(crate) documents_note: Option<String>,
 }
 
 impl LocalState {
@@ -53,6 +57,7 @@ impl LocalState {
         Ok(LocalState {
             counts: store.sync_counts()?,
             last_sync: store.last_sync_at()?,
+            documents_note: store.documents_state()?.note,
         })
     }
 }
@@ -70,6 +75,7 @@ impl EngineStatus {
             progress: None,
             last_error: None,
             notices: 0,
+            documents_note: local.documents_note,
         }
     }
 
@@ -85,6 +91,7 @@ impl EngineStatus {
                 self.conflicts = local.counts.conflicts;
                 self.skipped = local.counts.skipped;
                 self.last_sync = local.last_sync;
+                self.documents_note = local.documents_note;
                 if self
                     .last_error
                     .as_deref()
@@ -166,6 +173,7 @@ mod tests {
         EngineStatus::starting(LocalState {
             counts: counts(7, 2, 1),
             last_sync: Some(DateTime::UNIX_EPOCH),
+            documents_note: None,
         })
     }
 
@@ -190,6 +198,7 @@ mod tests {
         s.take_local(Ok(LocalState {
             counts: counts(1, 0, 0),
             last_sync: None,
+            documents_note: None,
         }));
         assert_eq!(s.pending, 1);
         assert_eq!(s.last_error, None);
@@ -202,6 +211,7 @@ mod tests {
         s.take_local(Ok(LocalState {
             counts: counts(0, 3, 0),
             last_sync: None,
+            documents_note: None,
         }));
         assert_eq!((s.pending, s.failed, s.conflicts), (0, 3, 0));
         assert_eq!(s.last_sync, None);

@@ -12,7 +12,8 @@ use std::future::Future;
 
 use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
-    BatchUploadResponse, PullRequest, PullResponse, PushResponse, RefreshRequest, TokenResponse,
+    BatchUploadResponse, DocumentIndex, PullRequest, PullResponse, PushResponse, RefreshRequest,
+    TokenResponse,
 };
 
 use crate::client::SyncClient;
@@ -66,6 +67,27 @@ pub trait Transport: Sync {
         chunk: usize,
     ) -> impl Future<Output = Result<usize, SyncError>> + Send;
 
+    /// The documents the user's open orders need (issue 22). By default none: an
+    /// implementation without documents (the engine's scripted test servers) has none.
+    fn document_index(
+        &self,
+        _token: &str,
+    ) -> impl Future<Output = Result<DocumentIndex, SyncError>> + Send {
+        async { Ok(DocumentIndex::default()) }
+    }
+
+    /// Bytes `range.0..range.1` of a document whose content is `sha256`.
+    fn document_range(
+        &self,
+        _token: &str,
+        id: &str,
+        _sha256: &str,
+        _range: (u64, u64),
+    ) -> impl Future<Output = Result<Vec<u8>, SyncError>> + Send {
+        let id = id.to_owned();
+        async move { Err(SyncError::BadAnswer(format!("no document {id} here"))) }
+    }
+
     /// What the device has not sent, to report on every request from now on (the
     /// `x-outpost-unsent` header). Reporting is best effort: an implementation may
     /// ignore it.
@@ -109,6 +131,20 @@ impl Transport for SyncClient {
         chunk: usize,
     ) -> Result<usize, SyncError> {
         SyncClient::upload_resumable(self, token, hash, data, chunk).await
+    }
+
+    async fn document_index(&self, token: &str) -> Result<DocumentIndex, SyncError> {
+        SyncClient::document_index(self, token).await
+    }
+
+    async fn document_range(
+        &self,
+        token: &str,
+        id: &str,
+        sha256: &str,
+        range: (u64, u64),
+    ) -> Result<Vec<u8>, SyncError> {
+        SyncClient::document_range(self, token, id, sha256, range).await
     }
 
     fn report_unsent(&self, report: &UnsentReport) {

@@ -22,4 +22,9 @@ skipped: number, last_sync: string | null, progress: ProgressView | null,
 /**
  * Bumped when a pass finds new failed syncs or conflicts.
  */
-notices: number, };
+notices: number, 
+/**
+ * The cached documents' warning in words (today's past the budget, downloads
+ * waiting for a better connection), or null.
+ */
+documents_note: string | null, };

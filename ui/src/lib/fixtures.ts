@@ -64,6 +64,7 @@ export function engineStatus(over: Partial<EngineStatusView> = {}): EngineStatus
     last_sync: null,
     progress: null,
     notices: 0,
+    documents_note: null,
     ...over,
   };
 }

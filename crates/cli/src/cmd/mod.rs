@@ -13,6 +13,7 @@ pub(crate) mod conflicts;
 pub(crate) mod db;
 pub(crate) mod demo;
 pub(crate) mod desk;
+pub(crate) mod documents;
 pub(crate) mod failed;
 pub(crate) mod fleet;
 pub(crate) mod init;

@@ -123,6 +123,16 @@ fn show_progress(b: &indicatif::ProgressBar, p: Progress) {
             b.set_length(rows);
             b.set_position(rows);
         }
+        Progress::Documents {
+            file,
+            files,
+            done_bytes,
+            total_bytes,
+        } => {
+            b.set_message(format!("downloading documents ({file} of {files})"));
+            b.set_length(total_bytes);
+            b.set_position(done_bytes);
+        }
     }
 }
 

@@ -79,6 +79,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         template: include_str!("../../../../migrations/server/0007_stock_moves.sql"),
     },
+    Migration {
+        version: 8,
+        template: include_str!("../../../../migrations/server/0008_documents.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.

@@ -9,6 +9,8 @@ import type { DecisionPreview } from '../DecisionPreview';
 import type { DecisionReceipt } from '../DecisionReceipt';
 import type { DeskFilter } from '../DeskFilter';
 import type { DeskPage } from '../DeskPage';
+import type { DocumentContent } from '../DocumentContent';
+import type { DocumentView } from '../DocumentView';
 import type { EngineStatusView } from '../EngineStatusView';
 import type { FailedSyncView } from '../FailedSyncView';
 import type { FixInput } from '../FixInput';
@@ -39,6 +41,8 @@ export type CommandName =
   | 'list_orders'
   | 'get_order'
   | 'photo'
+  | 'order_documents'
+  | 'document_content'
   | 'create_order'
   | 'edit_order'
   | 'complete_order'
@@ -108,6 +112,16 @@ export function bindCommands(invoke: Invoke) {
      */
     photo: (hash: string) =>
       invoke<string>('photo', { hash }),
+    /**
+     * An order's technical documents, each available offline or not yet (issue 22).
+     */
+    orderDocuments: (id: string) =>
+      invoke<DocumentView[]>('order_documents', { id }),
+    /**
+     * A document kept on this device, its bytes as base64, for the viewer (no network).
+     */
+    documentContent: (id: string) =>
+      invoke<DocumentContent>('document_content', { id }),
     createOrder: (order: NewOrderInput) =>
       invoke<OrderDetail>('create_order', { order }),
     editOrder: (id: string, edit: OrderEditInput) =>
