@@ -102,6 +102,14 @@ fn migrating_from_every_earlier_version_keeps_data_and_gives_the_snapshot_schema
                 )
                 .expect("inventory fixture");
             }
+            if version >= 8 {
+                // Since schema 8 the levels are rows too, written with the item.
+                conn.execute_batch(
+                    "INSERT INTO inventory_stock (location, sku, van, quantity_milli)
+                     VALUES ('main', 'SKU-1', 0, 5000), ('van-tech1', 'SKU-1', 1, 2500);",
+                )
+                .expect("stock fixture");
+            }
             // Outbox rows, pending and sealed, with gaps in `seq` (acknowledged rows
             // leave them).
             for (seq, mutation, state) in outbox_fixture() {
