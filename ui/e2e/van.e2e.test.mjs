@@ -9,72 +9,22 @@
 // next sync. Screenshots go to target/e2e-screenshots/ (50–53).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
-const serverBin = join(dirname(bin), 'outpost-server');
-const cliBin = join(dirname(bin), 'outpost');
-const shots = join(root, 'target/e2e-screenshots');
-const driverBin = process.env.TAURI_DRIVER ?? 'tauri-driver';
-const port = Number(process.env.E2E_DRIVER_PORT ?? 4444);
-const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on('error', rej);
-  });
-}
+import { ELEMENT, appEnv, cliBin, cliDevice, desktopBin as bin, driverBin, driverPort as port, serverBin, shots, signIn, startServer } from './rig.mjs';
 
 test("the part picker lists the technician's van first with its quantity; Inventory has 'My van' and 'Warehouse' (real window, real server)", { timeout: 600_000 }, async (t) => {
   for (const b of [bin, serverBin, cliBin]) assert.ok(existsSync(b), `build it first: ${b} is missing`);
   assert.ok(process.env.DISPLAY, 'DISPLAY is not set: run under Xvfb (scripts/test-desktop.sh)');
   mkdirSync(shots, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), 'outpost-e2e-van-'));
-  const serverDb = `sqlite:${join(home, 'server.db')}`;
-  const serverPort = await freePort();
-  const serverUrl = `http://127.0.0.1:${serverPort}`;
-
-  // --- the server: the demo day -------------------------------------------------------
-  const seed = spawnSync(serverBin, ['seed', '--demo', '--items', '500', '--db', serverDb], { encoding: 'utf8' });
-  assert.equal(seed.status, 0, seed.stderr);
-  const server = spawn(serverBin, ['serve', '--listen', `127.0.0.1:${serverPort}`, '--db', serverDb], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let serverErr = '';
-  server.stderr.on('data', (d) => (serverErr += d));
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${serverUrl}/health`, { signal: AbortSignal.timeout(1_000) })).ok) break;
-    } catch {
-      /* not yet */
-    }
-    if (i > 100) throw new Error(`outpost-server did not start: ${serverErr}`);
-    await sleep(100);
-  }
+  const server = await startServer(home, ['--items', '500']);
+  const serverUrl = server.url;
 
   // --- what tech1's van holds, read by a CLI device of tech1 -----------------------------
-  const cliDir = join(home, 'cli-tech1');
-  const cliEnv = { ...process.env, OUTPOST_DB_KEY: randomBytes(32).toString('hex'), DBUS_SESSION_BUS_ADDRESS: '' };
-  const cli = (args, input) => {
-    const r = spawnSync(cliBin, ['--data-dir', cliDir, ...args], { env: cliEnv, encoding: 'utf8', input });
-    assert.equal(r.status, 0, `outpost ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const cliJson = (args) => JSON.parse(cli(['--json', ...args]));
-  cli(['login', '--server', serverUrl, '--username', 'tech1', '--password-stdin'], 'outpost-demo\n');
+  const { run: cli, json: cliJson } = cliDevice(join(home, 'cli-tech1'), serverUrl, 'tech1');
   const vanOf = () => {
     cli(['sync']);
     const items = cliJson(['inventory', 'search', '', '--limit', '1000']);
@@ -96,25 +46,13 @@ test("the part picker lists the technician's van first with its quantity; Invent
   assert.ok(openIds.length >= 1, 'tech1 has an open order');
 
   // --- tech1's window --------------------------------------------------------------------
-  const env = {
-    ...process.env,
-    HOME: home,
-    XDG_DATA_HOME: join(home, 'xdg-data'),
-    XDG_CONFIG_HOME: join(home, 'xdg-config'),
-    XDG_CACHE_HOME: join(home, 'xdg-cache'),
-    OUTPOST_DATA_DIR: join(home, 'tech1'),
-    OUTPOST_DB_KEY: randomBytes(32).toString('hex'),
-    OUTPOST_SERVER_URL: serverUrl,
-    OUTPOST_PROBE_MAX_MS: '1000',
-    OUTPOST_SYNC_PERIOD_MS: '2000',
-    DBUS_SESSION_BUS_ADDRESS: '',
-  };
+  const env = appEnv(home, serverUrl, 'tech1');
   const driver = startDriver(driverBin, port, env);
   const wd = new WebDriver(`http://127.0.0.1:${port}`);
   t.after(async () => {
     await wd.quit().catch(() => {});
     stopGroup(driver.p);
-    server.kill('SIGTERM');
+    await server.stop();
     await sleep(300);
     if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
   });
@@ -126,11 +64,7 @@ test("the part picker lists the technician's van first with its quantity; Invent
     );
 
   await wd.start(bin);
-  await wd.waitFor('[data-testid="signin-user"]', 30_000);
-  await wd.type(await wd.find('[data-testid="signin-user"]'), 'tech1');
-  await wd.type(await wd.find('[data-testid="signin-password"]'), 'outpost-demo');
-  await wd.click(await wd.find('[data-testid="signin-submit"]'));
-  await wd.waitUntil(`return document.querySelectorAll('[data-testid="order-row"]').length >= 1`, [], 60_000, 'the assigned orders arrive');
+  await signIn(wd, 'tech1');
   // The whole inventory has arrived once the last item is known (pulled after the orders).
   const lastSku = before.items[before.items.length - 1].sku;
 
