@@ -96,13 +96,25 @@ test('a manual linked to an order is cached by the window and read inside it wit
   const search = await wd.find('[data-testid="doc-search"]');
   await wd.type(search, 'torque spec');
   await wd.type(search, '\uE007'); // Enter
-  await wd.waitUntil(
-    `return document.querySelector('[data-testid="doc-page-view"]').dataset.page === '2'
-        && document.querySelector('[data-testid="doc-text-layer"] span.match') !== null`,
-    [],
-    30_000,
-    'the search goes to page 2 and marks the match',
-  );
+  const viewerState = () =>
+    wd.exec(`return JSON.stringify({
+      query: document.querySelector('[data-testid="doc-search"]').value,
+      matches: document.querySelector('[data-testid="doc-matches"]').textContent.trim(),
+      page: document.querySelector('[data-testid="doc-page-view"]').dataset.page,
+      error: document.querySelector('[data-testid="document-viewer"] [role="alert"]')?.textContent ?? null,
+      spans: [...document.querySelectorAll('[data-testid="doc-text-layer"] span')].map((s) => s.className + ':' + s.textContent),
+    })`);
+  await wd
+    .waitUntil(
+      `return document.querySelector('[data-testid="doc-page-view"]').dataset.page === '2'
+          && document.querySelector('[data-testid="doc-text-layer"] span.match') !== null`,
+      [],
+      30_000,
+      'the search goes to page 2 and marks the match',
+    )
+    .catch(async (e) => {
+      throw new Error(`${e.message}: ${await viewerState()}`);
+    });
   assert.equal((await wd.exec(`return document.querySelector('[data-testid="doc-matches"]').textContent`)).trim(), '1 of 1 match');
   assert.match(await wd.exec(`return document.querySelector('[data-testid="doc-text-layer"] span.match').textContent`), /Torque spec/);
   await shot('61-document-viewer-search');

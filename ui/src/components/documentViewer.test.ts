@@ -83,6 +83,19 @@ describe('DocumentViewer', () => {
     await waitFor(() => expect(screen.getByTestId('doc-matches').textContent?.trim()).toBe('No matches'));
   });
 
+  it('says so when the text cannot be searched, instead of searching for ever', async () => {
+    const pdf = fakePdf(PAGES);
+    pdf.doc.pageText = async () => {
+      throw new Error('stream failed');
+    };
+    render(DocumentViewer, { title: 'm', mediaType: 'application/pdf', load: bytes, onClose: () => {}, open: pdf.open });
+    await waitFor(() => expect(pdf.drawn.length).toBeGreaterThan(0));
+    await fireEvent.input(screen.getByTestId('doc-search'), { target: { value: 'torque' } });
+    await fireEvent.click(screen.getByTestId('doc-search-go'));
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toBe("The document's text could not be searched: stream failed"));
+    expect(screen.getByTestId('doc-matches').textContent).not.toContain('Searching');
+  });
+
   it('closes with Escape and releases the document', async () => {
     const pdf = fakePdf(PAGES);
     const onClose = vi.fn();

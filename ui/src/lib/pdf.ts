@@ -98,10 +98,17 @@ export async function openPdf(bytes: Uint8Array): Promise<PdfDoc> {
     async pageText(n) {
       const known = texts.get(n);
       if (known !== undefined) return known;
-      const content = await (await doc.getPage(n)).getTextContent();
-      const text = content.items
-        .map((item) => ('str' in item ? item.str + (item.hasEOL ? '\n' : '') : ''))
-        .join('');
+      // Read the stream with a reader: `getTextContent` iterates it with `for await`,
+      // which WebKitGTK's ReadableStream does not support (found by the real-window test).
+      const reader = (await doc.getPage(n)).streamTextContent().getReader();
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        for (const item of value.items) {
+          if ('str' in item) text += item.str + (item.hasEOL ? '\n' : '');
+        }
+      }
       texts.set(n, text);
       return text;
     },
