@@ -26,7 +26,7 @@ use outpost_protocol::Status;
 use outpost_tests::kill::Rng;
 use outpost_tests::oracle::{check, Change, DeviceReport, Journal, ServerState};
 use outpost_tests::powercut::{CutMode, PowerCutFs};
-use outpost_tests::{fast_engine, png, random_key, sqlite_integrity, Device, Server};
+use outpost_tests::{fast_engine, png, random_key, sqlite_integrity, Device, Proxy, Server};
 
 /// Mount a shim, or fail saying why FUSE cannot run here.
 fn mount(name: &str) -> PowerCutFs {
@@ -103,6 +103,9 @@ struct Rig {
     dev_fs: PowerCutFs,
     srv_fs: PowerCutFs,
     server: Server,
+    /// In front of the server, so that a restarted server keeps the address the
+    /// device knows.
+    proxy: Proxy,
     tech: Tech,
     journal: Journal,
 }
@@ -112,6 +115,7 @@ impl Rig {
         let dev_fs = mount("device");
         let srv_fs = mount("server");
         let server = Server::start(&server_db_on(&srv_fs), &[]);
+        let proxy = Proxy::start(server.addr).await;
         let key = random_key();
         let app = device_on(&dev_fs, &key);
         let mut tech = Tech {
@@ -121,7 +125,7 @@ impl Rig {
         };
         tech.app()
             .login(
-                &server.url,
+                &proxy.url(),
                 "tech1",
                 outpost_tests::DEMO_PASSWORD,
                 &outpost_tests::fast_client(),
@@ -133,6 +137,7 @@ impl Rig {
             dev_fs,
             srv_fs,
             server,
+            proxy,
             tech,
             journal: Journal::new(),
         }
@@ -243,6 +248,7 @@ impl Rig {
                 "the server's database passes PRAGMA integrity_check after the cut"
             );
             self.server.restart();
+            self.proxy.set_upstream(self.server.addr);
             r.server_restarted = true;
         }
         if self.tech.app.is_none() {
@@ -434,6 +440,9 @@ async fn power_cuts_at_seeded_points_lose_nothing_the_app_reported_saved_and_the
     let mut tally: BTreeMap<Point, Tally> = BTreeMap::new();
     let (mut all_lost, mut all_doubled) = (Vec::new(), Vec::new());
     let mut resume_max = Duration::ZERO;
+    // Write-like requests of one sync on the device's shim and on the server's (a
+    // first guess, then what the last sync that no cut stopped made).
+    let mut sync_ops: [u64; 2] = [60, 60];
 
     for case in 0..cases {
         // Work saved on the device.
@@ -457,7 +466,9 @@ async fn power_cuts_at_seeded_points_lose_nothing_the_app_reported_saved_and_the
             CutMode::NothingPending => t.nothing_pending += 1,
             CutMode::SomePending(_) => t.some_pending += 1,
         }
-        let at = 1 + rng.below(60) as u64;
+        // Somewhere among the requests a sync made on that side last time.
+        let at =
+            1 + rng.below(sync_ops[usize::from(point == Point::ServerMidSync)] as usize) as u64;
         match point {
             Point::AfterSave => rig.dev_fs.cut(mode),
             Point::DeviceMidSync | Point::ServerMidSync => {
@@ -467,10 +478,13 @@ async fn power_cuts_at_seeded_points_lose_nothing_the_app_reported_saved_and_the
                     &rig.srv_fs
                 };
                 fs.arm(at, mode);
+                let before = fs.stats().ops;
                 let result = rig.tech.sync().await;
                 if fs.is_cut() {
                     t.fired_mid_sync += 1;
                 } else {
+                    sync_ops[usize::from(point == Point::ServerMidSync)] =
+                        (fs.stats().ops - before).max(1);
                     // The sync needed fewer requests: the cut comes right after it.
                     result.expect("a sync the cut did not reach succeeds");
                     fs.disarm();
