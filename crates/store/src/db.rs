@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use zeroize::Zeroizing;
 
+use crate::durable::{create_dir_all_durable, sync_dir};
 use crate::error::{OpenError, StoreError};
 use crate::key::{random_bytes, DbKey};
 use crate::lock::OpenLock;
@@ -249,16 +250,6 @@ fn remove_rekey_leftovers(db: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make a rename in `dir` durable (Unix: fsync the directory; Windows has no such call
-/// for directories and makes the rename durable itself).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    if cfg!(unix) {
-        std::fs::File::open(dir)?.sync_all()
-    } else {
-        Ok(())
-    }
-}
-
 /// Refuse a re-key when the file system cannot hold a second copy of the database:
 /// the copy is at most the database and its WAL (the export skips free pages), plus a
 /// tenth and 1 MiB for the copy's journal and the file system's own blocks.
@@ -364,7 +355,7 @@ impl Store {
 
     fn create_inner(dir: &Path, key: Option<&DbKey>) -> Result<Store, OpenError> {
         let paths = StorePaths::in_dir(dir);
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        create_dir_all_durable(dir).map_err(|e| io_err(dir, e))?;
         if paths.db.exists() {
             return Err(StoreError::Io(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -491,7 +482,7 @@ impl Store {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        std::fs::create_dir_all(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
+        create_dir_all_durable(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
         let attachment_key = Self::load_or_make_key(&conn, "attachment_key")?;
         let name_key = Self::load_or_make_key(&conn, "attachment_name_key")?;
         let mut store = Store {

@@ -29,6 +29,7 @@ pub(crate) use crash_point;
 
 mod attachments;
 mod db;
+mod durable;
 mod error;
 mod key;
 mod list;
@@ -45,6 +46,7 @@ pub use db::{
     key_check_value, CheckReport, RekeyStage, Store, StorePaths, DB_FILE_NAME, PAGE_CACHE_KIB,
     REKEY_COPY_SUFFIX,
 };
+pub use durable::create_dir_all_durable;
 pub use error::{OpenError, StoreError};
 pub use key::{random_bytes, DbKey};
 pub use list::{Bucket, BucketCounts, OrderPage, OrderQuery};
