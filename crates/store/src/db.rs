@@ -551,7 +551,8 @@ impl Store {
         })
     }
 
-    /// Full integrity check: SQLCipher's per-page HMAC check and SQLite's own.
+    /// Full integrity check: SQLCipher's per-page HMAC check (after a checkpoint) and
+    /// SQLite's own.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         // Settings first: a damaged page can leave the connection unusable after the
         // integrity checks.
@@ -586,11 +587,28 @@ impl Store {
             };
             run().unwrap_or_else(|e| vec![format!("{sql} failed: {e}")])
         };
-        let cipher_integrity = if self.encrypted {
+        // cipher_integrity_check reads the database file alone, never the WAL. After a
+        // power cut in the middle of a checkpoint the file can hold pages not (or half)
+        // written that the WAL still holds whole, and SQLite rewrites them at the next
+        // checkpoint: a sound database, which the page check would call damaged
+        // (issue 17 item 3). Checkpoint first, so that the file holds what SQLite reads.
+        let checkpointed = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|busy| busy == 0);
+        let mut cipher_integrity = if self.encrypted {
             collect("PRAGMA cipher_integrity_check")
         } else {
             Vec::new()
         };
+        if !checkpointed && !cipher_integrity.is_empty() {
+            cipher_integrity.push(
+                "(the WAL could not be checkpointed first, another connection was busy: \
+                 some pages listed may be ones the WAL still holds whole; close Outpost \
+                 and check again)"
+                    .into(),
+            );
+        }
         let integrity = collect("PRAGMA integrity_check");
         let sound = cipher_integrity.is_empty()
             && integrity.len() == 1
