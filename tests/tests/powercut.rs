@@ -462,11 +462,12 @@ async fn seeded_cuts(seed: u64, cases: usize, report: bool) {
     for case in 0..cases {
         // Work saved on the device.
         let orders = rig.tech.open_orders();
-        assert!(orders.len() > 2, "tech1 still has open orders");
+        assert!(!orders.is_empty(), "tech1 still has open orders");
         for _ in 0..1 + rng.below(4) {
             rig.note(&orders[rng.below(orders.len())]);
         }
-        if rng.one_in(3) {
+        // Completions while they leave open orders for the notes of later cuts.
+        if rng.one_in(3) && orders.len() > 4 {
             rig.complete(&orders[rng.below(orders.len())], rng.next_u64() as u32);
         }
         let point = Point::ALL[rng.below(Point::ALL.len())];
