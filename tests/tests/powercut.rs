@@ -100,14 +100,16 @@ impl Tech {
 
 /// The device and the server, each on its own shim.
 struct Rig {
-    dev_fs: PowerCutFs,
-    srv_fs: PowerCutFs,
     server: Server,
     /// In front of the server, so that a restarted server keeps the address the
     /// device knows.
     proxy: Proxy,
     tech: Tech,
     journal: Journal,
+    // Last, so that a failing test closes the app and stops the server before the
+    // shims unmount.
+    dev_fs: PowerCutFs,
+    srv_fs: PowerCutFs,
 }
 
 impl Rig {
