@@ -56,8 +56,9 @@ bench: deps
 
 # The long reliability suite (issue 16): kill loops at every crash point of the sync
 # path, client and server, on SQLite and two PostgreSQL instances, checked by the
-# oracle; writes docs/RELIABILITY.md (scripts/reliability.sh). `make test` runs a
-# reduced version of each part.
+# oracle; the fault schedules, bad answers, full disks, the convergence property, the
+# power cuts on FUSE shims (issue 17) and the fuzz targets; writes docs/RELIABILITY.md
+# (scripts/reliability.sh). `make test` runs a reduced version of each part.
 reliability: deps
 	@scripts/reliability.sh
 

@@ -10,8 +10,10 @@ build_pkgs=(build-essential pkg-config libssl-dev libdbus-1-dev)
 # backend, iproute2 (`ip`) to make a real OS network change for the engine's
 # network-event test, and sqlite3 to check a server database after its disk filled
 # (tests/tests/disk.rs) and to read its idempotency records in the convergence
-# property (tests/tests/convergence.rs).
-test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2 sqlite3)
+# property (tests/tests/convergence.rs), and fuse3 (`fusermount3`, /etc/fuse.conf) for
+# the power-cut tests' FUSE shim (tests/tests/powercut.rs; as root it mounts with
+# mount(2) and unmounts with umount(2), the helper is what a non-root run needs).
+test_pkgs=(dbus dbus-x11 gnome-keyring libsecret-tools postgresql iproute2 sqlite3 fuse3)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

@@ -10,7 +10,9 @@
 # RELIABILITY_TESTS and write their own result files: the HTTP fault schedules
 # (faults), bad answers (answers), full disks (disk) and the convergence property
 # (convergence, issue 17: OUTPOST_CONVERGENCE_CASES schedules, 5,000 by default;
-# OUTPOST_CONVERGENCE_SEED=<seed> repeats a run) do. The fuzz targets run after them
+# OUTPOST_CONVERGENCE_SEED=<seed> repeats a run) and the power cuts (powercut, issue 17
+# item 3: OUTPOST_POWERCUT_CASES cuts, 1,000 by default, on FUSE shims;
+# OUTPOST_POWERCUT_SEED=<seed> repeats a run) do. The fuzz targets run after them
 # (scripts/fuzz.sh long: executions and time per target in fuzz.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ export OUTPOST_KILLS=${OUTPOST_KILLS:-600}
 export OUTPOST_FAULTS_FULL=1
 export OUTPOST_KILL_HITS=${OUTPOST_KILL_HITS:-3}
 export OUTPOST_CONVERGENCE_CASES=${OUTPOST_CONVERGENCE_CASES:-5000}
-tests=(${RELIABILITY_TESTS:-kill faults answers disk convergence})
+export OUTPOST_POWERCUT_CASES=${OUTPOST_POWERCUT_CASES:-1000}
+tests=(${RELIABILITY_TESTS:-kill faults answers disk convergence powercut})
 test_args=()
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
 

@@ -36,6 +36,9 @@ export OUTPOST_PREV_OUTPOST
 # seed here, so that `make test` passes or fails the same way on every run; the long
 # run (`make reliability`, 5,000 cases) draws a new seed each time to find new schedules.
 export OUTPOST_CONVERGENCE_SEED=${OUTPOST_CONVERGENCE_SEED:-11548538239819132006}
+# The power cuts (tests/tests/powercut.rs, issue 17 item 3: FUSE, root) likewise: 6 cuts
+# from a fixed seed here (a few seconds); `make reliability` runs more from a new seed.
+export OUTPOST_POWERCUT_SEED=${OUTPOST_POWERCUT_SEED:-7800471196421027011}
 
 # The server's suite runs on both backends: a throwaway PostgreSQL on loopback is
 # installed if needed, started, and removed afterwards (scripts/with-postgres.sh).

@@ -13,6 +13,7 @@ pub mod convergence;
 pub mod http_faults;
 pub mod kill;
 pub mod oracle;
+pub mod powercut;
 pub mod proxy;
 pub mod results;
 
@@ -151,6 +152,21 @@ pub fn copy_sqlite(from: &Path, to: &Path) {
             std::fs::copy(&src, &dst).expect("copy the database");
         }
     }
+}
+
+/// `PRAGMA integrity_check` of a SQLite database (the server stopped), by the `sqlite3`
+/// tool (scripts/deps.sh installs it): "ok" when sound, else what it found.
+pub fn sqlite_integrity(db: &Path) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA integrity_check;")
+        .output()
+        .expect("sqlite3 (scripts/deps.sh installs it)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
 }
 
 /// A running `outpost-server serve` on a loopback port it chose.

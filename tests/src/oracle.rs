@@ -101,7 +101,7 @@ impl Change {
 
     /// How often the change is on the server's order (`None`: the order was not
     /// readable, which counts as 0).
-    fn count_in(&self, order: Option<&WorkOrder>) -> usize {
+    pub fn count_in(&self, order: Option<&WorkOrder>) -> usize {
         let Some(o) = order else { return 0 };
         match self {
             Change::Note { text, .. } => o.notes.iter().filter(|n| &n.text == text).count(),
@@ -579,8 +579,13 @@ impl DeviceReport {
 
     /// The report of an in-process device.
     pub fn of_device(name: &str, dev: &crate::Device) -> DeviceReport {
-        let outbox = dev.app.outbox().map(|r| r.len()).unwrap_or(usize::MAX);
-        let integrity = match dev.app.check() {
+        Self::of_app(name, &dev.app)
+    }
+
+    /// The report of an in-process app (its data directory wherever the test put it).
+    pub fn of_app(name: &str, app: &outpost_core::Outpost) -> DeviceReport {
+        let outbox = app.outbox().map(|r| r.len()).unwrap_or(usize::MAX);
+        let integrity = match app.check() {
             Ok(c) if c.store.sound => Vec::new(),
             Ok(c) => c
                 .store
@@ -591,7 +596,7 @@ impl DeviceReport {
                 .collect(),
             Err(e) => vec![e.to_string()],
         };
-        let stuck = match dev.app.orders() {
+        let stuck = match app.orders() {
             Ok(rows) => rows
                 .iter()
                 .filter(|r| {

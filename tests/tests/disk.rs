@@ -450,16 +450,10 @@ async fn the_servers_disk_filling_during_a_push_is_a_clear_error_corrupts_nothin
     );
 
     fs.free();
-    let integrity = Command::new("sqlite3")
-        .arg(&db)
-        .arg("PRAGMA integrity_check;")
-        .output()
-        .expect("sqlite3 (scripts/deps.sh installs it)");
     assert_eq!(
-        String::from_utf8_lossy(&integrity.stdout).trim(),
+        outpost_tests::sqlite_integrity(&db),
         "ok",
-        "the server's database is sound: {}",
-        String::from_utf8_lossy(&integrity.stderr)
+        "the server's database is sound"
     );
     for _ in 0..3 {
         if tech.sync().await.is_ok() && tech.app.sync_counts().unwrap().pending == 0 {

@@ -197,7 +197,9 @@ impl Outpost {
         if outpost_store::StorePaths::in_dir(dir).db.exists() {
             return Err(CoreError::AlreadyInitialized(dir.display().to_string()));
         }
-        std::fs::create_dir_all(dir)
+        // Durably: a power cut after init must not take the new directory (and the
+        // work saved in it) with it.
+        outpost_store::create_dir_all_durable(dir)
             .map_err(|e| CoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let (store, key_info, key) = keys::KeyManager {
             dir,

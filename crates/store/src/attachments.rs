@@ -28,6 +28,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::db::Store;
+use crate::durable::{create_dir_all_durable, sync_dir};
 use crate::error::StoreError;
 use crate::key::random_bytes;
 
@@ -64,14 +65,6 @@ fn private_name(name_key: &[u8], hash: &str) -> String {
 /// paths and the key but not the `Store` (inside a write transaction).
 pub(crate) fn keyed_file_path(dir: &Path, name_key: &[u8], hash: &str) -> PathBuf {
     file_path(dir, &private_name(name_key, hash))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    if cfg!(unix) {
-        std::fs::File::open(dir)?.sync_all()
-    } else {
-        Ok(())
-    }
 }
 
 impl Store {
@@ -121,7 +114,7 @@ impl Store {
             let parent = new
                 .parent()
                 .ok_or_else(|| StoreError::Decode("attachment path has no parent".into()))?;
-            std::fs::create_dir_all(parent)?;
+            create_dir_all_durable(parent)?;
             if new.is_file() {
                 // Both exist only if the same content was written again under its new
                 // name: the old copy is redundant.
@@ -181,7 +174,7 @@ impl Store {
             let parent = path
                 .parent()
                 .ok_or_else(|| StoreError::Decode("attachment path has no parent".into()))?;
-            std::fs::create_dir_all(parent)?;
+            create_dir_all_durable(parent)?;
             let tmp = parent.join(format!(".{name}.tmp"));
             let write = || -> std::io::Result<()> {
                 let mut f = std::fs::File::create(&tmp)?;

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use zeroize::Zeroizing;
 
+use crate::durable::{create_dir_all_durable, sync_dir};
 use crate::error::{OpenError, StoreError};
 use crate::key::{random_bytes, DbKey};
 use crate::lock::OpenLock;
@@ -256,16 +257,6 @@ fn remove_rekey_leftovers(db: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make a rename in `dir` durable (Unix: fsync the directory; Windows has no such call
-/// for directories and makes the rename durable itself).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    if cfg!(unix) {
-        std::fs::File::open(dir)?.sync_all()
-    } else {
-        Ok(())
-    }
-}
-
 /// Refuse a re-key when the file system cannot hold a second copy of the database:
 /// the copy is at most the database and its WAL (the export skips free pages), plus a
 /// tenth and 1 MiB for the copy's journal and the file system's own blocks.
@@ -371,7 +362,7 @@ impl Store {
 
     fn create_inner(dir: &Path, key: Option<&DbKey>) -> Result<Store, OpenError> {
         let paths = StorePaths::in_dir(dir);
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        create_dir_all_durable(dir).map_err(|e| io_err(dir, e))?;
         if paths.db.exists() {
             return Err(StoreError::Io(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -498,7 +489,7 @@ impl Store {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        std::fs::create_dir_all(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
+        create_dir_all_durable(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
         let attachment_key = Self::load_or_make_key(&conn, "attachment_key")?;
         let name_key = Self::load_or_make_key(&conn, "attachment_name_key")?;
         let mut store = Store {
@@ -567,7 +558,8 @@ impl Store {
         })
     }
 
-    /// Full integrity check: SQLCipher's per-page HMAC check and SQLite's own.
+    /// Full integrity check: SQLCipher's per-page HMAC check (after a checkpoint) and
+    /// SQLite's own.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         // Settings first: a damaged page can leave the connection unusable after the
         // integrity checks.
@@ -602,11 +594,28 @@ impl Store {
             };
             run().unwrap_or_else(|e| vec![format!("{sql} failed: {e}")])
         };
-        let cipher_integrity = if self.encrypted {
+        // cipher_integrity_check reads the database file alone, never the WAL. After a
+        // power cut in the middle of a checkpoint the file can hold pages not (or half)
+        // written that the WAL still holds whole, and SQLite rewrites them at the next
+        // checkpoint: a sound database, which the page check would call damaged
+        // (issue 17 item 3). Checkpoint first, so that the file holds what SQLite reads.
+        let checkpointed = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|busy| busy == 0);
+        let mut cipher_integrity = if self.encrypted {
             collect("PRAGMA cipher_integrity_check")
         } else {
             Vec::new()
         };
+        if !checkpointed && !cipher_integrity.is_empty() {
+            cipher_integrity.push(
+                "(the WAL could not be checkpointed first, another connection was busy: \
+                 some pages listed may be ones the WAL still holds whole; close Outpost \
+                 and check again)"
+                    .into(),
+            );
+        }
         let integrity = collect("PRAGMA integrity_check");
         let sound = cipher_integrity.is_empty()
             && integrity.len() == 1

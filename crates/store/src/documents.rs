@@ -393,7 +393,7 @@ impl Store {
             .parent()
             .ok_or_else(|| StoreError::Decode("document path has no parent".into()))?
             .to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(disk)?;
+        crate::durable::create_dir_all_durable(&parent).map_err(disk)?;
         let index = offset / DOCUMENT_CHUNK_BYTES;
         let mut file = std::fs::OpenOptions::new()
             .create(true)

@@ -30,6 +30,7 @@ pub(crate) use crash_point;
 mod attachments;
 mod db;
 mod documents;
+mod durable;
 mod error;
 mod inventory;
 mod key;
@@ -48,6 +49,7 @@ pub use db::{
     REKEY_COPY_SUFFIX,
 };
 pub use documents::{DocumentPlan, DocumentRow, DocumentWork, DocumentsState};
+pub use durable::create_dir_all_durable;
 pub use error::{OpenError, StoreError};
 pub use inventory::{InventoryPage, InventoryQuery, StockRow, StockScope};
 pub use key::{random_bytes, DbKey};

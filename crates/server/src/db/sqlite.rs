@@ -155,14 +155,48 @@ fn open_conn(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// Make the names in `dir` durable (Unix: fsync the directory; elsewhere the file
+/// system does it itself).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if cfg!(unix) {
+        std::fs::File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
+/// `create_dir_all`, durably: each directory it creates is synced into its parent (a
+/// new name is durable only once its directory is synced; without it a power cut can
+/// take the database's directory, issue 17 item 3). The device's store has the same
+/// rule (outpost_store::create_dir_all_durable); the server may not depend on it.
+fn create_dir_all_durable(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        next = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        sync_dir(
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    }
+    Ok(())
+}
+
 impl SqliteBackend {
     pub fn open(path: &Path) -> Result<Self, Error> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::store(format!("cannot create {}: {e}", dir.display())))?;
-            }
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let cannot =
+            |e: std::io::Error| Error::store(format!("cannot create {}: {e}", dir.display()));
+        create_dir_all_durable(dir).map_err(cannot)?;
+        let new = !path.exists();
         let mut writer = open_conn(path)?;
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         let sql: Vec<String> = MIGRATIONS.iter().map(|m| m.sql(Dialect::Sqlite)).collect();
@@ -173,6 +207,11 @@ impl SqliteBackend {
                 path.display()
             ))
         })?;
+        if new {
+            // SQLite syncs the directory for its journal and WAL, not for a new
+            // database file: sync its name once, so that a power cut cannot take it.
+            sync_dir(dir).map_err(cannot)?;
+        }
         let backend = SqliteBackend {
             path: path.to_owned(),
             writer: Mutex::new(Writer {
