@@ -310,6 +310,16 @@ async fn the_desk_shows_each_field_side_by_side_in_words_with_the_stock_effect_a
     );
 }
 
+/// The desk's status row of the item for order `id`.
+fn status_row(d: &Desk, id: &str) -> outpost_core::desk::DeskFieldView {
+    let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
+    let item = page.items.into_iter().find(|i| i.order_id == id).unwrap();
+    item.fields
+        .into_iter()
+        .find(|f| f.field == "status")
+        .expect("status row")
+}
+
 /// The current side of a completion held after a cancellation names who cancelled,
 /// their device's time and when the server received the cancellation, as a field
 /// conflict's current value does.
@@ -318,13 +328,7 @@ async fn a_completion_held_after_a_cancellation_shows_when_the_server_received_t
     let started = chrono::Utc::now();
     let mut d = desk().await;
     let id = completion_after_cancellation(&mut d).await;
-    let page = d.dispatcher.app.desk(&DeskFilter::default()).unwrap();
-    let item = page.items.iter().find(|i| i.order_id == id).unwrap();
-    let status = item
-        .fields
-        .iter()
-        .find(|f| f.field == "status")
-        .expect("status row");
+    let status = status_row(&d, &id);
     assert_eq!(status.current_by.as_deref(), Some("dispatcher"));
     let received = status
         .current_received_at

@@ -216,16 +216,7 @@ async fn a_document_of_an_order_is_cached_on_the_device_encrypted_and_exported_w
     // Larger than a download chunk, so that it arrives in several ranges.
     let bytes = document_bytes(marker, 2_500_000);
     let file = file_in(tmp.path(), "hx-200.pdf", &bytes);
-    let id = added_id(&server.admin(
-        &[
-            "documents",
-            "add",
-            "--order",
-            &order,
-            file.to_str().unwrap(),
-        ],
-        None,
-    ));
+    let id = add_for_order(&server, &order, &file);
 
     let dev = CliDevice::new("tech1", &bin("outpost"));
     dev.login(&server.url, "tech1");
@@ -268,16 +259,7 @@ async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_
     // Added after the device's last sync: known to no one on the device yet.
     let bytes = document_bytes("LATE-MARKER", 10_000);
     let file = file_in(tmp.path(), "late.txt", &bytes);
-    let id = added_id(&server.admin(
-        &[
-            "documents",
-            "add",
-            "--order",
-            &order,
-            file.to_str().unwrap(),
-        ],
-        None,
-    ));
+    let id = add_for_order(&server, &order, &file);
     let out = tmp.path().join("late-exported.txt");
     let refused = dev.run(&[
         "documents",

@@ -7,11 +7,11 @@
 // the clear. Screenshots: target/e2e-screenshots/60–62.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
-import { appEnv, desktopBin, driverBin, driverPort, serverBin, shots, signIn, startServer } from './rig.mjs';
+import { WebDriver, startDriver } from './webdriver.mjs';
+import { appEnv, cleanUpAfter, desktopBin, driverBin, driverPort, serverBin, shots, signIn, startServer } from './rig.mjs';
 import { makePdf } from './pdf-fixture.mjs';
 
 const MARKER = 'Outpost test manual page one';
@@ -33,13 +33,7 @@ test('a manual linked to an order is cached by the window and read inside it wit
   const env = appEnv(home, server.url, 'tech1');
   const driver = startDriver(driverBin, driverPort, env);
   const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
-  t.after(async () => {
-    await wd.quit().catch(() => {});
-    stopGroup(driver.p);
-    await server.stop();
-    await sleep(300);
-    if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
-  });
+  cleanUpAfter(t, { wd, driver, server, home });
   const shot = async (name) => writeFileSync(join(shots, `${name}.png`), await wd.settledScreenshot());
 
   await wd.start(desktopBin);

@@ -7,7 +7,8 @@ import net from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { sleep } from './webdriver.mjs';
+import { rmSync } from 'node:fs';
+import { sleep, stopGroup } from './webdriver.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const desktopBin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
@@ -103,4 +104,15 @@ export async function signIn(wd, user, password = 'outpost-demo') {
   await wd.type(await wd.find('[data-testid="signin-password"]'), password);
   await wd.click(await wd.find('[data-testid="signin-submit"]'));
   await wd.waitUntil(`return document.querySelectorAll('[data-testid="order-row"]').length >= 1`, [], 60_000, 'the assigned orders arrive');
+}
+
+/** After the test: end the window, the driver and the server; keep `home` when E2E_KEEP is set. */
+export function cleanUpAfter(t, { wd, driver, server, home }) {
+  t.after(async () => {
+    await wd.quit().catch(() => {});
+    stopGroup(driver.p);
+    await server.stop();
+    await sleep(300);
+    if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
+  });
 }

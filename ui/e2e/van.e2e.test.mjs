@@ -9,11 +9,11 @@
 // next sync. Screenshots go to target/e2e-screenshots/ (50–53).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
-import { ELEMENT, appEnv, cliBin, cliDevice, desktopBin as bin, driverBin, driverPort as port, serverBin, shots, signIn, startServer } from './rig.mjs';
+import { WebDriver, sleep, startDriver } from './webdriver.mjs';
+import { ELEMENT, appEnv, cleanUpAfter, cliBin, cliDevice, desktopBin as bin, driverBin, driverPort as port, serverBin, shots, signIn, startServer } from './rig.mjs';
 
 test("the part picker lists the technician's van first with its quantity; Inventory has 'My van' and 'Warehouse' (real window, real server)", { timeout: 600_000 }, async (t) => {
   for (const b of [bin, serverBin, cliBin]) assert.ok(existsSync(b), `build it first: ${b} is missing`);
@@ -49,13 +49,7 @@ test("the part picker lists the technician's van first with its quantity; Invent
   const env = appEnv(home, serverUrl, 'tech1');
   const driver = startDriver(driverBin, port, env);
   const wd = new WebDriver(`http://127.0.0.1:${port}`);
-  t.after(async () => {
-    await wd.quit().catch(() => {});
-    stopGroup(driver.p);
-    await server.stop();
-    await sleep(300);
-    if (!process.env.E2E_KEEP) rmSync(home, { recursive: true, force: true });
-  });
+  cleanUpAfter(t, { wd, driver, server, home });
   const shot = async (name) => writeFileSync(join(shots, `${name}.png`), await wd.settledScreenshot());
   const setValue = (el, value) =>
     wd.exec(
