@@ -74,10 +74,10 @@ for _ in $(seq 200); do
 done
 [ -n "$BASE" ] || { echo "conformance: outpost-server did not say where it listens" >&2; exit 1; }
 
-# Sign in as the demo dispatcher (who may call every operation), and find an order and
-# store an attachment the dispatcher may read, so that the operations reading one by id
-# or hash also get ids that exist.
-read -r TOKEN ORDER HASH < <(python3 - "$BASE" <<'PY'
+# Sign in as the demo dispatcher (who may call every operation), and find an order,
+# store an attachment and add a document the dispatcher may read, so that the
+# operations reading one by id or hash also get ids that exist.
+read -r TOKEN ORDER HASH DOC < <(python3 - "$BASE" <<'PY'
 import base64, hashlib, json, sys, urllib.request, uuid
 base = sys.argv[1]
 def call(path, body, token=None):
@@ -94,10 +94,15 @@ data = b"outpost conformance attachment"
 digest = hashlib.sha256(data).hexdigest()
 call("/v1/attachments-batch", {"files": [{"hash": digest,
      "data_base64": base64.b64encode(data).decode()}]}, token)
-print(token, order, digest)
+req = urllib.request.Request(base + "/v1/documents?name=conformance.txt&order=" + order,
+                             data=b"outpost conformance document",
+                             headers={"content-type": "application/octet-stream",
+                                      "authorization": "Bearer " + token})
+doc = json.load(urllib.request.urlopen(req, timeout=30))["id"]
+print(token, order, digest, doc)
 PY
 ) || true
-[ -n "${HASH:-}" ] || { echo "conformance: could not sign in and set up test data" >&2; exit 1; }
+[ -n "${DOC:-}" ] || { echo "conformance: could not sign in and set up test data" >&2; exit 1; }
 
 # ---- the run ---------------------------------------------------------------------
 # Every check, every warning fatal. Deterministic for a given seed, so a failure in CI
@@ -106,6 +111,8 @@ PY
 # - a pull cursor is valid only if this server made it (400 `invalid_body` otherwise);
 # - a chunk must start where the stored bytes end (409), end within `total` (400) and,
 #   once the file is whole, hash to its name (422);
+# - a document needs at least one link (a model, an asset or an order): three optional
+#   query parameters of which one must be there (400 `invalid_body` otherwise);
 # - `/metrics` takes its own token, not a user's, and the server here has none, so it
 #   answers 401 to everything: it is left out (crates/server/tests/contract.rs holds
 #   both its documented answers against a server that has one).
@@ -114,7 +121,7 @@ cat >"$WORK/schemathesis.toml" <<TOML
 fail-on = true
 
 [dictionaries.orders]
-values = ["$ORDER"]
+values = ["$ORDER", "$DOC"]
 
 [dictionaries.attachments]
 values = ["$HASH"]
@@ -130,6 +137,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-name = "PUT /v1/attachments/{hash}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "409", "422"]
+
+[[operations]]
+include-name = "POST /v1/documents"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "413"]
 
 [[operations]]
 include-name = "GET /metrics"

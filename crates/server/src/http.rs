@@ -1205,7 +1205,8 @@ async fn document_index(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct AddDocumentQuery {
-    /// The name devices show (e.g. `hx-200-service-manual.pdf`).
+    /// The name devices show (e.g. `hx-200-service-manual.pdf`); not blank.
+    #[param(min_length = 1, pattern = r"\S")]
     name: String,
     /// Link to an equipment model (an order's `equipment.model`, exactly).
     #[serde(default)]
@@ -1281,6 +1282,8 @@ async fn add_document(
     let new = NewDocument {
         media_type: q
             .media_type
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
             .unwrap_or_else(|| crate::documents::media_type_of(&name).to_owned()),
         name,
         links,
@@ -1392,7 +1395,11 @@ async fn document_content(
             h.insert(name, v);
         }
     };
-    set(header::CONTENT_TYPE, doc.media_type.clone());
+    // Always bytes, never the document's own type: a document is untrusted input, and
+    // nothing that reads this answer should render it (the devices take the type from
+    // the index). `nosniff` keeps a browser from guessing one.
+    set(header::CONTENT_TYPE, "application/octet-stream".into());
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
     set(header::CONTENT_LENGTH, (end - start).to_string());
     set(header::ETAG, etag);
     set(header::ACCEPT_RANGES, "bytes".into());

@@ -165,7 +165,9 @@ async fn a_document_is_read_by_those_whose_orders_it_is_linked_to_and_staff_and_
 
     let ok = content(&tech1, &by_asset, &[]).await;
     assert_eq!(ok.status(), 200);
-    assert_eq!(ok.headers()["content-type"], "text/plain");
+    // Bytes, never the document's own type (a document is untrusted input).
+    assert_eq!(ok.headers()["content-type"], "application/octet-stream");
+    assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
     assert_eq!(ok.bytes().await.unwrap().as_ref(), b"asset");
     // Not linked to any of their orders, or no such document: the same 404.
     for (who, id) in [(&tech1, by_order.as_str()), (&tech2, by_model.as_str())] {
