@@ -85,17 +85,14 @@ impl Store {
     pub(crate) fn rename_attachment_files(&mut self) -> Result<(), StoreError> {
         let done: Option<String> = self
             .conn
-            .query_row(
-                "SELECT value FROM kv WHERE key = ?1",
-                [NAMES_DONE_KEY],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+            .query_row([NAMES_DONE_KEY], |r| r.get(0))
             .optional()?;
         if done.as_deref() == Some(NAMES_DONE_VALUE) {
             return Ok(());
         }
         let hashes: Vec<String> = {
-            let mut stmt = self.conn.prepare("SELECT hash FROM attachments")?;
+            let mut stmt = self.conn.prepare_cached("SELECT hash FROM attachments")?;
             let rows = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -129,11 +126,12 @@ impl Store {
                 let _ = std::fs::remove_dir(old_parent);
             }
         }
-        self.conn.execute(
-            "INSERT INTO kv (key, value) VALUES (?1, ?2)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [NAMES_DONE_KEY, NAMES_DONE_VALUE],
-        )?;
+            )?
+            .execute([NAMES_DONE_KEY, NAMES_DONE_VALUE])?;
         Ok(())
     }
 
@@ -193,11 +191,12 @@ impl Store {
                 });
             }
         }
-        self.conn.execute(
-            "INSERT OR IGNORE INTO attachments (hash, size, media_type, created_at)
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO attachments (hash, size, media_type, created_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![hash, size as i64, media_type, now.to_rfc3339()],
-        )?;
+            )?
+            .execute(params![hash, size as i64, media_type, now.to_rfc3339()])?;
         Ok(AttachmentMeta {
             hash,
             size,
@@ -303,7 +302,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
             self.conn
-                .execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;
+                .prepare_cached("DELETE FROM attachments WHERE hash = ?1")?
+                .execute([hash])?;
             removed += 1;
         }
         Ok(removed)
@@ -312,14 +312,15 @@ impl Store {
     /// Whether any local order, queued mutation (pending, sent or failed) or open record
     /// names `hash` anywhere in its body.
     fn named_by_any_row(&self, hash: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, ?1) > 0)
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM outbox b WHERE instr(b.body, ?1) > 0)
                  OR EXISTS (SELECT 1 FROM work_orders o WHERE instr(o.body, ?1) > 0)
                  OR EXISTS (SELECT 1 FROM sync_records r
                             WHERE r.status = 'open' AND instr(r.body, ?1) > 0)",
-            [hash],
-            |r| r.get(0),
-        )?)
+            )?
+            .query_row([hash], |r| r.get(0))?)
     }
 
     /// Remove what an action that then failed (a full disk part-way through a
@@ -331,11 +332,12 @@ impl Store {
     pub fn forget_unnamed_attachments(&mut self, hashes: &[String]) -> Result<usize, StoreError> {
         let mut removed = 0;
         for hash in hashes {
-            let uploaded: bool = self.conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?1 AND uploaded = 1)",
-                [hash],
-                |r| r.get(0),
-            )?;
+            let uploaded: bool = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM attachments WHERE hash = ?1 AND uploaded = 1)",
+                )?
+                .query_row([hash], |r| r.get(0))?;
             if uploaded || self.named_by_any_row(hash)? {
                 continue;
             }
@@ -345,7 +347,8 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
             self.conn
-                .execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;
+                .prepare_cached("DELETE FROM attachments WHERE hash = ?1")?
+                .execute([hash])?;
         }
         Ok(removed)
     }
@@ -353,17 +356,14 @@ impl Store {
     pub fn attachment_meta(&self, hash: &str) -> Result<Option<AttachmentMeta>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT hash, size, media_type FROM attachments WHERE hash = ?1",
-                [hash],
-                |r| {
-                    Ok(AttachmentMeta {
-                        hash: r.get(0)?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        media_type: r.get(2)?,
-                    })
-                },
-            )
+            .prepare_cached("SELECT hash, size, media_type FROM attachments WHERE hash = ?1")?
+            .query_row([hash], |r| {
+                Ok(AttachmentMeta {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    media_type: r.get(2)?,
+                })
+            })
             .optional()?)
     }
 }

@@ -91,8 +91,16 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         // If this fails, the open below fails the same way and reports it.
         let _ = Connection::open_in_memory();
     });
-    Ok(Connection::open_with_flags(path, flags)?)
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Every literal statement is prepared once per connection and kept (`prepare_cached`
+    // throughout the store): one user action runs a handful, a sync pass the same few
+    // thousands of times. Room for all of them, so none is parsed twice.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
+
+/// Prepared statements kept per connection: more than the store's literal statements.
+const STATEMENT_CACHE: usize = 256;
 
 /// The suffix of the re-encrypted copy a re-key writes beside the database
 /// (`outpost.db.rekey`): removed at open (a re-key that never swapped it in left it).
@@ -313,7 +321,7 @@ fn verify_copy(
     let conn = Store::open_keyed(copy, key, NEW_DATABASE_LAYOUT)
         .map_err(|e| failed(format!("it does not open with the new key: {e}")))?;
     let cipher: Vec<String> = {
-        let mut stmt = conn.prepare("PRAGMA cipher_integrity_check")?;
+        let mut stmt = conn.prepare_cached("PRAGMA cipher_integrity_check")?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -322,7 +330,9 @@ fn verify_copy(
     if !cipher.is_empty() {
         return Err(failed(cipher.join("; ")));
     }
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    let integrity: String = conn
+        .prepare_cached("PRAGMA integrity_check")?
+        .query_row([], |r| r.get(0))?;
     if integrity != "ok" {
         return Err(failed(integrity));
     }
@@ -510,9 +520,8 @@ impl Store {
     /// database is encrypted, so these keys are as safe as the data itself.
     fn load_or_make_key(conn: &Connection, name: &str) -> Result<Zeroizing<[u8; 32]>, StoreError> {
         let existing: Option<Zeroizing<String>> = conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", [name], |r| {
-                r.get::<_, String>(0)
-            })
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+            .query_row([name], |r| r.get::<_, String>(0))
             .optional()?
             .map(Zeroizing::new);
         let mut key = Zeroizing::new([0u8; 32]);
@@ -524,10 +533,8 @@ impl Store {
             None => {
                 *key = random_bytes::<32>()?;
                 let hex_key = Zeroizing::new(hex::encode(key.as_ref()));
-                conn.execute(
-                    "INSERT INTO kv (key, value) VALUES (?1, ?2)",
-                    [name, hex_key.as_str()],
-                )?;
+                conn.prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2)")?
+                    .execute([name, hex_key.as_str()])?;
             }
         }
         Ok(key)
@@ -601,7 +608,8 @@ impl Store {
         // (issue 17 item 3). Checkpoint first, so that the file holds what SQLite reads.
         let checkpointed = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get::<_, i64>(0))
+            .prepare_cached("PRAGMA wal_checkpoint(FULL)")?
+            .query_row([], |r| r.get::<_, i64>(0))
             .is_ok_and(|busy| busy == 0);
         let mut cipher_integrity = if self.encrypted {
             collect("PRAGMA cipher_integrity_check")
@@ -755,17 +763,20 @@ impl Store {
         // database), which ATTACH inherits: the copy starts as an empty file, which
         // SQLite takes for a new database.
         std::fs::File::create(copy).map_err(|e| io_err(copy, e))?;
-        self.conn.execute(
-            "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
-            rusqlite::params![copy_name, new_key.raw_key_literal().as_str()],
-        )?;
+        self.conn
+            .prepare_cached("ATTACH DATABASE ?1 AS rekeyed KEY ?2")?
+            .execute(rusqlite::params![
+                copy_name,
+                new_key.raw_key_literal().as_str()
+            ])?;
         let export = || -> Result<(), StoreError> {
             self.conn
                 .execute_batch(NEW_DATABASE_LAYOUT.pragmas_for("rekeyed"))?;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let copied = self
                 .conn
-                .query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))
+                .prepare_cached("SELECT sqlcipher_export('rekeyed')")?
+                .query_row([], |_| Ok(()))
                 .and_then(|()| {
                     self.conn
                         .execute_batch(&format!("PRAGMA rekeyed.user_version = {version};"))
@@ -789,7 +800,8 @@ impl Store {
     /// an in-memory placeholder until [`Store::reopen`].
     fn close_connection(&mut self) -> Result<(), StoreError> {
         self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            .prepare_cached("PRAGMA wal_checkpoint(TRUNCATE)")?
+            .query_row([], |_| Ok(()))?;
         let placeholder = Connection::open_in_memory()?;
         let conn = std::mem::replace(&mut self.conn, placeholder);
         conn.close().map_err(|(_, e)| StoreError::from(e))
@@ -842,17 +854,19 @@ impl Store {
     pub fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()?)
     }
 
     /// Write a small setting inside the encrypted database.
     pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO kv (key, value) VALUES (?1, ?2)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )?;
+            )?
+            .execute([key, value])?;
         Ok(())
     }
 
@@ -863,20 +877,18 @@ impl Store {
     ) -> Result<uuid::Uuid, StoreError> {
         let existing: Option<String> = self
             .conn
-            .query_row(
-                "SELECT device_id FROM device WHERE singleton = 1",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT device_id FROM device WHERE singleton = 1")?
+            .query_row([], |r| r.get(0))
             .optional()?;
         if let Some(id) = existing {
             return uuid::Uuid::parse_str(&id).map_err(|e| StoreError::Decode(e.to_string()));
         }
         let id = uuid::Uuid::new_v4();
-        self.conn.execute(
-            "INSERT INTO device (singleton, device_id, created_at) VALUES (1, ?1, ?2)",
-            rusqlite::params![id.to_string(), now.to_rfc3339()],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO device (singleton, device_id, created_at) VALUES (1, ?1, ?2)",
+            )?
+            .execute(rusqlite::params![id.to_string(), now.to_rfc3339()])?;
         Ok(id)
     }
 

@@ -147,11 +147,10 @@ impl Store {
     /// Delete the files (whole and partial) of `sha256` unless another document row
     /// still names those bytes.
     fn drop_document_files_if_unused(&self, sha256: &str) -> Result<(), StoreError> {
-        let used: i64 = self.conn.query_row(
-            "SELECT count(*) FROM documents WHERE sha256 = ?1",
-            [sha256],
-            |r| r.get(0),
-        )?;
+        let used: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM documents WHERE sha256 = ?1")?
+            .query_row([sha256], |r| r.get(0))?;
         if used == 0 {
             self.drop_document_files(sha256)?;
         }
@@ -178,7 +177,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let old: Vec<(String, String)> = {
-            let mut stmt = self.conn.prepare("SELECT id, sha256 FROM documents")?;
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, sha256 FROM documents")?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -198,28 +199,26 @@ impl Store {
                         stale.push(sha.clone());
                     }
                 }
-                tx.execute(
-                    "INSERT INTO documents (id, version, name, media_type, size, sha256, cached, needed_at)
+                tx.prepare_cached("INSERT INTO documents (id, version, name, media_type, size, sha256, cached, needed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
                      ON CONFLICT (id) DO UPDATE SET
                        cached = CASE WHEN documents.sha256 = excluded.sha256 THEN documents.cached ELSE 0 END,
                        version = excluded.version, name = excluded.name,
                        media_type = excluded.media_type, size = excluded.size,
-                       sha256 = excluded.sha256",
+                       sha256 = excluded.sha256")?.execute(
                     params![id, d.version as i64, d.name, d.media_type, d.size as i64, d.sha256, now],
                 )?;
-                tx.execute("DELETE FROM document_orders WHERE document_id = ?1", [&id])?;
+                tx.prepare_cached("DELETE FROM document_orders WHERE document_id = ?1")?.execute( [&id])?;
                 for o in &d.orders {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO document_orders (document_id, order_id) VALUES (?1, ?2)",
+                    tx.prepare_cached("INSERT OR IGNORE INTO document_orders (document_id, order_id) VALUES (?1, ?2)")?.execute(
                         params![id, o.to_string()],
                     )?;
                 }
             }
             for (id, sha) in &old {
                 if !index.items.iter().any(|d| d.id.to_string() == *id) {
-                    tx.execute("DELETE FROM document_orders WHERE document_id = ?1", [id])?;
-                    deleted += tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+                    tx.prepare_cached("DELETE FROM document_orders WHERE document_id = ?1")?.execute( [id])?;
+                    deleted += tx.prepare_cached("DELETE FROM documents WHERE id = ?1")?.execute( [id])?;
                     stale.push(sha.clone());
                 }
             }
@@ -251,8 +250,10 @@ impl Store {
         }
         self.write(|tx, _| {
             for (id, _) in &gone {
-                tx.execute("DELETE FROM document_orders WHERE document_id = ?1", [id])?;
-                tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+                tx.prepare_cached("DELETE FROM document_orders WHERE document_id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM documents WHERE id = ?1")?
+                    .execute([id])?;
             }
             Ok::<_, StoreError>(())
         })?;
@@ -333,13 +334,14 @@ impl Store {
         plan.held = held.len();
         self.write(|tx, _| {
             for id in &kept {
-                tx.execute("UPDATE documents SET held = NULL WHERE id = ?1", [id])?;
+                tx.prepare_cached("UPDATE documents SET held = NULL WHERE id = ?1")?
+                    .execute([id])?;
             }
             for (id, _) in &held {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE documents SET held = 'budget', cached = 0 WHERE id = ?1",
-                    [id],
-                )?;
+                )?
+                .execute([id])?;
             }
             Ok::<_, StoreError>(())
         })?;
@@ -492,10 +494,9 @@ impl Store {
         if let Some(parent) = path.parent() {
             sync_dir(parent).map_err(disk)?;
         }
-        self.conn.execute(
-            "UPDATE documents SET cached = 1 WHERE sha256 = ?1",
-            [&work.sha256],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE documents SET cached = 1 WHERE sha256 = ?1")?
+            .execute([&work.sha256])?;
         Ok(())
     }
 
@@ -647,18 +648,16 @@ impl Store {
 
     /// A damaged file goes; the next sync downloads it again.
     fn mark_document_damaged(&mut self, sha256: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE documents SET cached = 0 WHERE sha256 = ?1",
-            [sha256],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE documents SET cached = 0 WHERE sha256 = ?1")?
+            .execute([sha256])?;
         self.drop_document_files(sha256)
     }
 
     fn touch_document(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE documents SET needed_at = ?2 WHERE id = ?1",
-            params![id, instant(now)],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE documents SET needed_at = ?2 WHERE id = ?1")?
+            .execute(params![id, instant(now)])?;
         Ok(())
     }
 
@@ -668,7 +667,8 @@ impl Store {
             Some(n) => self.set_setting(NOTE_KEY, n),
             None => {
                 self.conn
-                    .execute("DELETE FROM kv WHERE key = ?1", [NOTE_KEY])?;
+                    .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                    .execute([NOTE_KEY])?;
                 Ok(())
             }
         }
@@ -676,18 +676,18 @@ impl Store {
 
     /// The documents' counts and warning, for the status.
     pub fn documents_state(&self) -> Result<DocumentsState, StoreError> {
-        let (listed, cached, over): (i64, i64, i64) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(cached), 0),
+        let (listed, cached, over): (i64, i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(cached), 0),
                     coalesce(sum(CASE WHEN held = 'budget' THEN 1 ELSE 0 END), 0)
              FROM documents",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         let note: Option<String> = self
             .conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", [NOTE_KEY], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+            .query_row([NOTE_KEY], |r| r.get(0))
             .optional()?;
         Ok(DocumentsState {
             listed: listed.max(0) as usize,

@@ -133,25 +133,30 @@ impl<'c> ItemWriter<'c> {
 
 /// Remove an item and its stock levels; how many items were removed.
 pub(crate) fn remove_item(tx: &Connection, sku: &str) -> Result<usize, StoreError> {
-    tx.execute("DELETE FROM inventory_stock WHERE sku = ?1", [sku])?;
-    Ok(tx.execute("DELETE FROM inventory WHERE sku = ?1", [sku])?)
+    tx.prepare_cached("DELETE FROM inventory_stock WHERE sku = ?1")?
+        .execute([sku])?;
+    Ok(tx
+        .prepare_cached("DELETE FROM inventory WHERE sku = ?1")?
+        .execute([sku])?)
 }
 
 /// Remove the items a completed snapshot did not bring (seen before generation
 /// `gen`), with their stock levels; how many items were removed.
 pub(crate) fn remove_items_older_than(tx: &Connection, gen: i64) -> Result<usize, StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "DELETE FROM inventory_stock
           WHERE sku IN (SELECT sku FROM inventory WHERE seen_gen < ?1)",
-        [gen],
-    )?;
-    Ok(tx.execute("DELETE FROM inventory WHERE seen_gen < ?1", [gen])?)
+    )?
+    .execute([gen])?;
+    Ok(tx
+        .prepare_cached("DELETE FROM inventory WHERE seen_gen < ?1")?
+        .execute([gen])?)
 }
 
 /// Migration 8's hook: the stock levels of the items already stored.
 pub(crate) fn fill_inventory_stock(tx: &Transaction<'_>) -> HookResult {
     let bodies = {
-        let mut read = tx.prepare("SELECT sku, body FROM inventory")?;
+        let mut read = tx.prepare_cached("SELECT sku, body FROM inventory")?;
         let rows = read
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -300,16 +305,16 @@ impl Store {
     pub fn inventory_count(&self) -> Result<usize, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM inventory", [], |r| r.get(0))?;
+            .prepare_cached("SELECT count(*) FROM inventory")?
+            .query_row([], |r| r.get(0))?;
         Ok(n as usize)
     }
 
     pub fn inventory_item(&self, sku: &str) -> Result<Option<InventoryItem>, StoreError> {
         let body: Option<String> = self
             .conn
-            .query_row("SELECT body FROM inventory WHERE sku = ?1", [sku], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT body FROM inventory WHERE sku = ?1")?
+            .query_row([sku], |r| r.get(0))
             .optional()?;
         body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
             .transpose()

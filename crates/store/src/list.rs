@@ -140,13 +140,13 @@ fn number_searched(text: &str) -> Option<i64> {
 /// Migration 4's hook: fill the new search column of the orders already stored.
 pub(crate) fn fill_search_text(tx: &Transaction<'_>) -> HookResult {
     let rows = {
-        let mut read = tx.prepare("SELECT id, body FROM work_orders")?;
+        let mut read = tx.prepare_cached("SELECT id, body FROM work_orders")?;
         let rows = read
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         rows
     };
-    let mut write = tx.prepare("UPDATE work_orders SET search_text = ?2 WHERE id = ?1")?;
+    let mut write = tx.prepare_cached("UPDATE work_orders SET search_text = ?2 WHERE id = ?1")?;
     for (id, body) in rows {
         let order: WorkOrder = serde_json::from_str(&body)
             .map_err(|e| HookError::Hook(format!("order {id} cannot be read: {e}")))?;
@@ -304,7 +304,7 @@ impl Store {
         let changes = self.conn.total_changes();
         let data_version: i64 = self
             .conn
-            .prepare("PRAGMA data_version")?
+            .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
         if let Some(c) = self.list_cache.borrow().as_ref() {
             if c.changes == changes && c.data_version == data_version && c.tomorrow == tomorrow {

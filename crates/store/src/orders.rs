@@ -95,9 +95,8 @@ pub(crate) fn get_order(
     id: &str,
 ) -> Result<Option<WorkOrder>, StoreError> {
     let body: Option<String> = tx
-        .query_row("SELECT body FROM work_orders WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT body FROM work_orders WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     body.map(|b| serde_json::from_str(&b).map_err(StoreError::from))
         .transpose()
@@ -143,26 +142,25 @@ fn get_stored_order(
     id: &str,
 ) -> Result<Option<StoredOrder>, StoreError> {
     Ok(tx
-        .query_row(
+        .prepare_cached(
             "SELECT body, number, title, status, priority, assignee, scheduled_start,
                     search_text
              FROM work_orders WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(StoredOrder {
-                    body: r.get(0)?,
-                    columns: [
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ],
-                })
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok(StoredOrder {
+                body: r.get(0)?,
+                columns: [
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ],
+            })
+        })
         .optional()?)
 }
 
@@ -175,7 +173,7 @@ pub(crate) fn put_local_order(
     let body = serde_json::to_string(order)?;
     let [number, title, status, priority, assignee, scheduled_start, search_text] =
         mirrored_values(order);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, search_text,
              body, updated_at)
@@ -185,19 +183,19 @@ pub(crate) fn put_local_order(
             priority = excluded.priority, assignee = excluded.assignee,
             scheduled_start = excluded.scheduled_start, search_text = excluded.search_text,
             body = excluded.body, updated_at = excluded.updated_at",
-        params![
-            order.id.to_string(),
-            number,
-            title,
-            status,
-            priority,
-            assignee,
-            scheduled_start,
-            search_text,
-            body,
-            now.to_rfc3339(),
-        ],
-    )?;
+    )?
+    .execute(params![
+        order.id.to_string(),
+        number,
+        title,
+        status,
+        priority,
+        assignee,
+        scheduled_start,
+        search_text,
+        body,
+        now.to_rfc3339(),
+    ])?;
     Ok(())
 }
 
@@ -269,19 +267,17 @@ impl Store {
         self.write(|tx, _| {
             let mut written = 0;
             for order in orders {
-                let pending: i64 = tx.query_row(
-                    "SELECT count(*) FROM outbox WHERE entity_id = ?1",
-                    [order.id.to_string()],
-                    |r| r.get(0),
-                )?;
+                let pending: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM outbox WHERE entity_id = ?1")?
+                    .query_row([order.id.to_string()], |r| r.get(0))?;
                 if pending > 0 {
                     continue;
                 }
                 put_local_order(tx, order, now)?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE work_orders SET server_body = body, server_version = ?2 WHERE id = ?1",
-                    params![order.id.to_string(), order.version as i64],
-                )?;
+                )?
+                .execute(params![order.id.to_string(), order.version as i64])?;
                 written += 1;
             }
             Ok::<_, StoreError>(written)
@@ -303,11 +299,8 @@ impl Store {
         if let Ok(number) = reference.trim_start_matches('#').parse::<i64>() {
             if let Some(id) = self
                 .conn
-                .query_row(
-                    "SELECT id FROM work_orders WHERE number = ?1",
-                    [number],
-                    |r| r.get::<_, String>(0),
-                )
+                .prepare_cached("SELECT id FROM work_orders WHERE number = ?1")?
+                .query_row([number], |r| r.get::<_, String>(0))
                 .optional()?
             {
                 return Ok(id);
@@ -316,9 +309,9 @@ impl Store {
         if reference.len() < 4 || !reference.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(StoreError::OrderNotFound(reference.to_owned()));
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM work_orders WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM work_orders WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2",
+        )?;
         let ids = stmt
             .query_map([reference.to_ascii_lowercase()], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;

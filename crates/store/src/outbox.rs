@@ -71,11 +71,11 @@ pub struct OutboxRow {
 /// the unique index. A mutation id belongs to one entity, so this is the whole check.
 pub(crate) fn ensure_new_mutation_id(tx: &Transaction<'_>, m: &Mutation) -> Result<(), StoreError> {
     let id = m.mutation_id.to_string();
-    let queued: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity_id = ?1 AND mutation_id = ?2)",
-        params![m.entity_id.to_string(), id],
-        |r| r.get(0),
-    )?;
+    let queued: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity_id = ?1 AND mutation_id = ?2)",
+        )?
+        .query_row(params![m.entity_id.to_string(), id], |r| r.get(0))?;
     if queued {
         return Err(StoreError::DuplicateMutation(id));
     }
@@ -91,11 +91,12 @@ pub(crate) fn enqueue(
 ) -> Result<String, StoreError> {
     ensure_new_mutation_id(tx, &m)?;
     let latest: Option<(i64, String, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT seq, state, body FROM outbox WHERE entity_id = ?1 ORDER BY seq DESC LIMIT 1",
-            [m.entity_id.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row([m.entity_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     if let Some((seq, state, body)) = latest {
         if state == "pending" {
@@ -104,30 +105,30 @@ pub(crate) fn enqueue(
                 earlier.coalesce(m);
                 let body = String::from_utf8(earlier.to_body()?)
                     .map_err(|e| StoreError::Decode(e.to_string()))?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE outbox SET body = ?2 WHERE seq = ?1 AND state = 'pending'",
-                    params![seq, body],
-                )?;
+                )?
+                .execute(params![seq, body])?;
                 return Ok(earlier.mutation_id.to_string());
             }
         }
     }
     let body = String::from_utf8(m.to_body()?).map_err(|e| StoreError::Decode(e.to_string()))?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO outbox (mutation_id, device_id, entity, entity_id, kind, base_version,
                              body, created_at, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
-        params![
-            m.mutation_id.to_string(),
-            m.device_id.to_string(),
-            m.entity.as_str(),
-            m.entity_id.to_string(),
-            m.kind.as_str(),
-            m.base_version as i64,
-            body,
-            now.to_rfc3339(),
-        ],
-    )?;
+    )?
+    .execute(params![
+        m.mutation_id.to_string(),
+        m.device_id.to_string(),
+        m.entity.as_str(),
+        m.entity_id.to_string(),
+        m.kind.as_str(),
+        m.base_version as i64,
+        body,
+        now.to_rfc3339(),
+    ])?;
     Ok(m.mutation_id.to_string())
 }
 
@@ -184,12 +185,12 @@ impl Store {
         self.write(|tx, _| {
             // The rows may be pending (not in the mutation-id index yet): one pass over
             // the outbox for the whole batch.
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET state = CASE WHEN state = 'pending' THEN 'sent' ELSE state END,
                         attempts = attempts + 1, next_attempt_at = NULL, last_error = NULL
                  WHERE mutation_id IN (SELECT value FROM json_each(?1))",
-                [&ids],
-            )?;
+            )?
+            .execute([&ids])?;
             let mut sealed = read_rows(
                 tx,
                 "mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'pending'",
@@ -212,11 +213,11 @@ impl Store {
         }
         let ids = serde_json::to_string(mutation_ids)?;
         self.write(|tx, _| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET state = 'pending'
                  WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state = 'sent'",
-                [&ids],
-            )?;
+            )?
+            .execute([&ids])?;
             Ok::<_, StoreError>(())
         })
     }
@@ -225,7 +226,8 @@ impl Store {
     pub fn outbox_len(&self) -> Result<usize, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+            .prepare_cached("SELECT count(*) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
         Ok(n as usize)
     }
 }

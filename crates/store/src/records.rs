@@ -51,8 +51,8 @@ fn pending_of(
     entity_id: &str,
     except: Option<&str>,
 ) -> Result<Vec<Mutation>, StoreError> {
-    let mut stmt =
-        tx.prepare("SELECT mutation_id, body FROM outbox WHERE entity_id = ?1 ORDER BY seq")?;
+    let mut stmt = tx
+        .prepare_cached("SELECT mutation_id, body FROM outbox WHERE entity_id = ?1 ORDER BY seq")?;
     let rows = stmt
         .query_map([entity_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -66,11 +66,8 @@ fn pending_of(
 
 fn server_row(tx: &rusqlite::Connection, order_id: &str) -> Result<Option<WorkOrder>, StoreError> {
     let body: Option<Option<String>> = tx
-        .query_row(
-            "SELECT server_body FROM work_orders WHERE id = ?1",
-            [order_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT server_body FROM work_orders WHERE id = ?1")?
+        .query_row([order_id], |r| r.get(0))
         .optional()?;
     body.flatten()
         .map(|b| serde_json::from_str(&b).map_err(StoreError::from))
@@ -98,8 +95,10 @@ pub(crate) fn refresh_local(
                 }
                 put_local_order(tx, &order, now)?;
             } else {
-                tx.execute("DELETE FROM outbox WHERE entity_id = ?1", [order_id])?;
-                tx.execute("DELETE FROM work_orders WHERE id = ?1", [order_id])?;
+                tx.prepare_cached("DELETE FROM outbox WHERE entity_id = ?1")?
+                    .execute([order_id])?;
+                tx.prepare_cached("DELETE FROM work_orders WHERE id = ?1")?
+                    .execute([order_id])?;
             }
         }
     }
@@ -187,12 +186,11 @@ impl Store {
     ) -> Result<WorkOrder, StoreError> {
         self.write(|tx, _| {
             let (seq, entity_id, kind): (i64, String, String) = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT seq, entity_id, kind FROM outbox
                      WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'",
-                    [failed_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                )?
+                .query_row([failed_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?
                 .ok_or_else(|| StoreError::OrderNotFound(format!("failed sync {failed_id}")))?;
             let others = pending_of(tx, &entity_id, Some(failed_id))?;
@@ -202,27 +200,28 @@ impl Store {
                 None => get_order(tx, &entity_id)?,
             };
             let after = apply_mutation(base.as_ref(), &replacement)?;
-            tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
             crate::outbox::ensure_new_mutation_id(tx, &replacement)?;
             let new_seq: Option<i64> = if kind == "create" { Some(seq) } else { None };
             let body = String::from_utf8(replacement.to_body()?)
                 .map_err(|e| StoreError::Decode(e.to_string()))?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO outbox (seq, mutation_id, device_id, entity, entity_id, kind,
                                      base_version, body, created_at, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending')",
-                params![
-                    new_seq,
-                    replacement.mutation_id.to_string(),
-                    replacement.device_id.to_string(),
-                    replacement.entity.as_str(),
-                    replacement.entity_id.to_string(),
-                    replacement.kind.as_str(),
-                    replacement.base_version as i64,
-                    body,
-                    now.to_rfc3339(),
-                ],
-            )?;
+            )?
+            .execute(params![
+                new_seq,
+                replacement.mutation_id.to_string(),
+                replacement.device_id.to_string(),
+                replacement.entity.as_str(),
+                replacement.entity_id.to_string(),
+                replacement.kind.as_str(),
+                replacement.base_version as i64,
+                body,
+                now.to_rfc3339(),
+            ])?;
             refresh_local(tx, &entity_id, now)?;
             let _ = after;
             get_order(tx, &entity_id)?.ok_or_else(|| StoreError::OrderNotFound(entity_id.clone()))
@@ -238,15 +237,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|tx, _| {
             let (seq, entity_id): (i64, String) = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT seq, entity_id FROM outbox
                      WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'failed'",
-                    [failed_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row([failed_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .ok_or_else(|| StoreError::OrderNotFound(format!("failed sync {failed_id}")))?;
-            tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
             refresh_local(tx, &entity_id, now)
         })
     }
@@ -312,11 +311,11 @@ impl Store {
             for m in resolutions {
                 let id = m.mutation_id.to_string();
                 crate::outbox::enqueue(tx, m, now)?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE outbox SET next_attempt_at = ?2
                      WHERE mutation_id = ?1 AND state = 'pending' AND kind = 'resolve'",
-                    params![id, hold_until.to_rfc3339()],
-                )?;
+                )?
+                .execute(params![id, hold_until.to_rfc3339()])?;
             }
             Ok::<_, StoreError>(())
         })
@@ -328,22 +327,26 @@ impl Store {
     pub fn undo_held(&mut self, mutation_ids: &[String]) -> Result<usize, StoreError> {
         let ids = serde_json::to_string(mutation_ids)?;
         self.write(|tx, _| {
-            Ok::<_, StoreError>(tx.execute(
-                "DELETE FROM outbox WHERE mutation_id IN (SELECT value FROM json_each(?1))
+            Ok::<_, StoreError>(
+                tx.prepare_cached(
+                    "DELETE FROM outbox WHERE mutation_id IN (SELECT value FROM json_each(?1))
                  AND state = 'pending' AND kind = 'resolve'",
-                [ids],
-            )?)
+                )?
+                .execute([ids])?,
+            )
         })
     }
 
     /// End the undo window of every held resolution now.
     pub fn release_held(&mut self) -> Result<usize, StoreError> {
         self.write(|tx, _| {
-            Ok::<_, StoreError>(tx.execute(
-                "UPDATE outbox SET next_attempt_at = NULL
+            Ok::<_, StoreError>(
+                tx.prepare_cached(
+                    "UPDATE outbox SET next_attempt_at = NULL
                  WHERE state = 'pending' AND kind = 'resolve' AND next_attempt_at IS NOT NULL",
-                [],
-            )?)
+                )?
+                .execute([])?,
+            )
         })
     }
 
@@ -369,11 +372,8 @@ pub(crate) fn note_decided_elsewhere(
     record_id: &str,
 ) -> Result<(), StoreError> {
     let current: Option<String> = tx
-        .query_row(
-            "SELECT value FROM kv WHERE key = ?1",
-            [DECIDED_ELSEWHERE],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+        .query_row([DECIDED_ELSEWHERE], |r| r.get(0))
         .optional()?;
     let mut ids: Vec<String> = current
         .and_then(|v| serde_json::from_str(&v).ok())
@@ -381,10 +381,10 @@ pub(crate) fn note_decided_elsewhere(
     if !ids.iter().any(|i| i == record_id) {
         ids.push(record_id.to_owned());
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO kv (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![DECIDED_ELSEWHERE, serde_json::to_string(&ids)?],
-    )?;
+    )?
+    .execute(params![DECIDED_ELSEWHERE, serde_json::to_string(&ids)?])?;
     Ok(())
 }

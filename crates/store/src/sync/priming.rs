@@ -49,28 +49,28 @@ pub(super) fn finish_priming(
         // the log, or a previous user's): they go, before the orders they pinned are
         // swept. The device's own refused changes (failed outbox rows) stay for the
         // person to retry or discard.
-        removed += tx.execute(
-            "DELETE FROM sync_records WHERE seen_gen < ?1 AND status = 'open'",
-            [gen],
-        )?;
+        removed += tx
+            .prepare_cached("DELETE FROM sync_records WHERE seen_gen < ?1 AND status = 'open'")?
+            .execute([gen])?;
         // Orders the snapshot did not bring are gone from this device's scope:
         // removed, unless still needed here (queued or failed work, an open
         // conflict); those stay, marked like a `left_scope`, until nothing
         // needs them. An order made here and not yet on the server is simply
         // not on the server yet.
-        removed += tx.execute(
-            "DELETE FROM work_orders WHERE seen_gen < ?1 AND left_scope_to IS NULL
+        removed += tx
+            .prepare_cached(
+                "DELETE FROM work_orders WHERE seen_gen < ?1 AND left_scope_to IS NULL
                AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.entity_id = work_orders.id)
                AND NOT EXISTS (SELECT 1 FROM sync_records r
                                 WHERE r.order_id = work_orders.id
                                   AND r.entity = 'conflict' AND r.status = 'open')",
-            [gen],
-        )?;
-        tx.execute(
+            )?
+            .execute([gen])?;
+        tx.prepare_cached(
             "UPDATE work_orders SET left_scope_to = 'another technician'
              WHERE seen_gen < ?1 AND left_scope_to IS NULL AND server_body IS NOT NULL",
-            [gen],
-        )?;
+        )?
+        .execute([gen])?;
         removed += crate::inventory::remove_items_older_than(tx, gen)?;
         kv_delete(tx, KV_PRIMING)?;
     }

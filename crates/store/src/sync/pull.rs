@@ -181,14 +181,15 @@ impl Store {
                                     .unwrap_or_else(|| "another technician".into()),
                                 _ => "nobody (deleted on the server)".into(),
                             };
-                            tx.execute(
+                            tx.prepare_cached(
                                 "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
-                                params![change.id, who],
-                            )?;
+                            )?
+                            .execute(params![change.id, who])?;
                             s.kept_for_work += 1;
                         } else {
-                            s.removed +=
-                                tx.execute("DELETE FROM work_orders WHERE id = ?1", [&change.id])?;
+                            s.removed += tx
+                                .prepare_cached("DELETE FROM work_orders WHERE id = ?1")?
+                                .execute([&change.id])?;
                         }
                     }
                 }

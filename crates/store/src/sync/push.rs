@@ -120,11 +120,11 @@ impl Store {
         }
         let seqs = serde_json::to_string(&late)?;
         self.write(|tx, _| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET next_attempt_at = ?2
                  WHERE seq IN (SELECT value FROM json_each(?1))",
-                params![seqs, latest.to_rfc3339()],
-            )?;
+            )?
+            .execute(params![seqs, latest.to_rfc3339()])?;
             Ok::<_, StoreError>(())
         })?;
         Ok(late.len())
@@ -141,11 +141,11 @@ impl Store {
         self.write(|tx, _| {
             // Whatever their state (pending rows are not in the mutation-id index): one
             // pass over the outbox for the whole batch.
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET next_attempt_at = ?2, last_error = ?3
                  WHERE mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'failed'",
-                params![ids, at.to_rfc3339(), error],
-            )?;
+            )?
+            .execute(params![ids, at.to_rfc3339(), error])?;
             Ok::<_, StoreError>(())
         })
     }
@@ -160,17 +160,16 @@ impl Store {
         error: &str,
     ) -> Result<u32, StoreError> {
         self.write(|tx, _| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET refusals = refusals + 1, next_attempt_at = ?2, last_error = ?3
                  WHERE mutation_id = ?1 AND state <> 'pending' AND state = 'sent'",
-                params![mutation_id, retry_at.to_rfc3339(), error],
-            )?;
+            )?
+            .execute(params![mutation_id, retry_at.to_rfc3339(), error])?;
             let n: Option<i64> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT refusals FROM outbox WHERE mutation_id = ?1 AND state <> 'pending'",
-                    [mutation_id],
-                    |r| r.get(0),
-                )
+                )?
+                .query_row([mutation_id], |r| r.get(0))
                 .optional()?;
             Ok::<_, StoreError>(n.unwrap_or(0).max(0) as u32)
         })
@@ -187,12 +186,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE outbox SET state = 'failed', last_error = ?2, next_attempt_at = NULL,
                         set_aside_at = ?3
                  WHERE mutation_id = ?1 AND state <> 'failed'",
-                params![mutation_id, serde_json::to_string(why)?, now.to_rfc3339()],
-            )?;
+            )?
+            .execute(params![
+                mutation_id,
+                serde_json::to_string(why)?,
+                now.to_rfc3339()
+            ])?;
             Ok::<_, StoreError>(())
         })
     }
@@ -222,7 +225,7 @@ impl Store {
                 };
                 match result.outcome.first() {
                     PushOutcome::Applied(a) => {
-                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute( [seq])?;
                         match &a.order {
                             Some(order) => put_acknowledged_row(tx, order, gen, now)?,
                             // A duplicate carries no row (the pull brings it); an order
@@ -234,7 +237,7 @@ impl Store {
                         summary.acknowledged += 1;
                     }
                     PushOutcome::AppliedWithConflicts(a) => {
-                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute( [seq])?;
                         // Keep the device's side until the pulled conflict record
                         // replaces this placeholder: nothing the person did is lost. A
                         // record already pulled (the answer to a resend after a lost
@@ -265,10 +268,9 @@ impl Store {
                         if r.code == outpost_protocol::wire::ErrorCode::AlreadyResolved =>
                     {
                         // Someone decided first: show their decision, drop ours.
-                        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+                        tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute( [seq])?;
                         let existing: Option<(String, String)> = tx
-                            .query_row(
-                                "SELECT entity, body FROM sync_records WHERE id = ?1",
+                            .prepare_cached("SELECT entity, body FROM sync_records WHERE id = ?1")?.query_row(
                                 [&entity_id],
                                 |r| Ok((r.get(0)?, r.get(1)?)),
                             )
@@ -279,9 +281,8 @@ impl Store {
                                 obj.insert("status".into(), "resolved".into());
                                 obj.insert("resolution".into(), serde_json::to_value(&r.resolution)?);
                             }
-                            tx.execute(
-                                "UPDATE sync_records SET status = 'resolved', body = ?3, updated_at = ?4
-                                 WHERE entity = ?1 AND id = ?2",
+                            tx.prepare_cached("UPDATE sync_records SET status = 'resolved', body = ?3, updated_at = ?4
+                                 WHERE entity = ?1 AND id = ?2")?.execute(
                                 params![entity, entity_id, v.to_string(), now.to_rfc3339()],
                             )?;
                         }
@@ -310,8 +311,7 @@ impl Store {
                             resolution: None,
                         };
                         mark_failed(tx, seq, &why)?;
-                        tx.execute(
-                            "UPDATE outbox SET set_aside_at = ?2 WHERE seq = ?1",
+                        tx.prepare_cached("UPDATE outbox SET set_aside_at = ?2 WHERE seq = ?1")?.execute(
                             params![seq, now.to_rfc3339()],
                         )?;
                         summary.rejected += 1;
@@ -342,10 +342,10 @@ fn mark_failed(
     seq: i64,
     why: &outpost_protocol::wire::Rejection,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE outbox SET state = 'failed', last_error = ?2, next_attempt_at = NULL
          WHERE seq = ?1",
-        params![seq, serde_json::to_string(why)?],
-    )?;
+    )?
+    .execute(params![seq, serde_json::to_string(why)?])?;
     Ok(())
 }

@@ -19,7 +19,8 @@ fn entity_mutations(
     tx: &rusqlite::Connection,
     entity_id: &str,
 ) -> Result<Vec<Mutation>, StoreError> {
-    let mut stmt = tx.prepare("SELECT body FROM outbox WHERE entity_id = ?1 ORDER BY seq")?;
+    let mut stmt =
+        tx.prepare_cached("SELECT body FROM outbox WHERE entity_id = ?1 ORDER BY seq")?;
     let bodies = stmt
         .query_map([entity_id], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -64,12 +65,17 @@ pub(super) fn put_server_row(
     let pending = entity_mutations(tx, &id)?;
     let local = rebase(row, &pending);
     put_local_order(tx, &local, now)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE work_orders SET server_body = ?2, server_version = ?3, seen_gen = ?4,
                 left_scope_to = NULL
          WHERE id = ?1",
-        params![id, serde_json::to_string(row)?, row.version as i64, gen],
-    )?;
+    )?
+    .execute(params![
+        id,
+        serde_json::to_string(row)?,
+        row.version as i64,
+        gen
+    ])?;
     Ok(())
 }
 

@@ -19,23 +19,20 @@ use crate::error::StoreError;
 /// unsynced work (a queued or failed mutation) or an open conflict a person here may
 /// still have to settle.
 pub(super) fn needed_here(tx: &rusqlite::Connection, order_id: &str) -> Result<bool, StoreError> {
-    let open_conflicts: i64 = tx.query_row(
-        "SELECT count(*) FROM sync_records
+    let open_conflicts: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM sync_records
          WHERE order_id = ?1 AND entity = 'conflict' AND status = 'open'",
-        [order_id],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row([order_id], |r| r.get(0))?;
     Ok(open_conflicts > 0 || has_outbox_rows(tx, order_id)?)
 }
 
 /// Who holds an order that left this device's scope (`None`: in scope, or not here).
 fn left_scope_of(tx: &rusqlite::Connection, order_id: &str) -> Result<Option<String>, StoreError> {
     Ok(tx
-        .query_row(
-            "SELECT left_scope_to FROM work_orders WHERE id = ?1",
-            [order_id],
-            |r| r.get::<_, Option<String>>(0),
-        )
+        .prepare_cached("SELECT left_scope_to FROM work_orders WHERE id = ?1")?
+        .query_row([order_id], |r| r.get::<_, Option<String>>(0))
         .optional()?
         .flatten())
 }
@@ -51,7 +48,9 @@ pub(crate) fn settle_out_of_scope(
     if left.is_none() || needed_here(tx, order_id)? {
         return Ok(0);
     }
-    Ok(tx.execute("DELETE FROM work_orders WHERE id = ?1", [order_id])?)
+    Ok(tx
+        .prepare_cached("DELETE FROM work_orders WHERE id = ?1")?
+        .execute([order_id])?)
 }
 
 /// Take the server's row from a push answer. An order that left this device's scope
@@ -78,21 +77,18 @@ pub(super) fn put_acknowledged_row(
     }
     if needed_here(tx, &id)? {
         let who = row.assignee.clone().unwrap_or(left);
-        tx.execute(
-            "UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1",
-            params![id, who],
-        )?;
+        tx.prepare_cached("UPDATE work_orders SET left_scope_to = ?2 WHERE id = ?1")?
+            .execute(params![id, who])?;
     } else {
-        tx.execute("DELETE FROM work_orders WHERE id = ?1", [&id])?;
+        tx.prepare_cached("DELETE FROM work_orders WHERE id = ?1")?
+            .execute([&id])?;
     }
     Ok(())
 }
 
 fn has_outbox_rows(tx: &rusqlite::Connection, entity_id: &str) -> Result<bool, StoreError> {
-    let n: i64 = tx.query_row(
-        "SELECT count(*) FROM outbox WHERE entity_id = ?1",
-        [entity_id],
-        |r| r.get(0),
-    )?;
+    let n: i64 = tx
+        .prepare_cached("SELECT count(*) FROM outbox WHERE entity_id = ?1")?
+        .query_row([entity_id], |r| r.get(0))?;
     Ok(n > 0)
 }

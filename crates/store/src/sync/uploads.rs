@@ -33,11 +33,8 @@ impl Store {
                 }
                 let uploaded: Option<i64> = self
                     .conn
-                    .query_row(
-                        "SELECT uploaded FROM attachments WHERE hash = ?1",
-                        [hash],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT uploaded FROM attachments WHERE hash = ?1")?
+                    .query_row([hash], |r| r.get(0))
                     .optional()?;
                 if uploaded == Some(0) {
                     out.push(hash.clone());
@@ -60,7 +57,8 @@ impl Store {
             return Ok(());
         }
         self.write(|tx, _| {
-            let mut stmt = tx.prepare("UPDATE attachments SET uploaded = 1 WHERE hash = ?1")?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE attachments SET uploaded = 1 WHERE hash = ?1")?;
             for hash in hashes {
                 stmt.execute([hash])?;
             }
