@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench lint fmt
+.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench bench-idle lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -59,6 +59,10 @@ bench: deps
 # oracle; the fault schedules, bad answers, full disks, the convergence property, the
 # power cuts on FUSE shims (issue 17) and the fuzz targets; writes docs/RELIABILITY.md
 # (scripts/reliability.sh). `make test` runs a reduced version of each part.
+# Issue 25 item 3: the desktop app's idle cost (IDLE_MINUTES, default 10; under Xvfb).
+bench-idle: deps
+	@scripts/bench-idle.sh
+
 reliability: deps
 	@scripts/reliability.sh
 
