@@ -113,6 +113,14 @@ pub struct PassReport {
     pub remaining: SyncCounts,
 }
 
+impl PassReport {
+    /// Whether the pass changed what the device shows. Today every pass counts as a
+    /// change (the desktop re-reads its order list on each new last sync time).
+    pub fn changed_local_data(&self) -> bool {
+        true
+    }
+}
+
 /// One full sync: push every eligible mutation (uploading the evidence it names
 /// first), then pull to the end of the log, re-priming when the server asks. When the
 /// server says the tokens will never work again, the session is marked so that every

@@ -21,10 +21,10 @@ use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::mutation::{ListItem, SetOp};
 use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, BatchFileResult, BatchUploadResponse, Change, ChangeBody,
-    ChangeEntity, ConflictKind, ConflictRecord, ErrorCode, FailedSyncRecord, LeftScope,
-    MutationResult, PrimingPhase, PrimingProgress, PullRequest, PullResponse, PushOutcome,
-    PushResponse, RecordStatus, RefreshRequest, Rejection, Resolution, ResolutionOutcome,
-    TokenResponse,
+    ChangeEntity, ConflictKind, ConflictRecord, DocumentIndex, DocumentInfo, ErrorCode,
+    FailedSyncRecord, LeftScope, MutationResult, PrimingPhase, PrimingProgress, PullRequest,
+    PullResponse, PushOutcome, PushResponse, RecordStatus, RefreshRequest, Rejection, Resolution,
+    ResolutionOutcome, TokenResponse,
 };
 use outpost_protocol::{
     apply_mutation, Mutation, MutationKind, NoteEntry, Op, PhotoRef, Role, Signature, Status,
@@ -102,6 +102,8 @@ struct State {
     /// Conflict and failed-sync records, as the server keeps them.
     conflicts: BTreeMap<Uuid, ConflictRecord>,
     failed: BTreeMap<Uuid, FailedSyncRecord>,
+    /// Technical documents in the index, with their bytes.
+    documents: Vec<(DocumentInfo, Vec<u8>)>,
 }
 
 impl State {
@@ -431,6 +433,31 @@ impl FakeServer {
     fn pushes(&self) -> Vec<Vec<String>> {
         self.lock().pushes.clone()
     }
+
+    /// A dispatcher edits an order's title: a new version in the log.
+    fn retitle(&self, id: &str, title: &str) {
+        let mut s = self.lock();
+        let id = Uuid::parse_str(id).unwrap();
+        let mut o = s.orders[&id].clone();
+        o.title = title.into();
+        o.version += 1;
+        s.orders.insert(id, o.clone());
+        s.append(id, o.version, Vec::new(), ChangeBody::WorkOrder(o));
+    }
+
+    /// An administrator attaches a manual to an order.
+    fn attach_manual(&self, order: &str, bytes: &[u8]) {
+        let info = DocumentInfo {
+            id: Uuid::now_v7(),
+            version: 1,
+            name: "manual.txt".into(),
+            media_type: "text/plain".into(),
+            size: bytes.len() as u64,
+            sha256: outpost_protocol::digest::sha256_hex(bytes),
+            orders: vec![Uuid::parse_str(order).unwrap()],
+        };
+        self.lock().documents.push((info, bytes.to_vec()));
+    }
 }
 
 /// A refusal of the whole request, as the server (or a proxy) answers it.
@@ -635,6 +662,34 @@ impl Transport for FakeServer {
         };
         let size = serde_json::to_vec(&page).map(|b| b.len()).unwrap_or(0);
         Ok((page, size))
+    }
+
+    async fn document_index(&self, _token: &str) -> Result<DocumentIndex, SyncError> {
+        Ok(DocumentIndex {
+            items: self
+                .lock()
+                .documents
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect(),
+            budget_bytes: None,
+        })
+    }
+
+    async fn document_range(
+        &self,
+        _token: &str,
+        id: &str,
+        _sha256: &str,
+        range: (u64, u64),
+    ) -> Result<Vec<u8>, SyncError> {
+        let s = self.lock();
+        let (_, bytes) = s
+            .documents
+            .iter()
+            .find(|(d, _)| d.id.to_string() == id)
+            .ok_or_else(|| SyncError::BadAnswer(format!("no document {id} here")))?;
+        Ok(bytes[range.0 as usize..range.1 as usize].to_vec())
     }
 
     async fn download(&self, _token: &str, hash: &str) -> Result<Vec<u8>, SyncError> {
@@ -1660,4 +1715,54 @@ async fn a_clock_set_back_delays_a_deferred_change_by_at_most_the_longest_retry_
         "retried no later than the longest retry delay after the clock went back"
     );
     assert_eq!(server.notes(&a, "after the clock change"), 1);
+}
+
+// Issue 25 item 3: the window re-reads what it shows only when a pass changed local
+// data; an idle pass must not say it did.
+
+#[tokio::test]
+async fn a_pass_that_changes_nothing_does_not_signal_a_change_and_one_that_pulls_a_row_does() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let quiet = dev.pass(&server, false).await.unwrap();
+    assert!(
+        !quiet.changed_local_data(),
+        "an idle pass said it changed local data: {quiet:?}"
+    );
+
+    let a = server.order_ids()[0].clone();
+    server.retitle(&a, "Boiler, second visit");
+    let pulled = dev.pass(&server, false).await.unwrap();
+    assert_eq!(pulled.pulled_rows, 1, "{pulled:?}");
+    assert!(pulled.changed_local_data(), "{pulled:?}");
+    assert!(!dev.pass(&server, false).await.unwrap().changed_local_data());
+}
+
+#[tokio::test]
+async fn a_pass_whose_push_is_acknowledged_signals_a_change() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let a = server.order_ids()[0].clone();
+    add_note(&mut dev.store, &a, "parts ordered").unwrap();
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.acknowledged, 1, "{report:?}");
+    assert!(report.changed_local_data(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_pass_that_brings_a_new_manual_signals_a_change_for_the_documents_panel() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    assert!(!dev.pass(&server, false).await.unwrap().changed_local_data());
+
+    let a = server.order_ids()[0].clone();
+    server.attach_manual(&a, b"turn the valve left");
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(report.pulled_rows, 0, "no order row moved: {report:?}");
+    assert!(
+        report.changed_local_data(),
+        "the manual arrived but the pass said nothing changed: {report:?}"
+    );
+    assert!(dev.store.order_documents(&a).unwrap()[0].available_offline);
+    assert!(!dev.pass(&server, false).await.unwrap().changed_local_data());
 }
