@@ -48,7 +48,14 @@ pub(crate) async fn sync_documents(
     report: &mut PassReport,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SyncError> {
-    match step(store, client, clock, report, progress).await {
+    // What an order's documents panel shows, before and after: a change is told to
+    // the window (`PassReport::changed_local_data`), the same documents are not.
+    let before = store.all_documents().ok();
+    let result = step(store, client, clock, report, progress).await;
+    if store.all_documents().ok() != before {
+        report.documents_changed = 1;
+    }
+    match result {
         Ok(()) => Ok(()),
         Err(e @ (SyncError::SignInRequired(_) | SyncError::NotSignedIn)) => Err(e),
         Err(e) => {

@@ -109,15 +109,26 @@ pub struct PassReport {
     pub bytes_sent: usize,
     pub bytes_received: usize,
     pub resynced: bool,
+    /// 1 when the documents step changed the device's documents (a manual listed,
+    /// downloaded, replaced or dropped), else 0.
+    pub documents_changed: usize,
     /// What is left after the pass.
     pub remaining: SyncCounts,
 }
 
 impl PassReport {
-    /// Whether the pass changed what the device shows. Today every pass counts as a
-    /// change (the desktop re-reads its order list on each new last sync time).
+    /// Whether the pass changed what the device shows: rows applied from a pull, its
+    /// own changes acknowledged, refused or held in a conflict, orders removed, a
+    /// re-prime, or documents. A pass that found nothing to do says no, so that a
+    /// window re-reads its screens only after a pass that matters (issue 25 item 3).
     pub fn changed_local_data(&self) -> bool {
-        true
+        self.pulled_rows > 0
+            || self.acknowledged > 0
+            || self.rejected > 0
+            || self.conflicts > 0
+            || self.removed > 0
+            || self.resynced
+            || self.documents_changed > 0
     }
 }
 
@@ -132,7 +143,23 @@ pub async fn run_pass(
     opts: &PassOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<PassReport, SyncError> {
-    let result = pass(store, client, clock, opts, progress).await;
+    let mut report = PassReport::default();
+    run_pass_into(store, client, clock, opts, progress, &mut report).await?;
+    Ok(report)
+}
+
+/// [`run_pass`], writing what it did into `report` as it goes: when the pass fails
+/// part-way, `report` still says what it changed before the failure (the engine's
+/// status tells the window from it).
+pub(crate) async fn run_pass_into(
+    store: &mut Store,
+    client: &impl Transport,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    opts: &PassOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+    report: &mut PassReport,
+) -> Result<(), SyncError> {
+    let result = pass(store, client, clock, opts, progress, report).await;
     if let Err(SyncError::SignInRequired(reason)) = &result {
         if let Some(mut s) = store.session()? {
             if s.needs_sign_in.is_none() {
@@ -175,25 +202,15 @@ async fn pass(
     clock: &(dyn Fn() -> DateTime<Utc> + Sync),
     opts: &PassOptions,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<PassReport, SyncError> {
-    let mut report = PassReport::default();
+    report: &mut PassReport,
+) -> Result<(), SyncError> {
     let mut sizes = UploadSizes {
         small_file_bytes: opts.small_file_bytes,
         batch_files: opts.batch_files,
         chunk_bytes: opts.chunk_bytes,
     };
     report_unsent(store, client, clock())?;
-    let push_failed = match push(
-        store,
-        client,
-        clock,
-        opts,
-        &mut sizes,
-        &mut report,
-        progress,
-    )
-    .await
-    {
+    let push_failed = match push(store, client, clock, opts, &mut sizes, report, progress).await {
         Ok(()) => None,
         Err(e) if pull_after(&e) => {
             tracing::warn!("push failed ({e}); pulling all the same");
@@ -210,7 +227,7 @@ async fn pass(
         let rest = store.attachments_pending_upload()?;
         if !rest.is_empty() {
             let now = clock();
-            for u in upload(store, client, now, &rest, &mut sizes, &mut report, progress).await? {
+            for u in upload(store, client, now, &rest, &mut sizes, report, progress).await? {
                 // Named only by changes already sent: nothing to set aside; the file
                 // stays queued and the reason is logged.
                 tracing::warn!(hash = %u.hash, "photo not uploaded: {}", u.why.message);
@@ -219,7 +236,7 @@ async fn pass(
     }
 
     report_unsent(store, client, clock())?;
-    let pulled = pull(store, client, clock, opts, &mut report, progress).await;
+    let pulled = pull(store, client, clock, opts, report, progress).await;
     if let Some(e) = push_failed {
         // The push's failure is the pass's, unless the pull says to sign in again.
         return Err(match pulled {
@@ -231,10 +248,10 @@ async fn pass(
     store.set_last_sync_at(clock())?;
     // Documents after the orders they are for (when priming, the pull ran them
     // before the inventory catalogue already; this brings later changes).
-    sync_documents(store, client, clock, &mut report, progress).await?;
+    sync_documents(store, client, clock, report, progress).await?;
     store.prune_attachments()?;
     report.remaining = store.sync_counts()?;
-    Ok(report)
+    Ok(())
 }
 
 /// Pull pages to the end of the log, priming from nothing (or again, once, when the
@@ -294,7 +311,10 @@ async fn pull(
                 done: p.done,
                 total: p.total,
             }),
-            None => progress(Progress::Pulling { rows }),
+            // A delta that brought nothing shows no progress (an idle pass every
+            // interval would flash a progress bar and wake the window for nothing).
+            None if rows > 0 => progress(Progress::Pulling { rows }),
+            None => {}
         }
         if !page.has_more {
             break;

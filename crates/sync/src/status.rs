@@ -22,7 +22,7 @@ use crate::pass::Progress;
 pub type StatusReceiver = watch::Receiver<EngineStatus>;
 
 /// What the embedder shows: the sync indicator and the counts beside it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineStatus {
     pub connectivity: Connectivity,
     pub pending: usize,
@@ -39,6 +39,10 @@ pub struct EngineStatus {
     /// The cached documents' warning (today's documents past the budget, downloads
     /// waiting for a better connection), or `None`.
     pub documents_note: Option<String>,
+    /// Bumped when a pass changed local data (`PassReport::changed_local_data`): rows
+    /// pulled, changes acknowledged, refused or held, documents. An embedder re-reads
+    /// what it shows when this moves, not on every pass (issue 25 item 3).
+    pub data_changes: u64,
 }
 
 /// How `last_error` starts when the local database could not be read.
@@ -76,6 +80,7 @@ impl EngineStatus {
             last_error: None,
             notices: 0,
             documents_note: local.documents_note,
+            data_changes: 0,
         }
     }
 
@@ -115,15 +120,18 @@ impl Publisher {
         (Publisher(tx), rx)
     }
 
-    /// Apply `change`, re-read the counts from `store`, and tell every subscriber.
+    /// Apply `change`, re-read the counts from `store`, and tell every subscriber if
+    /// the status is not the same as before (a subscriber is not woken for nothing).
     pub(crate) fn publish(&self, store: &Store, change: impl FnOnce(&mut EngineStatus)) {
         let read = LocalState::read(store);
         if let Err(e) = &read {
             tracing::error!("cannot read the local database for the sync status: {e}");
         }
-        self.0.send_modify(|s| {
+        self.0.send_if_modified(|s| {
+            let before = s.clone();
             change(s);
             s.take_local(read);
+            *s != before
         });
     }
 

@@ -27,7 +27,7 @@ use crate::client::{ClientOptions, SyncClient};
 use crate::error::SyncError;
 use crate::lock::SyncLock;
 use crate::machine::{Event, Instruction, Machine, Millis, Timing};
-use crate::pass::{run_pass, PassOptions, Progress};
+use crate::pass::{run_pass_into, PassOptions, PassReport, Progress};
 use crate::status::{counts_for_notice, new_notices, EngineStatus, LocalState, Publisher};
 
 #[derive(Debug, Clone)]
@@ -298,14 +298,26 @@ async fn pass(
 ) -> Event {
     let before = counts_for_notice(store);
     let mut on_progress = |p: Progress| status.progress(p);
-    let result = run_pass(store, client, &|| clock.now(), opts, &mut on_progress).await;
+    let mut report = PassReport::default();
+    let result = run_pass_into(
+        store,
+        client,
+        &|| clock.now(),
+        opts,
+        &mut on_progress,
+        &mut report,
+    )
+    .await;
     let notices = new_notices(before.as_ref(), counts_for_notice(store).as_ref());
+    // Also after a failed pass: what it applied before failing is on the device.
+    let changed = u64::from(report.changed_local_data());
     match result {
-        Ok(_) => {
+        Ok(()) => {
             status.publish(store, |s| {
                 s.progress = None;
                 s.last_error = None;
                 s.notices += notices;
+                s.data_changes += changed;
             });
             let retry_at = store.next_retry_at().ok().flatten().map(|t| {
                 let delta = (t - clock.now()).num_milliseconds().max(0) as u64;
@@ -317,6 +329,7 @@ async fn pass(
             status.publish(store, |s| {
                 s.progress = None;
                 s.last_error = Some(reason.clone());
+                s.data_changes += changed;
             });
             Event::SignInRequired(reason)
         }
@@ -326,6 +339,7 @@ async fn pass(
                 s.progress = None;
                 s.last_error = Some(text.clone());
                 s.notices += notices;
+                s.data_changes += changed;
             });
             Event::PassFailed {
                 offline: e.is_offline(),
