@@ -3,6 +3,9 @@
 # local server, online, with nothing to do, for IDLE_MINUTES (default 10), under Xvfb.
 # Prints the average CPU of its processes, their context switches per minute and the
 # engine's requests per hour (ui/e2e/idle.bench.mjs says how each is measured).
+# IDLE_HIDDEN=1: the window closed into the tray first; this starts a D-Bus session
+# bus, a window manager (evilwm, for the close) and an XEmbed tray host (trayer) on
+# the display: `apt-get install trayer evilwm wmctrl xdotool dbus`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -18,5 +21,20 @@ if [ -z "${DISPLAY:-}" ]; then
   export DISPLAY=":$DISPLAY_NUM"
   for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
 fi
-trap '[ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
-OUTPOST_DESKTOP_BIN=$TARGET_DIR/release/outpost-desktop node ui/e2e/idle.bench.mjs
+HELPERS=()
+cleanup() {
+  for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+RUN=()
+if [ "${IDLE_HIDDEN:-}" = 1 ]; then
+  for tool in evilwm trayer wmctrl xdotool dbus-run-session; do
+    command -v "$tool" >/dev/null || { echo "IDLE_HIDDEN=1 needs $tool" >&2; exit 1; }
+  done
+  evilwm >/dev/null 2>&1 & HELPERS+=($!)
+  trayer --edge top --align right --widthtype request --height 24 >/dev/null 2>&1 & HELPERS+=($!)
+  sleep 1
+  RUN=(dbus-run-session --)
+fi
+OUTPOST_DESKTOP_BIN=$TARGET_DIR/release/outpost-desktop "${RUN[@]}" node ui/e2e/idle.bench.mjs

@@ -6,9 +6,16 @@
 // thread waking up, or being put off the CPU), and, from the server's request log, the
 // engine's requests per hour and the shortest gap between two passes.
 //
+// IDLE_HIDDEN=1: the window closed into the tray before measuring. That needs a D-Bus
+// session bus (the tray is installed only with one), an XEmbed tray host on the display
+// (libayatana-appindicator falls back to an XEmbed icon when no StatusNotifier host
+// answers) and a window manager to deliver the close (`wmctrl -c`):
+// `IDLE_HIDDEN=1 make bench-idle` starts them (scripts/bench-idle.sh).
+//
 // Run: `make bench-idle` (or, after a release build, under Xvfb:
 // `OUTPOST_DESKTOP_BIN=target/release/outpost-desktop node ui/e2e/idle.bench.mjs`).
 // Not a test: it prints figures for docs/benchmarks.md.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +23,13 @@ import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
 import { appEnv, desktopBin, driverBin, driverPort, signIn, startServer } from './rig.mjs';
 
 const minutes = Number(process.env.IDLE_MINUTES ?? 10);
+const hidden = process.env.IDLE_HIDDEN === '1';
+
+/** Ids of the app's windows that are mapped (shown), by title. */
+function shownWindows() {
+  const r = spawnSync('xdotool', ['search', '--onlyvisible', '--name', '^Outpost$'], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
 const TICKS = 100; // USER_HZ: /proc counts CPU time in 1/100 s on Linux
 
 /** Every process id whose parent chain reaches `root`, `root` included. */
@@ -88,6 +102,8 @@ const env = appEnv(home, server.url, 'tech1');
 // The engine's own timers, as a technician's laptop runs them.
 delete env.OUTPOST_SYNC_PERIOD_MS;
 delete env.OUTPOST_PROBE_MAX_MS;
+// The tray needs the session bus this script was started on.
+if (hidden) env.DBUS_SESSION_BUS_ADDRESS = process.env.DBUS_SESSION_BUS_ADDRESS ?? '';
 const driver = startDriver(driverBin, driverPort, env);
 const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
 try {
@@ -95,6 +111,13 @@ try {
   await signIn(wd, 'tech1');
   // Let the first sync (the inventory after the orders) and the window settle.
   await sleep(30_000);
+  if (hidden) {
+    if (shownWindows().length === 0) throw new Error('the window is not shown before closing it');
+    const r = spawnSync('wmctrl', ['-c', 'Outpost'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`wmctrl -c Outpost: ${r.stderr}`);
+    await sleep(3_000);
+    if (shownWindows().length !== 0) throw new Error('closing the window did not hide it (no tray?)');
+  }
   const pids = appPids();
   if (pids.length === 0) throw new Error(`no ${desktopBin} process found`);
   const logStart = server.log().length;
@@ -114,7 +137,8 @@ try {
   const passes = times.filter((t, i) => i === 0 || t - times[i - 1] > 1_000);
   const gaps = passes.slice(1).map((t, i) => (t - passes[i]) / 1000);
   const cpu = ((b.ticks - a.ticks) / TICKS / secs) * 100;
-  console.log(`idle, window shown, ${(secs / 60).toFixed(1)} min, processes: ${a.names.join(', ')}`);
+  if (hidden && shownWindows().length !== 0) throw new Error('the window came back during the run');
+  console.log(`idle, window ${hidden ? 'hidden in the tray' : 'shown'}, ${(secs / 60).toFixed(1)} min, processes: ${a.names.join(', ')}`);
   console.log(`  CPU: ${cpu.toFixed(3)} % of one core on average (${((b.ticks - a.ticks) / TICKS).toFixed(2)} s in ${secs.toFixed(0)} s; target < 0.5 %)`);
   console.log(
     `  by process: ${Object.keys(b.byName)
