@@ -897,3 +897,137 @@ async fn a_dispatcher_signed_in_through_the_cli_sees_every_order_after_sync() {
         assert!(status.get(key).is_some(), "status has {key}");
     }
 }
+
+/// Issue 25 item 4: a device away for longer than the server keeps its change log and
+/// idempotency records (here `prune --keep-days 0`: everything before now is dropped).
+/// What happens then is a clear re-prime, never silent loss and never a double apply:
+/// its sent-but-unacknowledged change (the reply was lost before it went away) is sent
+/// again without an idempotency record to answer it, its unsent change goes, and what
+/// the office changed meanwhile arrives through the new snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_offline_past_the_retention_re_primes_and_loses_or_doubles_nothing() {
+    let (_tmp, server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    let sku = "SKU-00011";
+    let before = stock(&tech, sku);
+    let office_before = stock(&dispatcher, sku);
+    let a = open_order(&tech);
+    let b = tech.order_id(|o| o.id.to_string() != a && o.status == Status::Scheduled);
+    let marker = format!("before the long absence {}", uuid::Uuid::new_v4());
+    tech.app
+        .edit_order(
+            &a,
+            OrderEdit {
+                notes: vec![marker.clone()],
+                parts: vec![(sku.into(), Quantity::from_units(1))],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    proxy.set(Fault::DropReplies);
+    assert!(tech.sync().await.is_err(), "the reply never arrives");
+    proxy.set(Fault::None);
+    tech.app
+        .edit_order(
+            &b,
+            OrderEdit {
+                notes: vec!["written while away".into()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    dispatcher
+        .app
+        .edit_order(
+            &b,
+            OrderEdit {
+                title: Some("Changed at the office meanwhile".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    dispatcher.sync().await.unwrap();
+
+    let pruned = server.admin(&["prune", "--keep-days", "0"], None);
+    assert!(pruned.starts_with("pruned "), "{pruned}");
+
+    let report = tech.sync().await.unwrap();
+    assert!(
+        report.resynced,
+        "a cursor older than the pruned log re-primes: {report:?}"
+    );
+    assert_eq!(report.remaining.pending, 0, "{report:?}");
+    assert_eq!(report.remaining.failed, 0, "{report:?}");
+    assert_eq!(notes_with(&tech, &a, &marker), 1, "the note is there once");
+    assert_eq!(
+        stock(&tech, sku),
+        before - 1000,
+        "the part used was taken from stock once, not twice"
+    );
+    assert_eq!(notes_with(&tech, &b, "written while away"), 1);
+    assert_eq!(
+        tech.app.order(&b).unwrap().order.title,
+        "Changed at the office meanwhile"
+    );
+    // The server agrees: the office sees the note once and the stock moved once.
+    dispatcher.sync().await.unwrap();
+    assert_eq!(notes_with(&dispatcher, &a, &marker), 1);
+    assert_eq!(stock(&dispatcher, sku), office_before - 1000);
+}
+
+/// Issue 25 item 4, the one thing the retention changes for a device away longer: a
+/// new order whose create reached the server but whose reply was lost. Its resend
+/// finds no idempotency record, so the server refuses it as `already_exists`. Nothing
+/// is lost (the order is on the server once, and on the device), but a person is shown
+/// a failed sync for it (docs/server.md, "Retention"): within the retention the same
+/// resend is answered `duplicate` and nobody sees anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_order_resent_past_the_retention_is_shown_as_failed_not_lost() {
+    let (_tmp, server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let made = tech
+        .app
+        .create_order(NewOrder {
+            title: "Made before the long absence".into(),
+            ..NewOrder::default()
+        })
+        .unwrap();
+    proxy.set(Fault::DropReplies);
+    assert!(tech.sync().await.is_err(), "the reply never arrives");
+    proxy.set(Fault::None);
+    server.admin(&["prune", "--keep-days", "0"], None);
+
+    let report = tech.sync().await.unwrap();
+    assert!(report.resynced, "{report:?}");
+    let id = made.order.id.to_string();
+    assert_eq!(
+        tech.app.order(&id).unwrap().order.title,
+        "Made before the long absence",
+        "the order is on the device, from the server's snapshot"
+    );
+    let failed = tech.app.failed_syncs().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        (failed[0].order_id.as_str(), failed[0].code.as_str()),
+        (id.as_str(), "already_exists"),
+        "shown to the technician, not dropped"
+    );
+    let mut office = Device::new();
+    office.login(&proxy.url(), "dispatcher").await;
+    office.sync().await.unwrap();
+    let titled = office
+        .app
+        .orders()
+        .unwrap()
+        .iter()
+        .filter(|o| o.order.title == "Made before the long absence")
+        .count();
+    assert_eq!(titled, 1, "the server holds the order once");
+}
