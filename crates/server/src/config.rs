@@ -91,8 +91,9 @@ pub struct ServerConfig {
     /// keeps the change in front of the technician, who sends it again once a
     /// dispatcher has decided the waiting ones.
     pub failed_sync_budget_bytes: u64,
-    /// How long change-log rows and idempotency records are kept (the longest a device
-    /// may stay offline without a resync). Pruned by `outpost-server prune`.
+    /// How long change-log rows and idempotency records are kept
+    /// ([`RETENTION_DAYS_DEFAULT`]; a device away longer re-primes). Pruned by
+    /// `outpost-server prune`.
     pub retention: Duration,
     /// The oldest sync protocol served (`outpost_protocol::compat`); a client that
     /// announces an older one is told to update Outpost.
@@ -131,11 +132,26 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
+const DAY_SECS: u64 = 24 * 3600;
+
+/// The longest a device may go without any sync and then sync again by itself: its
+/// refresh token lives this long from its last sync (each refresh rotates it). Past
+/// it the technician signs in again; their unsynced work stays on the device.
+pub const OFFLINE_DAYS_SUPPORTED: u64 = 60;
+
+/// How long `prune` keeps change-log rows and idempotency records by default: the
+/// supported offline period and a month more (a prune run monthly, a device that
+/// synced on the last day of its period). A device back within it syncs by delta, and
+/// a change whose reply it lost is answered from its idempotency record. Past it the
+/// server answers `resync_required`: the device re-primes and sends its unsynced work
+/// (issue 25 item 4; figures in docs/benchmarks.md).
+pub const RETENTION_DAYS_DEFAULT: u64 = 90;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(60 * 24 * 3600),
+            refresh_ttl: Duration::from_secs(OFFLINE_DAYS_SUPPORTED * DAY_SECS),
             refresh_grace: Duration::from_secs(30),
             login_max_failures: 10,
             login_window: Duration::from_secs(15 * 60),
@@ -149,7 +165,7 @@ impl Default for ServerConfig {
             password_cost: PasswordCost::default(),
             attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_BYTES,
             failed_sync_budget_bytes: DEFAULT_FAILED_SYNC_BUDGET_BYTES,
-            retention: Duration::from_secs(90 * 24 * 3600),
+            retention: Duration::from_secs(RETENTION_DAYS_DEFAULT * DAY_SECS),
             min_protocol: outpost_protocol::compat::PREVIOUS_PROTOCOL_VERSION,
             fleet_stale_after: Duration::from_secs(
                 outpost_protocol::fleet::STALE_AFTER_SECS_DEFAULT,

@@ -64,7 +64,7 @@ pub mod unsent;
 use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock};
-pub use config::{PasswordCost, ServerConfig};
+pub use config::{PasswordCost, ServerConfig, OFFLINE_DAYS_SUPPORTED, RETENTION_DAYS_DEFAULT};
 pub use db::Db;
 pub use error::{ApiError, Error};
 pub use http::AppState;

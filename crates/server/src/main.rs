@@ -168,9 +168,12 @@ enum Command {
         #[command(subcommand)]
         action: InventoryAction,
     },
-    /// Drop change-log rows and idempotency records older than the retention.
+    /// Drop change-log rows and idempotency records older than the retention. A device
+    /// away longer than `--keep-days` re-primes when it comes back (its unsynced work
+    /// is kept and sent); the default keeps every device within the supported offline
+    /// period syncing by delta.
     Prune {
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = outpost_server::RETENTION_DAYS_DEFAULT)]
         keep_days: u64,
         /// Uploads started longer ago than this and never finished are dropped.
         #[arg(long, default_value_t = 7)]
@@ -742,6 +745,13 @@ async fn main() -> anyhow::Result<()> {
             upload_keep_days,
             db,
         } => {
+            if keep_days < outpost_server::OFFLINE_DAYS_SUPPORTED {
+                eprintln!(
+                    "note: devices away longer than {keep_days} days will re-prime when they come back \
+                     (their unsynced work is kept and sent); devices may be away {} days",
+                    outpost_server::OFFLINE_DAYS_SUPPORTED
+                );
+            }
             let db = open(&db).await?;
             let now = SystemClock.now();
             let before = now - chrono::Duration::days(keep_days as i64);
