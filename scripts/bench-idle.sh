@@ -4,8 +4,8 @@
 # Prints the average CPU of its processes, their context switches per minute and the
 # engine's requests per hour (ui/e2e/idle.bench.mjs says how each is measured).
 # IDLE_HIDDEN=1: the window closed into the tray first; this starts a D-Bus session
-# bus, a window manager (evilwm, for the close) and an XEmbed tray host (trayer) on
-# the display: `apt-get install trayer evilwm wmctrl xdotool dbus`.
+# bus, a window manager (openbox: wmctrl closes through it) and an XEmbed tray host (trayer) on
+# the display: `apt-get install trayer openbox wmctrl xdotool dbus`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -29,10 +29,10 @@ cleanup() {
 trap cleanup EXIT
 RUN=()
 if [ "${IDLE_HIDDEN:-}" = 1 ]; then
-  for tool in evilwm trayer wmctrl xdotool dbus-run-session; do
+  for tool in openbox trayer wmctrl xdotool dbus-run-session; do
     command -v "$tool" >/dev/null || { echo "IDLE_HIDDEN=1 needs $tool" >&2; exit 1; }
   done
-  evilwm >/dev/null 2>&1 & HELPERS+=($!)
+  openbox >/dev/null 2>&1 & HELPERS+=($!)
   trayer --edge top --align right --widthtype request --height 24 >/dev/null 2>&1 & HELPERS+=($!)
   sleep 1
   RUN=(dbus-run-session --)
