@@ -94,7 +94,12 @@ fn cpu_ticks(pid: u32, children: bool) -> u64 {
 
 fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// PostgreSQL's CPU ticks: the postmaster with its ended backends, and every live one.
@@ -180,7 +185,9 @@ async fn template(setup: &str, cfg: &Config, dir: &Path) -> anyhow::Result<Templ
     let name = format!("outpost_scale_tpl_{}", std::process::id());
     let admin = pg_client(&base).await?;
     admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
         .await?;
     load::provision(&pg_url_of(&base, &name)?, most, cfg.items).await?;
     Ok(Template::Postgres { base, name })
@@ -222,18 +229,25 @@ async fn run_one(
             }
             let dir_row = admin.query_one("SHOW data_directory", &[]).await?;
             let data_dir: String = dir_row.get(0);
-            let postmaster: u32 = std::fs::read_to_string(Path::new(&data_dir).join("postmaster.pid"))?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .parse()?;
+            let postmaster: u32 =
+                std::fs::read_to_string(Path::new(&data_dir).join("postmaster.pid"))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .parse()?;
             (pg_url_of(base, &run)?, Some((admin, run, postmaster)))
         }
     };
     let instances = if setup == "postgres-2" { 2 } else { 1 };
     let servers: Vec<Server> = (0..instances)
-        .map(|_| Server::start_with(&db_url, &[], &[]))
+        .map(|_| {
+            Server::start_with(
+                &db_url,
+                &["--trusted-proxy-header", load::ADDRESS_HEADER],
+                &[],
+            )
+        })
         .collect();
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let plan = if cfg.quick {
@@ -444,6 +458,9 @@ fn markdown(rows: &[Row], cfg_items: usize) -> String {
     md
 }
 
+/// A plotted quantity: its name, how to read it from a row, and whether its line is faint.
+type Metric<'a> = (&'a str, &'a dyn Fn(&Row) -> f64, bool);
+
 /// The two plots: throughput (mutations/s, requests/s) and p99 latency (push, pull)
 /// against devices, one line per set-up, log scales.
 fn plots(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
@@ -462,54 +479,55 @@ fn plots(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v
     };
-    let draw = |file: &str, caption: &str, ylabel: &str, metrics: &[(&str, &dyn Fn(&Row) -> f64, bool)]| -> anyhow::Result<()> {
-        let path = dir.join(file);
-        let root = SVGBackend::new(&path, (900, 520)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let ymax = rows
-            .iter()
-            .flat_map(|r| metrics.iter().map(move |(_, f, _)| f(r)))
-            .fold(1.0_f64, f64::max)
-            * 2.0;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d((5.0..max_dev * 1.6).log_scale(), (0.1..ymax).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("devices")
-            .y_desc(ylabel)
-            .draw()?;
-        for setup in SETUPS {
-            for (name, f, dashed) in metrics {
-                let pts = series(setup, *f);
-                if pts.is_empty() {
-                    continue;
+    let draw =
+        |file: &str, caption: &str, ylabel: &str, metrics: &[Metric]| -> anyhow::Result<()> {
+            let path = dir.join(file);
+            let root = SVGBackend::new(&path, (900, 520)).into_drawing_area();
+            root.fill(&WHITE)?;
+            let ymax = rows
+                .iter()
+                .flat_map(|r| metrics.iter().map(move |(_, f, _)| f(r)))
+                .fold(1.0_f64, f64::max)
+                * 2.0;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(caption, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d((5.0..max_dev * 1.6).log_scale(), (0.1..ymax).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("devices")
+                .y_desc(ylabel)
+                .draw()?;
+            for setup in SETUPS {
+                for (name, f, dashed) in metrics {
+                    let pts = series(setup, *f);
+                    if pts.is_empty() {
+                        continue;
+                    }
+                    let c = colour(setup);
+                    let style: ShapeStyle = if *dashed {
+                        c.mix(0.55).stroke_width(2)
+                    } else {
+                        c.stroke_width(2)
+                    };
+                    chart
+                        .draw_series(LineSeries::new(pts.clone(), style))?
+                        .label(format!("{setup}: {name}"))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                    chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
                 }
-                let c = colour(setup);
-                let style: ShapeStyle = if *dashed {
-                    c.mix(0.55).stroke_width(2)
-                } else {
-                    c.stroke_width(2)
-                };
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), style))?
-                    .label(format!("{setup}: {name}"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
             }
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
-        root.present()?;
-        Ok(())
-    };
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()?;
+            root.present()?;
+            Ok(())
+        };
     draw(
         "bench-scale-throughput.svg",
         "Throughput against devices (solid: mutations/s, faint: requests/s)",
@@ -539,11 +557,7 @@ fn write_docs(docs: &Path, generated: &str) -> anyhow::Result<()> {
     let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
         anyhow::bail!("docs/benchmarks.md has no {begin} … {end} markers");
     };
-    let out = format!(
-        "{}{begin}\n{generated}{}",
-        &text[..a],
-        &text[b..]
-    );
+    let out = format!("{}{begin}\n{generated}{}", &text[..a], &text[b..]);
     std::fs::write(&path, out)?;
     println!("wrote {}", path.display());
     Ok(())
@@ -561,7 +575,10 @@ fn parse_list(var: &str, default: &str) -> Vec<String> {
 fn main() -> anyhow::Result<()> {
     let quick = !std::env::args().any(|a| a == "--bench");
     let env_num = |v: &str, d: usize| -> usize {
-        std::env::var(v).ok().and_then(|s| s.parse().ok()).unwrap_or(d)
+        std::env::var(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
     };
     let setups = if quick {
         vec!["sqlite".to_owned()]
@@ -593,7 +610,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let results = results_path();
-    let mut rows = if quick { Vec::new() } else { read_results(&results) };
+    let mut rows = if quick {
+        Vec::new()
+    } else {
+        read_results(&results)
+    };
     rt.block_on(async {
         let dir = tempfile::tempdir_in(outpost_tests::target_tmp().parent().unwrap_or(Path::new(".")))
             .or_else(|_| tempfile::tempdir())?;
@@ -662,7 +683,10 @@ fn main() -> anyhow::Result<()> {
         let out = tempfile::tempdir()?;
         plots(&rows, out.path())?;
         let svg = std::fs::read_to_string(out.path().join("bench-scale-latency.svg"))?;
-        anyhow::ensure!(svg.contains("<svg") && svg.contains("sqlite"), "the plot is empty");
+        anyhow::ensure!(
+            svg.contains("<svg") && svg.contains("sqlite"),
+            "the plot is empty"
+        );
         println!("fleet: smoke run done (the full runs: make bench-scale)");
         return Ok(());
     }

@@ -246,9 +246,11 @@ impl Tally {
         *self.errors.entry(what.into()).or_default() += 1;
     }
     fn merge(&mut self, o: Tally) {
-        for k in 0..4 {
-            self.lat[k].extend_from_slice(&o.lat[k]);
-            self.ok[k] += o.ok[k];
+        for (mine, theirs) in self.lat.iter_mut().zip(o.lat) {
+            mine.extend_from_slice(&theirs);
+        }
+        for (mine, theirs) in self.ok.iter_mut().zip(o.ok) {
+            *mine += theirs;
         }
         for (e, n) in o.errors {
             *self.errors.entry(e).or_default() += n;
@@ -622,7 +624,9 @@ impl Device {
                     other => {
                         let name = serde_json::to_value(other)
                             .ok()
-                            .and_then(|v| v.get("result").and_then(|r| r.as_str().map(str::to_owned)))
+                            .and_then(|v| {
+                                v.get("result").and_then(|r| r.as_str().map(str::to_owned))
+                            })
                             .unwrap_or_else(|| "unknown".into());
                         self.tally.error(format!("push outcome {name}"));
                         if matches!(
@@ -704,16 +708,29 @@ impl Device {
     }
 }
 
-/// A session for `user` on `device_id` at `base`.
+/// The address device `i` signs in from, as a reverse proxy in front of the server
+/// names it in `x-forwarded-for` (a fleet is many addresses, not one: the server's
+/// sign-in limiter counts attempts per address). A server started without
+/// `--trusted-proxy-header x-forwarded-for` ignores it.
+pub fn device_address(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
+/// The header the devices' addresses travel in.
+pub const ADDRESS_HEADER: &str = "x-forwarded-for";
+
+/// A session for `user` on `device_id` at `base`, from `address`.
 async fn login(
     http: &reqwest::Client,
     base: &str,
     user: &str,
     device_id: Uuid,
+    address: &str,
 ) -> Result<TokenResponse, LoadError> {
     let r = http
         .post(format!("{base}{}", paths::LOGIN))
         .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
+        .header(ADDRESS_HEADER, address)
         .json(&LoginRequest {
             username: user.to_owned(),
             password: LOAD_PASSWORD.to_owned(),
@@ -766,7 +783,14 @@ pub async fn run_with(
     // The dispatcher: yesterday's cursor (the catalogue, before today's orders), then
     // today's orders, pushed as the office plans them.
     let dispatcher_device = Uuid::new_v4();
-    let tokens = login(&http, &base, DISPATCHER, dispatcher_device).await?;
+    let tokens = login(
+        &http,
+        &base,
+        DISPATCHER,
+        dispatcher_device,
+        "10.255.255.254",
+    )
+    .await?;
     let mut office = Device {
         index: usize::MAX,
         user: DISPATCHER.into(),
@@ -867,7 +891,7 @@ pub async fn run_with(
             let _permit = gate.acquire_owned().await;
             let device_id = Uuid::new_v4();
             let user = username(i);
-            let t = login(&http, &base, &user, device_id).await?;
+            let t = login(&http, &base, &user, device_id, &device_address(i)).await?;
             Ok::<_, LoadError>(Device {
                 index: i,
                 user,
@@ -923,7 +947,10 @@ pub async fn run_with(
             Ok(None) => break,
             Err(_) => {
                 deadline_hit = true;
-                all.error(format!("device abandoned at the deadline ({} left)", days.len()));
+                all.error(format!(
+                    "device abandoned at the deadline ({} left)",
+                    days.len()
+                ));
                 days.abort_all();
                 break;
             }
@@ -972,7 +999,7 @@ pub async fn verify(base: &str, report: &Report) -> Result<Vec<String>, LoadErro
     check_loopback(base)?;
     let http = reqwest::Client::new();
     let base = base.trim_end_matches('/');
-    let tokens = login(&http, base, DISPATCHER, Uuid::new_v4()).await?;
+    let tokens = login(&http, base, DISPATCHER, Uuid::new_v4(), "10.255.255.253").await?;
     let mut wrong = Vec::new();
     for c in &report.acked {
         let r = http

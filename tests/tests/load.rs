@@ -36,7 +36,10 @@ async fn a_short_day_of_four_devices_puts_every_completion_on_the_server_exactly
     let report = load::run(std::slice::from_ref(&server.url), &plan)
         .await
         .expect("the day runs");
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
     assert_eq!(report.errors, 0, "errors: {:?}", report.errors_by);
     assert_eq!(report.completions_acked, report.completions_planned);
     assert_eq!(report.completions_planned, 16);
@@ -51,7 +54,10 @@ async fn a_short_day_of_four_devices_puts_every_completion_on_the_server_exactly
     let wrong = load::verify(&server.url, &report)
         .await
         .expect("read the orders back");
-    assert!(wrong.is_empty(), "not on the server exactly once: {wrong:#?}");
+    assert!(
+        wrong.is_empty(),
+        "not on the server exactly once: {wrong:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +96,10 @@ async fn a_url_off_loopback_is_refused_before_any_request() {
         let err = load::run(&[url.to_owned()], &Plan::day(1))
             .await
             .expect_err("refused");
-        assert!(matches!(err, load::LoadError::NotLoopback(_)), "{url}: {err}");
+        assert!(
+            matches!(err, load::LoadError::NotLoopback(_)),
+            "{url}: {err}"
+        );
     }
     for url in ["http://127.0.0.1:9", "http://[::1]:9", "http://localhost:9"] {
         load::check_loopback(url).expect("loopback is fine");
