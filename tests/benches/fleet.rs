@@ -185,9 +185,10 @@ async fn template(setup: &str, cfg: &Config, dir: &Path) -> anyhow::Result<Templ
     let name = format!("outpost_scale_tpl_{}", std::process::id());
     let admin = pg_client(&base).await?;
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .await?;
     load::provision(&pg_url_of(&base, &name)?, most, cfg.items).await?;
     Ok(Template::Postgres { base, name })
