@@ -655,6 +655,25 @@ impl Device {
         Ok(())
     }
 
+    /// After the window: pull if the day's orders are not all seen, do the rest of the
+    /// day's work, send it (three tries), pull once more.
+    async fn drain(&mut self, shared: &Shared) {
+        let plan = &shared.plan;
+        if self.cursor.is_none() || self.done < self.orders.len() {
+            let _ = self.pull(shared).await;
+        }
+        self.work(self.orders.len(), plan);
+        for _ in 0..3 {
+            if self.outbox.is_empty() && self.files.is_empty() {
+                break;
+            }
+            if let Err(Failure::Budget) = self.flush(shared).await {
+                return;
+            }
+        }
+        let _ = self.pull(shared).await;
+    }
+
     /// The device's day: pulls on the interval, bursts of pushes, then the drain.
     async fn day(mut self, shared: Arc<Shared>) -> Tally {
         let plan = &shared.plan;
@@ -690,20 +709,14 @@ impl Device {
                 return self.tally;
             }
         }
-        // The drain: whatever is left of the day, sent; then one more pull.
-        if self.cursor.is_none() || self.done < self.orders.len() {
-            let _ = self.pull(&shared).await;
+        // The drain, bounded: whatever is left of the day, sent; then one more pull.
+        let drain_end = window_end + plan.drain;
+        if tokio::time::timeout_at(drain_end, self.drain(&shared))
+            .await
+            .is_err()
+        {
+            self.tally.error("drain cut at its bound");
         }
-        self.work(self.orders.len(), plan);
-        for _ in 0..3 {
-            if self.outbox.is_empty() && self.files.is_empty() {
-                break;
-            }
-            if let Err(Failure::Budget) = self.flush(&shared).await {
-                return self.tally;
-            }
-        }
-        let _ = self.pull(&shared).await;
         self.tally
     }
 }
