@@ -65,7 +65,8 @@ bench-idle: deps
 
 # Issue 25 item 1: the fleet load generator (tests/src/load.rs) against the release
 # outpost-server with 10, 100, 1,000 and 5,000 devices on SQLite, PostgreSQL and two
-# instances over one PostgreSQL (a throwaway cluster); about 25 minutes on 2 cores.
+# instances over one PostgreSQL (a throwaway cluster); each run is bounded (30 s window,
+# 30 s drain, 60 s more at most) after a provisioning of up to ~75 s per set-up.
 # Writes its section of docs/benchmarks.md and the plots docs/bench-scale-*.svg
 # (OUTPOST_SCALE_SETUPS, OUTPOST_SCALE_DEVICES, OUTPOST_SCALE_WINDOW_SECS to narrow it).
 bench-scale: deps
