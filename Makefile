@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench bench-idle lint fmt
+.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench bench-idle bench-scale lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -62,6 +62,16 @@ bench: deps
 # Issue 25 item 3: the desktop app's idle cost (IDLE_MINUTES, default 10; under Xvfb).
 bench-idle: deps
 	@scripts/bench-idle.sh
+
+# Issue 25 item 1: the fleet load generator (tests/src/load.rs) against the release
+# outpost-server with 10, 100, 1,000 and 5,000 devices on SQLite, PostgreSQL and two
+# instances over one PostgreSQL (a throwaway cluster); each run is bounded (30 s window,
+# 30 s drain, 60 s more at most) after a provisioning of up to ~75 s per set-up.
+# Writes its section of docs/benchmarks.md and the plots docs/bench-scale-*.svg
+# (OUTPOST_SCALE_SETUPS, OUTPOST_SCALE_DEVICES, OUTPOST_SCALE_WINDOW_SECS to narrow it).
+bench-scale: deps
+	$(CARGO) build --release --bins
+	scripts/with-postgres.sh $(CARGO) bench -p outpost-tests --bench fleet
 
 reliability: deps
 	@scripts/reliability.sh

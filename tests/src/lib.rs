@@ -12,6 +12,7 @@ pub mod cli;
 pub mod convergence;
 pub mod http_faults;
 pub mod kill;
+pub mod load;
 pub mod oracle;
 pub mod powercut;
 pub mod proxy;
