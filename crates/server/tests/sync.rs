@@ -1082,6 +1082,7 @@ async fn priming_pages_are_bounded_ordered_and_followed_by_deltas(kind: Kind) {
     // neither; the same page either way.
     let raw = reqwest::Client::builder()
         .no_gzip()
+        .no_zstd()
         .build()
         .expect("client");
     let mut bodies = Vec::new();
