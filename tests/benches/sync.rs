@@ -335,7 +335,7 @@ async fn completions(
 }
 
 /// How responses travel (the client's Accept-Encoding, the server's choice).
-const COMPRESSION: &str = "gzip";
+const COMPRESSION: &str = "zstd";
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
