@@ -106,12 +106,13 @@ pub trait Transport: Sync {
 
 /// A pull page on its way ([`Transport::pull_ahead`]). Dropped unawaited, the request
 /// is abandoned (a pull changes nothing on the server).
-pub struct PullAhead<'a>(
-    Pin<Box<dyn Future<Output = Result<(PullResponse, usize), SyncError>> + Send + 'a>>,
-);
+pub struct PullAhead<'a>(Pin<Box<dyn Future<Output = PullResult> + Send + 'a>>);
+
+/// A pull page and the bytes received, or why not.
+type PullResult = Result<(PullResponse, usize), SyncError>;
 
 impl PullAhead<'_> {
-    pub async fn wait(self) -> Result<(PullResponse, usize), SyncError> {
+    pub async fn wait(self) -> PullResult {
         self.0.await
     }
 }
