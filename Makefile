@@ -2,14 +2,14 @@
 #   make run    build the app and a local server with the demo fleet, and start both
 #   make demo   walk through the command-line client on a demo data directory
 #   make test   the whole suite (installs missing system packages first)
-#   make bench  the benchmarks, figures printed to the terminal
+#   make bench  the benchmarks beside the PouchDB baseline; writes docs/benchmarks.md's "Latest run"
 #   make reliability  the long crash and fault suite; writes docs/RELIABILITY.md
 #   make lint   rustfmt, clippy and the supply-chain checks, as CI runs them
 
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench bench-idle bench-scale lint fmt
+.PHONY: deps build run demo test test-fuzz reliability reliability-faults test-rust test-conformance test-desktop test-package release-check test-updater bench bench-quick bench-idle bench-scale lint fmt
 
 deps:
 	@scripts/deps.sh
@@ -46,13 +46,12 @@ test-conformance: deps
 	@scripts/conformance.sh
 
 bench: deps
-	$(CARGO) bench -p outpost-store --bench write_path
-	$(CARGO) bench -p outpost-store --bench order_list
-	$(CARGO) build --release --bins
-	$(CARGO) bench -p outpost-tests --bench sync
-	$(CARGO) bench -p outpost-tests --bench desk
-	$(CARGO) bench -p outpost-tests --bench reconnect
-	scripts/with-postgres.sh $(CARGO) bench -p outpost-server
+	@scripts/bench.sh
+
+# Every benchmark and the PouchDB baseline at smoke sizes, the report to
+# <target>/bench/report-quick.md (CI runs this: the benchmarks and the report keep working).
+bench-quick: deps
+	@scripts/bench.sh --quick
 
 # The long reliability suite (issue 16): kill loops at every crash point of the sync
 # path, client and server, on SQLite and two PostgreSQL instances, checked by the

@@ -561,3 +561,11 @@ pub fn png(marker: &str) -> Vec<u8> {
     bytes.extend_from_slice(marker.as_bytes());
     bytes
 }
+
+/// One figure for docs/benchmarks.md's "Latest run": printed as a `bench-result:` line,
+/// which `make bench` collects (`cargo xtask bench-report`; the fields are described
+/// there). `quick` marks a smoke run's figure (small sizes, not a measurement).
+pub fn bench_result(quick: bool, mut figure: serde_json::Value) {
+    figure["quick"] = serde_json::Value::Bool(quick);
+    println!("bench-result: {figure}");
+}

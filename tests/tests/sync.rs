@@ -313,6 +313,11 @@ async fn priming_fifty_thousand_items_reports_progress_and_deltas_follow() {
     );
     assert_eq!(last.1, last.2, "priming ends at done == total");
     assert!(report.pages >= 50, "pages are bounded");
+    // The next page is asked for while the current one is applied: each page once.
+    assert!(
+        report.requests <= report.pages + 2,
+        "each page asked for once: {report:?}"
+    );
 
     // A delta is small.
     let before = proxy.bytes_down();

@@ -14,6 +14,10 @@
 //!   reliability tests leave (`make reliability`); its test is a unit test of the
 //!   rendering (the figures themselves come from a long run, not from the tree).
 //!
+//! - [`bench_report`]: the "Latest run" block of docs/benchmarks.md, written from the
+//!   `bench-result:` lines `make bench` printed; unit tests of the parsing and
+//!   rendering (the figures come from a long run).
+//!
 //! Another task goes beside these the same way: a module here, a row in `main.rs`'s
 //! `TASKS`, a test file under `tests/`.
 //!
@@ -25,6 +29,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod bench_report;
 pub mod codegen;
 pub mod reliability;
 pub mod tidy;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use outpost_xtask::{codegen, reliability, repo_root, tidy};
+use outpost_xtask::{bench_report, codegen, reliability, repo_root, tidy};
 
 /// One task: its name on the command line, a line of help, and its entry point (the
 /// repository's root and the arguments after the task's name).
@@ -15,6 +15,11 @@ struct Task {
 }
 
 const TASKS: &[Task] = &[
+    Task {
+        name: "bench-report",
+        usage: bench_report::USAGE,
+        run: bench_report::run,
+    },
     Task {
         name: "codegen",
         usage: codegen::USAGE,
@@ -35,7 +40,7 @@ const TASKS: &[Task] = &[
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask <task> [options]\n\ntasks:");
     for t in TASKS {
-        eprintln!("  {:<10} {}", t.name, t.usage);
+        eprintln!("  {:<12} {}", t.name, t.usage);
     }
     ExitCode::from(2)
 }

@@ -284,6 +284,13 @@ async fn run(kind: &str, items: usize, required: bool) -> anyhow::Result<()> {
         "{kind}: bytes full pull {full_bytes} B; 1% delta ({changed} items changed): {delta_rows} rows, {delta_pages} pages, {delta_bytes} B in {delta_secs:.3} s = {:.2}% of full",
         100.0 * delta_bytes as f64 / full_bytes as f64
     );
+    let line = serde_json::json!({
+        "id": format!("server-{kind}"), "group": "Server", "quick": items < 100_000,
+        "command": "scripts/with-postgres.sh cargo bench -p outpost-server",
+        "figure": format!("One server on {kind}: pushes in batches of 100, pull of {rows} rows in pages of 1,000"),
+        "outpost": format!("push {push_rate:.0} mutations/s, pull {pull_rate:.0} rows/s; 1% delta {delta_rows} rows in {:.0} ms", delta_secs * 1000.0),
+    });
+    println!("bench-result: {line}");
     running.stop().await?;
     Ok(())
 }

@@ -88,8 +88,8 @@ fn describe(doc: &mut Value) -> Result<(), DocumentError> {
              fleet is upgraded over weeks). Send `{PROTOCOL_HEADER}: {PROTOCOL_VERSION}` on \
              every /v1 request and `Authorization: Bearer <access_token>` on every /v1 request \
              but the auth ones. Every error is an `ErrorBody` with a stable `code`; branch on \
-             the code, never on the message. Responses are gzip-compressed when the request \
-             accepts it. A device also sends `{UNSENT_HEADER}` (optional, informational): \
+             the code, never on the message. Responses are compressed when the request \
+             accepts it: zstd if it takes zstd, else gzip. A device also sends `{UNSENT_HEADER}` (optional, informational): \
              what it has not sent, as a structured-field dictionary of integers, `count` \
              (changes the server has not accepted), `set_aside` (of those, set aside by the \
              device itself; left out when 0) and `oldest_secs` (the age of the oldest; left \

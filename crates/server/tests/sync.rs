@@ -1077,25 +1077,50 @@ async fn priming_pages_are_bounded_ordered_and_followed_by_deltas(kind: Kind) {
     );
     let (none, _, _) = t1.pull_all(Some(cursor2), 100).await;
     assert!(none.is_empty());
-    // Compressed when accepted.
+    // Compressed when accepted: zstd for a client that takes it (this release's), gzip
+    // for one that takes only gzip (the releases before), nothing for one that takes
+    // neither; the same page either way.
     let raw = reqwest::Client::builder()
         .no_gzip()
+        .no_zstd()
         .build()
         .expect("client");
-    let resp = raw
-        .post(t1.url(paths::PULL))
-        .bearer_auth(&t1.tokens.access_token)
-        .header("accept-encoding", "gzip")
-        .json(&PullRequest::default())
-        .send()
-        .await
-        .expect("p");
-    assert_eq!(
-        resp.headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap_or("")),
-        Some("gzip")
-    );
+    let mut bodies = Vec::new();
+    for (accept, expected) in [
+        ("gzip", Some("gzip")),
+        ("gzip, zstd", Some("zstd")),
+        ("identity", None),
+    ] {
+        let resp = raw
+            .post(t1.url(paths::PULL))
+            .bearer_auth(&t1.tokens.access_token)
+            .header("accept-encoding", accept)
+            .json(&PullRequest::default())
+            .send()
+            .await
+            .expect("p");
+        assert_eq!(
+            resp.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap_or("")),
+            expected,
+            "accept-encoding: {accept}"
+        );
+        let bytes = resp.bytes().await.expect("body");
+        let plain = match expected {
+            Some("gzip") => {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                    .expect("gzip");
+                out
+            }
+            Some(_) => zstd::decode_all(&bytes[..]).expect("zstd"),
+            None => bytes.to_vec(),
+        };
+        let page: PullResponse = serde_json::from_slice(&plain).expect("a page");
+        bodies.push(page.changes.len());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
 }
 
 async fn a_foreign_or_pruned_cursor_needs_a_resync(kind: Kind) {

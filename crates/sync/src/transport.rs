@@ -9,6 +9,7 @@
 //! the real server over loopback.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use outpost_protocol::unsent::UnsentReport;
 use outpost_protocol::wire::{
@@ -88,13 +89,59 @@ pub trait Transport: Sync {
         async move { Err(SyncError::BadAnswer(format!("no document {id} here"))) }
     }
 
+    /// A pull page asked for now and awaited later: the pass asks for the next page
+    /// before it applies the current one, so that the server's work, the transfer and
+    /// the decoding overlap the device's writes. By default the request starts only
+    /// when awaited (no overlap: the engine's scripted test servers); the HTTP client
+    /// runs it as a task of its own.
+    fn pull_ahead(&self, token: String, req: PullRequest) -> PullAhead<'_> {
+        PullAhead(Box::pin(async move { self.pull(&token, &req).await }))
+    }
+
     /// What the device has not sent, to report on every request from now on (the
     /// `x-outpost-unsent` header). Reporting is best effort: an implementation may
     /// ignore it.
     fn report_unsent(&self, _report: &UnsentReport) {}
 }
 
+/// A pull page on its way ([`Transport::pull_ahead`]). Dropped unawaited, the request
+/// is abandoned (a pull changes nothing on the server).
+pub struct PullAhead<'a>(Pin<Box<dyn Future<Output = PullResult> + Send + 'a>>);
+
+/// A pull page and the bytes received, or why not.
+type PullResult = Result<(PullResponse, usize), SyncError>;
+
+impl PullAhead<'_> {
+    pub async fn wait(self) -> PullResult {
+        self.0.await
+    }
+}
+
+/// Aborts its task when dropped: an abandoned page is not fetched to the end.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Transport for SyncClient {
+    fn pull_ahead(&self, token: String, req: PullRequest) -> PullAhead<'_> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return PullAhead(Box::pin(async move { self.pull(&token, &req).await }));
+        };
+        let client = self.clone();
+        let mut task = AbortOnDrop(runtime.spawn(async move { client.pull(&token, &req).await }));
+        PullAhead(Box::pin(async move {
+            (&mut task.0).await.unwrap_or_else(|e| {
+                Err(SyncError::Offline(format!(
+                    "the request for the next page stopped ({e})"
+                )))
+            })
+        }))
+    }
+
     async fn refresh(&self, req: &RefreshRequest) -> Result<TokenResponse, SyncError> {
         SyncClient::refresh(self, req).await
     }

@@ -63,7 +63,7 @@ pub(crate) fn sync(dir: &Path, json: bool) -> Result<(), CoreError> {
         ..PassOptions::default()
     };
     let result =
-        runtime()?.block_on(app.sync_once(&ClientOptions::default(), pass, &mut on_progress));
+        pass_runtime()?.block_on(app.sync_once(&ClientOptions::default(), pass, &mut on_progress));
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -138,12 +138,7 @@ fn show_progress(b: &indicatif::ProgressBar, p: Progress) {
 
 pub(crate) fn watch(dir: &Path, json: bool) -> Result<(), CoreError> {
     let app = open(dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CoreError::Io(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async move {
+    pass_runtime()?.block_on(async move {
         let engine = app.start_engine(EngineConfig::default())?;
         let mut rx = engine.subscribe();
         let mut last = String::new();
@@ -216,7 +211,17 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// A single-threaded runtime for one request or one pass (`watch` builds its own).
+/// The runtime for sync passes (`sync`, `watch`): two workers, so that the next pull page is fetched
+/// and decoded while this thread applies the current one.
+fn pass_runtime() -> Result<tokio::runtime::Runtime, CoreError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CoreError::Io(format!("cannot start the async runtime: {e}")))
+}
+
+/// A single-threaded runtime for one request (`watch` builds its own).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CoreError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
