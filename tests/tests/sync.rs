@@ -1013,7 +1013,21 @@ async fn a_lost_push_reply_is_still_repaired_by_the_pull() {
     let mut tech = Device::new();
     tech.login(&proxy.url(), "tech1").await;
     tech.sync().await.unwrap();
-    let ids = offline_orders(&mut tech, 2, "lost");
+    // Orders without evidence, so that the push itself is the first request whose
+    // reply is lost (a completion's signature upload would be).
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            let row = tech
+                .app
+                .create_order(NewOrder {
+                    title: format!("Lost reply {i}"),
+                    customer: "Harbour Bakery".into(),
+                    ..NewOrder::default()
+                })
+                .unwrap();
+            row.order.id.to_string()
+        })
+        .collect();
 
     proxy.set(Fault::DropReplies);
     assert!(tech.sync().await.is_err(), "the replies never arrive");

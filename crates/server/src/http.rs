@@ -704,7 +704,7 @@ async fn push_handler(
     app.rows.insert_committed(batch.written);
     app.metrics.push(batch.stats);
     crate::fleet::seen(&app, &pusher, repo::Activity::Push, &headers).await;
-    let bytes = push::encode_response(&batch.results, now)?;
+    let bytes = push::encode_response(&batch.results, now, batch.log_range.as_ref())?;
     Ok((
         StatusCode::OK,
         [(
@@ -745,9 +745,12 @@ async fn pull_handler(
                 sql,
                 &who,
                 protocol,
-                body.cursor.as_deref(),
-                body.limit,
-                body.max_bytes,
+                &pull::PageRequest {
+                    cursor: body.cursor.as_deref(),
+                    limit: body.limit,
+                    max_bytes: body.max_bytes,
+                    confirmed: &body.confirmed,
+                },
                 now,
             )
         })

@@ -311,6 +311,7 @@ impl State {
                 Vec::new()
             },
             server_time: Utc::now(),
+            written: None,
         }
     }
 
@@ -528,6 +529,7 @@ impl Transport for FakeServer {
             PushResponse {
                 results,
                 server_time: Utc::now(),
+                written: None,
             },
             sent,
         ))
