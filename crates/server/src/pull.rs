@@ -606,4 +606,201 @@ mod tests {
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("l:e:x")), None);
     }
+
+    mod pages {
+        //! The rule of "What a page leaves out" (docs/protocol.md) as a property: for
+        //! any log of order and item rows, any confirmed ranges and any page size, a
+        //! device that took the confirmed order rows from its push answers and then
+        //! applies every page (never an order change older than a row it took) ends
+        //! where the log ends, every mutation id reaches it, the cursor reaches the end,
+        //! and no page is larger than asked or carries an order or item twice.
+
+        use std::collections::{HashMap, HashSet};
+
+        use outpost_protocol::Role;
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::db::sqlite::SqliteBackend;
+        use crate::db::Backend;
+        use crate::repo::{with_change_log, Audience, NewChange};
+
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum State {
+            Row(u64),
+            Gone(u64),
+        }
+
+        struct Logged {
+            seq: u64,
+            order: bool,
+            id: String,
+            version: u64,
+            whole: bool,
+            mutation: Uuid,
+        }
+
+        fn write_log(db: &SqliteBackend, rows: &[(bool, u8, bool)]) -> Vec<Logged> {
+            let mut versions: HashMap<String, u64> = HashMap::new();
+            let mut out = Vec::new();
+            db.write(&mut |sql| {
+                crate::repo::reset_epoch(sql)?;
+                with_change_log(sql, |sql, log| {
+                    for (i, &(order, n, special)) in rows.iter().enumerate() {
+                        let id = if order {
+                            Uuid::from_u128(u128::from(n) + 1).to_string()
+                        } else {
+                            format!("SKU-{n}")
+                        };
+                        let v = versions.entry(id.clone()).or_insert(0);
+                        *v += 1;
+                        let version = *v;
+                        let mutation = Uuid::from_u128(1_000 + i as u128);
+                        let (body, audience) = match (order, special) {
+                            (true, false) => (
+                                format!(r#"{{"kind":"work_order","row":{{"v":{version}}}}}"#),
+                                Audience::Scoped,
+                            ),
+                            (true, true) => (
+                                r#"{"kind":"left_scope","row":{"now_assigned_to":null}}"#
+                                    .to_owned(),
+                                Audience::User,
+                            ),
+                            (false, false) => (
+                                format!(r#"{{"kind":"inventory_item","row":{{"v":{version}}}}}"#),
+                                Audience::All,
+                            ),
+                            (false, true) => (r#"{"kind":"tombstone"}"#.to_owned(), Audience::All),
+                        };
+                        let seq = log.append(
+                            sql,
+                            NewChange {
+                                entity: if order {
+                                    "work_order"
+                                } else {
+                                    "inventory_item"
+                                },
+                                entity_id: &id,
+                                version,
+                                body,
+                                mutation_ids: &[mutation],
+                                audience,
+                                scope_user: Some("t"),
+                                scope_user2: None,
+                                device_us: None,
+                            },
+                            1,
+                        )?;
+                        out.push(Logged {
+                            seq,
+                            order,
+                            id: id.clone(),
+                            version,
+                            whole: !special,
+                            mutation,
+                        });
+                    }
+                    Ok(())
+                })
+            })
+            .expect("write the log");
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn a_device_ends_where_the_log_ends_whatever_the_pages_leave_out(
+                rows in prop::collection::vec((any::<bool>(), 0u8..3, prop::bool::weighted(0.2)), 1..40),
+                ranges in prop::collection::vec((1u64..40, 0u64..8), 0..3),
+                limit in 1u32..6,
+            ) {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let db = SqliteBackend::open(&dir.path().join("log.db")).expect("open");
+                let log = write_log(&db, &rows);
+                let last = log.last().map_or(0, |r| r.seq);
+                let mut epoch = String::new();
+                db.read(&mut |sql| {
+                    epoch = repo::epoch(sql)?;
+                    Ok(())
+                })
+                .expect("epoch");
+                let confirmed: Vec<LogRange> = ranges
+                    .iter()
+                    .map(|&(first, len)| LogRange { epoch: epoch.clone(), first, last: first + len })
+                    .collect();
+                let in_range = |s: u64| confirmed.iter().any(|r| r.first <= s && s <= r.last);
+
+                // The truth: each entity's last row.
+                let mut truth: HashMap<String, State> = HashMap::new();
+                for r in &log {
+                    truth.insert(r.id.clone(), if r.whole { State::Row(r.version) } else { State::Gone(r.version) });
+                }
+                // The device: the confirmed order rows taken from the answers.
+                let mut device: HashMap<String, State> = HashMap::new();
+                let mut taken: HashMap<String, u64> = HashMap::new();
+                let mut acked: HashSet<Uuid> = HashSet::new();
+                for r in log.iter().filter(|r| r.order && r.whole && in_range(r.seq)) {
+                    device.insert(r.id.clone(), State::Row(r.version));
+                    taken.insert(r.id.clone(), r.version);
+                    acked.insert(r.mutation);
+                }
+                let who = Principal { username: "t".into(), role: Role::Technician, device_id: Uuid::nil() };
+                let mut cursor = Cursor::Log { epoch: epoch.clone(), seq: 0 }.encode();
+                let now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).expect("time");
+                for round in 0.. {
+                    prop_assert!(round < 200, "the pull ends");
+                    let mut page = None;
+                    db.read(&mut |sql| {
+                        page = Some(pull_page(sql, &who, compat::since::BASE_EPOCH_AND_SEEN, &PageRequest {
+                            cursor: Some(&cursor),
+                            limit: Some(limit),
+                            max_bytes: None,
+                            confirmed: &confirmed,
+                        }, now)?);
+                        Ok(())
+                    })
+                    .expect("a page");
+                    let page = page.expect("a page");
+                    prop_assert!(page.changes.len() <= limit as usize);
+                    let mut seen = HashSet::new();
+                    for c in &page.changes {
+                        let body: serde_json::Value = serde_json::from_str(c.change.get()).expect("json");
+                        let kind = body["kind"].as_str().unwrap_or_default().to_owned();
+                        // Whole rows of one entity are collapsed, except across a
+                        // `left_scope` row.
+                        if kind == "left_scope" {
+                            seen.remove(&c.id);
+                        } else {
+                            prop_assert!(seen.insert(c.id.clone()), "{} twice in a page", c.id);
+                        }
+                        if c.entity == "work_order" {
+                            acked.extend(c.mutation_ids.iter().copied());
+                            if taken.get(&c.id).is_some_and(|v| *v > c.version) {
+                                continue; // older than the row taken from an answer
+                            }
+                        }
+                        let state = if kind == "left_scope" || kind == "tombstone" {
+                            State::Gone(c.version)
+                        } else {
+                            State::Row(c.version)
+                        };
+                        device.insert(c.id.clone(), state);
+                    }
+                    cursor = page.cursor;
+                    if !page.has_more {
+                        break;
+                    }
+                }
+                prop_assert_eq!(device, truth);
+                prop_assert_eq!(
+                    Cursor::decode(&cursor),
+                    Some(Cursor::Log { epoch, seq: last })
+                );
+                for r in log.iter().filter(|r| r.order) {
+                    prop_assert!(acked.contains(&r.mutation), "mutation of {} v{} never reached the device", r.id, r.version);
+                }
+            }
+        }
+    }
 }
