@@ -724,7 +724,7 @@ async fn push_handler(
     request_body = PullRequest,
     responses(
         (status = 200, description = "One page; ask again while `has_more`.", body = PullResponse),
-        (status = 400, description = "`limit` or `max_bytes` out of range (`out_of_range`), or a cursor this server did not make (`invalid_body`).", body = ErrorBody),
+        (status = 400, description = "`limit` or `max_bytes` out of range, or more than 64 `confirmed` ranges (`out_of_range`), or a cursor this server did not make (`invalid_body`).", body = ErrorBody),
         (status = 409, description = "The cursor is of another epoch, older than the kept log or ahead of it (`resync_required`): pull again without one.", body = ErrorBody),
     ),
     security(("bearer" = [])),
