@@ -72,6 +72,9 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// A log row as the follower sees it: sequence, entity, id.
+type Seen = (u64, ChangeEntity, String);
+
 fn seqs(changes: &[Change]) -> Vec<u64> {
     changes.iter().map(|c| c.seq).collect()
 }
@@ -185,7 +188,7 @@ async fn concurrent_pushes_to_two_instances_never_make_a_pull_skip_a_row() {
     // earlier rows of an order the same page carries later; that is checked against
     // the whole log, read once every writer is done.
     let mut cursor = start_seq;
-    let mut pages: Vec<(Option<u64>, Vec<(u64, ChangeEntity, String)>)> = Vec::new();
+    let mut pages: Vec<(Option<u64>, Vec<Seen>)> = Vec::new();
     let mut from: Option<u64> = None;
     let mut turn = 0usize;
     let mut writers_done = false;
@@ -225,7 +228,7 @@ async fn concurrent_pushes_to_two_instances_never_make_a_pull_skip_a_row() {
     assert!(tail.changes.is_empty(), "{:?}", seqs(&tail.changes));
 
     // The whole log since the start, one row per page (nothing to collapse).
-    let mut full: Vec<(u64, ChangeEntity, String)> = Vec::new();
+    let mut full: Vec<Seen> = Vec::new();
     let mut c = start_seq_again;
     loop {
         let page = via(&d, &a).pull(Some(c), Some(1)).await;
@@ -257,7 +260,7 @@ async fn concurrent_pushes_to_two_instances_never_make_a_pull_skip_a_row() {
     let mut covered = 0;
     for (after, rows) in &pages {
         let last = rows.last().map(|r| r.0).expect("a page with rows");
-        let window: Vec<&(u64, ChangeEntity, String)> = full
+        let window: Vec<&Seen> = full
             .iter()
             .filter(|r| after.is_none_or(|a| r.0 > a) && r.0 <= last)
             .collect();
