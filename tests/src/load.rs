@@ -435,6 +435,7 @@ impl Device {
                 cursor: self.cursor.clone(),
                 limit: Some(shared.plan.pull_limit),
                 max_bytes: None,
+                ..PullRequest::default()
             };
             let page: PullResponse = match self.send(shared, kind, paths::PULL, &req).await {
                 Ok(p) => p,

@@ -1036,3 +1036,156 @@ async fn a_new_order_resent_past_the_retention_is_shown_as_failed_not_lost() {
         .count();
     assert_eq!(titled, 1, "the server holds the order once");
 }
+
+// ---- issue 24 item 1: the pull after a push (echo suppression) -------------------
+
+/// `count` orders created and completed on `dev` without syncing (two mutations each,
+/// no parts, so the push writes only order rows); their ids.
+fn offline_orders(dev: &mut Device, count: usize, tag: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let row = dev
+            .app
+            .create_order(NewOrder {
+                title: format!("Echo {tag} {i}"),
+                customer: "Harbour Bakery".into(),
+                ..NewOrder::default()
+            })
+            .unwrap();
+        let id = row.order.id.to_string();
+        dev.app
+            .complete_order(
+                &id,
+                Completion {
+                    signature_png: Evidence {
+                        bytes: png(&format!("echo {tag} {i}")),
+                        name: "sig.png".into(),
+                    },
+                    signer: "Site manager".into(),
+                    photos: Vec::new(),
+                },
+            )
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pull_after_a_push_whose_replies_arrived_sends_back_none_of_its_rows() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let ids = offline_orders(&mut tech, 3, "acked");
+
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0, "{report:?}");
+    assert_eq!(report.acknowledged, 6, "{report:?}");
+    assert_eq!(
+        report.pulled_rows, 0,
+        "the device received every acknowledgement (with the order rows), so the pull \
+         brings none of the rows its own push wrote back: {report:?}"
+    );
+
+    // What the device holds is the server's row all the same.
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    for id in &ids {
+        let mine = tech.app.order(id).unwrap().order;
+        let server = dispatcher.app.order(id).unwrap().order;
+        assert!(mine.number.is_some(), "numbered by the server");
+        assert_eq!(mine, server, "the device holds the server's row");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_change_made_while_the_technician_was_offline_arrives_beside_the_echo() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    let x = open_order(&tech);
+
+    // The office renames the order; the technician, offline, adds a note to it.
+    dispatcher
+        .app
+        .edit_order(
+            &x,
+            OrderEdit {
+                title: Some("Renamed at the office".into()),
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+    dispatcher.sync().await.unwrap();
+    let marker = format!("offline note {}", uuid::Uuid::new_v4());
+    tech.app
+        .edit_order(
+            &x,
+            OrderEdit {
+                notes: vec![marker.clone()],
+                ..OrderEdit::default()
+            },
+        )
+        .unwrap();
+
+    // The push merges the note onto the office's version; the pull then brings the
+    // office's (older) row and must not put the device back behind its own reply.
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0, "{report:?}");
+    dispatcher.sync().await.unwrap();
+    let mine = tech.app.order(&x).unwrap().order;
+    let server = dispatcher.app.order(&x).unwrap().order;
+    assert_eq!(mine.title, "Renamed at the office");
+    assert_eq!(notes_with(&tech, &x, &marker), 1);
+    assert_eq!(mine, server, "the device holds the server's latest row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_push_reply_is_still_repaired_by_the_pull() {
+    let (_tmp, _server, proxy) = setup(&[]).await;
+    let mut tech = Device::new();
+    tech.login(&proxy.url(), "tech1").await;
+    tech.sync().await.unwrap();
+    // Orders without evidence, so that the push itself is the first request whose
+    // reply is lost (a completion's signature upload would be).
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            let row = tech
+                .app
+                .create_order(NewOrder {
+                    title: format!("Lost reply {i}"),
+                    customer: "Harbour Bakery".into(),
+                    ..NewOrder::default()
+                })
+                .unwrap();
+            row.order.id.to_string()
+        })
+        .collect();
+
+    proxy.set(Fault::DropReplies);
+    assert!(tech.sync().await.is_err(), "the replies never arrive");
+    assert!(
+        tech.app.order(&ids[0]).unwrap().order.number.is_none(),
+        "not numbered yet: the reply with the server's row was lost"
+    );
+    proxy.set(Fault::None);
+    // The resend is answered `duplicate` (no row, and no rows written): nothing this
+    // device received covers the rows the lost push wrote, so the pull brings them.
+    let report = tech.sync().await.unwrap();
+    assert_eq!(report.remaining.pending, 0, "{report:?}");
+    assert!(report.pulled_rows >= 2, "{report:?}");
+    let mut dispatcher = Device::new();
+    dispatcher.login(&proxy.url(), "dispatcher").await;
+    dispatcher.sync().await.unwrap();
+    for id in &ids {
+        let mine = tech.app.order(id).unwrap().order;
+        assert!(mine.number.is_some(), "the pull brought the server's row");
+        assert_eq!(mine, dispatcher.app.order(id).unwrap().order);
+    }
+}

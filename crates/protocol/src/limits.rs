@@ -32,6 +32,14 @@ pub const PULL_LIMIT_DEFAULT: u32 = 1_000;
 /// Bytes of rows in one pull page (a single larger row still travels alone).
 pub const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
 pub const PULL_BYTES_DEFAULT: u64 = 2 * 1024 * 1024;
+/// Log rows one pull page reads at most, per row it may send (`limit`): rows a page
+/// leaves out (the device's own acknowledged rows, and earlier rows of an entity the
+/// page carries later) are read but not sent, and a page stops reading there.
+pub const PULL_SCAN_PER_ROW: u32 = 4;
+/// Ranges of its own pushes a device confirms with one pull (`PullRequest::confirmed`);
+/// a device with more keeps the latest (an older range left out only means its rows
+/// come back).
+pub const CONFIRMED_RANGES_MAX: usize = 64;
 /// Size of one attachment (also the most a client reads of a download's answer).
 pub const ATTACHMENT_BYTES_MAX: u64 = 32 * 1024 * 1024;
 /// Bytes of one JSON answer a client reads (push, pull, sign-in, uploads, and error

@@ -286,6 +286,21 @@ pub struct PushRequest {
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
     pub server_time: DateTime<Utc>,
+    /// The change-log sequences this push wrote (one range: a push is one write
+    /// transaction), with the server's epoch; absent when it wrote none, and from
+    /// servers before issue 24. A device that recorded every result of this answer
+    /// may confirm the range on its next pulls (`PullRequest::confirmed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<LogRange>,
+}
+
+/// A range of change-log sequences of one epoch, both ends included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogRange {
+    pub epoch: String,
+    pub first: u64,
+    pub last: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -986,6 +1001,15 @@ pub struct PullRequest {
     /// Bytes of rows per page (at most [`limits::PULL_BYTES_MAX`]).
     #[serde(default)]
     pub max_bytes: Option<u64>,
+    /// Issue 24: the log ranges of this device's own pushes whose answers it received
+    /// and recorded (each push answer's `written`). Order rows in them that only the
+    /// device's acknowledged mutations made are left out of the page (the device holds
+    /// them from the answers); the cursor moves past them all the same. Sent only
+    /// after a push answer carried `written`, so never to a server that does not know
+    /// the member (which refuses unknown members). At most
+    /// [`limits::CONFIRMED_RANGES_MAX`] ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmed: Vec<LogRange>,
 }
 
 /// One page. Apply `changes` and store `cursor` in one local transaction; ask again

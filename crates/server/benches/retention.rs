@@ -209,6 +209,7 @@ async fn delta(s: &Session, cursor: &str) -> anyhow::Result<(usize, usize, Strin
                 cursor: Some(cursor.clone()),
                 limit: None,
                 max_bytes: None,
+                ..PullRequest::default()
             })
             .send()
             .await?

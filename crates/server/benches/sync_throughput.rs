@@ -208,6 +208,7 @@ async fn run(kind: &str, items: usize, required: bool) -> anyhow::Result<()> {
                         cursor: cursor.clone(),
                         limit: Some(1000),
                         max_bytes: Some(limits::PULL_BYTES_MAX),
+                        confirmed: Vec::new(),
                     })
                     .send()
                     .await?

@@ -704,7 +704,7 @@ async fn push_handler(
     app.rows.insert_committed(batch.written);
     app.metrics.push(batch.stats);
     crate::fleet::seen(&app, &pusher, repo::Activity::Push, &headers).await;
-    let bytes = push::encode_response(&batch.results, now)?;
+    let bytes = push::encode_response(&batch.results, now, batch.log_range.as_ref())?;
     Ok((
         StatusCode::OK,
         [(
@@ -724,7 +724,7 @@ async fn push_handler(
     request_body = PullRequest,
     responses(
         (status = 200, description = "One page; ask again while `has_more`.", body = PullResponse),
-        (status = 400, description = "`limit` or `max_bytes` out of range (`out_of_range`), or a cursor this server did not make (`invalid_body`).", body = ErrorBody),
+        (status = 400, description = "`limit` or `max_bytes` out of range, or more than 64 `confirmed` ranges (`out_of_range`), or a cursor this server did not make (`invalid_body`).", body = ErrorBody),
         (status = 409, description = "The cursor is of another epoch, older than the kept log or ahead of it (`resync_required`): pull again without one.", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -745,9 +745,12 @@ async fn pull_handler(
                 sql,
                 &who,
                 protocol,
-                body.cursor.as_deref(),
-                body.limit,
-                body.max_bytes,
+                &pull::PageRequest {
+                    cursor: body.cursor.as_deref(),
+                    limit: body.limit,
+                    max_bytes: body.max_bytes,
+                    confirmed: &body.confirmed,
+                },
                 now,
             )
         })

@@ -20,7 +20,7 @@ use outpost_protocol::merge::{self, Actor, Base, Current, Decision, Resolvable, 
 use outpost_protocol::mutation::EntityKind;
 use outpost_protocol::wire::{
     Applied, AppliedWithConflicts, ConflictField, ConflictKind, ConflictRecord, ErrorCode,
-    FailedSyncRecord, PushOutcome, RecordStatus, Rejection,
+    FailedSyncRecord, LogRange, PushOutcome, RecordStatus, Rejection,
 };
 use outpost_protocol::{compat, Mutation, MutationKind, Status, WorkOrder};
 use std::cell::RefCell;
@@ -78,6 +78,9 @@ pub struct BatchResult {
     pub results: Vec<Encoded>,
     pub stats: PushStats,
     pub written: Vec<Arc<CachedRow>>,
+    /// The change-log sequences the batch wrote, first and last, and the epoch
+    /// (the answer's `written`).
+    pub log_range: Option<LogRange>,
 }
 
 /// Apply `mutations` in order for a client of `protocol`. Runs inside the caller's
@@ -107,7 +110,7 @@ pub fn push_batch(
     // Orders whose later mutations in this push wait, and the mutation they wait behind.
     let mut blocked: HashMap<Uuid, Uuid> = HashMap::new();
     // One change-log sequence range for the whole batch.
-    repo::with_change_log(sql, |sql, log| {
+    let range = repo::with_change_log(sql, |sql, log| {
         for m in mutations {
             let on_order = m.entity == EntityKind::WorkOrder;
             let (outcome, outcome_json, row_json) =
@@ -137,14 +140,20 @@ pub fn push_batch(
                 row_json,
             });
         }
-        Ok(())
+        Ok(log.range())
     })?;
     // Everything written, the transaction not yet committed (the caller commits).
     crate::crash_point!("server:before-commit");
+    let log_range = range.map(|(first, last)| LogRange {
+        epoch: ctx.epoch.clone(),
+        first,
+        last,
+    });
     Ok(BatchResult {
         results,
         stats,
         written: ctx.written.into_inner().into_values().collect(),
+        log_range,
     })
 }
 
@@ -173,10 +182,12 @@ fn blocks_later(outcome: &PushOutcome) -> bool {
 }
 
 /// The JSON of a `PushResponse` built from encoded results: each outcome object gets
-/// its `order` member from the stored row's JSON, unchanged.
+/// its `order` member from the stored row's JSON, unchanged; `written` is the log
+/// range the batch wrote, if any.
 pub fn encode_response(
     results: &[Encoded],
     server_time: chrono::DateTime<chrono::Utc>,
+    written: Option<&LogRange>,
 ) -> Result<Vec<u8>, Error> {
     let size: usize = results
         .iter()
@@ -210,6 +221,10 @@ pub fn encode_response(
     }
     out.extend_from_slice(b"],\"server_time\":");
     serde_json::to_writer(&mut out, &server_time)?;
+    if let Some(range) = written {
+        out.extend_from_slice(b",\"written\":");
+        serde_json::to_writer(&mut out, range)?;
+    }
     out.push(b'}');
     Ok(out)
 }
@@ -1083,6 +1098,11 @@ mod tests {
                 },
             ],
             server_time: now,
+            written: Some(LogRange {
+                epoch: "e1".into(),
+                first: 41,
+                last: 43,
+            }),
         };
         let mut bare = applied;
         if let PushOutcome::Applied(a) = &mut bare {
@@ -1100,7 +1120,7 @@ mod tests {
                 row_json: None,
             },
         ];
-        let bytes = encode_response(&encoded, now).expect("encode");
+        let bytes = encode_response(&encoded, now, expected.written.as_ref()).expect("encode");
         let back: PushResponse = serde_json::from_slice(&bytes).expect("valid JSON");
         assert_eq!(back, expected);
         assert_eq!(

@@ -123,7 +123,8 @@ pub struct NewChange<'a> {
 /// insert would fail on the primary key rather than reuse a number.
 #[derive(Debug, Default)]
 pub struct ChangeLog {
-    /// The last sequence handed out, once the first row was appended.
+    /// The first and the last sequence handed out, once the first row was appended.
+    first: Option<u64>,
     last: Option<u64>,
 }
 
@@ -157,8 +158,14 @@ impl ChangeLog {
                 c.device_us.into(),
             ],
         )?;
+        self.first.get_or_insert(seq);
         self.last = Some(seq);
         Ok(seq)
+    }
+
+    /// The sequences handed out so far, first and last (none before the first row).
+    pub fn range(&self) -> Option<(u64, u64)> {
+        self.first.zip(self.last)
     }
 
     /// Record the last sequence handed out (nothing when no row was appended).

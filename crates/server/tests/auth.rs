@@ -490,6 +490,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing(kind: Kind) {
             cursor: None,
             limit: Some(0),
             max_bytes: None,
+            confirmed: Vec::new(),
         })
         .await,
     )

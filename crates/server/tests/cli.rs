@@ -255,6 +255,7 @@ async fn the_admin_commands_take_effect_on_a_running_server_at_once() {
             cursor: Some(cursor),
             limit: None,
             max_bytes: None,
+            confirmed: Vec::new(),
         })
         .await;
     let (status, body) = error_of(resp).await;

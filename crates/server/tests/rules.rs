@@ -465,6 +465,7 @@ async fn the_latest_report_of_unsent_work_is_kept_per_device_and_never_needed(ki
             cursor: None,
             limit: Some(10),
             max_bytes: None,
+            confirmed: Vec::new(),
         });
         if let Some(v) = value {
             rb = rb.header(UNSENT_HEADER, v);

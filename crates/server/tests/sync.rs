@@ -44,6 +44,7 @@ both!(
     every_earlier_version_of_an_order_is_rebuilt_from_its_history,
     a_write_through_another_instance_is_never_missed,
     a_batch_takes_one_gap_free_range_of_the_change_log,
+    a_pull_leaves_out_only_the_order_rows_of_a_push_the_device_confirms,
 );
 
 /// Sequences in the change log after `after`, in order.
@@ -1056,6 +1057,7 @@ async fn priming_pages_are_bounded_ordered_and_followed_by_deltas(kind: Kind) {
             cursor: None,
             limit: Some(100),
             max_bytes: Some(10),
+            confirmed: Vec::new(),
         })
         .await;
     let page: PullResponse = resp.json().await.expect("page");
@@ -1297,4 +1299,147 @@ async fn update(who: &Session, id: Uuid, base: u64, ops: Vec<Op>) -> WorkOrder {
         PushOutcome::Applied(a) => a.order.expect("order"),
         other => panic!("applies: {other:?}"),
     }
+}
+
+/// Push `mutations` and return the whole answer (with `written`).
+async fn push_answer(who: &Session, mutations: Vec<Mutation>) -> PushResponse {
+    let resp = who
+        .post(paths::PUSH)
+        .json(&PushRequest { mutations })
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(resp.status(), 200, "push answers 200");
+    resp.json().await.expect("push response")
+}
+
+/// Pull to the end from `cursor`, confirming `confirmed`: the rows and the last cursor.
+async fn pull_confirming(
+    who: &Session,
+    cursor: &str,
+    confirmed: &[LogRange],
+) -> (Vec<Change>, String) {
+    let mut cursor = cursor.to_owned();
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        let resp = who
+            .pull_raw(&PullRequest {
+                cursor: Some(cursor.clone()),
+                limit: Some(100),
+                max_bytes: None,
+                confirmed: confirmed.to_vec(),
+            })
+            .await;
+        let status = resp.status();
+        let text = resp.text().await.expect("pull body");
+        assert_eq!(status, 200, "pull answers 200: {text}");
+        let page: PullResponse = serde_json::from_str(&text).expect("pull page");
+        rows.extend(page.changes);
+        cursor = page.cursor;
+        if !page.has_more {
+            return (rows, cursor);
+        }
+    }
+    panic!("the pull does not end");
+}
+
+/// Issue 24 item 1, on both backends: a push's answer names the log range it wrote; a
+/// pull confirming that range leaves out the order rows it wrote (the answer carried
+/// them) but not the stock rows, and reaches the same cursor; a pull without it (an
+/// older client) gets them, one row per entity per page at its latest version, the
+/// order row naming every mutation it stands for; a range of another epoch is
+/// ignored; an office change after it is sent; too many ranges are refused.
+async fn a_pull_leaves_out_only_the_order_rows_of_a_push_the_device_confirms(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let t1 = s.login("tech1").await;
+    let d = s.login("dispatcher").await;
+    let (_, start, _) = t1.pull_all(None, 1000).await;
+    let sku = outpost_server::seed::demo_sku(3);
+    let part = |n: i64| {
+        Op::Add(ListItem::PartsUsed(PartUsed {
+            id: Uuid::now_v7(),
+            sku: sku.clone(),
+            quantity: Quantity(n * 1000),
+        }))
+    };
+    let id = Uuid::now_v7();
+    let create = t1.mutation(id, MutationKind::Create, 0, title("Echo"));
+    let first = t1.mutation(id, MutationKind::Update, 1, vec![part(1), note("one")]);
+    let second = t1.mutation(id, MutationKind::Update, 2, vec![part(2)]);
+    let ids = [create.mutation_id, first.mutation_id, second.mutation_id];
+    let answer = push_answer(&t1, vec![create, first, second]).await;
+    let written = answer
+        .written
+        .clone()
+        .expect("the push names what it wrote");
+    assert_eq!(
+        written.last - written.first + 1,
+        5,
+        "3 order rows, 2 stock rows"
+    );
+    let answered = answer
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            PushOutcome::Applied(a) => a.order.as_ref().map(|o| o.version),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(answered, vec![1, 2, 3], "each answer carries its row");
+
+    // An older client: the order once, at version 3, naming all three mutations; the
+    // item once, at its latest version.
+    let (old, old_end) = pull_confirming(&t1, &start, &[]).await;
+    let orders: Vec<&Change> = old.iter().filter(|c| c.id == id.to_string()).collect();
+    assert_eq!(orders.len(), 1, "{old:?}");
+    assert_eq!(orders[0].version, 3);
+    assert_eq!(
+        orders[0].mutation_ids,
+        ids.to_vec(),
+        "every mutation it stands for"
+    );
+    let items: Vec<&Change> = old.iter().filter(|c| c.id == sku).collect();
+    assert_eq!(items.len(), 1, "{old:?}");
+    assert!(matches!(items[0].change, ChangeBody::InventoryItem(_)));
+    assert_eq!(items[0].seq, written.last, "the later stock row");
+
+    // This device, confirming the range: no order row, the stock row still; same end.
+    let (new, new_end) = pull_confirming(&t1, &start, std::slice::from_ref(&written)).await;
+    assert!(new.iter().all(|c| c.id != id.to_string()), "{new:?}");
+    assert_eq!(new.iter().filter(|c| c.id == sku).count(), 1, "{new:?}");
+    assert_eq!(new_end, old_end, "the cursor moves past what was left out");
+
+    // A range of another epoch names other rows: ignored.
+    let foreign = LogRange {
+        epoch: "another".into(),
+        ..written.clone()
+    };
+    let (rows, _) = pull_confirming(&t1, &start, &[foreign]).await;
+    assert!(rows.iter().any(|c| c.id == id.to_string()));
+
+    // The office changes the order afterwards: that row is not the device's echo.
+    let PushOutcome::Applied(_) = d
+        .push1(d.mutation(id, MutationKind::Update, 3, title("From the office")))
+        .await
+    else {
+        panic!("applies")
+    };
+    let (rows, _) = pull_confirming(&t1, &new_end, std::slice::from_ref(&written)).await;
+    assert_eq!(
+        rows.iter().filter(|c| c.id == id.to_string()).count(),
+        1,
+        "{rows:?}"
+    );
+
+    let too_many = vec![written; limits::CONFIRMED_RANGES_MAX + 1];
+    let resp = t1
+        .pull_raw(&PullRequest {
+            cursor: Some(new_end),
+            limit: None,
+            max_bytes: None,
+            confirmed: too_many,
+        })
+        .await;
+    let (status, body) = error_of(resp).await;
+    assert_eq!((status, body.code), (400, ErrorCode::OutOfRange));
 }

@@ -58,7 +58,7 @@ pub use lock::OPEN_LOCK_FILE;
 pub use orders::{OrderRow, SyncState};
 pub use outbox::{OutboxRow, OutboxState};
 pub use records::{FailedSync, LocalRecord};
-pub use sync::{PageSummary, PushSummary, Session, SyncCounts};
+pub use sync::{AckedRows, PageSummary, PushSummary, Session, SyncCounts};
 
 /// The client schema: one entry per file in `migrations/client/`, in order. Released
 /// files are never edited; a change is a new file appended here.

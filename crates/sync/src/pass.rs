@@ -12,8 +12,8 @@
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::limits;
-use outpost_protocol::wire::{PrimingPhase, PullRequest};
-use outpost_store::{Store, SyncCounts};
+use outpost_protocol::wire::{LogRange, PrimingPhase, PullRequest};
+use outpost_store::{AckedRows, PushSummary, Store, SyncCounts};
 use serde::Serialize;
 
 use crate::auth::authed;
@@ -114,6 +114,43 @@ pub struct PassReport {
     pub documents_changed: usize,
     /// What is left after the pass.
     pub remaining: SyncCounts,
+    /// What this pass's push answers gave the device, for its pull.
+    #[serde(skip)]
+    pub(crate) echo: Echo,
+}
+
+/// What the push answers of one pass gave the device: the log ranges of the pushes
+/// whose every result it recorded (confirmed with each pull of the same pass, so the
+/// server leaves out the order rows those answers carried), and the order rows it took
+/// (so that an older row of one of those orders, pulled after, never replaces it). In
+/// memory for the pass only: a range of a push whose answer was lost is never here, so
+/// the pull brings that push's rows (docs/protocol.md, "What a page leaves out").
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Echo {
+    ranges: Vec<LogRange>,
+    rows: AckedRows,
+}
+
+impl Echo {
+    /// A push answer recorded: its range (when it wrote one and every result found its
+    /// sealed row here) and the rows it gave.
+    pub(crate) fn note(&mut self, written: Option<&LogRange>, summary: &PushSummary) {
+        self.rows.note(&summary.taken);
+        let Some(w) = written.filter(|_| summary.unmatched == 0) else {
+            return;
+        };
+        match self.ranges.last_mut() {
+            // Consecutive pushes with no other writer between them: one range.
+            Some(prev) if prev.epoch == w.epoch && prev.last.checked_add(1) == Some(w.first) => {
+                prev.last = w.last;
+            }
+            _ => self.ranges.push(w.clone()),
+        }
+        if self.ranges.len() > limits::CONFIRMED_RANGES_MAX {
+            // The oldest goes: its rows only come back.
+            self.ranges.remove(0);
+        }
+    }
 }
 
 impl PassReport {
@@ -277,6 +314,7 @@ async fn pull(
             cursor: store.pull_cursor()?,
             limit: opts.pull_limit,
             max_bytes: opts.pull_max_bytes,
+            confirmed: report.echo.ranges.clone(),
         };
         let now = clock();
         let early = match ahead.take() {
@@ -295,6 +333,8 @@ async fn pull(
             Ok(p) => p,
             Err(SyncError::ResyncRequired) if !report.resynced => {
                 report.resynced = true;
+                // Another epoch: the answers' ranges and versions belong to the old one.
+                report.echo = Echo::default();
                 store.begin_priming()?;
                 continue;
             }
@@ -321,7 +361,7 @@ async fn pull(
             };
             ahead = Some((next.cursor.clone(), client.pull_ahead(token, next)));
         }
-        let summary = store.apply_pull_page(&page, clock())?;
+        let summary = store.apply_pull_page_after(&page, clock(), &report.echo.rows)?;
         report.pages += 1;
         report.pulled_rows += page.changes.len();
         report.removed += summary.removed;

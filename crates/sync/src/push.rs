@@ -238,6 +238,7 @@ impl Push<'_> {
         crate::crash_point!("client:before-record-results");
         let summary = store.record_push_results(&resp.results, clock())?;
         crate::crash_point!("client:after-record-results");
+        report.echo.note(resp.written.as_ref(), &summary);
         report_unsent(store, client, clock())?;
         report.pushed += part.len();
         report.acknowledged += summary.acknowledged;

@@ -313,6 +313,7 @@ impl State {
                 Vec::new()
             },
             server_time: Utc::now(),
+            written: None,
         }
     }
 
@@ -555,6 +556,7 @@ impl Transport for FakeServer {
             PushResponse {
                 results,
                 server_time: Utc::now(),
+                written: None,
             },
             sent,
         ))

@@ -316,6 +316,7 @@ impl Session {
                 cursor,
                 limit,
                 max_bytes: None,
+                confirmed: Vec::new(),
             })
             .await;
         let status = resp.status();

@@ -38,7 +38,7 @@ mod uploads;
 #[cfg(test)]
 mod tests;
 
-pub use pull::PageSummary;
+pub use pull::{AckedRows, PageSummary};
 pub use push::PushSummary;
 pub(crate) use rebase::rebase;
 pub(crate) use scope::settle_out_of_scope;

@@ -15,7 +15,7 @@
 //! (`priming.rs`), which the completing page runs.
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::{ChangeBody, PullResponse, RecordStatus, Rejection};
+use outpost_protocol::wire::{ChangeBody, ChangeEntity, PullResponse, RecordStatus, Rejection};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -28,6 +28,30 @@ use super::{
 };
 use crate::db::Store;
 use crate::error::StoreError;
+
+/// The order rows a pass took from its push answers, by order id: the version of
+/// each (the highest, when an order was answered more than once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckedRows(std::collections::HashMap<String, u64>);
+
+impl AckedRows {
+    /// Note the rows a push answer gave (`PushSummary::taken`).
+    pub fn note(&mut self, taken: &[(String, u64)]) {
+        for (id, version) in taken {
+            let v = self.0.entry(id.clone()).or_insert(*version);
+            *v = (*v).max(*version);
+        }
+    }
+
+    /// Whether the row taken for order `id` is newer than `version`.
+    pub fn is_newer_than(&self, id: &str, version: u64) -> bool {
+        self.0.get(id).is_some_and(|v| *v > version)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// What one pull page did locally.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -68,6 +92,21 @@ impl Store {
         page: &PullResponse,
         now: DateTime<Utc>,
     ) -> Result<PageSummary, StoreError> {
+        self.apply_pull_page_after(page, now, &AckedRows::default())
+    }
+
+    /// [`Store::apply_pull_page`] in a pass whose push answers gave this device the
+    /// rows in `acked`: an order change older than the row taken from an answer (an
+    /// office edit the push merged onto, pulled after it) acknowledges what it names
+    /// but leaves the newer row in place. The pull leaves out the device's own
+    /// confirmed rows (docs/protocol.md), so without this an earlier row of the same
+    /// order would be the last one applied.
+    pub fn apply_pull_page_after(
+        &mut self,
+        page: &PullResponse,
+        now: DateTime<Utc>,
+        acked: &AckedRows,
+    ) -> Result<PageSummary, StoreError> {
         self.write(|tx, _| {
             let gen = current_gen(tx)?;
             let mut s = PageSummary::default();
@@ -78,12 +117,16 @@ impl Store {
                     s.skipped += 1;
                     continue;
                 }
+                let superseded = change.entity == ChangeEntity::WorkOrder
+                    && acked.is_newer_than(&change.id, change.version);
                 match &change.change {
                     ChangeBody::WorkOrder(row) => {
                         for m in &change.mutation_ids {
                             s.acknowledged += ack.execute([m.to_string()])?;
                         }
-                        put_server_row(tx, row, gen, now)?;
+                        if !superseded {
+                            put_server_row(tx, row, gen, now)?;
+                        }
                         s.orders += 1;
                     }
                     ChangeBody::InventoryItem(item) => {
@@ -169,6 +212,9 @@ impl Store {
                     }
                     // Skipped above (`is_unknown`).
                     ChangeBody::Unknown => {}
+                    // Older than the row this pass took from a push answer, which
+                    // shows the order in scope again.
+                    ChangeBody::LeftScope(_) | ChangeBody::Tombstone if superseded => {}
                     ChangeBody::LeftScope(_) | ChangeBody::Tombstone => {
                         if change.entity == outpost_protocol::wire::ChangeEntity::InventoryItem {
                             crate::inventory::remove_item(tx, &change.id)?;

@@ -31,6 +31,13 @@ pub struct PushSummary {
     pub already_resolved: usize,
     /// Mutations waiting for these attachment uploads before they are resent.
     pub missing_attachments: Vec<(String, Vec<String>)>,
+    /// Orders that took the server's row from the answer, and that row's version: the
+    /// pull of the same pass never puts one of them back to an older version
+    /// (`AckedRows`).
+    pub taken: Vec<(String, u64)>,
+    /// Results whose mutation this device no longer had sealed (settled earlier, by a
+    /// pull): their row, if any, was not taken from this answer.
+    pub unmatched: usize,
 }
 
 impl Store {
@@ -221,13 +228,17 @@ impl Store {
                     )
                     .optional()?;
                 let Some((seq, entity_id, body)) = row else {
+                    summary.unmatched += 1;
                     continue; // already acknowledged (e.g. by a pull)
                 };
                 match result.outcome.first() {
                     PushOutcome::Applied(a) => {
                         tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute( [seq])?;
                         match &a.order {
-                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            Some(order) => {
+                                put_acknowledged_row(tx, order, gen, now)?;
+                                summary.taken.push((order.id.to_string(), order.version));
+                            }
                             // A duplicate carries no row (the pull brings it); an order
                             // kept only for this work may go now.
                             None => {
@@ -256,7 +267,10 @@ impl Store {
                             now,
                         )?;
                         match &a.order {
-                            Some(order) => put_acknowledged_row(tx, order, gen, now)?,
+                            Some(order) => {
+                                put_acknowledged_row(tx, order, gen, now)?;
+                                summary.taken.push((order.id.to_string(), order.version));
+                            }
                             None => {
                                 settle_out_of_scope(tx, &entity_id)?;
                             }
