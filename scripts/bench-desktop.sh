@@ -11,15 +11,7 @@ cargo build --release -p outpost-desktop --bin outpost-desktop --example empty_w
 # The desk's 500 open items (issue 20), in a data directory the window opens.
 export BENCH_DESK_DIR=$TARGET_DIR/bench-desk
 cargo bench -p outpost-tests --bench desk
-XVFB_PID=
-if [ -z "${DISPLAY:-}" ]; then
-  for n in $(seq 99 120); do [ -e "/tmp/.X11-unix/X$n" ] || { DISPLAY_NUM=$n; break; }; done
-  Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-  XVFB_PID=$!
-  export DISPLAY=":$DISPLAY_NUM"
-  for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
-fi
-trap '[ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
+. scripts/xvfb.sh
 OUTPOST_DESKTOP_BIN=$TARGET_DIR/release/outpost-desktop \
 EMPTY_WINDOW_BIN=$TARGET_DIR/release/examples/empty_window \
   node ui/e2e/bench.mjs

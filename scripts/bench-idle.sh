@@ -13,14 +13,7 @@ scripts/desktop-deps.sh
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --version '^2'
 (cd ui && npm run --silent build)
 cargo build --release -p outpost-desktop -p outpost-cli -p outpost-server
-XVFB_PID=
-if [ -z "${DISPLAY:-}" ]; then
-  for n in $(seq 99 120); do [ -e "/tmp/.X11-unix/X$n" ] || { DISPLAY_NUM=$n; break; }; done
-  Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-  XVFB_PID=$!
-  export DISPLAY=":$DISPLAY_NUM"
-  for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
-fi
+. scripts/xvfb.sh
 HELPERS=()
 cleanup() {
   for p in "${HELPERS[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -61,15 +61,7 @@ if [ -n "${SKIP_E2E:-}" ]; then
   exit 0
 fi
 step "end-to-end in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
-XVFB_PID=
-if [ -z "${DISPLAY:-}" ]; then
-  for n in $(seq 99 120); do [ -e "/tmp/.X11-unix/X$n" ] || { DISPLAY_NUM=$n; break; }; done
-  Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-  XVFB_PID=$!
-  export DISPLAY=":$DISPLAY_NUM"
-  for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$DISPLAY_NUM" ] && break; sleep 0.1; done
-fi
-trap '[ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true' EXIT
+. scripts/xvfb.sh
 start=$(date +%s)
 OUTPOST_DESKTOP_BIN=$BIN node --test --test-concurrency=1 ui/e2e/
 echo "e2e in $(( $(date +%s) - start )) s; screenshots in $ROOT/target/e2e-screenshots/"
