@@ -1,8 +1,9 @@
 //! What the shell tells the UI without being asked, declared once here: every event as
 //! a typed constant (`Event<P>`, `P` its payload), which `cargo xtask codegen` reads for
 //! the UI's typed listeners (`ui/src/generated/ipc/events.ts`). Sent from here: the
-//! engine's status on every change (`sync-status`), a refresh hint after each pass
-//! (`orders-changed`), and an OS notification when a pass finds a new failed sync or
+//! engine's status on every change (`sync-status`), a refresh hint after a pass that
+//! changed local data (`orders-changed`; the engine's `data_changes`, so an idle pass
+//! every interval wakes no screen), and an OS notification when a pass finds a new failed sync or
 //! conflict. Without a session bus the notification fails; that is logged and nothing
 //! else changes.
 //!
@@ -50,8 +51,8 @@ impl<P: ?Sized> fmt::Display for Event<P> {
     }
 }
 
-/// An order changed (the payload is its id), or a sync pass ended (empty): refresh what
-/// is shown.
+/// An order changed (the payload is its id), or a sync pass changed local data (empty):
+/// refresh what is shown. Not sent after a pass that changed nothing.
 pub const ORDERS_CHANGED: Event<str> = Event::new("orders-changed");
 /// The window's close button where there is no tray: ask whether to quit.
 pub const CLOSE_REQUESTED: Event<()> = Event::new("close-requested");
@@ -69,16 +70,18 @@ pub const UPDATE_PROGRESS: Event<UpdateProgressView> = Event::new("update-progre
 
 /// Forward the engine's status until the engine stops.
 pub async fn forward_status(app: AppHandle, mut rx: watch::Receiver<EngineStatus>) {
-    let mut last_sync = None;
-    let mut notices = rx.borrow().notices;
+    let (mut data_changes, mut notices) = {
+        let s = rx.borrow();
+        (s.data_changes, s.notices)
+    };
     loop {
         let status = rx.borrow_and_update().clone();
         let view = EngineStatusView::from(&status);
         if let Err(e) = SYNC_STATUS.emit(&app, &view) {
             tracing::warn!("cannot emit {SYNC_STATUS}: {e}");
         }
-        if status.last_sync != last_sync {
-            last_sync = status.last_sync;
+        if status.data_changes != data_changes {
+            data_changes = status.data_changes;
             if let Err(e) = ORDERS_CHANGED.emit(&app, "") {
                 tracing::warn!("cannot emit {ORDERS_CHANGED}: {e}");
             }

@@ -26,8 +26,8 @@ export type Listen = <P>(event: EventName, handler: (payload: P) => void) => Pro
 export function bindEvents(listen: Listen) {
   return {
     /**
-     * An order changed (the payload is its id), or a sync pass ended (empty): refresh what
-     * is shown.
+     * An order changed (the payload is its id), or a sync pass changed local data (empty):
+     * refresh what is shown. Not sent after a pass that changed nothing.
      */
     ordersChanged: (handler: (payload: string) => void) =>
       listen<string>('orders-changed', handler),
