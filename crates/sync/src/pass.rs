@@ -20,7 +20,7 @@ use crate::auth::authed;
 use crate::documents::sync_documents;
 use crate::error::SyncError;
 use crate::push::push;
-use crate::transport::Transport;
+use crate::transport::{PullAhead, Transport};
 use crate::upload::{upload, UploadSizes};
 
 /// How a pass sizes its work. Every loop below is bounded by these. The sizes default
@@ -303,6 +303,9 @@ async fn pull(
 ) -> Result<(), SyncError> {
     let mut rows: u64 = 0;
     let mut documents_done = false;
+    // The next page, asked for before the current one is applied, with the cursor it
+    // was asked from: used only if the store then stands at that cursor.
+    let mut ahead: Option<(Option<String>, PullAhead<'_>)> = None;
     for _page in 0..1_000_000u32 {
         if store.pull_cursor()?.is_none() && !store.is_priming()? {
             store.begin_priming()?;
@@ -314,7 +317,18 @@ async fn pull(
             confirmed: report.echo.ranges.clone(),
         };
         let now = clock();
-        let result = authed!(store, client, now, report, |t| client.pull(&t, &req));
+        let early = match ahead.take() {
+            Some((cursor, page)) if cursor == req.cursor => match page.wait().await {
+                // The token expired meanwhile: asked again below, through the refresh.
+                Err(SyncError::Unauthorized(_)) => None,
+                other => Some(other),
+            },
+            _ => None,
+        };
+        let result = match early {
+            Some(result) => result,
+            None => authed!(store, client, now, report, |t| client.pull(&t, &req)),
+        };
         let (page, received) = match result {
             Ok(p) => p,
             Err(SyncError::ResyncRequired) if !report.resynced => {
@@ -337,6 +351,15 @@ async fn pull(
         {
             documents_done = true;
             sync_documents(store, client, clock, report, progress).await?;
+        }
+        if page.has_more {
+            let token = crate::auth::access_token(store, client, now, None).await?;
+            report.requests += 1;
+            let next = PullRequest {
+                cursor: Some(page.cursor.clone()),
+                ..req
+            };
+            ahead = Some((next.cursor.clone(), client.pull_ahead(token, next)));
         }
         let summary = store.apply_pull_page_after(&page, clock(), &report.echo.rows)?;
         report.pages += 1;
