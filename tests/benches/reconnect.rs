@@ -53,9 +53,7 @@ async fn offline_day(
     orders: usize,
     tag: usize,
 ) -> (tempfile::TempDir, String) {
-    let mut dev = Device::new();
-    dev.login(&server.url, user).await;
-    dev.sync().await.unwrap();
+    let mut dev = Device::primed(&server.url, user).await;
     let sku = dev
         .app
         .search_inventory("", 1)

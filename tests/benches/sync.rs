@@ -132,9 +132,7 @@ fn ms(d: Duration) -> f64 {
 /// A dispatcher's device with at least `n` open orders (made when the fleet has fewer),
 /// synced; returns it and `n` of those orders.
 async fn dispatcher_with_open_orders(proxy: &Proxy, n: usize) -> (Device, Vec<String>) {
-    let mut dev = Device::new();
-    dev.login(&proxy.url(), "dispatcher").await;
-    dev.sync().await.unwrap();
+    let mut dev = Device::primed(&proxy.url(), "dispatcher").await;
     let mut ids: Vec<String> = dev
         .app
         .orders()
@@ -253,9 +251,7 @@ async fn completions(
     throttle: Option<u64>,
     seed: u32,
 ) -> (Duration, u64, usize, usize, usize) {
-    let mut dev = Device::new();
-    dev.login(&proxy.url(), user).await;
-    dev.sync().await.unwrap();
+    let mut dev = Device::primed(&proxy.url(), user).await;
     let ids: Vec<String> = dev
         .app
         .orders()
@@ -383,9 +379,7 @@ fn main() {
 
         // A 1% change of the inventory: parts used on 1% of the SKUs, by another device.
         let changed = (sizes.items / 100).max(1);
-        let mut other = Device::new();
-        other.login(&proxy.url(), "tech2").await;
-        other.sync().await.unwrap();
+        let mut other = Device::primed(&proxy.url(), "tech2").await;
         let open: Vec<String> = other.app.orders().unwrap().into_iter()
             .filter(|r| !matches!(r.order.status, Status::Completed | Status::Cancelled))
             .map(|r| r.order.id.to_string()).collect();

@@ -404,6 +404,14 @@ impl Device {
             .expect("login");
     }
 
+    /// A new device signed in as `user` at `url`, with its first pass (the priming) done.
+    pub async fn primed(url: &str, user: &str) -> Device {
+        let mut dev = Device::new();
+        dev.login(url, user).await;
+        dev.sync().await.expect("the first sync");
+        dev
+    }
+
     /// One pass, as `outpost sync` or the app's "Sync now" runs it (ignoring backoff).
     pub async fn sync(&mut self) -> Result<PassReport, outpost_core::CoreError> {
         let mut ignore = |_| {};

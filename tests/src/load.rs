@@ -365,6 +365,35 @@ struct Device {
 }
 
 impl Device {
+    /// A device just signed in, with nothing pulled or queued yet; `orders` are the
+    /// orders it will work on.
+    fn signed_in(
+        index: usize,
+        user: String,
+        base: String,
+        device_id: Uuid,
+        token: String,
+        orders: Vec<Uuid>,
+    ) -> Device {
+        Device {
+            index,
+            user,
+            base,
+            device_id,
+            token,
+            cursor: None,
+            epoch: None,
+            versions: HashMap::new(),
+            orders,
+            done: 0,
+            outbox: Vec::new(),
+            files: Vec::new(),
+            expected: HashMap::new(),
+            tally: Tally::default(),
+            last_page_priming: false,
+        }
+    }
+
     /// Send one request; its latency and failure (if any) are counted under `kind`.
     async fn send<T: serde::de::DeserializeOwned>(
         &mut self,
@@ -805,23 +834,14 @@ pub async fn run_with(
         "10.255.255.254",
     )
     .await?;
-    let mut office = Device {
-        index: usize::MAX,
-        user: DISPATCHER.into(),
-        base: base.clone(),
-        device_id: dispatcher_device,
-        token: tokens.access_token,
-        cursor: None,
-        epoch: None,
-        versions: HashMap::new(),
-        orders: Vec::new(),
-        done: 0,
-        outbox: Vec::new(),
-        files: Vec::new(),
-        expected: HashMap::new(),
-        tally: Tally::default(),
-        last_page_priming: false,
-    };
+    let mut office = Device::signed_in(
+        usize::MAX,
+        DISPATCHER.into(),
+        base.clone(),
+        dispatcher_device,
+        tokens.access_token,
+        Vec::new(),
+    );
     let unbounded = Shared {
         http: http.clone(),
         budget: AtomicU64::new(u64::MAX),
@@ -906,23 +926,14 @@ pub async fn run_with(
             let device_id = Uuid::new_v4();
             let user = username(i);
             let t = login(&http, &base, &user, device_id, &device_address(i)).await?;
-            Ok::<_, LoadError>(Device {
-                index: i,
+            Ok::<_, LoadError>(Device::signed_in(
+                i,
                 user,
                 base,
                 device_id,
-                token: t.access_token,
-                cursor: None,
-                epoch: None,
-                versions: HashMap::new(),
-                orders: own,
-                done: 0,
-                outbox: Vec::new(),
-                files: Vec::new(),
-                expected: HashMap::new(),
-                tally: Tally::default(),
-                last_page_priming: false,
-            })
+                t.access_token,
+                own,
+            ))
         });
     }
     let mut devices = Vec::with_capacity(plan.devices);

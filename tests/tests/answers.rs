@@ -55,9 +55,7 @@ async fn assert_on_server_once(
     test: &str,
     detail: String,
 ) {
-    let mut dispatcher = Device::new();
-    dispatcher.login(&server.url, "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(&server.url, "dispatcher").await;
     let counts: Vec<usize> = notes
         .iter()
         .map(|(order, text)| notes_with(&dispatcher, order, text))

@@ -159,9 +159,7 @@ async fn release_0_1_0_signs_in_pulls_pushes_and_resends_a_sealed_row_to_this_se
     let queued = old.json(&["outbox", "list"]);
     assert_eq!(queued.as_array().unwrap().len(), 1);
     assert_eq!(queued[0]["state"], "sent", "sealed before it left");
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     assert_eq!(
         dispatcher.app.order(&id).unwrap().order.title,
         "Edited by 0.1.0",
@@ -211,9 +209,7 @@ async fn release_0_1_0_reads_conflicts_made_by_this_release_without_stalling() {
     let server = Server::start(&small_fleet(tmp.path()), &[]);
     let proxy = Proxy::start(server.addr).await;
     // A technician on this release (its mutations carry protocol 2's `base_epoch`).
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let id = tech.order_id(|o| o.status == outpost_protocol::Status::Scheduled);
     // A dispatcher on 0.1.0 retitles it; the technician, not synced since, too.
     let old = OldClient::new(&prev, tmp.path().join("old-dispatcher"));
@@ -256,9 +252,7 @@ async fn release_0_1_0_syncs_while_documents_exist_for_its_orders() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&small_fleet(tmp.path()), &[]);
     // A document for one of tech1's orders, and one for a model on many of them.
-    let mut reader = Device::new();
-    reader.login(&server.url, "tech1").await;
-    reader.sync().await.unwrap();
+    let mut reader = Device::primed(&server.url, "tech1").await;
     let order = reader
         .app
         .order(&reader.order_id(|o| !o.status.is_terminal()))

@@ -30,15 +30,9 @@ async fn fleet_with(args: &[&str]) -> Fleet {
     let db = seeded_db(tmp.path());
     let server = Server::start(&db, args);
     let proxy = Proxy::start(server.addr).await;
-    let mut tech1 = Device::new();
-    tech1.login(&proxy.url(), "tech1").await;
-    tech1.sync().await.unwrap();
-    let mut tech2 = Device::new();
-    tech2.login(&proxy.url(), "tech2").await;
-    tech2.sync().await.unwrap();
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let tech1 = Device::primed(&proxy.url(), "tech1").await;
+    let tech2 = Device::primed(&proxy.url(), "tech2").await;
+    let dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     Fleet {
         _tmp: tmp,
         _server: server,
@@ -731,9 +725,7 @@ async fn a_completion_refused_by_the_storage_quota_is_a_failed_sync_with_that_re
     // Each user may store 20,000 bytes of files: the signature fits, the photo does not.
     let server = Server::start(&db, &["--attachment-quota-bytes", "20000"]);
     let proxy = Proxy::start(server.addr).await;
-    let mut tech1 = Device::new();
-    tech1.login(&proxy.url(), "tech1").await;
-    tech1.sync().await.unwrap();
+    let mut tech1 = Device::primed(&proxy.url(), "tech1").await;
     let id = open_orders(&tech1, 1).remove(0);
     let photo = outpost_core::photos::synthetic_photo(3000, 2250, 31);
     let row = complete_with_evidence(&mut tech1, &id, photo);

@@ -27,9 +27,7 @@ async fn desk() -> Desk {
     let proxy = Proxy::start(server.addr).await;
     let mut devs = Vec::new();
     for who in ["tech1", "tech1", "dispatcher", "dispatcher"] {
-        let mut d = Device::new();
-        d.login(&proxy.url(), who).await;
-        d.sync().await.unwrap();
+        let d = Device::primed(&proxy.url(), who).await;
         devs.push(d);
     }
     let other_dispatcher = devs.pop().unwrap();

@@ -200,9 +200,7 @@ async fn the_devices_disk_filling_during_a_sync_is_a_clear_error_corrupts_nothin
             100,
         );
     }
-    let mut dispatcher = Device::new();
-    dispatcher.login(&server.url, "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let mut dispatcher = Device::primed(&server.url, "dispatcher").await;
     for i in 0..60 {
         note(
             &mut dispatcher,

@@ -55,19 +55,13 @@ async fn fleet() -> Fleet {
         &[],
         &[("OUTPOST_TEST_CLOCK_OFFSET_SECS", TWO_DAYS_AGO)],
     );
-    let mut tech2 = Device::new();
-    tech2.login(&server.url, "tech2").await;
-    tech2.sync().await.unwrap();
+    let tech2 = Device::primed(&server.url, "tech2").await;
     drop(tech2);
     server.restart();
     let url = server.url.clone();
 
-    let mut tech1 = Device::new();
-    tech1.login(&url, "tech1").await;
-    tech1.sync().await.unwrap();
-    let mut tech1_laptop = Device::new();
-    tech1_laptop.login(&url, "tech1").await;
-    tech1_laptop.sync().await.unwrap();
+    let mut tech1 = Device::primed(&url, "tech1").await;
+    let mut tech1_laptop = Device::primed(&url, "tech1").await;
     let dispatcher = CliDevice::new("dispatcher", &bin("outpost"));
     dispatcher.login(&url, "dispatcher");
     dispatcher.ok(&["sync"]);

@@ -69,9 +69,7 @@ async fn get(url: &str, path: &str, token: &str, headers: &[(&str, &str)]) -> re
 
 /// An open order of `user` (its id), read by a device of theirs.
 async fn open_order_of(server: &Server, user: &str) -> String {
-    let mut d = Device::new();
-    d.login(&server.url, user).await;
-    d.sync().await.unwrap();
+    let d = Device::primed(&server.url, user).await;
     d.order_id(|o| !o.status.is_terminal())
 }
 
@@ -293,9 +291,7 @@ async fn the_cli_lists_an_orders_documents_and_refuses_to_export_one_not_yet_on_
 
 /// A signed-in, synced device of `user`.
 async fn synced_device(server_url: &str, user: &str) -> Device {
-    let mut d = Device::new();
-    d.login(server_url, user).await;
-    d.sync().await.unwrap();
+    let d = Device::primed(server_url, user).await;
     d
 }
 

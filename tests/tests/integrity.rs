@@ -22,9 +22,7 @@ use uuid::Uuid;
 
 /// A dispatcher's device, synced: what the server holds, as staff see it.
 async fn office(url: &str) -> Device {
-    let mut dispatcher = Device::new();
-    dispatcher.login(url, "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(url, "dispatcher").await;
     dispatcher
 }
 
@@ -52,9 +50,7 @@ async fn resend(dev: &mut Device) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
 
     // Offline: order A completed with a 1400 × 1000 photo, a note added to order B.
     let a = tech.order_id(|o| o.status != Status::Completed && !o.checklist.is_empty());
@@ -157,9 +153,7 @@ async fn a_note_saved_while_a_photo_uploads_over_a_slow_link_is_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_sends_a_deferred_change_at_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let a = open_order(&tech);
     tech.app
         .edit_order(
@@ -231,9 +225,7 @@ fn unsent_report(head: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_reports_what_the_device_has_not_sent() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let a = open_order(&tech);
     let b = tech.order_id(|o| {
         o.id.to_string() != a && matches!(o.status, Status::Scheduled | Status::InProgress)
@@ -279,9 +271,7 @@ async fn every_request_reports_what_the_device_has_not_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_change_resent_after_a_lost_reply_opens_one_conflict() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let mut dispatcher = office(&proxy.url()).await;
     let x = open_order(&tech);
     tech.app
@@ -331,9 +321,7 @@ async fn a_held_change_resent_after_a_lost_reply_opens_one_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_change_resent_after_a_lost_reply_records_one_failed_sync() {
     let (_tmp, server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let gone = "SKU-00009";
     let x = open_order(&tech);
     tech.app
@@ -378,9 +366,7 @@ async fn a_rejected_change_resent_after_a_lost_reply_records_one_failed_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_order_resent_after_a_lost_reply_is_created_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let title = format!("Made on site {}", Uuid::new_v4());
     let made = tech
         .app

@@ -12,9 +12,7 @@ use outpost_tests::{open_order, setup, Device};
 async fn the_oracle_counts_an_unsynced_note_as_lost_and_a_synced_one_as_applied_once() {
     let (_tmp, server, _proxy) = setup(&[]).await;
     let journal = Journal::new();
-    let mut tech = Device::new();
-    tech.login(&server.url, "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&server.url, "tech1").await;
     let id = open_order(&tech);
     let text = journal.unique_text("oracle");
     let quantity: Quantity = journal.unique_quantity();

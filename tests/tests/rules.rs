@@ -28,9 +28,7 @@ async fn an_edit_made_before_a_restore_conflicts_with_a_value_set_after_it_inste
     let db = small_fleet(tmp.path());
     let mut server = Server::start(&db, &[]);
     let proxy = Proxy::start(server.addr).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let id = tech.order_id(|o| o.status == Status::Scheduled);
 
     // The nightly backup, with the order at version 1.
@@ -42,9 +40,7 @@ async fn an_edit_made_before_a_restore_conflicts_with_a_value_set_after_it_inste
 
     // After the backup: a dispatcher's change (version 2), which the technician pulls,
     // then an edit the technician makes offline on that version 2.
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let mut dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     dispatcher
         .app
         .edit_order(
@@ -67,9 +63,7 @@ async fn an_edit_made_before_a_restore_conflicts_with_a_value_set_after_it_inste
     server.admin(&["epoch", "reset"], None);
     server.restart();
     proxy.set_upstream(server.addr);
-    let mut after = Device::new();
-    after.login(&proxy.url(), "dispatcher").await;
-    after.sync().await.unwrap();
+    let mut after = Device::primed(&proxy.url(), "dispatcher").await;
     retitle(&mut after, &id, "Dispatcher's, set after the restore");
     after.sync().await.unwrap();
     assert_eq!(after.app.order(&id).unwrap().order.version, 2);

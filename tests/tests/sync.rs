@@ -127,9 +127,7 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
     engine.stop(Duration::from_secs(5)).await;
 
     // Another device sees exactly one of each effect on the server.
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     assert_eq!(
         notes_with(&dispatcher, &a, &marker),
         1,
@@ -153,9 +151,7 @@ async fn offline_edits_and_completions_reach_the_server_once_the_connection_retu
 #[ignore = "needs root (CAP_NET_ADMIN) to add an address to lo: make test runs it, as root in CI"]
 async fn an_os_network_change_wakes_an_offline_engine_at_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     proxy.set(Fault::Refuse);
     let a = open_order(&tech);
     tech.app
@@ -224,9 +220,7 @@ async fn an_os_network_change_wakes_an_offline_engine_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_reply_after_the_server_committed_is_applied_exactly_once() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let sku = "SKU-00011";
     let before = stock(&tech, sku);
     let a = open_order(&tech);
@@ -329,20 +323,14 @@ async fn priming_fifty_thousand_items_reports_progress_and_deltas_follow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_changes_and_reassignments_arrive_as_deltas() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let mut dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     assert_eq!(
         dispatcher.app.orders().unwrap().len(),
         500,
         "a dispatcher sees every order"
     );
-    let mut tech1 = Device::new();
-    tech1.login(&proxy.url(), "tech1").await;
-    tech1.sync().await.unwrap();
-    let mut tech2 = Device::new();
-    tech2.login(&proxy.url(), "tech2").await;
-    tech2.sync().await.unwrap();
+    let mut tech1 = Device::primed(&proxy.url(), "tech1").await;
+    let mut tech2 = Device::primed(&proxy.url(), "tech2").await;
 
     let x = open_order(&tech1);
     dispatcher
@@ -430,9 +418,7 @@ async fn server_side_changes_and_reassignments_arrive_as_deltas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discontinued_item_is_deleted_on_devices_and_a_late_use_of_it_is_shown_as_failed() {
     let (_tmp, server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let (gone, kept) = ("SKU-00007", "SKU-00008");
     assert!(tech.app.inventory_item(gone).unwrap().is_some());
 
@@ -473,9 +459,7 @@ async fn a_discontinued_item_is_deleted_on_devices_and_a_late_use_of_it_is_shown
     );
 
     // A device primed afterwards never sees the item; discontinuing twice says so.
-    let mut fresh = Device::new();
-    fresh.login(&proxy.url(), "tech2").await;
-    fresh.sync().await.unwrap();
+    let fresh = Device::primed(&proxy.url(), "tech2").await;
     assert!(fresh.app.inventory_item(gone).unwrap().is_none());
     assert_eq!(fresh.app.inventory_count().unwrap(), 49_999);
     let again = std::process::Command::new(bin("outpost-server"))
@@ -490,9 +474,7 @@ async fn a_discontinued_item_is_deleted_on_devices_and_a_late_use_of_it_is_shown
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_epoch_forces_a_resync_that_keeps_pending_work() {
     let (_tmp, mut server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let before = tech.app.orders().unwrap().len();
 
     // Work saved while the server is down for a restore: a new order and an edit. A
@@ -622,9 +604,7 @@ async fn an_expired_access_token_is_refreshed_mid_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_mid_push_loses_nothing_and_doubles_nothing() {
     let (_tmp, mut server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let ids: Vec<String> = tech
         .app
         .orders()
@@ -793,9 +773,7 @@ async fn the_client_killed_mid_push_resumes_and_applies_each_change_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_device_must_sign_in_again_and_keeps_its_work() {
     let (_tmp, server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let a = open_order(&tech);
     tech.app
         .edit_order(
@@ -912,12 +890,8 @@ async fn a_dispatcher_signed_in_through_the_cli_sees_every_order_after_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_offline_past_the_retention_re_primes_and_loses_or_doubles_nothing() {
     let (_tmp, server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
+    let mut dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     let sku = "SKU-00011";
     let before = stock(&tech, sku);
     let office_before = stock(&dispatcher, sku);
@@ -994,9 +968,7 @@ async fn a_device_offline_past_the_retention_re_primes_and_loses_or_doubles_noth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_order_resent_past_the_retention_is_shown_as_failed_not_lost() {
     let (_tmp, server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let made = tech
         .app
         .create_order(NewOrder {
@@ -1024,9 +996,7 @@ async fn a_new_order_resent_past_the_retention_is_shown_as_failed_not_lost() {
         (id.as_str(), "already_exists"),
         "shown to the technician, not dropped"
     );
-    let mut office = Device::new();
-    office.login(&proxy.url(), "dispatcher").await;
-    office.sync().await.unwrap();
+    let office = Device::primed(&proxy.url(), "dispatcher").await;
     let titled = office
         .app
         .orders()
@@ -1074,9 +1044,7 @@ fn offline_orders(dev: &mut Device, count: usize, tag: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pull_after_a_push_whose_replies_arrived_sends_back_none_of_its_rows() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     let ids = offline_orders(&mut tech, 3, "acked");
 
     let report = tech.sync().await.unwrap();
@@ -1089,9 +1057,7 @@ async fn the_pull_after_a_push_whose_replies_arrived_sends_back_none_of_its_rows
     );
 
     // What the device holds is the server's row all the same.
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     for id in &ids {
         let mine = tech.app.order(id).unwrap().order;
         let server = dispatcher.app.order(id).unwrap().order;
@@ -1103,12 +1069,8 @@ async fn the_pull_after_a_push_whose_replies_arrived_sends_back_none_of_its_rows
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_office_change_made_while_the_technician_was_offline_arrives_beside_the_echo() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
+    let mut dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     let x = open_order(&tech);
 
     // The office renames the order; the technician, offline, adds a note to it.
@@ -1149,9 +1111,7 @@ async fn an_office_change_made_while_the_technician_was_offline_arrives_beside_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_push_reply_is_still_repaired_by_the_pull() {
     let (_tmp, _server, proxy) = setup(&[]).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
     // Orders without evidence, so that the push itself is the first request whose
     // reply is lost (a completion's signature upload would be).
     let ids: Vec<String> = (0..2)
@@ -1180,9 +1140,7 @@ async fn a_lost_push_reply_is_still_repaired_by_the_pull() {
     let report = tech.sync().await.unwrap();
     assert_eq!(report.remaining.pending, 0, "{report:?}");
     assert!(report.pulled_rows >= 2, "{report:?}");
-    let mut dispatcher = Device::new();
-    dispatcher.login(&proxy.url(), "dispatcher").await;
-    dispatcher.sync().await.unwrap();
+    let dispatcher = Device::primed(&proxy.url(), "dispatcher").await;
     for id in &ids {
         let mine = tech.app.order(id).unwrap().order;
         assert!(mine.number.is_some(), "the pull brought the server's row");

@@ -51,9 +51,7 @@ async fn after_a_pull_the_part_picker_lists_the_technicians_van_first_with_its_q
     let db = small_fleet(tmp.path());
     let server = Server::start(&db, &[]);
     let proxy = Proxy::start(server.addr).await;
-    let mut tech = Device::new();
-    tech.login(&proxy.url(), "tech1").await;
-    tech.sync().await.unwrap();
+    let mut tech = Device::primed(&proxy.url(), "tech1").await;
 
     let items = all_items(&tech);
     let van: Vec<&InventoryItem> = items

@@ -1301,18 +1301,6 @@ async fn update(who: &Session, id: Uuid, base: u64, ops: Vec<Op>) -> WorkOrder {
     }
 }
 
-/// Push `mutations` and return the whole answer (with `written`).
-async fn push_answer(who: &Session, mutations: Vec<Mutation>) -> PushResponse {
-    let resp = who
-        .post(paths::PUSH)
-        .json(&PushRequest { mutations })
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(resp.status(), 200, "push answers 200");
-    resp.json().await.expect("push response")
-}
-
 /// Pull to the end from `cursor`, confirming `confirmed`: the rows and the last cursor.
 async fn pull_confirming(
     who: &Session,
@@ -1367,7 +1355,7 @@ async fn a_pull_leaves_out_only_the_order_rows_of_a_push_the_device_confirms(kin
     let first = t1.mutation(id, MutationKind::Update, 1, vec![part(1), note("one")]);
     let second = t1.mutation(id, MutationKind::Update, 2, vec![part(2)]);
     let ids = [create.mutation_id, first.mutation_id, second.mutation_id];
-    let answer = push_answer(&t1, vec![create, first, second]).await;
+    let answer = t1.push_answer(vec![create, first, second]).await;
     let written = answer
         .written
         .clone()

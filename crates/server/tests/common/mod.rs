@@ -261,6 +261,12 @@ impl Session {
     }
 
     pub async fn push(&self, mutations: Vec<Mutation>) -> Vec<PushOutcome> {
+        let r = self.push_answer(mutations).await;
+        r.results.into_iter().map(|r| r.outcome).collect()
+    }
+
+    /// Push `mutations` and return the whole answer (results, `written`).
+    pub async fn push_answer(&self, mutations: Vec<Mutation>) -> PushResponse {
         let resp = self
             .post(paths::PUSH)
             .json(&PushRequest { mutations })
@@ -268,8 +274,7 @@ impl Session {
             .await
             .expect("push");
         assert_eq!(resp.status(), 200, "push answers 200");
-        let r: PushResponse = resp.json().await.expect("push response");
-        r.results.into_iter().map(|r| r.outcome).collect()
+        resp.json().await.expect("push response")
     }
 
     /// `PUT /v1/attachments/{hash}`: one chunk of a file of `total` bytes at `offset`.
