@@ -17,7 +17,7 @@
 //!   the desktop's list: every order, 25 rows, seven searches; p50/p99 over all).
 //!
 //! Each size gets a fresh server database; the figures are the median of
-//! `OUTPOST_GROWTH_SAMPLES` (default 3; 1 at 1M items) fresh devices. For each cost the
+//! `OUTPOST_GROWTH_SAMPLES` (default 3; 1 at 1M items unless it is set) fresh devices. For each cost the
 //! ratio per 10× of size, `(c₂/c₁)^(1/log₁₀(s₂/s₁))`, says how it grows: about 10 is
 //! linear, less is better than linear, more than 12 is named worse than linear.
 //! Results are kept in `<target>/tmp/bench-growth/results.json` (one entry per size; a
@@ -102,6 +102,9 @@ struct OrdersRow {
     search_p50_ms: f64,
     search_p99_ms: f64,
     search_queries: usize,
+    /// Each search's median, ms.
+    #[serde(default)]
+    search_medians: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -403,9 +406,21 @@ fn dispatch_query(text: &str, assignee: Option<&str>) -> OrderQueryInput {
     }
 }
 
+/// The dispatcher's list timed on a device.
+struct Searched {
+    /// The first page after opening, ms.
+    first_ms: f64,
+    /// Every search's time, sorted, ms.
+    sorted: Vec<f64>,
+    /// Each search's median, ms.
+    medians: Vec<(String, f64)>,
+    /// Orders on the device.
+    orders: usize,
+}
+
 /// Time the dispatcher's list on `app`: the first page after opening, then `rounds` of
-/// seven searches. Returns (first ms, sorted samples ms, orders on the device).
-fn search(app: &Outpost, rounds: usize) -> (f64, Vec<f64>, usize) {
+/// seven searches.
+fn search(app: &Outpost, rounds: usize) -> Searched {
     let t = Instant::now();
     let first = app.order_page(&dispatch_query("", None)).expect("the list");
     let first_ms = ms(t.elapsed());
@@ -418,18 +433,35 @@ fn search(app: &Outpost, rounds: usize) -> (f64, Vec<f64>, usize) {
         ("zzz-no-match", None),
         ("", Some(load::username(3))),
     ];
-    let mut samples = Vec::new();
+    let mut each: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
     for _ in 0..rounds {
-        for (text, who) in &queries {
+        for ((text, who), times) in queries.iter().zip(&mut each) {
             let q = dispatch_query(text, who.as_deref());
             let t = Instant::now();
             let page = app.order_page(&q).expect("a search");
-            samples.push(ms(t.elapsed()));
+            times.push(ms(t.elapsed()));
             assert!(page.rows.len() <= DISPATCH_PAGE as usize);
         }
     }
-    samples.sort_by(f64::total_cmp);
-    (first_ms, samples, first.total as usize)
+    let mut sorted: Vec<f64> = each.iter().flatten().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    let medians = queries
+        .iter()
+        .zip(each)
+        .map(|((text, who), times)| {
+            let name = match who {
+                Some(w) => format!("assignee {w}"),
+                None => format!("{text:?}"),
+            };
+            (name, median(times))
+        })
+        .collect();
+    Searched {
+        first_ms,
+        sorted,
+        medians,
+        orders: first.total as usize,
+    }
 }
 
 async fn orders_step(
@@ -499,13 +531,23 @@ async fn orders_step(
     drop(server);
     let app = Outpost::open(Device::options(dispatcher.dir.path(), &dispatcher.key))
         .expect("open the dispatcher's device");
-    let (first, sorted, on_device) = search(&app, rounds);
+    let Searched {
+        first_ms: first,
+        sorted,
+        medians,
+        orders: on_device,
+    } = search(&app, rounds);
     drop(app);
     println!(
-        "  orders {orders:>7}: dispatcher primes {on_device} orders in {disp_ms:.0} ms ({disp_rss:.0} MiB); list first page {first:.1} ms, search p50 {:.2} ms p99 {:.2} ms over {} queries",
+        "  orders {orders:>7}: dispatcher primes {on_device} orders in {disp_ms:.0} ms ({disp_rss:.0} MiB); list first page {first:.1} ms, search p50 {:.2} ms p99 {:.2} ms over {} queries; medians: {}",
         percentile(&sorted, 50.0),
         percentile(&sorted, 99.0),
-        sorted.len()
+        sorted.len(),
+        medians
+            .iter()
+            .map(|(q, m)| format!("{q} {m:.2} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let r = push_report.expect("a sample");
     OrdersRow {
@@ -527,6 +569,7 @@ async fn orders_step(
         search_p50_ms: percentile(&sorted, 50.0),
         search_p99_ms: percentile(&sorted, 99.0),
         search_queries: sorted.len(),
+        search_medians: medians,
     }
 }
 
@@ -642,6 +685,19 @@ fn markdown(results: &Results, load_now: &str) -> String {
             r.dispatcher_device_mib, r.search_first_ms, r.search_p50_ms, r.search_p99_ms
         ));
     }
+    md.push_str("\nEach search's median (ms):");
+    for r in orders.iter().filter(|r| !r.search_medians.is_empty()) {
+        md.push_str(&format!(
+            " {} orders: {};",
+            r.orders,
+            r.search_medians
+                .iter()
+                .map(|(q, m)| format!("{q} {m:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    md.push('\n');
     md.push_str(&format!(
         "\n**Growth**: the ratio per 10× of size, `(c₂/c₁)^(1/log₁₀(s₂/s₁))` per step — about 10 is linear, \
          below is better than linear, over {WORSE_THAN_LINEAR} is named worse than linear.\n\n"
@@ -673,7 +729,7 @@ fn markdown(results: &Results, load_now: &str) -> String {
     md
 }
 
-/// Time (solid) and peak RSS (dashed) against size, log–log: one line per cost.
+/// Time (solid) and peak RSS (faint) against size, log–log: one line per cost.
 fn plot(results: &Results, dir: &Path) -> anyhow::Result<()> {
     let path = dir.join("bench-growth.svg");
     let root = SVGBackend::new(&path, (960, 560)).into_drawing_area();
@@ -694,7 +750,7 @@ fn plot(results: &Results, dir: &Path) -> anyhow::Result<()> {
         .fold(1.0_f64, f64::max);
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Cost against data size (solid: time ms, dashed: peak RSS MiB)",
+            "Cost against data size (solid: time ms, faint: peak RSS MiB)",
             ("sans-serif", 20),
         )
         .margin(12)
@@ -803,7 +859,12 @@ fn main() -> anyhow::Result<()> {
     println!("growth: load average {} at the start", loadavg());
     rt.block_on(async {
         for &n in &item_sizes {
-            let s = if n >= 1_000_000 { 1 } else { samples };
+            // A million items primes for tens of seconds: one sample unless asked.
+            let s = if n >= 1_000_000 && std::env::var_os("OUTPOST_GROWTH_SAMPLES").is_none() {
+                1
+            } else {
+                samples
+            };
             let row = items_step(&base, n, s).await;
             println!(
                 "items {n:>8}: seed {:.1} s; priming {:.0} ms, RSS {:.0} MiB, {} rows in {} requests, {:.2} MB down; 1 % delta ({} items) {:.0} ms, RSS {:.0} MiB, {} rows, {:.1} KB down; device {:.1} MiB",
