@@ -68,9 +68,14 @@ bench-idle: deps
 # 30 s drain, 60 s more at most) after a provisioning of up to ~75 s per set-up.
 # Writes its section of docs/benchmarks.md and the plots docs/bench-scale-*.svg
 # (OUTPOST_SCALE_SETUPS, OUTPOST_SCALE_DEVICES, OUTPOST_SCALE_WINDOW_SECS to narrow it).
+# Issue 25 item 2, growth (tests/benches/growth.rs): priming and a 1 % delta at 10k, 100k
+# and 1M inventory items, a push and the dispatcher's order list at 1k, 10k and 100k
+# orders; its section of docs/benchmarks.md and docs/bench-growth.svg
+# (OUTPOST_GROWTH_ITEMS, OUTPOST_GROWTH_ORDERS, OUTPOST_GROWTH_SAMPLES to narrow it).
 bench-scale: deps
 	$(CARGO) build --release --bins
 	scripts/with-postgres.sh $(CARGO) bench -p outpost-tests --bench fleet
+	$(CARGO) bench -p outpost-tests --bench growth
 
 reliability: deps
 	@scripts/reliability.sh

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outpost_tests::load::{self, Plan, Report};
-use outpost_tests::Server;
+use outpost_tests::{loadavg, Server};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -128,12 +128,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn sqlite_bytes(db: &Path) -> u64 {
@@ -550,20 +544,6 @@ fn plots(rows: &[Row], dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replace the text between the `bench-scale` markers of docs/benchmarks.md.
-fn write_docs(docs: &Path, generated: &str) -> anyhow::Result<()> {
-    let path = docs.join("benchmarks.md");
-    let text = std::fs::read_to_string(&path)?;
-    let (begin, end) = ("<!-- bench-scale:begin -->", "<!-- bench-scale:end -->");
-    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
-        anyhow::bail!("docs/benchmarks.md has no {begin} … {end} markers");
-    };
-    let out = format!("{}{begin}\n{generated}{}", &text[..a], &text[b..]);
-    std::fs::write(&path, out)?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
 fn parse_list(var: &str, default: &str) -> Vec<String> {
     std::env::var(var)
         .unwrap_or_else(|_| default.to_owned())
@@ -696,7 +676,7 @@ fn main() -> anyhow::Result<()> {
         .map(|p| p.join("docs"))
         .ok_or_else(|| anyhow::anyhow!("no docs directory"))?;
     plots(&rows, &docs)?;
-    write_docs(&docs, &markdown(&rows, cfg.items))?;
+    outpost_tests::write_docs_section(&docs, "bench-scale", &markdown(&rows, cfg.items))?;
     println!("results: {}", results.display());
     Ok(())
 }

@@ -19,7 +19,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use outpost_core::{Completion, EngineConfig, Evidence, NewOrder, OrderEdit, PassOptions};
@@ -71,58 +71,13 @@ fn outpost_measured(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (Duration, u64, String) {
-    let start = Instant::now();
-    let mut child = Command::new(bin("outpost"))
-        .arg("--data-dir")
+    let mut cmd = Command::new(bin("outpost"));
+    cmd.arg("--data-dir")
         .arg(dir)
         .args(args)
-        .env("OUTPOST_DB_KEY", key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
-                let kib: u64 = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let took = start.elapsed();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "outpost {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        took,
-        peak_kib,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+        .env("OUTPOST_DB_KEY", key);
+    let m = outpost_tests::cli::measure(cmd, stdin);
+    (m.took, m.peak_rss_kib, m.stdout)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use outpost_protocol::Mutation;
 
@@ -67,6 +68,12 @@ impl CliDevice {
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all))
             .unwrap_or_else(|e| panic!("{}: outpost {args:?} printed no JSON: {e}", self.name))
+    }
+
+    /// Run a command that must succeed, timed from spawn to exit with its peak RSS
+    /// ([`measure`]): what a benchmark of the client as a person starts it reads.
+    pub fn measured(&self, args: &[&str], stdin: Option<&str>) -> Measured {
+        measure(self.command(args), stdin)
     }
 
     /// Sign in as `user` (demo password) to `url`.
@@ -157,6 +164,81 @@ impl CliDevice {
             integrity,
             stuck,
         }
+    }
+}
+
+/// One process run to its end: wall time from spawn to exit, peak resident set
+/// (`VmHWM`, KiB) and what it printed on stdout.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub took: Duration,
+    pub peak_rss_kib: u64,
+    pub stdout: String,
+}
+
+/// Run `cmd` (stdin, stdout and stderr piped; `stdin` written to it, if any) to its end:
+/// the wall time and the peak RSS, read from `/proc/PID/status` every 5 ms while it
+/// runs (the high-water mark, so a poll misses at most its last 5 ms). Panics with the
+/// process's stderr if it fails.
+pub fn measure(mut cmd: Command, stdin: Option<&str>) -> Measured {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the measured process");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    // Both outputs are read on threads of their own: a long output cannot block the child.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_rss_kib = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            {
+                peak_rss_kib = peak_rss_kib.max(kib);
+            }
+        }
+        if child.try_wait().expect("wait for the process").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = start.elapsed();
+    let status = child.wait().expect("wait for the process");
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "{cmd:?} failed ({status}): {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    Measured {
+        took,
+        peak_rss_kib,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
     }
 }
 

@@ -577,3 +577,33 @@ pub fn bench_result(quick: bool, mut figure: serde_json::Value) {
     figure["quick"] = serde_json::Value::Bool(quick);
     println!("bench-result: {figure}");
 }
+
+/// Replace the text between the `<!-- NAME:begin -->` and `<!-- NAME:end -->` markers of
+/// `docs/benchmarks.md` in `docs` with `generated`: a benchmark's own section (`make
+/// bench-scale` writes `bench-scale` and `bench-growth`).
+pub fn write_docs_section(docs: &Path, name: &str, generated: &str) -> std::io::Result<()> {
+    let path = docs.join("benchmarks.md");
+    let text = std::fs::read_to_string(&path)?;
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let (Some(a), Some(b)) = (text.find(&begin), text.find(&end)) else {
+        return Err(std::io::Error::other(format!(
+            "{} has no {begin} … {end} markers",
+            path.display()
+        )));
+    };
+    let out = format!("{}{begin}\n{generated}{}", &text[..a], &text[b..]);
+    std::fs::write(&path, out)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The load average over 1, 5 and 15 minutes (`/proc/loadavg`), for a benchmark's
+/// record of how busy the machine was.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

@@ -165,6 +165,57 @@ pub async fn provision(db_url: &str, devices: usize, items: usize) -> Result<(),
     Ok(())
 }
 
+/// Add `count` work orders, `order(i)` for i in `0..count`, to the database at `db_url`
+/// (`sqlite:PATH` or PostgreSQL), written as the demo seed writes its own (a number
+/// from the server's sequence, every field stamped version 1, one change-log row each
+/// through `push::write_order`), 1,000 to a write transaction: a company's order
+/// history, made in seconds rather than pushed one by one. The orders' ids must be new.
+pub async fn add_orders(
+    db_url: &str,
+    count: usize,
+    order: impl Fn(usize) -> WorkOrder + Send + Sync + 'static,
+) -> Result<(), LoadError> {
+    let err = |e: outpost_server::Error| LoadError::Provision(e.to_string());
+    let db = outpost_server::Db::open(db_url).await.map_err(err)?;
+    let now_us = outpost_server::ServerConfig::default().now_us();
+    let order = Arc::new(order);
+    for start in (0..count).step_by(1000) {
+        let order = order.clone();
+        db.write(move |sql| {
+            outpost_server::repo::with_change_log(sql, |sql, log| {
+                for i in start..(start + 1000).min(count) {
+                    let mut o = order(i);
+                    o.number = Some(outpost_server::repo::next_number(sql)?);
+                    let stamps: merge::FieldStamps = merge::scalar_fields(&o)
+                        .into_iter()
+                        .map(|s| {
+                            let stamp = merge::FieldStamp {
+                                version: o.version,
+                                device_id: Uuid::nil(),
+                            };
+                            (s.field_key(), stamp)
+                        })
+                        .collect();
+                    outpost_server::push::write_order(
+                        sql,
+                        log,
+                        now_us,
+                        &o,
+                        &stamps,
+                        None,
+                        &[],
+                        None,
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Latency and counts of one kind of request.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct KindStats {
