@@ -347,9 +347,7 @@ fn added_order(i: usize, now: chrono::DateTime<Utc>) -> WorkOrder {
 /// A device of `user`, primed, with `n` of its open orders edited offline (a note and
 /// a part on each, every second one completed with a signature); nothing synced yet.
 async fn offline_edits(server: &Server, user: &str, n: usize) -> (Device, usize) {
-    let mut dev = Device::new();
-    dev.login(&server.url, user).await;
-    dev.sync().await.expect("prime the technician's device");
+    let mut dev = Device::primed(&server.url, user).await;
     let sku = outpost_server::seed::demo_sku(7);
     let ids: Vec<String> = dev
         .app
