@@ -200,7 +200,14 @@ test('sign in, work offline, sync without a click, failed sync fixed, conflict d
   await wd.type(user, 'tech1');
   await wd.type(await wd.find('[data-testid="signin-password"]'), 'outpost-demo');
   await wd.click(await wd.find('[data-testid="signin-submit"]'));
-  await wd.waitUntil(`return document.querySelectorAll('[data-testid="order-row"]').length >= 5`, [], 60_000, 'the assigned orders arrive');
+  // Counted over the tabs (today, upcoming, completed): how many fall on today depends
+  // on the date the demo data is seeded against, not on the sync.
+  await wd.waitUntil(
+    `return [...document.querySelectorAll('[role="tab"] .count')].reduce((n, c) => n + (Number(c.textContent) || 0), 0) >= 5`,
+    [],
+    60_000,
+    'the assigned orders arrive',
+  );
   await wd.waitUntil(
     `return /online|synced|last sync/i.test(document.querySelector('[data-testid="sync-connection"]').textContent)`,
     [],
