@@ -7,6 +7,8 @@
 # WebKitWebDriver, Xvfb).
 #   scripts/bench-desktop-reconnect.sh            1,000 orders, BENCH_ROUNDS (3) rounds
 #   scripts/bench-desktop-reconnect.sh --quick    20 orders, one round (smoke size)
+# E2E_DRIVER_PORT=N picks tauri-driver's port (default 4444; WebKitWebDriver takes N+1)
+# when another real-window run holds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
