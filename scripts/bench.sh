@@ -8,7 +8,10 @@
 #   scripts/bench.sh --quick    `make bench-quick`: every benchmark and the baseline at
 #                               smoke sizes (debug builds, as `cargo test --benches`),
 #                               the report written to <target>/bench/report-quick.md,
-#                               never to docs/ (CI runs this)
+#                               never to docs/ (CI runs this). The desktop's
+#                               reconnect (a release build of the app, a real window)
+#                               is not in it: scripts/bench-desktop-reconnect.sh --quick
+#                               runs it at 20 orders by hand.
 #
 # Run it on a quiet machine: the report records the load average at the start and end.
 set -euo pipefail
@@ -45,6 +48,13 @@ else
   step "$cargo" bench -p outpost-tests --bench desk
   step "$cargo" bench -p outpost-tests --bench reconnect
   step scripts/with-postgres.sh "$cargo" bench -p outpost-server
+  # The desktop's reconnect (issue 24 item 4): the real window, so only where the
+  # real-window tools are (scripts/test-desktop.sh installs them).
+  if command -v tauri-driver >/dev/null && { [ -n "${DISPLAY:-}" ] || command -v Xvfb >/dev/null; }; then
+    step scripts/bench-desktop-reconnect.sh
+  else
+    echo "desktop reconnect skipped: tauri-driver or Xvfb missing (scripts/desktop-deps.sh)" | tee -a "$log"
+  fi
   step node bench/pouchdb/baseline.mjs --out "$out/pouchdb.json"
 fi
 meta "{\"finished\": $(date +%s), \"finished_at\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"load_end\": \"$(load)\"}"

@@ -9,6 +9,14 @@
 //! prepared offline before any is timed, so every `outpost sync` starts from the same
 //! kind of state; the server keeps the earlier samples' orders (noted in the output).
 //!
+//! `BENCH_RECONNECT_DIR=DIR` (issue 24 item 4, the desktop's reconnect) prepares one
+//! device the same way (tech1; 1,000 orders, or 20 with `--quick`) and times nothing:
+//! it leaves in `DIR` the server's database (`server.db`), the device's data directory
+//! (`device/`) and `bench.json` (the device's key, its user, the server address it
+//! signed in to, the number of orders), for `ui/e2e/reconnect.bench.mjs` to start the
+//! server on that database and open the device in the desktop app with its link cut
+//! (scripts/bench-desktop-reconnect.sh runs both).
+//!
 //! `OUTPOST_BENCH_PERF=DIR` records the client of the first sample with `perf record`
 //! (call graphs) into `DIR/reconnect-client.data`, and the server for that sample into
 //! `DIR/reconnect-server.data`, for a flame graph (`perf script | inferno-collapse-perf
@@ -44,16 +52,18 @@ struct Remaining {
     conflicts: usize,
 }
 
-/// A device of `user`, primed, then `orders` orders created and completed offline
-/// (nothing syncs until the timed `outpost sync`: no engine runs). Returns the data
-/// directory (kept) and the key.
+/// `dev`, signed in as `user` and primed, then `orders` orders created and completed
+/// offline (nothing syncs until the timed `outpost sync`: no engine runs). Returns the
+/// data directory (kept) and the key.
 async fn offline_day(
+    mut dev: Device,
     server: &Server,
     user: &str,
     orders: usize,
     tag: usize,
 ) -> (tempfile::TempDir, String) {
-    let mut dev = Device::primed(&server.url, user).await;
+    dev.login(&server.url, user).await;
+    dev.sync().await.unwrap();
     let sku = dev
         .app
         .search_inventory("", 1)
@@ -138,6 +148,45 @@ fn outpost_sync(dir: &Path, key: &str, perf: Option<&Path>) -> (Duration, Report
     (took, report)
 }
 
+/// `BENCH_RECONNECT_DIR`: the server's database and one device's offline day left in
+/// `keep` for the desktop's reconnect benchmark (`ui/e2e/reconnect.bench.mjs`).
+async fn keep_for_the_window(keep: &Path, orders: usize) {
+    let _ = std::fs::remove_dir_all(keep);
+    std::fs::create_dir_all(keep).unwrap();
+    let db = seeded_db(keep);
+    let server = Server::start(&db, &[]);
+    let user = "tech1";
+    let device_dir = tempfile::Builder::new()
+        .prefix("device-")
+        .tempdir_in(keep)
+        .unwrap();
+    let key = outpost_tests::random_key();
+    let app = outpost_core::Outpost::init(Device::options(device_dir.path(), &key), None).unwrap();
+    let dev = Device {
+        app,
+        dir: device_dir,
+        key,
+    };
+    let (dir, key) = offline_day(dev, &server, user, orders, 0).await;
+    let url = server.url.clone();
+    drop(server);
+    let device = keep.join("device");
+    std::fs::rename(dir.keep(), &device).unwrap();
+    let info = serde_json::json!({
+        "server_db": db,
+        "device_dir": device,
+        "key": key,
+        "user": user,
+        "signed_in_to": url,
+        "orders": orders,
+    });
+    std::fs::write(keep.join("bench.json"), info.to_string()).unwrap();
+    println!(
+        "kept for the desktop's reconnect: {orders} orders created and completed offline by {user}, in {}",
+        keep.display()
+    );
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -158,6 +207,10 @@ fn main() {
     };
     let perf_dir = std::env::var_os("OUTPOST_BENCH_PERF").map(std::path::PathBuf::from);
     let rt = tokio::runtime::Runtime::new().unwrap();
+    if let Some(keep) = std::env::var_os("BENCH_RECONNECT_DIR") {
+        rt.block_on(keep_for_the_window(Path::new(&keep), orders));
+        return;
+    }
     rt.block_on(async {
         let base = target_tmp().join(format!("bench-reconnect-{}", std::process::id()));
         std::fs::create_dir_all(&base).unwrap();
@@ -168,7 +221,8 @@ fn main() {
         let mut devices = Vec::new();
         for s in 0..samples {
             let user = format!("tech{}", s % 5 + 1);
-            devices.push((user.clone(), offline_day(&server, &user, orders, s).await));
+            let day = offline_day(Device::new(), &server, &user, orders, s).await;
+            devices.push((user.clone(), day));
         }
         println!(
             "reconnect after a day offline: {orders} orders created and completed offline, each with a note, a part and a distinct signature; `outpost sync` process start to exit; {samples} sample(s), one device each"

@@ -40,6 +40,11 @@ export async function startServer(home, seedArgs = []) {
   const db = `sqlite:${join(home, 'server.db')}`;
   const seed = spawnSync(serverBin, ['seed', '--demo', ...seedArgs, '--db', db], { encoding: 'utf8' });
   assert.equal(seed.status, 0, seed.stderr);
+  return serve(db);
+}
+
+/** `outpost-server serve` on database `db` (`sqlite:PATH`), as `startServer` without the seeding. */
+export async function serve(db) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(serverBin, ['serve', '--listen', `127.0.0.1:${port}`, '--db', db], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -65,7 +70,56 @@ export async function startServer(home, seedArgs = []) {
       await new Promise((r) => proc.once('exit', r));
     }
   };
-  return { url, db, admin, stop, log: () => err };
+  return { url, port, db, admin, stop, log: () => err };
+}
+
+/**
+ * A TCP relay to `upstreamPort` on loopback that a test can cut (every connection
+ * closed, new ones refused) and restore; it listens on `listenPort` (0: any free port).
+ * `onConnect()` is called for each connection it lets through.
+ */
+export async function relay(upstreamPort, { listenPort = 0, cut: startCut = false, onConnect = () => {} } = {}) {
+  const sockets = new Set();
+  let cut = startCut;
+  const server = net.createServer((client) => {
+    if (cut) return client.destroy();
+    onConnect();
+    const up = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(up);
+    client.pipe(up);
+    up.pipe(client);
+    const end = () => {
+      client.destroy();
+      up.destroy();
+      sockets.delete(client);
+      sockets.delete(up);
+    };
+    client.on('error', end);
+    up.on('error', end);
+    client.on('close', end);
+    up.on('close', end);
+  });
+  await new Promise((r, j) => {
+    server.once('error', j);
+    server.listen(listenPort, '127.0.0.1', r);
+  });
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      cut = true;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      return new Promise((r) => server.close(r));
+    },
+  };
 }
 
 /** A CLI device in `dir` signed in as `user` (demo password): `run(args)`, `json(args)`. */

@@ -2,7 +2,7 @@
 // loopback: the release binaries, Xvfb, tauri-driver + WebKitWebDriver.
 //
 // The technician works in the window. The app reaches the server through a small TCP
-// relay in this file, so the test can cut the technician's link while the dispatcher
+// relay (rig.mjs), so the test can cut the technician's link while the dispatcher
 // (the `outpost` CLI on its own data directory) still reaches the server directly.
 //
 // Scenarios: first-run sign-in; the server stopped, an order edited and completed and
@@ -14,13 +14,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, rmSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { WebDriver, sleep, startDriver, stopGroup } from './webdriver.mjs';
+import { freePort, relay } from './rig.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = resolve(process.env.OUTPOST_DESKTOP_BIN ?? join(root, 'target/release/outpost-desktop'));
@@ -29,54 +29,6 @@ const cliBin = join(dirname(bin), 'outpost');
 const shots = join(root, 'target/e2e-screenshots');
 const driverBin = process.env.TAURI_DRIVER ?? 'tauri-driver';
 const port = Number(process.env.E2E_DRIVER_PORT ?? 4444);
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on('error', rej);
-  });
-}
-
-/** A TCP relay the test can cut (every connection closed, new ones refused). */
-async function relay(upstreamPort) {
-  const sockets = new Set();
-  let cut = false;
-  const server = net.createServer((client) => {
-    if (cut) return client.destroy();
-    const up = net.connect(upstreamPort, '127.0.0.1');
-    sockets.add(client);
-    sockets.add(up);
-    client.pipe(up);
-    up.pipe(client);
-    const end = () => {
-      client.destroy();
-      up.destroy();
-      sockets.delete(client);
-      sockets.delete(up);
-    };
-    client.on('error', end);
-    up.on('error', end);
-    client.on('close', end);
-    up.on('close', end);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    cut() {
-      cut = true;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-    },
-    restore() {
-      cut = false;
-    },
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
 
 test('sign in, work offline, sync without a click, failed sync fixed, conflict decided (real window, real server)', { timeout: 420_000 }, async (t) => {
   for (const b of [bin, serverBin, cliBin]) assert.ok(existsSync(b), `build it first: ${b} is missing`);

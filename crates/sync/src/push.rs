@@ -370,6 +370,7 @@ pub(crate) async fn push(
         // of changing one this request carries.
         let sealed = store.mark_sent(&batch)?;
         crate::crash_point!("client:after-seal");
+        progress(pushing(report, total_pending));
         let sealed = match p
             .evidence(store, client, now, sealed.clone(), report, progress)
             .await
@@ -400,6 +401,7 @@ pub(crate) async fn push(
             if part.is_empty() {
                 continue;
             }
+            progress(pushing(report, total_pending));
             let e = match p.send(store, client, clock, &part, report, progress).await {
                 Ok(None) => continue,
                 Ok(Some(e)) => e,
@@ -448,10 +450,18 @@ pub(crate) async fn push(
                 return Err(e);
             }
         }
-        progress(Progress::Pushing {
-            done: report.pushed,
-            total: total_pending.max(report.pushed),
-        });
+        progress(pushing(report, total_pending));
     }
     Ok(())
+}
+
+/// The push's count so far, as the progress bar shows it. Reported again before each
+/// request of a round (the evidence upload, the push), so that while the engine waits
+/// on the server the window shows how many changes went, not the last step's detail
+/// (issue 24 item 4).
+fn pushing(report: &PassReport, total_pending: usize) -> Progress {
+    Progress::Pushing {
+        done: report.pushed,
+        total: total_pending.max(report.pushed),
+    }
 }

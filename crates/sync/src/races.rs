@@ -34,7 +34,7 @@ use outpost_store::{random_bytes, DbKey, OutboxState, Session, Store, StoreError
 use uuid::Uuid;
 
 use crate::error::SyncError;
-use crate::pass::{run_pass, PassOptions, PassReport};
+use crate::pass::{run_pass, PassOptions, PassReport, Progress};
 use crate::transport::Transport;
 
 const ME: &str = "tech1";
@@ -104,7 +104,14 @@ struct State {
     failed: BTreeMap<Uuid, FailedSyncRecord>,
     /// Technical documents in the index, with their bytes.
     documents: Vec<(DocumentInfo, Vec<u8>)>,
+    /// The progress the device last reported (what its window shows), when watched.
+    shown: Option<Shown>,
+    /// What that progress said as each push and upload request arrived.
+    shown_at_requests: Vec<(&'static str, Option<Progress>)>,
 }
+
+/// The device's last reported progress, shared with the scripted server.
+type Shown = std::sync::Arc<Mutex<Option<Progress>>>;
 
 impl State {
     fn append(&mut self, entity_id: Uuid, version: u64, mutation_ids: Vec<Uuid>, body: ChangeBody) {
@@ -390,6 +397,20 @@ impl FakeServer {
         self.lock().during_upload = Some(Box::new(hook));
     }
 
+    /// Watch `shown` (the device's last reported progress) at every push and upload.
+    fn watch_progress(&self, shown: Shown) {
+        self.lock().shown = Some(shown);
+    }
+
+    /// Note what the watched progress says as a `what` request arrives.
+    fn note_shown(&self, what: &'static str) {
+        let mut s = self.lock();
+        if let Some(shown) = s.shown.clone() {
+            let now = shown.lock().unwrap().clone();
+            s.shown_at_requests.push((what, now));
+        }
+    }
+
     /// Take the upload hook, if one waits, and run it (outside the lock).
     fn run_upload_hook(&self) {
         let hook = self.lock().during_upload.take();
@@ -500,6 +521,7 @@ impl Transport for FakeServer {
     }
 
     async fn push(&self, token: &str, bodies: &[&str]) -> Result<(PushResponse, usize), SyncError> {
+        self.note_shown("push");
         let hook = {
             let mut s = self.lock();
             s.pushes
@@ -703,6 +725,7 @@ impl Transport for FakeServer {
         _token: &str,
         files: &[(String, Vec<u8>)],
     ) -> Result<BatchUploadResponse, SyncError> {
+        self.note_shown("upload");
         self.run_upload_hook();
         let mut s = self.lock();
         s.upload_requests += 1;
@@ -878,13 +901,31 @@ fn add_note(store: &mut Store, id: &str, text: &str) -> Result<(), StoreError> {
 /// attachment files (the photo large enough to go through the resumable upload), and
 /// one `complete` mutation naming them.
 fn complete_with_evidence(store: &mut Store, id: &str) -> Result<(), StoreError> {
+    complete_with(store, id, true)
+}
+
+/// A completion with its signature and, when `photo`, a photo (see
+/// [`complete_with_evidence`]).
+fn complete_with(store: &mut Store, id: &str, photo: bool) -> Result<(), StoreError> {
     let order = store.order(id)?.order;
     let now = Utc::now();
     let signature = format!("signature of {id}").into_bytes();
-    let mut photo = id.as_bytes().to_vec();
-    photo.extend((0..100_000u32).map(|i| (i % 251) as u8));
     let sig = store.put_attachment(&signature, "image/png", now)?;
-    let photo = store.put_attachment(&photo, "image/jpeg", now)?;
+    let mut ops = vec![Op::Set(SetOp::Signature(Some(Signature {
+        hash: sig.hash,
+        signer: "Customer".into(),
+    })))];
+    if photo {
+        let mut bytes = id.as_bytes().to_vec();
+        bytes.extend((0..100_000u32).map(|i| (i % 251) as u8));
+        let photo = store.put_attachment(&bytes, "image/jpeg", now)?;
+        ops.push(Op::Add(ListItem::Photos(PhotoRef {
+            hash: photo.hash,
+            caption: "after.jpg".into(),
+            media_type: "image/jpeg".into(),
+        })));
+    }
+    ops.push(Op::Set(SetOp::CompletedAt(Some(now))));
     store.record(
         Mutation {
             mutation_id: Uuid::now_v7(),
@@ -895,18 +936,7 @@ fn complete_with_evidence(store: &mut Store, id: &str) -> Result<(), StoreError>
             base_version: order.version,
             format: FORMAT_VERSION,
             device_time: now,
-            ops: vec![
-                Op::Set(SetOp::Signature(Some(Signature {
-                    hash: sig.hash,
-                    signer: "Customer".into(),
-                }))),
-                Op::Add(ListItem::Photos(PhotoRef {
-                    hash: photo.hash,
-                    caption: "after.jpg".into(),
-                    media_type: "image/jpeg".into(),
-                })),
-                Op::Set(SetOp::CompletedAt(Some(now))),
-            ],
+            ops,
             base_epoch: None,
             reason: None,
             seen: Vec::new(),
@@ -961,6 +991,53 @@ async fn an_edit_saved_while_a_completions_evidence_uploads_reaches_the_server()
             assert_eq!(seen, body, "one body per mutation id");
         }
     }
+}
+
+/// Issue 24 item 4: the desktop's reconnect after a day of completions. What the sync
+/// indicator shows while the engine waits on the server is the progress last
+/// reported; each batch's signatures used to be reported as read ("Uploading photos and
+/// signatures: 50 of 50" before a byte was sent), and that hid the push's count for
+/// the whole push.
+#[tokio::test]
+async fn while_completions_and_their_signatures_are_sent_the_progress_shown_is_the_push_counting_what_was_sent(
+) {
+    let server = FakeServer::with_orders(6);
+    let mut dev = Device::primed(&server).await;
+    for id in server.order_ids() {
+        complete_with(&mut dev.store, &id, false).unwrap();
+    }
+    let shown: Shown = std::sync::Arc::default();
+    server.watch_progress(shown.clone());
+    let opts = PassOptions {
+        ignore_backoff: true,
+        batch_count: 2,
+        ..PassOptions::default()
+    };
+    let now = dev.now;
+    run_pass(&mut dev.store, &server, &move || now, &opts, &mut |p| {
+        *shown.lock().unwrap() = Some(p);
+    })
+    .await
+    .unwrap();
+
+    let seen = server.lock().shown_at_requests.clone();
+    assert_eq!(
+        seen.iter().filter(|(what, _)| *what == "push").count(),
+        3,
+        "three batches of two: {seen:?}"
+    );
+    let mut last_done = 0;
+    for (what, progress) in &seen {
+        match progress {
+            Some(Progress::Pushing { done, total: 6 }) if *done >= last_done => last_done = *done,
+            other => panic!("while a {what} request waited, the window showed {other:?}, not the push's count (all: {seen:?})"),
+        }
+    }
+    assert_eq!(
+        last_done, 4,
+        "the count moved on as batches were answered: {seen:?}"
+    );
+    assert!(dev.store.outbox().unwrap().is_empty(), "everything sent");
 }
 
 #[tokio::test]

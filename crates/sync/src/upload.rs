@@ -97,7 +97,8 @@ fn refused(hash: &str, code: ErrorCode, detail: &str) -> Unsendable {
 }
 
 /// Upload the attachments named by `hashes` (which the store holds), reporting
-/// [`Progress::Uploading`] as each file is handled. Returns the files that cannot be
+/// [`Progress::Uploading`] as files are sent (a batch of small ones when it is answered)
+/// or found unsendable. Returns the files that cannot be
 /// sent, with the reason; an error means trying again later may help (nothing is set
 /// aside for it).
 pub(crate) async fn upload(
@@ -110,11 +111,21 @@ pub(crate) async fn upload(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Vec<Unsendable>, SyncError> {
     let total = hashes.len();
+    // Files handled: counted as each is sent (a small one when its batch is answered),
+    // not as it is read from the store (issue 24 item 4: "50 of 50" before a byte went).
+    let mut done = 0;
+    let mut handled = |n: usize, progress: &mut (dyn FnMut(Progress) + Send)| {
+        done += n;
+        progress(Progress::Uploading { done, total });
+    };
     let mut unsendable = Vec::new();
     let mut small: Vec<(String, Vec<u8>)> = Vec::new();
-    for (i, hash) in hashes.iter().enumerate() {
+    for hash in hashes {
         match store.attachment(hash) {
-            Ok(data) if data.len() <= sizes.small_file_bytes => small.push((hash.clone(), data)),
+            Ok(data) if data.len() <= sizes.small_file_bytes => {
+                small.push((hash.clone(), data));
+                continue;
+            }
             Ok(data) => {
                 if let Some(u) = resumable(store, client, now, hash, &data, sizes, report).await? {
                     unsendable.push(u);
@@ -122,7 +133,7 @@ pub(crate) async fn upload(
             }
             Err(e) => unsendable.push(unreadable(hash, &e).ok_or(e)?),
         }
-        progress(Progress::Uploading { done: i + 1, total });
+        handled(1, progress);
     }
     let mut rest: &[(String, Vec<u8>)] = &small;
     while !rest.is_empty() {
@@ -153,6 +164,7 @@ pub(crate) async fn upload(
                     }
                 }
                 rest = &rest[n..];
+                handled(n, progress);
             }
             Err(e) if too_large(&e) && n > limits::BATCH_FILES_FLOOR => {
                 sizes.batch_files = (n / 2).max(limits::BATCH_FILES_FLOOR);
@@ -169,6 +181,7 @@ pub(crate) async fn upload(
                     unsendable.push(u);
                 }
                 rest = &rest[1..];
+                handled(1, progress);
             }
             Err(e) => return Err(e),
         }
