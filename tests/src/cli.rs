@@ -182,23 +182,7 @@ pub struct Measured {
 /// process's stderr if it fails.
 pub fn measure(mut cmd: Command, stdin: Option<&str>) -> Measured {
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the measured process");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
-    } else {
-        drop(child.stdin.take());
-    }
+    let mut child = crate::spawn_with_input(&mut cmd, stdin);
     // Both outputs are read on threads of their own: a long output cannot block the child.
     let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
         std::thread::spawn(move || {

@@ -63,14 +63,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-fn run_server_cmd(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(bin("outpost-server"))
-        .args(args)
+/// Start `cmd` with stdin, stdout and stderr piped, write `stdin` to it (if any) and
+/// close its input.
+pub fn spawn_with_input(cmd: &mut Command, stdin: Option<&str>) -> std::process::Child {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run outpost-server");
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()));
     if let Some(text) = stdin {
         use std::io::Write;
         child
@@ -82,6 +83,11 @@ fn run_server_cmd(args: &[&str], stdin: Option<&str>) -> String {
     } else {
         drop(child.stdin.take());
     }
+    child
+}
+
+fn run_server_cmd(args: &[&str], stdin: Option<&str>) -> String {
+    let child = spawn_with_input(Command::new(bin("outpost-server")).args(args), stdin);
     let out = child.wait_with_output().expect("wait");
     assert!(
         out.status.success(),
