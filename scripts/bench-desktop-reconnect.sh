@@ -15,7 +15,8 @@ quick=()
 [ "${1:-}" = --quick ] && quick=(--quick)
 cargo=${CARGO:-cargo}
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-(cd ui && npm run --silent build)
+# The UI's packages from the lockfile, then its build (a stale node_modules fails).
+scripts/build-ui.sh
 "$cargo" build --release -p outpost-desktop -p outpost-server --bins
 # The server's database and the device's offline day, left on disk for the window.
 export BENCH_RECONNECT_DIR=$TARGET_DIR/bench-reconnect-desktop

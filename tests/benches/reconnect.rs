@@ -234,7 +234,7 @@ fn main() {
             let server_perf = perf.map(|out| {
                 std::fs::create_dir_all(out).unwrap();
                 Command::new("perf")
-                    .args(["record", "-F", "2000", "-g", "-p"])
+                    .args(["record", "-F", "2000", "--call-graph", "dwarf,32768", "-p"])
                     .arg(server.pid().to_string())
                     .arg("-o")
                     .arg(out.join("reconnect-server.data"))
