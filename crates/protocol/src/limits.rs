@@ -78,9 +78,15 @@ pub const CHUNK_BYTES_FLOOR: usize = 16 * 1024;
 /// files by default (larger ones go resumably in chunks).
 pub const BATCH_FILE_BYTES_MAX: u64 = 256 * 1024;
 pub const BATCH_FILE_BYTES_DEFAULT: usize = 32 * 1024;
-/// Files in one batch upload: at most, and a client's batch by default.
+/// Files in one batch upload: at most, and a client's batch by default (a batch of
+/// larger files stops first at [`BATCH_UPLOAD_BYTES_DEFAULT`]).
 pub const BATCH_FILES_MAX: usize = 100;
-pub const BATCH_FILES_DEFAULT: usize = 16;
+pub const BATCH_FILES_DEFAULT: usize = 100;
+/// The files' bytes in one batch upload by default (base64 adds a third): a batch is
+/// bounded by bytes and count, so that a hundred signatures of a kilobyte go in one
+/// request while sixteen photos of 32 KiB still fit under a proxy's common 1 MiB body
+/// limit.
+pub const BATCH_UPLOAD_BYTES_DEFAULT: usize = 512 * 1024;
 /// The fewest files a client puts in a batch upload when one is refused as too large;
 /// a single file refused so goes in chunks instead.
 pub const BATCH_FILES_FLOOR: usize = 1;
@@ -96,6 +102,7 @@ const _: () = {
     assert!(CHUNK_BYTES_DEFAULT <= CHUNK_BYTES_MAX);
     assert!(BATCH_FILE_BYTES_DEFAULT as u64 <= BATCH_FILE_BYTES_MAX);
     assert!(BATCH_FILES_DEFAULT <= BATCH_FILES_MAX);
+    assert!(BATCH_FILE_BYTES_DEFAULT <= BATCH_UPLOAD_BYTES_DEFAULT);
     assert!(0 < CHUNK_BYTES_FLOOR && CHUNK_BYTES_FLOOR <= CHUNK_BYTES_DEFAULT);
     assert!(0 < BATCH_FILES_FLOOR && BATCH_FILES_FLOOR <= BATCH_FILES_DEFAULT);
 };
@@ -146,19 +153,28 @@ mod tests {
 
     #[test]
     fn a_clients_default_requests_fit_under_a_reverse_proxys_common_body_limit() {
-        // A batch upload of the most files of the largest size a client batches.
-        let data_base64 = "A".repeat(BATCH_FILE_BYTES_DEFAULT.div_ceil(3) * 4);
-        let batch = BatchUploadRequest {
-            files: (0..BATCH_FILES_DEFAULT)
-                .map(|_| BatchFile {
-                    hash: "0".repeat(64),
-                    data_base64: data_base64.clone(),
-                })
-                .collect(),
+        // A batch upload at its default bounds: as many files of the largest size a
+        // client batches as its bytes allow, or the most files sharing those bytes.
+        let batch_of = |files: usize, each: usize| {
+            let data_base64 = "A".repeat(each.div_ceil(3) * 4);
+            let batch = BatchUploadRequest {
+                files: (0..files)
+                    .map(|_| BatchFile {
+                        hash: "0".repeat(64),
+                        data_base64: data_base64.clone(),
+                    })
+                    .collect(),
+            };
+            serde_json::to_vec(&batch)
+                .expect("a batch serializes")
+                .len()
         };
-        let batch_bytes = serde_json::to_vec(&batch)
-            .expect("a batch serializes")
-            .len();
+        let largest = BATCH_UPLOAD_BYTES_DEFAULT / BATCH_FILE_BYTES_DEFAULT;
+        let batch_bytes =
+            batch_of(largest.min(BATCH_FILES_DEFAULT), BATCH_FILE_BYTES_DEFAULT).max(batch_of(
+                BATCH_FILES_DEFAULT,
+                BATCH_UPLOAD_BYTES_DEFAULT / BATCH_FILES_DEFAULT,
+            ));
         // A push: `{"mutations":[` bodies joined by commas `]}`.
         let push_bytes = PUSH_BYTES_DEFAULT + PUSH_MUTATIONS_DEFAULT + 16;
         // A chunk of a resumable upload travels as it is.

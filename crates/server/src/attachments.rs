@@ -68,22 +68,27 @@ impl Quota {
         total: u64,
     ) -> Result<Option<ErrorBody>, Error> {
         let used = repo::storage_used(sql, &who.username)?;
+        Ok(self.refusal(used, total))
+    }
+
+    /// The refusal when a user who stores `used` bytes may not store `total` more.
+    fn refusal(self, used: u64, total: u64) -> Option<ErrorBody> {
         if used.saturating_add(total) <= self.bytes {
-            return Ok(None);
+            return None;
         }
         let code = if self.protocol >= compat::since::QUOTA_EXCEEDED {
             ErrorCode::QuotaExceeded
         } else {
             ErrorCode::PayloadTooLarge
         };
-        Ok(Some(ErrorBody::new(
+        Some(ErrorBody::new(
             code,
             format!(
                 "your storage quota for photos and signatures is used up: {used} of {} bytes \
                  stored, and this file needs {total}; ask your administrator to raise it",
                 self.bytes
             ),
-        )))
+        ))
     }
 }
 
@@ -263,6 +268,10 @@ pub fn put_batch(
     now_us: i64,
 ) -> Result<Vec<BatchFileResult>, Error> {
     let mut out = Vec::with_capacity(files.len());
+    // What the user's quota counts: summed once, when the first file needs it, then
+    // kept up to date as this request stores files (summing per file made a batch cost
+    // the user's whole history once per file).
+    let mut used: Option<u64> = None;
     for f in files {
         let fail = |code: ErrorCode, msg: &str| BatchFileResult {
             hash: f.hash.clone(),
@@ -291,8 +300,15 @@ pub fn put_batch(
             ));
             continue;
         }
-        if !repo::is_holder(sql, &f.hash, &who.username)? {
-            if let Some(refusal) = quota.check(sql, who, data.len() as u64)? {
+        let total = data.len() as u64;
+        let held = repo::is_holder(sql, &f.hash, &who.username)?;
+        if !held {
+            let now = match used {
+                Some(u) => u,
+                None => repo::storage_used(sql, &who.username)?,
+            };
+            used = Some(now);
+            if let Some(refusal) = quota.refusal(now, total) {
                 out.push(BatchFileResult {
                     hash: f.hash.clone(),
                     complete: false,
@@ -304,8 +320,14 @@ pub fn put_batch(
         // The bytes are verified: the sender holds the file, whether or not it was
         // stored already (by them or anyone else), and their own upload of it in
         // progress, if any, is done with. No one else's upload is touched.
+        if let Some(u) = used.as_mut() {
+            // What `storage_used` would say after this file: the file held now (its
+            // size is `total`, the bytes match its name), its upload in progress gone.
+            let upload = repo::get_upload(sql, &f.hash, &who.username)?;
+            let pending = upload.map_or(0, |(t, _)| t);
+            *u = u.saturating_sub(pending) + if held { 0 } else { total };
+        }
         if !repo::get_attachment(sql, &f.hash)?.is_some_and(|r| r.complete) {
-            let total = data.len() as u64;
             repo::put_chunk(sql, &f.hash, 0, data)?;
             repo::put_attachment(
                 sql,

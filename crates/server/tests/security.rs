@@ -27,6 +27,7 @@ both!(
     a_client_that_never_finishes_its_headers_is_disconnected,
     an_incomplete_upload_expires_with_the_prune,
     a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
+    a_batch_counts_the_quota_as_it_stores_its_files,
     a_list_of_failed_syncs_stops_at_its_byte_budget,
     the_refused_changes_the_server_keeps_for_one_person_stop_at_their_budget_and_stay_on_the_device_past_it,
     a_reference_made_before_the_bytes_exist_grants_only_the_bytes_its_maker_uploads,
@@ -843,6 +844,71 @@ async fn a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_u
     // A file the user holds already costs nothing more; another user has their own quota.
     assert_eq!(t1.put_chunk(&a, 0, 3000, &a_bytes).await.status(), 200);
     assert_eq!(t2.put_chunk(&b, 0, 3000, &b_bytes).await.status(), 200);
+}
+
+/// The quota in a batch upload (issue 24: summed once per request, then kept as the
+/// batch stores files): a file's upload in progress stops counting once the file is
+/// whole, a file sent twice in one batch counts once, and the file that would pass the
+/// quota is refused while the ones before it are stored.
+async fn a_batch_counts_the_quota_as_it_stores_its_files(kind: Kind) {
+    let cfg = outpost_server::config::ServerConfig {
+        attachment_quota_bytes: 5000,
+        ..test_config()
+    };
+    let s = TestServer::start_with(kind, cfg).await;
+    let t1 = s.login("tech1").await;
+    let file = |seed: u8| -> (String, Vec<u8>) {
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
+        (outpost_protocol::attachment_hash(&bytes), bytes)
+    };
+    let (a, a_bytes) = file(3);
+    let (b, b_bytes) = file(5);
+    let (c, c_bytes) = file(7);
+    // Half of `a` sent resumably: its whole size (2000) counts while it is in progress.
+    assert_eq!(
+        t1.put_chunk(&a, 0, 2000, &a_bytes[..1000]).await.status(),
+        200
+    );
+    let one = |hash: &str, bytes: &[u8]| BatchFile {
+        hash: hash.to_owned(),
+        data_base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes),
+    };
+    let batch = BatchUploadRequest {
+        files: vec![
+            one(&a, &a_bytes),
+            one(&a, &a_bytes),
+            one(&b, &b_bytes),
+            one(&c, &c_bytes),
+        ],
+    };
+    let resp = t1
+        .post(paths::ATTACHMENTS_BATCH)
+        .json(&batch)
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(resp.status(), 200);
+    let r: BatchUploadResponse = resp.json().await.expect("batch answer");
+    let outcome: Vec<(bool, Option<ErrorCode>)> = r
+        .results
+        .iter()
+        .map(|f| (f.complete, f.error.as_ref().map(|e| e.code)))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            (true, None),
+            (true, None),
+            (true, None),
+            (false, Some(ErrorCode::QuotaExceeded)),
+        ],
+        "a (2000, its upload done) and b (2000) fit in 5000; c would make 6000"
+    );
+    assert_eq!(
+        t1.attachment_status(&c).await.received,
+        0,
+        "nothing of c stored"
+    );
 }
 
 /// Item 7: a list answer has a byte budget. Failed syncs carry their whole payload (a

@@ -34,10 +34,12 @@ pub struct PassOptions {
     pub batch_bytes: usize,
     pub pull_limit: Option<u32>,
     pub pull_max_bytes: Option<u64>,
-    /// Files up to this size go in batched uploads, `batch_files` to a request; larger
+    /// Files up to this size go in batched uploads, up to `batch_files` and
+    /// `upload_batch_bytes` (the files' bytes) to a request; larger
     /// ones go resumably in chunks of `chunk_bytes`.
     pub small_file_bytes: usize,
     pub batch_files: usize,
+    pub upload_batch_bytes: usize,
     pub chunk_bytes: usize,
     pub retry_delay_ms_min: u64,
     pub retry_delay_ms_max: u64,
@@ -53,6 +55,7 @@ impl Default for PassOptions {
             pull_max_bytes: None,
             small_file_bytes: limits::BATCH_FILE_BYTES_DEFAULT,
             batch_files: limits::BATCH_FILES_DEFAULT,
+            upload_batch_bytes: limits::BATCH_UPLOAD_BYTES_DEFAULT,
             chunk_bytes: limits::CHUNK_BYTES_DEFAULT,
             retry_delay_ms_min: 1_000,
             retry_delay_ms_max: 300_000,
@@ -244,6 +247,7 @@ async fn pass(
     let mut sizes = UploadSizes {
         small_file_bytes: opts.small_file_bytes,
         batch_files: opts.batch_files,
+        batch_bytes: opts.upload_batch_bytes,
         chunk_bytes: opts.chunk_bytes,
     };
     report_unsent(store, client, clock())?;

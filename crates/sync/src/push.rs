@@ -170,6 +170,29 @@ impl Push<'_> {
             .is_some_and(|at| row.seq > *at)
     }
 
+    /// The next batch from the front of `queue` (rows in lanes), bounded by count and
+    /// bytes (the first row goes whatever its size); rows settled or held back in this
+    /// pass are dropped from the queue.
+    fn take_batch(&self, queue: &mut VecDeque<OutboxRow>) -> Vec<OutboxRow> {
+        let mut out: Vec<OutboxRow> = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = queue.pop_front() {
+            if self.tried.contains(&row.mutation_id) || self.held_back(&row) {
+                continue;
+            }
+            if !out.is_empty()
+                && (out.len() >= self.opts.batch_count
+                    || bytes + row.body.len() > self.opts.batch_bytes)
+            {
+                queue.push_front(row);
+                break;
+            }
+            bytes += row.body.len();
+            out.push(row);
+        }
+        out
+    }
+
     /// Upload the evidence the batch's completions name. A completion whose files cannot
     /// be sent is set aside alone; the rows left to push are returned.
     async fn evidence(
@@ -334,34 +357,40 @@ pub(crate) async fn push(
             "retry times beyond the longest backoff (the clock went back): brought forward"
         );
     }
+    // The eligible rows in lanes, read once and taken a batch at a time (decoding the
+    // whole outbox each round cost more than the rest of a round). Read again when it
+    // runs out, so rows saved during the pass go too, and after a round that left a row
+    // unsettled (waiting for its files): it goes again ahead of its order's later rows.
+    let mut queue: VecDeque<OutboxRow> = VecDeque::new();
     // Bounded: each round settles at least one row not settled before in this pass (or
     // resends, once, one that waited for its files).
     for _round in 0..=total_pending.saturating_mul(2).saturating_add(1) {
         let now = clock();
-        let eligible: Vec<_> = store
-            .next_push_batch(usize::MAX, usize::MAX, now, opts.ignore_backoff)?
-            .into_iter()
-            .filter(|r| !p.tried.contains(&r.mutation_id) && !p.held_back(r))
-            .collect();
+        let mut fresh = false;
+        let rows = loop {
+            if queue.is_empty() {
+                queue = in_lanes(store.next_push_batch(
+                    usize::MAX,
+                    usize::MAX,
+                    now,
+                    opts.ignore_backoff,
+                )?)
+                .into();
+                fresh = true;
+            }
+            let rows = p.take_batch(&mut queue);
+            if !rows.is_empty() || fresh {
+                break rows;
+            }
+        };
         crate::crash_point!("client:after-read-batch");
         // Rows never sealed before this round: the server has not seen them.
-        let never_sent: HashSet<String> = eligible
+        let never_sent: HashSet<String> = rows
             .iter()
             .filter(|r| r.state == OutboxState::Pending)
             .map(|r| r.mutation_id.clone())
             .collect();
-        let batch: Vec<String> = in_lanes(eligible)
-            .into_iter()
-            .scan(0usize, |bytes, r| {
-                *bytes += r.body.len();
-                Some((*bytes, r))
-            })
-            .enumerate()
-            .take_while(|(i, (bytes, _))| {
-                *i == 0 || (*i < opts.batch_count && *bytes <= opts.batch_bytes)
-            })
-            .map(|(_, (_, r))| r.mutation_id)
-            .collect();
+        let batch: Vec<String> = rows.into_iter().map(|r| r.mutation_id).collect();
         if batch.is_empty() {
             break;
         }
@@ -449,6 +478,9 @@ pub(crate) async fn push(
                 }
                 return Err(e);
             }
+        }
+        if batch.iter().any(|id| !p.tried.contains(id)) {
+            queue.clear();
         }
         progress(pushing(report, total_pending));
     }

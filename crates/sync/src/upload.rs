@@ -3,9 +3,9 @@
 //! The pass decides which photos go when (a completion's evidence before the
 //! completion, other photos last or not at all on a metered link); this module only
 //! sends the files it is given and marks each one uploaded as the server confirms it.
-//! Files up to [`UploadSizes::small_file_bytes`] go [`UploadSizes::batch_files`] to a
-//! request; larger ones go through the resumable upload, which picks up where a broken
-//! connection left off.
+//! Files up to [`UploadSizes::small_file_bytes`] go up to [`UploadSizes::batch_files`]
+//! and [`UploadSizes::batch_bytes`] to a request; larger ones go through the resumable
+//! upload, which picks up where a broken connection left off.
 //!
 //! A request refused as too large (413, often a reverse proxy's body limit) shrinks the
 //! sizes for the rest of the pass, by halves down to a floor
@@ -32,6 +32,8 @@ use crate::transport::Transport;
 pub(crate) struct UploadSizes {
     pub small_file_bytes: usize,
     pub batch_files: usize,
+    /// The files' bytes in one batch (at least one file goes, whatever its size).
+    pub batch_bytes: usize,
     pub chunk_bytes: usize,
 }
 
@@ -137,10 +139,16 @@ pub(crate) async fn upload(
     }
     let mut rest: &[(String, Vec<u8>)] = &small;
     while !rest.is_empty() {
-        let n = sizes
+        let most = sizes
             .batch_files
             .max(limits::BATCH_FILES_FLOOR)
             .min(rest.len());
+        let mut n = 1;
+        let mut bytes = rest[0].1.len();
+        while n < most && bytes + rest[n].1.len() <= sizes.batch_bytes {
+            bytes += rest[n].1.len();
+            n += 1;
+        }
         let group = &rest[..n];
         match authed!(store, client, now, report, |t| client
             .upload_batch(&t, group))

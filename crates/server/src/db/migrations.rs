@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         template: include_str!("../../../../migrations/server/0008_documents.sql"),
     },
+    Migration {
+        version: 9,
+        template: include_str!("../../../../migrations/server/0009_attachment_owner_indexes.sql"),
+    },
 ];
 
 /// The newest schema version this server knows.
