@@ -17,8 +17,9 @@
 //! server on that database and open the device in the desktop app with its link cut
 //! (scripts/bench-desktop-reconnect.sh runs both).
 //!
-//! `OUTPOST_BENCH_PERF=DIR` records the client of the first sample with `perf record`
-//! (call graphs) into `DIR/reconnect-client.data`, and the server for that sample into
+//! `OUTPOST_BENCH_PERF=DIR` records the client of the first sample (or of sample
+//! `OUTPOST_BENCH_PERF_SAMPLE`) with `perf record` (call graphs) into
+//! `DIR/reconnect-client.data`, and the server for that sample into
 //! `DIR/reconnect-server.data`, for a flame graph (`perf script | inferno-collapse-perf
 //! | inferno-flamegraph`, or `perf report`).
 
@@ -206,6 +207,10 @@ fn main() {
         )
     };
     let perf_dir = std::env::var_os("OUTPOST_BENCH_PERF").map(std::path::PathBuf::from);
+    let perf_sample: usize = std::env::var("OUTPOST_BENCH_PERF_SAMPLE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     if let Some(keep) = std::env::var_os("BENCH_RECONNECT_DIR") {
         rt.block_on(keep_for_the_window(Path::new(&keep), orders));
@@ -230,7 +235,7 @@ fn main() {
         let mut times = Vec::new();
         let mut last = (0, 0, 0, 0);
         for (i, (user, (dir, key))) in devices.iter().enumerate() {
-            let perf = perf_dir.as_deref().filter(|_| i == 0);
+            let perf = perf_dir.as_deref().filter(|_| i == perf_sample);
             let server_perf = perf.map(|out| {
                 std::fs::create_dir_all(out).unwrap();
                 Command::new("perf")

@@ -85,7 +85,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 9,
-        template: include_str!("../../../../migrations/server/0009_attachment_owner_indexes.sql"),
+        template: include_str!("../../../../migrations/server/0009_lookup_indexes.sql"),
     },
 ];
 
