@@ -11,6 +11,8 @@
 //! An item and its levels are written together ([`ItemWriter`]), by the pull and by demo
 //! data, and removed together ([`remove_item`], [`remove_items_older_than`]).
 
+use std::collections::BTreeMap;
+
 use outpost_protocol::stock::is_van;
 use outpost_protocol::{InventoryItem, Quantity};
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
@@ -76,7 +78,8 @@ fn like_pattern(text: &str) -> String {
 /// transaction (a pull page brings up to a thousand items).
 pub(crate) struct ItemWriter<'c> {
     upsert: Statement<'c>,
-    clear: Statement<'c>,
+    places: Statement<'c>,
+    drop_level: Statement<'c>,
     level: Statement<'c>,
 }
 
@@ -89,14 +92,19 @@ impl<'c> ItemWriter<'c> {
                  ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit = excluded.unit,
                     price_cents = excluded.price_cents,
                     total_stock_milli = excluded.total_stock_milli, body = excluded.body,
-                    seen_gen = coalesce(?7, inventory.seen_gen)",
+                    seen_gen = coalesce(?7, inventory.seen_gen)
+                 WHERE inventory.body IS NOT excluded.body
+                    OR inventory.seen_gen IS NOT coalesce(?7, inventory.seen_gen)",
             )?,
-            clear: tx.prepare("DELETE FROM inventory_stock WHERE sku = ?1")?,
+            places: tx.prepare("SELECT location FROM inventory_stock WHERE sku = ?1")?,
+            drop_level: tx.prepare("DELETE FROM inventory_stock WHERE location = ?1 AND sku = ?2")?,
             level: tx.prepare(
                 "INSERT INTO inventory_stock (location, sku, van, quantity_milli)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (location, sku) DO UPDATE
-                    SET quantity_milli = quantity_milli + excluded.quantity_milli",
+                    SET van = excluded.van, quantity_milli = excluded.quantity_milli
+                 WHERE inventory_stock.van IS NOT excluded.van
+                    OR inventory_stock.quantity_milli IS NOT excluded.quantity_milli",
             )?,
         })
     }
@@ -116,16 +124,26 @@ impl<'c> ItemWriter<'c> {
         Ok(self.levels(item)?)
     }
 
-    /// Replace an item's rows in `inventory_stock` by its levels.
+    /// Make an item's rows in `inventory_stock` its levels (a location listed twice
+    /// counts once, with both quantities), writing only the rows that differ: a delta
+    /// changes one or two of an item's levels, and rewriting them all (and their index
+    /// entries) made a 1 % delta of a large catalogue write most of the database.
     fn levels(&mut self, item: &InventoryItem) -> Result<(), rusqlite::Error> {
-        self.clear.execute([&item.sku])?;
+        let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
         for level in &item.stock {
-            self.level.execute(params![
-                level.location,
-                item.sku,
-                is_van(&level.location),
-                level.quantity.milli()
-            ])?;
+            let q = wanted.entry(level.location.as_str()).or_insert(0);
+            *q = q.saturating_add(level.quantity.milli());
+        }
+        let stored = self
+            .places
+            .query_map([&item.sku], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for place in stored.iter().filter(|p| !wanted.contains_key(p.as_str())) {
+            self.drop_level.execute(params![place, item.sku])?;
+        }
+        for (place, quantity) in wanted {
+            self.level
+                .execute(params![place, item.sku, is_van(place), quantity])?;
         }
         Ok(())
     }
