@@ -770,6 +770,22 @@ async fn an_incomplete_upload_expires_with_the_prune(kind: Kind) {
     );
 }
 
+/// Three different files of `len` bytes each, with their names (SHA-256).
+fn three_files(len: u32) -> [(String, Vec<u8>); 3] {
+    [3u8, 5, 7].map(|seed| {
+        let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+        (outpost_protocol::attachment_hash(&bytes), bytes)
+    })
+}
+
+/// One file of a batch upload.
+fn batch_file(hash: &str, bytes: &[u8]) -> BatchFile {
+    BatchFile {
+        hash: hash.to_owned(),
+        data_base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes),
+    }
+}
+
 /// Item 7: each user's files count against their own storage quota; a file past it is
 /// refused before any byte is stored, as `quota_exceeded` for a protocol 2 client and
 /// `payload_too_large` (which release 0.1.0 sets the completion aside for) for protocol 1.
@@ -783,13 +799,7 @@ async fn a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_u
     let s = TestServer::start_with(kind, cfg).await;
     let t1 = s.login("tech1").await;
     let t2 = s.login("tech2").await;
-    let file = |seed: u8| -> (String, Vec<u8>) {
-        let bytes: Vec<u8> = (0..3000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
-        (outpost_protocol::attachment_hash(&bytes), bytes)
-    };
-    let (a, a_bytes) = file(3);
-    let (b, b_bytes) = file(5);
-    let (c, c_bytes) = file(7);
+    let [(a, a_bytes), (b, b_bytes), (c, c_bytes)] = three_files(3000);
     assert_eq!(t1.put_chunk(&a, 0, 3000, &a_bytes).await.status(), 200);
 
     // Protocol 1 (no header): a code release 0.1.0 knows.
@@ -819,13 +829,7 @@ async fn a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_u
         "{body:?}"
     );
     let batch = BatchUploadRequest {
-        files: vec![BatchFile {
-            hash: c.clone(),
-            data_base64: base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                &c_bytes,
-            ),
-        }],
+        files: vec![batch_file(&c, &c_bytes)],
     };
     let resp = t1
         .post(paths::ATTACHMENTS_BATCH)
@@ -857,28 +861,18 @@ async fn a_batch_counts_the_quota_as_it_stores_its_files(kind: Kind) {
     };
     let s = TestServer::start_with(kind, cfg).await;
     let t1 = s.login("tech1").await;
-    let file = |seed: u8| -> (String, Vec<u8>) {
-        let bytes: Vec<u8> = (0..2000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
-        (outpost_protocol::attachment_hash(&bytes), bytes)
-    };
-    let (a, a_bytes) = file(3);
-    let (b, b_bytes) = file(5);
-    let (c, c_bytes) = file(7);
+    let [(a, a_bytes), (b, b_bytes), (c, c_bytes)] = three_files(2000);
     // Half of `a` sent resumably: its whole size (2000) counts while it is in progress.
     assert_eq!(
         t1.put_chunk(&a, 0, 2000, &a_bytes[..1000]).await.status(),
         200
     );
-    let one = |hash: &str, bytes: &[u8]| BatchFile {
-        hash: hash.to_owned(),
-        data_base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes),
-    };
     let batch = BatchUploadRequest {
         files: vec![
-            one(&a, &a_bytes),
-            one(&a, &a_bytes),
-            one(&b, &b_bytes),
-            one(&c, &c_bytes),
+            batch_file(&a, &a_bytes),
+            batch_file(&a, &a_bytes),
+            batch_file(&b, &b_bytes),
+            batch_file(&c, &c_bytes),
         ],
     };
     let resp = t1
