@@ -429,7 +429,7 @@ mod tests {
                 ("van-tech2", 1),
             ],
         )]);
-        let mut changes = |store: &mut Store, items: &[InventoryItem]| {
+        let changes = |store: &mut Store, items: &[InventoryItem]| {
             let before = store.conn.total_changes();
             store.put_inventory(items).expect("put");
             store.conn.total_changes() - before
