@@ -1,5 +1,5 @@
-//! A file system that loses power (issue 17 item 3): a FUSE file system, mounted in a
-//! background session of the test process, that keeps what the OS accepted apart from
+//! A file system that loses power (issue 17 item 3): a FUSE file system, served by a
+//! process of its own (`outpost-powercut`, see [`serve`]) and driven by the test, that keeps what the OS accepted apart from
 //! what a sync made durable, and at a simulated power cut drops everything that was
 //! not synced.
 //!
@@ -786,36 +786,76 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
-/// The shim mounted at a directory; unmounted (lazily if need be) on drop.
-pub struct PowerCutFs {
+/// The shim's own process: `outpost-powercut <mountpoint> <name>` (tests/src/bin), driven
+/// by [`PowerCutFs`] over its standard input and output, one command and one answer a
+/// line. The FUSE session must not live in the process whose files it serves: a page
+/// fault on a file the shim serves (SQLite maps its `-shm` index) holds that process's
+/// memory-map lock until the shim answers, a `munmap` on another thread then queues for
+/// the lock, and the shim's thread, copying the request into its own memory, queues
+/// behind it: the kernel deadlocks the whole process (seen once in CI, hung for 40
+/// minutes). In its own process the shim's memory-map lock is its own.
+///
+/// Commands: `cut none|some <seed>`, `arm <n> none|some <seed>`, `disarm`, `is_cut`,
+/// `stats`, `sync_all`, `remount`, `quit`; answers `ok`, `true`/`false`, `stats <8
+/// numbers>`, or `err <message>`. End of input is `quit`: the shim unmounts and exits,
+/// so it never outlives the test that started it.
+pub fn serve(mountpoint: &Path, name: &str) -> std::process::ExitCode {
+    use std::io::{BufRead, Write};
+    let mut served = Served {
+        state: Arc::new(Mutex::new(State::new())),
+        mountpoint: mountpoint.to_owned(),
+        session: None,
+        name: name.to_owned(),
+    };
+    let mut out = std::io::stdout().lock();
+    let first = match served.start() {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("err {}", e.0.replace('\n', " ")),
+    };
+    if writeln!(out, "{first}").and_then(|()| out.flush()).is_err() || first != "ok" {
+        return std::process::ExitCode::FAILURE;
+    }
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match served.command(line.trim()) {
+            Some(answer) => answer,
+            None => break,
+        };
+        if writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    served.stop();
+    std::process::ExitCode::SUCCESS
+}
+
+fn parse_mode(words: &[&str]) -> Option<CutMode> {
+    match words {
+        ["none"] => Some(CutMode::NothingPending),
+        ["some", seed] => seed.parse().ok().map(CutMode::SomePending),
+        _ => None,
+    }
+}
+
+fn mode_words(mode: CutMode) -> String {
+    match mode {
+        CutMode::NothingPending => "none".into(),
+        CutMode::SomePending(seed) => format!("some {seed}"),
+    }
+}
+
+/// The shim process's side: the state, and the FUSE session serving it.
+struct Served {
     state: Arc<Mutex<State>>,
     mountpoint: PathBuf,
     session: Option<BackgroundSession>,
     name: String,
 }
 
-impl PowerCutFs {
-    /// Mount a new, empty shim at a fresh directory under the target's `tmp`.
-    pub fn mount(name: &str) -> Result<PowerCutFs, Unavailable> {
-        if !Path::new("/dev/fuse").exists() {
-            return Err(Unavailable(
-                "/dev/fuse does not exist (no FUSE in this kernel or container)".into(),
-            ));
-        }
-        let mountpoint =
-            crate::target_tmp().join(format!("powercut-{name}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&mountpoint)
-            .map_err(|e| Unavailable(format!("cannot make {}: {e}", mountpoint.display())))?;
-        let mut fs = PowerCutFs {
-            state: Arc::new(Mutex::new(State::new())),
-            mountpoint,
-            session: None,
-            name: name.to_owned(),
-        };
-        fs.start()?;
-        Ok(fs)
-    }
-
+impl Served {
     fn start(&mut self) -> Result<(), Unavailable> {
         let shim = Shim {
             state: self.state.clone(),
@@ -838,63 +878,61 @@ impl PowerCutFs {
         Ok(())
     }
 
-    /// Where it is mounted.
-    pub fn path(&self) -> &Path {
-        &self.mountpoint
-    }
-
-    /// Cut the power now.
-    pub fn cut(&self, mode: CutMode) {
-        lock(&self.state).cut(mode);
-    }
-
-    /// Cut the power at the `n`-th write-like request from now (n ≥ 1): that request
-    /// and every later one fails with EIO.
-    pub fn arm(&self, n: u64, mode: CutMode) {
-        let mut s = lock(&self.state);
-        let at = s.stats.ops + n.max(1);
-        s.armed = Some((at, mode));
-    }
-
-    /// Take back an armed cut that did not fire.
-    pub fn disarm(&self) {
-        lock(&self.state).armed = None;
-    }
-
-    /// Whether the power is off (cut, not yet remounted).
-    pub fn is_cut(&self) -> bool {
-        lock(&self.state).dead
-    }
-
-    pub fn stats(&self) -> Stats {
-        lock(&self.state).stats.clone()
-    }
-
-    /// Sync everything (as a clean shutdown would): what is there now is durable.
-    pub fn sync_all(&self) {
-        let mut s = lock(&self.state);
-        for node in s.nodes.values_mut() {
-            match &mut node.body {
-                Body::File {
-                    now,
-                    durable,
-                    pending,
-                } => {
-                    durable.clone_from(now);
-                    pending.clear();
+    /// One command's answer; `None` to stop.
+    fn command(&mut self, line: &str) -> Option<String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ok = || Some("ok".to_owned());
+        match words.as_slice() {
+            ["cut", mode @ ..] => match parse_mode(mode) {
+                Some(mode) => {
+                    lock(&self.state).cut(mode);
+                    ok()
                 }
-                Body::Dir { now, durable } => durable.clone_from(now),
+                None => Some(format!("err bad mode: {line}")),
+            },
+            ["arm", n, mode @ ..] => match (n.parse::<u64>(), parse_mode(mode)) {
+                (Ok(n), Some(mode)) => {
+                    let mut s = lock(&self.state);
+                    let at = s.stats.ops + n.max(1);
+                    s.armed = Some((at, mode));
+                    ok()
+                }
+                _ => Some(format!("err bad arm: {line}")),
+            },
+            ["disarm"] => {
+                lock(&self.state).armed = None;
+                ok()
             }
+            ["is_cut"] => Some(lock(&self.state).dead.to_string()),
+            ["stats"] => {
+                let s = lock(&self.state).stats.clone();
+                Some(format!(
+                    "stats {} {} {} {} {} {} {} {}",
+                    s.ops,
+                    s.file_syncs,
+                    s.dir_syncs,
+                    s.cuts,
+                    s.pending_writes_dropped,
+                    s.pending_bytes_dropped,
+                    s.pending_writes_kept,
+                    s.names_reverted
+                ))
+            }
+            ["sync_all"] => {
+                lock(&self.state).sync_all();
+                ok()
+            }
+            ["remount"] => {
+                self.unmount();
+                lock(&self.state).dead = false;
+                Some(match self.start() {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("err {}", e.0.replace('\n', " ")),
+                })
+            }
+            ["quit"] => None,
+            _ => Some(format!("err unknown command: {line}")),
         }
-    }
-
-    /// Power back on: unmount (every process that used the old mount must be gone;
-    /// the kernel's cached pages of it go with it), and mount the surviving state
-    /// again at the same place.
-    pub fn remount(&mut self) -> Result<(), Unavailable> {
-        self.unmount();
-        lock(&self.state).dead = false;
-        self.start()
     }
 
     fn unmount(&mut self) {
@@ -908,13 +946,197 @@ impl PowerCutFs {
             }
         }
     }
+
+    fn stop(&mut self) {
+        // Nothing of the old mount may answer after this: fail whatever still comes.
+        lock(&self.state).dead = true;
+        self.unmount();
+    }
+}
+
+impl State {
+    /// Everything there now is durable (as a clean shutdown would leave it).
+    fn sync_all(&mut self) {
+        for node in self.nodes.values_mut() {
+            match &mut node.body {
+                Body::File {
+                    now,
+                    durable,
+                    pending,
+                } => {
+                    durable.clone_from(now);
+                    pending.clear();
+                }
+                Body::Dir { now, durable } => durable.clone_from(now),
+            }
+        }
+    }
+}
+
+/// The shim mounted at a directory, served by its own process (see [`serve`]);
+/// unmounted on drop.
+pub struct PowerCutFs {
+    mountpoint: PathBuf,
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PowerCutFs {
+    /// Mount a new, empty shim at a fresh directory under the target's `tmp`.
+    pub fn mount(name: &str) -> Result<PowerCutFs, Unavailable> {
+        use std::process::{Command, Stdio};
+        if !Path::new("/dev/fuse").exists() {
+            return Err(Unavailable(
+                "/dev/fuse does not exist (no FUSE in this kernel or container)".into(),
+            ));
+        }
+        let mountpoint =
+            crate::target_tmp().join(format!("powercut-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&mountpoint)
+            .map_err(|e| Unavailable(format!("cannot make {}: {e}", mountpoint.display())))?;
+        let mut child = Command::new(crate::bin("outpost-powercut"))
+            .arg(&mountpoint)
+            .arg(name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Unavailable(format!("cannot start outpost-powercut: {e}")))?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(Unavailable("outpost-powercut has no pipes".into()));
+        };
+        let mut fs = PowerCutFs {
+            mountpoint,
+            child,
+            input,
+            output: std::io::BufReader::new(output),
+        };
+        let first = fs.read_answer();
+        if first != "ok" {
+            return Err(Unavailable(
+                first.strip_prefix("err ").unwrap_or(&first).to_owned(),
+            ));
+        }
+        Ok(fs)
+    }
+
+    fn read_answer(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        match self.output.read_line(&mut line) {
+            Ok(0) | Err(_) => "err the shim process is gone".to_owned(),
+            Ok(_) => line.trim_end().to_owned(),
+        }
+    }
+
+    /// Send one command and read its answer; the shim is the test's disk, so a shim
+    /// that stops answering ends the test.
+    fn ask(&mut self, command: &str) -> String {
+        use std::io::Write;
+        if let Err(e) = writeln!(self.input, "{command}").and_then(|()| self.input.flush()) {
+            panic!("the power-cut shim is gone ({e}) at `{command}`");
+        }
+        let answer = self.read_answer();
+        if let Some(e) = answer.strip_prefix("err ") {
+            panic!("the power-cut shim refused `{command}`: {e}");
+        }
+        answer
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Cut the power now.
+    pub fn cut(&mut self, mode: CutMode) {
+        self.ask(&format!("cut {}", mode_words(mode)));
+    }
+
+    /// Cut the power at the `n`-th write-like request from now (n ≥ 1): that request
+    /// and every later one fails with EIO.
+    pub fn arm(&mut self, n: u64, mode: CutMode) {
+        self.ask(&format!("arm {n} {}", mode_words(mode)));
+    }
+
+    /// Take back an armed cut that did not fire.
+    pub fn disarm(&mut self) {
+        self.ask("disarm");
+    }
+
+    /// Whether the power is off (cut, not yet remounted).
+    pub fn is_cut(&mut self) -> bool {
+        self.ask("is_cut") == "true"
+    }
+
+    pub fn stats(&mut self) -> Stats {
+        let answer = self.ask("stats");
+        let n: Vec<u64> = answer
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [ops, file_syncs, dir_syncs, cuts, dropped, bytes, kept, names] = n[..] else {
+            panic!("the power-cut shim's stats are not 8 numbers: {answer}");
+        };
+        Stats {
+            ops,
+            file_syncs,
+            dir_syncs,
+            cuts,
+            pending_writes_dropped: dropped,
+            pending_bytes_dropped: bytes,
+            pending_writes_kept: kept,
+            names_reverted: names,
+        }
+    }
+
+    /// Sync everything (as a clean shutdown would): what is there now is durable.
+    pub fn sync_all(&mut self) {
+        self.ask("sync_all");
+    }
+
+    /// Power back on: unmount (every process that used the old mount must be gone;
+    /// the kernel's cached pages of it go with it), and mount the surviving state
+    /// again at the same place.
+    pub fn remount(&mut self) -> Result<(), Unavailable> {
+        use std::io::Write;
+        writeln!(self.input, "remount")
+            .and_then(|()| self.input.flush())
+            .map_err(|e| Unavailable(format!("the power-cut shim is gone: {e}")))?;
+        let answer = self.read_answer();
+        match answer.strip_prefix("err ") {
+            Some(e) => Err(Unavailable(e.to_owned())),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for PowerCutFs {
     fn drop(&mut self) {
-        // Nothing of the old mount may answer after this: fail whatever still comes.
-        lock(&self.state).dead = true;
-        self.unmount();
+        use std::io::Write;
+        let _ = writeln!(self.input, "quit").and_then(|()| self.input.flush());
+        // It unmounts and exits; give it a few seconds, then make sure.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    let _ = std::process::Command::new("umount")
+                        .arg("-l")
+                        .arg(&self.mountpoint)
+                        .output();
+                    break;
+                }
+            }
+        }
         let _ = std::fs::remove_dir(&self.mountpoint);
     }
 }

@@ -509,9 +509,9 @@ async fn seeded_cuts(seed: u64, cases: usize, report: bool) {
             Point::AfterSave => rig.dev_fs.cut(mode),
             Point::DeviceMidSync | Point::ServerMidSync => {
                 let fs = if point == Point::DeviceMidSync {
-                    &rig.dev_fs
+                    &mut rig.dev_fs
                 } else {
-                    &rig.srv_fs
+                    &mut rig.srv_fs
                 };
                 fs.arm(at, mode);
                 let before = fs.stats().ops;
