@@ -314,3 +314,129 @@ fn a_push_answer_never_overwrites_a_pulled_conflict_record() {
     assert_eq!(body, record);
     assert_eq!(store.sync_counts().expect("counts").conflicts, 0);
 }
+
+/// An answer that acknowledges two mutations of one order writes the order once, with
+/// the later of the server's rows, rebased under the work still queued: a note and a
+/// completion sent together wrote, rebased and indexed the order twice (the reconnect
+/// of issue 24 spent a third of the device's time recording answers).
+#[test]
+fn an_answer_acknowledging_an_order_twice_writes_its_latest_row_once() {
+    use outpost_protocol::wire::Applied;
+    struct Case {
+        _tmp: tempfile::TempDir,
+        store: Store,
+        order: WorkOrder,
+        edits: Vec<Mutation>,
+    }
+    let now = Utc::now();
+    let case = || {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = crate::DbKey::generate().expect("key");
+        let mut store = Store::create(tmp.path(), &key).expect("store");
+        let mut order = WorkOrder::blank(Uuid::now_v7());
+        order.title = "Twice".into();
+        order.version = 3;
+        store
+            .put_server_orders(std::slice::from_ref(&order), now)
+            .expect("seed");
+        let edits = vec![
+            update(&order, vec![Op::Set(SetOp::Description("first".into()))]),
+            update(&order, vec![Op::Set(SetOp::Title("second".into()))]),
+            update(
+                &order,
+                vec![Op::Set(SetOp::Description("third, unsent".into()))],
+            ),
+        ];
+        // Each sent before the next is saved (pending edits of an order are merged
+        // into one row; sent ones are not).
+        for (i, e) in edits.iter().enumerate() {
+            store.record(e.clone(), now).expect("record");
+            if i < 2 {
+                store
+                    .mark_sent(&[e.mutation_id.to_string()])
+                    .expect("seal");
+            }
+        }
+        // Count the writes of order rows from here on.
+        store
+            .conn
+            .execute_batch(
+                "CREATE TEMP TABLE order_writes (id TEXT);
+                 CREATE TEMP TRIGGER order_written AFTER UPDATE ON work_orders
+                 BEGIN INSERT INTO order_writes VALUES (NEW.id); END;",
+            )
+            .expect("counting trigger");
+        Case {
+            _tmp: tmp,
+            store,
+            order,
+            edits,
+        }
+    };
+    let applied = |m: &Mutation, row: &WorkOrder| MutationResult {
+        mutation_id: m.mutation_id,
+        outcome: PushOutcome::Applied(Applied {
+            entity: EntityKind::WorkOrder,
+            entity_id: row.id,
+            version: row.version,
+            number: None,
+            changed: true,
+            order: Some(row.clone()),
+        }),
+    };
+    let writes = |store: &Store| -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM order_writes", [], |r| r.get(0))
+            .expect("count")
+    };
+
+    let mut once = case();
+    let mut v4 = once.order.clone();
+    v4.version = 4;
+    v4.description = "first".into();
+    once.store
+        .record_push_results(&[applied(&once.edits[0], &v4)], now)
+        .expect("answer");
+    let writes_of_one = writes(&once.store);
+
+    let mut twice = case();
+    let mut v4 = twice.order.clone();
+    v4.version = 4;
+    v4.description = "first".into();
+    let mut v5 = v4.clone();
+    v5.version = 5;
+    v5.title = "second".into();
+    let summary = twice
+        .store
+        .record_push_results(
+            &[applied(&twice.edits[0], &v4), applied(&twice.edits[1], &v5)],
+            now,
+        )
+        .expect("answer");
+    assert_eq!(summary.acknowledged, 2);
+    assert_eq!(
+        writes(&twice.store),
+        writes_of_one,
+        "two acknowledgements of one order in one answer write it as often as one does"
+    );
+    let stored = twice
+        .store
+        .order(&twice.order.id.to_string())
+        .expect("order");
+    assert_eq!(stored.order.version, 5, "the later of the server's rows");
+    assert_eq!(stored.order.title, "second");
+    assert_eq!(
+        stored.order.description, "third, unsent",
+        "the work still queued stays on top"
+    );
+    let left: Vec<String> = twice
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .map(|r| r.mutation_id)
+        .collect();
+    assert_eq!(left, vec![twice.edits[2].mutation_id.to_string()]);
+    assert!(twice.store.check().expect("check").sound);
+}
