@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use outpost_protocol::wire::{MutationResult, PushOutcome, Rejection};
+use outpost_protocol::WorkOrder;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -220,6 +221,13 @@ impl Store {
         self.write(|tx, paths| {
             let gen = current_gen(tx)?;
             let mut summary = PushSummary::default();
+            // The server's row each acknowledged order ends this answer with, written
+            // once per order after the loop: a later acknowledgement of the same order
+            // in one answer supersedes an earlier one (a note and a completion sent
+            // together wrote, rebased and indexed the order twice). Any other outcome
+            // for an order writes its waiting row first, so every step sees the row
+            // the per-result order of writes would have left.
+            let mut acknowledged = Acknowledged::default();
             for result in results {
                 let id = result.mutation_id.to_string();
                 let row: Option<(i64, String, String)> = tx
@@ -231,12 +239,20 @@ impl Store {
                     summary.unmatched += 1;
                     continue; // already acknowledged (e.g. by a pull)
                 };
-                match result.outcome.first() {
+                let outcome = result.outcome.first();
+                let row_waits = matches!(
+                    outcome,
+                    PushOutcome::Applied(outpost_protocol::wire::Applied { order: Some(_), .. })
+                );
+                if !row_waits {
+                    acknowledged.write(tx, &entity_id, gen, now)?;
+                }
+                match outcome {
                     PushOutcome::Applied(a) => {
                         tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute( [seq])?;
                         match &a.order {
                             Some(order) => {
-                                put_acknowledged_row(tx, order, gen, now)?;
+                                acknowledged.wait(order);
                                 summary.taken.push((order.id.to_string(), order.version));
                             }
                             // A duplicate carries no row (the pull brings it); an order
@@ -268,6 +284,7 @@ impl Store {
                         )?;
                         match &a.order {
                             Some(order) => {
+                                acknowledged.write(tx, &order.id.to_string(), gen, now)?;
                                 put_acknowledged_row(tx, order, gen, now)?;
                                 summary.taken.push((order.id.to_string(), order.version));
                             }
@@ -345,8 +362,58 @@ impl Store {
                     }
                 }
             }
+            acknowledged.write_all(tx, gen, now)?;
             Ok::<_, StoreError>(summary)
         })
+    }
+}
+
+/// Acknowledged orders whose server row is still to be written, in the order they were
+/// first acknowledged, each with the latest row of the answer.
+#[derive(Default)]
+struct Acknowledged<'a> {
+    rows: Vec<&'a WorkOrder>,
+    at: std::collections::HashMap<String, usize>,
+}
+
+impl<'a> Acknowledged<'a> {
+    fn wait(&mut self, order: &'a WorkOrder) {
+        match self.at.get(&order.id.to_string()) {
+            Some(&i) if self.rows[i].version <= order.version => self.rows[i] = order,
+            Some(_) => {}
+            None => {
+                self.at.insert(order.id.to_string(), self.rows.len());
+                self.rows.push(order);
+            }
+        }
+    }
+
+    /// Write the row waiting for `order_id`, if any, now.
+    fn write(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        order_id: &str,
+        gen: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(i) = self.at.remove(order_id) else {
+            return Ok(());
+        };
+        put_acknowledged_row(tx, self.rows[i], gen, now)
+    }
+
+    fn write_all(
+        mut self,
+        tx: &rusqlite::Transaction<'_>,
+        gen: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut waiting: Vec<usize> = self.at.drain().map(|(_, i)| i).collect();
+        waiting.sort_unstable();
+        for i in waiting {
+            put_acknowledged_row(tx, self.rows[i], gen, now)?;
+        }
+        Ok(())
     }
 }
 
