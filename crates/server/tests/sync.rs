@@ -37,6 +37,7 @@ both!(
     a_technician_never_sees_or_changes_another_technicians_order,
     a_rejection_is_recorded_as_a_failed_sync_and_can_be_dismissed,
     parts_used_decrement_stock_exactly_once,
+    a_push_moving_one_items_stock_many_times_writes_the_item_once,
     the_stock_effect_a_dispatcher_previews_is_what_the_server_applies,
     priming_pages_are_bounded_ordered_and_followed_by_deltas,
     a_foreign_or_pruned_cursor_needs_a_resync,
@@ -932,6 +933,68 @@ async fn the_stock_effect_a_dispatcher_previews_is_what_the_server_applies(kind:
             );
         }
     }
+}
+
+/// A push of several orders' parts from one item (a day's completions) moves the stock
+/// by each, keeps each move in the ledger, and writes the item once: devices pull one
+/// change of it, naming every mutation that moved it.
+async fn a_push_moving_one_items_stock_many_times_writes_the_item_once(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let d = s.login("dispatcher").await;
+    let t1 = s.login("tech1").await;
+    let sku = outpost_server::seed::demo_sku(3);
+    let before = stock_of(&d, &sku).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(d.create_order(Some("tech1")).await);
+    }
+    let (_, cursor, _) = t1.pull_all(None, 1000).await;
+    let part = |milli: i64| {
+        Op::Add(ListItem::PartsUsed(PartUsed {
+            id: Uuid::now_v7(),
+            sku: sku.clone(),
+            quantity: Quantity(milli),
+        }))
+    };
+    let mut mutations: Vec<Mutation> = orders
+        .iter()
+        .map(|o| t1.mutation(o.id, MutationKind::Update, 1, vec![part(1000)]))
+        .collect();
+    // A second mutation of the first order, after its first.
+    mutations.push(t1.mutation(orders[0].id, MutationKind::Update, 2, vec![part(500)]));
+    let outcomes = t1.push(mutations.clone()).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, PushOutcome::Applied(_))),
+        "{outcomes:?}"
+    );
+    assert_eq!(stock_of(&d, &sku).await, before - 3500, "every move counts");
+    let (changes, _, _) = t1.pull_all(Some(cursor), 1000).await;
+    let items: Vec<&Change> = changes
+        .iter()
+        .filter(|c| matches!(&c.change, ChangeBody::InventoryItem(i) if i.sku == sku))
+        .collect();
+    assert_eq!(items.len(), 1, "one change of the item: {items:?}");
+    let mut named = items[0].mutation_ids.clone();
+    named.sort();
+    let mut sent: Vec<Uuid> = mutations.iter().map(|m| m.mutation_id).collect();
+    sent.sort();
+    assert_eq!(named, sent, "it names every mutation that moved it");
+    let moves: i64 =
+        s.db.read({
+            let sku = sku.clone();
+            move |sql| {
+                sql.query(
+                    "SELECT count(*) FROM stock_moves WHERE sku = ?1 AND kind = 'part'",
+                    &[sku.into()],
+                )?[0]
+                    .i64(0)
+            }
+        })
+        .await
+        .expect("read the ledger");
+    assert_eq!(moves, 4, "the ledger keeps each move");
 }
 
 async fn parts_used_decrement_stock_exactly_once(kind: Kind) {
