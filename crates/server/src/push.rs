@@ -58,6 +58,8 @@ struct Ctx<'a> {
     failed_sync_budget: u64,
     /// Order rows this batch wrote (for the cache once the batch has committed).
     written: RefCell<HashMap<Uuid, Arc<CachedRow>>>,
+    /// Items whose stock this batch moved, written once at its end.
+    stock: RefCell<StockMoves>,
 }
 
 /// One mutation's result, encoded once: the outcome's JSON without the order row (which
@@ -104,6 +106,7 @@ pub fn push_batch(
         cache,
         failed_sync_budget,
         written: RefCell::new(HashMap::new()),
+        stock: RefCell::new(StockMoves::default()),
     };
     let mut stats = PushStats::default();
     let mut results = Vec::with_capacity(mutations.len());
@@ -140,6 +143,7 @@ pub fn push_batch(
                 row_json,
             });
         }
+        ctx.stock.take().write(sql, log, ctx.now_us)?;
         Ok(log.range())
     })?;
     // Everything written, the transaction not yet committed (the caller commits).
@@ -484,8 +488,7 @@ fn push_order(
                 for d in &a.stock {
                     adjust_stock(
                         sql,
-                        log,
-                        ctx.now_us,
+                        ctx,
                         &d.sku,
                         d.delta_milli,
                         location_hint.as_deref(),
@@ -642,25 +645,34 @@ pub fn write_order(
 /// Add `delta_milli` to an item's stock where `outpost_protocol::stock` puts it (the
 /// technician's van when it stocks the item, else the warehouse): the rule the
 /// dispatcher's desk previews with. Below zero is allowed and flagged for dispatchers.
-/// The move is kept in the stock ledger (`inventory.rs`).
+/// The move is kept in the stock ledger (`inventory.rs`) at once; the item's row, its
+/// alerts and its change-log row are written once per push ([`StockMoves::write`]).
 #[allow(clippy::too_many_arguments)]
 fn adjust_stock(
     sql: &mut dyn Sql,
-    log: &mut ChangeLog,
-    now_us: i64,
+    ctx: &Ctx<'_>,
     sku: &str,
     delta_milli: i64,
     assignee: Option<&str>,
     order_id: Uuid,
     m: &Mutation,
 ) -> Result<(), Error> {
-    let Some((mut item, version)) = repo::get_item(sql, sku)? else {
+    let mut stock = ctx.stock.borrow_mut();
+    let Some(moved) = stock.item(sql, sku)? else {
         return Ok(());
     };
-    let moved = outpost_protocol::stock::apply_delta(&mut item, delta_milli, assignee);
-    let (location, quantity) = (moved.location, moved.after.0);
-    if quantity < 0 {
-        tracing::warn!(sku, location = %location, quantity_milli = quantity, "stock below zero");
+    let device_us = m.device_time.timestamp_micros();
+    let step = outpost_protocol::stock::apply_delta(&mut moved.item, delta_milli, assignee);
+    let location = step.location;
+    if step.after.0 < 0 {
+        tracing::warn!(sku, location = %location, quantity_milli = step.after.0, "stock below zero");
+    }
+    if !moved.mutation_ids.contains(&m.mutation_id) {
+        moved.mutation_ids.push(m.mutation_id);
+    }
+    moved.device_us = Some(device_us);
+    if !moved.locations.contains(&location) {
+        moved.locations.push(location.clone());
     }
     crate::inventory::record_move(
         sql,
@@ -672,28 +684,90 @@ fn adjust_stock(
             order_id: Some(order_id),
             technician: assignee,
             mutation_id: Some(m.mutation_id),
-            device_us: Some(m.device_time.timestamp_micros()),
+            device_us: Some(device_us),
         },
-        now_us,
-    )?;
-    repo::set_stock_alert(sql, sku, &location, &item.name, quantity)?;
-    let body = repo::put_item(sql, &item, version + 1)?;
-    log.append(
-        sql,
-        NewChange {
-            entity: "inventory_item",
-            entity_id: sku,
-            version: version + 1,
-            body: repo::change_body("inventory_item", &body),
-            mutation_ids: &[m.mutation_id],
-            audience: Audience::All,
-            scope_user: None,
-            scope_user2: None,
-            device_us: Some(m.device_time.timestamp_micros()),
-        },
-        now_us,
+        ctx.now_us,
     )?;
     Ok(())
+}
+
+/// The items one push moved stock of, each read once and written once when the push's
+/// mutations are done: a day's completions often use the same few parts, and each
+/// move wrote the whole item, its change-log row (the item's whole body, again) and its
+/// alert (a reconnect of 1,000 orders using one part wrote that item 1,000 times; each
+/// device then pulls one version of it, not hundreds). The stock ledger still keeps
+/// every move, and each change row names every mutation that moved its item.
+#[derive(Default)]
+struct StockMoves {
+    items: Vec<MovedItem>,
+    at: HashMap<String, usize>,
+}
+
+struct MovedItem {
+    item: outpost_protocol::InventoryItem,
+    /// The version read; the row is written as the next one.
+    version: u64,
+    mutation_ids: Vec<Uuid>,
+    /// The device time of the last mutation that moved it.
+    device_us: Option<i64>,
+    /// The locations whose quantity moved (their alerts are set again).
+    locations: Vec<String>,
+}
+
+impl StockMoves {
+    /// The item as this push has it so far (`None`: no such item).
+    fn item(&mut self, sql: &mut dyn Sql, sku: &str) -> Result<Option<&mut MovedItem>, Error> {
+        if let Some(&i) = self.at.get(sku) {
+            return Ok(self.items.get_mut(i));
+        }
+        let Some((item, version)) = repo::get_item(sql, sku)? else {
+            return Ok(None);
+        };
+        self.at.insert(sku.to_owned(), self.items.len());
+        self.items.push(MovedItem {
+            item,
+            version,
+            mutation_ids: Vec::new(),
+            device_us: None,
+            locations: Vec::new(),
+        });
+        Ok(self.items.last_mut())
+    }
+
+    /// Write each moved item once: its row, the alerts of the locations that moved,
+    /// and one change-log row naming the mutations that moved it.
+    fn write(self, sql: &mut dyn Sql, log: &mut ChangeLog, now_us: i64) -> Result<(), Error> {
+        for moved in self.items {
+            let sku = moved.item.sku.as_str();
+            for location in &moved.locations {
+                let quantity = moved
+                    .item
+                    .stock
+                    .iter()
+                    .find(|level| level.location == *location)
+                    .map_or(0, |level| level.quantity.0);
+                repo::set_stock_alert(sql, sku, location, &moved.item.name, quantity)?;
+            }
+            let version = moved.version + 1;
+            let body = repo::put_item(sql, &moved.item, version)?;
+            log.append(
+                sql,
+                NewChange {
+                    entity: "inventory_item",
+                    entity_id: sku,
+                    version,
+                    body: repo::change_body("inventory_item", &body),
+                    mutation_ids: &moved.mutation_ids,
+                    audience: Audience::All,
+                    scope_user: None,
+                    scope_user2: None,
+                    device_us: moved.device_us,
+                },
+                now_us,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The refusal for `m` when the device's open conflict on the order cannot take it: its
@@ -1006,8 +1080,7 @@ fn push_resolve(
                     for d in &done.stock {
                         adjust_stock(
                             sql,
-                            log,
-                            ctx.now_us,
+                            ctx,
                             &d.sku,
                             d.delta_milli,
                             done.order.assignee.as_deref(),
