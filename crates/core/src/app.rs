@@ -72,7 +72,7 @@ impl From<&Progress> for ProgressView {
     fn from(p: &Progress) -> Self {
         let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         match p {
-            Progress::Pushing { done, total } => ProgressView {
+            Progress::Pushing { done, total, .. } => ProgressView {
                 label: "Sending changes".into(),
                 done: n(*done as u64),
                 total: n(*total as u64),

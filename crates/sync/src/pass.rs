@@ -75,6 +75,10 @@ pub enum Progress {
     Pushing {
         done: usize,
         total: usize,
+        /// Changes answered for good so far in this pass (acknowledged, refused, or
+        /// decided elsewhere): they no longer wait on this device, and the engine's
+        /// count of waiting changes goes down by them while the push runs.
+        settled: usize,
     },
     Uploading {
         done: usize,
@@ -101,6 +105,8 @@ pub enum Progress {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassReport {
     pub pushed: usize,
+    /// Answered for good (acknowledged, refused, or decided elsewhere first).
+    pub settled: usize,
     pub acknowledged: usize,
     pub rejected: usize,
     pub conflicts: usize,

@@ -264,6 +264,7 @@ impl Push<'_> {
         report.echo.note(resp.written.as_ref(), &summary);
         report_unsent(store, client, clock())?;
         report.pushed += part.len();
+        report.settled += summary.acknowledged + summary.rejected + summary.already_resolved;
         report.acknowledged += summary.acknowledged;
         report.rejected += summary.rejected;
         report.conflicts += summary.conflicts;
@@ -495,5 +496,6 @@ fn pushing(report: &PassReport, total_pending: usize) -> Progress {
     Progress::Pushing {
         done: report.pushed,
         total: total_pending.max(report.pushed),
+        settled: report.settled,
     }
 }

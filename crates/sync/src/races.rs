@@ -1029,7 +1029,7 @@ async fn while_completions_and_their_signatures_are_sent_the_progress_shown_is_t
     let mut last_done = 0;
     for (what, progress) in &seen {
         match progress {
-            Some(Progress::Pushing { done, total: 6 }) if *done >= last_done => last_done = *done,
+            Some(Progress::Pushing { done, total: 6, .. }) if *done >= last_done => last_done = *done,
             other => panic!("while a {what} request waited, the window showed {other:?}, not the push's count (all: {seen:?})"),
         }
     }

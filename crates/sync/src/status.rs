@@ -84,6 +84,13 @@ impl EngineStatus {
         }
     }
 
+    fn show_progress(&mut self, progress: Progress, pending_at_start: Option<usize>) {
+        if let (Progress::Pushing { settled, .. }, Some(start)) = (&progress, pending_at_start) {
+            self.pending = start.saturating_sub(*settled);
+        }
+        self.progress = Some(progress);
+    }
+
     /// Take in a fresh read of the local database. When it failed, the last known
     /// counts and sync time stay and `last_error` says why (over any other error: it is
     /// what explains counts that may be stale); the next read that succeeds takes that
@@ -135,9 +142,13 @@ impl Publisher {
         });
     }
 
-    /// Show the running pass's progress (the counts are re-read when it ends).
-    pub(crate) fn progress(&self, progress: Progress) {
-        self.0.send_modify(|s| s.progress = Some(progress));
+    /// Show the running pass's progress (the counts are re-read when it ends). While
+    /// the push runs, the count of changes waiting on this device goes down as they are
+    /// answered, from `pending_at_start` (the count when the pass began), so that the
+    /// indicator's "N changes saved on this device" moves with the progress bar.
+    pub(crate) fn progress(&self, progress: Progress, pending_at_start: Option<usize>) {
+        self.0
+            .send_modify(|s| s.show_progress(progress, pending_at_start));
     }
 }
 
@@ -183,6 +194,30 @@ mod tests {
             last_sync: Some(DateTime::UNIX_EPOCH),
             documents_note: None,
         })
+    }
+
+    #[test]
+    fn the_waiting_count_goes_down_as_the_push_is_answered() {
+        let mut s = status();
+        let pushing = |done, settled| Progress::Pushing {
+            done,
+            total: 7,
+            settled,
+        };
+        s.show_progress(pushing(2, 0), Some(7));
+        assert_eq!(s.pending, 7, "sent, not answered yet");
+        s.show_progress(pushing(4, 3), Some(7));
+        assert_eq!(s.pending, 4);
+        s.show_progress(pushing(7, 9), Some(7));
+        assert_eq!(s.pending, 0, "never below nothing");
+        s.show_progress(Progress::Pulling { rows: 5 }, Some(7));
+        assert_eq!(s.pending, 0, "other steps leave it");
+        let mut unknown = status();
+        unknown.show_progress(pushing(4, 3), None);
+        assert_eq!(
+            unknown.pending, 7,
+            "unknown at the start: left until the pass ends"
+        );
     }
 
     #[test]

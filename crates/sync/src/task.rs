@@ -297,7 +297,8 @@ async fn pass(
     clock: &dyn Clock,
 ) -> Event {
     let before = counts_for_notice(store);
-    let mut on_progress = |p: Progress| status.progress(p);
+    let pending_at_start = before.as_ref().map(|c| c.pending);
+    let mut on_progress = |p: Progress| status.progress(p, pending_at_start);
     let mut report = PassReport::default();
     let result = run_pass_into(
         store,

@@ -103,7 +103,7 @@ pub(crate) fn sync(dir: &Path, json: bool) -> Result<(), CoreError> {
 /// One step of a sync pass, on the terminal's progress bar.
 fn show_progress(b: &indicatif::ProgressBar, p: Progress) {
     match p {
-        Progress::Pushing { done, total } => {
+        Progress::Pushing { done, total, .. } => {
             b.set_message("pushing changes");
             b.set_length(total as u64);
             b.set_position(done as u64);
