@@ -112,7 +112,7 @@ impl<'c> ItemWriter<'c> {
     /// Write an item and its stock levels (replacing what was there). `gen`: the
     /// snapshot generation the pull brought it in (`None` keeps the row's own).
     pub(crate) fn put(&mut self, item: &InventoryItem, gen: Option<i64>) -> Result<(), StoreError> {
-        self.upsert.execute(params![
+        let written = self.upsert.execute(params![
             item.sku,
             item.name,
             item.unit,
@@ -121,6 +121,10 @@ impl<'c> ItemWriter<'c> {
             serde_json::to_string(item)?,
             gen,
         ])?;
+        if written == 0 {
+            // The stored body (which holds the levels) is this one: so are its rows.
+            return Ok(());
+        }
         Ok(self.levels(item)?)
     }
 
