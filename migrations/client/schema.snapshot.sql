@@ -19,7 +19,8 @@ CREATE INDEX sync_records_by_order ON sync_records (order_id);
 
 -- index work_orders_list
 CREATE INDEX work_orders_list
-    ON work_orders (status, scheduled_start, priority, assignee, number, search_text, id);
+    ON work_orders ((scheduled_start IS NULL), scheduled_start, number, id,
+                    status, priority, assignee, search_text);
 
 -- table attachments
 CREATE TABLE attachments (

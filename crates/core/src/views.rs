@@ -227,8 +227,10 @@ pub struct BucketCountsView {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct OrderPageView {
     pub rows: Vec<OrderSummary>,
-    /// How many orders match in all.
+    /// How many orders match in all, or, when `total_capped`, how many were counted.
     pub total: u32,
+    /// More orders match than `total`: the list says "more than".
+    pub total_capped: bool,
     pub counts: BucketCountsView,
     /// Everyone an order is assigned to (the dispatcher's filter).
     pub assignees: Vec<String>,
@@ -239,6 +241,7 @@ impl From<&outpost_store::OrderPage> for OrderPageView {
         let outpost_store::OrderPage {
             rows,
             total,
+            total_capped,
             counts,
             assignees,
         } = p;
@@ -246,6 +249,7 @@ impl From<&outpost_store::OrderPage> for OrderPageView {
         OrderPageView {
             rows: rows.iter().map(OrderSummary::from).collect(),
             total: n(*total),
+            total_capped: *total_capped,
             counts: BucketCountsView {
                 today: n(counts.today),
                 upcoming: n(counts.upcoming),

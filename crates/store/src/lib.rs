@@ -99,6 +99,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_documents.sql",
         include_str!("../../../migrations/client/0009_documents.sql"),
     ),
+    (
+        "0010_order_list_in_order.sql",
+        include_str!("../../../migrations/client/0010_order_list_in_order.sql"),
+    ),
 ];
 
 /// The schema version this program writes (the number of migrations).

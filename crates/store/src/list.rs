@@ -2,8 +2,11 @@
 //! orders, filtered and searched, one page at a time, in SQL.
 //!
 //! Every column a list query reads is in one covering index (`work_orders_list`,
-//! migration 4), so a keystroke scans a small index of 10,000 entries and decodes only
-//! the bodies of the rows on the page; the app never holds the whole list. The search
+//! migration 4), kept in the list's own order since schema 10: a keystroke walks the
+//! index from the soonest order and stops once it has the page and [`TOTAL_COUNTED`]
+//! matches past it, so neither a sort of every match nor a count of all of them grows
+//! with the orders on the device (a dispatcher's may hold 100,000). Only the bodies of
+//! the rows on the page are decoded; the app never holds the whole list. The search
 //! column is kept by the store's one write path (`orders.rs`, a mirrored column).
 
 use chrono::{DateTime, Utc};
@@ -18,6 +21,11 @@ use crate::orders::{decode_row, order_row, OrderRow, SyncState, ORDER_SELECT};
 
 /// The most rows one page may hold.
 pub const PAGE_MAX: usize = 500;
+
+/// How many matches a page counts past its first row: beyond this the list says "more
+/// than" (`OrderPage::total_capped`) instead of reading every match of a short search
+/// in a list of 100,000 orders to count them (issue 25 item 2).
+pub const TOTAL_COUNTED: usize = 1_000;
 
 /// Which tab of the technician's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +88,12 @@ pub struct BucketCounts {
 #[derive(Debug, Clone)]
 pub struct OrderPage {
     pub rows: Vec<OrderRow>,
-    /// How many orders match in all (the page holds at most `limit` of them).
+    /// How many orders match in all (the page holds at most `limit` of them), or, when
+    /// `total_capped`, how many were counted: more match.
     pub total: usize,
+    /// More orders match than `total` (the count stopped at [`TOTAL_COUNTED`] past the
+    /// page's offset).
+    pub total_capped: bool,
     pub counts: BucketCounts,
     /// Everyone some order is assigned to, by name (the dispatcher's filter).
     pub assignees: Vec<String>,
@@ -225,59 +237,78 @@ fn filter(q: &OrderQuery) -> (String, Vec<Value>) {
     (sql, values)
 }
 
+/// The list's query: the ids of up to `rows` matches from the query's offset, in the
+/// list's order; the filter alone (for a count) is its first `filter_values` values.
+struct PageWalk {
+    sql: String,
+    filter_sql: String,
+    values: Vec<Value>,
+    filter_values: usize,
+}
+
+fn page_walk(q: &OrderQuery, rows: usize) -> PageWalk {
+    let (filter_sql, mut values) = filter(q);
+    let by_time = if q.bucket == Some(Bucket::Completed) {
+        "o.scheduled_start IS NULL, o.scheduled_start DESC, o.number DESC, o.id"
+    } else {
+        // The index's own order (schema 10): walked, never sorted.
+        "o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
+    };
+    // Searching "#122" lists order 122 first. Its parameter comes after the filter's,
+    // so a count (the filter's alone) binds the same values.
+    let filter_values = values.len();
+    let order_by = match number_searched(&q.text) {
+        Some(n) => {
+            values.push(Value::Integer(n));
+            format!("o.number IS ?{} DESC, {by_time}", values.len())
+        }
+        None => by_time.to_owned(),
+    };
+    values.push(Value::Integer(rows.min(i64::MAX as usize) as i64));
+    values.push(Value::Integer(q.offset.min(i64::MAX as usize) as i64));
+    let n = values.len();
+    PageWalk {
+        sql: format!(
+            "SELECT o.id FROM work_orders o{filter_sql} ORDER BY {order_by} LIMIT ?{} OFFSET ?{n}",
+            n - 1
+        ),
+        filter_sql,
+        values,
+        filter_values,
+    }
+}
+
 impl Store {
     /// One page of the order list: soonest first (unscheduled last), the completed tab
     /// latest first; ties by number, then id.
     pub fn order_page(&self, q: &OrderQuery) -> Result<OrderPage, StoreError> {
         let limit = q.limit.min(PAGE_MAX);
-        let (filter_sql, mut values) = filter(q);
-        let by_time = if q.bucket == Some(Bucket::Completed) {
-            "o.scheduled_start IS NULL, o.scheduled_start DESC, o.number DESC, o.id"
+        let counted = limit.max(TOTAL_COUNTED);
+        let walk = page_walk(q, counted + 1);
+        // The page and the number of matches after its offset, up to TOTAL_COUNTED, in
+        // one walk of the index in the list's order (no sort, except for a number
+        // searched or the completed tab's reverse order): a common search stops early,
+        // a rare one reads the index once.
+        let mut found = self
+            .conn
+            .prepare(&walk.sql)?
+            .query_map(rusqlite::params_from_iter(walk.values.iter()), |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let (total, total_capped) = if found.is_empty() && q.offset > 0 {
+            // Past the end: count on its own, to say how many there are.
+            let all: i64 = self.conn.query_row(
+                &format!("SELECT count(*) FROM work_orders o{}", walk.filter_sql),
+                rusqlite::params_from_iter(walk.values[..walk.filter_values].iter()),
+                |r| r.get(0),
+            )?;
+            (usize::try_from(all).unwrap_or(0), false)
         } else {
-            "o.scheduled_start IS NULL, o.scheduled_start, o.number, o.id"
+            (q.offset + found.len().min(counted), found.len() > counted)
         };
-        // Searching "#122" lists order 122 first. Its parameter comes after the
-        // filter's, so the count below (the filter's alone) binds the same values.
-        let filter_values = values.len();
-        let order_by = match number_searched(&q.text) {
-            Some(n) => {
-                values.push(Value::Integer(n));
-                format!("o.number IS ?{} DESC, {by_time}", values.len())
-            }
-            None => by_time.to_owned(),
-        };
-        // The page and the number of all matches in one pass over the index: the
-        // window count is taken before LIMIT applies.
-        let (ids, total) = {
-            let mut page_values = values.clone();
-            page_values.push(Value::Integer(limit as i64));
-            page_values.push(Value::Integer(q.offset.min(i64::MAX as usize) as i64));
-            let n = page_values.len();
-            let mut stmt = self.conn.prepare(&format!(
-                "SELECT o.id, count(*) OVER () FROM work_orders o{filter_sql}
-                 ORDER BY {order_by} LIMIT ?{} OFFSET ?{n}",
-                n - 1
-            ))?;
-            let found = stmt
-                .query_map(rusqlite::params_from_iter(page_values.iter()), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let total = match found.first() {
-                Some((_, total)) => *total,
-                // Past the end (or nothing matches): count on its own.
-                None if q.offset > 0 || limit == 0 => self.conn.query_row(
-                    &format!("SELECT count(*) FROM work_orders o{filter_sql}"),
-                    rusqlite::params_from_iter(values[..filter_values].iter()),
-                    |r| r.get(0),
-                )?,
-                None => 0,
-            };
-            (
-                found.into_iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                total,
-            )
-        };
+        found.truncate(limit);
+        let ids = found;
         let mut row_stmt = self
             .conn
             .prepare(&format!("{ORDER_SELECT} WHERE o.id = ?1"))?;
@@ -288,7 +319,8 @@ impl Store {
         let (counts, assignees) = self.tabs_and_assignees(q.tomorrow)?;
         Ok(OrderPage {
             rows,
-            total: usize::try_from(total).unwrap_or(0),
+            total,
+            total_capped,
             counts,
             assignees,
         })
@@ -602,6 +634,7 @@ mod tests {
                 prop_assert_eq!(&got, &reference(&all, q), "query {:?}", q);
                 let everything = OrderQuery { offset: 0, limit: usize::MAX, ..q.clone() };
                 prop_assert_eq!(page.total, reference(&all, &everything).len());
+                prop_assert!(!page.total_capped, "fewer than TOTAL_COUNTED orders: counted all");
                 let count = |b| reference(&all, &OrderQuery {
                     bucket: Some(b), ..OrderQuery::all(q.tomorrow, usize::MAX)
                 }).len();
@@ -792,6 +825,96 @@ mod tests {
             .expect("page");
         assert_eq!(page.rows.len(), PAGE_MAX);
         assert_eq!(page.total, PAGE_MAX + 1);
+    }
+
+    #[test]
+    fn the_total_stops_counting_past_the_counted_matches_and_says_so() {
+        let specs: Vec<Spec> = (0..TOTAL_COUNTED as u64 + 2)
+            .map(|i| Spec {
+                number: Some(i),
+                title: (0, 0),
+                customer: 0,
+                status: Status::Scheduled,
+                priority: Priority::Normal,
+                start: Some(i as i64 % 50),
+                assignee: None,
+                sync: 0,
+            })
+            .collect();
+        let (_tmp, store) = store_with(&specs);
+        let at = |offset: usize| {
+            let page = store
+                .order_page(&OrderQuery {
+                    offset,
+                    ..OrderQuery::all(noon(), 25)
+                })
+                .expect("page");
+            (page.rows.len(), page.total, page.total_capped)
+        };
+        assert_eq!(at(0), (25, TOTAL_COUNTED, true), "more than counted");
+        assert_eq!(at(1), (25, TOTAL_COUNTED + 1, true));
+        assert_eq!(
+            at(2),
+            (25, TOTAL_COUNTED + 2, false),
+            "exactly TOTAL_COUNTED left past the offset: counted all"
+        );
+        assert_eq!(at(TOTAL_COUNTED + 1), (1, TOTAL_COUNTED + 2, false));
+        assert_eq!(at(TOTAL_COUNTED + 5), (0, TOTAL_COUNTED + 2, false), "past the end");
+        let none = store
+            .order_page(&OrderQuery {
+                text: "zzz-no-match".into(),
+                ..OrderQuery::all(noon(), 25)
+            })
+            .expect("page");
+        assert_eq!((none.rows.len(), none.total, none.total_capped), (0, 0, false));
+    }
+
+    /// The dispatcher's list and the technician's open tabs walk the list index in its
+    /// order: no sort of every match (issue 25 item 2: the sort made a keystroke grow
+    /// worse than linearly with the orders on the device).
+    #[test]
+    fn the_list_walks_its_index_in_order_without_sorting() {
+        let (_tmp, store) = store_with(&[]);
+        let queries = [
+            OrderQuery::all(noon(), 25),
+            OrderQuery {
+                text: "boiler nord".into(),
+                assignee: Some("tech1".into()),
+                status: Some(Status::Scheduled),
+                ..OrderQuery::all(noon(), 25)
+            },
+            OrderQuery {
+                bucket: Some(Bucket::Today),
+                ..OrderQuery::all(noon(), 25)
+            },
+            OrderQuery {
+                bucket: Some(Bucket::Upcoming),
+                sync: Some(SyncState::Saved),
+                ..OrderQuery::all(noon(), 25)
+            },
+        ];
+        for q in queries {
+            let walk = page_walk(&q, 1001);
+            let plan: Vec<String> = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", walk.sql))
+                .expect("plan")
+                .query_map(rusqlite::params_from_iter(walk.values.iter()), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan rows")
+                .collect::<Result<_, _>>()
+                .expect("plan");
+            assert!(
+                plan.iter()
+                    .any(|s| s.contains("USING COVERING INDEX work_orders_list")),
+                "{q:?}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{q:?} sorts: {plan:?}"
+            );
+        }
     }
 
     #[test]

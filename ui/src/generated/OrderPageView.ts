@@ -7,9 +7,13 @@ import type { OrderSummary } from "./OrderSummary";
  */
 export type OrderPageView = { rows: Array<OrderSummary>, 
 /**
- * How many orders match in all.
+ * How many orders match in all, or, when `total_capped`, how many were counted.
  */
-total: number, counts: BucketCountsView, 
+total: number, 
+/**
+ * More orders match than `total`: the list says "more than".
+ */
+total_capped: boolean, counts: BucketCountsView, 
 /**
  * Everyone an order is assigned to (the dispatcher's filter).
  */

@@ -158,6 +158,7 @@ export function fakePage(orders: OrderSummary[], q: OrderQueryInput): OrderPageV
   return {
     rows: hits.slice(q.offset, q.offset + q.limit),
     total: hits.length,
+    total_capped: false,
     counts: { today: count('today'), upcoming: count('upcoming'), completed: count('completed') },
     assignees: [...new Set(orders.map((o) => o.assignee).filter((a): a is string => !!a))].sort(),
   };

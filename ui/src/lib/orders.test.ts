@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { noFilters, tabQuery, tomorrowOf } from './orders';
+import { countWords, noFilters, tabQuery, tomorrowOf } from './orders';
 
 describe('tabQuery', () => {
   const now = new Date(2026, 10, 2, 23, 30, 0);
@@ -25,5 +25,15 @@ describe('tabQuery', () => {
       limit: 60,
     });
     expect(tabQuery('today', { ...noFilters, sync: 'failed' }, now, 10).sync).toBe('failed');
+  });
+});
+
+describe('countWords', () => {
+  it('says how many match, how many are shown, and "more than" when counting stopped', () => {
+    expect(countWords(1, false, 1)).toBe('1 order');
+    expect(countWords(3, false, 3)).toBe('3 orders');
+    expect(countWords(0, false, 0)).toBe('0 orders');
+    expect(countWords(60, false, 25)).toBe('60 orders, showing the first 25');
+    expect(countWords(1000, true, 25)).toBe('More than 1,000 orders, showing the first 25');
   });
 });

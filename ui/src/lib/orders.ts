@@ -43,6 +43,17 @@ export function tabQuery(bucket: Bucket, f: Filters, now: Date, limit: number): 
   };
 }
 
+/**
+ * The list's count in words: "3 orders", "60 orders, showing the first 25", and when the
+ * device stopped counting (a dispatcher's list of 100,000 orders counts the first
+ * 1,000 matches), "More than 1,000 orders, showing the first 25".
+ */
+export function countWords(total: number, capped: boolean, shown: number): string {
+  const n = total.toLocaleString('en');
+  const head = capped ? `More than ${n} orders` : `${n} order${total === 1 ? '' : 's'}`;
+  return capped || total > shown ? `${head}, showing the first ${shown}` : head;
+}
+
 export function orderLabel(o: OrderSummary): string {
   return o.number === null ? 'New' : `#${o.number}`;
 }
