@@ -646,7 +646,8 @@ pub fn write_order(
 /// technician's van when it stocks the item, else the warehouse): the rule the
 /// dispatcher's desk previews with. Below zero is allowed and flagged for dispatchers.
 /// The move is kept in the stock ledger (`inventory.rs`) at once; the item's row, its
-/// alerts and its change-log row are written once per push ([`StockMoves::write`]).
+/// alerts (and the log's warning when a place is below zero) and its change-log row are
+/// written once per push ([`StockMoves::write`]).
 #[allow(clippy::too_many_arguments)]
 fn adjust_stock(
     sql: &mut dyn Sql,
@@ -664,9 +665,6 @@ fn adjust_stock(
     let device_us = m.device_time.timestamp_micros();
     let step = outpost_protocol::stock::apply_delta(&mut moved.item, delta_milli, assignee);
     let location = step.location;
-    if step.after.0 < 0 {
-        tracing::warn!(sku, location = %location, quantity_milli = step.after.0, "stock below zero");
-    }
     if !moved.mutation_ids.contains(&m.mutation_id) {
         moved.mutation_ids.push(m.mutation_id);
     }
@@ -746,6 +744,11 @@ impl StockMoves {
                     .iter()
                     .find(|level| level.location == *location)
                     .map_or(0, |level| level.quantity.0);
+                if quantity < 0 {
+                    // Once per item and place per push, not per move (a day's
+                    // completions from one bin logged a line each).
+                    tracing::warn!(sku, location = %location, quantity_milli = quantity, "stock below zero");
+                }
                 repo::set_stock_alert(sql, sku, location, &moved.item.name, quantity)?;
             }
             let version = moved.version + 1;
