@@ -1452,7 +1452,10 @@ async fn a_pull_leaves_out_only_the_order_rows_of_a_push_the_device_confirms(kin
     let items: Vec<&Change> = old.iter().filter(|c| c.id == sku).collect();
     assert_eq!(items.len(), 1, "{old:?}");
     assert!(matches!(items[0].change, ChangeBody::InventoryItem(_)));
-    assert_eq!(items[0].seq, written.last, "the stock row, after the push's orders");
+    assert_eq!(
+        items[0].seq, written.last,
+        "the stock row, after the push's orders"
+    );
 
     // This device, confirming the range: no order row, the stock row still; same end.
     let (new, new_end) = pull_confirming(&t1, &start, std::slice::from_ref(&written)).await;

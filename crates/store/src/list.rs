@@ -859,14 +859,21 @@ mod tests {
             "exactly TOTAL_COUNTED left past the offset: counted all"
         );
         assert_eq!(at(TOTAL_COUNTED + 1), (1, TOTAL_COUNTED + 2, false));
-        assert_eq!(at(TOTAL_COUNTED + 5), (0, TOTAL_COUNTED + 2, false), "past the end");
+        assert_eq!(
+            at(TOTAL_COUNTED + 5),
+            (0, TOTAL_COUNTED + 2, false),
+            "past the end"
+        );
         let none = store
             .order_page(&OrderQuery {
                 text: "zzz-no-match".into(),
                 ..OrderQuery::all(noon(), 25)
             })
             .expect("page");
-        assert_eq!((none.rows.len(), none.total, none.total_capped), (0, 0, false));
+        assert_eq!(
+            (none.rows.len(), none.total, none.total_capped),
+            (0, 0, false)
+        );
     }
 
     /// The dispatcher's list and the technician's open tabs walk the list index in its

@@ -352,9 +352,7 @@ fn an_answer_acknowledging_an_order_twice_writes_its_latest_row_once() {
         for (i, e) in edits.iter().enumerate() {
             store.record(e.clone(), now).expect("record");
             if i < 2 {
-                store
-                    .mark_sent(&[e.mutation_id.to_string()])
-                    .expect("seal");
+                store.mark_sent(&[e.mutation_id.to_string()]).expect("seal");
             }
         }
         // Count the writes of order rows from here on.
