@@ -805,9 +805,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_page_never_holds_more_than_the_maximum_and_the_total_counts_all() {
-        let specs: Vec<Spec> = (0..PAGE_MAX as u64 + 1)
+    /// `n` scheduled orders numbered from 0, alike but for their time.
+    fn scheduled(n: usize) -> Vec<Spec> {
+        (0..n as u64)
             .map(|i| Spec {
                 number: Some(i),
                 title: (0, 0),
@@ -818,8 +818,12 @@ mod tests {
                 assignee: None,
                 sync: 0,
             })
-            .collect();
-        let (_tmp, store) = store_with(&specs);
+            .collect()
+    }
+
+    #[test]
+    fn a_page_never_holds_more_than_the_maximum_and_the_total_counts_all() {
+        let (_tmp, store) = store_with(&scheduled(PAGE_MAX + 1));
         let page = store
             .order_page(&OrderQuery::all(noon(), usize::MAX))
             .expect("page");
@@ -829,19 +833,7 @@ mod tests {
 
     #[test]
     fn the_total_stops_counting_past_the_counted_matches_and_says_so() {
-        let specs: Vec<Spec> = (0..TOTAL_COUNTED as u64 + 2)
-            .map(|i| Spec {
-                number: Some(i),
-                title: (0, 0),
-                customer: 0,
-                status: Status::Scheduled,
-                priority: Priority::Normal,
-                start: Some(i as i64 % 50),
-                assignee: None,
-                sync: 0,
-            })
-            .collect();
-        let (_tmp, store) = store_with(&specs);
+        let (_tmp, store) = store_with(&scheduled(TOTAL_COUNTED + 2));
         let at = |offset: usize| {
             let page = store
                 .order_page(&OrderQuery {
