@@ -184,7 +184,15 @@ impl OrderQueryInput {
     /// The store's query; `now` stands in for a missing `tomorrow`.
     pub fn to_query(&self, now: DateTime<Utc>) -> Result<outpost_store::OrderQuery, CoreError> {
         let tomorrow = match self.tomorrow.as_deref() {
-            None => now + chrono::Duration::days(1),
+            // A day from now, to the whole minute: the store keeps the tab counts while
+            // the day line stays put, and a line that moved every call (a dispatcher's
+            // list, which sent none) counted every order on every keystroke.
+            None => {
+                let later = now + chrono::Duration::days(1);
+                later
+                    - chrono::Duration::nanoseconds(i64::from(later.timestamp_subsec_nanos()))
+                    - chrono::Duration::seconds(later.timestamp().rem_euclid(60))
+            }
             Some(t) => DateTime::parse_from_rfc3339(t)
                 .map_err(|e| {
                     CoreError::BadInput(format!("the list's day boundary {t:?} is not a time: {e}"))
@@ -981,6 +989,39 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Without a day line from the caller, the line is a day from now to the whole
+    /// minute: the same for every keystroke of a minute, so the store's cached tab
+    /// counts hold (a line that moved each call counted every order each time).
+    #[test]
+    fn the_default_day_line_stays_put_within_a_minute() {
+        let input = OrderQueryInput {
+            text: String::new(),
+            bucket: None,
+            tomorrow: None,
+            status: None,
+            priority: None,
+            sync: None,
+            assignee: None,
+            offset: 0,
+            limit: 25,
+        };
+        let at = |s: &str| {
+            input
+                .to_query(s.parse().expect("time"))
+                .expect("query")
+                .tomorrow
+        };
+        let line = at("2026-12-07T23:10:05.250Z");
+        assert_eq!(line, at("2026-12-07T23:10:59.999Z"));
+        assert_eq!(
+            line,
+            "2026-12-08T23:10:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("time")
+        );
+        assert_ne!(line, at("2026-12-07T23:11:00Z"));
     }
 
     #[test]
