@@ -188,10 +188,11 @@ impl OrderQueryInput {
             // the day line stays put, and a line that moved every call (a dispatcher's
             // list, which sent none) counted every order on every keystroke.
             None => {
-                let later = now + chrono::Duration::days(1);
+                use chrono::DurationRound;
+                let later = now + chrono::TimeDelta::days(1);
                 later
-                    - chrono::Duration::nanoseconds(i64::from(later.timestamp_subsec_nanos()))
-                    - chrono::Duration::seconds(later.timestamp().rem_euclid(60))
+                    .duration_trunc(chrono::TimeDelta::minutes(1))
+                    .unwrap_or(later)
             }
             Some(t) => DateTime::parse_from_rfc3339(t)
                 .map_err(|e| {
