@@ -27,7 +27,10 @@
 //! markers with the plot docs/bench-growth.svg (plotters, log–log).
 //!
 //! Environment: `OUTPOST_GROWTH_ITEMS` (default `10000,100000,1000000`),
-//! `OUTPOST_GROWTH_ORDERS` (`1000,10000,100000`), `OUTPOST_GROWTH_SAMPLES` (3). As a
+//! `OUTPOST_GROWTH_ORDERS` (`1000,10000,100000`), `OUTPOST_GROWTH_SAMPLES` (3),
+//! `OUTPOST_GROWTH_PERF=DIR` (the dispatcher's priming recorded with `perf record`,
+//! client and server, into `DIR/dispatcher-N-{client,server}.data`; its RSS figure is
+//! then perf's, so do not keep such a run's figures). As a
 //! smoke test (`cargo test --benches`) it runs 200 and 2,000 items, 900 and 2,000
 //! orders, one sample, draws the plot into a temporary directory and writes nothing
 //! under docs/.
@@ -169,7 +172,16 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn sync(dev: &CliDevice) -> (Measured, SyncReport) {
-    let m = dev.measured(&["--json", "sync"], None);
+    synced(dev, None)
+}
+
+/// [`sync`], under `perf record` into `perf` when given (its RSS is then perf's).
+fn synced(dev: &CliDevice, perf: Option<&Path>) -> (Measured, SyncReport) {
+    let mut cmd = dev.command(&["--json", "sync"]);
+    if let Some(out) = perf {
+        cmd = outpost_tests::perf::wrapped(&cmd, out);
+    }
+    let m = measure(cmd, None);
     let r: SyncReport = serde_json::from_str(&m.stdout)
         .unwrap_or_else(|e| panic!("outpost sync --json printed no report: {e}: {}", m.stdout));
     assert_eq!(r.remaining.pending, 0, "everything acknowledged: {r:?}");
@@ -524,7 +536,20 @@ async fn orders_step(
     // The dispatcher's device: priming every order, then the list searched on it.
     let dispatcher = CliDevice::new(&format!("dispatcher-{orders}"), &outpost);
     dispatcher.login(&server.url, "dispatcher");
-    let (m, _) = sync(&dispatcher);
+    let perf = std::env::var_os("OUTPOST_GROWTH_PERF").map(PathBuf::from);
+    let server_perf = perf.as_ref().map(|dir| {
+        outpost_tests::perf::Recording::attach(
+            server.pid(),
+            &dir.join(format!("dispatcher-{orders}-server.data")),
+        )
+    });
+    let client_perf = perf
+        .as_ref()
+        .map(|dir| dir.join(format!("dispatcher-{orders}-client.data")));
+    let (m, _) = synced(&dispatcher, client_perf.as_deref());
+    if let Some(p) = server_perf {
+        p.stop();
+    }
     let (disp_ms, disp_rss) = (ms(m.took), mib_of_kib(m.peak_rss_kib));
     let disp_mib = dir_bytes(dispatcher.dir.path()) as f64 / (1024.0 * 1024.0);
     drop(server);

@@ -114,17 +114,7 @@ async fn offline_day(
 
 /// `outpost sync --json` on `dir`: wall time from spawn to exit, and its report.
 fn outpost_sync(dir: &Path, key: &str, perf: Option<&Path>) -> (Duration, Report) {
-    let mut cmd = match perf {
-        Some(out) => {
-            let mut c = Command::new("perf");
-            c.args(["record", "-F", "1000", "--call-graph", "dwarf,32768", "-o"])
-                .arg(out.join("reconnect-client.data"))
-                .arg("--")
-                .arg(bin("outpost"));
-            c
-        }
-        None => Command::new(bin("outpost")),
-    };
+    let mut cmd = Command::new(bin("outpost"));
     cmd.arg("--data-dir")
         .arg(dir)
         .args(["sync", "--json"])
@@ -132,6 +122,9 @@ fn outpost_sync(dir: &Path, key: &str, perf: Option<&Path>) -> (Duration, Report
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(out) = perf {
+        cmd = outpost_tests::perf::wrapped(&cmd, &out.join("reconnect-client.data"));
+    }
     let start = Instant::now();
     let out = cmd.output().unwrap();
     let took = start.elapsed();
@@ -237,24 +230,14 @@ fn main() {
         for (i, (user, (dir, key))) in devices.iter().enumerate() {
             let perf = perf_dir.as_deref().filter(|_| i == perf_sample);
             let server_perf = perf.map(|out| {
-                std::fs::create_dir_all(out).unwrap();
-                Command::new("perf")
-                    .args(["record", "-F", "2000", "--call-graph", "dwarf,32768", "-p"])
-                    .arg(server.pid().to_string())
-                    .arg("-o")
-                    .arg(out.join("reconnect-server.data"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap()
+                outpost_tests::perf::Recording::attach(
+                    server.pid(),
+                    &out.join("reconnect-server.data"),
+                )
             });
-            if server_perf.is_some() {
-                std::thread::sleep(Duration::from_millis(500));
-            }
             let (took, r) = outpost_sync(dir.path(), key, perf);
-            if let Some(mut p) = server_perf {
-                let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
-                let _ = p.wait();
+            if let Some(p) = server_perf {
+                p.stop();
             }
             assert_eq!(r.remaining.pending, 0, "everything acknowledged: {r:?}");
             assert_eq!(r.remaining.failed + r.remaining.conflicts, 0, "{r:?}");

@@ -14,6 +14,7 @@ pub mod http_faults;
 pub mod kill;
 pub mod load;
 pub mod oracle;
+pub mod perf;
 pub mod powercut;
 pub mod proxy;
 pub mod results;
