@@ -438,3 +438,82 @@ fn an_answer_acknowledging_an_order_twice_writes_its_latest_row_once() {
     assert_eq!(left, vec![twice.edits[2].mutation_id.to_string()]);
     assert!(twice.store.check().expect("check").sound);
 }
+
+/// A pulled order's row (the local view and the server's part) is written once: an
+/// order's body spills onto overflow pages, and each write of the row encrypts them
+/// again at commit. Priming a dispatcher's 100,000 orders wrote every row twice.
+#[test]
+fn a_pulled_order_is_written_once() {
+    use outpost_protocol::wire::{Change, ChangeEntity};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let key = crate::DbKey::generate().expect("key");
+    let mut store = Store::create(tmp.path(), &key).expect("store");
+    let now = Utc::now();
+    let mut known = WorkOrder::blank(Uuid::now_v7());
+    known.title = "Already here".into();
+    known.version = 1;
+    store
+        .put_server_orders(std::slice::from_ref(&known), now)
+        .expect("seed");
+    store
+        .conn
+        .execute_batch(
+            "CREATE TEMP TABLE order_writes (id TEXT);
+             CREATE TEMP TRIGGER order_inserted AFTER INSERT ON work_orders
+             BEGIN INSERT INTO order_writes VALUES (NEW.id); END;
+             CREATE TEMP TRIGGER order_updated AFTER UPDATE ON work_orders
+             BEGIN INSERT INTO order_writes VALUES (NEW.id); END;",
+        )
+        .expect("counting triggers");
+    let mut new = WorkOrder::blank(Uuid::now_v7());
+    new.title = "New here".into();
+    new.version = 1;
+    known.title = "Changed on the server".into();
+    known.version = 2;
+    let change = |seq, row: &WorkOrder| Change {
+        seq,
+        entity: ChangeEntity::WorkOrder,
+        id: row.id.to_string(),
+        version: row.version,
+        mutation_ids: Vec::new(),
+        change: ChangeBody::WorkOrder(row.clone()),
+    };
+    let page = PullResponse {
+        changes: vec![change(1, &new), change(2, &known)],
+        cursor: "c2".into(),
+        has_more: false,
+        priming: None,
+        server_time: now,
+        epoch: None,
+    };
+    store.apply_pull_page(&page, now).expect("pull");
+    let writes = |id: &Uuid| -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM order_writes WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .expect("count")
+    };
+    assert_eq!(
+        (writes(&new.id), writes(&known.id)),
+        (1, 1),
+        "a new and a known order are each written once"
+    );
+    for o in [&new, &known] {
+        let (body, server_body, version): (String, String, i64) = store
+            .conn
+            .query_row(
+                "SELECT body, server_body, server_version FROM work_orders WHERE id = ?1",
+                [o.id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("row");
+        let body: WorkOrder = serde_json::from_str(&body).expect("body");
+        let server_body: WorkOrder = serde_json::from_str(&server_body).expect("server body");
+        let expected_version = if o.id == new.id { 1 } else { 2 };
+        assert_eq!((&body, &server_body, version), (o, o, expected_version));
+    }
+}
