@@ -199,6 +199,65 @@ pub(crate) fn put_local_order(
     Ok(())
 }
 
+/// The server's part of an order's row: its last row (the rebase base) as JSON, that
+/// row's version, and the scope generation that brought it.
+struct ServerPart {
+    body: String,
+    version: i64,
+    gen: i64,
+}
+
+/// Write the server's row of an order and the local view rebased on it in one write of
+/// the row: a row with a long body spills onto overflow pages, and writing it twice (the
+/// view, then the server's part) wrote and encrypted those pages twice.
+pub(crate) fn put_synced_order(
+    tx: &Transaction<'_>,
+    local: &WorkOrder,
+    server_row: &WorkOrder,
+    gen: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let server = ServerPart {
+        body: serde_json::to_string(server_row)?,
+        version: server_row.version as i64,
+        gen,
+    };
+    let id = local.id.to_string();
+    if let Some(stored) = get_stored_order(tx, &id)? {
+        return write_changed(tx, &stored, local, now, Some(server));
+    }
+    let [number, title, status, priority, assignee, scheduled_start, search_text] =
+        mirrored_values(local);
+    // Without pending work the view is the server's row: one serialisation serves both.
+    let body = if local == server_row {
+        server.body.clone()
+    } else {
+        serde_json::to_string(local)?
+    };
+    tx.prepare_cached(
+        "INSERT INTO work_orders
+            (id, number, title, status, priority, assignee, scheduled_start, search_text,
+             body, updated_at, server_body, server_version, seen_gen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        id,
+        number,
+        title,
+        status,
+        priority,
+        assignee,
+        scheduled_start,
+        search_text,
+        body,
+        now.to_rfc3339(),
+        server.body,
+        server.version,
+        server.gen,
+    ])?;
+    Ok(())
+}
+
 /// Write an edited order over its stored row, setting only what changed. SQLite
 /// rewrites an index entry whenever its column is assigned, even to the same value, so
 /// assigning `status` and `scheduled_start` on every edit dirtied a page of the
@@ -210,6 +269,18 @@ fn update_local_order(
     stored: &StoredOrder,
     order: &WorkOrder,
     now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    write_changed(tx, stored, order, now, None)
+}
+
+/// [`update_local_order`], with the server's part of the row set in the same write when
+/// given (the row then always changes: its generation is stamped).
+fn write_changed(
+    tx: &Transaction<'_>,
+    stored: &StoredOrder,
+    order: &WorkOrder,
+    now: DateTime<Utc>,
+    server: Option<ServerPart>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(order)?;
     let mut sql = String::from("UPDATE work_orders SET body = ?2, updated_at = ?3");
@@ -228,11 +299,29 @@ fn update_local_order(
             sql.push_str(&format!(", {name} = ?{}", values.len()));
         }
     }
-    if values.len() == 3 && matches!(&values[1], Value::Text(b) if *b == stored.body) {
-        return Ok(());
+    match server {
+        Some(server) => {
+            let n = values.len();
+            sql.push_str(&format!(
+                ", server_body = ?{}, server_version = ?{}, seen_gen = ?{}, left_scope_to = NULL",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+            values.extend([
+                Value::Text(server.body),
+                Value::Integer(server.version),
+                Value::Integer(server.gen),
+            ]);
+        }
+        None if values.len() == 3 && matches!(&values[1], Value::Text(b) if *b == stored.body) => {
+            return Ok(());
+        }
+        None => {}
     }
     sql.push_str(" WHERE id = ?1");
-    tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    tx.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
 

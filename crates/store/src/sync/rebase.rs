@@ -9,10 +9,10 @@
 use chrono::{DateTime, Utc};
 use outpost_protocol::apply::apply_op;
 use outpost_protocol::{Mutation, WorkOrder};
-use rusqlite::{params, Transaction};
+use rusqlite::Transaction;
 
 use crate::error::StoreError;
-use crate::orders::put_local_order;
+use crate::orders::put_synced_order;
 
 /// The device's unacknowledged mutations of one entity, oldest first.
 fn entity_mutations(
@@ -54,29 +54,15 @@ pub(crate) fn rebase(server_row: &WorkOrder, pending: &[Mutation]) -> WorkOrder 
     local
 }
 
-/// Store the server's row and the rebased local view.
+/// Store the server's row and the rebased local view, in one write of the row.
 pub(super) fn put_server_row(
     tx: &Transaction<'_>,
     row: &WorkOrder,
     gen: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let id = row.id.to_string();
-    let pending = entity_mutations(tx, &id)?;
-    let local = rebase(row, &pending);
-    put_local_order(tx, &local, now)?;
-    tx.prepare_cached(
-        "UPDATE work_orders SET server_body = ?2, server_version = ?3, seen_gen = ?4,
-                left_scope_to = NULL
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        id,
-        serde_json::to_string(row)?,
-        row.version as i64,
-        gen
-    ])?;
-    Ok(())
+    let pending = entity_mutations(tx, &row.id.to_string())?;
+    put_synced_order(tx, &rebase(row, &pending), row, gen, now)
 }
 
 #[cfg(test)]
