@@ -17,6 +17,9 @@ WHERE state <> 'pending';
 -- index sync_records_by_order
 CREATE INDEX sync_records_by_order ON sync_records (order_id);
 
+-- index work_orders_by_generation
+CREATE INDEX work_orders_by_generation ON work_orders (seen_gen);
+
 -- index work_orders_list
 CREATE INDEX work_orders_list
     ON work_orders ((scheduled_start IS NULL), scheduled_start, number, id,

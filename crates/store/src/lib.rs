@@ -103,6 +103,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_order_list_in_order.sql",
         include_str!("../../../migrations/client/0010_order_list_in_order.sql"),
     ),
+    (
+        "0011_work_orders_by_generation.sql",
+        include_str!("../../../migrations/client/0011_work_orders_by_generation.sql"),
+    ),
 ];
 
 /// The schema version this program writes (the number of migrations).
