@@ -79,8 +79,131 @@ pub(super) fn finish_priming(
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+    use outpost_protocol::wire::{
+        Change, ChangeBody, ChangeEntity, PrimingPhase, PrimingProgress, PullResponse,
+    };
+    use outpost_protocol::WorkOrder;
+    use uuid::Uuid;
+
     use super::{MARK_ORDERS_KEPT, SWEEP_ORDERS};
     use crate::db::Store;
+
+    fn list_index(store: &Store) -> Option<String> {
+        use rusqlite::OptionalExtension;
+        store
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'work_orders_list'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .expect("schema")
+    }
+
+    /// A snapshot page of `orders`, `more` to come or the last.
+    fn snapshot_page(orders: &[WorkOrder], more: bool, done: u64) -> PullResponse {
+        PullResponse {
+            changes: orders
+                .iter()
+                .enumerate()
+                .map(|(i, o)| Change {
+                    seq: done + i as u64,
+                    entity: ChangeEntity::WorkOrder,
+                    id: o.id.to_string(),
+                    version: o.version,
+                    mutation_ids: Vec::new(),
+                    change: ChangeBody::WorkOrder(o.clone()),
+                })
+                .collect(),
+            cursor: format!("c{done}"),
+            has_more: more,
+            priming: more.then_some(PrimingProgress {
+                phase: PrimingPhase::Orders,
+                done: done + orders.len() as u64,
+                total: 4,
+                snapshot_seq: 9,
+            }),
+            server_time: Utc::now(),
+            epoch: None,
+        }
+    }
+
+    fn orders(n: usize) -> Vec<WorkOrder> {
+        (0..n)
+            .map(|i| {
+                let mut o = WorkOrder::blank(Uuid::now_v7());
+                o.title = format!("Order {i}");
+                o.version = 1;
+                o
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_first_snapshot_builds_the_list_index_once_at_its_end() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = crate::DbKey::generate().expect("key");
+        let mut store = Store::create(tmp.path(), &key).expect("store");
+        let fresh = list_index(&store).expect("a new store has the list's index");
+        let now = Utc::now();
+        let all = orders(4);
+        store.begin_priming().expect("begin");
+        store
+            .apply_pull_page(&snapshot_page(&all[..2], true, 0), now)
+            .expect("first page");
+        assert_eq!(list_index(&store), None, "no index while the snapshot runs");
+        let all_orders = crate::list::OrderQuery::all(now, 25);
+        assert_eq!(
+            store.order_page(&all_orders).expect("the list reads").total,
+            2,
+            "the list reads without its index"
+        );
+        store
+            .apply_pull_page(&snapshot_page(&all[2..], false, 2), now)
+            .expect("last page");
+        assert_eq!(
+            list_index(&store).as_deref(),
+            Some(fresh.as_str()),
+            "built at the end, as the migration made it"
+        );
+        assert_eq!(store.order_page(&all_orders).expect("list").total, 4);
+
+        // A later snapshot (a resync) into a device with orders keeps the index.
+        store.begin_priming().expect("begin again");
+        store
+            .apply_pull_page(&snapshot_page(&all[..2], true, 0), now)
+            .expect("first page");
+        assert!(
+            list_index(&store).is_some(),
+            "a device with orders keeps it"
+        );
+    }
+
+    #[test]
+    fn a_store_opened_outside_a_snapshot_builds_a_missing_list_index() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = crate::DbKey::generate().expect("key");
+        let mut store = Store::create(tmp.path(), &key).expect("store");
+        let fresh = list_index(&store).expect("index");
+        store.begin_priming().expect("begin");
+        store
+            .apply_pull_page(&snapshot_page(&orders(2), true, 0), Utc::now())
+            .expect("first page");
+        drop(store);
+        // Still priming (the app stopped mid-snapshot): left for the snapshot's end.
+        let store = Store::open(tmp.path(), &key).expect("open");
+        assert_eq!(list_index(&store), None);
+        // No longer priming (the flag gone, as after signing out): built on open.
+        store
+            .conn
+            .execute("DELETE FROM kv WHERE key = ?1", [super::KV_PRIMING])
+            .expect("clear");
+        drop(store);
+        let store = Store::open(tmp.path(), &key).expect("open");
+        assert_eq!(list_index(&store).as_deref(), Some(fresh.as_str()));
+    }
 
     /// The end of a dispatcher's priming of 100,000 orders read every order's whole row
     /// to find the few the snapshot did not bring.
