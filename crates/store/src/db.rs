@@ -499,6 +499,12 @@ impl Store {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        // The list's index, if a first snapshot dropped it and is no longer under way
+        // (`sync/priming.rs`); nothing to do otherwise.
+        if !crate::sync::priming_under_way(&conn)? {
+            conn.execute_batch(crate::list::LIST_INDEX)
+                .map_err(StoreError::from)?;
+        }
         create_dir_all_durable(&paths.attachments).map_err(|e| io_err(&paths.attachments, e))?;
         let attachment_key = Self::load_or_make_key(&conn, "attachment_key")?;
         let name_key = Self::load_or_make_key(&conn, "attachment_name_key")?;

@@ -19,6 +19,15 @@ use crate::db::Store;
 use crate::error::StoreError;
 use crate::orders::{decode_row, order_row, OrderRow, SyncState, ORDER_SELECT};
 
+/// The list's index as migration 10 made it (the text `sqlite_master` keeps stays the
+/// migration's). A device with no orders drops it while it takes its first snapshot,
+/// and the snapshot's last page builds it once (`sync/priming.rs`): kept up to date row
+/// by row, its scattered inserts cost a dispatcher's priming of 100,000 orders two
+/// thirds of its time. A later migration that touches it says `IF EXISTS`.
+pub(crate) const LIST_INDEX: &str = "CREATE INDEX IF NOT EXISTS work_orders_list
+    ON work_orders ((scheduled_start IS NULL), scheduled_start, number, id,
+                    status, priority, assignee, search_text)";
+
 /// The most rows one page may hold.
 pub const PAGE_MAX: usize = 500;
 

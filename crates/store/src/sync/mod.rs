@@ -88,6 +88,11 @@ pub struct SyncCounts {
     pub skipped: usize,
 }
 
+/// Whether a snapshot is under way (begun, its last page not applied yet).
+pub(crate) fn priming_under_way(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
+    Ok(kv_get(conn, KV_PRIMING)?.is_some())
+}
+
 fn kv_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(tx
         .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))

@@ -19,7 +19,7 @@ use outpost_protocol::wire::{ChangeBody, ChangeEntity, PullResponse, RecordStatu
 use rusqlite::params;
 use serde::Serialize;
 
-use super::priming::finish_priming;
+use super::priming::{defer_list_index, finish_priming};
 use super::rebase::put_server_row;
 use super::scope::{needed_here, settle_out_of_scope};
 use super::{
@@ -108,6 +108,7 @@ impl Store {
         acked: &AckedRows,
     ) -> Result<PageSummary, StoreError> {
         self.write(|tx, _| {
+            defer_list_index(tx, page)?;
             let gen = current_gen(tx)?;
             let mut s = PageSummary::default();
             let mut items = crate::inventory::ItemWriter::new(tx)?;
