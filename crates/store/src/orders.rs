@@ -222,18 +222,18 @@ pub(crate) fn put_synced_order(
         version: server_row.version as i64,
         gen,
     };
-    let id = local.id.to_string();
-    if let Some(stored) = get_stored_order(tx, &id)? {
-        return write_changed(tx, &stored, local, now, Some(server));
-    }
-    let [number, title, status, priority, assignee, scheduled_start, search_text] =
-        mirrored_values(local);
     // Without pending work the view is the server's row: one serialisation serves both.
     let body = if local == server_row {
         server.body.clone()
     } else {
         serde_json::to_string(local)?
     };
+    let id = local.id.to_string();
+    if let Some(stored) = get_stored_order(tx, &id)? {
+        return write_changed(tx, &stored, local, body, now, Some(server));
+    }
+    let [number, title, status, priority, assignee, scheduled_start, search_text] =
+        mirrored_values(local);
     tx.prepare_cached(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, search_text,
@@ -270,19 +270,20 @@ fn update_local_order(
     order: &WorkOrder,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    write_changed(tx, stored, order, now, None)
+    write_changed(tx, stored, order, serde_json::to_string(order)?, now, None)
 }
 
-/// [`update_local_order`], with the server's part of the row set in the same write when
-/// given (the row then always changes: its generation is stamped).
+/// [`update_local_order`] with `order`'s body as serialised by the caller, and the
+/// server's part of the row set in the same write when given (the row then always
+/// changes: its generation is stamped).
 fn write_changed(
     tx: &Transaction<'_>,
     stored: &StoredOrder,
     order: &WorkOrder,
+    body: String,
     now: DateTime<Utc>,
     server: Option<ServerPart>,
 ) -> Result<(), StoreError> {
-    let body = serde_json::to_string(order)?;
     let mut sql = String::from("UPDATE work_orders SET body = ?2, updated_at = ?3");
     let mut values = vec![
         Value::Text(order.id.to_string()),
