@@ -171,8 +171,6 @@ pub(crate) fn put_local_order(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let body = serde_json::to_string(order)?;
-    let [number, title, status, priority, assignee, scheduled_start, search_text] =
-        mirrored_values(order);
     tx.prepare_cached(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, search_text,
@@ -184,19 +182,17 @@ pub(crate) fn put_local_order(
             scheduled_start = excluded.scheduled_start, search_text = excluded.search_text,
             body = excluded.body, updated_at = excluded.updated_at",
     )?
-    .execute(params![
-        order.id.to_string(),
-        number,
-        title,
-        status,
-        priority,
-        assignee,
-        scheduled_start,
-        search_text,
-        body,
-        now.to_rfc3339(),
-    ])?;
+    .execute(rusqlite::params_from_iter(row_values(order, body, now)))?;
     Ok(())
+}
+
+/// A new row's first ten columns (id, the mirrored columns, body, updated_at), in the
+/// order the inserts name them.
+fn row_values(order: &WorkOrder, body: String, now: DateTime<Utc>) -> Vec<Value> {
+    let mut values = vec![Value::Text(order.id.to_string())];
+    values.extend(mirrored_values(order));
+    values.extend([Value::Text(body), Value::Text(now.to_rfc3339())]);
+    values
 }
 
 /// The server's part of an order's row: its last row (the rebase base) as JSON, that
@@ -232,29 +228,19 @@ pub(crate) fn put_synced_order(
     if let Some(stored) = get_stored_order(tx, &id)? {
         return write_changed(tx, &stored, local, body, now, Some(server));
     }
-    let [number, title, status, priority, assignee, scheduled_start, search_text] =
-        mirrored_values(local);
+    let mut values = row_values(local, body, now);
+    values.extend([
+        Value::Text(server.body),
+        Value::Integer(server.version),
+        Value::Integer(server.gen),
+    ]);
     tx.prepare_cached(
         "INSERT INTO work_orders
             (id, number, title, status, priority, assignee, scheduled_start, search_text,
              body, updated_at, server_body, server_version, seen_gen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
-    .execute(params![
-        id,
-        number,
-        title,
-        status,
-        priority,
-        assignee,
-        scheduled_start,
-        search_text,
-        body,
-        now.to_rfc3339(),
-        server.body,
-        server.version,
-        server.gen,
-    ])?;
+    .execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
 
