@@ -81,6 +81,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Requests to `/v1/` handled at once. One more is answered 503 `unavailable` with
+    /// `Retry-After` before its body is read (devices retry with backoff): under a
+    /// surge the server sheds load instead of holding every queued request's memory.
+    pub max_in_flight: usize,
     pub password_cost: PasswordCost,
     /// The most bytes of files (photos, signatures) one user may hold on the server:
     /// the files they sent plus their uploads in progress (issue 19 item 7). A file
@@ -121,6 +125,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_in_flight", &self.max_in_flight)
             .field("password_cost", &self.password_cost)
             .field("attachment_quota_bytes", &self.attachment_quota_bytes)
             .field("failed_sync_budget_bytes", &self.failed_sync_budget_bytes)
@@ -147,6 +152,14 @@ pub const OFFLINE_DAYS_SUPPORTED: u64 = 60;
 /// (issue 25 item 4; figures in docs/benchmarks.md).
 pub const RETENTION_DAYS_DEFAULT: u64 = 90;
 
+/// The default of [`ServerConfig::max_in_flight`]: far above what a server answering in
+/// milliseconds has in flight (100 devices: a handful), low enough that the requests
+/// it holds fit in memory.
+pub const MAX_IN_FLIGHT_DEFAULT: usize = 256;
+
+/// Seconds a request shed by the admission limit is told to wait.
+pub const SHED_RETRY_AFTER_SECS: u64 = 2;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -162,6 +175,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
             max_connections: 1024,
+            max_in_flight: MAX_IN_FLIGHT_DEFAULT,
             password_cost: PasswordCost::default(),
             attachment_quota_bytes: DEFAULT_ATTACHMENT_QUOTA_BYTES,
             failed_sync_budget_bytes: DEFAULT_FAILED_SYNC_BUDGET_BYTES,

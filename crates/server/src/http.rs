@@ -49,6 +49,8 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     /// Password checks that may run at once (`ServerConfig::password_hashers`).
     pub hashers: std::sync::Arc<tokio::sync::Semaphore>,
+    /// `/v1/` requests handled at once (`ServerConfig::max_in_flight`).
+    pub admission: std::sync::Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     /// Parsed order rows of committed pushes (see [`crate::row_cache`]).
     pub rows: crate::row_cache::RowCache,
@@ -315,6 +317,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
+}
+
+/// The admission limit: a `/v1/` request past [`crate::ServerConfig::max_in_flight`]
+/// handled at once is answered 503 `unavailable` with `Retry-After`, before its body
+/// is read or its token checked. Health, metrics and the API document stay open, so
+/// an administrator can see an overloaded server.
+async fn admit(State(app): St, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = app.admission.clone().try_acquire_owned() else {
+        app.metrics
+            .request(req.method().as_str(), "(shed: over max_in_flight)", 503, 0);
+        tracing::debug!(
+            path = req.uri().path(),
+            "shed: more requests in flight than max_in_flight"
+        );
+        let mut e = ApiError::new(
+            503,
+            ErrorCode::Unavailable,
+            "the server is busy; your work stays on this device and is sent on the retry",
+        );
+        e.body.retry_after_secs = Some(crate::config::SHED_RETRY_AFTER_SECS);
+        return e.into_response();
+    };
+    next.run(req).await
 }
 
 /// For `/v1/…`: the protocol version (when announced) must be one this server serves,

@@ -64,7 +64,10 @@ pub mod unsent;
 use std::sync::Arc;
 
 pub use clock::{Clock, SystemClock};
-pub use config::{PasswordCost, ServerConfig, OFFLINE_DAYS_SUPPORTED, RETENTION_DAYS_DEFAULT};
+pub use config::{
+    PasswordCost, ServerConfig, MAX_IN_FLIGHT_DEFAULT, OFFLINE_DAYS_SUPPORTED,
+    RETENTION_DAYS_DEFAULT,
+};
 pub use db::Db;
 pub use error::{ApiError, Error};
 pub use http::AppState;
@@ -75,12 +78,14 @@ pub async fn state(db: Db, cfg: ServerConfig) -> Result<Arc<AppState>, Error> {
     let now_us = cfg.now_us();
     let keys = db.write(move |sql| auth::Keys::load(sql, now_us)).await?;
     let cfg_hashers = cfg.password_hashers.max(1);
+    let admission = Arc::new(tokio::sync::Semaphore::new(cfg.max_in_flight.max(1)));
     Ok(Arc::new(AppState {
         db,
         cfg,
         keys,
         limiter: auth::LoginLimiter::default(),
         hashers: Arc::new(tokio::sync::Semaphore::new(cfg_hashers)),
+        admission,
         metrics: metrics::Metrics::default(),
         rows: row_cache::RowCache::default(),
         unsent: unsent::Ledger::default(),

@@ -81,6 +81,10 @@ enum Command {
         /// Connections served at once (more wait in the kernel's backlog).
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Requests handled at once; one more is answered 503 with Retry-After (devices
+        /// retry) instead of queuing with its memory held.
+        #[arg(long, default_value_t = outpost_server::MAX_IN_FLIGHT_DEFAULT)]
+        max_in_flight: usize,
         /// The most bytes of files (photos, signatures) one user may hold on the server,
         /// uploads in progress included; a file past it is refused and its completion
         /// set aside on the device with the reason. Default 2 GiB.
@@ -471,6 +475,7 @@ async fn main() -> anyhow::Result<()> {
             header_read_timeout_secs,
             request_timeout_secs,
             max_connections,
+            max_in_flight,
             attachment_quota_bytes,
             failed_sync_budget_bytes,
             min_protocol,
@@ -503,6 +508,7 @@ async fn main() -> anyhow::Result<()> {
                 header_read_timeout: Duration::from_secs(header_read_timeout_secs.max(1)),
                 request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
                 max_connections: max_connections.max(1),
+                max_in_flight: max_in_flight.max(1),
                 attachment_quota_bytes,
                 failed_sync_budget_bytes,
                 min_protocol,

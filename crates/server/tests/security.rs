@@ -25,6 +25,7 @@ both!(
     a_rotated_refresh_token_reused_in_the_grace_window_gets_the_same_successor,
     metrics_need_their_token_and_logout_ends_the_access_token,
     a_client_that_never_finishes_its_headers_is_disconnected,
+    a_request_past_the_in_flight_limit_is_shed_with_retry_after,
     an_incomplete_upload_expires_with_the_prune,
     a_file_past_the_users_storage_quota_is_refused_in_words_each_protocol_understands,
     a_batch_counts_the_quota_as_it_stores_its_files,
@@ -708,6 +709,71 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected(kind: Kind) {
         closed.is_ok(),
         "the connection is still open 5 s after the last header byte"
     );
+}
+
+/// Issue 25: past `max_in_flight` requests handled at once, the next `/v1/` request is
+/// answered 503 with `Retry-After` at once (the server sheds load instead of queuing
+/// every request with its memory); the health check stays open, and the slot is free
+/// again once the request holding it ends.
+async fn a_request_past_the_in_flight_limit_is_shed_with_retry_after(kind: Kind) {
+    use tokio::io::AsyncWriteExt as _;
+    let s = TestServer::start_with(
+        kind,
+        outpost_server::ServerConfig {
+            max_in_flight: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    let t = s.login("tech1").await;
+    // A pull whose body never finishes holds the one slot.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut held = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        paths::PULL,
+        t.tokens.access_token
+    );
+    held.write_all(head.as_bytes())
+        .await
+        .expect("the held request");
+    // Until the server has taken it up, a second request may still get the slot.
+    let mut shed = None;
+    for _ in 0..100 {
+        let resp = t.pull_raw(&PullRequest::default()).await;
+        if resp.status() == 503 {
+            shed = Some(resp);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let shed = shed.expect("a request past the limit is shed");
+    assert_eq!(
+        shed.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2"),
+        "it says when to come back"
+    );
+    let body: ErrorBody = shed.json().await.expect("an error body");
+    assert_eq!(body.code, ErrorCode::Unavailable);
+    let health = reqwest::get(format!("{}{}", s.base, paths::HEALTH))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200, "the health check is not shed");
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        if t.pull_raw(&PullRequest::default()).await.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(served, "the slot is free again once the held request ends");
 }
 
 /// Item 9: a PostgreSQL URL asking for verified TLS (`sslmode=verify-full` with the
