@@ -1519,5 +1519,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(CompressionLayer::new())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }
