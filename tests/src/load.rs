@@ -18,7 +18,9 @@
 //!   with a small signature (a PNG of [`Plan::signature_bytes`], uploaded through
 //!   `attachments-batch` before the push); mutations not acknowledged (an error, a
 //!   timeout) stay in the device's outbox and go again, same ids and bodies, with the
-//!   next burst or after the window;
+//!   next burst or after the window — or, after a refusal with `Retry-After` (the
+//!   server's admission limit), after that wait plus jitter, then a pull, as the
+//!   engine retries a pass;
 //! - after the window every device sends what it still holds and pulls once more,
 //!   within [`Plan::drain`]; then the run stops by itself.
 //!
@@ -413,6 +415,9 @@ struct Device {
     tally: Tally,
     /// The last page was a snapshot page with more to come.
     last_page_priming: bool,
+    /// The `Retry-After` of the last refusal (503, 429), as the engine honours it: the
+    /// device tries again then (with jitter) instead of waiting for its next burst.
+    retry_after: Option<Duration>,
 }
 
 impl Device {
@@ -442,6 +447,7 @@ impl Device {
             expected: HashMap::new(),
             tally: Tally::default(),
             last_page_priming: false,
+            retry_after: None,
         }
     }
 
@@ -473,6 +479,11 @@ impl Device {
             },
             Ok(r) => {
                 let status = r.status().as_u16();
+                self.retry_after = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 let code = r
                     .json::<ErrorBody>()
                     .await
@@ -771,14 +782,26 @@ impl Device {
             .collect();
         bursts.reverse();
         let mut next_pull = first;
+        // A refusal that said when to come back: the device's next try (its queued work,
+        // then a pull), as the engine retries a pass after `Retry-After`.
+        let mut retry: Option<Instant> = None;
         loop {
             let next_burst = bursts.last().copied();
-            let at = next_burst.map_or(next_pull, |b| b.min(next_pull));
+            let mut at = next_burst.map_or(next_pull, |b| b.min(next_pull));
+            if let Some(r) = retry {
+                at = at.min(r);
+            }
             if at >= window_end {
                 break;
             }
             tokio::time::sleep_until(at).await;
-            let result = if next_burst == Some(at) {
+            let result = if retry == Some(at) {
+                retry = None;
+                match self.flush(&shared).await {
+                    Ok(()) => self.pull(&shared).await,
+                    failed => failed,
+                }
+            } else if next_burst == Some(at) {
                 bursts.pop();
                 self.work(per_burst, plan);
                 self.flush(&shared).await
@@ -786,8 +809,15 @@ impl Device {
                 next_pull = at + plan.pull_every;
                 self.pull(&shared).await
             };
-            if let Err(Failure::Budget) = result {
-                return self.tally;
+            match result {
+                Err(Failure::Budget) => return self.tally,
+                Err(_) => {
+                    if let Some(wait) = self.retry_after.take() {
+                        let next = Instant::now() + wait + jitter.within(wait);
+                        retry = Some(retry.map_or(next, |r| r.min(next)));
+                    }
+                }
+                Ok(()) => {}
             }
         }
         // The drain, bounded: whatever is left of the day, sent; then one more pull.
