@@ -726,23 +726,40 @@ async fn a_request_past_the_in_flight_limit_is_shed_with_retry_after(kind: Kind)
     )
     .await;
     let t = s.login("tech1").await;
-    // A pull whose body never finishes holds the one slot.
+    // A pull whose body never finishes holds the one slot. Nothing else is in flight
+    // while it is taken up; a connection the server answered at once (shed: the slot
+    // was not free yet) is replaced.
+    use tokio::io::AsyncReadExt as _;
     let addr = s.base.trim_start_matches("http://").to_owned();
-    let mut held = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: outpost\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
         paths::PULL,
         t.tokens.access_token
     );
-    held.write_all(head.as_bytes())
-        .await
-        .expect("the held request");
-    // Until the server has taken it up, a second request may still get the slot.
+    let mut held = None;
+    for _ in 0..20 {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        conn.write_all(head.as_bytes())
+            .await
+            .expect("the held request");
+        let mut first = [0u8; 64];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), conn.read(&mut first))
+            .await
+        {
+            // No answer: the request is in the server's hands, waiting for its body.
+            Err(_) => {
+                held = Some(conn);
+                break;
+            }
+            Ok(_) => continue,
+        }
+    }
+    let held = held.expect("a request holds the slot");
     let mut shed = None;
-    for _ in 0..100 {
+    for _ in 0..20 {
         let resp = t.pull_raw(&PullRequest::default()).await;
         if resp.status() == 503 {
             shed = Some(resp);
