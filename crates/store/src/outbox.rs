@@ -16,6 +16,8 @@
 //! still be pending ([`Store::mark_sent`], `defer_push`) read the outbox once per call;
 //! the outbox holds unacknowledged work only, and the push path reads it whole anyway.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use outpost_protocol::Mutation;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -138,7 +140,19 @@ fn read_rows(
     filter: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
+    read_rows_reusing(conn, filter, params, &mut HashMap::new())
+}
+
+/// [`read_rows`], taking each row's decoded mutation from `known` (by mutation id)
+/// when the body read is the one it was decoded from: decoding is most of the cost of
+/// reading a row back, and a row read a moment ago rarely changed.
+fn read_rows_reusing(
+    conn: &rusqlite::Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+    known: &mut HashMap<String, OutboxRow>,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT seq, mutation_id, entity, entity_id, kind, base_version, state, attempts,
                 created_at, next_attempt_at, last_error, body
          FROM outbox WHERE {filter} ORDER BY seq"
@@ -148,9 +162,14 @@ fn read_rows(
     while let Some(r) = rows.next()? {
         let state: String = r.get(6)?;
         let body: String = r.get(11)?;
+        let mutation_id: String = r.get(1)?;
+        let mutation = match known.remove(&mutation_id) {
+            Some(row) if row.body == body => row.mutation,
+            _ => serde_json::from_str(&body)?,
+        };
         out.push(OutboxRow {
             seq: r.get(0)?,
-            mutation_id: r.get(1)?,
+            mutation_id,
             entity: r.get(2)?,
             entity_id: r.get(3)?,
             kind: r.get(4)?,
@@ -160,7 +179,7 @@ fn read_rows(
             created_at: r.get(8)?,
             next_attempt_at: r.get(9)?,
             last_error: r.get(10)?,
-            mutation: serde_json::from_str(&body)?,
+            mutation,
             body,
         });
     }
@@ -181,6 +200,25 @@ impl Store {
     /// the mutation-id index; an id already sealed on another row fails the whole call
     /// (nothing is marked). Ids no longer in the outbox are left out of the answer.
     pub fn mark_sent(&mut self, mutation_ids: &[String]) -> Result<Vec<OutboxRow>, StoreError> {
+        self.seal(mutation_ids, HashMap::new())
+    }
+
+    /// [`Store::mark_sent`] for rows the caller read from the outbox: their decoded
+    /// mutations are reused where the body sealed is the body they were read with.
+    pub fn mark_rows_sent(&mut self, rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>, StoreError> {
+        let ids: Vec<String> = rows.iter().map(|r| r.mutation_id.clone()).collect();
+        let known = rows
+            .into_iter()
+            .map(|r| (r.mutation_id.clone(), r))
+            .collect();
+        self.seal(&ids, known)
+    }
+
+    fn seal(
+        &mut self,
+        mutation_ids: &[String],
+        mut known: HashMap<String, OutboxRow>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let ids = serde_json::to_string(mutation_ids)?;
         self.write(|tx, _| {
             // The rows may be pending (not in the mutation-id index yet): one pass over
@@ -191,13 +229,18 @@ impl Store {
                  WHERE mutation_id IN (SELECT value FROM json_each(?1))",
             )?
             .execute([&ids])?;
-            let mut sealed = read_rows(
+            let mut sealed = read_rows_reusing(
                 tx,
                 "mutation_id IN (SELECT value FROM json_each(?1)) AND state <> 'pending'",
                 &[&ids],
+                &mut known,
             )?;
-            let place = |id: &str| mutation_ids.iter().position(|m| m == id);
-            sealed.sort_by_key(|r| place(&r.mutation_id));
+            let place: HashMap<&str, usize> = mutation_ids
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.as_str(), i))
+                .collect();
+            sealed.sort_by_key(|r| place.get(r.mutation_id.as_str()).copied());
             Ok::<_, StoreError>(sealed)
         })
     }

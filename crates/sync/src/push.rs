@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use outpost_protocol::wire::{ErrorCode, PushOutcome, Rejection};
+use outpost_protocol::wire::{ErrorCode, PushOutcome, PushResponse, Rejection};
 use outpost_protocol::MutationKind;
 use outpost_store::{OutboxRow, OutboxState, Store};
 
@@ -137,6 +137,22 @@ struct Push<'a> {
     blocked: HashMap<String, i64>,
     /// How often each row was answered `missing_attachments` or `held_behind`.
     resent: HashMap<String, u32>,
+    /// An answer that settled every row it names, recorded once the next push has left
+    /// (the device records it while the server applies that one), or when the push
+    /// ends.
+    unrecorded: Option<PushResponse>,
+}
+
+/// Whether an answer settles every row it names for good (applied, with or without a
+/// conflict): nothing in it holds back, resends or sets aside a row, so what the pass
+/// sends next does not depend on it and it may be recorded after the next push leaves.
+fn settles_every_row(resp: &PushResponse) -> bool {
+    resp.results.iter().all(|r| {
+        matches!(
+            r.outcome.first(),
+            PushOutcome::Applied(_) | PushOutcome::AppliedWithConflicts(_)
+        )
+    })
 }
 
 impl Push<'_> {
@@ -241,11 +257,42 @@ impl Push<'_> {
     ) -> Result<Option<SyncError>, SyncError> {
         let now = clock();
         let bodies: Vec<&str> = part.iter().map(|r| r.body.as_str()).collect();
-        let (resp, sent) = match authed!(store, client, now, report, |t| client.push(&t, &bodies)) {
+        let answer = match self.unrecorded.take() {
+            // The previous answer is recorded while the server applies this push.
+            Some(previous) => {
+                let ahead = crate::auth::access_token(store, client, now, None)
+                    .await
+                    .map(|token| {
+                        report.requests += 1;
+                        let owned = part.iter().map(|r| r.body.clone()).collect();
+                        let ahead = client.push_ahead(token.clone(), owned);
+                        (token, ahead)
+                    });
+                self.record(store, client, clock, &[], previous, report, progress)
+                    .await?;
+                let (token, ahead) = ahead?;
+                match ahead.wait().await {
+                    // The token expired meanwhile: refreshed, and sent again once.
+                    Err(SyncError::Unauthorized(_)) => {
+                        let token =
+                            crate::auth::access_token(store, client, now, Some(&token)).await?;
+                        report.requests += 1;
+                        match client.push(&token, &bodies).await {
+                            Err(SyncError::Unauthorized(reason)) => {
+                                Err(SyncError::SignInRequired(reason))
+                            }
+                            other => other,
+                        }
+                    }
+                    other => other,
+                }
+            }
+            None => authed!(store, client, now, report, |t| client.push(&t, &bodies)),
+        };
+        let (resp, sent) = match answer {
             Ok(answer) => answer,
             Err(e) => return Ok(Some(e)),
         };
-        report.bytes_sent += sent;
         let answered: HashSet<String> = resp
             .results
             .iter()
@@ -258,12 +305,58 @@ impl Push<'_> {
                 "the push answer does not match the mutations sent; they stay queued".into(),
             )));
         }
+        // Counted as sent when answered (the window's count), recorded below or later.
+        report.bytes_sent += sent;
+        report.pushed += part.len();
+        if settles_every_row(&resp) {
+            for r in part {
+                self.tried.insert(r.mutation_id.clone());
+            }
+            self.unrecorded = Some(resp);
+            return Ok(None);
+        }
+        self.record(store, client, clock, part, resp, report, progress)
+            .await?;
+        Ok(None)
+    }
+
+    /// The answer waiting to be recorded, if any, recorded now.
+    async fn record_waiting(
+        &mut self,
+        store: &mut Store,
+        client: &impl Transport,
+        clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+        report: &mut PassReport,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), SyncError> {
+        match self.unrecorded.take() {
+            Some(resp) => {
+                self.record(store, client, clock, &[], resp, report, progress)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Record the answer to `part` (which matches it): the store takes it, and what it
+    /// says decides what this pass sends next. `part` may be empty for an answer that
+    /// settles every row ([`settles_every_row`]): its rows are not needed.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &mut self,
+        store: &mut Store,
+        client: &impl Transport,
+        clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+        part: &[OutboxRow],
+        resp: PushResponse,
+        report: &mut PassReport,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), SyncError> {
         crate::crash_point!("client:before-record-results");
         let summary = store.record_push_results(&resp.results, clock())?;
         crate::crash_point!("client:after-record-results");
         report.echo.note(resp.written.as_ref(), &summary);
         report_unsent(store, client, clock())?;
-        report.pushed += part.len();
         report.settled += summary.acknowledged + summary.rejected + summary.already_resolved;
         report.acknowledged += summary.acknowledged;
         report.rejected += summary.rejected;
@@ -306,7 +399,7 @@ impl Push<'_> {
                 }
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// A transient failure: the rows not answered wait for their retry time.
@@ -345,7 +438,27 @@ pub(crate) async fn push(
         tried: HashSet::new(),
         blocked: HashMap::new(),
         resent: HashMap::new(),
+        unrecorded: None,
     };
+    let pushed = rounds(&mut p, store, client, clock, report, progress).await;
+    // An answer still waiting is recorded before the pass goes on (its pull confirms
+    // what the answer acknowledged), whatever ended the push.
+    let recorded = p
+        .record_waiting(store, client, clock, report, progress)
+        .await;
+    pushed.and(recorded)
+}
+
+/// The push's rounds (see [`push`]); an answer may be left for the caller to record.
+async fn rounds(
+    p: &mut Push<'_>,
+    store: &mut Store,
+    client: &impl Transport,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
+    report: &mut PassReport,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), SyncError> {
+    let opts = p.opts;
     let total_pending = store.sync_counts()?.pending;
     // A retry time further away than the longest backoff means the clock was set back
     // since it was stored: it waits no longer than the longest backoff from now.
@@ -391,14 +504,14 @@ pub(crate) async fn push(
             .filter(|r| r.state == OutboxState::Pending)
             .map(|r| r.mutation_id.clone())
             .collect();
-        let batch: Vec<String> = rows.into_iter().map(|r| r.mutation_id).collect();
+        let batch: Vec<String> = rows.iter().map(|r| r.mutation_id.clone()).collect();
         if batch.is_empty() {
             break;
         }
         // Seal first, and send exactly the bytes sealed: an edit saved from here on
         // (during a long upload, by the app or another process) makes a new row instead
         // of changing one this request carries.
-        let sealed = store.mark_sent(&batch)?;
+        let sealed = store.mark_rows_sent(rows)?;
         crate::crash_point!("client:after-seal");
         progress(pushing(report, total_pending));
         let sealed = match p

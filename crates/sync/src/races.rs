@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::error::SyncError;
 use crate::pass::{run_pass, PassOptions, PassReport, Progress};
-use crate::transport::Transport;
+use crate::transport::{Ahead, PushAhead, Transport};
 
 const ME: &str = "tech1";
 
@@ -108,6 +108,15 @@ struct State {
     shown: Option<Shown>,
     /// What that progress said as each push and upload request arrived.
     shown_at_requests: Vec<(&'static str, Option<Progress>)>,
+    /// A push asked for ahead is applied at once, as the real server applies it while
+    /// the device goes on (the HTTP client sends it as a task of its own); otherwise
+    /// it runs when awaited.
+    pushes_at_once: bool,
+    /// A connection to the device's store, to see its outbox as each push arrives.
+    device: Option<Store>,
+    /// The device's counts (changes not acknowledged there, failed syncs) as each push
+    /// arrived, when `device` is set.
+    outbox_at_push: Vec<(usize, usize)>,
 }
 
 /// The device's last reported progress, shared with the scripted server.
@@ -357,6 +366,7 @@ impl FakeServer {
         let mut state = State {
             access: "access-1".into(),
             refresh: "refresh-1".into(),
+            pushes_at_once: true,
             ..State::default()
         };
         for i in 0..n {
@@ -395,6 +405,11 @@ impl FakeServer {
 
     fn during_upload(&self, hook: impl FnOnce() + Send + 'static) {
         self.lock().during_upload = Some(Box::new(hook));
+    }
+
+    /// Look at the device's outbox through `device` as each push arrives.
+    fn watch_outbox(&self, device: Store) {
+        self.lock().device = Some(device);
     }
 
     /// Watch `shown` (the device's last reported progress) at every push and upload.
@@ -532,6 +547,10 @@ impl Transport for FakeServer {
             hook();
         }
         let mut s = self.lock();
+        if let Some(device) = &s.device {
+            let counts = device.sync_counts().unwrap();
+            s.outbox_at_push.push((counts.pending, counts.failed));
+        }
         let request = s.pushes.len() - 1;
         let fault = s.faults.remove(&request);
         if token != s.access {
@@ -582,6 +601,23 @@ impl Transport for FakeServer {
             },
             sent,
         ))
+    }
+
+    fn push_ahead(&self, token: String, bodies: Vec<String>) -> PushAhead<'_> {
+        let push = async move {
+            let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            self.push(&token, &bodies).await
+        };
+        if !self.lock().pushes_at_once {
+            return Ahead::new(push);
+        }
+        // The scripted server never waits: one poll runs the request to its end.
+        let mut push = std::pin::pin!(push);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(push.as_mut(), &mut cx) {
+            std::task::Poll::Ready(answer) => Ahead::new(std::future::ready(answer)),
+            std::task::Poll::Pending => unreachable!("the scripted server never waits"),
+        }
     }
 
     async fn pull(
@@ -1410,6 +1446,71 @@ async fn a_held_mutation_whose_reply_is_lost_is_acknowledged_by_its_pulled_confl
     );
     assert!(dev.store.outbox().unwrap().is_empty());
     assert_eq!(server.lock().conflicts.len(), 1);
+}
+
+/// The device records a push's answer while the server applies the next push (issue
+/// 24: the reconnect's time was the device's work and the server's one after the
+/// other). Every change still reaches the server once and is acknowledged once.
+#[tokio::test]
+async fn the_next_push_leaves_before_the_previous_answer_is_recorded() {
+    let server = FakeServer::with_orders(6);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids {
+        add_note(&mut dev.store, id, "overlap").unwrap();
+    }
+    server.watch_outbox(dev.app_connection());
+
+    // Batches of two: [a b] [c d] [e f].
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(
+        server.lock().outbox_at_push,
+        vec![(6, 0), (6, 0), (4, 0)],
+        "each push after the first left before the answer to the one before it was recorded"
+    );
+    assert_eq!((report.pushed, report.acknowledged), (6, 6), "{report:?}");
+    for id in &ids {
+        assert_eq!(server.notes(id, "overlap"), 1, "order {id}");
+        assert_eq!(dev.notes(id, "overlap"), 1, "order {id}");
+        assert_eq!(
+            dev.store.order(id).unwrap().order.version,
+            2,
+            "the server's row"
+        );
+    }
+    assert!(dev.store.outbox().unwrap().is_empty());
+}
+
+/// An answer that refuses a change is recorded before anything else is sent: the
+/// order's later change waits behind the failed sync, as it always did.
+#[tokio::test]
+async fn an_answer_that_refuses_a_change_is_recorded_before_the_next_push_leaves() {
+    let server = FakeServer::with_orders(2);
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    let (a, b) = (ids[0].clone(), ids[1].clone());
+    server.lock().refuse.insert(uuid(&a));
+    add_note(&mut dev.store, &a, "refused").unwrap();
+    complete_with(&mut dev.store, &a, false).unwrap();
+    add_note(&mut dev.store, &b, "fine").unwrap();
+    server.watch_outbox(dev.app_connection());
+
+    // One change per request: a's note (refused), then b's; a's completion waits.
+    let opts = PassOptions {
+        batch_count: 1,
+        ..PassOptions::default()
+    };
+    let report = dev.pass_with(&server, &opts).await.unwrap();
+    assert_eq!(
+        server.lock().outbox_at_push,
+        vec![(3, 0), (2, 1)],
+        "the refusal was recorded before the next push left"
+    );
+    assert_eq!(server.pushes().len(), 2, "a's completion was never sent");
+    assert_eq!((report.acknowledged, report.rejected), (1, 1), "{report:?}");
+    let counts = dev.store.sync_counts().unwrap();
+    assert_eq!((counts.pending, counts.failed), (1, 1), "{counts:?}");
+    assert_eq!(server.notes(&b, "fine"), 1);
 }
 
 #[tokio::test]

@@ -95,7 +95,18 @@ pub trait Transport: Sync {
     /// when awaited (no overlap: the engine's scripted test servers); the HTTP client
     /// runs it as a task of its own.
     fn pull_ahead(&self, token: String, req: PullRequest) -> PullAhead<'_> {
-        PullAhead(Box::pin(async move { self.pull(&token, &req).await }))
+        Ahead(Box::pin(async move { self.pull(&token, &req).await }))
+    }
+
+    /// A push sent now and awaited later: the pass records the previous push's answer
+    /// while the server applies this one. By default the request starts only when
+    /// awaited (no overlap: the engine's scripted test servers); the HTTP client runs
+    /// it as a task of its own.
+    fn push_ahead(&self, token: String, bodies: Vec<String>) -> PushAhead<'_> {
+        Ahead(Box::pin(async move {
+            let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            self.push(&token, &bodies).await
+        }))
     }
 
     /// What the device has not sent, to report on every request from now on (the
@@ -104,16 +115,32 @@ pub trait Transport: Sync {
     fn report_unsent(&self, _report: &UnsentReport) {}
 }
 
-/// A pull page on its way ([`Transport::pull_ahead`]). Dropped unawaited, the request
-/// is abandoned (a pull changes nothing on the server).
-pub struct PullAhead<'a>(Pin<Box<dyn Future<Output = PullResult> + Send + 'a>>);
+/// A request on its way ([`Transport::pull_ahead`], [`Transport::push_ahead`]).
+/// Dropped unawaited, the request is abandoned: a pull changes nothing on the server; a
+/// push may have been applied there, and its rows, still sealed on the device, are sent
+/// again (the server answers them as duplicates), as after a lost reply.
+pub struct Ahead<'a, T>(Pin<Box<dyn Future<Output = T> + Send + 'a>>);
+
+/// A pull page on its way.
+pub type PullAhead<'a> = Ahead<'a, PullResult>;
+
+/// A push on its way.
+pub type PushAhead<'a> = Ahead<'a, PushResult>;
 
 /// A pull page and the bytes received, or why not.
 type PullResult = Result<(PullResponse, usize), SyncError>;
 
-impl PullAhead<'_> {
-    pub async fn wait(self) -> PullResult {
+/// A push's answer and the bytes sent, or why not.
+type PushResult = Result<(PushResponse, usize), SyncError>;
+
+impl<'a, T> Ahead<'a, T> {
+    pub async fn wait(self) -> T {
         self.0.await
+    }
+
+    /// The request `answer` makes, or has made, on its way.
+    pub fn new(answer: impl Future<Output = T> + Send + 'a) -> Self {
+        Ahead(Box::pin(answer))
     }
 }
 
@@ -129,16 +156,35 @@ impl<T> Drop for AbortOnDrop<T> {
 impl Transport for SyncClient {
     fn pull_ahead(&self, token: String, req: PullRequest) -> PullAhead<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return PullAhead(Box::pin(async move { self.pull(&token, &req).await }));
+            return Ahead(Box::pin(async move { self.pull(&token, &req).await }));
         };
         let client = self.clone();
         let mut task = AbortOnDrop(runtime.spawn(async move { client.pull(&token, &req).await }));
-        PullAhead(Box::pin(async move {
+        Ahead(Box::pin(async move {
             (&mut task.0).await.unwrap_or_else(|e| {
                 Err(SyncError::Offline(format!(
                     "the request for the next page stopped ({e})"
                 )))
             })
+        }))
+    }
+
+    fn push_ahead(&self, token: String, bodies: Vec<String>) -> PushAhead<'_> {
+        let client = self.clone();
+        let push = async move {
+            let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            client.push(&token, &bodies).await
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Ahead(Box::pin(push));
+        };
+        let mut task = AbortOnDrop(runtime.spawn(push));
+        Ahead(Box::pin(async move {
+            // A push whose task stopped may have been applied: the caller treats it
+            // as a lost reply (the rows stay sealed and go again).
+            (&mut task.0)
+                .await
+                .unwrap_or_else(|e| Err(SyncError::Offline(format!("the push stopped ({e})"))))
         }))
     }
 

@@ -231,7 +231,8 @@ impl Store {
             for result in results {
                 let id = result.mutation_id.to_string();
                 let row: Option<(i64, String, String)> = tx
-                    .query_row(SEALED_ROW_BY_MUTATION_ID, [&id],
+                    .prepare_cached(SEALED_ROW_BY_MUTATION_ID)?
+                    .query_row([&id],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
