@@ -32,6 +32,9 @@ use crate::durable::{create_dir_all_durable, sync_dir};
 use crate::error::StoreError;
 use crate::key::random_bytes;
 
+/// When a sync pass last looked for files nothing needs ([`Store::prune_attachments_if_due`]).
+const KV_PRUNED_AT: &str = "attachments_pruned_at";
+
 use outpost_protocol::attachment_hash;
 /// The largest attachment accepted (photos are downscaled before this matters): the
 /// server's limit, so that nothing is kept that could never be uploaded.
@@ -257,6 +260,27 @@ impl Store {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// [`Store::prune_attachments`] when the last look was `every` ago or more (or
+    /// never, or in this clock's future: the clock was set back); `None` when not due.
+    /// A sync pass looks this way: the look reads every local order's body, and a file
+    /// kept a little longer costs only its disk space.
+    pub fn prune_attachments_if_due(
+        &mut self,
+        now: DateTime<Utc>,
+        every: chrono::Duration,
+    ) -> Result<Option<usize>, StoreError> {
+        let last = self
+            .get_setting(KV_PRUNED_AT)?
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        if last.is_some_and(|t| t <= now && now - t < every) {
+            return Ok(None);
+        }
+        let removed = self.prune_attachments()?;
+        self.set_setting(KV_PRUNED_AT, &now.to_rfc3339())?;
+        Ok(Some(removed))
     }
 
     /// Delete attachment files that nothing needs any more: uploaded, and named by no

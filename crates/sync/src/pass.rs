@@ -63,6 +63,10 @@ impl Default for PassOptions {
     }
 }
 
+/// How often a pass looks for attachment files nothing needs any more, to delete them
+/// (the look reads every order's body on the device).
+pub const PRUNE_ATTACHMENTS_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
 /// Setting that defers photos not part of a completion (a metered or slow link).
 pub const SETTING_PHOTO_UPLOADS: &str = "photo_uploads";
 /// Upload only the evidence of completions; other photos wait.
@@ -296,7 +300,7 @@ async fn pass(
     // Documents after the orders they are for (when priming, the pull ran them
     // before the inventory catalogue already; this brings later changes).
     sync_documents(store, client, clock, report, progress).await?;
-    store.prune_attachments()?;
+    store.prune_attachments_if_due(clock(), PRUNE_ATTACHMENTS_EVERY)?;
     report.remaining = store.sync_counts()?;
     Ok(())
 }

@@ -1929,6 +1929,45 @@ async fn a_pass_whose_push_is_acknowledged_signals_a_change() {
     assert!(report.changed_local_data(), "{report:?}");
 }
 
+/// Files nothing needs any more are deleted by a pass at most once an hour: finding
+/// them reads every order's body (on a device with thousands of orders, most of an
+/// idle pass's work), and a file kept an hour longer costs only its disk space.
+#[tokio::test]
+async fn a_pass_deletes_the_files_nothing_needs_at_most_once_an_hour() {
+    let server = FakeServer::with_orders(1);
+    let mut dev = Device::primed(&server).await;
+    let orphan = dev
+        .store
+        .put_attachment(b"nobody needs this", "image/png", dev.now)
+        .unwrap();
+    dev.store.mark_uploaded(&orphan.hash).unwrap();
+
+    dev.pass(&server, false).await.unwrap();
+    assert!(
+        dev.store.attachment(&orphan.hash).is_ok(),
+        "kept: the priming pass looked less than an hour ago"
+    );
+    dev.now += Duration::minutes(61);
+    dev.pass(&server, false).await.unwrap();
+    assert!(
+        dev.store.attachment(&orphan.hash).is_err(),
+        "deleted by the first pass an hour later"
+    );
+
+    // A clock set back does not put the next look off.
+    let kept = dev
+        .store
+        .put_attachment(b"nobody needs this either", "image/png", dev.now)
+        .unwrap();
+    dev.store.mark_uploaded(&kept.hash).unwrap();
+    dev.now -= Duration::days(1);
+    dev.pass(&server, false).await.unwrap();
+    assert!(
+        dev.store.attachment(&kept.hash).is_err(),
+        "deleted: the last look is in this clock's future"
+    );
+}
+
 #[tokio::test]
 async fn a_pass_that_brings_a_new_manual_signals_a_change_for_the_documents_panel() {
     let server = FakeServer::with_orders(2);

@@ -95,16 +95,17 @@ pub(crate) fn priming_under_way(conn: &rusqlite::Connection) -> Result<bool, Sto
 
 fn kv_get(tx: &rusqlite::Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(tx
-        .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+        .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
         .optional()?)
 }
 
 fn kv_set(tx: &rusqlite::Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO kv (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [key, value],
-    )?;
+    )?
+    .execute([key, value])?;
     Ok(())
 }
 
