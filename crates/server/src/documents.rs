@@ -30,8 +30,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use outpost_protocol::wire::{DocumentIndex, DocumentInfo, ErrorCode};
-use outpost_protocol::WorkOrder;
-use serde::Serialize;
+use outpost_protocol::Status;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -632,6 +632,24 @@ struct OrderKeys {
     open: bool,
 }
 
+/// The fields of an order's body that links match on; the rest of the body is
+/// skipped, not decoded (a technician's index reads every order assigned to them).
+#[derive(Deserialize)]
+struct KeysOfOrder {
+    id: Uuid,
+    status: Status,
+    #[serde(default)]
+    equipment: KeysOfEquipment,
+}
+
+#[derive(Deserialize, Default)]
+struct KeysOfEquipment {
+    #[serde(default)]
+    asset_tag: String,
+    #[serde(default)]
+    model: String,
+}
+
 /// The orders assigned to `username`, with what links match on.
 fn orders_of(sql: &mut dyn Sql, username: &str) -> Result<Vec<OrderKeys>, Error> {
     let rows = sql.query(
@@ -640,7 +658,7 @@ fn orders_of(sql: &mut dyn Sql, username: &str) -> Result<Vec<OrderKeys>, Error>
     )?;
     rows.iter()
         .map(|r| {
-            let o: WorkOrder = serde_json::from_str(&r.text(0)?)?;
+            let o: KeysOfOrder = serde_json::from_str(&r.text(0)?)?;
             Ok(OrderKeys {
                 id: o.id,
                 model: o.equipment.model,
@@ -653,6 +671,10 @@ fn orders_of(sql: &mut dyn Sql, username: &str) -> Result<Vec<OrderKeys>, Error>
 
 /// The documents the caller's open orders need, each with those orders.
 pub fn index(sql: &mut dyn Sql, who: &Principal) -> Result<DocumentIndex, Error> {
+    let documents = list(sql, false)?;
+    if documents.is_empty() {
+        return Ok(DocumentIndex::default());
+    }
     let orders: Vec<OrderKeys> = orders_of(sql, &who.username)?
         .into_iter()
         .filter(|o| o.open)
@@ -661,7 +683,7 @@ pub fn index(sql: &mut dyn Sql, who: &Principal) -> Result<DocumentIndex, Error>
         return Ok(DocumentIndex::default());
     }
     let mut items: BTreeMap<Uuid, DocumentInfo> = BTreeMap::new();
-    for doc in list(sql, false)? {
+    for doc in documents {
         let mut needed: Vec<Uuid> = orders
             .iter()
             .filter(|o| doc.links.iter().any(|l| l.matches(o)))
