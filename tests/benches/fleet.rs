@@ -671,10 +671,12 @@ fn main() -> anyhow::Result<()> {
         println!("fleet: smoke run done (the full runs: make bench-scale)");
         return Ok(());
     }
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("docs"))
-        .ok_or_else(|| anyhow::anyhow!("no docs directory"))?;
+    let docs = Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .map(|p| p.join("docs"))
+    .ok_or_else(|| anyhow::anyhow!("no docs directory"))?;
     plots(&rows, &docs)?;
     outpost_tests::write_docs_section(&docs, "bench-scale", &markdown(&rows, cfg.items))?;
     println!("results: {}", results.display());

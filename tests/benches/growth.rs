@@ -962,10 +962,12 @@ fn main() -> anyhow::Result<()> {
         println!("growth: smoke run done (the full runs: make bench-scale)");
         return Ok(());
     }
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("docs"))
-        .ok_or_else(|| anyhow::anyhow!("no docs directory"))?;
+    let docs = Path::new(
+        &*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .map(|p| p.join("docs"))
+    .ok_or_else(|| anyhow::anyhow!("no docs directory"))?;
     plot(&results, &docs)?;
     outpost_tests::write_docs_section(&docs, "bench-growth", &markdown(&results, &loadavg()))?;
     println!("results: {}", results_file.display());

@@ -89,8 +89,10 @@ const FIXTURE_HASH: &str = "d3c920b063c89cb153c694e2eecdda8f89c101c487da9420ae98
 
 fn fixture() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tmp");
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/written-by-outpost-ring-aes");
+    let fixture = PathBuf::from(
+        &*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures/written-by-outpost-ring-aes");
     copy_dir(&fixture, tmp.path());
     tmp
 }

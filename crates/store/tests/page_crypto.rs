@@ -76,8 +76,10 @@ fn a_tampered_page_is_detected() {
 #[test]
 fn a_database_written_by_the_removed_provider_opens_with_sqlciphers_own() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/written-by-outpost-ring-aes");
+    let fixture = std::path::PathBuf::from(
+        &*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures/written-by-outpost-ring-aes");
     copy_dir(&fixture, tmp.path());
     let now = chrono::Utc::now();
     let mut store = Store::open(tmp.path(), &key(0x5a)).expect("opens");

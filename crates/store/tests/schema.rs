@@ -14,7 +14,10 @@ use outpost_store::{DbKey, InventoryQuery, OpenError, StockScope, Store, MIGRATI
 use uuid::Uuid;
 
 fn snapshot_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../migrations/client/schema.snapshot.sql")
+    PathBuf::from(
+        &*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../migrations/client/schema.snapshot.sql")
 }
 
 fn key() -> DbKey {

@@ -32,7 +32,7 @@ fn tauri_cli() -> PathBuf {
     std::env::var_os("TAURI_CLI")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/node_modules/.bin/tauri")
+            Path::new(&*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())).join("../../ui/node_modules/.bin/tauri")
         })
 }
 
@@ -291,7 +291,7 @@ async fn a_tampered_update_is_refused_and_a_good_one_accepted() {
 #[test]
 fn the_release_updater_configuration_parses_in_the_plugin() {
     let conf: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tauri.conf.json"))
+        &std::fs::read_to_string(Path::new(&*std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())).join("../tauri.conf.json"))
             .expect("src-tauri/tauri.conf.json"),
     )
     .expect("valid JSON");
