@@ -29,7 +29,6 @@ use outpost_protocol::wire::{ErrorCode, PushOutcome, PushResponse, Rejection};
 use outpost_protocol::MutationKind;
 use outpost_store::{OutboxRow, OutboxState, Store};
 
-use crate::auth::authed;
 use crate::error::SyncError;
 use crate::lanes::in_lanes;
 use crate::machine::backoff_ms;
@@ -243,51 +242,107 @@ impl Push<'_> {
             .collect())
     }
 
+    /// The files the completions of the next batch (the front of `queue`, as the next
+    /// round takes it) name and the server does not have yet.
+    fn evidence_ahead(
+        &self,
+        store: &Store,
+        queue: &VecDeque<OutboxRow>,
+    ) -> Result<Vec<String>, SyncError> {
+        let mut needed: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let (mut count, mut bytes) = (0usize, 0usize);
+        for row in queue {
+            if self.tried.contains(&row.mutation_id) || self.held_back(row) {
+                continue;
+            }
+            if count > 0
+                && (count >= self.opts.batch_count
+                    || bytes + row.body.len() > self.opts.batch_bytes)
+            {
+                break;
+            }
+            count += 1;
+            bytes += row.body.len();
+            if row.mutation.kind == MutationKind::Complete {
+                for h in store.attachments_to_upload(std::slice::from_ref(row))? {
+                    if seen.insert(h.clone()) {
+                        needed.push(h);
+                    }
+                }
+            }
+        }
+        Ok(needed)
+    }
+
+    /// Upload the files the next batch will need while the server applies a push (it
+    /// stores them right after). Best effort: a file that cannot go now is left for
+    /// that batch's own upload, which sets its completion aside or defers the batch
+    /// as usual; the window keeps showing the push's count.
+    async fn upload_ahead(
+        &mut self,
+        store: &mut Store,
+        client: &impl Transport,
+        now: DateTime<Utc>,
+        next: &VecDeque<OutboxRow>,
+        report: &mut PassReport,
+    ) {
+        let needed = match self.evidence_ahead(store, next) {
+            Ok(needed) if !needed.is_empty() => needed,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!("the next batch's files, not uploaded ahead: {e}");
+                return;
+            }
+        };
+        if let Err(e) = upload(store, client, now, &needed, self.sizes, report, &mut |_| {}).await {
+            tracing::debug!("the next batch's files, not uploaded ahead: {e}");
+        }
+    }
+
     /// Send `part` and apply the answer. `Ok(Some)`: the request failed or its answer
     /// did not match it, and nothing was taken from it; `Err`: something else failed
-    /// (the store, or uploading the files the answer asked for).
+    /// (the store, or uploading the files the answer asked for). While the server
+    /// applies it, the device records the previous answer, if it waits, and uploads
+    /// the files the batch at the front of `next` needs.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         store: &mut Store,
         client: &impl Transport,
         clock: &(dyn Fn() -> DateTime<Utc> + Sync),
         part: &[OutboxRow],
+        next: &VecDeque<OutboxRow>,
         report: &mut PassReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Option<SyncError>, SyncError> {
         let now = clock();
         let bodies: Vec<&str> = part.iter().map(|r| r.body.as_str()).collect();
-        let answer = match self.unrecorded.take() {
-            // The previous answer is recorded while the server applies this push.
-            Some(previous) => {
-                let ahead = crate::auth::access_token(store, client, now, None)
-                    .await
-                    .map(|token| {
-                        report.requests += 1;
-                        let owned = part.iter().map(|r| r.body.clone()).collect();
-                        let ahead = client.push_ahead(token.clone(), owned);
-                        (token, ahead)
-                    });
-                self.record(store, client, clock, &[], previous, report, progress)
-                    .await?;
-                let (token, ahead) = ahead?;
-                match ahead.wait().await {
-                    // The token expired meanwhile: refreshed, and sent again once.
-                    Err(SyncError::Unauthorized(_)) => {
-                        let token =
-                            crate::auth::access_token(store, client, now, Some(&token)).await?;
-                        report.requests += 1;
-                        match client.push(&token, &bodies).await {
-                            Err(SyncError::Unauthorized(reason)) => {
-                                Err(SyncError::SignInRequired(reason))
-                            }
-                            other => other,
-                        }
-                    }
+        let ahead = crate::auth::access_token(store, client, now, None)
+            .await
+            .map(|token| {
+                report.requests += 1;
+                let owned = part.iter().map(|r| r.body.clone()).collect();
+                let ahead = client.push_ahead(token.clone(), owned);
+                (token, ahead)
+            });
+        if let Some(previous) = self.unrecorded.take() {
+            self.record(store, client, clock, &[], previous, report, progress)
+                .await?;
+        }
+        let (token, ahead) = ahead?;
+        self.upload_ahead(store, client, now, next, report).await;
+        let answer = match ahead.wait().await {
+            // The token expired: refreshed, and sent again once.
+            Err(SyncError::Unauthorized(_)) => {
+                let token = crate::auth::access_token(store, client, now, Some(&token)).await?;
+                report.requests += 1;
+                match client.push(&token, &bodies).await {
+                    Err(SyncError::Unauthorized(reason)) => Err(SyncError::SignInRequired(reason)),
                     other => other,
                 }
             }
-            None => authed!(store, client, now, report, |t| client.push(&t, &bodies)),
+            other => other,
         };
         let (resp, sent) = match answer {
             Ok(answer) => answer,
@@ -545,7 +600,10 @@ async fn rounds(
                 continue;
             }
             progress(pushing(report, total_pending));
-            let e = match p.send(store, client, clock, &part, report, progress).await {
+            let e = match p
+                .send(store, client, clock, &part, &queue, report, progress)
+                .await
+            {
                 Ok(None) => continue,
                 Ok(Some(e)) => e,
                 Err(e) => {

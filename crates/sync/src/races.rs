@@ -108,6 +108,8 @@ struct State {
     shown: Option<Shown>,
     /// What that progress said as each push and upload request arrived.
     shown_at_requests: Vec<(&'static str, Option<Progress>)>,
+    /// Every push and upload request, in the order the server received them.
+    requests: Vec<&'static str>,
     /// A push asked for ahead is applied at once, as the real server applies it while
     /// the device goes on (the HTTP client sends it as a task of its own); otherwise
     /// it runs when awaited.
@@ -420,6 +422,7 @@ impl FakeServer {
     /// Note what the watched progress says as a `what` request arrives.
     fn note_shown(&self, what: &'static str) {
         let mut s = self.lock();
+        s.requests.push(what);
         if let Some(shown) = s.shown.clone() {
             let now = shown.lock().unwrap().clone();
             s.shown_at_requests.push((what, now));
@@ -1479,6 +1482,35 @@ async fn the_next_push_leaves_before_the_previous_answer_is_recorded() {
         );
     }
     assert!(dev.store.outbox().unwrap().is_empty());
+}
+
+/// While the server applies a push, the device uploads the files the next batch's
+/// completions need: the next push leaves without waiting for them.
+#[tokio::test]
+async fn the_next_batchs_files_are_uploaded_while_the_server_applies_a_push() {
+    let server = FakeServer::with_orders(4);
+    // Each request runs when the device awaits it: the order below is the device's.
+    server.lock().pushes_at_once = false;
+    let mut dev = Device::primed(&server).await;
+    let ids = server.order_ids();
+    for id in &ids {
+        complete_with(&mut dev.store, id, false).unwrap();
+    }
+    server.lock().requests.clear();
+
+    // Batches of two: [a b] [c d], a signature each.
+    let report = dev.pass(&server, false).await.unwrap();
+    assert_eq!(
+        server.lock().requests,
+        vec!["upload", "upload", "push", "push"],
+        "the second batch's signatures went up while the first push was on its way"
+    );
+    assert_eq!((report.pushed, report.acknowledged), (4, 4), "{report:?}");
+    assert_eq!(server.lock().uploaded.len(), 4, "each signature once");
+    assert!(dev.store.outbox().unwrap().is_empty());
+    for id in &ids {
+        assert!(dev.store.order(id).unwrap().order.signature.is_some());
+    }
 }
 
 /// An answer that refuses a change is recorded before anything else is sent: the
