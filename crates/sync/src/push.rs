@@ -112,9 +112,12 @@ fn set_aside_reason(e: &SyncError) -> Rejection {
 }
 
 /// Which files each completion of `rows` names (those not known to be uploaded).
-fn evidence_of(store: &Store, rows: &[OutboxRow]) -> Result<Vec<(usize, Vec<String>)>, SyncError> {
+fn evidence_of<'r>(
+    store: &Store,
+    rows: impl IntoIterator<Item = &'r OutboxRow>,
+) -> Result<Vec<(usize, Vec<String>)>, SyncError> {
     let mut out = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
+    for (i, row) in rows.into_iter().enumerate() {
         if row.mutation.kind == MutationKind::Complete {
             let hashes = store.attachments_to_upload(std::slice::from_ref(row))?;
             if !hashes.is_empty() {
@@ -123,6 +126,17 @@ fn evidence_of(store: &Store, rows: &[OutboxRow]) -> Result<Vec<(usize, Vec<Stri
         }
     }
     Ok(out)
+}
+
+/// Each file [`evidence_of`] found, once.
+fn distinct_files(named: &[(usize, Vec<String>)]) -> Vec<String> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    named
+        .iter()
+        .flat_map(|(_, hashes)| hashes)
+        .filter(|h| seen.insert(h.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The push phase's bookkeeping across rounds.
@@ -192,13 +206,10 @@ impl Push<'_> {
         let mut out: Vec<OutboxRow> = Vec::new();
         let mut bytes = 0usize;
         while let Some(row) = queue.pop_front() {
-            if self.tried.contains(&row.mutation_id) || self.held_back(&row) {
+            if self.passed_over(&row) {
                 continue;
             }
-            if !out.is_empty()
-                && (out.len() >= self.opts.batch_count
-                    || bytes + row.body.len() > self.opts.batch_bytes)
-            {
+            if self.batch_full(out.len(), bytes, &row) {
                 queue.push_front(row);
                 break;
             }
@@ -206,6 +217,32 @@ impl Push<'_> {
             out.push(row);
         }
         out
+    }
+
+    /// The rows [`Push::take_batch`] would take from `queue` now, left in it.
+    fn peek_batch<'q>(&self, queue: &'q VecDeque<OutboxRow>) -> Vec<&'q OutboxRow> {
+        let mut out: Vec<&OutboxRow> = Vec::new();
+        let mut bytes = 0usize;
+        for row in queue.iter().filter(|r| !self.passed_over(r)) {
+            if self.batch_full(out.len(), bytes, row) {
+                break;
+            }
+            bytes += row.body.len();
+            out.push(row);
+        }
+        out
+    }
+
+    /// A row settled or held back in this pass: not taken again.
+    fn passed_over(&self, row: &OutboxRow) -> bool {
+        self.tried.contains(&row.mutation_id) || self.held_back(row)
+    }
+
+    /// Whether a batch of `count` rows and `bytes` bytes is full before `next` (the
+    /// first row goes whatever its size).
+    fn batch_full(&self, count: usize, bytes: usize, next: &OutboxRow) -> bool {
+        count > 0
+            && (count >= self.opts.batch_count || bytes + next.body.len() > self.opts.batch_bytes)
     }
 
     /// Upload the evidence the batch's completions name. A completion whose files cannot
@@ -220,12 +257,7 @@ impl Push<'_> {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Vec<OutboxRow>, SyncError> {
         let named = evidence_of(store, &batch)?;
-        let mut needed: Vec<String> = Vec::new();
-        for h in named.iter().flat_map(|(_, hashes)| hashes) {
-            if !needed.contains(h) {
-                needed.push(h.clone());
-            }
-        }
+        let needed = distinct_files(&named);
         if needed.is_empty() {
             return Ok(batch);
         }
@@ -242,39 +274,6 @@ impl Push<'_> {
             .collect())
     }
 
-    /// The files the completions of the next batch (the front of `queue`, as the next
-    /// round takes it) name and the server does not have yet.
-    fn evidence_ahead(
-        &self,
-        store: &Store,
-        queue: &VecDeque<OutboxRow>,
-    ) -> Result<Vec<String>, SyncError> {
-        let mut needed: Vec<String> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let (mut count, mut bytes) = (0usize, 0usize);
-        for row in queue {
-            if self.tried.contains(&row.mutation_id) || self.held_back(row) {
-                continue;
-            }
-            if count > 0
-                && (count >= self.opts.batch_count
-                    || bytes + row.body.len() > self.opts.batch_bytes)
-            {
-                break;
-            }
-            count += 1;
-            bytes += row.body.len();
-            if row.mutation.kind == MutationKind::Complete {
-                for h in store.attachments_to_upload(std::slice::from_ref(row))? {
-                    if seen.insert(h.clone()) {
-                        needed.push(h);
-                    }
-                }
-            }
-        }
-        Ok(needed)
-    }
-
     /// Upload the files the next batch will need while the server applies a push (it
     /// stores them right after). Best effort: a file that cannot go now is left for
     /// that batch's own upload, which sets its completion aside or defers the batch
@@ -287,8 +286,8 @@ impl Push<'_> {
         next: &VecDeque<OutboxRow>,
         report: &mut PassReport,
     ) {
-        let needed = match self.evidence_ahead(store, next) {
-            Ok(needed) if !needed.is_empty() => needed,
+        let needed = match evidence_of(store, self.peek_batch(next)) {
+            Ok(named) if !named.is_empty() => distinct_files(&named),
             Ok(_) => return,
             Err(e) => {
                 tracing::debug!("the next batch's files, not uploaded ahead: {e}");
